@@ -1,0 +1,64 @@
+//! `dime-routes`: Dime's route model.
+//!
+//! Pure code, no I/O: route documents (the native schema of [`schema`], or the Traefik dynamic-configuration
+//! subset of [`traefik`]) are read, validated with every error located, and compiled into an immutable
+//! [`RouteTable`] that answers "which route serves this host and path". The edge and the control plane both use
+//! it, so a table that validates in one validates in the other.
+//!
+//! ```
+//! let table = dime_routes::parse("example.yaml", r#"
+//! version: 1
+//! http:
+//!   routes:
+//!     - name: web
+//!       match: [{ hosts: [www.example.com] }]
+//!       upstream: web
+//!   upstreams:
+//!     web: { servers: [{ url: "http://10.0.0.1:8080" }] }
+//! "#).unwrap();
+//! assert_eq!(table.find("WWW.example.com:443", "/").unwrap().name, "web");
+//! ```
+//! The schema is documented in `docs/routes.md`; `examples/routes.yaml` in the repository is a working file.
+
+pub mod duration;
+pub mod error;
+mod load;
+pub mod matcher;
+pub mod rule;
+pub mod schema;
+mod table;
+pub mod traefik;
+mod validate;
+
+pub use duration::{format_duration, parse_duration};
+pub use error::{Location, RouteError, RouteErrors};
+pub use load::Dialect;
+pub use matcher::{normalize_host, HostPattern, PathMatch};
+pub use table::{CachePolicy, HealthCheck, Match, Route, RouteTable, Server, Upstream};
+pub use validate::default_priority;
+
+/// Route text from one place: `source` names it in errors (a file path, or `namespace/name/key`).
+#[derive(Debug, Clone, Copy)]
+pub struct Fragment<'a> {
+    pub source: &'a str,
+    pub text: &'a str,
+}
+
+/// Reads, validates and compiles one routes file (one or more YAML/JSON documents).
+pub fn parse(source: &str, text: &str) -> Result<RouteTable, RouteErrors> {
+    compile(&[Fragment { source, text }])
+}
+
+/// Reads, validates and compiles fragments from several places into one table. All errors of all fragments are
+/// returned together; no table is produced if there is any.
+pub fn compile(fragments: &[Fragment<'_>]) -> Result<RouteTable, RouteErrors> {
+    let mut errors = error::Collector::default();
+    let mut loaded = Vec::new();
+    for f in fragments {
+        loaded.extend(load::load(f.source, f.text, &mut errors));
+    }
+    validate::compile(loaded, errors)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,140 @@
+//! The native route schema as it appears in files and on the wire (control → edge), version 1.
+//!
+//! These are the raw shapes: serde reads them with `deny_unknown_fields`, so a misspelt or unsupported key is an
+//! error, and [`crate::validate`] turns them into the typed [`crate::RouteTable`]. The same structs serialize the
+//! compiled table back, so what control serves is what a user could have written. Documented in `docs/routes.md`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The schema version this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One native routes document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    pub version: u32,
+    #[serde(default, skip_serializing_if = "HttpSection::is_empty")]
+    pub http: HttpSection,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteSpec>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub upstreams: BTreeMap<String, UpstreamSpec>,
+}
+
+impl HttpSection {
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty() && self.upstreams.is_empty()
+    }
+}
+
+/// An HTTP route: requests matching any of `match` go to `upstream`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    pub name: String,
+    /// Alternatives; a request matches the route if it matches any one of them. Empty or absent: every request.
+    #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<MatchSpec>,
+    pub upstream: String,
+    /// Higher wins. Absent: the length of the match written as a Traefik rule (Traefik's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSpec>,
+}
+
+/// Host AND path conditions. Within `hosts` any one host matches; within `paths` any one path matches.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSpec {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<PathSpec>,
+}
+
+/// A path condition: exactly one of `prefix` and `exact`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathSpec {
+    /// The request path starts with this string (`/hls` matches `/hls`, `/hls/a.ts` and `/hlsx`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// The request path (without query) is exactly this string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+}
+
+impl PathSpec {
+    pub fn prefix(text: impl Into<String>) -> Self {
+        PathSpec {
+            prefix: Some(text.into()),
+            exact: None,
+        }
+    }
+    pub fn exact(text: impl Into<String>) -> Self {
+        PathSpec {
+            prefix: None,
+            exact: Some(text.into()),
+        }
+    }
+}
+
+/// Caching on a route. Present (even `{}`) turns caching on; the cache issue extends the policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSpec {
+    /// Upper bound on how long any object of this route stays fresh, e.g. `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ttl: Option<String>,
+}
+
+/// A pool of origin servers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSpec {
+    pub servers: Vec<ServerSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckSpec>,
+    /// Send the client's Host header to the origin (default true, as Traefik's `passHostHeader`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_host_header: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_timeout: Option<String>,
+    /// How often server hostnames are resolved again (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_refresh: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    /// `http://host[:port]`
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+}
+
+/// Active HTTP health check against every resolved address of every server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckSpec {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Host header to send (default: the server's host name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+}

@@ -1,0 +1,131 @@
+//! The validated, compiled route table: immutable once built, shared by reference, swapped whole.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::matcher::{normalize_host, HostPattern, Index, PathMatch};
+use crate::schema;
+
+/// A validated route table. Build one with [`crate::parse`] or [`crate::compile`]; it cannot hold an invalid
+/// value, and two tables built from the same routes have the same [`RouteTable::version`].
+#[derive(Debug, Clone)]
+pub struct RouteTable {
+    pub(crate) version: String,
+    pub(crate) document: schema::Document,
+    pub(crate) routes: Vec<Route>,
+    pub(crate) upstreams: BTreeMap<String, Upstream>,
+    pub(crate) index: Index,
+}
+
+impl RouteTable {
+    /// Content hash of the canonical document (16 hex digits): the same routes give the same version everywhere.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The route for a request, given its Host header (any case, port and trailing dot allowed) and its path
+    /// (without the query string).
+    pub fn find(&self, host: &str, path: &str) -> Option<&Route> {
+        self.index
+            .find(&normalize_host(host), path)
+            .map(|i| &self.routes[i])
+    }
+
+    /// Routes, sorted by name.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    pub fn upstreams(&self) -> &BTreeMap<String, Upstream> {
+        &self.upstreams
+    }
+
+    pub fn upstream(&self, name: &str) -> Option<&Upstream> {
+        self.upstreams.get(name)
+    }
+
+    /// The table in the native schema, canonical form (what control serves and `/config` shows).
+    pub fn document(&self) -> &schema::Document {
+        &self.document
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(&self.document).unwrap_or_default()
+    }
+
+    /// The compiled (host, path) rules in precedence order, for `/config` and debugging.
+    pub fn rules(&self) -> &[crate::matcher::Rule] {
+        self.index.rules()
+    }
+}
+
+/// An HTTP route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub name: String,
+    pub matches: Vec<Match>,
+    pub upstream: String,
+    pub priority: Option<i64>,
+    pub cache: Option<CachePolicy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match {
+    pub hosts: Vec<HostPattern>,
+    pub paths: Vec<PathMatch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CachePolicy {
+    pub max_ttl: Option<Duration>,
+}
+
+/// A pool of origin servers and how to talk to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub name: String,
+    pub servers: Vec<Server>,
+    pub health_check: Option<HealthCheck>,
+    pub pass_host_header: bool,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub dns_refresh: Duration,
+}
+
+impl Upstream {
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+    pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_DNS_REFRESH: Duration = Duration::from_secs(30);
+}
+
+/// One origin server: a host name or IP literal, a port, and its share of the traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+    pub weight: u32,
+}
+
+impl Server {
+    /// `host:port` as a resolver takes it.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub hostname: Option<String>,
+}
+
+impl HealthCheck {
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+}

@@ -1,0 +1,354 @@
+//! Whole-crate tests: the old setup's Traefik fragments, native documents, and errors with locations.
+
+use super::*;
+
+pub const VIDEO_FRAGMENT: &str = r#"
+http:
+  middlewares:
+    my-plugin-simplecache:
+      plugin:
+        plugin-simplecache:
+          path: /tmp
+  routers:
+    video-router:
+      rule: Host(`video.edge.mycdndomain.us`)
+      service: video-service
+      middlewares:
+        - my-plugin-simplecache
+  services:
+    video-service:
+      loadBalancer:
+        servers:
+          - url: http://video.cluster.mycdndomain.us:8080
+"#;
+
+pub const WHOAMI_FRAGMENT: &str = r#"
+http:
+  middlewares:
+    whoami-plugin-simplecache:
+      plugin:
+        plugin-simplecache:
+          path: /tmp
+  routers:
+    whoami-router:
+      rule: Host(`whoami.edge.mycdndomain.us`)
+      service: whoami-service
+      middlewares:
+        - whoami-plugin-simplecache
+  services:
+    whoami-service:
+      loadBalancer:
+        servers:
+          - url: http://whoami.cluster.mycdndomain.us
+"#;
+
+fn errors_of(text: &str) -> Vec<String> {
+    parse("routes.yaml", text)
+        .unwrap_err()
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
+#[test]
+fn old_traefik_fragments_translate_and_merge_into_one_table() {
+    let table = compile(&[
+        Fragment {
+            source: "default/video-config/video.yaml",
+            text: VIDEO_FRAGMENT,
+        },
+        Fragment {
+            source: "default/whoami-config/whoami.yaml",
+            text: WHOAMI_FRAGMENT,
+        },
+    ])
+    .unwrap();
+    let video = table
+        .find("video.edge.mycdndomain.us", "/hls/stream.m3u8")
+        .unwrap();
+    assert_eq!(video.name, "video-router");
+    assert_eq!(video.upstream, "video-service");
+    assert!(video.cache.is_some(), "plugin-simplecache turns caching on");
+    let whoami = table.find("WHOAMI.edge.mycdndomain.us.", "/").unwrap();
+    assert_eq!(whoami.name, "whoami-router");
+    let up = table.upstream("video-service").unwrap();
+    assert_eq!(
+        (up.servers[0].host.as_str(), up.servers[0].port),
+        ("video.cluster.mycdndomain.us", 8080)
+    );
+    assert_eq!(
+        table.upstream("whoami-service").unwrap().servers[0].port,
+        80
+    );
+    assert!(table.find("other.mycdndomain.us", "/").is_none());
+}
+
+#[test]
+fn the_same_routes_give_the_same_version_in_any_fragment_order() {
+    let a = compile(&[
+        Fragment {
+            source: "a",
+            text: VIDEO_FRAGMENT,
+        },
+        Fragment {
+            source: "b",
+            text: WHOAMI_FRAGMENT,
+        },
+    ]);
+    let b = compile(&[
+        Fragment {
+            source: "b",
+            text: WHOAMI_FRAGMENT,
+        },
+        Fragment {
+            source: "a",
+            text: VIDEO_FRAGMENT,
+        },
+    ]);
+    assert_eq!(a.unwrap().version(), b.unwrap().version());
+}
+
+#[test]
+fn compiled_table_round_trips_through_the_native_schema() {
+    let table = compile(&[
+        Fragment {
+            source: "a",
+            text: VIDEO_FRAGMENT,
+        },
+        Fragment {
+            source: "b",
+            text: WHOAMI_FRAGMENT,
+        },
+    ])
+    .unwrap();
+    let again = parse("payload.json", &table.to_json()).unwrap();
+    assert_eq!(again.version(), table.version());
+    assert_eq!(again.routes(), table.routes());
+}
+
+const NATIVE: &str = r#"
+version: 1
+http:
+  routes:
+    - name: video-hls
+      match:
+        - hosts: [video.example.com]
+          paths: [{ prefix: /hls/ }]
+      upstream: video
+      cache: {}
+    - name: video
+      match:
+        - hosts: [video.example.com, "*.video.example.com"]
+      upstream: video
+    - name: ping
+      match:
+        - paths: [{ exact: /ping }]
+      upstream: video
+      priority: 1000
+  upstreams:
+    video:
+      servers:
+        - { url: "http://10.0.0.1:8080", weight: 3 }
+        - { url: "http://10.0.0.2:8080" }
+      health_check: { path: /healthz, interval: 2s }
+      connect_timeout: 500ms
+"#;
+
+#[test]
+fn longer_rule_wins_unless_priority_says_otherwise() {
+    let table = parse("native.yaml", NATIVE).unwrap();
+    assert_eq!(
+        table.find("video.example.com", "/hls/a.ts").unwrap().name,
+        "video-hls"
+    );
+    assert_eq!(
+        table.find("video.example.com", "/index.html").unwrap().name,
+        "video"
+    );
+    assert_eq!(
+        table.find("a.video.example.com", "/hls/a.ts").unwrap().name,
+        "video"
+    );
+    assert_eq!(
+        table.find("video.example.com", "/ping").unwrap().name,
+        "ping"
+    );
+    assert_eq!(table.find("unrelated.org", "/ping").unwrap().name, "ping");
+    let up = table.upstream("video").unwrap();
+    assert_eq!(up.servers[0].weight, 3);
+    assert_eq!(up.connect_timeout, std::time::Duration::from_millis(500));
+    assert_eq!(
+        up.health_check.as_ref().unwrap().interval,
+        std::time::Duration::from_secs(2)
+    );
+}
+
+#[test]
+fn traefik_priority_defaults_to_rule_length() {
+    let text = r#"
+http:
+  routers:
+    short: { rule: "Host(`a.com`)", service: s }
+    long: { rule: "Host(`a.com`) && PathPrefix(`/x`)", service: s }
+    pinned: { rule: "PathPrefix(`/x/y`)", service: s, priority: 1 }
+  services:
+    s: { loadBalancer: { servers: [{ url: "http://127.0.0.1:1" }] } }
+"#;
+    let table = parse("t.yaml", text).unwrap();
+    assert_eq!(table.find("a.com", "/x/y").unwrap().name, "long");
+    assert_eq!(table.find("a.com", "/z").unwrap().name, "short");
+    assert_eq!(table.find("b.com", "/x/y").unwrap().name, "pinned");
+}
+
+#[test]
+fn every_error_is_reported_with_its_location() {
+    let text = r#"
+http:
+  routers:
+    r1: { rule: "HostRegexp(`.*`)", service: s }
+    r2: { rule: "Host(`a.com`)", service: missing }
+    r3: { rule: "Host(`b.com`)", service: s, middlewares: [nope] }
+  services:
+    s: { loadBalancer: { servers: [{ url: "ftp://x" }] } }
+"#;
+    let errors = errors_of(text);
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+    let want = [
+        "routes.yaml: http.routers.r1.rule: `HostRegexp(`.*`)`: unsupported matcher `HostRegexp`",
+        "routes.yaml: http.routers.r2.service: `missing` is not a defined upstream/service",
+        "routes.yaml: http.routers.r3.middlewares[0]: middleware `nope` is not defined",
+        "routes.yaml: http.services.s.loadBalancer.servers[0].url: `ftp://x`: unsupported scheme `ftp`",
+    ];
+    for w in want {
+        assert!(
+            errors.iter().any(|e| e.starts_with(w)),
+            "missing {w:?} in {errors:#?}"
+        );
+    }
+}
+
+#[test]
+fn unsupported_traefik_features_are_errors_not_ignored() {
+    for (text, want) in [
+        (
+            "http:\n  routers:\n    r: { rule: \"Host(`a`)\", service: s, tls: {} }\n",
+            "http.routers.r.tls",
+        ),
+        (
+            "http:\n  services:\n    s: { weighted: {} }\n",
+            "unknown field `weighted`",
+        ),
+        (
+            "http:\n  services:\n    s: { loadBalancer: { servers: [], sticky: {} } }\n",
+            "unknown field `sticky`",
+        ),
+        (
+            "http:\n  middlewares:\n    m: { headers: {} }\n",
+            "unknown field `headers`",
+        ),
+        (
+            "http:\n  middlewares:\n    m: { plugin: { other: {} } }\n",
+            "unsupported plugin",
+        ),
+        ("tcp:\n  routers: {}\n", "TCP routers are not supported"),
+        (
+            "http:\n  routers:\n    r: { rule: \"Host(`a`)\", service: s@kubernetescrd }\n",
+            "provider",
+        ),
+    ] {
+        let errors = errors_of(text);
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "{want:?} not in {errors:#?}"
+        );
+    }
+}
+
+#[test]
+fn duplicate_names_across_fragments_name_both_places() {
+    let err = compile(&[
+        Fragment {
+            source: "ns/a/k",
+            text: VIDEO_FRAGMENT,
+        },
+        Fragment {
+            source: "ns/b/k",
+            text: VIDEO_FRAGMENT,
+        },
+    ])
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("route `video-router` is also defined at ns/a/k"),
+        "{text}"
+    );
+    assert!(
+        text.contains("upstream `video-service` is also defined at ns/a/k"),
+        "{text}"
+    );
+}
+
+#[test]
+fn native_errors_name_route_index_and_field() {
+    let text = "version: 1\nhttp:\n  routes:\n    - name: r\n      match: [{ hosts: [\"a.com:80\"], paths: [{ prefix: nope }] }]\n      upstream: u\n";
+    let errors = errors_of(text);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e
+                .starts_with("routes.yaml: http.routes[0] (r).match[0].hosts[0]: invalid host")),
+        "{errors:#?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("http.routes[0] (r).match[0].paths[0]: invalid path `nope`")),
+        "{errors:#?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("http.routes[0] (r).upstream: `u` is not a defined")),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn unknown_documents_and_versions_are_rejected() {
+    assert!(errors_of("routers: {}\n")[0].contains("neither a Dime routes document"));
+    assert!(errors_of("version: 2\n")[0].contains("unsupported schema version"));
+    assert!(
+        errors_of("version: 1\nhttp: { routes: [{ name: a, upstream: u, colour: red }] }\n")[0]
+            .contains("unknown field `colour`")
+    );
+}
+
+#[test]
+fn server_urls_parse_strictly() {
+    use crate::validate::parse_server_url;
+    assert_eq!(
+        parse_server_url("http://a.b:8080").unwrap(),
+        ("a.b".into(), 8080)
+    );
+    assert_eq!(parse_server_url("http://A.b/").unwrap(), ("a.b".into(), 80));
+    assert_eq!(
+        parse_server_url("http://[::1]:81").unwrap(),
+        ("::1".into(), 81)
+    );
+    for bad in [
+        "http://a.b/path",
+        "http://a.b:0",
+        "http://:80",
+        "a.b:80",
+        "http://u@a.b",
+        "https://a.b",
+    ] {
+        assert!(parse_server_url(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn an_empty_file_is_an_empty_table() {
+    let table = parse("empty.yaml", "# nothing yet\n").unwrap();
+    assert!(table.routes().is_empty());
+}

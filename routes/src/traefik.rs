@@ -1,0 +1,279 @@
+//! The subset of Traefik's dynamic configuration that the old Dime setup stored in ConfigMaps, translated into
+//! the native schema. Anything outside the subset is an error that names it; nothing is dropped silently.
+//!
+//! Subset: `http.routers` (`rule` with Host/PathPrefix/Path, `&&`, `||`, parentheses; `service`; `middlewares`;
+//! `priority`), `http.services.*.loadBalancer` (`servers[].url`, `servers[].weight`, `healthCheck`,
+//! `passHostHeader`), `http.middlewares.*.plugin.plugin-simplecache` (turns caching on for the routers using it).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::error::{Collector, Location};
+use crate::rule::{self, Matcher};
+use crate::schema::{self, CacheSpec, MatchSpec, PathSpec};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dynamic {
+    #[serde(default)]
+    pub http: Option<Http>,
+    /// Parsed so the error can say TCP routing is not in this version yet, instead of "unknown field".
+    #[serde(default)]
+    pub tcp: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    #[serde(default)]
+    pub routers: Option<BTreeMap<String, Router>>,
+    #[serde(default)]
+    pub services: Option<BTreeMap<String, Service>>,
+    #[serde(default)]
+    pub middlewares: Option<BTreeMap<String, Middleware>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Router {
+    pub rule: String,
+    pub service: String,
+    #[serde(default)]
+    pub middlewares: Vec<String>,
+    #[serde(default)]
+    pub priority: Option<i64>,
+    #[serde(default, rename = "entryPoints")]
+    pub entry_points: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub tls: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    #[serde(rename = "loadBalancer")]
+    pub load_balancer: LoadBalancer,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadBalancer {
+    pub servers: Vec<Server>,
+    #[serde(default, rename = "healthCheck")]
+    pub health_check: Option<HealthCheck>,
+    #[serde(default, rename = "passHostHeader")]
+    pub pass_host_header: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub url: String,
+    #[serde(default)]
+    pub weight: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    pub path: String,
+    #[serde(default)]
+    pub interval: Option<String>,
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub hostname: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Middleware {
+    pub plugin: BTreeMap<String, SimpleCache>,
+}
+
+/// Options of the `plugin-simplecache` Traefik plugin. Dime caches in memory under `--cache-size`, so `path`
+/// (its disk directory) and `cleanup` are accepted for compatibility and have no effect; `maxExpiry` (seconds)
+/// bounds freshness.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimpleCache {
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default, rename = "maxExpiry")]
+    pub max_expiry: Option<u64>,
+    #[serde(default)]
+    pub cleanup: Option<u64>,
+    #[serde(default, rename = "addStatusHeader")]
+    pub add_status_header: Option<bool>,
+}
+
+const SIMPLECACHE: &str = "plugin-simplecache";
+
+/// Strips Traefik's `@file` provider suffix; other providers do not exist for Dime.
+fn local_name(name: &str) -> Result<&str, String> {
+    match name.split_once('@') {
+        None => Ok(name),
+        Some((base, "file")) => Ok(base),
+        Some((_, provider)) => Err(format!(
+            "`{name}` refers to Traefik provider `{provider}`; Dime has no providers"
+        )),
+    }
+}
+
+/// Translates one Traefik document into a native one. Errors are pushed with `source` as their location.
+pub(crate) fn translate(
+    source: &str,
+    dynamic: Dynamic,
+    errors: &mut Collector,
+) -> schema::Document {
+    let mut doc = schema::Document {
+        version: schema::SCHEMA_VERSION,
+        ..Default::default()
+    };
+    if dynamic.tcp.is_some() {
+        errors.push(
+            Location::new(source, "tcp"),
+            "TCP routers are not supported by this version of Dime yet",
+        );
+    }
+    let Some(http) = dynamic.http else { return doc };
+    let middlewares = http.middlewares.unwrap_or_default();
+    for (name, mw) in &middlewares {
+        let at = Location::new(source, format!("http.middlewares.{name}.plugin"));
+        if mw.plugin.len() != 1 || !mw.plugin.contains_key(SIMPLECACHE) {
+            let found: Vec<&str> = mw.plugin.keys().map(String::as_str).collect();
+            errors.push(
+                at,
+                format!("unsupported plugin(s) {found:?}: Dime supports only `{SIMPLECACHE}`"),
+            );
+        }
+    }
+    for (name, router) in http.routers.unwrap_or_default() {
+        if let Some(route) = translate_router(source, &name, router, &middlewares, errors) {
+            doc.http.routes.push(route);
+        }
+    }
+    for (name, service) in http.services.unwrap_or_default() {
+        doc.http
+            .upstreams
+            .insert(name, translate_service(service.load_balancer));
+    }
+    doc
+}
+
+fn translate_router(
+    source: &str,
+    name: &str,
+    router: Router,
+    middlewares: &BTreeMap<String, Middleware>,
+    errors: &mut Collector,
+) -> Option<schema::RouteSpec> {
+    let at = |field: &str| Location::new(source, format!("http.routers.{name}.{field}"));
+    if router.entry_points.is_some() {
+        errors.push(at("entryPoints"), "entryPoints on HTTP routers are not supported: every HTTP route is served on every HTTP entrypoint");
+    }
+    if router.tls.is_some() {
+        errors.push(
+            at("tls"),
+            "TLS is not supported by this version of Dime yet",
+        );
+    }
+    let mut cache = None;
+    for (i, mw) in router.middlewares.iter().enumerate() {
+        let field = format!("middlewares[{i}]");
+        match local_name(mw) {
+            Err(e) => errors.push(at(&field), e),
+            Ok(base) => match middlewares.get(base) {
+                None => errors.push(
+                    at(&field),
+                    format!("middleware `{mw}` is not defined in http.middlewares"),
+                ),
+                Some(def) => {
+                    let max_ttl = def
+                        .plugin
+                        .get(SIMPLECACHE)
+                        .and_then(|c| c.max_expiry)
+                        .map(|s| format!("{s}s"));
+                    cache = Some(CacheSpec { max_ttl });
+                }
+            },
+        }
+    }
+    let service = match local_name(&router.service) {
+        Ok(s) => s.to_owned(),
+        Err(e) => {
+            errors.push(at("service"), e);
+            return None;
+        }
+    };
+    let expr = match rule::parse(&router.rule) {
+        Ok(e) => e,
+        Err(e) => {
+            errors.push(at("rule"), format!("`{}`: {e}", router.rule));
+            return None;
+        }
+    };
+    let alternatives = match rule::alternatives(&expr) {
+        Ok(a) => a,
+        Err(e) => {
+            errors.push(at("rule"), format!("`{}`: {e}", router.rule));
+            return None;
+        }
+    };
+    // Traefik's default priority is the rule's length; writing it down keeps Traefik's order after translation.
+    let priority = router.priority.unwrap_or(router.rule.len() as i64);
+    let matches = merge_alternatives(alternatives);
+    Some(schema::RouteSpec {
+        name: name.to_owned(),
+        matches,
+        upstream: service,
+        priority: Some(priority),
+        cache,
+    })
+}
+
+/// Turns alternatives into match blocks, folding those that share a path condition into one block with several
+/// hosts, so `Host(`a`) || Host(`b`)` reads as `hosts: [a, b]`.
+fn merge_alternatives(alternatives: Vec<rule::Conjunction>) -> Vec<MatchSpec> {
+    let mut blocks: Vec<MatchSpec> = Vec::new();
+    for alt in alternatives {
+        let paths: Vec<PathSpec> = match alt.path {
+            Some(Matcher::PathPrefix(p)) => vec![PathSpec::prefix(p)],
+            Some(Matcher::Path(p)) => vec![PathSpec::exact(p)],
+            _ => vec![],
+        };
+        let hosts: Vec<String> = alt.host.into_iter().collect();
+        match blocks
+            .iter_mut()
+            .find(|b| b.paths == paths && !b.hosts.is_empty() && !hosts.is_empty())
+        {
+            Some(block) => block.hosts.extend(hosts),
+            None => blocks.push(MatchSpec { hosts, paths }),
+        }
+    }
+    blocks
+}
+
+fn translate_service(lb: LoadBalancer) -> schema::UpstreamSpec {
+    schema::UpstreamSpec {
+        servers: lb
+            .servers
+            .into_iter()
+            .map(|s| schema::ServerSpec {
+                url: s.url,
+                weight: s.weight,
+            })
+            .collect(),
+        health_check: lb.health_check.map(|h| schema::HealthCheckSpec {
+            path: h.path,
+            interval: h.interval,
+            timeout: h.timeout,
+            hostname: h.hostname,
+        }),
+        pass_host_header: lb.pass_host_header,
+        connect_timeout: None,
+        read_timeout: None,
+        dns_refresh: None,
+    }
+}

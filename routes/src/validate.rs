@@ -1,0 +1,454 @@
+//! Documents → [`RouteTable`]: every check, every error with its location, then the deterministic compile.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::duration::parse_duration;
+use crate::error::{Collector, Location, RouteErrors};
+use crate::load::{Dialect, Loaded};
+use crate::matcher::{HostPattern, Index, PathMatch, Rule};
+use crate::schema::{self, Document};
+use crate::table::{CachePolicy, HealthCheck, Match, Route, RouteTable, Server, Upstream};
+
+/// Where a route or upstream was defined, to name it in errors in the words of its own document.
+#[derive(Debug, Clone)]
+struct Origin {
+    source: String,
+    dialect: Dialect,
+    /// Position in the native `http.routes` list (routes only).
+    index: usize,
+}
+
+impl Origin {
+    fn route(&self, name: &str, field: &str) -> Location {
+        let path = match self.dialect {
+            Dialect::Native => format!("http.routes[{}] ({name}).{field}", self.index),
+            Dialect::Traefik => {
+                let field = match field.split_once('[').map(|(f, _)| f).unwrap_or(field) {
+                    "upstream" => "service",
+                    "match" => "rule",
+                    "cache" => "middlewares",
+                    other => other,
+                };
+                format!("http.routers.{name}.{field}")
+            }
+        };
+        Location::new(&self.source, path)
+    }
+
+    fn upstream(&self, name: &str, field: &str) -> Location {
+        let path = match self.dialect {
+            Dialect::Native => format!("http.upstreams.{name}.{field}"),
+            Dialect::Traefik => {
+                let field = field
+                    .replace("health_check", "healthCheck")
+                    .replace("pass_host_header", "passHostHeader");
+                format!("http.services.{name}.loadBalancer.{field}")
+            }
+        };
+        Location::new(&self.source, path)
+    }
+}
+
+fn check_name(kind: &str, name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 128
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(format!(
+            "invalid {kind} name `{name}`: use 1-128 letters, digits, `-`, `_` or `.`"
+        ));
+    }
+    Ok(())
+}
+
+fn duration_or(
+    text: &Option<String>,
+    default: Duration,
+    at: Location,
+    errors: &mut Collector,
+) -> Duration {
+    match text.as_deref().map(parse_duration) {
+        None => default,
+        Some(Ok(d)) => d,
+        Some(Err(e)) => {
+            errors.push(at, e);
+            default
+        }
+    }
+}
+
+/// Parses `http://host[:port][/]`. HTTPS origins arrive with the TLS issue.
+pub(crate) fn parse_server_url(url: &str) -> Result<(String, u16), String> {
+    let rest = match url.split_once("://") {
+        Some(("http", rest)) => rest,
+        Some(("https", _)) => {
+            return Err(format!(
+                "`{url}`: https:// origins are not supported by this version yet"
+            ))
+        }
+        Some((scheme, _)) => {
+            return Err(format!(
+                "`{url}`: unsupported scheme `{scheme}` (use http://)"
+            ))
+        }
+        None => {
+            return Err(format!(
+                "`{url}`: expected a URL such as http://origin.example.com:8080"
+            ))
+        }
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains(['/', '?', '#', '@']) {
+        return Err(format!(
+            "`{url}`: only scheme, host and port are allowed (no path, query or credentials)"
+        ));
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, tail) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("`{url}`: unclosed `[`"))?;
+        (host, tail.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        None => 80,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| format!("`{url}`: invalid port `{p}`"))?,
+    };
+    if host.is_empty() {
+        return Err(format!("`{url}`: missing host"));
+    }
+    if !authority.starts_with('[') {
+        HostPattern::parse(host)
+            .ok()
+            .filter(|h| matches!(h, HostPattern::Exact(_)))
+            .ok_or_else(|| format!("`{url}`: invalid host `{host}`"))?;
+    }
+    Ok((host.to_ascii_lowercase(), port))
+}
+
+fn compile_upstream(
+    name: &str,
+    spec: &schema::UpstreamSpec,
+    origin: &Origin,
+    errors: &mut Collector,
+) -> Upstream {
+    if let Err(e) = check_name("upstream", name) {
+        errors.push(origin.upstream(name, ""), e);
+    }
+    if spec.servers.is_empty() {
+        errors.push(
+            origin.upstream(name, "servers"),
+            "an upstream needs at least one server",
+        );
+    }
+    let mut servers = Vec::new();
+    for (i, s) in spec.servers.iter().enumerate() {
+        match parse_server_url(&s.url) {
+            Ok((host, port)) => servers.push(Server {
+                host,
+                port,
+                weight: s.weight.unwrap_or(1),
+            }),
+            Err(e) => errors.push(origin.upstream(name, &format!("servers[{i}].url")), e),
+        }
+        if s.weight.is_some_and(|w| w > 1000) {
+            errors.push(
+                origin.upstream(name, &format!("servers[{i}].weight")),
+                "weight must be between 0 and 1000",
+            );
+        }
+    }
+    if !servers.is_empty() && servers.iter().all(|s| s.weight == 0) {
+        errors.push(
+            origin.upstream(name, "servers"),
+            "every server has weight 0: nothing could be sent anywhere",
+        );
+    }
+    let health_check = spec.health_check.as_ref().map(|h| {
+        if let Err(e) = PathMatch::check(h.path.split('?').next().unwrap_or_default()) {
+            errors.push(origin.upstream(name, "health_check.path"), e);
+        }
+        let interval = duration_or(
+            &h.interval,
+            HealthCheck::DEFAULT_INTERVAL,
+            origin.upstream(name, "health_check.interval"),
+            errors,
+        );
+        let timeout = duration_or(
+            &h.timeout,
+            HealthCheck::DEFAULT_TIMEOUT,
+            origin.upstream(name, "health_check.timeout"),
+            errors,
+        );
+        if interval < Duration::from_millis(100) {
+            errors.push(
+                origin.upstream(name, "health_check.interval"),
+                "interval must be at least 100ms",
+            );
+        }
+        HealthCheck {
+            path: h.path.clone(),
+            interval,
+            timeout,
+            hostname: h.hostname.clone(),
+        }
+    });
+    let at = |f: &str| origin.upstream(name, f);
+    Upstream {
+        name: name.to_owned(),
+        servers,
+        health_check,
+        pass_host_header: spec.pass_host_header.unwrap_or(true),
+        connect_timeout: duration_or(
+            &spec.connect_timeout,
+            Upstream::DEFAULT_CONNECT_TIMEOUT,
+            at("connect_timeout"),
+            errors,
+        ),
+        read_timeout: duration_or(
+            &spec.read_timeout,
+            Upstream::DEFAULT_READ_TIMEOUT,
+            at("read_timeout"),
+            errors,
+        ),
+        dns_refresh: duration_or(
+            &spec.dns_refresh,
+            Upstream::DEFAULT_DNS_REFRESH,
+            at("dns_refresh"),
+            errors,
+        ),
+    }
+}
+
+fn compile_route(
+    spec: &schema::RouteSpec,
+    origin: &Origin,
+    upstreams: &BTreeMap<String, Upstream>,
+    errors: &mut Collector,
+) -> Route {
+    let name = spec.name.as_str();
+    if let Err(e) = check_name("route", name) {
+        errors.push(origin.route(name, "name"), e);
+    }
+    if !upstreams.contains_key(&spec.upstream) {
+        errors.push(
+            origin.route(name, "upstream"),
+            format!("`{}` is not a defined upstream/service", spec.upstream),
+        );
+    }
+    let mut matches = Vec::new();
+    for (j, m) in spec.matches.iter().enumerate() {
+        let mut hosts = Vec::new();
+        for (k, h) in m.hosts.iter().enumerate() {
+            match HostPattern::parse(h) {
+                Ok(p) => hosts.push(p),
+                Err(e) => errors.push(origin.route(name, &format!("match[{j}].hosts[{k}]")), e),
+            }
+        }
+        let mut paths = Vec::new();
+        for (k, p) in m.paths.iter().enumerate() {
+            let at = origin.route(name, &format!("match[{j}].paths[{k}]"));
+            let parsed = match (&p.prefix, &p.exact) {
+                (Some(t), None) => PathMatch::check(t).map(|()| PathMatch::Prefix(t.clone())),
+                (None, Some(t)) => PathMatch::check(t).map(|()| PathMatch::Exact(t.clone())),
+                _ => Err("give exactly one of `prefix` and `exact`".to_owned()),
+            };
+            match parsed {
+                Ok(m) => paths.push(m),
+                Err(e) => errors.push(at, e),
+            }
+        }
+        matches.push(Match { hosts, paths });
+    }
+    let cache = spec.cache.as_ref().map(|c| CachePolicy {
+        max_ttl: c.max_ttl.as_ref().and_then(|t| match parse_duration(t) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                errors.push(origin.route(name, "cache.max_ttl"), e);
+                None
+            }
+        }),
+    });
+    Route {
+        name: name.to_owned(),
+        matches,
+        upstream: spec.upstream.clone(),
+        priority: spec.priority,
+        cache,
+    }
+}
+
+/// The default priority of one (host, path) condition: the length of the Traefik rule that says the same
+/// (`Host(`h`) && PathPrefix(`/p`)`), which is Traefik's default. Longer, more specific conditions win; a native
+/// route listing several hosts gets no boost from the list. Traefik routes carry their own rule length as an
+/// explicit priority, so they keep Traefik's order exactly.
+pub fn default_priority(host: Option<&HostPattern>, path: Option<&PathMatch>) -> i64 {
+    let host_len = host.map_or(0, |h| "Host(``)".len() + h.to_string().len());
+    let path_len = match path {
+        None => 0,
+        Some(PathMatch::Prefix(p)) => "PathPrefix(``)".len() + p.len(),
+        Some(PathMatch::Exact(p)) => "Path(``)".len() + p.len(),
+    };
+    let and = if host.is_some() && path.is_some() {
+        " && ".len()
+    } else {
+        0
+    };
+    (host_len + and + path_len) as i64
+}
+
+fn compile_rules(routes: &[Route]) -> Vec<Rule> {
+    let mut rules = Vec::new();
+    let any = [Match {
+        hosts: vec![],
+        paths: vec![],
+    }];
+    for (i, route) in routes.iter().enumerate() {
+        let blocks = if route.matches.is_empty() {
+            &any[..]
+        } else {
+            &route.matches[..]
+        };
+        for m in blocks {
+            let hosts: Vec<Option<&HostPattern>> = if m.hosts.is_empty() {
+                vec![None]
+            } else {
+                m.hosts.iter().map(Some).collect()
+            };
+            let paths: Vec<Option<&PathMatch>> = if m.paths.is_empty() {
+                vec![None]
+            } else {
+                m.paths.iter().map(Some).collect()
+            };
+            for &host in &hosts {
+                for &path in &paths {
+                    let priority = route
+                        .priority
+                        .unwrap_or_else(|| default_priority(host, path));
+                    rules.push(Rule {
+                        route: i,
+                        host: host.cloned(),
+                        path: path.cloned(),
+                        priority,
+                    });
+                }
+            }
+        }
+    }
+    // Highest priority first; ties go to the route whose name sorts first, then the more specific path.
+    rules.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then_with(|| routes[a.route].name.cmp(&routes[b.route].name))
+            .then_with(|| {
+                b.path
+                    .as_ref()
+                    .map(path_len)
+                    .cmp(&a.path.as_ref().map(path_len))
+            })
+    });
+    rules
+}
+
+fn path_len(p: &PathMatch) -> usize {
+    match p {
+        PathMatch::Prefix(t) | PathMatch::Exact(t) => t.len(),
+    }
+}
+
+/// Validates and compiles documents (from one or many sources) into one table. Names share one namespace across
+/// all of them: a route or upstream defined twice is an error naming both places.
+pub(crate) fn compile(
+    loaded: Vec<Loaded>,
+    mut errors: Collector,
+) -> Result<RouteTable, RouteErrors> {
+    let mut upstream_specs: BTreeMap<String, (schema::UpstreamSpec, Origin)> = BTreeMap::new();
+    let mut route_specs: BTreeMap<String, (schema::RouteSpec, Origin)> = BTreeMap::new();
+    for doc in loaded {
+        let Document { http, .. } = doc.document;
+        for (name, spec) in http.upstreams {
+            let origin = Origin {
+                source: doc.source.clone(),
+                dialect: doc.dialect,
+                index: 0,
+            };
+            if let Some((_, first)) = upstream_specs.get(&name) {
+                let what = format!(
+                    "upstream `{name}` is also defined at {}",
+                    first.upstream(&name, "")
+                );
+                errors.push(origin.upstream(&name, ""), what);
+                continue;
+            }
+            upstream_specs.insert(name, (spec, origin));
+        }
+        for (index, spec) in http.routes.into_iter().enumerate() {
+            let origin = Origin {
+                source: doc.source.clone(),
+                dialect: doc.dialect,
+                index,
+            };
+            if let Some((_, first)) = route_specs.get(&spec.name) {
+                let what = format!(
+                    "route `{}` is also defined at {}",
+                    spec.name,
+                    first.route(&spec.name, "name")
+                );
+                errors.push(origin.route(&spec.name, "name"), what);
+                continue;
+            }
+            route_specs.insert(spec.name.clone(), (spec, origin));
+        }
+    }
+    let upstreams: BTreeMap<String, Upstream> = upstream_specs
+        .iter()
+        .map(|(name, (spec, origin))| {
+            (
+                name.clone(),
+                compile_upstream(name, spec, origin, &mut errors),
+            )
+        })
+        .collect();
+    let routes: Vec<Route> = route_specs
+        .values()
+        .map(|(spec, origin)| compile_route(spec, origin, &upstreams, &mut errors))
+        .collect();
+    let document = Document {
+        version: schema::SCHEMA_VERSION,
+        http: schema::HttpSection {
+            routes: route_specs.values().map(|(s, _)| s.clone()).collect(),
+            upstreams: upstream_specs
+                .into_iter()
+                .map(|(n, (s, _))| (n, s))
+                .collect(),
+        },
+    };
+    let rules = compile_rules(&routes);
+    let version = content_version(&document);
+    errors.finish(RouteTable {
+        version,
+        document,
+        routes,
+        upstreams,
+        index: Index::new(rules),
+    })
+}
+
+fn content_version(document: &Document) -> String {
+    let bytes = serde_json::to_vec(document).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}

@@ -1,1 +1,59 @@
-fn main() {}
+//! `dime-edge` command line: parses flags and hands over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use dime_edge::config::{Cli, Command, EdgeConfig};
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Check { file } => check(&file),
+        Command::Run(args) => {
+            let cfg = match EdgeConfig::from_args(*args) {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    eprintln!("dime-edge: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            dime_edge::logging::init(cfg.log_format);
+            match dime_edge::server::run(cfg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("dime-edge: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn check(file: &std::path::Path) -> ExitCode {
+    let name = file.display().to_string();
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{name}: cannot read: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match dime_routes::parse(&name, &text) {
+        Ok(table) => {
+            println!(
+                "{name}: ok — {} routes, {} upstreams, version {}",
+                table.routes().len(),
+                table.upstreams().len(),
+                table.version()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in errors.iter() {
+                eprintln!("{e}");
+            }
+            eprintln!("{name}: {} error(s)", errors.len());
+            ExitCode::FAILURE
+        }
+    }
+}

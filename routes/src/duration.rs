@@ -15,39 +15,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = 0f64;
     let mut rest = text;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         if num_len == 0 {
-            return Err(format!(
-                "invalid duration `{text}`: expected a number, e.g. `5s` or `250ms`"
-            ));
+            return Err(format!("invalid duration `{text}`: expected a number, e.g. `5s` or `250ms`"));
         }
-        let number: f64 = rest[..num_len].parse().map_err(|_| {
-            format!(
-                "invalid duration `{text}`: bad number `{}`",
-                &rest[..num_len]
-            )
-        })?;
+        let number: f64 = rest[..num_len]
+            .parse()
+            .map_err(|_| format!("invalid duration `{text}`: bad number `{}`", &rest[..num_len]))?;
         rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "ms" => 0.001,
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
-            "" => {
-                return Err(format!(
-                    "invalid duration `{text}`: missing unit (ms, s, m or h)"
-                ))
-            }
-            other => {
-                return Err(format!(
-                    "invalid duration `{text}`: unknown unit `{other}` (use ms, s, m or h)"
-                ))
-            }
+            "" => return Err(format!("invalid duration `{text}`: missing unit (ms, s, m or h)")),
+            other => return Err(format!("invalid duration `{text}`: unknown unit `{other}` (use ms, s, m or h)")),
         };
         rest = &rest[unit_len..];
         total += number * scale;
@@ -76,19 +59,9 @@ mod tests {
 
     #[test]
     fn parses_units_and_compounds() {
-        for (text, ms) in [
-            ("0", 0),
-            ("250ms", 250),
-            ("5s", 5000),
-            ("1m30s", 90_000),
-            ("1.5s", 1500),
-            ("2h", 7_200_000),
-        ] {
-            assert_eq!(
-                parse_duration(text).unwrap(),
-                Duration::from_millis(ms),
-                "{text}"
-            );
+        for (text, ms) in [("0", 0), ("250ms", 250), ("5s", 5000), ("1m30s", 90_000), ("1.5s", 1500), ("2h", 7_200_000)]
+        {
+            assert_eq!(parse_duration(text).unwrap(), Duration::from_millis(ms), "{text}");
         }
     }
 

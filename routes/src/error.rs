@@ -13,11 +13,7 @@ pub struct Location {
 
 impl Location {
     pub fn new(source: &str, field: impl Into<String>) -> Self {
-        Location {
-            source: source.to_owned(),
-            line: None,
-            field: field.into(),
-        }
+        Location { source: source.to_owned(), line: None, field: field.into() }
     }
 }
 
@@ -44,10 +40,7 @@ pub struct RouteError {
 
 impl RouteError {
     pub fn new(location: Location, message: impl Into<String>) -> Self {
-        RouteError {
-            location,
-            message: message.into(),
-        }
+        RouteError { location, message: message.into() }
     }
 }
 

@@ -26,9 +26,7 @@ pub struct Loaded {
 fn split_documents(text: &str) -> Vec<(usize, String)> {
     let mut docs = vec![(1usize, String::new())];
     for (i, line) in text.lines().enumerate() {
-        let is_marker = line
-            .strip_prefix("---")
-            .is_some_and(|rest| rest.trim().is_empty() || rest.starts_with(' '));
+        let is_marker = line.strip_prefix("---").is_some_and(|rest| rest.trim().is_empty() || rest.starts_with(' '));
         if is_marker {
             docs.push((i + 2, String::new()));
             continue;
@@ -48,9 +46,7 @@ fn yaml_error(source: &str, first_line: usize, e: &serde_yaml::Error, errors: &m
         None => text,
     };
     let (field, message) = match message.split_once(": ") {
-        Some((path, rest)) if !path.contains(' ') && !path.is_empty() => {
-            (path.to_owned(), rest.to_owned())
-        }
+        Some((path, rest)) if !path.contains(' ') && !path.is_empty() => (path.to_owned(), rest.to_owned()),
         _ => (String::new(), message),
     };
     let mut location = Location::new(source, field);
@@ -58,12 +54,7 @@ fn yaml_error(source: &str, first_line: usize, e: &serde_yaml::Error, errors: &m
     errors.push(location, message);
 }
 
-fn typed<T: DeserializeOwned>(
-    source: &str,
-    line: usize,
-    text: &str,
-    errors: &mut Collector,
-) -> Option<T> {
+fn typed<T: DeserializeOwned>(source: &str, line: usize, text: &str, errors: &mut Collector) -> Option<T> {
     match serde_yaml::from_str(text) {
         Ok(v) => Some(v),
         Err(e) => {
@@ -102,28 +93,17 @@ pub(crate) fn load(source: &str, text: &str, errors: &mut Collector) -> Vec<Load
                 at.line = Some(line);
                 errors.push(
                     at,
-                    format!(
-                        "unsupported schema version (this build reads `version: {}`)",
-                        schema::SCHEMA_VERSION
-                    ),
+                    format!("unsupported schema version (this build reads `version: {}`)", schema::SCHEMA_VERSION),
                 );
                 continue;
             }
             if let Some(document) = typed::<Document>(source, line, &doc, errors) {
-                out.push(Loaded {
-                    source: source.to_owned(),
-                    dialect: Dialect::Native,
-                    document,
-                });
+                out.push(Loaded { source: source.to_owned(), dialect: Dialect::Native, document });
             }
         } else if has("http") || has("tcp") {
             if let Some(dynamic) = typed::<traefik::Dynamic>(source, line, &doc, errors) {
                 let document = traefik::translate(source, dynamic, errors);
-                out.push(Loaded {
-                    source: source.to_owned(),
-                    dialect: Dialect::Traefik,
-                    document,
-                });
+                out.push(Loaded { source: source.to_owned(), dialect: Dialect::Traefik, document });
             }
         } else {
             let mut at = Location::new(source, "");
@@ -152,11 +132,7 @@ mod tests {
     #[test]
     fn parse_errors_carry_file_relative_lines() {
         let mut errors = Collector::default();
-        load(
-            "f.yaml",
-            "version: 1\n---\nversion: 1\nhttp:\n  bogus: 1\n",
-            &mut errors,
-        );
+        load("f.yaml", "version: 1\n---\nversion: 1\nhttp:\n  bogus: 1\n", &mut errors);
         assert_eq!(errors.errors.len(), 1, "{:?}", errors.errors);
         let e = &errors.errors[0];
         assert_eq!(e.location.line, Some(5), "{e}");

@@ -34,20 +34,14 @@ impl HostPattern {
         if name.split('.').any(str::is_empty) && !bracketed_ipv6 {
             return Err(format!("invalid host `{text}`: empty label"));
         }
-        Ok(if wild {
-            HostPattern::Wildcard(format!(".{name}"))
-        } else {
-            HostPattern::Exact(name.to_owned())
-        })
+        Ok(if wild { HostPattern::Wildcard(format!(".{name}")) } else { HostPattern::Exact(name.to_owned()) })
     }
 
     /// Does this pattern match an already normalized host (see [`normalize_host`])?
     pub fn matches(&self, host: &str) -> bool {
         match self {
             HostPattern::Exact(name) => name == host,
-            HostPattern::Wildcard(suffix) => {
-                host.len() > suffix.len() && host.ends_with(suffix.as_str())
-            }
+            HostPattern::Wildcard(suffix) => host.len() > suffix.len() && host.ends_with(suffix.as_str()),
         }
     }
 }
@@ -102,13 +96,8 @@ impl PathMatch {
         if !text.starts_with('/') {
             return Err(format!("invalid path `{text}`: must start with `/`"));
         }
-        if text
-            .chars()
-            .any(|c| c.is_whitespace() || c == '?' || c == '#')
-        {
-            return Err(format!(
-                "invalid path `{text}`: no whitespace, `?` or `#` (query strings are not matched)"
-            ));
+        if text.chars().any(|c| c.is_whitespace() || c == '?' || c == '#') {
+            return Err(format!("invalid path `{text}`: no whitespace, `?` or `#` (query strings are not matched)"));
         }
         Ok(())
     }
@@ -125,8 +114,7 @@ pub struct Rule {
 
 impl Rule {
     pub fn matches(&self, host: &str, path: &str) -> bool {
-        self.host.as_ref().is_none_or(|h| h.matches(host))
-            && self.path.as_ref().is_none_or(|p| p.matches(path))
+        self.host.as_ref().is_none_or(|h| h.matches(host)) && self.path.as_ref().is_none_or(|p| p.matches(path))
     }
 }
 
@@ -155,33 +143,19 @@ impl Index {
             }
         }
         for (name, list) in by_host.iter_mut() {
-            list.extend(
-                fallback
-                    .iter()
-                    .copied()
-                    .filter(|&i| rules[i].host.as_ref().is_none_or(|h| h.matches(name))),
-            );
+            list.extend(fallback.iter().copied().filter(|&i| rules[i].host.as_ref().is_none_or(|h| h.matches(name))));
             list.sort_unstable();
         }
-        Index {
-            rules,
-            by_host,
-            fallback,
-        }
+        Index { rules, by_host, fallback }
     }
 
     /// The route index of the highest-precedence rule matching a normalized host and a path.
     pub fn find(&self, host: &str, path: &str) -> Option<usize> {
         match self.by_host.get(host) {
-            Some(list) => list
-                .iter()
-                .map(|&i| &self.rules[i])
-                .find(|r| r.path.as_ref().is_none_or(|p| p.matches(path))),
-            None => self
-                .fallback
-                .iter()
-                .map(|&i| &self.rules[i])
-                .find(|r| r.matches(host, path)),
+            Some(list) => {
+                list.iter().map(|&i| &self.rules[i]).find(|r| r.path.as_ref().is_none_or(|p| p.matches(path)))
+            }
+            None => self.fallback.iter().map(|&i| &self.rules[i]).find(|r| r.matches(host, path)),
         }
         .map(|r| r.route)
     }

@@ -37,11 +37,7 @@ pub const MAX_ALTERNATIVES: usize = 64;
 const MAX_DEPTH: usize = 32;
 
 pub fn parse(rule: &str) -> Result<Expr, RuleError> {
-    let mut p = Parser {
-        text: rule,
-        pos: 0,
-        depth: 0,
-    };
+    let mut p = Parser { text: rule, pos: 0, depth: 0 };
     let expr = p.or()?;
     p.skip_ws();
     if p.pos < rule.len() {
@@ -58,10 +54,7 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn err(&self, message: impl Into<String>) -> RuleError {
-        RuleError {
-            offset: self.pos,
-            message: message.into(),
-        }
+        RuleError { offset: self.pos, message: message.into() }
     }
     fn rest(&self) -> &str {
         &self.text[self.pos..]
@@ -115,10 +108,7 @@ impl Parser<'_> {
     fn matcher(&mut self) -> Result<Matcher, RuleError> {
         self.skip_ws();
         let start = self.pos;
-        let len = self
-            .rest()
-            .find(|c: char| !c.is_ascii_alphanumeric())
-            .unwrap_or(self.rest().len());
+        let len = self.rest().find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(self.rest().len());
         if len == 0 {
             return Err(self.err("expected a matcher such as Host(`example.com`)"));
         }
@@ -134,10 +124,7 @@ impl Parser<'_> {
         if !self.eat(")") {
             return Err(self.err(format!("expected `)` to close `{name}(`")));
         }
-        let at = RuleError {
-            offset: start,
-            message: String::new(),
-        };
+        let at = RuleError { offset: start, message: String::new() };
         let make = |m: fn(String) -> Matcher| -> Result<Matcher, RuleError> {
             match <[String; 1]>::try_from(args.clone()) {
                 Ok([arg]) => Ok(m(arg)),
@@ -190,31 +177,21 @@ pub struct Conjunction {
 pub fn alternatives(expr: &Expr) -> Result<Vec<Conjunction>, String> {
     match expr {
         Expr::Matcher(m) => Ok(vec![match m {
-            Matcher::Host(h) => Conjunction {
-                host: Some(h.clone()),
-                path: None,
-            },
-            path => Conjunction {
-                host: None,
-                path: Some(path.clone()),
-            },
+            Matcher::Host(h) => Conjunction { host: Some(h.clone()), path: None },
+            path => Conjunction { host: None, path: Some(path.clone()) },
         }]),
         Expr::Or(a, b) => {
             let mut out = alternatives(a)?;
             out.extend(alternatives(b)?);
             if out.len() > MAX_ALTERNATIVES {
-                return Err(format!(
-                    "rule expands to more than {MAX_ALTERNATIVES} alternatives"
-                ));
+                return Err(format!("rule expands to more than {MAX_ALTERNATIVES} alternatives"));
             }
             Ok(out)
         }
         Expr::And(a, b) => {
             let (left, right) = (alternatives(a)?, alternatives(b)?);
             if left.len() * right.len() > MAX_ALTERNATIVES {
-                return Err(format!(
-                    "rule expands to more than {MAX_ALTERNATIVES} alternatives"
-                ));
+                return Err(format!("rule expands to more than {MAX_ALTERNATIVES} alternatives"));
             }
             let mut out = Vec::with_capacity(left.len() * right.len());
             for l in &left {
@@ -236,9 +213,7 @@ fn conjoin(a: &Conjunction, b: &Conjunction) -> Result<Conjunction, String> {
         (None, None) => None,
     };
     let path = match (&a.path, &b.path) {
-        (Some(_), Some(_)) => {
-            return Err("two path matchers joined by `&&` are not supported".into())
-        }
+        (Some(_), Some(_)) => return Err("two path matchers joined by `&&` are not supported".into()),
         (Some(p), None) | (None, Some(p)) => Some(p.clone()),
         (None, None) => None,
     };
@@ -252,39 +227,26 @@ mod tests {
     #[test]
     fn parses_the_old_setups_rules() {
         let e = parse("Host(`video.edge.mycdndomain.us`)").unwrap();
-        assert_eq!(
-            e,
-            Expr::Matcher(Matcher::Host("video.edge.mycdndomain.us".into()))
-        );
+        assert_eq!(e, Expr::Matcher(Matcher::Host("video.edge.mycdndomain.us".into())));
     }
 
     #[test]
     fn and_binds_tighter_than_or() {
-        let alts =
-            alternatives(&parse("Host(`a`) && PathPrefix(`/x`) || Path(`/y`)").unwrap()).unwrap();
+        let alts = alternatives(&parse("Host(`a`) && PathPrefix(`/x`) || Path(`/y`)").unwrap()).unwrap();
         assert_eq!(
             alts,
             vec![
-                Conjunction {
-                    host: Some("a".into()),
-                    path: Some(Matcher::PathPrefix("/x".into()))
-                },
-                Conjunction {
-                    host: None,
-                    path: Some(Matcher::Path("/y".into()))
-                },
+                Conjunction { host: Some("a".into()), path: Some(Matcher::PathPrefix("/x".into())) },
+                Conjunction { host: None, path: Some(Matcher::Path("/y".into())) },
             ]
         );
     }
 
     #[test]
     fn parentheses_distribute() {
-        let alts =
-            alternatives(&parse("(Host(`a`) || Host(`b`)) && PathPrefix(`/x`)").unwrap()).unwrap();
+        let alts = alternatives(&parse("(Host(`a`) || Host(`b`)) && PathPrefix(`/x`)").unwrap()).unwrap();
         assert_eq!(alts.len(), 2);
-        assert!(alts
-            .iter()
-            .all(|c| c.path == Some(Matcher::PathPrefix("/x".into()))));
+        assert!(alts.iter().all(|c| c.path == Some(Matcher::PathPrefix("/x".into()))));
     }
 
     #[test]

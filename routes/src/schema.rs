@@ -75,16 +75,10 @@ pub struct PathSpec {
 
 impl PathSpec {
     pub fn prefix(text: impl Into<String>) -> Self {
-        PathSpec {
-            prefix: Some(text.into()),
-            exact: None,
-        }
+        PathSpec { prefix: Some(text.into()), exact: None }
     }
     pub fn exact(text: impl Into<String>) -> Self {
-        PathSpec {
-            prefix: None,
-            exact: Some(text.into()),
-        }
+        PathSpec { prefix: None, exact: Some(text.into()) }
     }
 }
 

@@ -26,9 +26,12 @@ impl RouteTable {
     /// The route for a request, given its Host header (any case, port and trailing dot allowed) and its path
     /// (without the query string).
     pub fn find(&self, host: &str, path: &str) -> Option<&Route> {
-        self.index
-            .find(&normalize_host(host), path)
-            .map(|i| &self.routes[i])
+        self.find_index(host, path).map(|i| &self.routes[i])
+    }
+
+    /// Like [`RouteTable::find`], giving the route's position in [`RouteTable::routes`].
+    pub fn find_index(&self, host: &str, path: &str) -> Option<usize> {
+        self.index.find(&normalize_host(host), path)
     }
 
     /// Routes, sorted by name.

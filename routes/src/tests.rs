@@ -43,84 +43,40 @@ http:
 "#;
 
 fn errors_of(text: &str) -> Vec<String> {
-    parse("routes.yaml", text)
-        .unwrap_err()
-        .iter()
-        .map(|e| e.to_string())
-        .collect()
+    parse("routes.yaml", text).unwrap_err().iter().map(|e| e.to_string()).collect()
 }
 
 #[test]
 fn old_traefik_fragments_translate_and_merge_into_one_table() {
     let table = compile(&[
-        Fragment {
-            source: "default/video-config/video.yaml",
-            text: VIDEO_FRAGMENT,
-        },
-        Fragment {
-            source: "default/whoami-config/whoami.yaml",
-            text: WHOAMI_FRAGMENT,
-        },
+        Fragment { source: "default/video-config/video.yaml", text: VIDEO_FRAGMENT },
+        Fragment { source: "default/whoami-config/whoami.yaml", text: WHOAMI_FRAGMENT },
     ])
     .unwrap();
-    let video = table
-        .find("video.edge.mycdndomain.us", "/hls/stream.m3u8")
-        .unwrap();
+    let video = table.find("video.edge.mycdndomain.us", "/hls/stream.m3u8").unwrap();
     assert_eq!(video.name, "video-router");
     assert_eq!(video.upstream, "video-service");
     assert!(video.cache.is_some(), "plugin-simplecache turns caching on");
     let whoami = table.find("WHOAMI.edge.mycdndomain.us.", "/").unwrap();
     assert_eq!(whoami.name, "whoami-router");
     let up = table.upstream("video-service").unwrap();
-    assert_eq!(
-        (up.servers[0].host.as_str(), up.servers[0].port),
-        ("video.cluster.mycdndomain.us", 8080)
-    );
-    assert_eq!(
-        table.upstream("whoami-service").unwrap().servers[0].port,
-        80
-    );
+    assert_eq!((up.servers[0].host.as_str(), up.servers[0].port), ("video.cluster.mycdndomain.us", 8080));
+    assert_eq!(table.upstream("whoami-service").unwrap().servers[0].port, 80);
     assert!(table.find("other.mycdndomain.us", "/").is_none());
 }
 
 #[test]
 fn the_same_routes_give_the_same_version_in_any_fragment_order() {
-    let a = compile(&[
-        Fragment {
-            source: "a",
-            text: VIDEO_FRAGMENT,
-        },
-        Fragment {
-            source: "b",
-            text: WHOAMI_FRAGMENT,
-        },
-    ]);
-    let b = compile(&[
-        Fragment {
-            source: "b",
-            text: WHOAMI_FRAGMENT,
-        },
-        Fragment {
-            source: "a",
-            text: VIDEO_FRAGMENT,
-        },
-    ]);
+    let a = compile(&[Fragment { source: "a", text: VIDEO_FRAGMENT }, Fragment { source: "b", text: WHOAMI_FRAGMENT }]);
+    let b = compile(&[Fragment { source: "b", text: WHOAMI_FRAGMENT }, Fragment { source: "a", text: VIDEO_FRAGMENT }]);
     assert_eq!(a.unwrap().version(), b.unwrap().version());
 }
 
 #[test]
 fn compiled_table_round_trips_through_the_native_schema() {
-    let table = compile(&[
-        Fragment {
-            source: "a",
-            text: VIDEO_FRAGMENT,
-        },
-        Fragment {
-            source: "b",
-            text: WHOAMI_FRAGMENT,
-        },
-    ])
-    .unwrap();
+    let table =
+        compile(&[Fragment { source: "a", text: VIDEO_FRAGMENT }, Fragment { source: "b", text: WHOAMI_FRAGMENT }])
+            .unwrap();
     let again = parse("payload.json", &table.to_json()).unwrap();
     assert_eq!(again.version(), table.version());
     assert_eq!(again.routes(), table.routes());
@@ -157,30 +113,15 @@ http:
 #[test]
 fn longer_rule_wins_unless_priority_says_otherwise() {
     let table = parse("native.yaml", NATIVE).unwrap();
-    assert_eq!(
-        table.find("video.example.com", "/hls/a.ts").unwrap().name,
-        "video-hls"
-    );
-    assert_eq!(
-        table.find("video.example.com", "/index.html").unwrap().name,
-        "video"
-    );
-    assert_eq!(
-        table.find("a.video.example.com", "/hls/a.ts").unwrap().name,
-        "video"
-    );
-    assert_eq!(
-        table.find("video.example.com", "/ping").unwrap().name,
-        "ping"
-    );
+    assert_eq!(table.find("video.example.com", "/hls/a.ts").unwrap().name, "video-hls");
+    assert_eq!(table.find("video.example.com", "/index.html").unwrap().name, "video");
+    assert_eq!(table.find("a.video.example.com", "/hls/a.ts").unwrap().name, "video");
+    assert_eq!(table.find("video.example.com", "/ping").unwrap().name, "ping");
     assert_eq!(table.find("unrelated.org", "/ping").unwrap().name, "ping");
     let up = table.upstream("video").unwrap();
     assert_eq!(up.servers[0].weight, 3);
     assert_eq!(up.connect_timeout, std::time::Duration::from_millis(500));
-    assert_eq!(
-        up.health_check.as_ref().unwrap().interval,
-        std::time::Duration::from_secs(2)
-    );
+    assert_eq!(up.health_check.as_ref().unwrap().interval, std::time::Duration::from_secs(2));
 }
 
 #[test]
@@ -220,72 +161,36 @@ http:
         "routes.yaml: http.services.s.loadBalancer.servers[0].url: `ftp://x`: unsupported scheme `ftp`",
     ];
     for w in want {
-        assert!(
-            errors.iter().any(|e| e.starts_with(w)),
-            "missing {w:?} in {errors:#?}"
-        );
+        assert!(errors.iter().any(|e| e.starts_with(w)), "missing {w:?} in {errors:#?}");
     }
 }
 
 #[test]
 fn unsupported_traefik_features_are_errors_not_ignored() {
     for (text, want) in [
-        (
-            "http:\n  routers:\n    r: { rule: \"Host(`a`)\", service: s, tls: {} }\n",
-            "http.routers.r.tls",
-        ),
-        (
-            "http:\n  services:\n    s: { weighted: {} }\n",
-            "unknown field `weighted`",
-        ),
-        (
-            "http:\n  services:\n    s: { loadBalancer: { servers: [], sticky: {} } }\n",
-            "unknown field `sticky`",
-        ),
-        (
-            "http:\n  middlewares:\n    m: { headers: {} }\n",
-            "unknown field `headers`",
-        ),
-        (
-            "http:\n  middlewares:\n    m: { plugin: { other: {} } }\n",
-            "unsupported plugin",
-        ),
+        ("http:\n  routers:\n    r: { rule: \"Host(`a`)\", service: s, tls: {} }\n", "http.routers.r.tls"),
+        ("http:\n  services:\n    s: { weighted: {} }\n", "unknown field `weighted`"),
+        ("http:\n  services:\n    s: { loadBalancer: { servers: [], sticky: {} } }\n", "unknown field `sticky`"),
+        ("http:\n  middlewares:\n    m: { headers: {} }\n", "unknown field `headers`"),
+        ("http:\n  middlewares:\n    m: { plugin: { other: {} } }\n", "unsupported plugin"),
         ("tcp:\n  routers: {}\n", "TCP routers are not supported"),
-        (
-            "http:\n  routers:\n    r: { rule: \"Host(`a`)\", service: s@kubernetescrd }\n",
-            "provider",
-        ),
+        ("http:\n  routers:\n    r: { rule: \"Host(`a`)\", service: s@kubernetescrd }\n", "provider"),
     ] {
         let errors = errors_of(text);
-        assert!(
-            errors.iter().any(|e| e.contains(want)),
-            "{want:?} not in {errors:#?}"
-        );
+        assert!(errors.iter().any(|e| e.contains(want)), "{want:?} not in {errors:#?}");
     }
 }
 
 #[test]
 fn duplicate_names_across_fragments_name_both_places() {
     let err = compile(&[
-        Fragment {
-            source: "ns/a/k",
-            text: VIDEO_FRAGMENT,
-        },
-        Fragment {
-            source: "ns/b/k",
-            text: VIDEO_FRAGMENT,
-        },
+        Fragment { source: "ns/a/k", text: VIDEO_FRAGMENT },
+        Fragment { source: "ns/b/k", text: VIDEO_FRAGMENT },
     ])
     .unwrap_err();
     let text = err.to_string();
-    assert!(
-        text.contains("route `video-router` is also defined at ns/a/k"),
-        "{text}"
-    );
-    assert!(
-        text.contains("upstream `video-service` is also defined at ns/a/k"),
-        "{text}"
-    );
+    assert!(text.contains("route `video-router` is also defined at ns/a/k"), "{text}");
+    assert!(text.contains("upstream `video-service` is also defined at ns/a/k"), "{text}");
 }
 
 #[test]
@@ -293,56 +198,31 @@ fn native_errors_name_route_index_and_field() {
     let text = "version: 1\nhttp:\n  routes:\n    - name: r\n      match: [{ hosts: [\"a.com:80\"], paths: [{ prefix: nope }] }]\n      upstream: u\n";
     let errors = errors_of(text);
     assert!(
-        errors
-            .iter()
-            .any(|e| e
-                .starts_with("routes.yaml: http.routes[0] (r).match[0].hosts[0]: invalid host")),
+        errors.iter().any(|e| e.starts_with("routes.yaml: http.routes[0] (r).match[0].hosts[0]: invalid host")),
         "{errors:#?}"
     );
     assert!(
-        errors
-            .iter()
-            .any(|e| e.contains("http.routes[0] (r).match[0].paths[0]: invalid path `nope`")),
+        errors.iter().any(|e| e.contains("http.routes[0] (r).match[0].paths[0]: invalid path `nope`")),
         "{errors:#?}"
     );
-    assert!(
-        errors
-            .iter()
-            .any(|e| e.contains("http.routes[0] (r).upstream: `u` is not a defined")),
-        "{errors:#?}"
-    );
+    assert!(errors.iter().any(|e| e.contains("http.routes[0] (r).upstream: `u` is not a defined")), "{errors:#?}");
 }
 
 #[test]
 fn unknown_documents_and_versions_are_rejected() {
     assert!(errors_of("routers: {}\n")[0].contains("neither a Dime routes document"));
     assert!(errors_of("version: 2\n")[0].contains("unsupported schema version"));
-    assert!(
-        errors_of("version: 1\nhttp: { routes: [{ name: a, upstream: u, colour: red }] }\n")[0]
-            .contains("unknown field `colour`")
-    );
+    assert!(errors_of("version: 1\nhttp: { routes: [{ name: a, upstream: u, colour: red }] }\n")[0]
+        .contains("unknown field `colour`"));
 }
 
 #[test]
 fn server_urls_parse_strictly() {
     use crate::validate::parse_server_url;
-    assert_eq!(
-        parse_server_url("http://a.b:8080").unwrap(),
-        ("a.b".into(), 8080)
-    );
+    assert_eq!(parse_server_url("http://a.b:8080").unwrap(), ("a.b".into(), 8080));
     assert_eq!(parse_server_url("http://A.b/").unwrap(), ("a.b".into(), 80));
-    assert_eq!(
-        parse_server_url("http://[::1]:81").unwrap(),
-        ("::1".into(), 81)
-    );
-    for bad in [
-        "http://a.b/path",
-        "http://a.b:0",
-        "http://:80",
-        "a.b:80",
-        "http://u@a.b",
-        "https://a.b",
-    ] {
+    assert_eq!(parse_server_url("http://[::1]:81").unwrap(), ("::1".into(), 81));
+    for bad in ["http://a.b/path", "http://a.b:0", "http://:80", "a.b:80", "http://u@a.b", "https://a.b"] {
         assert!(parse_server_url(bad).is_err(), "{bad}");
     }
 }

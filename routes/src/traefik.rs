@@ -115,27 +115,15 @@ fn local_name(name: &str) -> Result<&str, String> {
     match name.split_once('@') {
         None => Ok(name),
         Some((base, "file")) => Ok(base),
-        Some((_, provider)) => Err(format!(
-            "`{name}` refers to Traefik provider `{provider}`; Dime has no providers"
-        )),
+        Some((_, provider)) => Err(format!("`{name}` refers to Traefik provider `{provider}`; Dime has no providers")),
     }
 }
 
 /// Translates one Traefik document into a native one. Errors are pushed with `source` as their location.
-pub(crate) fn translate(
-    source: &str,
-    dynamic: Dynamic,
-    errors: &mut Collector,
-) -> schema::Document {
-    let mut doc = schema::Document {
-        version: schema::SCHEMA_VERSION,
-        ..Default::default()
-    };
+pub(crate) fn translate(source: &str, dynamic: Dynamic, errors: &mut Collector) -> schema::Document {
+    let mut doc = schema::Document { version: schema::SCHEMA_VERSION, ..Default::default() };
     if dynamic.tcp.is_some() {
-        errors.push(
-            Location::new(source, "tcp"),
-            "TCP routers are not supported by this version of Dime yet",
-        );
+        errors.push(Location::new(source, "tcp"), "TCP routers are not supported by this version of Dime yet");
     }
     let Some(http) = dynamic.http else { return doc };
     let middlewares = http.middlewares.unwrap_or_default();
@@ -143,10 +131,7 @@ pub(crate) fn translate(
         let at = Location::new(source, format!("http.middlewares.{name}.plugin"));
         if mw.plugin.len() != 1 || !mw.plugin.contains_key(SIMPLECACHE) {
             let found: Vec<&str> = mw.plugin.keys().map(String::as_str).collect();
-            errors.push(
-                at,
-                format!("unsupported plugin(s) {found:?}: Dime supports only `{SIMPLECACHE}`"),
-            );
+            errors.push(at, format!("unsupported plugin(s) {found:?}: Dime supports only `{SIMPLECACHE}`"));
         }
     }
     for (name, router) in http.routers.unwrap_or_default() {
@@ -155,9 +140,7 @@ pub(crate) fn translate(
         }
     }
     for (name, service) in http.services.unwrap_or_default() {
-        doc.http
-            .upstreams
-            .insert(name, translate_service(service.load_balancer));
+        doc.http.upstreams.insert(name, translate_service(service.load_balancer));
     }
     doc
 }
@@ -171,13 +154,13 @@ fn translate_router(
 ) -> Option<schema::RouteSpec> {
     let at = |field: &str| Location::new(source, format!("http.routers.{name}.{field}"));
     if router.entry_points.is_some() {
-        errors.push(at("entryPoints"), "entryPoints on HTTP routers are not supported: every HTTP route is served on every HTTP entrypoint");
+        errors.push(
+            at("entryPoints"),
+            "entryPoints on HTTP routers are not supported: every HTTP route is served on every HTTP entrypoint",
+        );
     }
     if router.tls.is_some() {
-        errors.push(
-            at("tls"),
-            "TLS is not supported by this version of Dime yet",
-        );
+        errors.push(at("tls"), "TLS is not supported by this version of Dime yet");
     }
     let mut cache = None;
     for (i, mw) in router.middlewares.iter().enumerate() {
@@ -185,16 +168,9 @@ fn translate_router(
         match local_name(mw) {
             Err(e) => errors.push(at(&field), e),
             Ok(base) => match middlewares.get(base) {
-                None => errors.push(
-                    at(&field),
-                    format!("middleware `{mw}` is not defined in http.middlewares"),
-                ),
+                None => errors.push(at(&field), format!("middleware `{mw}` is not defined in http.middlewares")),
                 Some(def) => {
-                    let max_ttl = def
-                        .plugin
-                        .get(SIMPLECACHE)
-                        .and_then(|c| c.max_expiry)
-                        .map(|s| format!("{s}s"));
+                    let max_ttl = def.plugin.get(SIMPLECACHE).and_then(|c| c.max_expiry).map(|s| format!("{s}s"));
                     cache = Some(CacheSpec { max_ttl });
                 }
             },
@@ -224,13 +200,7 @@ fn translate_router(
     // Traefik's default priority is the rule's length; writing it down keeps Traefik's order after translation.
     let priority = router.priority.unwrap_or(router.rule.len() as i64);
     let matches = merge_alternatives(alternatives);
-    Some(schema::RouteSpec {
-        name: name.to_owned(),
-        matches,
-        upstream: service,
-        priority: Some(priority),
-        cache,
-    })
+    Some(schema::RouteSpec { name: name.to_owned(), matches, upstream: service, priority: Some(priority), cache })
 }
 
 /// Turns alternatives into match blocks, folding those that share a path condition into one block with several
@@ -244,10 +214,7 @@ fn merge_alternatives(alternatives: Vec<rule::Conjunction>) -> Vec<MatchSpec> {
             _ => vec![],
         };
         let hosts: Vec<String> = alt.host.into_iter().collect();
-        match blocks
-            .iter_mut()
-            .find(|b| b.paths == paths && !b.hosts.is_empty() && !hosts.is_empty())
-        {
+        match blocks.iter_mut().find(|b| b.paths == paths && !b.hosts.is_empty() && !hosts.is_empty()) {
             Some(block) => block.hosts.extend(hosts),
             None => blocks.push(MatchSpec { hosts, paths }),
         }
@@ -257,14 +224,7 @@ fn merge_alternatives(alternatives: Vec<rule::Conjunction>) -> Vec<MatchSpec> {
 
 fn translate_service(lb: LoadBalancer) -> schema::UpstreamSpec {
     schema::UpstreamSpec {
-        servers: lb
-            .servers
-            .into_iter()
-            .map(|s| schema::ServerSpec {
-                url: s.url,
-                weight: s.weight,
-            })
-            .collect(),
+        servers: lb.servers.into_iter().map(|s| schema::ServerSpec { url: s.url, weight: s.weight }).collect(),
         health_check: lb.health_check.map(|h| schema::HealthCheckSpec {
             path: h.path,
             interval: h.interval,

@@ -42,9 +42,7 @@ impl Origin {
         let path = match self.dialect {
             Dialect::Native => format!("http.upstreams.{name}.{field}"),
             Dialect::Traefik => {
-                let field = field
-                    .replace("health_check", "healthCheck")
-                    .replace("pass_host_header", "passHostHeader");
+                let field = field.replace("health_check", "healthCheck").replace("pass_host_header", "passHostHeader");
                 format!("http.services.{name}.loadBalancer.{field}")
             }
         };
@@ -53,25 +51,13 @@ impl Origin {
 }
 
 fn check_name(kind: &str, name: &str) -> Result<(), String> {
-    if name.is_empty()
-        || name.len() > 128
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err(format!(
-            "invalid {kind} name `{name}`: use 1-128 letters, digits, `-`, `_` or `.`"
-        ));
+    if name.is_empty() || name.len() > 128 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(format!("invalid {kind} name `{name}`: use 1-128 letters, digits, `-`, `_` or `.`"));
     }
     Ok(())
 }
 
-fn duration_or(
-    text: &Option<String>,
-    default: Duration,
-    at: Location,
-    errors: &mut Collector,
-) -> Duration {
+fn duration_or(text: &Option<String>, default: Duration, at: Location, errors: &mut Collector) -> Duration {
     match text.as_deref().map(parse_duration) {
         None => default,
         Some(Ok(d)) => d,
@@ -86,32 +72,16 @@ fn duration_or(
 pub(crate) fn parse_server_url(url: &str) -> Result<(String, u16), String> {
     let rest = match url.split_once("://") {
         Some(("http", rest)) => rest,
-        Some(("https", _)) => {
-            return Err(format!(
-                "`{url}`: https:// origins are not supported by this version yet"
-            ))
-        }
-        Some((scheme, _)) => {
-            return Err(format!(
-                "`{url}`: unsupported scheme `{scheme}` (use http://)"
-            ))
-        }
-        None => {
-            return Err(format!(
-                "`{url}`: expected a URL such as http://origin.example.com:8080"
-            ))
-        }
+        Some(("https", _)) => return Err(format!("`{url}`: https:// origins are not supported by this version yet")),
+        Some((scheme, _)) => return Err(format!("`{url}`: unsupported scheme `{scheme}` (use http://)")),
+        None => return Err(format!("`{url}`: expected a URL such as http://origin.example.com:8080")),
     };
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     if authority.contains(['/', '?', '#', '@']) {
-        return Err(format!(
-            "`{url}`: only scheme, host and port are allowed (no path, query or credentials)"
-        ));
+        return Err(format!("`{url}`: only scheme, host and port are allowed (no path, query or credentials)"));
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, tail) = v6
-            .split_once(']')
-            .ok_or_else(|| format!("`{url}`: unclosed `[`"))?;
+        let (host, tail) = v6.split_once(']').ok_or_else(|| format!("`{url}`: unclosed `[`"))?;
         (host, tail.strip_prefix(':'))
     } else {
         match authority.rsplit_once(':') {
@@ -121,11 +91,7 @@ pub(crate) fn parse_server_url(url: &str) -> Result<(String, u16), String> {
     };
     let port = match port {
         None => 80,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|&p| p != 0)
-            .ok_or_else(|| format!("`{url}`: invalid port `{p}`"))?,
+        Some(p) => p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| format!("`{url}`: invalid port `{p}`"))?,
     };
     if host.is_empty() {
         return Err(format!("`{url}`: missing host"));
@@ -139,43 +105,25 @@ pub(crate) fn parse_server_url(url: &str) -> Result<(String, u16), String> {
     Ok((host.to_ascii_lowercase(), port))
 }
 
-fn compile_upstream(
-    name: &str,
-    spec: &schema::UpstreamSpec,
-    origin: &Origin,
-    errors: &mut Collector,
-) -> Upstream {
+fn compile_upstream(name: &str, spec: &schema::UpstreamSpec, origin: &Origin, errors: &mut Collector) -> Upstream {
     if let Err(e) = check_name("upstream", name) {
         errors.push(origin.upstream(name, ""), e);
     }
     if spec.servers.is_empty() {
-        errors.push(
-            origin.upstream(name, "servers"),
-            "an upstream needs at least one server",
-        );
+        errors.push(origin.upstream(name, "servers"), "an upstream needs at least one server");
     }
     let mut servers = Vec::new();
     for (i, s) in spec.servers.iter().enumerate() {
         match parse_server_url(&s.url) {
-            Ok((host, port)) => servers.push(Server {
-                host,
-                port,
-                weight: s.weight.unwrap_or(1),
-            }),
+            Ok((host, port)) => servers.push(Server { host, port, weight: s.weight.unwrap_or(1) }),
             Err(e) => errors.push(origin.upstream(name, &format!("servers[{i}].url")), e),
         }
         if s.weight.is_some_and(|w| w > 1000) {
-            errors.push(
-                origin.upstream(name, &format!("servers[{i}].weight")),
-                "weight must be between 0 and 1000",
-            );
+            errors.push(origin.upstream(name, &format!("servers[{i}].weight")), "weight must be between 0 and 1000");
         }
     }
     if !servers.is_empty() && servers.iter().all(|s| s.weight == 0) {
-        errors.push(
-            origin.upstream(name, "servers"),
-            "every server has weight 0: nothing could be sent anywhere",
-        );
+        errors.push(origin.upstream(name, "servers"), "every server has weight 0: nothing could be sent anywhere");
     }
     let health_check = spec.health_check.as_ref().map(|h| {
         if let Err(e) = PathMatch::check(h.path.split('?').next().unwrap_or_default()) {
@@ -194,17 +142,9 @@ fn compile_upstream(
             errors,
         );
         if interval < Duration::from_millis(100) {
-            errors.push(
-                origin.upstream(name, "health_check.interval"),
-                "interval must be at least 100ms",
-            );
+            errors.push(origin.upstream(name, "health_check.interval"), "interval must be at least 100ms");
         }
-        HealthCheck {
-            path: h.path.clone(),
-            interval,
-            timeout,
-            hostname: h.hostname.clone(),
-        }
+        HealthCheck { path: h.path.clone(), interval, timeout, hostname: h.hostname.clone() }
     });
     let at = |f: &str| origin.upstream(name, f);
     Upstream {
@@ -218,18 +158,8 @@ fn compile_upstream(
             at("connect_timeout"),
             errors,
         ),
-        read_timeout: duration_or(
-            &spec.read_timeout,
-            Upstream::DEFAULT_READ_TIMEOUT,
-            at("read_timeout"),
-            errors,
-        ),
-        dns_refresh: duration_or(
-            &spec.dns_refresh,
-            Upstream::DEFAULT_DNS_REFRESH,
-            at("dns_refresh"),
-            errors,
-        ),
+        read_timeout: duration_or(&spec.read_timeout, Upstream::DEFAULT_READ_TIMEOUT, at("read_timeout"), errors),
+        dns_refresh: duration_or(&spec.dns_refresh, Upstream::DEFAULT_DNS_REFRESH, at("dns_refresh"), errors),
     }
 }
 
@@ -244,10 +174,7 @@ fn compile_route(
         errors.push(origin.route(name, "name"), e);
     }
     if !upstreams.contains_key(&spec.upstream) {
-        errors.push(
-            origin.route(name, "upstream"),
-            format!("`{}` is not a defined upstream/service", spec.upstream),
-        );
+        errors.push(origin.route(name, "upstream"), format!("`{}` is not a defined upstream/service", spec.upstream));
     }
     let mut matches = Vec::new();
     for (j, m) in spec.matches.iter().enumerate() {
@@ -282,13 +209,7 @@ fn compile_route(
             }
         }),
     });
-    Route {
-        name: name.to_owned(),
-        matches,
-        upstream: spec.upstream.clone(),
-        priority: spec.priority,
-        cache,
-    }
+    Route { name: name.to_owned(), matches, upstream: spec.upstream.clone(), priority: spec.priority, cache }
 }
 
 /// The default priority of one (host, path) condition: the length of the Traefik rule that says the same
@@ -302,48 +223,24 @@ pub fn default_priority(host: Option<&HostPattern>, path: Option<&PathMatch>) ->
         Some(PathMatch::Prefix(p)) => "PathPrefix(``)".len() + p.len(),
         Some(PathMatch::Exact(p)) => "Path(``)".len() + p.len(),
     };
-    let and = if host.is_some() && path.is_some() {
-        " && ".len()
-    } else {
-        0
-    };
+    let and = if host.is_some() && path.is_some() { " && ".len() } else { 0 };
     (host_len + and + path_len) as i64
 }
 
 fn compile_rules(routes: &[Route]) -> Vec<Rule> {
     let mut rules = Vec::new();
-    let any = [Match {
-        hosts: vec![],
-        paths: vec![],
-    }];
+    let any = [Match { hosts: vec![], paths: vec![] }];
     for (i, route) in routes.iter().enumerate() {
-        let blocks = if route.matches.is_empty() {
-            &any[..]
-        } else {
-            &route.matches[..]
-        };
+        let blocks = if route.matches.is_empty() { &any[..] } else { &route.matches[..] };
         for m in blocks {
-            let hosts: Vec<Option<&HostPattern>> = if m.hosts.is_empty() {
-                vec![None]
-            } else {
-                m.hosts.iter().map(Some).collect()
-            };
-            let paths: Vec<Option<&PathMatch>> = if m.paths.is_empty() {
-                vec![None]
-            } else {
-                m.paths.iter().map(Some).collect()
-            };
+            let hosts: Vec<Option<&HostPattern>> =
+                if m.hosts.is_empty() { vec![None] } else { m.hosts.iter().map(Some).collect() };
+            let paths: Vec<Option<&PathMatch>> =
+                if m.paths.is_empty() { vec![None] } else { m.paths.iter().map(Some).collect() };
             for &host in &hosts {
                 for &path in &paths {
-                    let priority = route
-                        .priority
-                        .unwrap_or_else(|| default_priority(host, path));
-                    rules.push(Rule {
-                        route: i,
-                        host: host.cloned(),
-                        path: path.cloned(),
-                        priority,
-                    });
+                    let priority = route.priority.unwrap_or_else(|| default_priority(host, path));
+                    rules.push(Rule { route: i, host: host.cloned(), path: path.cloned(), priority });
                 }
             }
         }
@@ -353,12 +250,7 @@ fn compile_rules(routes: &[Route]) -> Vec<Rule> {
         b.priority
             .cmp(&a.priority)
             .then_with(|| routes[a.route].name.cmp(&routes[b.route].name))
-            .then_with(|| {
-                b.path
-                    .as_ref()
-                    .map(path_len)
-                    .cmp(&a.path.as_ref().map(path_len))
-            })
+            .then_with(|| b.path.as_ref().map(path_len).cmp(&a.path.as_ref().map(path_len)))
     });
     rules
 }
@@ -371,42 +263,24 @@ fn path_len(p: &PathMatch) -> usize {
 
 /// Validates and compiles documents (from one or many sources) into one table. Names share one namespace across
 /// all of them: a route or upstream defined twice is an error naming both places.
-pub(crate) fn compile(
-    loaded: Vec<Loaded>,
-    mut errors: Collector,
-) -> Result<RouteTable, RouteErrors> {
+pub(crate) fn compile(loaded: Vec<Loaded>, mut errors: Collector) -> Result<RouteTable, RouteErrors> {
     let mut upstream_specs: BTreeMap<String, (schema::UpstreamSpec, Origin)> = BTreeMap::new();
     let mut route_specs: BTreeMap<String, (schema::RouteSpec, Origin)> = BTreeMap::new();
     for doc in loaded {
         let Document { http, .. } = doc.document;
         for (name, spec) in http.upstreams {
-            let origin = Origin {
-                source: doc.source.clone(),
-                dialect: doc.dialect,
-                index: 0,
-            };
+            let origin = Origin { source: doc.source.clone(), dialect: doc.dialect, index: 0 };
             if let Some((_, first)) = upstream_specs.get(&name) {
-                let what = format!(
-                    "upstream `{name}` is also defined at {}",
-                    first.upstream(&name, "")
-                );
+                let what = format!("upstream `{name}` is also defined at {}", first.upstream(&name, ""));
                 errors.push(origin.upstream(&name, ""), what);
                 continue;
             }
             upstream_specs.insert(name, (spec, origin));
         }
         for (index, spec) in http.routes.into_iter().enumerate() {
-            let origin = Origin {
-                source: doc.source.clone(),
-                dialect: doc.dialect,
-                index,
-            };
+            let origin = Origin { source: doc.source.clone(), dialect: doc.dialect, index };
             if let Some((_, first)) = route_specs.get(&spec.name) {
-                let what = format!(
-                    "route `{}` is also defined at {}",
-                    spec.name,
-                    first.route(&spec.name, "name")
-                );
+                let what = format!("route `{}` is also defined at {}", spec.name, first.route(&spec.name, "name"));
                 errors.push(origin.route(&spec.name, "name"), what);
                 continue;
             }
@@ -415,36 +289,20 @@ pub(crate) fn compile(
     }
     let upstreams: BTreeMap<String, Upstream> = upstream_specs
         .iter()
-        .map(|(name, (spec, origin))| {
-            (
-                name.clone(),
-                compile_upstream(name, spec, origin, &mut errors),
-            )
-        })
+        .map(|(name, (spec, origin))| (name.clone(), compile_upstream(name, spec, origin, &mut errors)))
         .collect();
-    let routes: Vec<Route> = route_specs
-        .values()
-        .map(|(spec, origin)| compile_route(spec, origin, &upstreams, &mut errors))
-        .collect();
+    let routes: Vec<Route> =
+        route_specs.values().map(|(spec, origin)| compile_route(spec, origin, &upstreams, &mut errors)).collect();
     let document = Document {
         version: schema::SCHEMA_VERSION,
         http: schema::HttpSection {
             routes: route_specs.values().map(|(s, _)| s.clone()).collect(),
-            upstreams: upstream_specs
-                .into_iter()
-                .map(|(n, (s, _))| (n, s))
-                .collect(),
+            upstreams: upstream_specs.into_iter().map(|(n, (s, _))| (n, s)).collect(),
         },
     };
     let rules = compile_rules(&routes);
     let version = content_version(&document);
-    errors.finish(RouteTable {
-        version,
-        document,
-        routes,
-        upstreams,
-        index: Index::new(rules),
-    })
+    errors.finish(RouteTable { version, document, routes, upstreams, index: Index::new(rules) })
 }
 
 fn content_version(document: &Document) -> String {

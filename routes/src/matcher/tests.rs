@@ -2,20 +2,12 @@ use super::*;
 use proptest::prelude::*;
 
 fn rule(route: usize, host: Option<&str>, path: Option<PathMatch>, priority: i64) -> Rule {
-    Rule {
-        route,
-        host: host.map(|h| HostPattern::parse(h).unwrap()),
-        path,
-        priority,
-    }
+    Rule { route, host: host.map(|h| HostPattern::parse(h).unwrap()), path, priority }
 }
 
 #[test]
 fn host_normalization_ignores_case_port_and_trailing_dot() {
-    assert_eq!(
-        normalize_host("Video.Example.COM:8080"),
-        "video.example.com"
-    );
+    assert_eq!(normalize_host("Video.Example.COM:8080"), "video.example.com");
     assert_eq!(normalize_host("video.example.com."), "video.example.com");
     assert_eq!(normalize_host("[::1]:80"), "[::1]");
     assert_eq!(normalize_host("a.b"), "a.b");
@@ -41,12 +33,7 @@ fn host_pattern_rejects_ports_and_schemes() {
 fn exact_host_beats_nothing_but_priority_decides() {
     // Rules are given in precedence order; the index must keep it across exact and wildcard hosts.
     let rules = vec![
-        rule(
-            0,
-            Some("*.example.com"),
-            Some(PathMatch::Prefix("/hls/".into())),
-            30,
-        ),
+        rule(0, Some("*.example.com"), Some(PathMatch::Prefix("/hls/".into())), 30),
         rule(1, Some("video.example.com"), None, 20),
         rule(2, None, None, 1),
     ];
@@ -59,40 +46,27 @@ fn exact_host_beats_nothing_but_priority_decides() {
 
 #[test]
 fn no_match_is_none() {
-    let index = Index::new(vec![rule(
-        0,
-        Some("a.com"),
-        Some(PathMatch::Exact("/x".into())),
-        1,
-    )]);
+    let index = Index::new(vec![rule(0, Some("a.com"), Some(PathMatch::Exact("/x".into())), 1)]);
     assert_eq!(index.find("a.com", "/xy"), None);
     assert_eq!(index.find("b.com", "/x"), None);
     assert_eq!(index.find("a.com", "/x"), Some(0));
 }
 
 fn arb_host() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just("a.com"),
-        Just("b.a.com"),
-        Just("c.b.a.com"),
-        Just("a.org"),
-        Just("x.a.org")
-    ]
-    .prop_map(String::from)
+    prop_oneof![Just("a.com"), Just("b.a.com"), Just("c.b.a.com"), Just("a.org"), Just("x.a.org")]
+        .prop_map(String::from)
 }
 
 fn arb_pattern() -> impl Strategy<Value = Option<String>> {
     prop_oneof![
         Just(None),
         arb_host().prop_map(Some),
-        prop_oneof![Just("*.a.com"), Just("*.b.a.com"), Just("*.a.org")]
-            .prop_map(|s| Some(s.to_string())),
+        prop_oneof![Just("*.a.com"), Just("*.b.a.com"), Just("*.a.org")].prop_map(|s| Some(s.to_string())),
     ]
 }
 
 fn arb_path_match() -> impl Strategy<Value = Option<PathMatch>> {
-    let p = prop_oneof![Just("/"), Just("/a"), Just("/a/b"), Just("/ab"), Just("/b")]
-        .prop_map(String::from);
+    let p = prop_oneof![Just("/"), Just("/a"), Just("/a/b"), Just("/ab"), Just("/b")].prop_map(String::from);
     prop_oneof![
         Just(None),
         p.clone().prop_map(|s| Some(PathMatch::Prefix(s))),

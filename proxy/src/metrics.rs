@@ -1,0 +1,207 @@
+//! Prometheus metrics of the edge, all prefixed `dime_`. One registry per process, served on the admin
+//! listener's `/metrics`.
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Request duration buckets: 0.5 ms to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Every metric the edge exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub request_bytes: IntCounterVec,
+    pub response_bytes: IntCounterVec,
+    pub requests_in_flight: IntGauge,
+    pub connections_open: IntGauge,
+    pub connections: IntCounter,
+    pub upstream_connect_duration: HistogramVec,
+    pub upstream_response_duration: HistogramVec,
+    pub upstream_connect_failures: IntCounterVec,
+    pub upstream_retries: IntCounterVec,
+    pub upstream_unavailable: IntCounterVec,
+    pub upstream_endpoint_healthy: IntGaugeVec,
+    pub upstream_dns_failures: IntCounterVec,
+    pub config_reloads: IntCounterVec,
+    pub config_info: IntGaugeVec,
+    pub config_loaded_time: Gauge,
+    pub config_age: Gauge,
+    pub config_routes: IntGauge,
+    pub build_info: GaugeVec,
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
+    // Names are static and unique, so registration cannot collide; a failure would only drop one metric.
+    if let Err(e) = registry.register(Box::new(metric.clone())) {
+        tracing::error!(error = %e, "metric registration failed");
+    }
+    metric
+}
+
+macro_rules! build {
+    ($reg:expr, $ty:ident, $name:expr, $help:expr) => {
+        register(&$reg, $ty::new($name, $help).map_err(|e| e.to_string())?)
+    };
+    ($reg:expr, $ty:ident, $name:expr, $help:expr, $labels:expr) => {
+        register(&$reg, $ty::new(Opts::new($name, $help), $labels).map_err(|e| e.to_string())?)
+    };
+}
+
+fn histogram(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<HistogramVec, String> {
+    let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
+    Ok(register(reg, HistogramVec::new(opts, labels).map_err(|e| e.to_string())?))
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, String> {
+        let r = Registry::new();
+        let m = Metrics {
+            requests: build!(
+                r,
+                IntCounterVec,
+                "dime_http_requests_total",
+                "HTTP requests answered, by route, method and status class.",
+                &["route", "method", "status"]
+            ),
+            request_duration: histogram(
+                &r,
+                "dime_http_request_duration_seconds",
+                "Time from request start to the end of the response.",
+                &["route"],
+            )?,
+            request_bytes: build!(
+                r,
+                IntCounterVec,
+                "dime_http_request_body_bytes_total",
+                "Request body bytes received from clients.",
+                &["route"]
+            ),
+            response_bytes: build!(
+                r,
+                IntCounterVec,
+                "dime_http_response_body_bytes_total",
+                "Response body bytes sent to clients.",
+                &["route"]
+            ),
+            requests_in_flight: build!(r, IntGauge, "dime_http_requests_in_flight", "Requests being processed now."),
+            connections_open: build!(
+                r,
+                IntGauge,
+                "dime_http_connections_open",
+                "Client connections open now on the HTTP entrypoints."
+            ),
+            connections: build!(
+                r,
+                IntCounter,
+                "dime_http_connections_total",
+                "Client connections accepted on the HTTP entrypoints."
+            ),
+            upstream_connect_duration: histogram(
+                &r,
+                "dime_upstream_connect_duration_seconds",
+                "Time to open a new connection to an upstream server.",
+                &["upstream"],
+            )?,
+            upstream_response_duration: histogram(
+                &r,
+                "dime_upstream_response_duration_seconds",
+                "Time from sending the request upstream to its response header.",
+                &["upstream"],
+            )?,
+            upstream_connect_failures: build!(
+                r,
+                IntCounterVec,
+                "dime_upstream_connect_failures_total",
+                "Failed connection attempts to upstream servers.",
+                &["upstream"]
+            ),
+            upstream_retries: build!(
+                r,
+                IntCounterVec,
+                "dime_upstream_retries_total",
+                "Requests retried on another server after a connect failure.",
+                &["upstream"]
+            ),
+            upstream_unavailable: build!(
+                r,
+                IntCounterVec,
+                "dime_upstream_unavailable_total",
+                "Requests refused because no healthy server was left.",
+                &["upstream"]
+            ),
+            upstream_endpoint_healthy: build!(
+                r,
+                IntGaugeVec,
+                "dime_upstream_endpoint_healthy",
+                "1 if an upstream address is in rotation, 0 if ejected or failing its health check.",
+                &["upstream", "address"]
+            ),
+            upstream_dns_failures: build!(
+                r,
+                IntCounterVec,
+                "dime_upstream_dns_failures_total",
+                "Failed resolutions of upstream server names.",
+                &["upstream"]
+            ),
+            config_reloads: build!(
+                r,
+                IntCounterVec,
+                "dime_config_reloads_total",
+                "Route table loads, by result (ok or failed).",
+                &["result"]
+            ),
+            config_info: build!(
+                r,
+                IntGaugeVec,
+                "dime_config_info",
+                "The active route table: 1 for its version and source.",
+                &["version", "source"]
+            ),
+            config_loaded_time: build!(
+                r,
+                Gauge,
+                "dime_config_loaded_timestamp_seconds",
+                "Unix time the active route table was applied."
+            ),
+            config_age: build!(
+                r,
+                Gauge,
+                "dime_config_age_seconds",
+                "Seconds since the active route table was applied."
+            ),
+            config_routes: build!(r, IntGauge, "dime_config_routes", "HTTP routes in the active route table."),
+            build_info: build!(r, GaugeVec, "dime_build_info", "Build information.", &["version"]),
+            registry: r,
+        };
+        m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1.0);
+        m.config_reloads.with_label_values(&["ok"]);
+        m.config_reloads.with_label_values(&["failed"]);
+        Ok(m)
+    }
+
+    /// The exposition in Prometheus text format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "metrics encoding failed");
+        }
+        out
+    }
+}
+
+/// `200` → `2xx`: status classes keep the label set small.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    }
+}

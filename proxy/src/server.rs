@@ -1,0 +1,128 @@
+//! Assembles the Pingora server: the HTTP entrypoints, the admin listener, the route source, the upstream
+//! upkeep loop and the shutdown drain.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora_core::apps::http_app::HttpServer;
+use pingora_core::apps::ServerApp;
+use pingora_core::protocols::Stream;
+use pingora_core::server::configuration::ServerConf;
+use pingora_core::server::{Server, ShutdownWatch};
+use pingora_core::services::background::{background_service, BackgroundService};
+use pingora_core::services::listening::Service;
+
+use crate::admin::Admin;
+use crate::config::EdgeConfig;
+use crate::metrics::Metrics;
+use crate::service::{DimeProxy, ProxySettings};
+use crate::source::FileSource;
+use crate::state::State;
+use crate::upstream::{SystemResolver, Upkeep};
+
+/// Wraps the proxy to count client connections (`dime_http_connections_open`), which the drain waits on.
+struct CountedConnections<A> {
+    inner: Arc<A>,
+    metrics: Arc<Metrics>,
+}
+
+struct OpenConnection(Arc<Metrics>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections_open.dec();
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for CountedConnections<A> {
+    async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        self.metrics.connections.inc();
+        self.metrics.connections_open.inc();
+        let _open = OpenConnection(self.metrics.clone());
+        let mut next = self.inner.process_new(stream, shutdown).await;
+        while let Some(stream) = next {
+            next = self.inner.process_new(stream, shutdown).await;
+        }
+        None
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await;
+    }
+}
+
+/// On SIGTERM Pingora stops accepting and lets keep-alive connections finish their current request; this exits
+/// as soon as no client connection is left, instead of sleeping out the whole grace period.
+struct Drain {
+    metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl BackgroundService for Drain {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                return;
+            }
+        }
+        let open = self.metrics.connections_open.get();
+        tracing::info!(open_connections = open, "SIGTERM: draining");
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if self.metrics.connections_open.get() <= 0 {
+                tracing::info!("drained; exiting");
+                std::process::exit(0);
+            }
+        }
+    }
+}
+
+/// Runs the edge until SIGTERM (drain, bounded by `shutdown_timeout`) or SIGINT (immediate).
+pub fn run(cfg: EdgeConfig) -> Result<(), String> {
+    let metrics = Arc::new(Metrics::new()?);
+    let resolver = Arc::new(SystemResolver { overrides: cfg.resolve.clone() });
+    let state = Arc::new(State::new(metrics.clone(), resolver));
+    let source = FileSource { path: cfg.routes.clone(), state: state.clone() };
+    // Refuse to start on a broken file: there is no last good table to fall back on yet.
+    let first = source.load().map_err(|e| format!("routes file rejected:\n{e}"))?;
+    tracing::info!(path = %cfg.routes.display(), version = first.version(), routes = first.routes().len(), "routes file is valid");
+
+    // Pingora sleeps the grace period, then gives runtimes their shutdown timeout; together they are the bound.
+    let bound = cfg.shutdown_timeout.as_secs().max(1);
+    let conf = ServerConf {
+        threads: cfg.threads,
+        grace_period_seconds: Some(bound.saturating_sub(1)),
+        graceful_shutdown_timeout_seconds: Some(1),
+        max_retries: cfg.retries,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let conf = server.configuration.clone();
+
+    let settings = ProxySettings {
+        trusted_proxies: cfg.trusted_proxies.clone(),
+        access_log: cfg.access_log,
+        retries: cfg.retries,
+    };
+    let proxy = pingora_proxy::http_proxy(&conf, DimeProxy { state: state.clone(), settings });
+    let counted = CountedConnections { inner: Arc::new(proxy), metrics: metrics.clone() };
+    let mut http = Service::new("dime http".to_owned(), counted);
+    for addr in &cfg.http {
+        http.add_tcp(&addr.to_string());
+    }
+    server.add_service(http);
+
+    let mut admin = Service::new("dime admin".to_owned(), HttpServer::new_app(Admin { state: state.clone() }));
+    admin.add_tcp(&cfg.admin.to_string());
+    admin.threads = Some(1);
+    server.add_service(admin);
+
+    server.add_service(background_service("routes file", source));
+    server.add_service(background_service("upstream upkeep", Upkeep { state }));
+    server.add_service(background_service("drain", Drain { metrics }));
+    tracing::info!(http = ?cfg.http, admin = %cfg.admin, threads = cfg.threads, "dime-edge starting");
+    server.run_forever();
+}

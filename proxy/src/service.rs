@@ -1,0 +1,389 @@
+//! The HTTP proxy: Pingora's `ProxyHttp` phases, each kept thin. Routing decisions come from the route table,
+//! server choice from the upstream pool; this file only wires them into the request's life.
+//!
+//! Phase order for one request (see Pingora's phase chart):
+//! `request_filter` (pick the route, or answer 404/503) → `upstream_peer` (pick a server; called again for each
+//! retry) → `connected_to_upstream` / `fail_to_connect` → `upstream_request_filter` (forwarding headers) →
+//! `upstream_response_filter` → `logging` (metrics and access log, always called once).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use ipnet::IpNet;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::{Error, ErrorSource, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{ProxyHttp, Session};
+
+use crate::metrics::{status_class, Metrics};
+use crate::state::{Active, State};
+use crate::upstream::{Endpoint, Pool};
+
+/// How long an idle upstream connection is kept for reuse.
+const UPSTREAM_IDLE: Duration = Duration::from_secs(60);
+
+/// Settings the proxy needs on every request.
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    pub trusted_proxies: Vec<IpNet>,
+    pub access_log: bool,
+    pub retries: usize,
+}
+
+#[derive(Debug)]
+pub struct DimeProxy {
+    pub state: Arc<State>,
+    pub settings: ProxySettings,
+}
+
+/// Per-request state. Holds the table snapshot the request was routed with, so a reload in the middle of a
+/// request changes nothing for it.
+#[derive(Debug)]
+pub struct RequestCtx {
+    start: Instant,
+    active: Option<Arc<Active>>,
+    route: Option<usize>,
+    pool: Option<Arc<Pool>>,
+    endpoint: Option<Arc<Endpoint>>,
+    tried: Vec<SocketAddr>,
+    peer_chosen_at: Option<Instant>,
+    sent_at: Option<Instant>,
+    _in_flight: InFlight,
+}
+
+impl RequestCtx {
+    fn route_name(&self) -> &str {
+        match (&self.active, self.route) {
+            (Some(a), Some(i)) => &a.table.routes()[i].name,
+            _ => "unmatched",
+        }
+    }
+    fn upstream_name(&self) -> &str {
+        self.pool.as_ref().map_or("-", |p| p.name())
+    }
+}
+
+/// Keeps `dime_http_requests_in_flight` right however the request ends.
+#[derive(Debug)]
+struct InFlight(Arc<Metrics>);
+
+impl InFlight {
+    fn new(metrics: &Arc<Metrics>) -> Self {
+        metrics.requests_in_flight.inc();
+        InFlight(metrics.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.requests_in_flight.dec();
+    }
+}
+
+/// The Host a request asked for: the Host header, or the authority of an absolute URI / HTTP/2 `:authority`.
+fn request_host(req: &RequestHeader) -> &str {
+    req.headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("")
+}
+
+fn client_ip(session: &Session) -> Option<IpAddr> {
+    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
+}
+
+async fn respond(session: &mut Session, status: u16, body: String) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(3))?;
+    resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+    resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session.write_response_header(Box::new(resp), head_only).await?;
+    if !head_only {
+        session.write_response_body(Some(Bytes::from(body)), true).await?;
+    }
+    Ok(())
+}
+
+/// Sets X-Forwarded-For/-Proto/-Host. Values a client sent are kept (XFF appended to) only when the client is
+/// a trusted proxy; anyone else could forge them.
+pub fn set_forwarded_headers(
+    req: &mut RequestHeader,
+    client: Option<IpAddr>,
+    trusted: bool,
+    original_host: &str,
+) -> Result<()> {
+    let client = client.map(|ip| ip.to_string()).unwrap_or_default();
+    let xff = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prior) if trusted && !prior.is_empty() => format!("{prior}, {client}"),
+        _ => client,
+    };
+    req.insert_header("x-forwarded-for", xff)?;
+    if !(trusted && req.headers.contains_key("x-forwarded-proto")) {
+        req.insert_header("x-forwarded-proto", "http")?;
+    }
+    let keep_host = trusted && req.headers.contains_key("x-forwarded-host");
+    if !keep_host && !original_host.is_empty() {
+        req.insert_header("x-forwarded-host", original_host.to_owned())?;
+    }
+    Ok(())
+}
+
+fn method_label(method: &http::Method) -> &'static str {
+    use http::Method as M;
+    match *method {
+        M::GET => "GET",
+        M::HEAD => "HEAD",
+        M::POST => "POST",
+        M::PUT => "PUT",
+        M::DELETE => "DELETE",
+        M::OPTIONS => "OPTIONS",
+        M::PATCH => "PATCH",
+        _ => "OTHER",
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for DimeProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> Self::CTX {
+        RequestCtx {
+            start: Instant::now(),
+            active: None,
+            route: None,
+            pool: None,
+            endpoint: None,
+            tried: Vec::new(),
+            peer_chosen_at: None,
+            sent_at: None,
+            _in_flight: InFlight::new(&self.state.metrics),
+        }
+    }
+
+    /// Picks the route. Unknown host/path is a normal 404 answer, not an error.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        let Some(active) = self.state.current() else {
+            respond(session, 503, "dime-edge has no route table yet\n".into()).await?;
+            return Ok(true);
+        };
+        let req = session.req_header();
+        let Some(index) = active.table.find_index(request_host(req), req.uri.path()) else {
+            let body = format!("no route for host `{}` and path `{}`\n", request_host(req), req.uri.path());
+            ctx.active = Some(active);
+            respond(session, 404, body).await?;
+            return Ok(true);
+        };
+        ctx.route = Some(index);
+        ctx.pool = active.pools.get(&active.table.routes()[index].upstream).cloned();
+        ctx.active = Some(active);
+        Ok(false)
+    }
+
+    /// Picks the next server by weight, skipping those this request already failed on.
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Self::CTX) -> Result<Box<HttpPeer>> {
+        let Some(pool) = ctx.pool.clone() else {
+            return Err(Error::explain(ErrorType::HTTPStatus(503), "route has no upstream pool"));
+        };
+        let Some(endpoint) = pool.select(&ctx.tried) else {
+            self.state.metrics.upstream_unavailable.with_label_values(&[pool.name()]).inc();
+            tracing::warn!(route = ctx.route_name(), upstream = pool.name(), tried = ?ctx.tried, "no healthy upstream server");
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(503),
+                format!("no healthy server in upstream {}", pool.name()),
+            ));
+        };
+        let mut peer = HttpPeer::new(endpoint.addr, false, String::new());
+        peer.options.connection_timeout = Some(pool.spec.connect_timeout);
+        peer.options.read_timeout = Some(pool.spec.read_timeout);
+        peer.options.idle_timeout = Some(UPSTREAM_IDLE);
+        ctx.tried.push(endpoint.addr);
+        ctx.endpoint = Some(endpoint);
+        ctx.peer_chosen_at = Some(Instant::now());
+        Ok(Box::new(peer))
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        reused: bool,
+        _peer: &HttpPeer,
+        _fd: std::os::unix::io::RawFd,
+        _digest: Option<&pingora_core::protocols::Digest>,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        let now = Instant::now();
+        if let (false, Some(chosen)) = (reused, ctx.peer_chosen_at) {
+            let up = ctx.upstream_name().to_owned();
+            self.state
+                .metrics
+                .upstream_connect_duration
+                .with_label_values(&[&up])
+                .observe((now - chosen).as_secs_f64());
+        }
+        ctx.sent_at = Some(now);
+        Ok(())
+    }
+
+    /// A connect failure counts against the server and, for idempotent requests, moves on to another server.
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        peer: &HttpPeer,
+        ctx: &mut Self::CTX,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        let upstream = ctx.upstream_name().to_owned();
+        self.state.metrics.upstream_connect_failures.with_label_values(&[&upstream]).inc();
+        if let Some(ep) = &ctx.endpoint {
+            if ep.record_failure() {
+                tracing::warn!(upstream, address = %ep.addr, "upstream address ejected after repeated failures");
+            }
+        }
+        let idempotent = session.req_header().method.is_idempotent();
+        let others_left = ctx.pool.as_ref().is_some_and(|p| p.endpoints().list.len() > ctx.tried.len());
+        if idempotent && others_left && ctx.tried.len() <= self.settings.retries {
+            self.state.metrics.upstream_retries.with_label_values(&[&upstream]).inc();
+            tracing::debug!(upstream, peer = %peer, error = %e, "connect failed; retrying on another server");
+            e.set_retry(true);
+        }
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Self::CTX,
+        client_reused: bool,
+    ) -> Box<Error> {
+        if e.esource() == &ErrorSource::Upstream {
+            if let Some(ep) = &ctx.endpoint {
+                ep.record_failure();
+            }
+        }
+        let mut e = e.more_context(format!("peer: {peer}"));
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        let client = client_ip(session);
+        let trusted = client.is_some_and(|ip| self.settings.trusted_proxies.iter().any(|n| n.contains(&ip)));
+        let original_host = request_host(session.req_header()).to_owned();
+        set_forwarded_headers(upstream_request, client, trusted, &original_host)?;
+        if let (Some(pool), Some(ep)) = (&ctx.pool, &ctx.endpoint) {
+            if !pool.spec.pass_host_header {
+                let server = &pool.spec.servers[ep.server];
+                let host = if server.port == 80 { server.host.clone() } else { server.authority() };
+                upstream_request.insert_header(http::header::HOST, host)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        if let Some(ep) = &ctx.endpoint {
+            ep.record_success();
+        }
+        if let Some(sent) = ctx.sent_at {
+            let up = ctx.upstream_name().to_owned();
+            self.state
+                .metrics
+                .upstream_response_duration
+                .with_label_values(&[&up])
+                .observe(sent.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    /// Metrics and the access log line; called once per request however it ended.
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let route = ctx.route_name();
+        let method = method_label(&session.req_header().method);
+        let elapsed = ctx.start.elapsed();
+        let m = &self.state.metrics;
+        m.requests.with_label_values(&[route, method, status_class(status)]).inc();
+        m.request_duration.with_label_values(&[route]).observe(elapsed.as_secs_f64());
+        let (sent, read) = (session.as_downstream().body_bytes_sent(), session.as_downstream().body_bytes_read());
+        m.response_bytes.with_label_values(&[route]).inc_by(sent as u64);
+        m.request_bytes.with_label_values(&[route]).inc_by(read as u64);
+        if self.settings.access_log {
+            let req = session.req_header();
+            tracing::info!(
+                target: "dime::access",
+                client = %client_ip(session).map(|i| i.to_string()).unwrap_or_default(),
+                method = %req.method,
+                host = request_host(req),
+                path = %req.uri,
+                status,
+                route,
+                upstream = ctx.upstream_name(),
+                server = %ctx.endpoint.as_ref().map(|e| e.addr.to_string()).unwrap_or_default(),
+                bytes = sent,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                error = %e.map(|e| e.to_string()).unwrap_or_default(),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        for (k, v) in headers {
+            r.insert_header(k.to_string(), v.to_string()).unwrap();
+        }
+        r
+    }
+
+    fn header<'a>(r: &'a RequestHeader, name: &str) -> &'a str {
+        r.headers.get(name).unwrap().to_str().unwrap()
+    }
+
+    #[test]
+    fn untrusted_clients_cannot_forge_forwarded_headers() {
+        let mut r =
+            req(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-proto", "https"), ("x-forwarded-host", "evil")]);
+        set_forwarded_headers(&mut r, Some("192.0.2.1".parse().unwrap()), false, "video.example.com").unwrap();
+        assert_eq!(header(&r, "x-forwarded-for"), "192.0.2.1");
+        assert_eq!(header(&r, "x-forwarded-proto"), "http");
+        assert_eq!(header(&r, "x-forwarded-host"), "video.example.com");
+    }
+
+    #[test]
+    fn trusted_proxies_values_are_kept_and_appended_to() {
+        let mut r = req(&[
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "cdn.example"),
+        ]);
+        set_forwarded_headers(&mut r, Some("10.0.0.2".parse().unwrap()), true, "video.example.com").unwrap();
+        assert_eq!(header(&r, "x-forwarded-for"), "203.0.113.7, 10.0.0.2");
+        assert_eq!(header(&r, "x-forwarded-proto"), "https");
+        assert_eq!(header(&r, "x-forwarded-host"), "cdn.example");
+    }
+}

@@ -1,0 +1,111 @@
+//! The active route table and its upstream pools, swapped whole (ArcSwap): a request sees the old table or the
+//! new one, never a mix, and never an empty one because a reload failed.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwapOption;
+use dime_routes::{RouteErrors, RouteTable};
+
+use crate::metrics::Metrics;
+use crate::upstream::{self, Pool, SharedResolver};
+
+/// A route table in service, with everything a request needs from it.
+#[derive(Debug)]
+pub struct Active {
+    pub table: RouteTable,
+    pub pools: BTreeMap<String, Arc<Pool>>,
+    /// Where the table came from (e.g. `file:/etc/dime/routes.yaml`).
+    pub source: String,
+    pub applied_at: SystemTime,
+}
+
+/// The last reload that failed, for `/config`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rejected {
+    pub source: String,
+    pub at_unix: f64,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct State {
+    active: ArcSwapOption<Active>,
+    last_rejected: Mutex<Option<Rejected>>,
+    pub metrics: Arc<Metrics>,
+    pub resolver: SharedResolver,
+}
+
+pub fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+impl State {
+    pub fn new(metrics: Arc<Metrics>, resolver: SharedResolver) -> Self {
+        State { active: ArcSwapOption::empty(), last_rejected: Mutex::new(None), metrics, resolver }
+    }
+
+    /// The table in service, if one was ever applied.
+    pub fn current(&self) -> Option<Arc<Active>> {
+        self.active.load_full()
+    }
+
+    pub fn last_rejected(&self) -> Option<Rejected> {
+        self.last_rejected.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// Puts a validated table in service. New upstream pools are resolved first, so the first request after the
+    /// swap already has addresses; unchanged upstreams keep their pools (and health state).
+    pub async fn apply(&self, table: RouteTable, source: &str) {
+        let old = self.current();
+        if old.as_ref().is_some_and(|o| o.table.version() == table.version()) {
+            return;
+        }
+        let pools = upstream::build_pools(&table, old.as_ref().map(|o| &o.pools));
+        for pool in pools.values() {
+            let reused = old.as_ref().is_some_and(|o| o.pools.values().any(|p| Arc::ptr_eq(p, pool)));
+            if !reused {
+                upstream::resolve_pool(pool, self.resolver.as_ref(), &self.metrics).await;
+            }
+        }
+        for route in table.routes().iter().filter(|r| r.cache.is_some()) {
+            tracing::warn!(route = %route.name, "route asks for caching, which this build of dime-edge does not do yet: requests pass through to the origin");
+        }
+        let applied_at = SystemTime::now();
+        let m = &self.metrics;
+        m.config_info.reset();
+        m.config_info.with_label_values(&[table.version(), source]).set(1);
+        m.config_loaded_time.set(unix(applied_at));
+        m.config_routes.set(table.routes().len() as i64);
+        m.config_reloads.with_label_values(&["ok"]).inc();
+        tracing::info!(
+            version = table.version(),
+            previous = old.as_ref().map(|o| o.table.version()).unwrap_or("none"),
+            routes = table.routes().len(),
+            upstreams = table.upstreams().len(),
+            source,
+            "applied route table"
+        );
+        let active = Active { table, pools, source: source.to_owned(), applied_at };
+        self.active.store(Some(Arc::new(active)));
+    }
+
+    /// Records a table that failed validation: every error is logged, the count goes up, the active table stays.
+    pub fn reject(&self, source: &str, errors: &RouteErrors) {
+        self.metrics.config_reloads.with_label_values(&["failed"]).inc();
+        let keeping = self.current().map(|a| a.table.version().to_owned()).unwrap_or_else(|| "none".into());
+        for e in errors.iter() {
+            tracing::error!(source, location = %e.location, error = %e.message, "invalid routes");
+        }
+        tracing::error!(source, errors = errors.len(), keeping_version = %keeping, "route reload rejected; the active table keeps serving");
+        let rejected = Rejected {
+            source: source.to_owned(),
+            at_unix: unix(SystemTime::now()),
+            errors: errors.iter().map(ToString::to_string).collect(),
+        };
+        if let Ok(mut slot) = self.last_rejected.lock() {
+            *slot = Some(rejected);
+        }
+    }
+}

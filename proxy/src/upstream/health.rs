@@ -1,0 +1,44 @@
+//! Active HTTP health checks: `GET <path>` to one address, healthy on a 2xx or 3xx status within the timeout.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Checks one address. `Ok(())` when healthy, otherwise why not.
+pub async fn check(addr: SocketAddr, host: &str, path: &str, timeout: Duration) -> Result<(), String> {
+    match tokio::time::timeout(timeout, probe(addr, host, path)).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no answer within {}ms", timeout.as_millis())),
+    }
+}
+
+async fn probe(addr: SocketAddr, host: &str, path: &str) -> Result<(), String> {
+    let mut stream = TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: dime-edge-healthcheck\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.map_err(|e| format!("write: {e}"))?;
+    // The status line is all we need; read until it is complete.
+    let mut buf = Vec::with_capacity(128);
+    let mut chunk = [0u8; 128];
+    while !buf.windows(2).any(|w| w == b"\r\n") {
+        let n = stream.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
+        if n == 0 || buf.len() > 4096 {
+            return Err("connection closed before a status line".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let line = String::from_utf8_lossy(&buf);
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("not an HTTP response: {:?}", line.lines().next().unwrap_or_default()))?;
+    if (200..400).contains(&status) {
+        Ok(())
+    } else {
+        Err(format!("status {status}"))
+    }
+}

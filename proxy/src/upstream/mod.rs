@@ -1,0 +1,155 @@
+//! Upstream pools and their upkeep: DNS re-resolution and active health checks, driven by one background loop
+//! over the pools of the active route table.
+
+pub mod health;
+pub mod pool;
+pub mod resolve;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dime_routes::RouteTable;
+
+use crate::metrics::Metrics;
+pub use pool::{Endpoint, Pool};
+pub use resolve::{Overrides, Resolve, SharedResolver, SystemResolver};
+
+/// When a pool's next DNS refresh and health check are due.
+#[derive(Debug, Default)]
+pub struct Maintenance {
+    next_dns: Mutex<Option<Instant>>,
+    next_health: Mutex<Option<Instant>>,
+    busy: AtomicBool,
+}
+
+/// Builds the pools for a new table, reusing the pool of every upstream whose definition did not change so its
+/// health and addresses carry over.
+pub fn build_pools(table: &RouteTable, old: Option<&BTreeMap<String, Arc<Pool>>>) -> BTreeMap<String, Arc<Pool>> {
+    table
+        .upstreams()
+        .iter()
+        .map(|(name, spec)| {
+            let reused = old.and_then(|o| o.get(name)).filter(|p| &p.spec == spec).cloned();
+            (name.clone(), reused.unwrap_or_else(|| Arc::new(Pool::new(spec.clone()))))
+        })
+        .collect()
+}
+
+/// Resolves every server of a pool once; used before a new pool is put in service. Failures keep the old
+/// addresses (none, for a new pool) and are logged and counted.
+pub async fn resolve_pool(pool: &Pool, resolver: &dyn Resolve, metrics: &Metrics) {
+    for (i, server) in pool.spec.servers.iter().enumerate() {
+        let authority = server.authority();
+        match resolver.resolve(&authority).await {
+            Ok(addrs) => {
+                if pool.set_addresses(i, &addrs) {
+                    tracing::info!(upstream = pool.name(), server = %authority, addresses = ?addrs, "resolved upstream server");
+                }
+            }
+            Err(error) => {
+                metrics.upstream_dns_failures.with_label_values(&[pool.name()]).inc();
+                let kept = pool.endpoints().list.iter().filter(|e| e.server == i).count();
+                tracing::warn!(upstream = pool.name(), server = %authority, %error, kept_addresses = kept, "upstream name did not resolve; keeping the addresses it had");
+            }
+        }
+    }
+    export_health(pool, metrics);
+}
+
+fn export_health(pool: &Pool, metrics: &Metrics) {
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    for ep in pool.endpoints().list.iter() {
+        let v = i64::from(ep.in_rotation(now));
+        metrics.upstream_endpoint_healthy.with_label_values(&[pool.name(), &ep.addr.to_string()]).set(v);
+    }
+}
+
+/// Health-checks every address of a pool concurrently and records the results.
+async fn check_pool(pool: &Pool, metrics: &Metrics) {
+    let Some(hc) = &pool.spec.health_check else { return };
+    let mut checks = tokio::task::JoinSet::new();
+    for ep in pool.endpoints().list.iter() {
+        let host = hc.hostname.clone().unwrap_or_else(|| pool.spec.servers[ep.server].host.clone());
+        let (ep, path, timeout) = (ep.clone(), hc.path.clone(), hc.timeout);
+        checks.spawn(async move {
+            let result = health::check(ep.addr, &host, &path, timeout).await;
+            (ep, result)
+        });
+    }
+    while let Some(Ok((ep, result))) = checks.join_next().await {
+        if ep.set_healthy(result.is_ok()) {
+            match result {
+                Ok(()) => {
+                    tracing::info!(upstream = pool.name(), address = %ep.addr, "upstream address passes its health check again")
+                }
+                Err(error) => {
+                    tracing::warn!(upstream = pool.name(), address = %ep.addr, %error, path = %hc.path, "upstream address failed its health check; out of rotation")
+                }
+            }
+        }
+    }
+    export_health(pool, metrics);
+}
+
+/// One round of upkeep for one pool: starts a DNS refresh and/or a health round if due. Runs them on a spawned
+/// task so one slow origin never delays another pool.
+pub fn maintain(pool: &Arc<Pool>, resolver: &SharedResolver, metrics: &Arc<Metrics>) {
+    let now = Instant::now();
+    let due = |slot: &Mutex<Option<Instant>>, every: Duration| -> bool {
+        let Ok(mut next) = slot.lock() else { return false };
+        if next.is_none_or(|t| now >= t) {
+            *next = Some(now + every);
+            return true;
+        }
+        false
+    };
+    let no_addresses = pool.endpoints().list.is_empty();
+    let dns_every = if no_addresses { Duration::from_secs(1) } else { pool.spec.dns_refresh };
+    let dns_due = due(&pool.maintenance.next_dns, dns_every);
+    let health_due = pool.spec.health_check.as_ref().is_some_and(|hc| due(&pool.maintenance.next_health, hc.interval));
+    if !(dns_due || health_due) || pool.maintenance.busy.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let (pool, resolver, metrics) = (pool.clone(), resolver.clone(), metrics.clone());
+    tokio::spawn(async move {
+        if dns_due {
+            resolve_pool(&pool, resolver.as_ref(), &metrics).await;
+        }
+        if health_due {
+            check_pool(&pool, &metrics).await;
+        } else {
+            export_health(&pool, &metrics);
+        }
+        pool.maintenance.busy.store(false, Ordering::Release);
+    });
+}
+
+/// The background loop that keeps the pools of the active table resolved and health-checked.
+#[derive(Debug)]
+pub struct Upkeep {
+    pub state: Arc<crate::state::State>,
+}
+
+/// How often the upkeep loop looks for pools that are due.
+const UPKEEP_TICK: Duration = Duration::from_millis(200);
+
+#[async_trait::async_trait]
+impl pingora_core::services::background::BackgroundService for Upkeep {
+    async fn start(&self, mut shutdown: pingora_core::server::ShutdownWatch) {
+        let mut tick = tokio::time::interval(UPKEEP_TICK);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            if let Some(active) = self.state.current() {
+                for pool in active.pools.values() {
+                    maintain(pool, &self.state.resolver, &self.state.metrics);
+                }
+            }
+        }
+    }
+}

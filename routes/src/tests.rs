@@ -2,45 +2,9 @@
 
 use super::*;
 
-pub const VIDEO_FRAGMENT: &str = r#"
-http:
-  middlewares:
-    my-plugin-simplecache:
-      plugin:
-        plugin-simplecache:
-          path: /tmp
-  routers:
-    video-router:
-      rule: Host(`video.edge.mycdndomain.us`)
-      service: video-service
-      middlewares:
-        - my-plugin-simplecache
-  services:
-    video-service:
-      loadBalancer:
-        servers:
-          - url: http://video.cluster.mycdndomain.us:8080
-"#;
-
-pub const WHOAMI_FRAGMENT: &str = r#"
-http:
-  middlewares:
-    whoami-plugin-simplecache:
-      plugin:
-        plugin-simplecache:
-          path: /tmp
-  routers:
-    whoami-router:
-      rule: Host(`whoami.edge.mycdndomain.us`)
-      service: whoami-service
-      middlewares:
-        - whoami-plugin-simplecache
-  services:
-    whoami-service:
-      loadBalancer:
-        servers:
-          - url: http://whoami.cluster.mycdndomain.us
-"#;
+/// The old setup's ConfigMap fragments, verbatim.
+pub const VIDEO_FRAGMENT: &str = include_str!("../../examples/traefik/video-config.yaml");
+pub const WHOAMI_FRAGMENT: &str = include_str!("../../examples/traefik/whoami-config.yaml");
 
 fn errors_of(text: &str) -> Vec<String> {
     parse("routes.yaml", text).unwrap_err().iter().map(|e| e.to_string()).collect()

@@ -1,0 +1,229 @@
+//! Test harness: real origin servers and a real `dime-edge` process, on ephemeral loopback ports.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// An HTTP/1.1 origin that says who it is and what it received (like the whoami workload).
+/// `/healthz` answers 200 or 503 as `set_healthy` says; `/slow` answers after one second.
+#[derive(Clone)]
+pub struct Origin {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+    healthy: Arc<AtomicBool>,
+    task: Arc<tokio::task::JoinHandle<()>>,
+}
+
+impl Origin {
+    pub async fn start(name: &str) -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let healthy = Arc::new(AtomicBool::new(true));
+        let (n, h, ok) = (name.to_owned(), hits.clone(), healthy.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (n, h, ok) = (n.clone(), h.clone(), ok.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| answer(req, n.clone(), h.clone(), ok.clone()));
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+        Origin { name: name.to_owned(), addr, hits, healthy, task: Arc::new(task) }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::SeqCst);
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+async fn answer(
+    req: Request<Incoming>,
+    name: String,
+    hits: Arc<AtomicUsize>,
+    healthy: Arc<AtomicBool>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.uri().path() == "/healthz" {
+        let status = if healthy.load(Ordering::SeqCst) { 200 } else { 503 };
+        return Ok(Response::builder().status(status).body(Full::new(Bytes::from_static(b"health\n"))).unwrap());
+    }
+    hits.fetch_add(1, Ordering::SeqCst);
+    if req.uri().path() == "/slow" {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let seen = |h: &str| req.headers().get(h).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let resp = Response::builder()
+        .header("x-origin", &name)
+        .header("x-seen-host", seen("host"))
+        .header("x-seen-xff", seen("x-forwarded-for"))
+        .header("x-seen-xfp", seen("x-forwarded-proto"))
+        .header("x-seen-xfh", seen("x-forwarded-host"))
+        .body(Full::new(Bytes::from(format!("origin={name} path={}\n", req.uri().path()))))
+        .unwrap();
+    Ok(resp)
+}
+
+/// A port that nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// A running `dime-edge run`, killed on drop.
+pub struct Edge {
+    pub child: Child,
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+    pub routes: PathBuf,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+}
+
+/// A response as the tests look at it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+}
+
+impl Edge {
+    /// Starts the edge with `routes` as its routes file and waits until it is ready.
+    pub async fn start(routes: &str, extra: &[&str]) -> Edge {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("routes.yaml");
+        std::fs::write(&path, routes).unwrap();
+        let log = dir.path().join("edge.log");
+        // Ephemeral ports picked by the OS; a rare collision shows up as a start failure below.
+        let (http, admin) = (free_addr(), free_addr());
+        let child = Command::new(env!("CARGO_BIN_EXE_dime-edge"))
+            .args(["run", "--routes"])
+            .arg(&path)
+            .args(["--http", &http.to_string(), "--admin", &admin.to_string(), "--threads", "2"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+        let edge = Edge { child, http, admin, routes: path, log, _dir: dir, client };
+        edge.wait_ready().await;
+        edge
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = self.client.get(format!("http://{}/readyz", self.admin)).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "edge not ready in 20s; log:\n{}", self.log_text());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET `path` with `Host: host` through the edge.
+    pub async fn get(&self, host: &str, path: &str) -> Reply {
+        self.request(reqwest::Method::GET, host, path, &[]).await
+    }
+
+    pub async fn request(&self, method: reqwest::Method, host: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = self.client.request(method, format!("http://{}{}", self.http, path)).header("host", host);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("request to edge failed: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.text().await.unwrap_or_default();
+        Reply { status, headers, body }
+    }
+
+    pub async fn admin(&self, path: &str) -> (u16, String) {
+        let resp = self.client.get(format!("http://{}{}", self.admin, path)).send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    /// The value of one metric sample, e.g. `dime_config_reloads_total{result="failed"}`.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let (_, text) = self.admin("/metrics").await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+
+    pub async fn version(&self) -> String {
+        let (_, text) = self.admin("/config").await;
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["active"]["version"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Replaces the routes file the way config management does: write aside, then rename over.
+    pub fn write_routes(&self, text: &str) {
+        let tmp = self.routes.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &self.routes).unwrap();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A native routes document with one route per (name, hosts, upstream servers) entry.
+pub fn one_route(name: &str, host: &str, servers: &[(&str, u32)]) -> String {
+    let servers: String = servers.iter().map(|(url, w)| format!("        - {{ url: \"{url}\", weight: {w} }}\n")).collect();
+    format!(
+        "version: 1\nhttp:\n  routes:\n    - name: {name}\n      match: [{{ hosts: [\"{host}\"] }}]\n      upstream: {name}\n  upstreams:\n    {name}:\n      servers:\n{servers}"
+    )
+}

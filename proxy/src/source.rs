@@ -14,6 +14,8 @@ use crate::state::State;
 /// How often the file is looked at. Reading a small file four times a second costs nothing and catches every
 /// way editors and Kubernetes volume updates replace files (in place, rename, symlink swap).
 pub const POLL: Duration = Duration::from_millis(250);
+/// How long a changed file must stay unchanged before it is read as final.
+pub const SETTLE: Duration = Duration::from_millis(50);
 
 #[derive(Debug)]
 pub struct FileSource {
@@ -61,6 +63,12 @@ impl FileSource {
         };
         let fingerprint = Some(content_hash(&bytes));
         if *last == fingerprint {
+            return;
+        }
+        // A writer that truncates and rewrites in place can be caught half way: only take content that reads
+        // the same twice in a row.
+        tokio::time::sleep(SETTLE).await;
+        if std::fs::read(&self.path).ok().map(|b| content_hash(&b)) != fingerprint {
             return;
         }
         *last = fingerprint;

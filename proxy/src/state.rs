@@ -62,6 +62,16 @@ impl State {
         if old.as_ref().is_some_and(|o| o.table.version() == table.version()) {
             return;
         }
+        if table.routes().is_empty() && old.as_ref().is_some_and(|o| !o.table.routes().is_empty()) {
+            // An empty table is what a truncated file or a broken generator produces; serving it would turn every
+            // request into a 404, so it never replaces a table that has routes.
+            let error = dime_routes::RouteError::new(
+                dime_routes::Location::new(source, ""),
+                "the new table has no routes; refusing to drop every route (restart the edge to start empty)",
+            );
+            self.reject(source, &RouteErrors(vec![error]));
+            return;
+        }
         let pools = upstream::build_pools(&table, old.as_ref().map(|o| &o.pools));
         for pool in pools.values() {
             let reused = old.as_ref().is_some_and(|o| o.pools.values().any(|p| Arc::ptr_eq(p, pool)));

@@ -97,7 +97,10 @@ async fn failing_health_checks_take_servers_out_and_none_left_gives_503() {
     let r = edge.get("h.test", "/").await;
     assert_eq!(r.status, 503);
     let log = edge.log_text();
-    assert!(log.contains("no healthy upstream server") && log.contains("route=\"h\"") && log.contains("upstream=\"h\""), "{log}");
+    assert!(
+        log.contains("no healthy upstream server") && log.contains("route=\"h\"") && log.contains("upstream=\"h\""),
+        "{log}"
+    );
     b.set_healthy(true);
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     assert_eq!(edge.get("h.test", "/").await.header("x-origin"), "b");
@@ -107,7 +110,8 @@ async fn failing_health_checks_take_servers_out_and_none_left_gives_503() {
 async fn forwarded_headers_reach_the_origin_and_only_trusted_values_are_kept() {
     let origin = Origin::start("o").await;
     let routes = one_route("x", "x.test", &[(&origin.url(), 1)]);
-    let forged = [("x-forwarded-for", "203.0.113.9"), ("x-forwarded-proto", "https"), ("x-forwarded-host", "evil.test")];
+    let forged =
+        [("x-forwarded-for", "203.0.113.9"), ("x-forwarded-proto", "https"), ("x-forwarded-host", "evil.test")];
 
     let untrusting = Edge::start(&routes, &[]).await;
     let r = untrusting.request(reqwest::Method::GET, "x.test", "/", &forged).await;
@@ -129,7 +133,11 @@ async fn the_old_traefik_fragments_route_unchanged() {
     let (video, whoami) = (Origin::start("video").await, Origin::start("whoami").await);
     // The fragments name the cluster's real hosts; public DNS cannot run here, so --resolve points those names
     // at the local origins (the only stand-in in this test).
-    let fragments = format!("{}\n---\n{}", include_str!("../../examples/traefik/video-config.yaml"), include_str!("../../examples/traefik/whoami-config.yaml"));
+    let fragments = format!(
+        "{}\n---\n{}",
+        include_str!("../../examples/traefik/video-config.yaml"),
+        include_str!("../../examples/traefik/whoami-config.yaml")
+    );
     let video_map = format!("video.cluster.mycdndomain.us:8080={}", video.addr);
     let whoami_map = format!("whoami.cluster.mycdndomain.us:80={}", whoami.addr);
     let edge = Edge::start(&fragments, &["--resolve", &video_map, "--resolve", &whoami_map]).await;

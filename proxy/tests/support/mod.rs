@@ -40,7 +40,8 @@ impl Origin {
                 let (n, h, ok) = (n.clone(), h.clone(), ok.clone());
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| answer(req, n.clone(), h.clone(), ok.clone()));
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                 });
             }
         });
@@ -190,9 +191,7 @@ impl Edge {
     /// The value of one metric sample, e.g. `dime_config_reloads_total{result="failed"}`.
     pub async fn metric(&self, sample: &str) -> f64 {
         let (_, text) = self.admin("/metrics").await;
-        text.lines()
-            .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok()))
-            .unwrap_or(0.0)
+        text.lines().find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
     }
 
     pub async fn version(&self) -> String {
@@ -222,7 +221,8 @@ impl Drop for Edge {
 
 /// A native routes document with one route per (name, hosts, upstream servers) entry.
 pub fn one_route(name: &str, host: &str, servers: &[(&str, u32)]) -> String {
-    let servers: String = servers.iter().map(|(url, w)| format!("        - {{ url: \"{url}\", weight: {w} }}\n")).collect();
+    let servers: String =
+        servers.iter().map(|(url, w)| format!("        - {{ url: \"{url}\", weight: {w} }}\n")).collect();
     format!(
         "version: 1\nhttp:\n  routes:\n    - name: {name}\n      match: [{{ hosts: [\"{host}\"] }}]\n      upstream: {name}\n  upstreams:\n    {name}:\n      servers:\n{servers}"
     )

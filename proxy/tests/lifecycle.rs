@@ -1,0 +1,141 @@
+//! The edge as an operator meets it: admin endpoints, metrics that Prometheus accepts, `check`, startup
+//! refusal on a broken file, and a bounded graceful shutdown on SIGTERM.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{one_route, Edge, Origin};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_endpoints_report_health_readiness_and_the_active_table() {
+    let origin = Origin::start("o").await;
+    let edge = Edge::start(&one_route("r", "r.test", &[(&origin.url(), 1)]), &[]).await;
+    assert_eq!(edge.admin("/healthz").await.0, 200);
+    let (status, ready) = edge.admin("/readyz").await;
+    assert_eq!(status, 200);
+    let version = edge.version().await;
+    assert!(ready.contains(&version), "{ready}");
+    let (_, config) = edge.admin("/config").await;
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    let active = &config["active"];
+    assert_eq!(active["routes"], 1);
+    assert_eq!(active["source"], format!("file:{}", edge.routes.display()));
+    assert!(active["age_seconds"].as_f64().unwrap() >= 0.0);
+    assert_eq!(active["upstreams"][0]["addresses"][0]["address"], origin.addr.to_string());
+    assert_eq!(edge.admin("/nope").await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_exposition_passes_promtool_and_counts_requests() {
+    let origin = Origin::start("o").await;
+    let edge = Edge::start(&one_route("r", "r.test", &[(&origin.url(), 1)]), &[]).await;
+    for _ in 0..5 {
+        edge.get("r.test", "/").await;
+    }
+    edge.get("nowhere.test", "/").await;
+    let (_, text) = edge.admin("/metrics").await;
+    for name in [
+        "dime_http_requests_total{method=\"GET\",route=\"r\",status=\"2xx\"} 5",
+        "dime_http_request_duration_seconds_bucket{route=\"r\",le=\"0.0005\"}",
+        "dime_http_request_duration_seconds_bucket{route=\"r\",le=\"10\"}",
+        "dime_upstream_connect_duration_seconds_count{upstream=\"r\"}",
+        "dime_upstream_response_duration_seconds_count{upstream=\"r\"} 5",
+        "dime_http_response_body_bytes_total{route=\"r\"}",
+        "dime_http_request_body_bytes_total{route=\"r\"}",
+        "dime_http_connections_open",
+        "dime_config_reloads_total{result=\"ok\"} 1",
+        "dime_config_info{",
+        "dime_config_age_seconds",
+    ] {
+        assert!(text.contains(name), "missing {name} in\n{text}");
+    }
+    // promtool is a real dependency of this test (installed by .ci/run with the prometheus package).
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed (Debian package `prometheus`)");
+    use std::io::Write;
+    promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn check_prints_every_error_with_its_location_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "http:\n  routers:\n    r1: { rule: \"Query(`a`)\", service: s }\n    r2: { rule: \"Host(`b.test`)\", service: gone }\n  services:\n    s: { loadBalancer: { servers: [{ url: \"http://s.test:99999\" }] } }\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dime-edge")).arg("check").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let name = bad.display().to_string();
+    for want in [
+        format!("{name}: http.routers.r1.rule: `Query(`a`)`: unsupported matcher `Query`"),
+        format!("{name}: http.routers.r2.service: `gone` is not a defined upstream/service"),
+        format!("{name}: http.services.s.loadBalancer.servers[0].url: `http://s.test:99999`: invalid port"),
+        format!("{name}: 3 error(s)"),
+    ] {
+        assert!(stderr.contains(&want), "missing {want:?} in\n{stderr}");
+    }
+
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, include_str!("../../examples/routes.yaml")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dime-edge")).arg("check").arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+}
+
+#[test]
+fn run_refuses_to_start_on_an_invalid_routes_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("routes.yaml");
+    std::fs::write(&bad, "version: 1\nhttp:\n  routes:\n    - { name: r, upstream: missing }\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dime-edge"))
+        .args(["run", "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--routes"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("http.routes[0] (r).upstream: `missing` is not a defined upstream"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_open_requests_refuses_new_ones_and_exits_within_the_bound() {
+    let origin = Origin::start("slow").await;
+    let mut edge = Edge::start(&one_route("r", "r.test", &[(&origin.url(), 1)]), &["--shutdown-timeout", "5s"]).await;
+    let url = format!("http://{}/slow", edge.http);
+    let client = edge.client.clone();
+    let in_flight =
+        tokio::spawn(async move { client.get(url).header("host", "r.test").send().await.map(|r| r.status()) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &edge.pid().to_string()]).status().unwrap().success());
+
+    let status = in_flight.await.unwrap().expect("the request in flight at SIGTERM completes");
+    assert_eq!(status, 200);
+    let exit = loop {
+        if let Some(status) = edge.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(signalled.elapsed() < Duration::from_secs(8), "still running 8s after SIGTERM with a 5s bound");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    eprintln!("SIGTERM to exit with one open request: {:?}", signalled.elapsed());
+    assert!(std::net::TcpStream::connect(edge.http).is_err(), "no new connections after shutdown");
+}

@@ -1,5 +1,5 @@
 //! Test harness: real origin servers and a real `dime-edge` process, on ephemeral loopback ports.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

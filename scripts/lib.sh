@@ -1,0 +1,20 @@
+# Shared by the project's scripts: progress output and installing what they need.
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# need_packages CMD=PACKAGE ...: installs the Debian package of every command that is missing.
+need_packages() {
+  local missing=()
+  for pair in "$@"; do
+    command -v "${pair%%=*}" >/dev/null 2>&1 || missing+=("${pair#*=}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    say "missing packages: ${missing[*]} — install them (sudo apt-get install ${missing[*]}) and run again"
+    exit 1
+  fi
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+}

@@ -7,6 +7,7 @@
 //! flags ([`config`]) and calls [`server::run`]. Usage: `dime-edge run --routes examples/routes.yaml`.
 
 pub mod admin;
+pub mod cache;
 pub mod config;
 pub mod logging;
 pub mod metrics;

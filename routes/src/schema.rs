@@ -82,13 +82,41 @@ impl PathSpec {
     }
 }
 
-/// Caching on a route. Present (even `{}`) turns caching on; the cache issue extends the policy.
+/// Caching on a route. Present (even `{}`) turns caching on with the defaults below.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheSpec {
     /// Upper bound on how long any object of this route stays fresh, e.g. `5m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_ttl: Option<String>,
+    /// Freshness for ordinary responses that carry no explicit lifetime (default: none, such responses are not
+    /// stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_ttl: Option<String>,
+    /// How long a stale object may be served while the origin fails (default 60s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_if_error: Option<String>,
+    /// How long a stale object may be served while it is refreshed in the background (default: the origin's
+    /// `stale-while-revalidate`, else 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_while_revalidate: Option<String>,
+    /// Freshness of HLS/DASH playlists (`.m3u8`, `.mpd`), default 1s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playlist_ttl: Option<String>,
+    /// Freshness of HLS/DASH segments (`.ts`, `.m4s`, `.mp4`, `.aac`, ...), default 1h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_ttl: Option<String>,
+    /// Freshness of a 404 for a playlist or segment, default 1s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative_ttl: Option<String>,
+    /// Follow the origin's Cache-Control for playlists and segments too (default false: the TTLs above win over
+    /// the `no-cache` that live origins such as nginx-rtmp send).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub respect_origin: Option<bool>,
+    /// Query parameters kept in the cache key. Default: all of them for ordinary paths; for playlists and
+    /// segments only `_HLS_msn`, `_HLS_part` and `_HLS_skip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_keys: Option<Vec<String>>,
 }
 
 /// A pool of origin servers.

@@ -78,9 +78,34 @@ pub struct Match {
     pub paths: Vec<PathMatch>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// A route's cache policy, with every default filled in (see [`crate::schema::CacheSpec`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachePolicy {
     pub max_ttl: Option<Duration>,
+    pub default_ttl: Option<Duration>,
+    pub stale_if_error: Duration,
+    pub stale_while_revalidate: Option<Duration>,
+    pub playlist_ttl: Duration,
+    pub segment_ttl: Duration,
+    pub negative_ttl: Duration,
+    pub respect_origin: bool,
+    pub query_keys: Option<Vec<String>>,
+}
+
+impl Default for CachePolicy {
+    fn default() -> Self {
+        CachePolicy {
+            max_ttl: None,
+            default_ttl: None,
+            stale_if_error: Duration::from_secs(60),
+            stale_while_revalidate: None,
+            playlist_ttl: Duration::from_secs(1),
+            segment_ttl: Duration::from_secs(3600),
+            negative_ttl: Duration::from_secs(1),
+            respect_origin: false,
+            query_keys: None,
+        }
+    }
 }
 
 /// A pool of origin servers and how to talk to them.

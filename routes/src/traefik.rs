@@ -171,7 +171,7 @@ fn translate_router(
                 None => errors.push(at(&field), format!("middleware `{mw}` is not defined in http.middlewares")),
                 Some(def) => {
                     let max_ttl = def.plugin.get(SIMPLECACHE).and_then(|c| c.max_expiry).map(|s| format!("{s}s"));
-                    cache = Some(CacheSpec { max_ttl });
+                    cache = Some(CacheSpec { max_ttl, ..Default::default() });
                 }
             },
         }

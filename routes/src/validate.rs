@@ -200,16 +200,37 @@ fn compile_route(
         }
         matches.push(Match { hosts, paths });
     }
-    let cache = spec.cache.as_ref().map(|c| CachePolicy {
-        max_ttl: c.max_ttl.as_ref().and_then(|t| match parse_duration(t) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                errors.push(origin.route(name, "cache.max_ttl"), e);
-                None
-            }
-        }),
-    });
+    let cache = spec.cache.as_ref().map(|c| compile_cache(c, &|f: &str| origin.route(name, f), errors));
     Route { name: name.to_owned(), matches, upstream: spec.upstream.clone(), priority: spec.priority, cache }
+}
+
+fn compile_cache(c: &schema::CacheSpec, at: &dyn Fn(&str) -> Location, errors: &mut Collector) -> CachePolicy {
+    let d = CachePolicy::default();
+    let mut opt = |text: &Option<String>, field: &str| match text.as_deref().map(parse_duration) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => {
+            errors.push(at(&format!("cache.{field}")), e);
+            None
+        }
+    };
+    let policy = CachePolicy {
+        max_ttl: opt(&c.max_ttl, "max_ttl"),
+        default_ttl: opt(&c.default_ttl, "default_ttl"),
+        stale_if_error: opt(&c.stale_if_error, "stale_if_error").unwrap_or(d.stale_if_error),
+        stale_while_revalidate: opt(&c.stale_while_revalidate, "stale_while_revalidate"),
+        playlist_ttl: opt(&c.playlist_ttl, "playlist_ttl").unwrap_or(d.playlist_ttl),
+        segment_ttl: opt(&c.segment_ttl, "segment_ttl").unwrap_or(d.segment_ttl),
+        negative_ttl: opt(&c.negative_ttl, "negative_ttl").unwrap_or(d.negative_ttl),
+        respect_origin: c.respect_origin.unwrap_or(false),
+        query_keys: c.query_keys.clone(),
+    };
+    if let Some(keys) = &policy.query_keys {
+        if keys.iter().any(|k| k.is_empty() || k.contains(['&', '=', '#', ' '])) {
+            errors.push(at("cache.query_keys"), "query parameter names must be non-empty, without `&`, `=`, `#` or spaces");
+        }
+    }
+    policy
 }
 
 /// The default priority of one (host, path) condition: the length of the Traefik rule that says the same

@@ -1,0 +1,78 @@
+//! The cache key: host, path, and only the query parameters that change the response.
+
+use super::policy::Kind;
+
+/// Query parameters of Low-Latency HLS that select a different playlist or part; kept by default on streaming
+/// paths, where every other parameter (session ids, cache busters, tokens) is dropped.
+pub const LIVE_QUERY_KEYS: &[&str] = &["_HLS_msn", "_HLS_part", "_HLS_skip"];
+
+/// The primary key: `host` (normalized: lower case, no port), a newline (never part of a host, so the framing is
+/// unambiguous), the path, and the kept query parameters in their original order.
+///
+/// `query_keys` is the route's list; without one, ordinary paths keep their whole query and streaming paths keep
+/// [`LIVE_QUERY_KEYS`].
+pub fn primary_key(host: &str, path: &str, query: Option<&str>, kind: Kind, query_keys: Option<&[String]>) -> String {
+    let host = dime_routes::normalize_host(host);
+    let mut key = String::with_capacity(host.len() + path.len() + query.map_or(0, str::len) + 2);
+    key.push_str(&host);
+    key.push('\n');
+    key.push_str(path);
+    let Some(query) = query.filter(|q| !q.is_empty()) else { return key };
+    let keep = |name: &str| match query_keys {
+        Some(list) => list.iter().any(|k| k == name),
+        None => LIVE_QUERY_KEYS.contains(&name),
+    };
+    if query_keys.is_none() && kind == Kind::Other {
+        key.push('?');
+        key.push_str(query);
+        return key;
+    }
+    let mut first = true;
+    for pair in query.split('&') {
+        let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+        if keep(name) {
+            key.push(if first { '?' } else { '&' });
+            key.push_str(pair);
+            first = false;
+        }
+    }
+    key
+}
+
+/// The host part of a primary key, and the rest; for purging by host and prefix.
+pub fn split_primary(key: &str) -> (&str, &str) {
+    key.split_once('\n').unwrap_or((key, ""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streaming_paths_keep_only_ll_hls_parameters_by_default() {
+        let k = primary_key("Video.Example.com:8080", "/hls/s.m3u8", Some("token=abc&_HLS_msn=12&x=1&_HLS_part=3"), Kind::Playlist, None);
+        assert_eq!(k, "video.example.com\n/hls/s.m3u8?_HLS_msn=12&_HLS_part=3");
+        let k = primary_key("v.example", "/hls/s-1.ts", Some("session=42"), Kind::Segment, None);
+        assert_eq!(k, "v.example\n/hls/s-1.ts");
+    }
+
+    #[test]
+    fn ordinary_paths_keep_the_whole_query_by_default() {
+        assert_eq!(primary_key("a.test", "/x", Some("b=2&a=1"), Kind::Other, None), "a.test\n/x?b=2&a=1");
+        assert_eq!(primary_key("a.test", "/x", Some(""), Kind::Other, None), "a.test\n/x");
+        assert_eq!(primary_key("a.test", "/x", None, Kind::Other, None), "a.test\n/x");
+    }
+
+    #[test]
+    fn a_route_list_decides_for_every_path() {
+        let keys = vec!["v".to_owned()];
+        assert_eq!(primary_key("a.test", "/x", Some("v=2&w=1"), Kind::Other, Some(&keys)), "a.test\n/x?v=2");
+        assert_eq!(primary_key("a.test", "/s.m3u8", Some("_HLS_msn=1&v=3"), Kind::Playlist, Some(&keys)), "a.test\n/s.m3u8?v=3");
+    }
+
+    #[test]
+    fn different_hosts_never_share_a_key() {
+        assert_ne!(primary_key("a.test", "/x", None, Kind::Other, None), primary_key("b.test", "/x", None, Kind::Other, None));
+        assert_eq!(split_primary("a.test\n/x?y"), ("a.test", "/x?y"));
+    }
+}

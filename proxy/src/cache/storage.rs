@@ -1,0 +1,426 @@
+//! `MemStore`: the in-memory `Storage` behind pingora-cache.
+//!
+//! - Sharded maps keyed by the 128-bit cache hash; a hit clones an `Arc` and hands out `Bytes` slices of the one
+//!   contiguous body: no body copy, no metadata decoding (the header is cloned, never re-parsed).
+//! - Streaming partial writes: while the first request for an object is still receiving it from the origin,
+//!   readers behind the cache lock get each chunk as it arrives.
+//! - A write that does not finish (origin aborted, client of the writer gone, error) marks the partial object
+//!   failed: readers streaming it get an error, never a clean end of body, and nothing is stored.
+//! - Sizes are counted in bytes (body + header + key); the byte budget itself is enforced by the eviction manager
+//!   (pingora's LRU), which tells the store what to purge.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use parking_lot::RwLock;
+use pingora_cache::eviction::CacheEntryKey;
+use pingora_cache::key::{CacheHashKey, CacheKey, HashBinary};
+use pingora_cache::storage::streaming_write::U64WriteId;
+use pingora_cache::storage::{
+    HandleHit, HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget, PurgeType, Storage,
+};
+use pingora_cache::trace::SpanHandle;
+use pingora_cache::CacheMeta;
+use pingora_core::{Error, ErrorType, Result};
+use pingora_http::ResponseHeader;
+use tokio::sync::watch;
+
+const SHARDS: usize = 32;
+
+/// A copy of a `CacheMeta` without serializing it (it is not `Clone`): the header is cloned, the rest copied.
+pub fn copy_meta(meta: &CacheMeta) -> CacheMeta {
+    let mut copy = CacheMeta::new(
+        meta.fresh_until(),
+        meta.created(),
+        meta.stale_while_revalidate_sec(),
+        meta.stale_if_error_sec(),
+        meta.response_header_copy(),
+    );
+    // Age is measured from `updated` (the last revalidation); keep it through the copy.
+    let epoch = meta.epoch();
+    if epoch != meta.created() {
+        copy.set_epoch_override(epoch);
+    }
+    if let Some(v) = meta.variance() {
+        copy.set_variance(v);
+    }
+    copy
+}
+
+fn header_size(h: &ResponseHeader) -> usize {
+    64 + h.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>()
+}
+
+/// A complete object.
+struct Object {
+    meta: CacheMeta,
+    body: Bytes,
+    /// The primary key text (`host\npath?query`), for purging by host and prefix.
+    primary: Arc<str>,
+    size: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteState {
+    /// Chunks written so far.
+    Writing(usize),
+    Done(usize),
+    Failed,
+}
+
+/// An object being written: readers follow `state` and read `chunks` by index.
+struct Partial {
+    meta: CacheMeta,
+    chunks: RwLock<Vec<Bytes>>,
+    state: watch::Sender<WriteState>,
+}
+
+/// Where the store reports what it holds (wired to metrics by the proxy).
+pub trait StoreObserver: Send + Sync {
+    fn stored(&self, bytes: usize, objects: usize);
+    fn write_failed(&self);
+}
+
+type Shard<T> = RwLock<HashMap<HashBinary, T>>;
+
+pub struct MemStore {
+    objects: Box<[Shard<Arc<Object>>]>,
+    partials: Box<[Shard<Vec<(u64, Arc<Partial>)>>]>,
+    next_write: AtomicU64,
+    bytes: AtomicUsize,
+    count: AtomicUsize,
+    observer: Option<Box<dyn StoreObserver>>,
+}
+
+impl std::fmt::Debug for MemStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemStore").field("bytes", &self.bytes).field("objects", &self.count).finish()
+    }
+}
+
+fn shard_of(hash: &HashBinary) -> usize {
+    hash[0] as usize % SHARDS
+}
+
+impl MemStore {
+    pub fn new(observer: Option<Box<dyn StoreObserver>>) -> Self {
+        MemStore {
+            objects: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            partials: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            next_write: AtomicU64::new(1),
+            bytes: AtomicUsize::new(0),
+            count: AtomicUsize::new(0),
+            observer,
+        }
+    }
+
+    /// Bytes held by complete objects.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn objects(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn report(&self) {
+        if let Some(o) = &self.observer {
+            o.stored(self.bytes(), self.objects());
+        }
+    }
+
+    fn insert(&self, hash: HashBinary, object: Object) {
+        let size = object.size;
+        let old = self.objects[shard_of(&hash)].write().insert(hash, Arc::new(object));
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        match old {
+            Some(old) => {
+                self.bytes.fetch_sub(old.size, Ordering::Relaxed);
+            }
+            None => {
+                self.count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.report();
+    }
+
+    fn remove(&self, hash: &HashBinary) -> Option<Arc<Object>> {
+        let old = self.objects[shard_of(hash)].write().remove(hash);
+        if let Some(o) = &old {
+            self.bytes.fetch_sub(o.size, Ordering::Relaxed);
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            self.report();
+        }
+        old
+    }
+
+    /// Removes every complete object whose primary key matches; returns their hashes (so the caller can tell the
+    /// eviction manager) and how many there were.
+    pub fn remove_matching(&self, matches: impl Fn(&str) -> bool) -> Vec<HashBinary> {
+        let mut removed = Vec::new();
+        for shard in self.objects.iter() {
+            let hashes: Vec<HashBinary> = shard.read().iter().filter(|(_, o)| matches(&o.primary)).map(|(h, _)| *h).collect();
+            removed.extend(hashes);
+        }
+        for h in &removed {
+            self.remove(h);
+        }
+        removed
+    }
+
+    fn partial(&self, hash: &HashBinary, id: Option<u64>) -> Option<Arc<Partial>> {
+        let shard = self.partials[shard_of(hash)].read();
+        let writes = shard.get(hash)?;
+        match id {
+            Some(id) => writes.iter().find(|(w, _)| *w == id).map(|(_, p)| p.clone()),
+            None => writes.last().map(|(_, p)| p.clone()),
+        }
+    }
+
+    fn remove_partial(&self, hash: &HashBinary, id: u64) {
+        let mut shard = self.partials[shard_of(hash)].write();
+        if let Some(writes) = shard.get_mut(hash) {
+            writes.retain(|(w, _)| *w != id);
+            if writes.is_empty() {
+                shard.remove(hash);
+            }
+        }
+    }
+}
+
+fn partial_hit(p: Arc<Partial>) -> (CacheMeta, HitHandler) {
+    let meta = copy_meta(&p.meta);
+    let state = p.state.subscribe();
+    (meta, Box::new(Hit::Partial { partial: p, state, next: 0 }))
+}
+
+#[async_trait]
+impl Storage for MemStore {
+    async fn lookup(&'static self, key: &CacheKey, _trace: &SpanHandle) -> Result<Option<(CacheMeta, HitHandler)>> {
+        let hash = key.combined_bin();
+        if let Some(p) = self.partial(&hash, None) {
+            return Ok(Some(partial_hit(p)));
+        }
+        let object = self.objects[shard_of(&hash)].read().get(&hash).cloned();
+        Ok(object.map(|o| {
+            let meta = copy_meta(&o.meta);
+            let len = o.body.len();
+            let hit: HitHandler = Box::new(Hit::Complete { object: o, start: 0, end: len, done: false });
+            (meta, hit)
+        }))
+    }
+
+    async fn lookup_streaming_write(
+        &'static self,
+        key: &CacheKey,
+        tag: Option<&[u8]>,
+        trace: &SpanHandle,
+    ) -> Result<Option<(CacheMeta, HitHandler)>> {
+        let hash = key.combined_bin();
+        let id = tag.and_then(|t| U64WriteId::try_from(t).ok()).map(u64::from);
+        match id.and_then(|id| self.partial(&hash, Some(id))) {
+            Some(p) => Ok(Some(partial_hit(p))),
+            None => self.lookup(key, trace).await,
+        }
+    }
+
+    async fn get_miss_handler(&'static self, key: &CacheKey, meta: &CacheMeta, _trace: &SpanHandle) -> Result<MissHandler> {
+        let hash = key.combined_bin();
+        let id = self.next_write.fetch_add(1, Ordering::Relaxed);
+        let (state, _) = watch::channel(WriteState::Writing(0));
+        let partial = Arc::new(Partial { meta: copy_meta(meta), chunks: RwLock::new(Vec::new()), state });
+        self.partials[shard_of(&hash)].write().entry(hash).or_default().push((id, partial.clone()));
+        let primary: Arc<str> = String::from_utf8_lossy(key.primary_key()).into();
+        Ok(Box::new(Writer { store: self, hash, id, tag: U64WriteId::from(id), partial, primary, written: 0, finished: false }))
+    }
+
+    async fn purge(&'static self, target: PurgeTarget<'_>, _kind: PurgeType, _trace: &SpanHandle) -> Result<PurgeOutcome> {
+        if matches!(target, PurgeTarget::Exact(CacheEntryKey::Identified { .. })) {
+            return Ok(PurgeOutcome::NotFound);
+        }
+        let hash = target.key().combined_bin();
+        Ok(if self.remove(&hash).is_some() { PurgeOutcome::Purged(None) } else { PurgeOutcome::NotFound })
+    }
+
+    async fn update_meta(&'static self, key: &CacheKey, meta: &CacheMeta, _trace: &SpanHandle) -> Result<bool> {
+        let hash = key.combined_bin();
+        let mut shard = self.objects[shard_of(&hash)].write();
+        let Some(old) = shard.get(&hash).cloned() else { return Ok(false) };
+        let object = Object { meta: copy_meta(meta), body: old.body.clone(), primary: old.primary.clone(), size: old.size };
+        shard.insert(hash, Arc::new(object));
+        Ok(true)
+    }
+
+    fn support_streaming_partial_write(&self) -> bool {
+        true
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync + 'static) {
+        self
+    }
+}
+
+/// Writes one object; dropped without `finish`, it marks the object failed.
+struct Writer {
+    store: &'static MemStore,
+    hash: HashBinary,
+    id: u64,
+    tag: U64WriteId,
+    partial: Arc<Partial>,
+    primary: Arc<str>,
+    written: usize,
+    finished: bool,
+}
+
+#[async_trait]
+impl HandleMiss for Writer {
+    async fn write_body(&mut self, data: Bytes, eof: bool) -> Result<()> {
+        let chunks = {
+            let mut chunks = self.partial.chunks.write();
+            if !data.is_empty() {
+                self.written += data.len();
+                chunks.push(data);
+            }
+            chunks.len()
+        };
+        // `eof` is only a hint; the object is complete when `finish` runs.
+        let _ = eof;
+        self.partial.state.send_replace(WriteState::Writing(chunks));
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<MissFinishType> {
+        // Cloning the list only bumps reference counts; readers streaming the partial keep reading it.
+        let chunks = self.partial.chunks.read().clone();
+        let body = match chunks.len() {
+            0 => Bytes::new(),
+            1 => chunks[0].clone(),
+            _ => {
+                let mut buf = BytesMut::with_capacity(self.written);
+                for c in &chunks {
+                    buf.extend_from_slice(c);
+                }
+                buf.freeze()
+            }
+        };
+        let size = body.len() + header_size(self.partial.meta.response_header()) + self.primary.len();
+        let object = Object { meta: copy_meta(&self.partial.meta), body, primary: self.primary.clone(), size };
+        self.store.insert(self.hash, object);
+        self.partial.state.send_replace(WriteState::Done(chunks.len()));
+        self.finished = true;
+        self.store.remove_partial(&self.hash, self.id);
+        Ok(MissFinishType::Created(size))
+    }
+
+    fn streaming_write_tag(&self) -> Option<&[u8]> {
+        Some(self.tag.as_bytes())
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.partial.state.send_replace(WriteState::Failed);
+            self.store.remove_partial(&self.hash, self.id);
+            if let Some(o) = &self.store.observer {
+                o.write_failed();
+            }
+        }
+    }
+}
+
+enum Hit {
+    Complete { object: Arc<Object>, start: usize, end: usize, done: bool },
+    Partial { partial: Arc<Partial>, state: watch::Receiver<WriteState>, next: usize },
+}
+
+fn incomplete() -> Box<Error> {
+    Error::explain(ErrorType::ReadError, "the origin response this object was streaming from did not complete")
+}
+
+#[async_trait]
+impl HandleHit for Hit {
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        match self {
+            Hit::Complete { object, start, end, done } => {
+                if *done || start >= end {
+                    return Ok(None);
+                }
+                *done = true;
+                Ok(Some(object.body.slice(*start..*end)))
+            }
+            Hit::Partial { partial, state, next } => loop {
+                let current = *state.borrow_and_update();
+                let available = match current {
+                    WriteState::Writing(n) | WriteState::Done(n) => n,
+                    WriteState::Failed => return Err(incomplete()),
+                };
+                if *next < available {
+                    let chunk = partial.chunks.read().get(*next).cloned();
+                    *next += 1;
+                    match chunk {
+                        Some(c) => return Ok(Some(c)),
+                        None => return Err(incomplete()),
+                    }
+                }
+                if matches!(current, WriteState::Done(_)) {
+                    return Ok(None);
+                }
+                if state.changed().await.is_err() {
+                    // The writer vanished without saying Done: treat as failed, never as a clean end.
+                    return Err(incomplete());
+                }
+            },
+        }
+    }
+
+    async fn finish(self: Box<Self>, _storage: &'static (dyn Storage + Sync), _key: &CacheKey, _trace: &SpanHandle) -> Result<()> {
+        Ok(())
+    }
+
+    fn can_seek(&self) -> bool {
+        matches!(self, Hit::Complete { .. })
+    }
+
+    fn seek(&mut self, from: usize, to: Option<usize>) -> Result<()> {
+        match self {
+            Hit::Complete { object, start, end, done } => {
+                let len = object.body.len();
+                if from >= len {
+                    return Error::e_explain(ErrorType::InternalError, format!("seek start {from} beyond length {len}"));
+                }
+                *start = from;
+                *end = to.map_or(len, |t| t.min(len));
+                *done = false;
+                Ok(())
+            }
+            Hit::Partial { .. } => Error::e_explain(ErrorType::InternalError, "seek on an object still being written"),
+        }
+    }
+
+    fn should_count_access(&self) -> bool {
+        matches!(self, Hit::Complete { .. })
+    }
+
+    fn get_eviction_weight(&self) -> usize {
+        match self {
+            Hit::Complete { object, .. } => object.size,
+            Hit::Partial { .. } => 0,
+        }
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -8,11 +8,61 @@ use http::{Response, StatusCode};
 use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
 
+use crate::cache::policy::{classify, Kind};
+use crate::cache::{key, Cache};
 use crate::state::{unix, State};
 
 #[derive(Debug)]
 pub struct Admin {
     pub state: Arc<State>,
+    pub cache: Arc<Cache>,
+    /// Accepted bearer tokens for purge; empty disables purge.
+    pub tokens: Vec<String>,
+}
+
+/// An admin request, as far as the handlers care.
+#[derive(Debug, Default)]
+pub struct AdminRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub authorization: Option<&'a str>,
+}
+
+/// Compares without an early exit, so response timing says nothing about how much of a token matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -28,8 +78,11 @@ fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<
 
 impl Admin {
     /// Answers one admin request; separate from the socket so tests call it directly.
-    pub fn handle(&self, path: &str) -> Response<Vec<u8>> {
-        match path {
+    pub fn handle(&self, req: &AdminRequest<'_>) -> Response<Vec<u8>> {
+        if req.path == "/purge" {
+            return self.purge(req);
+        }
+        match req.path {
             "/metrics" => {
                 if let Some(active) = self.state.current() {
                     let age = SystemTime::now().duration_since(active.applied_at).unwrap_or_default();
@@ -57,6 +110,62 @@ impl Admin {
                 b"not found: try /metrics, /healthz, /readyz, /config\n".to_vec(),
             ),
         }
+    }
+
+    /// `POST /purge?url=URL` removes one object (every variant of it); `POST /purge?host=HOST&prefix=/path/`
+    /// removes every object of a host under a path prefix. Bearer token required.
+    fn purge(&self, req: &AdminRequest<'_>) -> Response<Vec<u8>> {
+        let json = |status, v: serde_json::Value| reply(status, "application/json", v.to_string().into_bytes());
+        if req.method != "POST" {
+            return json(StatusCode::METHOD_NOT_ALLOWED, serde_json::json!({"error": "use POST"}));
+        }
+        if self.tokens.is_empty() {
+            return json(StatusCode::FORBIDDEN, serde_json::json!({"error": "purge is disabled: start the edge with --admin-token-file"}));
+        }
+        let presented = req.authorization.and_then(|a| a.strip_prefix("Bearer ")).map(str::trim);
+        let Some(presented) = presented else {
+            return json(StatusCode::UNAUTHORIZED, serde_json::json!({"error": "missing `Authorization: Bearer <token>`"}));
+        };
+        if !self.tokens.iter().any(|t| constant_time_eq(t.as_bytes(), presented.as_bytes())) {
+            tracing::warn!("purge refused: wrong token");
+            return json(StatusCode::FORBIDDEN, serde_json::json!({"error": "wrong token"}));
+        }
+        let (what, purged) = if let Some(url) = query_param(req.query, "url") {
+            let Some(primary) = self.primary_for_url(&url) else {
+                return json(StatusCode::BAD_REQUEST, serde_json::json!({"error": format!("`{url}` is not an http(s)://host/path URL")}));
+            };
+            (url, self.cache.purge_matching(|k| k == primary))
+        } else if let Some(host) = query_param(req.query, "host") {
+            let prefix = query_param(req.query, "prefix").unwrap_or_else(|| "/".into());
+            let start = format!("{}\n{prefix}", dime_routes::normalize_host(&host));
+            (format!("{host}{prefix}*"), self.cache.purge_matching(|k| k.starts_with(&start)))
+        } else {
+            return json(StatusCode::BAD_REQUEST, serde_json::json!({"error": "give ?url=URL or ?host=HOST[&prefix=/path/]"}));
+        };
+        self.state.metrics.cache_purged.inc_by(purged as u64);
+        tracing::info!(target = %what, purged, "cache purge");
+        json(StatusCode::OK, serde_json::json!({"purged": purged}))
+    }
+
+    /// The primary cache key a URL has, with the query parameters its route keeps.
+    fn primary_for_url(&self, url: &str) -> Option<String> {
+        let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"))?;
+        let (host, path_query) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (path, query) = match path_query.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path_query, None),
+        };
+        let active = self.state.current();
+        let query_keys = active
+            .as_ref()
+            .and_then(|a| a.table.find(host, path))
+            .and_then(|r| r.cache.as_ref())
+            .and_then(|p| p.query_keys.clone());
+        let kind: Kind = classify(path);
+        Some(key::primary_key(host, path, query, kind, query_keys.as_deref()))
     }
 
     fn config_json(&self) -> Vec<u8> {
@@ -88,7 +197,9 @@ impl Admin {
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let path = session.req_header().uri.path().to_owned();
-        self.handle(&path)
+        let req = session.req_header();
+        let authorization = req.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let request = AdminRequest { method: req.method.as_str(), path: req.uri.path(), query: req.uri.query(), authorization };
+        self.handle(&request)
     }
 }

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::cache::CacheSettings;
 use crate::upstream::Overrides;
 
 #[derive(Debug, Parser)]
@@ -76,6 +77,19 @@ pub struct RunArgs {
     /// Retries of an idempotent request on another server after a connect failure [default: 2].
     #[arg(long, env = "DIME_RETRIES")]
     pub retries: Option<usize>,
+    /// Memory budget of the cache, a hard bound (e.g. 512MiB, 2GiB) [default: 256MiB].
+    #[arg(long, env = "DIME_CACHE_SIZE", value_name = "BYTES")]
+    pub cache_size: Option<String>,
+    /// Largest object the cache admits; larger responses pass through [default: cache size / 8].
+    #[arg(long, env = "DIME_CACHE_MAX_OBJECT", value_name = "BYTES")]
+    pub cache_max_object: Option<String>,
+    /// How long one request may hold an object's fill lock before a waiting request takes over [default: 10s].
+    #[arg(long, env = "DIME_CACHE_LOCK_TIMEOUT", value_name = "DURATION")]
+    pub cache_lock_timeout: Option<String>,
+    /// File with admin tokens, one per line (several allowed, for rotation); purge requires one. Without it,
+    /// purge is disabled.
+    #[arg(long, env = "DIME_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// The settings file: the same settings as the flags.
@@ -92,6 +106,10 @@ struct FileConfig {
     shutdown_timeout: Option<String>,
     resolve: Option<Vec<String>>,
     retries: Option<usize>,
+    cache_size: Option<String>,
+    cache_max_object: Option<String>,
+    cache_lock_timeout: Option<String>,
+    admin_token_file: Option<PathBuf>,
 }
 
 /// Validated edge settings.
@@ -107,6 +125,42 @@ pub struct EdgeConfig {
     pub shutdown_timeout: Duration,
     pub resolve: Overrides,
     pub retries: usize,
+    pub cache: CacheSettings,
+    pub admin_tokens: Vec<String>,
+}
+
+/// Parses a byte size: a number with an optional unit (`B`, `KB`, `MB`, `GB`, `KiB`, `MiB`, `GiB`, `k`, `m`,
+/// `g` as binary units).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num.parse().map_err(|_| format!("`{text}` is not a size such as 512MiB"))?;
+    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        other => return Err(format!("`{text}`: unknown unit `{other}` (use KiB, MiB, GiB, KB, MB, GB)")),
+    };
+    n.checked_mul(scale).ok_or_else(|| format!("`{text}` is too large"))
+}
+
+fn read_tokens(path: &Path) -> Result<Vec<String>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::File { path: path.display().to_string(), message: e.to_string() })?;
+    let tokens: Vec<String> =
+        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect();
+    if tokens.iter().any(|t| t.len() < 16) {
+        return Err(ConfigError::File { path: path.display().to_string(), message: "tokens must be at least 16 characters".into() });
+    }
+    if tokens.is_empty() {
+        return Err(ConfigError::File { path: path.display().to_string(), message: "no token in the file".into() });
+    }
+    Ok(tokens)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +230,25 @@ impl EdgeConfig {
         for entry in pick(args.resolve, file.resolve) {
             resolve.parse_entry(&entry).map_err(|e| invalid("resolve", e))?;
         }
+        let size = match args.cache_size.or(file.cache_size) {
+            Some(t) => parse_size(&t).map_err(|e| invalid("cache_size", e))?,
+            None => CacheSettings::DEFAULT_SIZE,
+        };
+        let max_object = match args.cache_max_object.or(file.cache_max_object) {
+            Some(t) => parse_size(&t).map_err(|e| invalid("cache_max_object", e))?,
+            None => CacheSettings::default_max_object(size),
+        };
+        if max_object > size {
+            return Err(invalid("cache_max_object", "larger than cache_size"));
+        }
+        let lock_timeout = match args.cache_lock_timeout.or(file.cache_lock_timeout) {
+            Some(t) => dime_routes::parse_duration(&t).map_err(|e| invalid("cache_lock_timeout", e))?,
+            None => CacheSettings::DEFAULT_LOCK_TIMEOUT,
+        };
+        let admin_tokens = match args.admin_token_file.or(file.admin_token_file) {
+            Some(path) => read_tokens(&path)?,
+            None => Vec::new(),
+        };
         Ok(EdgeConfig {
             http,
             admin,
@@ -187,6 +260,8 @@ impl EdgeConfig {
             shutdown_timeout,
             resolve,
             retries: args.retries.or(file.retries).unwrap_or(2),
+            cache: CacheSettings { size, max_object, lock_timeout },
+            admin_tokens,
         })
     }
 }
@@ -221,6 +296,16 @@ mod tests {
             RunArgs { routes: Some("r.yaml".into()), trusted_proxies: vec!["nope".into()], ..Default::default() };
         assert!(EdgeConfig::from_args(args).unwrap_err().to_string().starts_with("trusted_proxies"));
         assert!(matches!(EdgeConfig::from_args(RunArgs::default()), Err(ConfigError::NoRoutes)));
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("100MB").unwrap(), 100_000_000);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("12XB").is_err());
+        assert!(parse_size("MiB").is_err());
     }
 
     #[test]

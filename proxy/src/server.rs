@@ -14,6 +14,7 @@ use pingora_core::services::background::{background_service, BackgroundService};
 use pingora_core::services::listening::Service;
 
 use crate::admin::Admin;
+use crate::cache::Cache;
 use crate::config::EdgeConfig;
 use crate::metrics::Metrics;
 use crate::service::{DimeProxy, ProxySettings};
@@ -107,7 +108,8 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
         access_log: cfg.access_log,
         retries: cfg.retries,
     };
-    let proxy = pingora_proxy::http_proxy(&conf, DimeProxy { state: state.clone(), settings });
+    let cache = Arc::new(Cache::new(cfg.cache, metrics.clone()));
+    let proxy = pingora_proxy::http_proxy(&conf, DimeProxy { state: state.clone(), settings, cache: cache.clone() });
     let counted = CountedConnections { inner: Arc::new(proxy), metrics: metrics.clone() };
     let mut http = Service::new("dime http".to_owned(), counted);
     for addr in &cfg.http {
@@ -115,7 +117,8 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
     }
     server.add_service(http);
 
-    let mut admin = Service::new("dime admin".to_owned(), HttpServer::new_app(Admin { state: state.clone() }));
+    let admin_app = Admin { state: state.clone(), cache, tokens: cfg.admin_tokens.clone() };
+    let mut admin = Service::new("dime admin".to_owned(), HttpServer::new_app(admin_app));
     admin.add_tcp(&cfg.admin.to_string());
     admin.threads = Some(1);
     server.add_service(admin);

@@ -15,9 +15,14 @@ use bytes::Bytes;
 use ipnet::IpNet;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorSource, ErrorType, Result};
+use pingora_cache::key::HashBinary;
+use pingora_cache::{CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, NoCacheReason, RespCacheable, VarianceBuilder};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{ProxyHttp, Session};
 
+use crate::cache::policy::{self, Decision, Directives, Kind};
+use crate::cache::status::{self, Outcome};
+use crate::cache::{key, Cache};
 use crate::metrics::{status_class, Metrics};
 use crate::state::{Active, State};
 use crate::upstream::{Endpoint, Pool};
@@ -37,6 +42,18 @@ pub struct ProxySettings {
 pub struct DimeProxy {
     pub state: Arc<State>,
     pub settings: ProxySettings,
+    pub cache: Arc<Cache>,
+}
+
+/// Per-request cache state, present when the route caches.
+#[derive(Debug, Default)]
+struct CacheCtx {
+    kind: Option<Kind>,
+    /// Why the cache was not used for this request (e.g. `method`).
+    bypass: Option<&'static str>,
+    /// Why the fetched response is not stored.
+    skip: Option<&'static str>,
+    stored: bool,
 }
 
 /// Per-request state. Holds the table snapshot the request was routed with, so a reload in the middle of a
@@ -51,6 +68,7 @@ pub struct RequestCtx {
     tried: Vec<SocketAddr>,
     peer_chosen_at: Option<Instant>,
     sent_at: Option<Instant>,
+    cache: Option<CacheCtx>,
     _in_flight: InFlight,
 }
 
@@ -63,6 +81,55 @@ impl RequestCtx {
     }
     fn upstream_name(&self) -> &str {
         self.pool.as_ref().map_or("-", |p| p.name())
+    }
+    fn cache_policy(&self) -> Option<&dime_routes::CachePolicy> {
+        match (&self.active, self.route) {
+            (Some(a), Some(i)) => a.table.routes()[i].cache.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// The pieces of a response the cache policy looks at.
+fn policy_response(resp: &ResponseHeader) -> policy::Response<'_> {
+    let text = |name: http::header::HeaderName| resp.headers.get(name).and_then(|v| v.to_str().ok());
+    policy::Response {
+        status: resp.status.as_u16(),
+        cache_control: Directives::parse(resp.headers.get_all(http::header::CACHE_CONTROL).iter().filter_map(|v| v.to_str().ok())),
+        expires: text(http::header::EXPIRES),
+        date: text(http::header::DATE),
+        age: text(http::header::AGE),
+        has_validator: resp.headers.contains_key(http::header::ETAG) || resp.headers.contains_key(http::header::LAST_MODIFIED),
+        set_cookie: resp.headers.contains_key(http::header::SET_COOKIE),
+        vary: text(http::header::VARY),
+    }
+}
+
+/// How a request fared in the cache, for Cache-Status and metrics.
+fn cache_outcome(phase: CachePhase, ctx: &CacheCtx) -> Outcome<'static> {
+    if let Some(reason) = ctx.bypass {
+        return Outcome::Bypass(reason);
+    }
+    match phase {
+        CachePhase::Hit => Outcome::Hit,
+        CachePhase::Stale | CachePhase::StaleUpdating => Outcome::Stale,
+        CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => Outcome::Revalidated,
+        CachePhase::Expired => Outcome::Expired,
+        CachePhase::Miss => Outcome::Miss,
+        CachePhase::Disabled(_) if ctx.skip.is_some() => Outcome::Miss,
+        CachePhase::Disabled(reason) => Outcome::Bypass(reason.as_str()),
+        CachePhase::Bypass | CachePhase::Uninit | CachePhase::CacheKey => Outcome::Bypass("bypass"),
+    }
+}
+
+fn outcome_label(o: Outcome<'_>) -> &'static str {
+    match o {
+        Outcome::Hit => "hit",
+        Outcome::Stale => "stale",
+        Outcome::Revalidated => "revalidated",
+        Outcome::Miss => "miss",
+        Outcome::Expired => "expired",
+        Outcome::Bypass(_) => "bypass",
     }
 }
 
@@ -161,6 +228,7 @@ impl ProxyHttp for DimeProxy {
             tried: Vec::new(),
             peer_chosen_at: None,
             sent_at: None,
+            cache: None,
             _in_flight: InFlight::new(&self.state.metrics),
         }
     }
@@ -205,6 +273,121 @@ impl ProxyHttp for DimeProxy {
         ctx.endpoint = Some(endpoint);
         ctx.peer_chosen_at = Some(Instant::now());
         Ok(Box::new(peer))
+    }
+
+    /// Turns the cache on for routes that ask for it, for GET and HEAD.
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<()> {
+        if ctx.cache_policy().is_none() {
+            return Ok(());
+        }
+        let method = &session.req_header().method;
+        if method != http::Method::GET && method != http::Method::HEAD {
+            ctx.cache = Some(CacheCtx { bypass: Some("method"), ..Default::default() });
+            return Ok(());
+        }
+        let c = &self.cache;
+        // No reader wait timeout: waiting requests are released when the writer has the header (and then
+        // stream the body) or when its lock times out, when exactly one of them takes over the fetch.
+        let overrides = CacheOptionOverrides::default();
+        session.cache.enable(c.store, Some(c.eviction), None, Some(c.lock), Some(overrides));
+        session.cache.set_max_file_size_bytes(c.settings.max_object);
+        let kind = policy::classify(session.req_header().uri.path());
+        ctx.cache = Some(CacheCtx { kind: Some(kind), ..Default::default() });
+        Ok(())
+    }
+
+    /// Host, path and the query parameters that matter (see `cache::key`).
+    fn cache_key_callback(&self, session: &Session, ctx: &mut Self::CTX) -> Result<CacheKey> {
+        let req = session.req_header();
+        let kind = ctx.cache.as_ref().and_then(|c| c.kind).unwrap_or(Kind::Other);
+        let query_keys = ctx.cache_policy().and_then(|p| p.query_keys.as_deref());
+        let primary = key::primary_key(request_host(req), req.uri.path(), req.uri.query(), kind, query_keys);
+        Ok(CacheKey::new(primary, ""))
+    }
+
+    /// Applies the route's cache policy to the origin's response.
+    fn response_cache_filter(&self, session: &Session, resp: &ResponseHeader, ctx: &mut Self::CTX) -> Result<RespCacheable> {
+        let Some(policy) = ctx.cache_policy().cloned() else {
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::NeverEnabled));
+        };
+        let kind = ctx.cache.as_ref().and_then(|c| c.kind).unwrap_or(Kind::Other);
+        let has_auth = session.req_header().headers.contains_key(http::header::AUTHORIZATION);
+        let now = std::time::SystemTime::now();
+        let decision = policy::decide(&policy, kind, has_auth, &policy_response(resp), now);
+        let cache_ctx = ctx.cache.get_or_insert_with(CacheCtx::default);
+        match decision {
+            Decision::Store { fresh, stale_while_revalidate, stale_if_error } => {
+                cache_ctx.stored = true;
+                let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+                let meta = CacheMeta::new(now + fresh, now, secs(stale_while_revalidate), secs(stale_if_error), resp.clone());
+                Ok(RespCacheable::Cacheable(meta))
+            }
+            Decision::Skip(reason) => {
+                cache_ctx.skip = Some(reason);
+                Ok(RespCacheable::Uncacheable(NoCacheReason::Custom(reason)))
+            }
+        }
+    }
+
+    /// Objects that say `Vary: Accept-Encoding` are kept per normalized Accept-Encoding of the request.
+    fn cache_vary_filter(&self, meta: &CacheMeta, _ctx: &mut Self::CTX, req: &RequestHeader) -> Option<HashBinary> {
+        let varies = meta
+            .headers()
+            .get_all(http::header::VARY)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|h| h.trim().eq_ignore_ascii_case("accept-encoding")));
+        if !varies {
+            return None;
+        }
+        let mut encodings: Vec<String> = req
+            .headers
+            .get_all(http::header::ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|e| e.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+            .filter(|e| !e.is_empty())
+            .collect();
+        encodings.sort();
+        encodings.dedup();
+        let mut variance = VarianceBuilder::new();
+        variance.add_owned_value("accept-encoding", encodings.join(",").into_bytes());
+        variance.finalize()
+    }
+
+    /// Stale objects may be served while refreshing (within their stale-while-revalidate window) and when the
+    /// origin fails (connection errors and 5xx, within stale-if-error); pingora checks the windows.
+    fn should_serve_stale(&self, _session: &mut Session, _ctx: &mut Self::CTX, error: Option<&Error>) -> bool {
+        match error {
+            None => true,
+            Some(e) => e.esource() == &ErrorSource::Upstream || matches!(e.etype(), ErrorType::HTTPStatus(s) if *s >= 500),
+        }
+    }
+
+    /// Adds `Cache-Status` on caching routes and counts the outcome.
+    async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Self::CTX) -> Result<()> {
+        let Some(cache_ctx) = &ctx.cache else { return Ok(()) };
+        let outcome = cache_outcome(session.cache.phase(), cache_ctx);
+        let ttl = match outcome {
+            Outcome::Hit | Outcome::Stale | Outcome::Revalidated => session.cache.maybe_cache_meta().map(|m| {
+                let now = std::time::SystemTime::now();
+                match m.fresh_until().duration_since(now) {
+                    Ok(left) => left.as_secs() as i64,
+                    Err(past) => -(past.duration().as_secs() as i64),
+                }
+            }),
+            _ => None,
+        };
+        let stored = cache_ctx.stored && matches!(outcome, Outcome::Miss | Outcome::Expired);
+        let detail = match outcome {
+            Outcome::Stale => Some("stale"),
+            _ => cache_ctx.skip,
+        };
+        resp.insert_header("cache-status", status::header_value(outcome, ttl, stored, detail))?;
+        let route = ctx.route_name().to_owned();
+        self.state.metrics.cache_requests.with_label_values(&[&route, outcome_label(outcome)]).inc();
+        Ok(())
     }
 
     async fn connected_to_upstream(
@@ -305,6 +488,10 @@ impl ProxyHttp for DimeProxy {
         if let Some(ep) = &ctx.endpoint {
             ep.record_success();
         }
+        if ctx.cache.is_some() {
+            let route = ctx.route_name().to_owned();
+            self.state.metrics.cache_origin_fetches.with_label_values(&[&route]).inc();
+        }
         if let Some(sent) = ctx.sent_at {
             let up = ctx.upstream_name().to_owned();
             self.state
@@ -328,6 +515,10 @@ impl ProxyHttp for DimeProxy {
         let (sent, read) = (session.as_downstream().body_bytes_sent(), session.as_downstream().body_bytes_read());
         m.response_bytes.with_label_values(&[route]).inc_by(sent as u64);
         m.request_bytes.with_label_values(&[route]).inc_by(read as u64);
+        if let Some(waited) = session.cache.lock_duration() {
+            m.cache_lock_waits.with_label_values(&[route]).inc();
+            m.cache_lock_wait_duration.with_label_values(&[route]).observe(waited.as_secs_f64());
+        }
         if self.settings.access_log {
             let req = session.req_header();
             tracing::info!(

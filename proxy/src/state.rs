@@ -79,9 +79,6 @@ impl State {
                 upstream::resolve_pool(pool, self.resolver.as_ref(), &self.metrics).await;
             }
         }
-        for route in table.routes().iter().filter(|r| r.cache.is_some()) {
-            tracing::warn!(route = %route.name, "route asks for caching, which this build of dime-edge does not do yet: requests pass through to the origin");
-        }
         let applied_at = SystemTime::now();
         let m = &self.metrics;
         m.config_info.reset();

@@ -1,6 +1,91 @@
 //! The edge's HTTP cache: policy (what to store, for how long), key (what identifies an object), storage (the
-//! in-memory store) and the shared cache runtime (store, eviction, lock) the proxy phases use.
+//! in-memory store), and [`Cache`], the process-wide runtime (store, eviction, lock) that the proxy phases use.
 
 pub mod key;
 pub mod policy;
+pub mod status;
 pub mod storage;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora_cache::eviction::{lru, CacheEntryKeyRef, EvictionManager};
+use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
+
+use crate::metrics::Metrics;
+use storage::{MemStore, StoreObserver};
+
+/// Cache settings from the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheSettings {
+    /// Hard byte budget of the store (`--cache-size`).
+    pub size: usize,
+    /// Largest object admitted (`--cache-max-object`); larger responses pass through uncached.
+    pub max_object: usize,
+    /// How long the first request for an object may hold the fill lock before another request takes over
+    /// (`--cache-lock-timeout`). Readers wait for the lock without a timeout of their own, so a slow origin
+    /// never releases a herd: after this, exactly one waiting request becomes the new writer.
+    pub lock_timeout: Duration,
+}
+
+impl CacheSettings {
+    pub const DEFAULT_SIZE: usize = 256 << 20;
+    pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// The default largest object: an eighth of the budget, so one object never flushes most of the cache.
+    pub fn default_max_object(size: usize) -> usize {
+        size / 8
+    }
+}
+
+struct MetricsObserver(Arc<Metrics>);
+
+impl StoreObserver for MetricsObserver {
+    fn stored(&self, bytes: usize, objects: usize) {
+        self.0.cache_stored_bytes.set(bytes as i64);
+        self.0.cache_objects.set(objects as i64);
+    }
+    fn write_failed(&self) {
+        self.0.cache_write_failures.inc();
+    }
+    fn evicted(&self) {
+        self.0.cache_evictions.inc();
+    }
+}
+
+const LRU_SHARDS: usize = 16;
+
+/// The process-wide cache. pingora-cache wants `'static` references; the parts live for the whole process.
+pub struct Cache {
+    pub store: &'static MemStore,
+    pub eviction: &'static lru::Manager<LRU_SHARDS>,
+    pub lock: &'static CacheKeyLockImpl,
+    pub settings: CacheSettings,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").field("store", &self.store).field("settings", &self.settings).finish()
+    }
+}
+
+impl Cache {
+    /// Builds the cache once per process (the parts are leaked on purpose: they must outlive every request).
+    pub fn new(settings: CacheSettings, metrics: Arc<Metrics>) -> Self {
+        metrics.cache_budget_bytes.set(settings.size as i64);
+        let store: &'static MemStore = Box::leak(Box::new(MemStore::new(Some(Box::new(MetricsObserver(metrics))))));
+        // Capacity is a preallocation hint: assume ~16 KiB objects on average.
+        let eviction = Box::leak(Box::new(lru::Manager::with_capacity(settings.size, (settings.size / 16384).max(1024))));
+        let lock: &'static CacheKeyLockImpl = Box::leak(Box::new(CacheLock::new(settings.lock_timeout)));
+        Cache { store, eviction, lock, settings }
+    }
+
+    /// Purges every object whose primary key (`host\npath?query`) matches; returns how many.
+    pub fn purge_matching(&self, matches: impl Fn(&str) -> bool) -> usize {
+        let removed = self.store.remove_matching(matches);
+        for key in &removed {
+            self.eviction.remove(CacheEntryKeyRef::from_entry_id(key, None));
+        }
+        removed.len()
+    }
+}

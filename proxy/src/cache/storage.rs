@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use parking_lot::RwLock;
 use pingora_cache::eviction::CacheEntryKey;
-use pingora_cache::key::{CacheHashKey, CacheKey, HashBinary};
+use pingora_cache::key::{CacheHashKey, CacheKey, CompactCacheKey, HashBinary};
 use pingora_cache::storage::streaming_write::U64WriteId;
 use pingora_cache::storage::{
     HandleHit, HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget, PurgeType, Storage,
@@ -61,6 +61,8 @@ struct Object {
     body: Bytes,
     /// The primary key text (`host\npath?query`), for purging by host and prefix.
     primary: Arc<str>,
+    /// The key as the eviction manager knows it, to tell it about purges.
+    compact: CompactCacheKey,
     size: usize,
 }
 
@@ -83,13 +85,16 @@ struct Partial {
 pub trait StoreObserver: Send + Sync {
     fn stored(&self, bytes: usize, objects: usize);
     fn write_failed(&self);
+    fn evicted(&self);
 }
 
 type Shard<T> = RwLock<HashMap<HashBinary, T>>;
+/// Writes in progress for one key, by write id.
+type Writes = Vec<(u64, Arc<Partial>)>;
 
 pub struct MemStore {
     objects: Box<[Shard<Arc<Object>>]>,
-    partials: Box<[Shard<Vec<(u64, Arc<Partial>)>>]>,
+    partials: Box<[Shard<Writes>]>,
     next_write: AtomicU64,
     bytes: AtomicUsize,
     count: AtomicUsize,
@@ -158,18 +163,14 @@ impl MemStore {
         old
     }
 
-    /// Removes every complete object whose primary key matches; returns their hashes (so the caller can tell the
-    /// eviction manager) and how many there were.
-    pub fn remove_matching(&self, matches: impl Fn(&str) -> bool) -> Vec<HashBinary> {
-        let mut removed = Vec::new();
+    /// Removes every complete object whose primary key matches; returns their keys, so the caller can tell the
+    /// eviction manager.
+    pub fn remove_matching(&self, matches: impl Fn(&str) -> bool) -> Vec<CompactCacheKey> {
+        let mut hashes = Vec::new();
         for shard in self.objects.iter() {
-            let hashes: Vec<HashBinary> = shard.read().iter().filter(|(_, o)| matches(&o.primary)).map(|(h, _)| *h).collect();
-            removed.extend(hashes);
+            hashes.extend(shard.read().iter().filter(|(_, o)| matches(&o.primary)).map(|(h, _)| *h));
         }
-        for h in &removed {
-            self.remove(h);
-        }
-        removed
+        hashes.iter().filter_map(|h| self.remove(h)).map(|o| o.compact.clone()).collect()
     }
 
     fn partial(&self, hash: &HashBinary, id: Option<u64>) -> Option<Arc<Partial>> {
@@ -235,22 +236,35 @@ impl Storage for MemStore {
         let partial = Arc::new(Partial { meta: copy_meta(meta), chunks: RwLock::new(Vec::new()), state });
         self.partials[shard_of(&hash)].write().entry(hash).or_default().push((id, partial.clone()));
         let primary: Arc<str> = String::from_utf8_lossy(key.primary_key()).into();
-        Ok(Box::new(Writer { store: self, hash, id, tag: U64WriteId::from(id), partial, primary, written: 0, finished: false }))
+        let compact = key.to_compact();
+        Ok(Box::new(Writer { store: self, hash, id, tag: U64WriteId::from(id), partial, primary, compact, written: 0, finished: false }))
     }
 
-    async fn purge(&'static self, target: PurgeTarget<'_>, _kind: PurgeType, _trace: &SpanHandle) -> Result<PurgeOutcome> {
+    async fn purge(&'static self, target: PurgeTarget<'_>, kind: PurgeType, _trace: &SpanHandle) -> Result<PurgeOutcome> {
         if matches!(target, PurgeTarget::Exact(CacheEntryKey::Identified { .. })) {
             return Ok(PurgeOutcome::NotFound);
         }
         let hash = target.key().combined_bin();
-        Ok(if self.remove(&hash).is_some() { PurgeOutcome::Purged(None) } else { PurgeOutcome::NotFound })
+        if self.remove(&hash).is_none() {
+            return Ok(PurgeOutcome::NotFound);
+        }
+        if let (PurgeType::Eviction, Some(o)) = (kind, &self.observer) {
+            o.evicted();
+        }
+        Ok(PurgeOutcome::Purged(None))
     }
 
     async fn update_meta(&'static self, key: &CacheKey, meta: &CacheMeta, _trace: &SpanHandle) -> Result<bool> {
         let hash = key.combined_bin();
         let mut shard = self.objects[shard_of(&hash)].write();
         let Some(old) = shard.get(&hash).cloned() else { return Ok(false) };
-        let object = Object { meta: copy_meta(meta), body: old.body.clone(), primary: old.primary.clone(), size: old.size };
+        let object = Object {
+            meta: copy_meta(meta),
+            body: old.body.clone(),
+            primary: old.primary.clone(),
+            compact: old.compact.clone(),
+            size: old.size,
+        };
         shard.insert(hash, Arc::new(object));
         Ok(true)
     }
@@ -272,6 +286,7 @@ struct Writer {
     tag: U64WriteId,
     partial: Arc<Partial>,
     primary: Arc<str>,
+    compact: CompactCacheKey,
     written: usize,
     finished: bool,
 }
@@ -308,7 +323,8 @@ impl HandleMiss for Writer {
             }
         };
         let size = body.len() + header_size(self.partial.meta.response_header()) + self.primary.len();
-        let object = Object { meta: copy_meta(&self.partial.meta), body, primary: self.primary.clone(), size };
+        let object =
+            Object { meta: copy_meta(&self.partial.meta), body, primary: self.primary.clone(), compact: self.compact.clone(), size };
         self.store.insert(self.hash, object);
         self.partial.state.send_replace(WriteState::Done(chunks.len()));
         self.finished = true;

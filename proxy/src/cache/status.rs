@@ -1,0 +1,68 @@
+//! The `Cache-Status` response header (RFC 9211), e.g. `dime; hit; ttl=4` or `dime; fwd=miss; stored`.
+
+/// What happened to a request in the cache, as the proxy saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome<'a> {
+    /// Served from a fresh object.
+    Hit,
+    /// Served from a stale object (origin failing, or refreshed in the background).
+    Stale,
+    /// A stale object was revalidated with the origin (304) and served.
+    Revalidated,
+    /// Not in the cache; fetched.
+    Miss,
+    /// In the cache but stale; fetched again.
+    Expired,
+    /// Not looked up; the reason says why (e.g. `method`, a lock timeout).
+    Bypass(&'a str),
+}
+
+/// `ttl` is the remaining freshness in seconds (negative when stale), if an object was used; `stored` whether the
+/// fetched response is being stored; `detail` why it is not, when known.
+pub fn header_value(outcome: Outcome<'_>, ttl: Option<i64>, stored: bool, detail: Option<&str>) -> String {
+    let mut v = String::from("dime");
+    match outcome {
+        Outcome::Hit => v.push_str("; hit"),
+        Outcome::Stale => v.push_str("; hit"),
+        Outcome::Revalidated => v.push_str("; fwd=stale; fwd-status=304"),
+        Outcome::Miss => v.push_str("; fwd=miss"),
+        Outcome::Expired => v.push_str("; fwd=stale"),
+        Outcome::Bypass(reason) => {
+            v.push_str("; fwd=bypass; detail=");
+            v.push_str(reason);
+            return v;
+        }
+    }
+    if let Some(ttl) = ttl {
+        v.push_str(&format!("; ttl={ttl}"));
+    }
+    if stored {
+        v.push_str("; stored");
+    }
+    if let Some(d) = detail {
+        v.push_str("; detail=");
+        v.push_str(d);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc_9211_forms() {
+        let cases = [
+            (header_value(Outcome::Hit, Some(4), false, None), "dime; hit; ttl=4"),
+            (header_value(Outcome::Stale, Some(-3), false, Some("stale")), "dime; hit; ttl=-3; detail=stale"),
+            (header_value(Outcome::Miss, None, true, None), "dime; fwd=miss; stored"),
+            (header_value(Outcome::Miss, None, false, Some("no-store")), "dime; fwd=miss; detail=no-store"),
+            (header_value(Outcome::Expired, None, true, None), "dime; fwd=stale; stored"),
+            (header_value(Outcome::Revalidated, Some(60), false, None), "dime; fwd=stale; fwd-status=304; ttl=60"),
+            (header_value(Outcome::Bypass("method"), None, false, None), "dime; fwd=bypass; detail=method"),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
+        }
+    }
+}

@@ -46,7 +46,10 @@ fn percent_decode(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
         match (bytes[i], hex) {
             (b'%', Some(b)) => {
                 out.push(b);
@@ -120,11 +123,17 @@ impl Admin {
             return json(StatusCode::METHOD_NOT_ALLOWED, serde_json::json!({"error": "use POST"}));
         }
         if self.tokens.is_empty() {
-            return json(StatusCode::FORBIDDEN, serde_json::json!({"error": "purge is disabled: start the edge with --admin-token-file"}));
+            return json(
+                StatusCode::FORBIDDEN,
+                serde_json::json!({"error": "purge is disabled: start the edge with --admin-token-file"}),
+            );
         }
         let presented = req.authorization.and_then(|a| a.strip_prefix("Bearer ")).map(str::trim);
         let Some(presented) = presented else {
-            return json(StatusCode::UNAUTHORIZED, serde_json::json!({"error": "missing `Authorization: Bearer <token>`"}));
+            return json(
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({"error": "missing `Authorization: Bearer <token>`"}),
+            );
         };
         if !self.tokens.iter().any(|t| constant_time_eq(t.as_bytes(), presented.as_bytes())) {
             tracing::warn!("purge refused: wrong token");
@@ -132,7 +141,10 @@ impl Admin {
         }
         let (what, purged) = if let Some(url) = query_param(req.query, "url") {
             let Some(primary) = self.primary_for_url(&url) else {
-                return json(StatusCode::BAD_REQUEST, serde_json::json!({"error": format!("`{url}` is not an http(s)://host/path URL")}));
+                return json(
+                    StatusCode::BAD_REQUEST,
+                    serde_json::json!({"error": format!("`{url}` is not an http(s)://host/path URL")}),
+                );
             };
             (url, self.cache.purge_matching(|k| k == primary))
         } else if let Some(host) = query_param(req.query, "host") {
@@ -140,7 +152,10 @@ impl Admin {
             let start = format!("{}\n{prefix}", dime_routes::normalize_host(&host));
             (format!("{host}{prefix}*"), self.cache.purge_matching(|k| k.starts_with(&start)))
         } else {
-            return json(StatusCode::BAD_REQUEST, serde_json::json!({"error": "give ?url=URL or ?host=HOST[&prefix=/path/]"}));
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": "give ?url=URL or ?host=HOST[&prefix=/path/]"}),
+            );
         };
         self.state.metrics.cache_purged.inc_by(purged as u64);
         tracing::info!(target = %what, purged, "cache purge");
@@ -199,7 +214,8 @@ impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
         let authorization = req.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let request = AdminRequest { method: req.method.as_str(), path: req.uri.path(), query: req.uri.query(), authorization };
+        let request =
+            AdminRequest { method: req.method.as_str(), path: req.uri.path(), query: req.uri.query(), authorization };
         self.handle(&request)
     }
 }

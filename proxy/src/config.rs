@@ -155,7 +155,10 @@ fn read_tokens(path: &Path) -> Result<Vec<String>, ConfigError> {
     let tokens: Vec<String> =
         text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect();
     if tokens.iter().any(|t| t.len() < 16) {
-        return Err(ConfigError::File { path: path.display().to_string(), message: "tokens must be at least 16 characters".into() });
+        return Err(ConfigError::File {
+            path: path.display().to_string(),
+            message: "tokens must be at least 16 characters".into(),
+        });
     }
     if tokens.is_empty() {
         return Err(ConfigError::File { path: path.display().to_string(), message: "no token in the file".into() });

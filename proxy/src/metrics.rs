@@ -186,15 +186,58 @@ impl Metrics {
             ),
             config_routes: build!(r, IntGauge, "dime_config_routes", "HTTP routes in the active route table."),
             build_info: build!(r, GaugeVec, "dime_build_info", "Build information.", &["version"]),
-            cache_requests: build!(r, IntCounterVec, "dime_cache_requests_total", "Requests on caching routes, by route and result (hit, stale, revalidated, miss, expired, bypass).", &["route", "result"]),
-            cache_lock_waits: build!(r, IntCounterVec, "dime_cache_lock_waits_total", "Requests that waited for another request to fetch the object.", &["route"]),
-            cache_lock_wait_duration: histogram(&r, "dime_cache_lock_wait_duration_seconds", "Time requests waited for another request's fetch.", &["route"])?,
-            cache_origin_fetches: build!(r, IntCounterVec, "dime_cache_origin_fetches_total", "Responses fetched from the origin on caching routes.", &["route"]),
-            cache_stored_bytes: build!(r, IntGauge, "dime_cache_stored_bytes", "Bytes held by cached objects (body, header and key)."),
+            cache_requests: build!(
+                r,
+                IntCounterVec,
+                "dime_cache_requests_total",
+                "Requests on caching routes, by route and result (hit, stale, revalidated, miss, expired, bypass).",
+                &["route", "result"]
+            ),
+            cache_lock_waits: build!(
+                r,
+                IntCounterVec,
+                "dime_cache_lock_waits_total",
+                "Requests that waited for another request to fetch the object.",
+                &["route"]
+            ),
+            cache_lock_wait_duration: histogram(
+                &r,
+                "dime_cache_lock_wait_duration_seconds",
+                "Time requests waited for another request's fetch.",
+                &["route"],
+            )?,
+            cache_origin_fetches: build!(
+                r,
+                IntCounterVec,
+                "dime_cache_origin_fetches_total",
+                "Responses fetched from the origin on caching routes.",
+                &["route"]
+            ),
+            cache_stored_bytes: build!(
+                r,
+                IntGauge,
+                "dime_cache_stored_bytes",
+                "Bytes held by cached objects (body, header and key)."
+            ),
             cache_objects: build!(r, IntGauge, "dime_cache_objects", "Objects in the cache."),
-            cache_budget_bytes: build!(r, IntGauge, "dime_cache_budget_bytes", "The cache's byte budget (--cache-size)."),
-            cache_evictions: build!(r, IntCounter, "dime_cache_evictions_total", "Objects evicted to stay within the budget."),
-            cache_write_failures: build!(r, IntCounter, "dime_cache_write_failures_total", "Objects whose fetch failed mid-body and were not stored."),
+            cache_budget_bytes: build!(
+                r,
+                IntGauge,
+                "dime_cache_budget_bytes",
+                "The cache's byte budget (--cache-size)."
+            ),
+            cache_evictions: build!(
+                r,
+                IntCounter,
+                "dime_cache_evictions_total",
+                "Objects evicted to stay within the budget."
+            ),
+            cache_write_failures: build!(
+                r,
+                IntCounter,
+                "dime_cache_write_failures_total",
+                "Objects whose fetch failed mid-body and were not stored."
+            ),
             cache_purged: build!(r, IntCounter, "dime_cache_purged_total", "Objects removed by purge requests."),
             registry: r,
         };

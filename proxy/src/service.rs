@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use ipnet::IpNet;
+use pingora_cache::key::HashBinary;
+use pingora_cache::{
+    CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, NoCacheReason, RespCacheable, VarianceBuilder,
+};
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorSource, ErrorType, Result};
-use pingora_cache::key::HashBinary;
-use pingora_cache::{CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, NoCacheReason, RespCacheable, VarianceBuilder};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{ProxyHttp, Session};
 
@@ -95,11 +97,14 @@ fn policy_response(resp: &ResponseHeader) -> policy::Response<'_> {
     let text = |name: http::header::HeaderName| resp.headers.get(name).and_then(|v| v.to_str().ok());
     policy::Response {
         status: resp.status.as_u16(),
-        cache_control: Directives::parse(resp.headers.get_all(http::header::CACHE_CONTROL).iter().filter_map(|v| v.to_str().ok())),
+        cache_control: Directives::parse(
+            resp.headers.get_all(http::header::CACHE_CONTROL).iter().filter_map(|v| v.to_str().ok()),
+        ),
         expires: text(http::header::EXPIRES),
         date: text(http::header::DATE),
         age: text(http::header::AGE),
-        has_validator: resp.headers.contains_key(http::header::ETAG) || resp.headers.contains_key(http::header::LAST_MODIFIED),
+        has_validator: resp.headers.contains_key(http::header::ETAG)
+            || resp.headers.contains_key(http::header::LAST_MODIFIED),
         set_cookie: resp.headers.contains_key(http::header::SET_COOKIE),
         vary: text(http::header::VARY),
     }
@@ -306,7 +311,12 @@ impl ProxyHttp for DimeProxy {
     }
 
     /// Applies the route's cache policy to the origin's response.
-    fn response_cache_filter(&self, session: &Session, resp: &ResponseHeader, ctx: &mut Self::CTX) -> Result<RespCacheable> {
+    fn response_cache_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<RespCacheable> {
         let Some(policy) = ctx.cache_policy().cloned() else {
             return Ok(RespCacheable::Uncacheable(NoCacheReason::NeverEnabled));
         };
@@ -319,7 +329,8 @@ impl ProxyHttp for DimeProxy {
             Decision::Store { fresh, stale_while_revalidate, stale_if_error } => {
                 cache_ctx.stored = true;
                 let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
-                let meta = CacheMeta::new(now + fresh, now, secs(stale_while_revalidate), secs(stale_if_error), resp.clone());
+                let meta =
+                    CacheMeta::new(now + fresh, now, secs(stale_while_revalidate), secs(stale_if_error), resp.clone());
                 Ok(RespCacheable::Cacheable(meta))
             }
             Decision::Skip(reason) => {
@@ -361,12 +372,19 @@ impl ProxyHttp for DimeProxy {
     fn should_serve_stale(&self, _session: &mut Session, _ctx: &mut Self::CTX, error: Option<&Error>) -> bool {
         match error {
             None => true,
-            Some(e) => e.esource() == &ErrorSource::Upstream || matches!(e.etype(), ErrorType::HTTPStatus(s) if *s >= 500),
+            Some(e) => {
+                e.esource() == &ErrorSource::Upstream || matches!(e.etype(), ErrorType::HTTPStatus(s) if *s >= 500)
+            }
         }
     }
 
     /// Adds `Cache-Status` on caching routes and counts the outcome.
-    async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Self::CTX) -> Result<()> {
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
         let Some(cache_ctx) = &ctx.cache else { return Ok(()) };
         let outcome = cache_outcome(session.cache.phase(), cache_ctx);
         let ttl = match outcome {

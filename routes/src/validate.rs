@@ -227,7 +227,10 @@ fn compile_cache(c: &schema::CacheSpec, at: &dyn Fn(&str) -> Location, errors: &
     };
     if let Some(keys) = &policy.query_keys {
         if keys.iter().any(|k| k.is_empty() || k.contains(['&', '=', '#', ' '])) {
-            errors.push(at("cache.query_keys"), "query parameter names must be non-empty, without `&`, `=`, `#` or spaces");
+            errors.push(
+                at("cache.query_keys"),
+                "query parameter names must be non-empty, without `&`, `=`, `#` or spaces",
+            );
         }
     }
     policy

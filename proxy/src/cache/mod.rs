@@ -75,7 +75,8 @@ impl Cache {
         metrics.cache_budget_bytes.set(settings.size as i64);
         let store: &'static MemStore = Box::leak(Box::new(MemStore::new(Some(Box::new(MetricsObserver(metrics))))));
         // Capacity is a preallocation hint: assume ~16 KiB objects on average.
-        let eviction = Box::leak(Box::new(lru::Manager::with_capacity(settings.size, (settings.size / 16384).max(1024))));
+        let eviction =
+            Box::leak(Box::new(lru::Manager::with_capacity(settings.size, (settings.size / 16384).max(1024))));
         let lock: &'static CacheKeyLockImpl = Box::leak(Box::new(CacheLock::new(settings.lock_timeout)));
         Cache { store, eviction, lock, settings }
     }

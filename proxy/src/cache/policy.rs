@@ -89,7 +89,11 @@ pub struct Response<'a> {
 /// The verdict for one response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Store { fresh: Duration, stale_while_revalidate: Duration, stale_if_error: Duration },
+    Store {
+        fresh: Duration,
+        stale_while_revalidate: Duration,
+        stale_if_error: Duration,
+    },
     /// Not stored; the reason is for logs and the Cache-Status header.
     Skip(&'static str),
 }
@@ -102,10 +106,18 @@ fn heuristically_cacheable(status: u16) -> bool {
 /// Vary is honoured for Accept-Encoding only (the cache key varies on it); anything else would need a key per
 /// header value, so such responses are not stored.
 fn vary_supported(vary: Option<&str>) -> bool {
-    vary.is_none_or(|v| v.split(',').map(str::trim).filter(|h| !h.is_empty()).all(|h| h.eq_ignore_ascii_case("accept-encoding")))
+    vary.is_none_or(|v| {
+        v.split(',').map(str::trim).filter(|h| !h.is_empty()).all(|h| h.eq_ignore_ascii_case("accept-encoding"))
+    })
 }
 
-pub fn decide(policy: &CachePolicy, kind: Kind, request_has_authorization: bool, resp: &Response<'_>, now: SystemTime) -> Decision {
+pub fn decide(
+    policy: &CachePolicy,
+    kind: Kind,
+    request_has_authorization: bool,
+    resp: &Response<'_>,
+    now: SystemTime,
+) -> Decision {
     let cc = &resp.cache_control;
     if cc.no_store {
         return Decision::Skip("no-store");
@@ -120,10 +132,8 @@ pub fn decide(policy: &CachePolicy, kind: Kind, request_has_authorization: bool,
         return Decision::Skip("vary");
     }
     let stale_if_error = Duration::from_secs(cc.stale_if_error.unwrap_or(policy.stale_if_error.as_secs()));
-    let stale_while_revalidate = policy
-        .stale_while_revalidate
-        .or(cc.stale_while_revalidate.map(Duration::from_secs))
-        .unwrap_or_default();
+    let stale_while_revalidate =
+        policy.stale_while_revalidate.or(cc.stale_while_revalidate.map(Duration::from_secs)).unwrap_or_default();
     let cap = |d: Duration| policy.max_ttl.map_or(d, |m| d.min(m));
 
     let live = matches!(kind, Kind::Playlist | Kind::Segment) && !policy.respect_origin;

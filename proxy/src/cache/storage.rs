@@ -229,7 +229,12 @@ impl Storage for MemStore {
         }
     }
 
-    async fn get_miss_handler(&'static self, key: &CacheKey, meta: &CacheMeta, _trace: &SpanHandle) -> Result<MissHandler> {
+    async fn get_miss_handler(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &SpanHandle,
+    ) -> Result<MissHandler> {
         let hash = key.combined_bin();
         let id = self.next_write.fetch_add(1, Ordering::Relaxed);
         let (state, _) = watch::channel(WriteState::Writing(0));
@@ -237,10 +242,25 @@ impl Storage for MemStore {
         self.partials[shard_of(&hash)].write().entry(hash).or_default().push((id, partial.clone()));
         let primary: Arc<str> = String::from_utf8_lossy(key.primary_key()).into();
         let compact = key.to_compact();
-        Ok(Box::new(Writer { store: self, hash, id, tag: U64WriteId::from(id), partial, primary, compact, written: 0, finished: false }))
+        Ok(Box::new(Writer {
+            store: self,
+            hash,
+            id,
+            tag: U64WriteId::from(id),
+            partial,
+            primary,
+            compact,
+            written: 0,
+            finished: false,
+        }))
     }
 
-    async fn purge(&'static self, target: PurgeTarget<'_>, kind: PurgeType, _trace: &SpanHandle) -> Result<PurgeOutcome> {
+    async fn purge(
+        &'static self,
+        target: PurgeTarget<'_>,
+        kind: PurgeType,
+        _trace: &SpanHandle,
+    ) -> Result<PurgeOutcome> {
         if matches!(target, PurgeTarget::Exact(CacheEntryKey::Identified { .. })) {
             return Ok(PurgeOutcome::NotFound);
         }
@@ -323,8 +343,13 @@ impl HandleMiss for Writer {
             }
         };
         let size = body.len() + header_size(self.partial.meta.response_header()) + self.primary.len();
-        let object =
-            Object { meta: copy_meta(&self.partial.meta), body, primary: self.primary.clone(), compact: self.compact.clone(), size };
+        let object = Object {
+            meta: copy_meta(&self.partial.meta),
+            body,
+            primary: self.primary.clone(),
+            compact: self.compact.clone(),
+            size,
+        };
         self.store.insert(self.hash, object);
         self.partial.state.send_replace(WriteState::Done(chunks.len()));
         self.finished = true;
@@ -394,7 +419,12 @@ impl HandleHit for Hit {
         }
     }
 
-    async fn finish(self: Box<Self>, _storage: &'static (dyn Storage + Sync), _key: &CacheKey, _trace: &SpanHandle) -> Result<()> {
+    async fn finish(
+        self: Box<Self>,
+        _storage: &'static (dyn Storage + Sync),
+        _key: &CacheKey,
+        _trace: &SpanHandle,
+    ) -> Result<()> {
         Ok(())
     }
 
@@ -407,7 +437,10 @@ impl HandleHit for Hit {
             Hit::Complete { object, start, end, done } => {
                 let len = object.body.len();
                 if from >= len {
-                    return Error::e_explain(ErrorType::InternalError, format!("seek start {from} beyond length {len}"));
+                    return Error::e_explain(
+                        ErrorType::InternalError,
+                        format!("seek start {from} beyond length {len}"),
+                    );
                 }
                 *start = from;
                 *end = to.map_or(len, |t| t.min(len));

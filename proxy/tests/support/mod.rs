@@ -1,12 +1,13 @@
 //! Test harness: real origin servers and a real `dime-edge` process, on ephemeral loopback ports.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,36 +17,66 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-/// An HTTP/1.1 origin that says who it is and what it received (like the whoami workload).
-/// `/healthz` answers 200 or 503 as `set_healthy` says; `/slow` answers after one second.
+/// An HTTP/1.1 origin that says who it is and what it received (like the whoami workload), with behaviours the
+/// cache tests need, chosen by the path and query:
+/// - `/healthz` answers 200 or 503 as `set_healthy` says; `/slow` answers after one second;
+/// - `?cc=...` sets Cache-Control; `?size=N` sends N bytes of a position-dependent pattern;
+/// - `?delay_ms=N` waits before the header; `?chunks=N&every_ms=M` streams the body in N chunks;
+/// - `?abort=N` sends N bytes of the body, then drops the connection (`&cl=1` after announcing the full length);
+/// - `?status=N` answers with that status.
+/// `set_down(true)` makes every request answer 503 (an origin outage that still accepts connections).
 #[derive(Clone)]
 pub struct Origin {
     pub name: String,
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
+    per_path: Arc<Mutex<HashMap<String, usize>>>,
     healthy: Arc<AtomicBool>,
+    down: Arc<AtomicBool>,
     task: Arc<tokio::task::JoinHandle<()>>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    name: String,
+    hits: Arc<AtomicUsize>,
+    per_path: Arc<Mutex<HashMap<String, usize>>>,
+    healthy: Arc<AtomicBool>,
+    down: Arc<AtomicBool>,
 }
 
 impl Origin {
     pub async fn start(name: &str) -> Origin {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let hits = Arc::new(AtomicUsize::new(0));
-        let healthy = Arc::new(AtomicBool::new(true));
-        let (n, h, ok) = (name.to_owned(), hits.clone(), healthy.clone());
+        let shared = Shared {
+            name: name.to_owned(),
+            hits: Arc::new(AtomicUsize::new(0)),
+            per_path: Arc::new(Mutex::new(HashMap::new())),
+            healthy: Arc::new(AtomicBool::new(true)),
+            down: Arc::new(AtomicBool::new(false)),
+        };
+        let s = shared.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
-                let (n, h, ok) = (n.clone(), h.clone(), ok.clone());
+                let s = s.clone();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| answer(req, n.clone(), h.clone(), ok.clone()));
+                    let svc = hyper::service::service_fn(move |req| answer(req, s.clone()));
                     let _ =
                         hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                 });
             }
         });
-        Origin { name: name.to_owned(), addr, hits, healthy, task: Arc::new(task) }
+        Origin {
+            name: name.to_owned(),
+            addr,
+            hits: shared.hits,
+            per_path: shared.per_path,
+            healthy: shared.healthy,
+            down: shared.down,
+            task: Arc::new(task),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -56,8 +87,17 @@ impl Origin {
         self.healthy.store(healthy, Ordering::SeqCst);
     }
 
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Requests received for one path (query excluded).
+    pub fn hits_for(&self, path: &str) -> usize {
+        self.per_path.lock().unwrap().get(path).copied().unwrap_or(0)
     }
 
     pub fn stop(&self) {
@@ -65,30 +105,99 @@ impl Origin {
     }
 }
 
-async fn answer(
-    req: Request<Incoming>,
-    name: String,
-    hits: Arc<AtomicUsize>,
-    healthy: Arc<AtomicBool>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    if req.uri().path() == "/healthz" {
-        let status = if healthy.load(Ordering::SeqCst) { 200 } else { 503 };
-        return Ok(Response::builder().status(status).body(Full::new(Bytes::from_static(b"health\n"))).unwrap());
+/// The byte at position `i` of every generated body: lets a test spot a truncated or shifted body.
+pub fn pattern(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
+pub fn pattern_body(n: usize) -> Vec<u8> {
+    (0..n).map(pattern).collect()
+}
+
+/// A body fed by a channel, so the origin can pace it or break it off.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        self.0.poll_recv(cx).map(|o| o.map(|r| r.map(hyper::body::Frame::data)))
     }
-    hits.fetch_add(1, Ordering::SeqCst);
+}
+
+type OriginBody = http_body_util::Either<Full<Bytes>, ChannelBody>;
+
+async fn answer(req: Request<Incoming>, s: Shared) -> Result<Response<OriginBody>, Infallible> {
+    let full = |b: Bytes| http_body_util::Either::Left(Full::new(b));
+    if req.uri().path() == "/healthz" {
+        let status = if s.healthy.load(Ordering::SeqCst) { 200 } else { 503 };
+        return Ok(Response::builder().status(status).body(full(Bytes::from_static(b"health\n"))).unwrap());
+    }
+    s.hits.fetch_add(1, Ordering::SeqCst);
+    *s.per_path.lock().unwrap().entry(req.uri().path().to_owned()).or_default() += 1;
+    if s.down.load(Ordering::SeqCst) {
+        return Ok(Response::builder().status(503).body(full(Bytes::from_static(b"origin down\n"))).unwrap());
+    }
+    let q = |name: &str| -> Option<String> {
+        req.uri().query()?.split('&').find_map(|p| {
+            p.split_once('=')
+                .filter(|(k, _)| *k == name)
+                .map(|(_, v)| v.replace("%3D", "=").replace("%2C", ",").replace("%20", " "))
+        })
+    };
+    let num = |name: &str| q(name).and_then(|v| v.parse::<usize>().ok());
     if req.uri().path() == "/slow" {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    if let Some(ms) = num("delay_ms") {
+        tokio::time::sleep(Duration::from_millis(ms as u64)).await;
+    }
     let seen = |h: &str| req.headers().get(h).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let resp = Response::builder()
-        .header("x-origin", &name)
+    let mut resp = Response::builder()
+        .status(num("status").unwrap_or(200) as u16)
+        .header("x-origin", &s.name)
         .header("x-seen-host", seen("host"))
         .header("x-seen-xff", seen("x-forwarded-for"))
         .header("x-seen-xfp", seen("x-forwarded-proto"))
-        .header("x-seen-xfh", seen("x-forwarded-host"))
-        .body(Full::new(Bytes::from(format!("origin={name} path={}\n", req.uri().path()))))
-        .unwrap();
-    Ok(resp)
+        .header("x-seen-xfh", seen("x-forwarded-host"));
+    if let Some(cc) = q("cc") {
+        resp = resp.header("cache-control", cc);
+    }
+    let body = match num("size") {
+        Some(n) => pattern_body(n),
+        None => format!("origin={} path={}\n", s.name, req.uri().path()).into_bytes(),
+    };
+    let chunks = num("chunks");
+    let abort = num("abort");
+    if chunks.is_none() && abort.is_none() {
+        return Ok(resp.body(full(Bytes::from(body))).unwrap());
+    }
+    if abort.is_some() && q("cl").is_some() {
+        resp = resp.header("content-length", body.len());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let every = Duration::from_millis(num("every_ms").unwrap_or(0) as u64);
+    tokio::spawn(async move {
+        let limit = abort.unwrap_or(body.len()).min(body.len());
+        let n = chunks.unwrap_or(4).max(1);
+        let step = limit.div_ceil(n).max(1);
+        let mut at = 0;
+        while at < limit {
+            let end = (at + step).min(limit);
+            if tx.send(Ok(Bytes::copy_from_slice(&body[at..end]))).await.is_err() {
+                return;
+            }
+            at = end;
+            tokio::time::sleep(every).await;
+        }
+        if abort.is_some() {
+            let _ = tx.send(Err(std::io::Error::other("origin aborts mid-body"))).await;
+        }
+    });
+    Ok(resp.body(http_body_util::Either::Right(ChannelBody(rx))).unwrap())
 }
 
 /// A port that nothing listens on (bound, then released).
@@ -116,7 +225,9 @@ pub struct Edge {
 pub struct Reply {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
+    /// The body as text (lossy), for assertions on text bodies.
     pub body: String,
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -179,8 +290,8 @@ impl Edge {
         let resp = req.send().await.unwrap_or_else(|e| panic!("request to edge failed: {e}"));
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp.text().await.unwrap_or_default();
-        Reply { status, headers, body }
+        let bytes = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned(), bytes }
     }
 
     pub async fn admin(&self, path: &str) -> (u16, String) {
@@ -225,5 +336,12 @@ pub fn one_route(name: &str, host: &str, servers: &[(&str, u32)]) -> String {
         servers.iter().map(|(url, w)| format!("        - {{ url: \"{url}\", weight: {w} }}\n")).collect();
     format!(
         "version: 1\nhttp:\n  routes:\n    - name: {name}\n      match: [{{ hosts: [\"{host}\"] }}]\n      upstream: {name}\n  upstreams:\n    {name}:\n      servers:\n{servers}"
+    )
+}
+
+/// Like [`one_route`], with caching on (`cache` is the YAML flow mapping of the cache options, e.g. `{}`).
+pub fn cached_route(name: &str, host: &str, origin: &str, cache: &str) -> String {
+    format!(
+        "version: 1\nhttp:\n  routes:\n    - name: {name}\n      match: [{{ hosts: [\"{host}\"] }}]\n      upstream: {name}\n      cache: {cache}\n  upstreams:\n    {name}:\n      servers: [{{ url: \"{origin}\" }}]\n"
     )
 }

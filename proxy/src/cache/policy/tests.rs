@@ -33,7 +33,14 @@ fn classifies_streaming_paths_by_extension() {
 fn playlist_ttl_overrides_origin_no_cache() {
     let p = CachePolicy::default();
     let d = decide(&p, Kind::Playlist, false, &resp(200, "no-cache"), NOW);
-    assert_eq!(d, Decision::Store { fresh: Duration::from_secs(1), stale_while_revalidate: Duration::ZERO, stale_if_error: Duration::from_secs(60) });
+    assert_eq!(
+        d,
+        Decision::Store {
+            fresh: Duration::from_secs(1),
+            stale_while_revalidate: Duration::ZERO,
+            stale_if_error: Duration::from_secs(60)
+        }
+    );
     assert_eq!(fresh(&decide(&p, Kind::Segment, false, &resp(200, "no-cache"), NOW)), Some(3600));
 }
 
@@ -124,7 +131,11 @@ fn vary_other_than_accept_encoding_and_set_cookie_are_not_stored() {
 
 #[test]
 fn max_ttl_caps_everything_and_stale_windows_come_from_origin_or_route() {
-    let p = CachePolicy { max_ttl: Some(Duration::from_secs(10)), stale_if_error: Duration::from_secs(30), ..Default::default() };
+    let p = CachePolicy {
+        max_ttl: Some(Duration::from_secs(10)),
+        stale_if_error: Duration::from_secs(30),
+        ..Default::default()
+    };
     assert_eq!(fresh(&decide(&p, Kind::Other, false, &resp(200, "max-age=600"), NOW)), Some(10));
     assert_eq!(fresh(&decide(&p, Kind::Segment, false, &resp(200, ""), NOW)), Some(10));
     match decide(&p, Kind::Other, false, &resp(200, "max-age=60, stale-while-revalidate=5, stale-if-error=7"), NOW) {

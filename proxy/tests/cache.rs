@@ -1,0 +1,225 @@
+//! The cache against real origins: hits, one origin fetch per object under a herd, objects streamed to waiting
+//! viewers, no truncated object ever stored, the byte budget, stale serving, purge.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::{cached_route, pattern_body, Edge, Origin};
+
+const TOKEN: &str = "test-admin-token-0123456789";
+
+async fn edge_with_cache(origin: &Origin, cache: &str, extra: &[&str]) -> Edge {
+    Edge::start(&cached_route("c", "c.test", &origin.url(), cache), extra).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_request_is_a_hit_and_head_and_ranges_come_from_the_cache() {
+    let origin = Origin::start("o").await;
+    let edge = edge_with_cache(&origin, "{}", &[]).await;
+    let path = "/obj.bin?size=1000&cc=max-age%3D60";
+
+    let first = edge.get("c.test", path).await;
+    assert_eq!((first.status, first.header("cache-status")), (200, "dime; fwd=miss; stored"));
+    let second = edge.get("c.test", path).await;
+    assert_eq!(second.status, 200);
+    assert!(second.header("cache-status").starts_with("dime; hit; ttl="), "{}", second.header("cache-status"));
+    assert_eq!(second.bytes, pattern_body(1000));
+
+    let head = edge.request(reqwest::Method::HEAD, "c.test", path, &[]).await;
+    assert_eq!(head.status, 200);
+    assert!(head.header("cache-status").contains("hit"), "{}", head.header("cache-status"));
+    assert_eq!(head.header("content-length"), "1000");
+
+    let range = edge.request(reqwest::Method::GET, "c.test", path, &[("range", "bytes=10-19")]).await;
+    assert_eq!(range.status, 206);
+    assert_eq!(range.bytes, &pattern_body(1000)[10..20]);
+    assert_eq!(origin.hits_for("/obj.bin"), 1, "one origin fetch served all of them");
+    assert_eq!(edge.metric(r#"dime_cache_requests_total{result="hit",route="c"}"#).await, 3.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_concurrent_viewers_cause_one_origin_fetch() {
+    let origin = Origin::start("o").await;
+    let edge = Arc::new(edge_with_cache(&origin, "{}", &["--access-log", "false"]).await);
+    // Slow to answer, and `no-cache` like nginx-rtmp: the segment TTL applies and the herd waits on one fetch.
+    let path = "/hls/herd-1.ts?size=200000&delay_ms=300&cc=no-cache";
+    let mut viewers = Vec::new();
+    for _ in 0..500 {
+        let edge = edge.clone();
+        viewers.push(tokio::spawn(async move { edge.get("c.test", path).await }));
+    }
+    for v in viewers {
+        let r = v.await.unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.bytes.len(), 200_000);
+    }
+    assert_eq!(origin.hits_for("/hls/herd-1.ts"), 1);
+    assert!(edge.metric(r#"dime_cache_lock_waits_total{route="c"}"#).await >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_viewers_receive_the_body_while_it_arrives() {
+    let origin = Origin::start("o").await;
+    let edge = Arc::new(edge_with_cache(&origin, "{}", &["--access-log", "false"]).await);
+    // Header at once, body over ~1 s in 10 chunks.
+    let path = "/hls/stream-2.ts?size=100000&chunks=10&every_ms=100";
+    let started = std::time::Instant::now();
+    let mut viewers = Vec::new();
+    for _ in 0..50 {
+        let edge = edge.clone();
+        viewers.push(tokio::spawn(async move {
+            let resp =
+                edge.client.get(format!("http://{}{}", edge.http, path)).header("host", "c.test").send().await.unwrap();
+            let headers_after = started.elapsed();
+            let body = resp.bytes().await.unwrap();
+            (headers_after, body)
+        }));
+    }
+    for v in viewers {
+        let (headers_after, body) = v.await.unwrap();
+        assert!(
+            headers_after < Duration::from_millis(700),
+            "viewers wait for the whole object: header after {headers_after:?}"
+        );
+        assert_eq!(&body[..], pattern_body(100_000).as_slice());
+    }
+    assert_eq!(origin.hits_for("/hls/stream-2.ts"), 1);
+}
+
+async fn fetch_body(edge: &Edge, path: &str) -> Result<(u16, Vec<u8>), String> {
+    let resp = edge
+        .client
+        .get(format!("http://{}{}", edge.http, path))
+        .header("host", "c.test")
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    resp.bytes().await.map(|b| (status, b.to_vec())).map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_that_breaks_mid_body_is_never_stored_or_served_complete() {
+    let origin = Origin::start("o").await;
+    let edge = Arc::new(edge_with_cache(&origin, "{}", &[]).await);
+    for (variant, query) in [("length", "&cl=1"), ("chunked", "")] {
+        let broken = format!("/hls/broken-{variant}.ts?size=100000&abort=50000&chunks=5&every_ms=50{query}");
+        let mut viewers = Vec::new();
+        for _ in 0..20 {
+            let (edge, broken) = (edge.clone(), broken.clone());
+            viewers.push(tokio::spawn(async move { fetch_body(&edge, &broken).await }));
+        }
+        for v in viewers {
+            // A client can only tell a broken body by the connection failing; a 200 that ends cleanly would look
+            // complete to it, whatever its length.
+            match v.await.unwrap() {
+                Err(_) => {}
+                Ok((status, body)) => {
+                    assert_ne!(status, 200, "{variant}: a truncated body ({} bytes) ended as if complete", body.len())
+                }
+            }
+        }
+        let fetched = origin.hits_for(&format!("/hls/broken-{variant}.ts"));
+        // The next request must go to the origin again: nothing was stored.
+        let again = fetch_body(&edge, &broken).await;
+        assert!(again.is_err(), "{variant}: {again:?}");
+        assert_eq!(origin.hits_for(&format!("/hls/broken-{variant}.ts")), fetched + 1, "{variant}: refetched");
+    }
+    assert!(edge.metric("dime_cache_write_failures_total").await >= 2.0);
+    assert_eq!(edge.metric("dime_cache_objects").await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_byte_budget_holds_when_filled_far_past_it() {
+    let origin = Origin::start("o").await;
+    let edge = edge_with_cache(
+        &origin,
+        "{}",
+        &["--cache-size", "1MiB", "--cache-max-object", "64KiB", "--access-log", "false"],
+    )
+    .await;
+    for i in 0..200 {
+        let r = edge.get("c.test", &format!("/fill/{i}.bin?size=32768&cc=max-age%3D600")).await;
+        assert_eq!(r.status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await; // evictions are applied just after each admission
+    let stored = edge.metric("dime_cache_stored_bytes").await;
+    assert!(stored > 0.0 && stored <= (1 << 20) as f64, "stored {stored} bytes with a 1 MiB budget");
+    assert!(edge.metric("dime_cache_evictions_total").await > 100.0);
+    // An object over the size limit passes through and is not stored.
+    let big = edge.get("c.test", "/big.bin?size=100000&cc=max-age%3D600").await;
+    assert_eq!(big.bytes.len(), 100_000);
+    edge.get("c.test", "/big.bin?size=100000&cc=max-age%3D600").await;
+    assert_eq!(origin.hits_for("/big.bin"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_if_error_serves_cached_objects_through_an_origin_outage() {
+    let origin = Origin::start("o").await;
+    let edge = edge_with_cache(&origin, "{ stale_if_error: 30s }", &[]).await;
+    let path = "/page.html?cc=max-age%3D1";
+    assert_eq!(edge.get("c.test", path).await.status, 200);
+    origin.set_down(true);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = edge.get("c.test", path).await;
+    assert_eq!(r.status, 200, "stale object served while the origin answers 503");
+    assert!(r.header("cache-status").contains("detail=stale"), "{}", r.header("cache-status"));
+    assert!(r.body.starts_with("origin=o"));
+    // A path never cached has nothing to fall back on.
+    assert_eq!(edge.get("c.test", "/never.html?cc=max-age%3D1").await.status, 503);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_needs_a_token_and_removes_by_url_and_by_prefix() {
+    let origin = Origin::start("o").await;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("# admin tokens\n{TOKEN}\n")).unwrap();
+    let edge = edge_with_cache(&origin, "{}", &["--admin-token-file", tokens.to_str().unwrap()]).await;
+    for p in ["/hls/a.ts", "/hls/b.ts", "/index.html?cc=max-age%3D60"] {
+        edge.get("c.test", p).await;
+    }
+    assert_eq!(edge.metric("dime_cache_objects").await, 3.0);
+    let purge = |query: &str, token: Option<&str>| {
+        let mut req = edge.client.post(format!("http://{}/purge?{query}", edge.admin));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        req.send()
+    };
+    assert_eq!(purge("host=c.test&prefix=/hls/", None).await.unwrap().status(), 401);
+    assert_eq!(purge("host=c.test&prefix=/hls/", Some("wrong-token-wrong-token")).await.unwrap().status(), 403);
+    assert_eq!(edge.metric("dime_cache_objects").await, 3.0);
+
+    let r = purge("host=c.test&prefix=/hls/", Some(TOKEN)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), r#"{"purged":2}"#);
+    let r = purge("url=http%3A%2F%2Fc.test%2Findex.html%3Fcc%3Dmax-age%253D60", Some(TOKEN)).await.unwrap();
+    assert_eq!(r.text().await.unwrap(), r#"{"purged":1}"#);
+    assert_eq!(edge.metric("dime_cache_objects").await, 0.0);
+    assert!(edge.get("c.test", "/hls/a.ts").await.header("cache-status").contains("fwd=miss"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_rules_apply_playlist_ttl_and_negative_caching_despite_no_cache() {
+    let origin = Origin::start("o").await;
+    let edge = edge_with_cache(&origin, "{}", &[]).await;
+    for _ in 0..5 {
+        edge.get("c.test", "/hls/live.m3u8?cc=no-cache").await;
+        edge.get("c.test", "/hls/missing-9.ts?status=404&cc=no-cache").await;
+    }
+    assert_eq!(origin.hits_for("/hls/live.m3u8"), 1, "playlist cached for its 1 s TTL");
+    assert_eq!(origin.hits_for("/hls/missing-9.ts"), 1, "segment 404 cached");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    edge.get("c.test", "/hls/live.m3u8?cc=no-cache").await;
+    edge.get("c.test", "/hls/missing-9.ts?status=404&cc=no-cache").await;
+    assert_eq!(origin.hits_for("/hls/live.m3u8"), 2, "refetched after the TTL");
+    assert_eq!(origin.hits_for("/hls/missing-9.ts"), 2, "a 404 is kept at most 1 s");
+    // Ordinary content with no-cache and no validator is not stored at all.
+    edge.get("c.test", "/page.html?cc=no-cache").await;
+    let r = edge.get("c.test", "/page.html?cc=no-cache").await;
+    assert_eq!(r.header("cache-status"), "dime; fwd=miss; detail=no-cache");
+    assert_eq!(origin.hits_for("/page.html"), 2);
+}

@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 /// - `?delay_ms=N` waits before the header; `?chunks=N&every_ms=M` streams the body in N chunks;
 /// - `?abort=N` sends N bytes of the body, then drops the connection (`&cl=1` after announcing the full length);
 /// - `?status=N` answers with that status.
+///
 /// `set_down(true)` makes every request answer 503 (an origin outage that still accepts connections).
 #[derive(Clone)]
 pub struct Origin {

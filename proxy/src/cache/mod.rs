@@ -2,6 +2,7 @@
 //! in-memory store), and [`Cache`], the process-wide runtime (store, eviction, lock) that the proxy phases use.
 
 pub mod key;
+pub mod lock;
 pub mod policy;
 pub mod status;
 pub mod storage;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pingora_cache::eviction::{lru, CacheEntryKeyRef, EvictionManager};
-use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora_cache::lock::CacheKeyLockImpl;
 
 use crate::metrics::Metrics;
 use storage::{MemStore, StoreObserver};
@@ -77,7 +78,7 @@ impl Cache {
         // Capacity is a preallocation hint: assume ~16 KiB objects on average.
         let eviction =
             Box::leak(Box::new(lru::Manager::with_capacity(settings.size, (settings.size / 16384).max(1024))));
-        let lock: &'static CacheKeyLockImpl = Box::leak(Box::new(CacheLock::new(settings.lock_timeout)));
+        let lock: &'static CacheKeyLockImpl = Box::leak(Box::new(lock::FillLock::new(settings.lock_timeout)));
         Cache { store, eviction, lock, settings }
     }
 

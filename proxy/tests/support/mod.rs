@@ -1,6 +1,8 @@
 //! Test harness: real origin servers and a real `dime-edge` process, on ephemeral loopback ports.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod live;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;

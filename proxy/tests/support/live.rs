@@ -1,0 +1,185 @@
+//! Real live-video parts for tests: an nginx-rtmp origin writing HLS (as the old cluster's origin does) and an
+//! ffmpeg test-pattern publisher. Both are real processes on ephemeral loopback ports, killed on drop.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// nginx with the RTMP module: RTMP app `live` with HLS into `hls/`, served over HTTP under `/hls/` with
+/// `Cache-Control: no-cache` and CORS `*`, like the seed origin. Every HTTP request is logged by path.
+pub struct RtmpOrigin {
+    pub http: SocketAddr,
+    pub rtmp: SocketAddr,
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl RtmpOrigin {
+    pub fn start() -> RtmpOrigin {
+        let dir = tempfile::tempdir().unwrap();
+        let (http, rtmp) = (free_port(), free_port());
+        let d = dir.path().display();
+        std::fs::create_dir_all(dir.path().join("hls")).unwrap();
+        // nginx workers drop privileges when started as root; let them write HLS into the temp dir.
+        let user = if nix_euid_is_root() { "user root root;" } else { "" };
+        let conf = format!(
+            r#"
+{user}
+worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+events {{ worker_connections 1024; }}
+rtmp {{
+  server {{
+    listen 127.0.0.1:{rtmp};
+    application live {{
+      live on;
+      hls on;
+      hls_path {d}/hls;
+      hls_fragment 1s;
+      hls_playlist_length 10s;
+    }}
+  }}
+}}
+http {{
+  log_format paths '$uri $status';
+  access_log {d}/access.log paths;
+  types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
+  server {{
+    listen 127.0.0.1:{http};
+    location /hls/ {{
+      alias {d}/hls/;
+      add_header Cache-Control no-cache;
+      add_header Access-Control-Allow-Origin *;
+    }}
+  }}
+}}
+"#
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx must be installed with libnginx-mod-rtmp (see .ci/run)");
+        let origin = RtmpOrigin {
+            http: format!("127.0.0.1:{http}").parse().unwrap(),
+            rtmp: format!("127.0.0.1:{rtmp}").parse().unwrap(),
+            dir,
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(origin.rtmp).is_err() {
+            assert!(Instant::now() < deadline, "nginx-rtmp did not start: {}", origin.error_log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        origin
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+
+    /// HTTP requests the origin served, by path.
+    pub fn requests(&self) -> HashMap<String, usize> {
+        let log = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+        let mut counts = HashMap::new();
+        for line in log.lines() {
+            if let Some(path) = line.split_whitespace().next() {
+                *counts.entry(path.to_owned()).or_default() += 1;
+            }
+        }
+        counts
+    }
+
+    pub fn hls_dir(&self) -> PathBuf {
+        self.dir.path().join("hls")
+    }
+
+    /// Stops nginx (an origin outage).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // `nginx -s stop` makes the master take its workers down with it (killing only the master would
+            // leave the workers serving).
+            let conf = self.dir.path().join("nginx.conf");
+            let _ =
+                Command::new("nginx").arg("-p").arg(self.dir.path()).arg("-c").arg(&conf).args(["-s", "stop"]).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // The master's workers exit with it; make sure nothing still listens.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(self.http).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for RtmpOrigin {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn nix_euid_is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+/// An ffmpeg publisher pushing a test pattern with audio over RTMP, for at most `seconds`.
+pub struct Publisher {
+    child: Child,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Publisher {
+    pub fn ffmpeg(rtmp_url: &str, seconds: u32) -> Publisher {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("ffmpeg.log");
+        let child = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "warning", "-re"])
+            .args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=30"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440"])
+            .args(["-t", &seconds.to_string()])
+            .args(["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "30"])
+            .args(["-c:a", "aac", "-f", "flv", rtmp_url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("ffmpeg must be installed (see .ci/run)");
+        Publisher { child, log, _dir: dir }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

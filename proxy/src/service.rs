@@ -294,7 +294,7 @@ impl ProxyHttp for DimeProxy {
         // No reader wait timeout: waiting requests are released when the writer has the header (and then
         // stream the body) or when its lock times out, when exactly one of them takes over the fetch.
         let overrides = CacheOptionOverrides::default();
-        session.cache.enable(c.store, Some(c.eviction), None, Some(c.lock), Some(overrides));
+        session.cache.enable(c.store, Some(c.eviction), None, Some(c.lock()), Some(overrides));
         session.cache.set_max_file_size_bytes(c.settings.max_object);
         let kind = policy::classify(session.req_header().uri.path());
         ctx.cache = Some(CacheCtx { kind: Some(kind), ..Default::default() });

@@ -52,9 +52,19 @@ impl FillLock {
         FillLock { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(), age_timeout }
     }
 
-    fn slot(key: &CacheKey) -> (usize, u128) {
+    fn slot(key: &impl CacheHashKey) -> (usize, u128) {
         let k = u128::from_be_bytes(key.combined_bin());
         ((k % SHARDS as u128) as usize, k)
+    }
+
+    /// Forgets a released key at once (after a purge: the next request must fetch, not wait on a fill of an
+    /// object that is gone). A key whose fill is in progress is left alone.
+    pub fn forget(&self, key: &impl CacheHashKey) {
+        let (shard, k) = Self::slot(key);
+        let mut table = self.shards[shard].lock();
+        if table.get(&k).is_some_and(|e| e.released.is_some()) {
+            table.remove(&k);
+        }
     }
 }
 

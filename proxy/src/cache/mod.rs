@@ -60,7 +60,7 @@ const LRU_SHARDS: usize = 16;
 pub struct Cache {
     pub store: &'static MemStore,
     pub eviction: &'static lru::Manager<LRU_SHARDS>,
-    pub lock: &'static CacheKeyLockImpl,
+    pub lock: &'static lock::FillLock,
     pub settings: CacheSettings,
 }
 
@@ -71,6 +71,11 @@ impl std::fmt::Debug for Cache {
 }
 
 impl Cache {
+    /// The fill lock as pingora-cache takes it.
+    pub fn lock(&self) -> &'static CacheKeyLockImpl {
+        self.lock
+    }
+
     /// Builds the cache once per process (the parts are leaked on purpose: they must outlive every request).
     pub fn new(settings: CacheSettings, metrics: Arc<Metrics>) -> Self {
         metrics.cache_budget_bytes.set(settings.size as i64);
@@ -78,7 +83,7 @@ impl Cache {
         // Capacity is a preallocation hint: assume ~16 KiB objects on average.
         let eviction =
             Box::leak(Box::new(lru::Manager::with_capacity(settings.size, (settings.size / 16384).max(1024))));
-        let lock: &'static CacheKeyLockImpl = Box::leak(Box::new(lock::FillLock::new(settings.lock_timeout)));
+        let lock: &'static lock::FillLock = Box::leak(Box::new(lock::FillLock::new(settings.lock_timeout)));
         Cache { store, eviction, lock, settings }
     }
 
@@ -87,6 +92,7 @@ impl Cache {
         let removed = self.store.remove_matching(matches);
         for key in &removed {
             self.eviction.remove(CacheEntryKeyRef::from_entry_id(key, None));
+            self.lock.forget(key);
         }
         removed.len()
     }

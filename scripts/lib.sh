@@ -2,11 +2,17 @@
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-# need_packages CMD=PACKAGE ...: installs the Debian package of every command that is missing.
+# need_packages CMD=PACKAGE ...: installs the Debian package of every command that is missing. CMD may also be
+# an absolute file path (e.g. an nginx module), checked for existence.
 need_packages() {
-  local missing=()
+  local missing=() what
   for pair in "$@"; do
-    command -v "${pair%%=*}" >/dev/null 2>&1 || missing+=("${pair#*=}")
+    what=${pair%%=*}
+    if [ "${what#/}" != "$what" ]; then
+      [ -e "$what" ] || missing+=("${pair#*=}")
+    else
+      command -v "$what" >/dev/null 2>&1 || missing+=("${pair#*=}")
+    fi
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then

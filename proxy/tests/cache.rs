@@ -223,3 +223,26 @@ async fn live_rules_apply_playlist_ttl_and_negative_caching_despite_no_cache() {
     assert_eq!(r.header("cache-status"), "dime; fwd=miss; detail=no-cache");
     assert_eq!(origin.hits_for("/page.html"), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background() {
+    let origin = Origin::start("o").await;
+    let edge = edge_with_cache(&origin, "{}", &[]).await;
+    let path = "/news.html?cc=max-age%3D1%2C%20stale-while-revalidate%3D30";
+    assert_eq!(edge.get("c.test", path).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let stale = edge.get("c.test", path).await;
+    assert_eq!(stale.status, 200);
+    assert!(stale.header("cache-status").contains("detail=stale"), "{}", stale.header("cache-status"));
+    // The background refresh lands; the next answer is fresh again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while origin.hits_for("/news.html") < 2 {
+        assert!(std::time::Instant::now() < deadline, "no background refresh");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let fresh = edge.get("c.test", path).await;
+    assert!(fresh.header("cache-status").starts_with("dime; hit; ttl="), "{}", fresh.header("cache-status"));
+    assert!(!fresh.header("cache-status").contains("ttl=-"), "{}", fresh.header("cache-status"));
+    assert_eq!(origin.hits_for("/news.html"), 2);
+}

@@ -29,6 +29,10 @@ use crate::metrics::{status_class, Metrics};
 use crate::state::{Active, State};
 use crate::upstream::{Endpoint, Pool};
 
+/// How many times a request waiting for another request's fetch may wait again (each lock timeout hands the fetch
+/// to one waiter); after that it fetches uncached.
+const MAX_LOCK_RETRIES: usize = 8;
+
 /// How long an idle upstream connection is kept for reuse.
 const UPSTREAM_IDLE: Duration = Duration::from_secs(60);
 
@@ -292,8 +296,11 @@ impl ProxyHttp for DimeProxy {
         }
         let c = &self.cache;
         // No reader wait timeout: waiting requests are released when the writer has the header (and then
-        // stream the body) or when its lock times out, when exactly one of them takes over the fetch.
-        let overrides = CacheOptionOverrides::default();
+        // stream the body) or when its lock times out, when exactly one of them takes over the fetch. Each
+        // release counts as a retry; pingora's default of 2 would send the whole herd to the origin after the
+        // second take-over.
+        let mut overrides = CacheOptionOverrides::default();
+        overrides.max_lock_retries = Some(MAX_LOCK_RETRIES);
         session.cache.enable(c.store, Some(c.eviction), None, Some(c.lock()), Some(overrides));
         session.cache.set_max_file_size_bytes(c.settings.max_object);
         let kind = policy::classify(session.req_header().uri.path());

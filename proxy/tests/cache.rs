@@ -246,3 +246,22 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background(
     assert!(!fresh.header("cache-status").contains("ttl=-"), "{}", fresh.header("cache-status"));
     assert_eq!(origin.hits_for("/news.html"), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_timeout_hands_the_fetch_to_one_waiter_not_to_the_herd() {
+    let origin = Origin::start("o").await;
+    let edge = Arc::new(edge_with_cache(&origin, "{}", &["--cache-lock-timeout", "1s", "--access-log", "false"]).await);
+    // The origin takes 2.5 s to send its header: longer than the lock timeout.
+    let path = "/hls/slow-1.ts?size=1000&delay_ms=2500";
+    let mut viewers = Vec::new();
+    for _ in 0..100 {
+        let edge = edge.clone();
+        viewers.push(tokio::spawn(async move { edge.get("c.test", path).await.status }));
+    }
+    for v in viewers {
+        assert_eq!(v.await.unwrap(), 200);
+    }
+    // The first writer, then at most one take-over per expired lock (2.5 s / 1 s): never one per viewer.
+    let fetches = origin.hits_for("/hls/slow-1.ts");
+    assert!((2..=4).contains(&fetches), "{fetches} origin fetches for 100 viewers");
+}

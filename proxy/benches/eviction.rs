@@ -95,10 +95,7 @@ impl Policy for UfoPolicy {
 }
 
 fn policies(budget_kib: usize) -> Vec<Box<dyn Policy>> {
-    vec![
-        Box::new(LruPolicy(Lru::with_capacity(budget_kib, 4096))),
-        Box::new(UfoPolicy(TinyUfo::new(budget_kib, 4096))),
-    ]
+    vec![Box::new(LruPolicy(Lru::with_capacity(budget_kib, 4096))), Box::new(UfoPolicy(TinyUfo::new(budget_kib, 4096)))]
 }
 
 fn web(p: &mut dyn Policy) -> (f64, f64) {
@@ -155,14 +152,20 @@ fn main() {
     // Budgets: 5% of the web working set (50,000 objects average ~150 KiB, so ~7 GiB; budget ~350 MiB).
     let total_kib: usize = sizes(50_000, &mut Rng(0x9E37_79B9_7F4A_7C15)).iter().sum();
     let budget = total_kib / 20;
-    println!("web: 50,000 objects, {} MiB in all, budget {} MiB, 1,000,000 Zipf(0.9) requests", total_kib / 1024, budget / 1024);
+    println!(
+        "web: 50,000 objects, {} MiB in all, budget {} MiB, 1,000,000 Zipf(0.9) requests",
+        total_kib / 1024,
+        budget / 1024
+    );
     println!("{:<14} {:>12} {:>14}", "policy", "hit ratio", "byte hit ratio");
     for mut p in policies(budget) {
         let (h, b) = web(p.as_mut());
         println!("{:<14} {:>12.4} {:>14.4}", p.name(), h, b);
     }
     println!();
-    println!("live+web: 2,000 segments of 256 KiB, 100 viewers x 3 newest segments per tick, 500 web requests per tick");
+    println!(
+        "live+web: 2,000 segments of 256 KiB, 100 viewers x 3 newest segments per tick, 500 web requests per tick"
+    );
     println!("{:<14} {:>18} {:>22} {:>14}", "policy", "segment miss ratio", "origin fetches/segment", "web hit ratio");
     for mut p in policies(budget) {
         let (m, f, w) = live_and_web(p.as_mut());

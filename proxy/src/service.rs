@@ -114,6 +114,22 @@ fn policy_response(resp: &ResponseHeader) -> policy::Response<'_> {
     }
 }
 
+/// The header kept with a cached object: the origin's, without hop-by-hop fields, and without the record of the
+/// origin's header-name case (HTTP field names are case-insensitive). Every hit clones this header twice, so
+/// keeping it lean is measurable on small objects.
+fn stored_header(resp: &ResponseHeader) -> Result<ResponseHeader> {
+    const HOP_BY_HOP: &[&str] =
+        &["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"];
+    let mut header = ResponseHeader::build_no_case(resp.status, Some(resp.headers.len()))?;
+    header.set_version(resp.version);
+    for (name, value) in resp.headers.iter() {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            header.append_header(name.clone(), value.clone())?;
+        }
+    }
+    Ok(header)
+}
+
 /// How a request fared in the cache, for Cache-Status and metrics.
 fn cache_outcome(phase: CachePhase, ctx: &CacheCtx) -> Outcome<'static> {
     if let Some(reason) = ctx.bypass {
@@ -314,7 +330,11 @@ impl ProxyHttp for DimeProxy {
         let kind = ctx.cache.as_ref().and_then(|c| c.kind).unwrap_or(Kind::Other);
         let query_keys = ctx.cache_policy().and_then(|p| p.query_keys.as_deref());
         let primary = key::primary_key(request_host(req), req.uri.path(), req.uri.query(), kind, query_keys);
-        Ok(CacheKey::new(primary, ""))
+        // pingora-cache hashes the primary key each time it needs it (lookup, lock, eviction); hash it once.
+        let hash = pingora_cache::key::hash_key(&primary);
+        let mut cache_key = CacheKey::new(primary, "");
+        cache_key.set_primary_bin_override(hash);
+        Ok(cache_key)
     }
 
     /// Applies the route's cache policy to the origin's response.
@@ -336,8 +356,13 @@ impl ProxyHttp for DimeProxy {
             Decision::Store { fresh, stale_while_revalidate, stale_if_error } => {
                 cache_ctx.stored = true;
                 let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
-                let meta =
-                    CacheMeta::new(now + fresh, now, secs(stale_while_revalidate), secs(stale_if_error), resp.clone());
+                let meta = CacheMeta::new(
+                    now + fresh,
+                    now,
+                    secs(stale_while_revalidate),
+                    secs(stale_if_error),
+                    stored_header(resp)?,
+                );
                 Ok(RespCacheable::Cacheable(meta))
             }
             Decision::Skip(reason) => {

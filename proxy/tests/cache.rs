@@ -36,7 +36,19 @@ async fn second_request_is_a_hit_and_head_and_ranges_come_from_the_cache() {
     assert_eq!(range.status, 206);
     assert_eq!(range.bytes, &pattern_body(1000)[10..20]);
     assert_eq!(origin.hits_for("/obj.bin"), 1, "one origin fetch served all of them");
-    assert_eq!(edge.metric(r#"dime_cache_requests_total{result="hit",route="c"}"#).await, 3.0);
+
+    // A chunked origin response is framed correctly when served from the cache.
+    let chunked = "/chunked.bin?size=5000&chunks=5&cc=max-age%3D60";
+    assert_eq!(edge.get("c.test", chunked).await.bytes, pattern_body(5000));
+    let hit = edge.get("c.test", chunked).await;
+    assert!(hit.header("cache-status").contains("hit"), "{}", hit.header("cache-status"));
+    assert_eq!(hit.bytes, pattern_body(5000));
+    assert!(
+        hit.header("content-length") == "5000" || hit.header("transfer-encoding") == "chunked",
+        "{:?}",
+        hit.headers
+    );
+    assert_eq!(edge.metric(r#"dime_cache_requests_total{result="hit",route="c"}"#).await, 4.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,6 +50,9 @@ pub struct RunArgs {
     /// HTTP entrypoint address (repeatable) [default: 0.0.0.0:8080].
     #[arg(long, env = "DIME_HTTP", value_name = "ADDR", value_delimiter = ',')]
     pub http: Vec<String>,
+    /// TCP entrypoint NAME=ADDR (repeatable), e.g. rtmp=0.0.0.0:1935; TCP routes name the entrypoints they serve.
+    #[arg(long = "tcp", env = "DIME_TCP", value_name = "NAME=ADDR", value_delimiter = ',')]
+    pub tcp: Vec<String>,
     /// Admin listener for /metrics, /healthz, /readyz and /config [default: 127.0.0.1:9901].
     #[arg(long, env = "DIME_ADMIN", value_name = "ADDR")]
     pub admin: Option<String>,
@@ -97,6 +100,7 @@ pub struct RunArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     http: Option<Vec<String>>,
+    tcp: Option<Vec<String>>,
     admin: Option<String>,
     routes: Option<PathBuf>,
     threads: Option<usize>,
@@ -116,6 +120,8 @@ struct FileConfig {
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
     pub http: Vec<SocketAddr>,
+    /// Named TCP entrypoints.
+    pub tcp: Vec<(String, SocketAddr)>,
     pub admin: SocketAddr,
     pub routes: PathBuf,
     pub threads: usize,
@@ -209,6 +215,16 @@ impl EdgeConfig {
         } else {
             http_text.iter().map(|t| addr("http", t)).collect::<Result<_, _>>()?
         };
+        let mut tcp = Vec::new();
+        for entry in pick(args.tcp, file.tcp) {
+            let (name, address) = entry
+                .split_once('=')
+                .ok_or_else(|| invalid("tcp", format!("`{entry}`: expected NAME=ADDR, e.g. rtmp=0.0.0.0:1935")))?;
+            if name.is_empty() || tcp.iter().any(|(n, _): &(String, SocketAddr)| n == name) {
+                return Err(invalid("tcp", format!("`{entry}`: entrypoint names must be unique and non-empty")));
+            }
+            tcp.push((name.to_owned(), addr("tcp", address)?));
+        }
         let admin = addr("admin", args.admin.or(file.admin).as_deref().unwrap_or("127.0.0.1:9901"))?;
         let routes = args.routes.or(file.routes).ok_or(ConfigError::NoRoutes)?;
         let threads = args
@@ -254,6 +270,7 @@ impl EdgeConfig {
         };
         Ok(EdgeConfig {
             http,
+            tcp,
             admin,
             routes,
             threads,

@@ -15,4 +15,5 @@ pub mod server;
 pub mod service;
 pub mod source;
 pub mod state;
+pub mod tcp;
 pub mod upstream;

@@ -43,6 +43,12 @@ pub struct Metrics {
     pub cache_evictions: IntCounter,
     pub cache_write_failures: IntCounter,
     pub cache_purged: IntCounter,
+    pub tcp_connections: IntCounterVec,
+    pub tcp_active: IntGaugeVec,
+    pub tcp_refused: IntCounterVec,
+    pub tcp_bytes: IntCounterVec,
+    pub tcp_connect_failures: IntCounterVec,
+    pub tcp_duration: HistogramVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -239,6 +245,53 @@ impl Metrics {
                 "Objects whose fetch failed mid-body and were not stored."
             ),
             cache_purged: build!(r, IntCounter, "dime_cache_purged_total", "Objects removed by purge requests."),
+            tcp_connections: build!(
+                r,
+                IntCounterVec,
+                "dime_tcp_connections_total",
+                "TCP connections forwarded, by route.",
+                &["route"]
+            ),
+            tcp_active: build!(
+                r,
+                IntGaugeVec,
+                "dime_tcp_connections_active",
+                "TCP connections open now, by route.",
+                &["route"]
+            ),
+            tcp_refused: build!(
+                r,
+                IntCounterVec,
+                "dime_tcp_refused_total",
+                "TCP connections refused, by entrypoint and reason (no_route, allowlist, limit, no_upstream).",
+                &["entrypoint", "reason"]
+            ),
+            tcp_bytes: build!(
+                r,
+                IntCounterVec,
+                "dime_tcp_bytes_total",
+                "Bytes forwarded, by route and direction (to_upstream, to_client).",
+                &["route", "direction"]
+            ),
+            tcp_connect_failures: build!(
+                r,
+                IntCounterVec,
+                "dime_tcp_connect_failures_total",
+                "Failed connection attempts to TCP upstream servers, by route.",
+                &["route"]
+            ),
+            tcp_duration: register(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "dime_tcp_connection_duration_seconds",
+                        "How long forwarded TCP connections lasted.",
+                    )
+                    .buckets(vec![0.1, 1.0, 10.0, 60.0, 300.0, 1800.0, 3600.0, 14400.0, 86400.0]),
+                    &["route"],
+                )
+                .map_err(|e| e.to_string())?,
+            ),
             registry: r,
         };
         m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1.0);

@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::service::{DimeProxy, ProxySettings};
 use crate::source::FileSource;
 use crate::state::State;
+use crate::tcp::TcpProxy;
 use crate::upstream::{SystemResolver, Upkeep};
 
 /// Wraps the proxy to count client connections (`dime_http_connections_open`), which the drain waits on.
@@ -120,6 +121,12 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
     }
     server.add_service(http);
 
+    for (name, address) in &cfg.tcp {
+        let mut service = Service::new(format!("dime tcp {name}"), TcpProxy::new(name.clone(), state.clone()));
+        service.add_tcp(&address.to_string());
+        server.add_service(service);
+    }
+
     let admin_app = Admin { state: state.clone(), cache, tokens: cfg.admin_tokens.clone() };
     let mut admin = Service::new("dime admin".to_owned(), HttpServer::new_app(admin_app));
     admin.add_tcp(&cfg.admin.to_string());
@@ -129,6 +136,6 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
     server.add_service(background_service("routes file", source));
     server.add_service(background_service("upstream upkeep", Upkeep { state }));
     server.add_service(background_service("drain", Drain { metrics }));
-    tracing::info!(http = ?cfg.http, admin = %cfg.admin, threads = cfg.threads, "dime-edge starting");
+    tracing::info!(http = ?cfg.http, tcp = ?cfg.tcp, admin = %cfg.admin, threads = cfg.threads, "dime-edge starting");
     server.run_forever();
 }

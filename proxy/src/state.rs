@@ -16,6 +16,7 @@ use crate::upstream::{self, Pool, SharedResolver};
 pub struct Active {
     pub table: RouteTable,
     pub pools: BTreeMap<String, Arc<Pool>>,
+    pub tcp_pools: BTreeMap<String, Arc<Pool>>,
     /// Where the table came from (e.g. `file:/etc/dime/routes.yaml`).
     pub source: String,
     pub applied_at: SystemTime,
@@ -62,7 +63,8 @@ impl State {
         if old.as_ref().is_some_and(|o| o.table.version() == table.version()) {
             return;
         }
-        if table.routes().is_empty() && old.as_ref().is_some_and(|o| !o.table.routes().is_empty()) {
+        let no_routes = |t: &RouteTable| t.routes().is_empty() && t.tcp_routes().is_empty();
+        if no_routes(&table) && old.as_ref().is_some_and(|o| !no_routes(&o.table)) {
             // An empty table is what a truncated file or a broken generator produces; serving it would turn every
             // request into a 404, so it never replaces a table that has routes.
             let error = dime_routes::RouteError::new(
@@ -72,9 +74,12 @@ impl State {
             self.reject(source, &RouteErrors(vec![error]));
             return;
         }
-        let pools = upstream::build_pools(&table, old.as_ref().map(|o| &o.pools));
-        for pool in pools.values() {
-            let reused = old.as_ref().is_some_and(|o| o.pools.values().any(|p| Arc::ptr_eq(p, pool)));
+        let pools = upstream::build_pools(table.upstreams(), old.as_ref().map(|o| &o.pools));
+        let tcp_pools = upstream::build_pools(table.tcp_upstreams(), old.as_ref().map(|o| &o.tcp_pools));
+        for pool in pools.values().chain(tcp_pools.values()) {
+            let reused = old
+                .as_ref()
+                .is_some_and(|o| o.pools.values().chain(o.tcp_pools.values()).any(|p| Arc::ptr_eq(p, pool)));
             if !reused {
                 upstream::resolve_pool(pool, self.resolver.as_ref(), &self.metrics).await;
             }
@@ -94,7 +99,7 @@ impl State {
             source,
             "applied route table"
         );
-        let active = Active { table, pools, source: source.to_owned(), applied_at };
+        let active = Active { table, pools, tcp_pools, source: source.to_owned(), applied_at };
         self.active.store(Some(Arc::new(active)));
     }
 

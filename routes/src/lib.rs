@@ -34,7 +34,7 @@ pub use duration::{format_duration, parse_duration};
 pub use error::{Location, RouteError, RouteErrors};
 pub use load::Dialect;
 pub use matcher::{normalize_host, HostPattern, PathMatch};
-pub use table::{CachePolicy, HealthCheck, Match, Route, RouteTable, Server, Upstream};
+pub use table::{CachePolicy, HealthCheck, Match, Probe, Route, RouteTable, Server, TcpRoute, Upstream};
 pub use validate::default_priority;
 
 /// Route text from one place: `source` names it in errors (a file path, or `namespace/name/key`).

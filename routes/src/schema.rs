@@ -18,6 +18,72 @@ pub struct Document {
     pub version: u32,
     #[serde(default, skip_serializing_if = "HttpSection::is_empty")]
     pub http: HttpSection,
+    #[serde(default, skip_serializing_if = "TcpSection::is_empty")]
+    pub tcp: TcpSection,
+}
+
+/// TCP (layer 4) routes, e.g. RTMP publishing on port 1935.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpSection {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<TcpRouteSpec>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub upstreams: BTreeMap<String, TcpUpstreamSpec>,
+}
+
+impl TcpSection {
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty() && self.upstreams.is_empty()
+    }
+}
+
+/// A TCP route: connections to its entrypoints (named by the edge's `--tcp NAME=ADDR`) go to its upstream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpRouteSpec {
+    pub name: String,
+    pub entrypoints: Vec<String>,
+    pub upstream: String,
+    /// Client networks allowed (CIDRs). Default: loopback and private networks only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+    /// Default 5m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpUpstreamSpec {
+    pub servers: Vec<TcpServerSpec>,
+    /// TCP connect checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<TcpHealthCheckSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_refresh: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpServerSpec {
+    /// `host:port`
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpHealthCheckSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -15,6 +15,8 @@ pub struct RouteTable {
     pub(crate) routes: Vec<Route>,
     pub(crate) upstreams: BTreeMap<String, Upstream>,
     pub(crate) index: Index,
+    pub(crate) tcp_routes: Vec<TcpRoute>,
+    pub(crate) tcp_upstreams: BTreeMap<String, Upstream>,
 }
 
 impl RouteTable {
@@ -45,6 +47,20 @@ impl RouteTable {
 
     pub fn upstream(&self, name: &str) -> Option<&Upstream> {
         self.upstreams.get(name)
+    }
+
+    /// TCP routes, sorted by name. At most one per entrypoint.
+    pub fn tcp_routes(&self) -> &[TcpRoute] {
+        &self.tcp_routes
+    }
+
+    /// The TCP route serving an entrypoint.
+    pub fn tcp_route_for(&self, entrypoint: &str) -> Option<&TcpRoute> {
+        self.tcp_routes.iter().find(|r| r.entrypoints.iter().any(|e| e == entrypoint))
+    }
+
+    pub fn tcp_upstreams(&self) -> &BTreeMap<String, Upstream> {
+        &self.tcp_upstreams
     }
 
     /// The table in the native schema, canonical form (what control serves and `/config` shows).
@@ -147,13 +163,51 @@ impl Server {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheck {
-    pub path: String,
+    pub probe: Probe,
     pub interval: Duration,
     pub timeout: Duration,
-    pub hostname: Option<String>,
+}
+
+/// What a health check does to one address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// `GET path` with `Host: hostname` (default: the server's host); healthy on 2xx/3xx.
+    Http { path: String, hostname: Option<String> },
+    /// Open a TCP connection; healthy if it connects.
+    Connect,
 }
 
 impl HealthCheck {
     pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+}
+
+/// A TCP route: every connection to one of its entrypoints goes to its upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpRoute {
+    pub name: String,
+    pub entrypoints: Vec<String>,
+    pub upstream: String,
+    /// Clients allowed to connect.
+    pub allow: Vec<ipnet::IpNet>,
+    /// Most connections open at once; further ones are refused.
+    pub max_connections: Option<u32>,
+    /// A connection with no bytes either way for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl TcpRoute {
+    /// The default allowlist: loopback and private networks (RFC 1918, RFC 4193, and CGNAT's 100.64/10). A publish
+    /// port is never open to the whole Internet unless a route says `allow: ["0.0.0.0/0", "::/0"]`.
+    pub const DEFAULT_ALLOW: &'static [&'static str] =
+        &["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"];
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+    pub fn allows(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        self.allow.iter().any(|net| net.contains(&ip))
+    }
 }

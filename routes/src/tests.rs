@@ -137,7 +137,10 @@ fn unsupported_traefik_features_are_errors_not_ignored() {
         ("http:\n  services:\n    s: { loadBalancer: { servers: [], sticky: {} } }\n", "unknown field `sticky`"),
         ("http:\n  middlewares:\n    m: { headers: {} }\n", "unknown field `headers`"),
         ("http:\n  middlewares:\n    m: { plugin: { other: {} } }\n", "unsupported plugin"),
-        ("tcp:\n  routers: {}\n", "TCP routers are not supported"),
+        (
+            "tcp:\n  routers:\n    r: { rule: \"HostSNI(`a.com`)\", entryPoints: [rtmp], service: s }\n",
+            "only HostSNI(`*`)",
+        ),
         ("http:\n  routers:\n    r: { rule: \"Host(`a`)\", service: s@kubernetescrd }\n", "provider"),
     ] {
         let errors = errors_of(text);
@@ -195,4 +198,55 @@ fn server_urls_parse_strictly() {
 fn an_empty_file_is_an_empty_table() {
     let table = parse("empty.yaml", "# nothing yet\n").unwrap();
     assert!(table.routes().is_empty());
+}
+
+const TRAEFIK_TCP: &str = r#"
+tcp:
+  routers:
+    rtmp-router:
+      rule: HostSNI(`*`)
+      entryPoints: [rtmp]
+      service: rtmp-service
+  services:
+    rtmp-service:
+      loadBalancer:
+        servers:
+          - address: nginx.cluster.mycdndomain.us:1935
+"#;
+
+#[test]
+fn traefik_tcp_routers_translate_with_the_private_default_allowlist() {
+    let table = parse("tcp.yaml", TRAEFIK_TCP).unwrap();
+    let route = table.tcp_route_for("rtmp").unwrap();
+    assert_eq!((route.name.as_str(), route.upstream.as_str()), ("rtmp-router", "rtmp-service"));
+    assert!(route.allows("10.1.2.3".parse().unwrap()));
+    assert!(route.allows("::ffff:192.168.1.5".parse().unwrap()));
+    assert!(!route.allows("203.0.113.9".parse().unwrap()), "not open to the world by default");
+    let up = &table.tcp_upstreams()["rtmp-service"];
+    assert_eq!((up.servers[0].host.as_str(), up.servers[0].port), ("nginx.cluster.mycdndomain.us", 1935));
+    assert!(table.tcp_route_for("web").is_none());
+}
+
+#[test]
+fn native_tcp_routes_validate_every_field() {
+    let text = r#"
+version: 1
+tcp:
+  routes:
+    - { name: a, entrypoints: [rtmp], upstream: o, allow: ["0.0.0.0/0", "bogus"], max_connections: 0 }
+    - { name: b, entrypoints: [rtmp], upstream: missing, idle_timeout: 5x }
+  upstreams:
+    o: { servers: [{ address: "origin:1935" }, { address: "nope" }] }
+"#;
+    let errors = errors_of(text);
+    for want in [
+        "tcp.routes[0] (a).allow[1]: `bogus` is not a CIDR",
+        "tcp.routes[0] (a).max_connections: must be at least 1",
+        "tcp.routes[1] (b).upstream: `missing` is not a defined TCP upstream",
+        "tcp.routes[1] (b).idle_timeout: invalid duration",
+        "tcp.routes[1] (b).entrypoints: entrypoint `rtmp` is already served by TCP route `a`",
+        "tcp.upstreams.o.servers[1].address: `nope`: expected host:port",
+    ] {
+        assert!(errors.iter().any(|e| e.contains(want)), "missing {want:?} in {errors:#?}");
+    }
 }

@@ -18,9 +18,49 @@ use crate::schema::{self, CacheSpec, MatchSpec, PathSpec};
 pub struct Dynamic {
     #[serde(default)]
     pub http: Option<Http>,
-    /// Parsed so the error can say TCP routing is not in this version yet, instead of "unknown field".
     #[serde(default)]
-    pub tcp: Option<serde_yaml::Value>,
+    pub tcp: Option<Tcp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tcp {
+    #[serde(default)]
+    pub routers: Option<BTreeMap<String, TcpRouter>>,
+    #[serde(default)]
+    pub services: Option<BTreeMap<String, TcpService>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpRouter {
+    pub rule: String,
+    #[serde(rename = "entryPoints")]
+    pub entry_points: Vec<String>,
+    pub service: String,
+    #[serde(default)]
+    pub tls: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpService {
+    #[serde(rename = "loadBalancer")]
+    pub load_balancer: TcpLoadBalancer,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpLoadBalancer {
+    pub servers: Vec<TcpServer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpServer {
+    pub address: String,
+    #[serde(default)]
+    pub weight: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,8 +162,8 @@ fn local_name(name: &str) -> Result<&str, String> {
 /// Translates one Traefik document into a native one. Errors are pushed with `source` as their location.
 pub(crate) fn translate(source: &str, dynamic: Dynamic, errors: &mut Collector) -> schema::Document {
     let mut doc = schema::Document { version: schema::SCHEMA_VERSION, ..Default::default() };
-    if dynamic.tcp.is_some() {
-        errors.push(Location::new(source, "tcp"), "TCP routers are not supported by this version of Dime yet");
+    if let Some(tcp) = dynamic.tcp {
+        translate_tcp(source, tcp, &mut doc, errors);
     }
     let Some(http) = dynamic.http else { return doc };
     let middlewares = http.middlewares.unwrap_or_default();
@@ -235,5 +275,50 @@ fn translate_service(lb: LoadBalancer) -> schema::UpstreamSpec {
         connect_timeout: None,
         read_timeout: None,
         dns_refresh: None,
+    }
+}
+
+/// `tcp.routers` with ``HostSNI(`*`)`` (plain TCP: every connection of the entrypoints) and
+/// `tcp.services.*.loadBalancer.servers[].address`.
+fn translate_tcp(source: &str, tcp: Tcp, doc: &mut schema::Document, errors: &mut Collector) {
+    for (name, router) in tcp.routers.unwrap_or_default() {
+        let at = |field: &str| Location::new(source, format!("tcp.routers.{name}.{field}"));
+        let compact: String = router.rule.chars().filter(|c| !c.is_whitespace()).collect();
+        if compact != "HostSNI(`*`)" && compact != "HostSNI(\"*\")" {
+            errors.push(
+                at("rule"),
+                format!(
+                    "`{}`: Dime's TCP routers take only HostSNI(`*`) (every connection of the entrypoint)",
+                    router.rule
+                ),
+            );
+            continue;
+        }
+        if router.tls.is_some() {
+            errors.push(at("tls"), "TLS on TCP routers is not supported by this version of Dime");
+        }
+        match local_name(&router.service) {
+            Ok(service) => doc.tcp.routes.push(schema::TcpRouteSpec {
+                name: name.clone(),
+                entrypoints: router.entry_points,
+                upstream: service.to_owned(),
+                allow: None,
+                max_connections: None,
+                idle_timeout: None,
+            }),
+            Err(e) => errors.push(at("service"), e),
+        }
+    }
+    for (name, service) in tcp.services.unwrap_or_default() {
+        let servers = service
+            .load_balancer
+            .servers
+            .into_iter()
+            .map(|s| schema::TcpServerSpec { address: s.address, weight: s.weight })
+            .collect();
+        doc.tcp.upstreams.insert(
+            name,
+            schema::TcpUpstreamSpec { servers, health_check: None, connect_timeout: None, dns_refresh: None },
+        );
     }
 }

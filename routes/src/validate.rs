@@ -10,7 +10,7 @@ use crate::error::{Collector, Location, RouteErrors};
 use crate::load::{Dialect, Loaded};
 use crate::matcher::{HostPattern, Index, PathMatch, Rule};
 use crate::schema::{self, Document};
-use crate::table::{CachePolicy, HealthCheck, Match, Route, RouteTable, Server, Upstream};
+use crate::table::{CachePolicy, HealthCheck, Match, Probe, Route, RouteTable, Server, TcpRoute, Upstream};
 
 /// Where a route or upstream was defined, to name it in errors in the words of its own document.
 #[derive(Debug, Clone)]
@@ -34,6 +34,29 @@ impl Origin {
                 };
                 format!("http.routers.{name}.{field}")
             }
+        };
+        Location::new(&self.source, path)
+    }
+
+    fn tcp_route(&self, name: &str, field: &str) -> Location {
+        let path = match self.dialect {
+            Dialect::Native => format!("tcp.routes[{}] ({name}).{field}", self.index),
+            Dialect::Traefik => {
+                let field = match field {
+                    "upstream" => "service",
+                    "entrypoints" => "entryPoints",
+                    other => other,
+                };
+                format!("tcp.routers.{name}.{field}")
+            }
+        };
+        Location::new(&self.source, path)
+    }
+
+    fn tcp_upstream(&self, name: &str, field: &str) -> Location {
+        let path = match self.dialect {
+            Dialect::Native => format!("tcp.upstreams.{name}.{field}"),
+            Dialect::Traefik => format!("tcp.services.{name}.loadBalancer.{field}"),
         };
         Location::new(&self.source, path)
     }
@@ -144,7 +167,7 @@ fn compile_upstream(name: &str, spec: &schema::UpstreamSpec, origin: &Origin, er
         if interval < Duration::from_millis(100) {
             errors.push(origin.upstream(name, "health_check.interval"), "interval must be at least 100ms");
         }
-        HealthCheck { path: h.path.clone(), interval, timeout, hostname: h.hostname.clone() }
+        HealthCheck { probe: Probe::Http { path: h.path.clone(), hostname: h.hostname.clone() }, interval, timeout }
     });
     let at = |f: &str| origin.upstream(name, f);
     Upstream {
@@ -160,6 +183,120 @@ fn compile_upstream(name: &str, spec: &schema::UpstreamSpec, origin: &Origin, er
         ),
         read_timeout: duration_or(&spec.read_timeout, Upstream::DEFAULT_READ_TIMEOUT, at("read_timeout"), errors),
         dns_refresh: duration_or(&spec.dns_refresh, Upstream::DEFAULT_DNS_REFRESH, at("dns_refresh"), errors),
+    }
+}
+
+/// Parses `host:port` (IPv6 as `[addr]:port`).
+pub(crate) fn parse_address(address: &str) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(v6) = address.strip_prefix('[') {
+        let (host, tail) = v6.split_once(']').ok_or_else(|| format!("`{address}`: unclosed `[`"))?;
+        (host, tail.strip_prefix(':').unwrap_or(""))
+    } else {
+        address
+            .rsplit_once(':')
+            .ok_or_else(|| format!("`{address}`: expected host:port, e.g. nginx.example.com:1935"))?
+    };
+    let port =
+        port.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| format!("`{address}`: invalid port `{port}`"))?;
+    if host.is_empty() {
+        return Err(format!("`{address}`: missing host"));
+    }
+    if !address.starts_with('[') && !matches!(HostPattern::parse(host), Ok(HostPattern::Exact(_))) {
+        return Err(format!("`{address}`: invalid host `{host}`"));
+    }
+    Ok((host.to_ascii_lowercase(), port))
+}
+
+fn compile_tcp_upstream(
+    name: &str,
+    spec: &schema::TcpUpstreamSpec,
+    origin: &Origin,
+    errors: &mut Collector,
+) -> Upstream {
+    let at = |f: &str| origin.tcp_upstream(name, f);
+    if let Err(e) = check_name("upstream", name) {
+        errors.push(at(""), e);
+    }
+    if spec.servers.is_empty() {
+        errors.push(at("servers"), "an upstream needs at least one server");
+    }
+    let mut servers = Vec::new();
+    for (i, s) in spec.servers.iter().enumerate() {
+        match parse_address(&s.address) {
+            Ok((host, port)) => servers.push(Server { host, port, weight: s.weight.unwrap_or(1) }),
+            Err(e) => errors.push(at(&format!("servers[{i}].address")), e),
+        }
+        if s.weight.is_some_and(|w| w > 1000) {
+            errors.push(at(&format!("servers[{i}].weight")), "weight must be between 0 and 1000");
+        }
+    }
+    let health_check = spec.health_check.as_ref().map(|h| HealthCheck {
+        probe: Probe::Connect,
+        interval: duration_or(&h.interval, HealthCheck::DEFAULT_INTERVAL, at("health_check.interval"), errors),
+        timeout: duration_or(&h.timeout, HealthCheck::DEFAULT_TIMEOUT, at("health_check.timeout"), errors),
+    });
+    Upstream {
+        name: name.to_owned(),
+        servers,
+        health_check,
+        pass_host_header: true,
+        connect_timeout: duration_or(
+            &spec.connect_timeout,
+            Upstream::DEFAULT_CONNECT_TIMEOUT,
+            at("connect_timeout"),
+            errors,
+        ),
+        read_timeout: Upstream::DEFAULT_READ_TIMEOUT,
+        dns_refresh: duration_or(&spec.dns_refresh, Upstream::DEFAULT_DNS_REFRESH, at("dns_refresh"), errors),
+    }
+}
+
+fn compile_tcp_route(
+    spec: &schema::TcpRouteSpec,
+    origin: &Origin,
+    upstreams: &BTreeMap<String, Upstream>,
+    errors: &mut Collector,
+) -> TcpRoute {
+    let name = spec.name.as_str();
+    let at = |f: &str| origin.tcp_route(name, f);
+    if let Err(e) = check_name("route", name) {
+        errors.push(at("name"), e);
+    }
+    if !upstreams.contains_key(&spec.upstream) {
+        errors.push(at("upstream"), format!("`{}` is not a defined TCP upstream/service", spec.upstream));
+    }
+    if spec.entrypoints.is_empty() {
+        errors.push(
+            at("entrypoints"),
+            "a TCP route needs at least one entrypoint (e.g. `rtmp`, as in --tcp rtmp=0.0.0.0:1935)",
+        );
+    }
+    for (i, e) in spec.entrypoints.iter().enumerate() {
+        if let Err(msg) = check_name("entrypoint", e) {
+            errors.push(at(&format!("entrypoints[{i}]")), msg);
+        }
+    }
+    let allow_text: Vec<String> = match &spec.allow {
+        Some(list) => list.clone(),
+        None => TcpRoute::DEFAULT_ALLOW.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    let mut allow = Vec::new();
+    for (i, text) in allow_text.iter().enumerate() {
+        match text.parse::<ipnet::IpNet>().or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from)) {
+            Ok(net) => allow.push(net),
+            Err(_) => errors.push(at(&format!("allow[{i}]")), format!("`{text}` is not a CIDR such as 10.0.0.0/8")),
+        }
+    }
+    if spec.max_connections == Some(0) {
+        errors.push(at("max_connections"), "must be at least 1 (remove the route to refuse every connection)");
+    }
+    TcpRoute {
+        name: name.to_owned(),
+        entrypoints: spec.entrypoints.clone(),
+        upstream: spec.upstream.clone(),
+        allow,
+        max_connections: spec.max_connections,
+        idle_timeout: duration_or(&spec.idle_timeout, TcpRoute::DEFAULT_IDLE_TIMEOUT, at("idle_timeout"), errors),
     }
 }
 
@@ -290,8 +427,29 @@ fn path_len(p: &PathMatch) -> usize {
 pub(crate) fn compile(loaded: Vec<Loaded>, mut errors: Collector) -> Result<RouteTable, RouteErrors> {
     let mut upstream_specs: BTreeMap<String, (schema::UpstreamSpec, Origin)> = BTreeMap::new();
     let mut route_specs: BTreeMap<String, (schema::RouteSpec, Origin)> = BTreeMap::new();
+    let mut tcp_upstream_specs: BTreeMap<String, (schema::TcpUpstreamSpec, Origin)> = BTreeMap::new();
+    let mut tcp_route_specs: BTreeMap<String, (schema::TcpRouteSpec, Origin)> = BTreeMap::new();
     for doc in loaded {
-        let Document { http, .. } = doc.document;
+        let Document { http, tcp, .. } = doc.document;
+        for (name, spec) in tcp.upstreams {
+            let origin = Origin { source: doc.source.clone(), dialect: doc.dialect, index: 0 };
+            if let Some((_, first)) = tcp_upstream_specs.get(&name) {
+                let what = format!("TCP upstream `{name}` is also defined at {}", first.tcp_upstream(&name, ""));
+                errors.push(origin.tcp_upstream(&name, ""), what);
+                continue;
+            }
+            tcp_upstream_specs.insert(name, (spec, origin));
+        }
+        for (index, spec) in tcp.routes.into_iter().enumerate() {
+            let origin = Origin { source: doc.source.clone(), dialect: doc.dialect, index };
+            if let Some((_, first)) = tcp_route_specs.get(&spec.name) {
+                let what =
+                    format!("TCP route `{}` is also defined at {}", spec.name, first.tcp_route(&spec.name, "name"));
+                errors.push(origin.tcp_route(&spec.name, "name"), what);
+                continue;
+            }
+            tcp_route_specs.insert(spec.name.clone(), (spec, origin));
+        }
         for (name, spec) in http.upstreams {
             let origin = Origin { source: doc.source.clone(), dialect: doc.dialect, index: 0 };
             if let Some((_, first)) = upstream_specs.get(&name) {
@@ -317,16 +475,49 @@ pub(crate) fn compile(loaded: Vec<Loaded>, mut errors: Collector) -> Result<Rout
         .collect();
     let routes: Vec<Route> =
         route_specs.values().map(|(spec, origin)| compile_route(spec, origin, &upstreams, &mut errors)).collect();
+    let tcp_upstreams: BTreeMap<String, Upstream> = tcp_upstream_specs
+        .iter()
+        .map(|(name, (spec, origin))| (name.clone(), compile_tcp_upstream(name, spec, origin, &mut errors)))
+        .collect();
+    let tcp_routes: Vec<TcpRoute> = tcp_route_specs
+        .values()
+        .map(|(spec, origin)| compile_tcp_route(spec, origin, &tcp_upstreams, &mut errors))
+        .collect();
+    // Without SNI there is nothing to tell two routes of one entrypoint apart.
+    let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+    for route in &tcp_routes {
+        for e in &route.entrypoints {
+            if let Some(other) = owner.insert(e, &route.name) {
+                let origin = &tcp_route_specs[&route.name].1;
+                errors.push(
+                    origin.tcp_route(&route.name, "entrypoints"),
+                    format!("entrypoint `{e}` is already served by TCP route `{other}`"),
+                );
+            }
+        }
+    }
     let document = Document {
         version: schema::SCHEMA_VERSION,
         http: schema::HttpSection {
             routes: route_specs.values().map(|(s, _)| s.clone()).collect(),
             upstreams: upstream_specs.into_iter().map(|(n, (s, _))| (n, s)).collect(),
         },
+        tcp: schema::TcpSection {
+            routes: tcp_route_specs.values().map(|(s, _)| s.clone()).collect(),
+            upstreams: tcp_upstream_specs.into_iter().map(|(n, (s, _))| (n, s)).collect(),
+        },
     };
     let rules = compile_rules(&routes);
     let version = content_version(&document);
-    errors.finish(RouteTable { version, document, routes, upstreams, index: Index::new(rules) })
+    errors.finish(RouteTable {
+        version,
+        document,
+        routes,
+        upstreams,
+        index: Index::new(rules),
+        tcp_routes,
+        tcp_upstreams,
+    })
 }
 
 fn content_version(document: &Document) -> String {

@@ -1,4 +1,4 @@
-//! Active HTTP health checks: `GET <path>` to one address, healthy on a 2xx or 3xx status within the timeout.
+//! Active health checks: HTTP (`GET <path>`, healthy on 2xx/3xx within the timeout) and TCP connect.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,6 +11,15 @@ pub async fn check(addr: SocketAddr, host: &str, path: &str, timeout: Duration) 
     match tokio::time::timeout(timeout, probe(addr, host, path)).await {
         Ok(result) => result,
         Err(_) => Err(format!("no answer within {}ms", timeout.as_millis())),
+    }
+}
+
+/// TCP check: healthy if a connection opens within the timeout.
+pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("connect: {e}")),
+        Err(_) => Err(format!("no connection within {}ms", timeout.as_millis())),
     }
 }
 

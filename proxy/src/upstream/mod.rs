@@ -13,7 +13,7 @@ use std::time::Duration;
 // tokio's clock, so tests can pause and advance time.
 use tokio::time::Instant;
 
-use dime_routes::RouteTable;
+use dime_routes::{Probe, Upstream};
 
 use crate::metrics::Metrics;
 pub use pool::{Endpoint, Pool};
@@ -27,11 +27,13 @@ pub struct Maintenance {
     busy: AtomicBool,
 }
 
-/// Builds the pools for a new table, reusing the pool of every upstream whose definition did not change so its
-/// health and addresses carry over.
-pub fn build_pools(table: &RouteTable, old: Option<&BTreeMap<String, Arc<Pool>>>) -> BTreeMap<String, Arc<Pool>> {
-    table
-        .upstreams()
+/// Builds the pools for a new table's upstreams (HTTP or TCP), reusing the pool of every upstream whose
+/// definition did not change so its health and addresses carry over.
+pub fn build_pools(
+    upstreams: &BTreeMap<String, Upstream>,
+    old: Option<&BTreeMap<String, Arc<Pool>>>,
+) -> BTreeMap<String, Arc<Pool>> {
+    upstreams
         .iter()
         .map(|(name, spec)| {
             let reused = old.and_then(|o| o.get(name)).filter(|p| &p.spec == spec).cloned();
@@ -75,10 +77,15 @@ async fn check_pool(pool: &Pool, metrics: &Metrics) {
     let Some(hc) = &pool.spec.health_check else { return };
     let mut checks = tokio::task::JoinSet::new();
     for ep in pool.endpoints().list.iter() {
-        let host = hc.hostname.clone().unwrap_or_else(|| pool.spec.servers[ep.server].host.clone());
-        let (ep, path, timeout) = (ep.clone(), hc.path.clone(), hc.timeout);
+        let (ep, probe, timeout) = (ep.clone(), hc.probe.clone(), hc.timeout);
+        let server_host = pool.spec.servers[ep.server].host.clone();
         checks.spawn(async move {
-            let result = health::check(ep.addr, &host, &path, timeout).await;
+            let result = match probe {
+                Probe::Http { path, hostname } => {
+                    health::check(ep.addr, hostname.as_deref().unwrap_or(&server_host), &path, timeout).await
+                }
+                Probe::Connect => health::connect(ep.addr, timeout).await,
+            };
             (ep, result)
         });
     }
@@ -89,7 +96,7 @@ async fn check_pool(pool: &Pool, metrics: &Metrics) {
                     tracing::info!(upstream = pool.name(), address = %ep.addr, "upstream address passes its health check again")
                 }
                 Err(error) => {
-                    tracing::warn!(upstream = pool.name(), address = %ep.addr, %error, path = %hc.path, "upstream address failed its health check; out of rotation")
+                    tracing::warn!(upstream = pool.name(), address = %ep.addr, %error, "upstream address failed its health check; out of rotation")
                 }
             }
         }
@@ -149,7 +156,7 @@ impl pingora_core::services::background::BackgroundService for Upkeep {
                 _ = shutdown.changed() => return,
             }
             if let Some(active) = self.state.current() {
-                for pool in active.pools.values() {
+                for pool in active.pools.values().chain(active.tcp_pools.values()) {
                     maintain(pool, &self.state.resolver, &self.state.metrics);
                 }
             }

@@ -1,0 +1,213 @@
+//! Layer-4 forwarding for TCP entrypoints (RTMP publishing on 1935): every connection of an entrypoint goes to
+//! its route's upstream, bytes both ways, half-close preserved.
+//!
+//! A connection is checked once, when it arrives (allowlist, connection limit), against the route table of that
+//! moment, and then lives on its own: route reloads never touch established connections.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use pingora_core::apps::ServerApp;
+use pingora_core::protocols::Stream;
+use pingora_core::server::ShutdownWatch;
+use prometheus::IntCounter;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::state::State;
+
+/// Copy buffer per direction. RTMP pushes a few Mbit/s; 64 KiB keeps syscalls few without wasting memory on
+/// thousands of idle connections.
+const BUFFER: usize = 64 * 1024;
+
+/// One TCP entrypoint (`--tcp NAME=ADDR`).
+#[derive(Debug)]
+pub struct TcpProxy {
+    pub entrypoint: String,
+    pub state: Arc<State>,
+    /// Open connections per route name, kept across reloads so limits count connections of older tables too.
+    open: Mutex<HashMap<String, Arc<AtomicU32>>>,
+}
+
+impl TcpProxy {
+    pub fn new(entrypoint: String, state: Arc<State>) -> Self {
+        TcpProxy { entrypoint, state, open: Mutex::new(HashMap::new()) }
+    }
+
+    fn counter(&self, route: &str) -> Arc<AtomicU32> {
+        self.open.lock().entry(route.to_owned()).or_default().clone()
+    }
+
+    fn refuse(&self, reason: &str) {
+        self.state.metrics.tcp_refused.with_label_values(&[&self.entrypoint, reason]).inc();
+    }
+}
+
+/// Counts one open connection of a route; released on drop however the connection ends.
+struct Slot(Arc<AtomicU32>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn peer_ip(stream: &Stream) -> Option<IpAddr> {
+    let digest = stream.get_socket_digest()?;
+    digest.peer_addr()?.as_inet().map(|a| a.ip())
+}
+
+fn now_ms(start: Instant) -> u64 {
+    start.elapsed().as_millis() as u64
+}
+
+/// Copies one direction until EOF, then half-closes the writer so the other side sees the end too.
+async fn pump<R, W>(
+    mut from: R,
+    mut to: W,
+    bytes: IntCounter,
+    activity: &AtomicU64,
+    start: Instant,
+) -> std::io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; BUFFER];
+    let mut total = 0u64;
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            to.shutdown().await?;
+            return Ok(total);
+        }
+        to.write_all(&buf[..n]).await?;
+        to.flush().await?;
+        total += n as u64;
+        bytes.inc_by(n as u64);
+        activity.store(now_ms(start), Ordering::Relaxed);
+    }
+}
+
+impl TcpProxy {
+    /// Connects to the route's upstream, trying each address in rotation once.
+    async fn connect(&self, route: &str, pool: &crate::upstream::Pool) -> Option<(TcpStream, SocketAddr)> {
+        let mut tried = Vec::new();
+        while let Some(ep) = pool.select(&tried) {
+            tried.push(ep.addr);
+            match tokio::time::timeout(pool.spec.connect_timeout, TcpStream::connect(ep.addr)).await {
+                Ok(Ok(stream)) => {
+                    ep.record_success();
+                    let _ = stream.set_nodelay(true);
+                    return Some((stream, ep.addr));
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(route, upstream = pool.name(), address = %ep.addr, error = %e, "TCP upstream connect failed")
+                }
+                Err(_) => {
+                    tracing::warn!(route, upstream = pool.name(), address = %ep.addr, "TCP upstream connect timed out")
+                }
+            }
+            self.state.metrics.tcp_connect_failures.with_label_values(&[route]).inc();
+            ep.record_failure();
+        }
+        None
+    }
+}
+
+#[async_trait]
+impl ServerApp for TcpProxy {
+    async fn process_new(self: &Arc<Self>, client: Stream, _shutdown: &ShutdownWatch) -> Option<Stream> {
+        let ip = peer_ip(&client);
+        let Some(active) = self.state.current() else {
+            self.refuse("no_route");
+            return None;
+        };
+        let Some(route) = active.table.tcp_route_for(&self.entrypoint) else {
+            tracing::warn!(entrypoint = %self.entrypoint, client = ?ip, "no TCP route for this entrypoint; connection closed");
+            self.refuse("no_route");
+            return None;
+        };
+        if !ip.is_some_and(|ip| route.allows(ip)) {
+            tracing::warn!(entrypoint = %self.entrypoint, route = %route.name, client = ?ip, "client not in the route's allowlist; connection closed");
+            self.refuse("allowlist");
+            return None;
+        }
+        let counter = self.counter(&route.name);
+        let open = counter.fetch_add(1, Ordering::AcqRel) + 1;
+        let _slot = Slot(counter);
+        if route.max_connections.is_some_and(|max| open > max) {
+            tracing::warn!(route = %route.name, limit = route.max_connections, "TCP connection limit reached; connection closed");
+            self.refuse("limit");
+            return None;
+        }
+        let (name, idle_timeout) = (route.name.clone(), route.idle_timeout);
+        let Some(pool) = active.tcp_pools.get(&route.upstream).cloned() else {
+            self.refuse("no_upstream");
+            return None;
+        };
+        drop(active);
+        let Some((upstream, server)) = self.connect(&name, &pool).await else {
+            tracing::warn!(route = %name, upstream = pool.name(), "no TCP upstream server reachable; connection closed");
+            self.refuse("no_upstream");
+            return None;
+        };
+        self.forward(client, upstream, &name, ip, server, idle_timeout).await;
+        None
+    }
+}
+
+impl TcpProxy {
+    async fn forward(
+        &self,
+        client: Stream,
+        upstream: TcpStream,
+        route: &str,
+        ip: Option<IpAddr>,
+        server: SocketAddr,
+        idle: Duration,
+    ) {
+        let m = &self.state.metrics;
+        m.tcp_connections.with_label_values(&[route]).inc();
+        let active = m.tcp_active.with_label_values(&[route]);
+        active.inc();
+        let start = Instant::now();
+        let activity = AtomicU64::new(0);
+        tracing::info!(route, client = ?ip, server = %server, "TCP connection forwarded");
+
+        let (client_read, client_write) = tokio::io::split(client);
+        let (upstream_read, upstream_write) = upstream.into_split();
+        let to_upstream = m.tcp_bytes.with_label_values(&[route, "to_upstream"]);
+        let to_client = m.tcp_bytes.with_label_values(&[route, "to_client"]);
+        let both = async {
+            tokio::join!(
+                pump(client_read, upstream_write, to_upstream, &activity, start),
+                pump(upstream_read, client_write, to_client, &activity, start),
+            )
+        };
+        tokio::pin!(both);
+        let mut tick = tokio::time::interval((idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5)));
+        let outcome = loop {
+            tokio::select! {
+                (up, down) = &mut both => break match (up, down) {
+                    (Ok(u), Ok(d)) => format!("closed ({u} bytes up, {d} down)"),
+                    (Err(e), _) | (_, Err(e)) => format!("ended with error: {e}"),
+                },
+                _ = tick.tick() => {
+                    let quiet = now_ms(start).saturating_sub(activity.load(Ordering::Relaxed));
+                    if Duration::from_millis(quiet) >= idle {
+                        break format!("idle for {}s; closed", idle.as_secs());
+                    }
+                }
+            }
+        };
+        active.dec();
+        m.tcp_duration.with_label_values(&[route]).observe(start.elapsed().as_secs_f64());
+        tracing::info!(route, client = ?ip, server = %server, duration_s = start.elapsed().as_secs_f64(), "TCP connection {outcome}");
+    }
+}

@@ -1,0 +1,175 @@
+//! TCP entrypoints against real TCP servers: forwarding with half-close, allowlist, connection limit, idle
+//! timeout, failover, and reloads that leave established connections alone.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use support::{closed_port, Edge};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A TCP server that reads until the client half-closes, then answers `NAME:` + everything it read, and closes.
+async fn echo_server(name: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            got.extend_from_slice(&buf[..n]);
+                            // Lines ending in \n are answered at once (for long-lived connection tests).
+                            if got.ends_with(b"\n") {
+                                let _ = s.write_all(format!("{name}:").as_bytes()).await;
+                                let _ = s.write_all(&got).await;
+                                got.clear();
+                            }
+                        }
+                    }
+                }
+                let _ = s.write_all(format!("{name}:").as_bytes()).await;
+                let _ = s.write_all(&got).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// Reads one answer line (the echo server writes its name and the line separately).
+async fn read_line(c: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut byte = [0u8; 1];
+    while !out.ends_with(b"\n") {
+        match tokio::time::timeout(Duration::from_secs(5), c.read(&mut byte)).await.unwrap().unwrap() {
+            0 => break,
+            _ => out.push(byte[0]),
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn tcp_routes(servers: &[SocketAddr], extra: &str) -> String {
+    let servers: Vec<String> = servers.iter().map(|s| format!("{{ address: \"{s}\" }}")).collect();
+    format!(
+        "version: 1\ntcp:\n  routes:\n    - {{ name: echo, entrypoints: [echo], upstream: echo{extra} }}\n  upstreams:\n    echo: {{ servers: [{}] }}\n",
+        servers.join(", ")
+    )
+}
+
+async fn start(routes: &str) -> (Edge, SocketAddr) {
+    let port = closed_port();
+    let entry = format!("echo=127.0.0.1:{port}");
+    let edge = Edge::start(routes, &["--tcp", &entry]).await;
+    (edge, format!("127.0.0.1:{port}").parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_flow_both_ways_and_half_close_reaches_the_server() {
+    let server = echo_server("a").await;
+    let (edge, entry) = start(&tcp_routes(&[server], "")).await;
+    let mut c = TcpStream::connect(entry).await.unwrap();
+    c.write_all(b"hello").await.unwrap();
+    c.shutdown().await.unwrap(); // the server answers only once it sees our end of stream
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), c.read_to_string(&mut answer)).await.unwrap().unwrap();
+    assert_eq!(answer, "a:hello");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(edge.metric(r#"dime_tcp_connections_total{route="echo"}"#).await, 1.0);
+    assert_eq!(edge.metric(r#"dime_tcp_bytes_total{direction="to_upstream",route="echo"}"#).await, 5.0);
+    assert_eq!(edge.metric(r#"dime_tcp_bytes_total{direction="to_client",route="echo"}"#).await, 7.0);
+    assert_eq!(edge.metric(r#"dime_tcp_connections_active{route="echo"}"#).await, 0.0);
+}
+
+async fn closed_at_once(entry: SocketAddr) -> bool {
+    let mut c = TcpStream::connect(entry).await.unwrap();
+    let _ = c.write_all(b"x\n").await;
+    let mut buf = [0u8; 16];
+    matches!(tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await, Ok(Ok(0)) | Ok(Err(_)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_outside_the_allowlist_are_refused() {
+    let server = echo_server("a").await;
+    let (edge, entry) = start(&tcp_routes(&[server], ", allow: [\"192.0.2.0/24\"]")).await;
+    assert!(closed_at_once(entry).await);
+    assert_eq!(edge.metric(r#"dime_tcp_refused_total{entrypoint="echo",reason="allowlist"}"#).await, 1.0);
+    assert!(edge.log_text().contains("client not in the route's allowlist"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_limit_refuses_the_extra_connection_only() {
+    let server = echo_server("a").await;
+    let (edge, entry) = start(&tcp_routes(&[server], ", max_connections: 1")).await;
+    let mut first = TcpStream::connect(entry).await.unwrap();
+    first.write_all(b"one\n").await.unwrap();
+    assert_eq!(read_line(&mut first).await, "a:one\n");
+    assert!(closed_at_once(entry).await, "second connection over the limit");
+    assert_eq!(edge.metric(r#"dime_tcp_refused_total{entrypoint="echo",reason="limit"}"#).await, 1.0);
+    first.write_all(b"still\n").await.unwrap();
+    assert_eq!(read_line(&mut first).await, "a:still\n", "the first connection is unaffected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed_after_the_idle_timeout() {
+    let server = echo_server("a").await;
+    let (_edge, entry) = start(&tcp_routes(&[server], ", idle_timeout: 400ms")).await;
+    let mut c = TcpStream::connect(entry).await.unwrap();
+    c.write_all(b"hi\n").await.unwrap();
+    read_line(&mut c).await;
+    let mut buf = [0u8; 16];
+    let quiet_from = Instant::now();
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await.unwrap().unwrap_or(0);
+    assert_eq!(n, 0, "closed");
+    assert!(quiet_from.elapsed() >= Duration::from_millis(350), "not before the idle timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_server_is_skipped() {
+    let server = echo_server("alive").await;
+    let dead: SocketAddr = format!("127.0.0.1:{}", closed_port()).parse().unwrap();
+    let (edge, entry) = start(&tcp_routes(&[dead, server], "")).await;
+    for _ in 0..4 {
+        let mut c = TcpStream::connect(entry).await.unwrap();
+        c.write_all(b"x").await.unwrap();
+        c.shutdown().await.unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).await.unwrap();
+        assert_eq!(answer, "alive:x");
+    }
+    assert!(edge.metric(r#"dime_tcp_connect_failures_total{route="echo"}"#).await >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloads_leave_established_connections_alone() {
+    let (a, b) = (echo_server("a").await, echo_server("b").await);
+    let (edge, entry) = start(&tcp_routes(&[a], "")).await;
+    let mut old = TcpStream::connect(entry).await.unwrap();
+    old.write_all(b"1\n").await.unwrap();
+    assert_eq!(read_line(&mut old).await, "a:1\n");
+
+    // Point the route at another server; then remove every TCP route.
+    edge.write_routes(&tcp_routes(&[b], ""));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut c = TcpStream::connect(entry).await.unwrap();
+        c.write_all(b"n").await.unwrap();
+        c.shutdown().await.unwrap();
+        let mut answer = String::new();
+        let _ = c.read_to_string(&mut answer).await;
+        if answer == "b:n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "reload not applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    old.write_all(b"2\n").await.unwrap();
+    assert_eq!(read_line(&mut old).await, "a:2\n", "the established connection still goes to the old server");
+}

@@ -1,6 +1,8 @@
 //! TCP entrypoints against real TCP servers: forwarding with half-close, allowlist, connection limit, idle
 //! timeout, failover, and reloads that leave established connections alone.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::net::SocketAddr;

@@ -240,36 +240,46 @@ impl Reply {
 }
 
 impl Edge {
-    /// Starts the edge with `routes` as its routes file and waits until it is ready.
+    /// Starts the edge with `routes` as its routes file and waits until it is ready. Ports are picked by the OS
+    /// and released before the edge binds them; if another test grabbed one meanwhile, the edge exits and is
+    /// started again on new ports.
     pub async fn start(routes: &str, extra: &[&str]) -> Edge {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("routes.yaml");
-        std::fs::write(&path, routes).unwrap();
-        let log = dir.path().join("edge.log");
-        // Ephemeral ports picked by the OS; a rare collision shows up as a start failure below.
-        let (http, admin) = (free_addr(), free_addr());
-        let child = Command::new(env!("CARGO_BIN_EXE_dime-edge"))
-            .args(["run", "--routes"])
-            .arg(&path)
-            .args(["--http", &http.to_string(), "--admin", &admin.to_string(), "--threads", "2"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
-        let edge = Edge { child, http, admin, routes: path, log, _dir: dir, client };
-        edge.wait_ready().await;
-        edge
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("routes.yaml");
+            std::fs::write(&path, routes).unwrap();
+            let log = dir.path().join("edge.log");
+            let (http, admin) = (free_addr(), free_addr());
+            let child = Command::new(env!("CARGO_BIN_EXE_dime-edge"))
+                .args(["run", "--routes"])
+                .arg(&path)
+                .args(["--http", &http.to_string(), "--admin", &admin.to_string(), "--threads", "2"])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap();
+            let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+            let mut edge = Edge { child, http, admin, routes: path, log, _dir: dir, client };
+            if edge.wait_ready().await {
+                return edge;
+            }
+            eprintln!("edge exited before becoming ready, retrying on new ports; log:\n{}", edge.log_text());
+        }
+        panic!("dime-edge did not start in three attempts");
     }
 
-    async fn wait_ready(&self) {
+    /// Waits for `/readyz`; false if the process exited first (e.g. a port was taken).
+    async fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(r) = self.client.get(format!("http://{}/readyz", self.admin)).send().await {
                 if r.status() == 200 {
-                    return;
+                    return true;
                 }
+            }
+            if self.child.try_wait().ok().flatten().is_some() {
+                return false;
             }
             assert!(Instant::now() < deadline, "edge not ready in 20s; log:\n{}", self.log_text());
             tokio::time::sleep(Duration::from_millis(50)).await;

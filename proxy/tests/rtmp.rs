@@ -3,7 +3,7 @@
 //! players read it back through the edge: ffmpeg decoding the `.m3u8` over the edge's caching HTTP route, and
 //! ffmpeg pulling RTMP through the edge.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -1,7 +1,7 @@
 //! TCP entrypoints against real TCP servers: forwarding with half-close, allowlist, connection limit, idle
 //! timeout, failover, and reloads that leave established connections alone.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -103,3 +103,33 @@ async fn publish_through_the_edge_and_play_back_through_the_edge() {
     assert!(!publisher.log_text().to_lowercase().contains("error"), "publisher: {}", publisher.log_text());
     assert!(edge.metric(r#"dime_tcp_bytes_total{direction="to_upstream",route="rtmp"}"#).await > 100_000.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_old_gstreamer_publisher_pushes_through_the_edge() {
+    let origin = RtmpOrigin::start();
+    let rtmp_port = closed_port();
+    let entry = format!("rtmp=127.0.0.1:{rtmp_port}");
+    let edge = Edge::start(&routes(&origin, ""), &["--tcp", &entry, "--access-log", "false"]).await;
+    let mut publisher = Publisher::gstreamer(&format!("rtmp://127.0.0.1:{rtmp_port}/live/test"), 40);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = edge.get("edge.test", "/hls/test.m3u8").await;
+        if r.status == 200 && r.body.matches(".ts").count() >= 2 {
+            break;
+        }
+        assert!(publisher.running(), "gstreamer exited: {}", publisher.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "no HLS after 30s; gst: {}\nnginx: {}\nedge: {}",
+            publisher.log_text(),
+            origin.error_log(),
+            edge.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let url = format!("http://{}/hls/test.m3u8", edge.http);
+    let (ok, errors) = tokio::task::spawn_blocking(move || play(&url, 3)).await.unwrap();
+    assert!(ok && errors.trim().is_empty(), "playback failed:\n{errors}");
+    assert!(publisher.running(), "the publisher is still pushing");
+    assert_eq!(edge.metric(r#"dime_tcp_connections_active{route="rtmp"}"#).await, 1.0);
+}

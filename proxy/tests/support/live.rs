@@ -172,8 +172,36 @@ impl Publisher {
         Publisher { child, log, _dir: dir }
     }
 
+    /// A gstreamer pipeline of the same shape as the old cluster's publisher: videotestsrc → x264enc
+    /// (zerolatency) → flvmux (streamable) → rtmpsink, with AAC audio from audiotestsrc, for at most `seconds`.
+    pub fn gstreamer(rtmp_url: &str, seconds: u32) -> Publisher {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("gst.log");
+        let buffers = (seconds * 30).to_string();
+        let pipeline = format!(
+            "videotestsrc is-live=true num-buffers={buffers} ! video/x-raw,width=320,height=180,framerate=30/1 ! videoconvert \
+             ! x264enc tune=zerolatency speed-preset=veryfast key-int-max=30 ! video/x-h264,profile=main ! flvmux streamable=true name=mux \
+             ! rtmpsink location=\"{rtmp_url} live=1\" \
+             audiotestsrc is-live=true ! audioconvert ! audioresample ! voaacenc bitrate=64000 ! mux."
+        );
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("exec gst-launch-1.0 -q {pipeline}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("gst-launch-1.0 must be installed (see .ci/run)");
+        Publisher { child, log, _dir: dir }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Still publishing?
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
     }
 }
 

@@ -53,6 +53,9 @@ pub struct RunArgs {
     /// TCP entrypoint NAME=ADDR (repeatable), e.g. rtmp=0.0.0.0:1935; TCP routes name the entrypoints they serve.
     #[arg(long = "tcp", env = "DIME_TCP", value_name = "NAME=ADDR", value_delimiter = ',')]
     pub tcp: Vec<String>,
+    /// How long open connections of a removed TCP route may go on before they are closed [default: 5m].
+    #[arg(long, env = "DIME_TCP_DRAIN_TIMEOUT", value_name = "DURATION")]
+    pub tcp_drain_timeout: Option<String>,
     /// Admin listener for /metrics, /healthz, /readyz and /config [default: 127.0.0.1:9901].
     #[arg(long, env = "DIME_ADMIN", value_name = "ADDR")]
     pub admin: Option<String>,
@@ -101,6 +104,7 @@ pub struct RunArgs {
 struct FileConfig {
     http: Option<Vec<String>>,
     tcp: Option<Vec<String>>,
+    tcp_drain_timeout: Option<String>,
     admin: Option<String>,
     routes: Option<PathBuf>,
     threads: Option<usize>,
@@ -122,6 +126,7 @@ pub struct EdgeConfig {
     pub http: Vec<SocketAddr>,
     /// Named TCP entrypoints.
     pub tcp: Vec<(String, SocketAddr)>,
+    pub tcp_drain_timeout: Duration,
     pub admin: SocketAddr,
     pub routes: PathBuf,
     pub threads: usize,
@@ -225,6 +230,10 @@ impl EdgeConfig {
             }
             tcp.push((name.to_owned(), addr("tcp", address)?));
         }
+        let tcp_drain_timeout = match args.tcp_drain_timeout.or(file.tcp_drain_timeout) {
+            Some(t) => dime_routes::parse_duration(&t).map_err(|e| invalid("tcp_drain_timeout", e))?,
+            None => Duration::from_secs(300),
+        };
         let admin = addr("admin", args.admin.or(file.admin).as_deref().unwrap_or("127.0.0.1:9901"))?;
         let routes = args.routes.or(file.routes).ok_or(ConfigError::NoRoutes)?;
         let threads = args
@@ -271,6 +280,7 @@ impl EdgeConfig {
         Ok(EdgeConfig {
             http,
             tcp,
+            tcp_drain_timeout,
             admin,
             routes,
             threads,

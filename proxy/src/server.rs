@@ -122,7 +122,8 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
     server.add_service(http);
 
     for (name, address) in &cfg.tcp {
-        let mut service = Service::new(format!("dime tcp {name}"), TcpProxy::new(name.clone(), state.clone()));
+        let mut service =
+            Service::new(format!("dime tcp {name}"), TcpProxy::new(name.clone(), state.clone(), cfg.tcp_drain_timeout));
         service.add_tcp(&address.to_string());
         server.add_service(service);
     }

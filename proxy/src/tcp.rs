@@ -30,13 +30,20 @@ const BUFFER: usize = 64 * 1024;
 pub struct TcpProxy {
     pub entrypoint: String,
     pub state: Arc<State>,
+    /// How long connections of a route that was removed (or moved off this entrypoint) may go on.
+    pub drain_timeout: Duration,
     /// Open connections per route name, kept across reloads so limits count connections of older tables too.
     open: Mutex<HashMap<String, Arc<AtomicU32>>>,
 }
 
 impl TcpProxy {
-    pub fn new(entrypoint: String, state: Arc<State>) -> Self {
-        TcpProxy { entrypoint, state, open: Mutex::new(HashMap::new()) }
+    pub fn new(entrypoint: String, state: Arc<State>, drain_timeout: Duration) -> Self {
+        TcpProxy { entrypoint, state, drain_timeout, open: Mutex::new(HashMap::new()) }
+    }
+
+    /// Does the table in service still route this entrypoint with this route?
+    fn route_present(&self, route: &str) -> bool {
+        self.state.current().is_some_and(|a| a.table.tcp_route_for(&self.entrypoint).is_some_and(|r| r.name == route))
     }
 
     fn counter(&self, route: &str) -> Arc<AtomicU32> {
@@ -191,7 +198,9 @@ impl TcpProxy {
             )
         };
         tokio::pin!(both);
-        let mut tick = tokio::time::interval((idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5)));
+        let every = (idle / 4).min(self.drain_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        let mut tick = tokio::time::interval(every);
+        let mut removed_at: Option<Instant> = None;
         let outcome = loop {
             tokio::select! {
                 (up, down) = &mut both => break match (up, down) {
@@ -202,6 +211,18 @@ impl TcpProxy {
                     let quiet = now_ms(start).saturating_sub(activity.load(Ordering::Relaxed));
                     if Duration::from_millis(quiet) >= idle {
                         break format!("idle for {}s; closed", idle.as_secs());
+                    }
+                    // A removed route refuses new connections at once; its open ones get the drain bound.
+                    match (removed_at, self.route_present(route)) {
+                        (None, false) => {
+                            tracing::info!(route, client = ?ip, drain_s = self.drain_timeout.as_secs_f64(), "TCP route removed; draining its connection");
+                            removed_at = Some(Instant::now());
+                        }
+                        (Some(_), true) => removed_at = None,
+                        (Some(at), false) if at.elapsed() >= self.drain_timeout => {
+                            break "closed: its route was removed and the drain bound passed".to_owned();
+                        }
+                        _ => {}
                     }
                 }
             }

@@ -175,3 +175,35 @@ async fn reloads_leave_established_connections_alone() {
     old.write_all(b"2\n").await.unwrap();
     assert_eq!(read_line(&mut old).await, "a:2\n", "the established connection still goes to the old server");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_route_refuses_new_connections_and_drains_open_ones_within_the_bound() {
+    let server = echo_server("a").await;
+    let port = closed_port();
+    let entry: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let edge = Edge::start(
+        &tcp_routes(&[server], ""),
+        &["--tcp", &format!("echo=127.0.0.1:{port}"), "--tcp-drain-timeout", "1s"],
+    )
+    .await;
+    let mut open = TcpStream::connect(entry).await.unwrap();
+    open.write_all(b"1\n").await.unwrap();
+    assert_eq!(read_line(&mut open).await, "a:1\n");
+
+    // The new table keeps an HTTP route (an empty table is never applied) and drops the TCP route.
+    let origin = support::Origin::start("o").await;
+    edge.write_routes(&support::one_route("web", "web.test", &[(&origin.url(), 1)]));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while edge.metric(r#"dime_config_reloads_total{result="ok"}"#).await < 2.0 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(closed_at_once(entry).await, "new connections are refused");
+    open.write_all(b"2\n").await.unwrap();
+    assert_eq!(read_line(&mut open).await, "a:2\n", "the open one goes on during the drain");
+    let removed = Instant::now();
+    let mut buf = [0u8; 8];
+    let n = tokio::time::timeout(Duration::from_secs(5), open.read(&mut buf)).await.unwrap().unwrap_or(0);
+    assert_eq!(n, 0, "closed once the drain bound passed");
+    assert!(removed.elapsed() < Duration::from_secs(3));
+}

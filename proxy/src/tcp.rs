@@ -64,9 +64,22 @@ impl Drop for Slot {
     }
 }
 
-fn peer_ip(stream: &Stream) -> Option<IpAddr> {
-    let digest = stream.get_socket_digest()?;
-    digest.peer_addr()?.as_inet().map(|a| a.ip())
+/// The client's and the entrypoint's addresses.
+fn addresses(stream: &Stream) -> (Option<SocketAddr>, Option<SocketAddr>) {
+    let Some(digest) = stream.get_socket_digest() else { return (None, None) };
+    let peer = digest.peer_addr().and_then(|a| a.as_inet()).copied();
+    let local = digest.local_addr().and_then(|a| a.as_inet()).copied();
+    (peer, local)
+}
+
+/// The PROXY protocol v1 line that tells the upstream who the client is.
+pub fn proxy_v1_header(client: SocketAddr, local: SocketAddr) -> String {
+    let family = if client.is_ipv4() && local.is_ipv4() { "TCP4" } else { "TCP6" };
+    let ip = |a: SocketAddr| match (family, a.ip()) {
+        ("TCP6", IpAddr::V4(v4)) => v4.to_ipv6_mapped().to_string(),
+        (_, ip) => ip.to_string(),
+    };
+    format!("PROXY {family} {} {} {} {}\r\n", ip(client), ip(local), client.port(), local.port())
 }
 
 fn now_ms(start: Instant) -> u64 {
@@ -130,7 +143,8 @@ impl TcpProxy {
 #[async_trait]
 impl ServerApp for TcpProxy {
     async fn process_new(self: &Arc<Self>, client: Stream, _shutdown: &ShutdownWatch) -> Option<Stream> {
-        let ip = peer_ip(&client);
+        let (peer, local) = addresses(&client);
+        let ip = peer.map(|a| a.ip());
         let Some(active) = self.state.current() else {
             self.refuse("no_route");
             return None;
@@ -153,17 +167,23 @@ impl ServerApp for TcpProxy {
             self.refuse("limit");
             return None;
         }
-        let (name, idle_timeout) = (route.name.clone(), route.idle_timeout);
+        let (name, idle_timeout, proxy_protocol) = (route.name.clone(), route.idle_timeout, route.proxy_protocol);
         let Some(pool) = active.tcp_pools.get(&route.upstream).cloned() else {
             self.refuse("no_upstream");
             return None;
         };
         drop(active);
-        let Some((upstream, server)) = self.connect(&name, &pool).await else {
+        let Some((mut upstream, server)) = self.connect(&name, &pool).await else {
             tracing::warn!(route = %name, upstream = pool.name(), "no TCP upstream server reachable; connection closed");
             self.refuse("no_upstream");
             return None;
         };
+        if let (true, Some(peer), Some(local)) = (proxy_protocol, peer, local) {
+            if let Err(e) = upstream.write_all(proxy_v1_header(peer, local).as_bytes()).await {
+                tracing::warn!(route = %name, server = %server, error = %e, "could not send the PROXY header; connection closed");
+                return None;
+            }
+        }
         self.forward(client, upstream, &name, ip, server, idle_timeout).await;
         None
     }
@@ -191,21 +211,24 @@ impl TcpProxy {
         let (upstream_read, upstream_write) = upstream.into_split();
         let to_upstream = m.tcp_bytes.with_label_values(&[route, "to_upstream"]);
         let to_client = m.tcp_bytes.with_label_values(&[route, "to_client"]);
-        let both = async {
-            tokio::join!(
-                pump(client_read, upstream_write, to_upstream, &activity, start),
-                pump(upstream_read, client_write, to_client, &activity, start),
-            )
-        };
-        tokio::pin!(both);
+        let up = pump(client_read, upstream_write, to_upstream, &activity, start);
+        let down = pump(upstream_read, client_write, to_client, &activity, start);
+        tokio::pin!(up, down);
+        let (mut up_bytes, mut down_bytes): (Option<u64>, Option<u64>) = (None, None);
         let every = (idle / 4).min(self.drain_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
         let mut tick = tokio::time::interval(every);
         let mut removed_at: Option<Instant> = None;
+        // A clean end of one direction is a half-close: the other goes on. An error on either ends both (the
+        // other side would otherwise wait forever for bytes that cannot come).
         let outcome = loop {
             tokio::select! {
-                (up, down) = &mut both => break match (up, down) {
-                    (Ok(u), Ok(d)) => format!("closed ({u} bytes up, {d} down)"),
-                    (Err(e), _) | (_, Err(e)) => format!("ended with error: {e}"),
+                r = &mut up, if up_bytes.is_none() => match r {
+                    Ok(n) => up_bytes = Some(n),
+                    Err(e) => break format!("ended: client side error: {e}"),
+                },
+                r = &mut down, if down_bytes.is_none() => match r {
+                    Ok(n) => down_bytes = Some(n),
+                    Err(e) => break format!("ended: upstream side error: {e}"),
                 },
                 _ = tick.tick() => {
                     let quiet = now_ms(start).saturating_sub(activity.load(Ordering::Relaxed));
@@ -226,9 +249,25 @@ impl TcpProxy {
                     }
                 }
             }
+            if let (Some(u), Some(d)) = (up_bytes, down_bytes) {
+                break format!("closed ({u} bytes up, {d} down)");
+            }
         };
         active.dec();
         m.tcp_duration.with_label_values(&[route]).observe(start.elapsed().as_secs_f64());
         tracing::info!(route, client = ?ip, server = %server, duration_s = start.elapsed().as_secs_f64(), "TCP connection {outcome}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_v1_headers_name_client_and_entrypoint() {
+        let h = proxy_v1_header("192.0.2.7:50000".parse().unwrap(), "10.0.0.1:1935".parse().unwrap());
+        assert_eq!(h, "PROXY TCP4 192.0.2.7 10.0.0.1 50000 1935\r\n");
+        let h = proxy_v1_header("[2001:db8::1]:50000".parse().unwrap(), "10.0.0.1:1935".parse().unwrap());
+        assert_eq!(h, "PROXY TCP6 2001:db8::1 ::ffff:10.0.0.1 50000 1935\r\n");
     }
 }

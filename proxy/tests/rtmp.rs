@@ -14,6 +14,10 @@ use support::live::{Publisher, RtmpOrigin};
 use support::{closed_port, Edge};
 
 fn routes(origin: &RtmpOrigin, extra_http_route: &str) -> String {
+    routes_with(origin, extra_http_route, "")
+}
+
+fn routes_with(origin: &RtmpOrigin, extra_http_route: &str, tcp_options: &str) -> String {
     format!(
         r#"version: 1
 http:
@@ -23,7 +27,7 @@ http:
     live: {{ servers: [{{ url: "{}" }}] }}
 tcp:
   routes:
-    - {{ name: rtmp, entrypoints: [rtmp], upstream: rtmp }}
+    - {{ name: rtmp, entrypoints: [rtmp], upstream: rtmp{tcp_options} }}
   upstreams:
     rtmp: {{ servers: [{{ address: "{}" }}], health_check: {{ interval: 1s }} }}
 "#,
@@ -132,4 +136,38 @@ async fn the_old_gstreamer_publisher_pushes_through_the_edge() {
     assert!(ok && errors.trim().is_empty(), "playback failed:\n{errors}");
     assert!(publisher.running(), "the publisher is still pushing");
     assert_eq!(edge.metric(r#"dime_tcp_connections_active{route="rtmp"}"#).await, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_protocol_headers_are_accepted_by_an_nginx_rtmp_that_requires_them() {
+    let origin = RtmpOrigin::start_with(true);
+    let rtmp_port = closed_port();
+    let entry = format!("rtmp=127.0.0.1:{rtmp_port}");
+    let url = format!("rtmp://127.0.0.1:{rtmp_port}/live/pp");
+
+    // Without the header, nginx refuses the stream.
+    let edge = Edge::start(&routes_with(&origin, "", ""), &["--tcp", &entry, "--access-log", "false"]).await;
+    let mut refused = Publisher::ffmpeg(&url, 20);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while refused.running() {
+        assert!(Instant::now() < deadline, "nginx accepted a stream without a PROXY header");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(edge);
+
+    // With `proxy_protocol: v1`, the same publisher gets through.
+    let edge =
+        Edge::start(&routes_with(&origin, "", ", proxy_protocol: v1"), &["--tcp", &entry, "--access-log", "false"])
+            .await;
+    let mut publisher = Publisher::ffmpeg(&url, 40);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = edge.get("edge.test", "/hls/pp.m3u8").await;
+        if r.status == 200 && r.body.contains(".ts") {
+            break;
+        }
+        assert!(publisher.running(), "publisher failed: {}\nnginx: {}", publisher.log_text(), origin.error_log());
+        assert!(Instant::now() < deadline, "no HLS with the PROXY header; nginx: {}", origin.error_log());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

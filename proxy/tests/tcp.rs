@@ -207,3 +207,26 @@ async fn removing_a_route_refuses_new_connections_and_drains_open_ones_within_th
     assert_eq!(n, 0, "closed once the drain bound passed");
     assert!(removed.elapsed() < Duration::from_secs(3));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_reset_closes_the_client_even_if_it_is_waiting_to_read() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            // Read one byte, then reset the connection.
+            let mut s = s;
+            let mut b = [0u8; 1];
+            let _ = s.read(&mut b).await;
+            let _ = s.set_linger(Some(Duration::ZERO));
+            drop(s);
+        }
+    });
+    let (_edge, entry) = start(&tcp_routes(&[server], "")).await;
+    let mut c = TcpStream::connect(entry).await.unwrap();
+    c.write_all(b"x").await.unwrap();
+    // The client now only waits for an answer; the reset must reach it.
+    let mut buf = [0u8; 8];
+    let read = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "client left hanging: {read:?}");
+}

@@ -53,6 +53,9 @@ pub struct TcpRouteSpec {
     /// Default 5m.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<String>,
+    /// `v1`: send a PROXY protocol v1 header to the upstream, so it sees the client's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

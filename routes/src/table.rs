@@ -194,6 +194,8 @@ pub struct TcpRoute {
     pub max_connections: Option<u32>,
     /// A connection with no bytes either way for this long is closed.
     pub idle_timeout: Duration,
+    /// Send a PROXY protocol v1 header to the upstream first.
+    pub proxy_protocol: bool,
 }
 
 impl TcpRoute {

@@ -305,6 +305,7 @@ fn translate_tcp(source: &str, tcp: Tcp, doc: &mut schema::Document, errors: &mu
                 allow: None,
                 max_connections: None,
                 idle_timeout: None,
+                proxy_protocol: None,
             }),
             Err(e) => errors.push(at("service"), e),
         }

@@ -297,6 +297,14 @@ fn compile_tcp_route(
         allow,
         max_connections: spec.max_connections,
         idle_timeout: duration_or(&spec.idle_timeout, TcpRoute::DEFAULT_IDLE_TIMEOUT, at("idle_timeout"), errors),
+        proxy_protocol: match spec.proxy_protocol.as_deref() {
+            None => false,
+            Some("v1") => true,
+            Some(other) => {
+                errors.push(at("proxy_protocol"), format!("`{other}`: the supported version is `v1`"));
+                false
+            }
+        },
     }
 }
 

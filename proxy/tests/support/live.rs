@@ -22,12 +22,18 @@ pub struct RtmpOrigin {
 
 impl RtmpOrigin {
     pub fn start() -> RtmpOrigin {
+        Self::start_with(false)
+    }
+
+    /// `proxy_protocol`: the RTMP listener requires a PROXY protocol header (nginx verifies it).
+    pub fn start_with(proxy_protocol: bool) -> RtmpOrigin {
         let dir = tempfile::tempdir().unwrap();
         let (http, rtmp) = (free_port(), free_port());
         let d = dir.path().display();
         std::fs::create_dir_all(dir.path().join("hls")).unwrap();
         // nginx workers drop privileges when started as root; let them write HLS into the temp dir.
         let user = if nix_euid_is_root() { "user root root;" } else { "" };
+        let pp = if proxy_protocol { " proxy_protocol" } else { "" };
         let conf = format!(
             r#"
 {user}
@@ -39,7 +45,7 @@ load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
 events {{ worker_connections 1024; }}
 rtmp {{
   server {{
-    listen 127.0.0.1:{rtmp};
+    listen 127.0.0.1:{rtmp}{pp};
     application live {{
       live on;
       hls on;

@@ -218,7 +218,7 @@ async fn an_upstream_reset_closes_the_client_even_if_it_is_waiting_to_read() {
             let mut s = s;
             let mut b = [0u8; 1];
             let _ = s.read(&mut b).await;
-            let _ = s.set_linger(Some(Duration::ZERO));
+            let _ = s.set_zero_linger();
             drop(s);
         }
     });

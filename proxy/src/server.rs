@@ -85,7 +85,9 @@ impl BackgroundService for Drain {
 pub fn run(cfg: EdgeConfig) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new()?);
     let resolver = Arc::new(SystemResolver { overrides: cfg.resolve.clone() });
-    let state = Arc::new(State::new(metrics.clone(), resolver));
+    let mut state = State::new(metrics.clone(), resolver);
+    state.tcp_entrypoints = cfg.tcp.iter().map(|(name, _)| name.clone()).collect();
+    let state = Arc::new(state);
     let source = FileSource { path: cfg.routes.clone(), state: state.clone() };
     // Refuse to start on a broken file: there is no last good table to fall back on yet.
     let first = source.load().map_err(|e| format!("routes file rejected:\n{e}"))?;

@@ -36,6 +36,8 @@ pub struct State {
     last_rejected: Mutex<Option<Rejected>>,
     pub metrics: Arc<Metrics>,
     pub resolver: SharedResolver,
+    /// Names of this edge's TCP entrypoints, to warn about TCP routes that name others.
+    pub tcp_entrypoints: Vec<String>,
 }
 
 pub fn unix(t: SystemTime) -> f64 {
@@ -44,7 +46,7 @@ pub fn unix(t: SystemTime) -> f64 {
 
 impl State {
     pub fn new(metrics: Arc<Metrics>, resolver: SharedResolver) -> Self {
-        State { active: ArcSwapOption::empty(), last_rejected: Mutex::new(None), metrics, resolver }
+        State { active: ArcSwapOption::empty(), last_rejected: Mutex::new(None), metrics, resolver, tcp_entrypoints: Vec::new() }
     }
 
     /// The table in service, if one was ever applied.
@@ -82,6 +84,11 @@ impl State {
                 .is_some_and(|o| o.pools.values().chain(o.tcp_pools.values()).any(|p| Arc::ptr_eq(p, pool)));
             if !reused {
                 upstream::resolve_pool(pool, self.resolver.as_ref(), &self.metrics).await;
+            }
+        }
+        for route in table.tcp_routes() {
+            for e in route.entrypoints.iter().filter(|e| !self.tcp_entrypoints.contains(e)) {
+                tracing::warn!(route = %route.name, entrypoint = %e, "TCP route names an entrypoint this edge does not listen on (add --tcp {e}=ADDR)");
             }
         }
         let applied_at = SystemTime::now();

@@ -46,7 +46,13 @@ pub fn unix(t: SystemTime) -> f64 {
 
 impl State {
     pub fn new(metrics: Arc<Metrics>, resolver: SharedResolver) -> Self {
-        State { active: ArcSwapOption::empty(), last_rejected: Mutex::new(None), metrics, resolver, tcp_entrypoints: Vec::new() }
+        State {
+            active: ArcSwapOption::empty(),
+            last_rejected: Mutex::new(None),
+            metrics,
+            resolver,
+            tcp_entrypoints: Vec::new(),
+        }
     }
 
     /// The table in service, if one was ever applied.

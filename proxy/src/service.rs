@@ -14,15 +14,14 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use ipnet::IpNet;
 use pingora_cache::key::HashBinary;
-use pingora_cache::{
-    CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, NoCacheReason, RespCacheable, VarianceBuilder,
-};
+use pingora_cache::{CacheKey, CacheMeta, CacheOptionOverrides, NoCacheReason, RespCacheable, VarianceBuilder};
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{ProxyHttp, Session};
 
-use crate::cache::policy::{self, Decision, Directives, Kind};
+use crate::cache::policy::{self, Decision, Kind};
+use crate::cache::request::{cache_outcome, outcome_label, policy_response, stored_header, CacheCtx};
 use crate::cache::status::{self, Outcome};
 use crate::cache::{key, Cache};
 use crate::metrics::{status_class, Metrics};
@@ -49,17 +48,6 @@ pub struct DimeProxy {
     pub state: Arc<State>,
     pub settings: ProxySettings,
     pub cache: Arc<Cache>,
-}
-
-/// Per-request cache state, present when the route caches.
-#[derive(Debug, Default)]
-struct CacheCtx {
-    kind: Option<Kind>,
-    /// Why the cache was not used for this request (e.g. `method`).
-    bypass: Option<&'static str>,
-    /// Why the fetched response is not stored.
-    skip: Option<&'static str>,
-    stored: bool,
 }
 
 /// Per-request state. Holds the table snapshot the request was routed with, so a reload in the middle of a
@@ -93,68 +81,6 @@ impl RequestCtx {
             (Some(a), Some(i)) => a.table.routes()[i].cache.as_ref(),
             _ => None,
         }
-    }
-}
-
-/// The pieces of a response the cache policy looks at.
-fn policy_response(resp: &ResponseHeader) -> policy::Response<'_> {
-    let text = |name: http::header::HeaderName| resp.headers.get(name).and_then(|v| v.to_str().ok());
-    policy::Response {
-        status: resp.status.as_u16(),
-        cache_control: Directives::parse(
-            resp.headers.get_all(http::header::CACHE_CONTROL).iter().filter_map(|v| v.to_str().ok()),
-        ),
-        expires: text(http::header::EXPIRES),
-        date: text(http::header::DATE),
-        age: text(http::header::AGE),
-        has_validator: resp.headers.contains_key(http::header::ETAG)
-            || resp.headers.contains_key(http::header::LAST_MODIFIED),
-        set_cookie: resp.headers.contains_key(http::header::SET_COOKIE),
-        vary: text(http::header::VARY),
-    }
-}
-
-/// The header kept with a cached object: the origin's, without hop-by-hop fields, and without the record of the
-/// origin's header-name case (HTTP field names are case-insensitive). Every hit clones this header twice, so
-/// keeping it lean is measurable on small objects.
-fn stored_header(resp: &ResponseHeader) -> Result<ResponseHeader> {
-    const HOP_BY_HOP: &[&str] =
-        &["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"];
-    let mut header = ResponseHeader::build_no_case(resp.status, Some(resp.headers.len()))?;
-    header.set_version(resp.version);
-    for (name, value) in resp.headers.iter() {
-        if !HOP_BY_HOP.contains(&name.as_str()) {
-            header.append_header(name.clone(), value.clone())?;
-        }
-    }
-    Ok(header)
-}
-
-/// How a request fared in the cache, for Cache-Status and metrics.
-fn cache_outcome(phase: CachePhase, ctx: &CacheCtx) -> Outcome<'static> {
-    if let Some(reason) = ctx.bypass {
-        return Outcome::Bypass(reason);
-    }
-    match phase {
-        CachePhase::Hit => Outcome::Hit,
-        CachePhase::Stale | CachePhase::StaleUpdating => Outcome::Stale,
-        CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => Outcome::Revalidated,
-        CachePhase::Expired => Outcome::Expired,
-        CachePhase::Miss => Outcome::Miss,
-        CachePhase::Disabled(_) if ctx.skip.is_some() => Outcome::Miss,
-        CachePhase::Disabled(reason) => Outcome::Bypass(reason.as_str()),
-        CachePhase::Bypass | CachePhase::Uninit | CachePhase::CacheKey => Outcome::Bypass("bypass"),
-    }
-}
-
-fn outcome_label(o: Outcome<'_>) -> &'static str {
-    match o {
-        Outcome::Hit => "hit",
-        Outcome::Stale => "stale",
-        Outcome::Revalidated => "revalidated",
-        Outcome::Miss => "miss",
-        Outcome::Expired => "expired",
-        Outcome::Bypass(_) => "bypass",
     }
 }
 
@@ -590,41 +516,4 @@ impl ProxyHttp for DimeProxy {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req(headers: &[(&str, &str)]) -> RequestHeader {
-        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
-        for (k, v) in headers {
-            r.insert_header(k.to_string(), v.to_string()).unwrap();
-        }
-        r
-    }
-
-    fn header<'a>(r: &'a RequestHeader, name: &str) -> &'a str {
-        r.headers.get(name).unwrap().to_str().unwrap()
-    }
-
-    #[test]
-    fn untrusted_clients_cannot_forge_forwarded_headers() {
-        let mut r =
-            req(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-proto", "https"), ("x-forwarded-host", "evil")]);
-        set_forwarded_headers(&mut r, Some("192.0.2.1".parse().unwrap()), false, "video.example.com").unwrap();
-        assert_eq!(header(&r, "x-forwarded-for"), "192.0.2.1");
-        assert_eq!(header(&r, "x-forwarded-proto"), "http");
-        assert_eq!(header(&r, "x-forwarded-host"), "video.example.com");
-    }
-
-    #[test]
-    fn trusted_proxies_values_are_kept_and_appended_to() {
-        let mut r = req(&[
-            ("x-forwarded-for", "203.0.113.7"),
-            ("x-forwarded-proto", "https"),
-            ("x-forwarded-host", "cdn.example"),
-        ]);
-        set_forwarded_headers(&mut r, Some("10.0.0.2".parse().unwrap()), true, "video.example.com").unwrap();
-        assert_eq!(header(&r, "x-forwarded-for"), "203.0.113.7, 10.0.0.2");
-        assert_eq!(header(&r, "x-forwarded-proto"), "https");
-        assert_eq!(header(&r, "x-forwarded-host"), "cdn.example");
-    }
-}
+mod tests;

@@ -45,46 +45,4 @@ pub fn split_primary(key: &str) -> (&str, &str) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn streaming_paths_keep_only_ll_hls_parameters_by_default() {
-        let k = primary_key(
-            "Video.Example.com:8080",
-            "/hls/s.m3u8",
-            Some("token=abc&_HLS_msn=12&x=1&_HLS_part=3"),
-            Kind::Playlist,
-            None,
-        );
-        assert_eq!(k, "video.example.com\n/hls/s.m3u8?_HLS_msn=12&_HLS_part=3");
-        let k = primary_key("v.example", "/hls/s-1.ts", Some("session=42"), Kind::Segment, None);
-        assert_eq!(k, "v.example\n/hls/s-1.ts");
-    }
-
-    #[test]
-    fn ordinary_paths_keep_the_whole_query_by_default() {
-        assert_eq!(primary_key("a.test", "/x", Some("b=2&a=1"), Kind::Other, None), "a.test\n/x?b=2&a=1");
-        assert_eq!(primary_key("a.test", "/x", Some(""), Kind::Other, None), "a.test\n/x");
-        assert_eq!(primary_key("a.test", "/x", None, Kind::Other, None), "a.test\n/x");
-    }
-
-    #[test]
-    fn a_route_list_decides_for_every_path() {
-        let keys = vec!["v".to_owned()];
-        assert_eq!(primary_key("a.test", "/x", Some("v=2&w=1"), Kind::Other, Some(&keys)), "a.test\n/x?v=2");
-        assert_eq!(
-            primary_key("a.test", "/s.m3u8", Some("_HLS_msn=1&v=3"), Kind::Playlist, Some(&keys)),
-            "a.test\n/s.m3u8?v=3"
-        );
-    }
-
-    #[test]
-    fn different_hosts_never_share_a_key() {
-        assert_ne!(
-            primary_key("a.test", "/x", None, Kind::Other, None),
-            primary_key("b.test", "/x", None, Kind::Other, None)
-        );
-        assert_eq!(split_primary("a.test\n/x?y"), ("a.test", "/x?y"));
-    }
-}
+mod tests;

@@ -4,6 +4,7 @@
 pub mod key;
 pub mod lock;
 pub mod policy;
+pub mod request;
 pub mod status;
 pub mod storage;
 

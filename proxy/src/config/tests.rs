@@ -1,0 +1,47 @@
+use super::*;
+
+#[test]
+fn flags_beat_the_file_and_defaults_fill_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.toml");
+    std::fs::write(
+        &path,
+        "admin = \"127.0.0.1:9999\"\nroutes = \"/etc/dime/routes.yaml\"\nhttp = [\"127.0.0.1:81\"]\n",
+    )
+    .unwrap();
+    let args = RunArgs { config: Some(path), http: vec!["127.0.0.1:82".into()], ..Default::default() };
+    let cfg = EdgeConfig::from_args(args).unwrap();
+    assert_eq!(cfg.http, vec!["127.0.0.1:82".parse().unwrap()]);
+    assert_eq!(cfg.admin, "127.0.0.1:9999".parse().unwrap());
+    assert_eq!(cfg.routes, PathBuf::from("/etc/dime/routes.yaml"));
+    assert_eq!(cfg.shutdown_timeout, Duration::from_secs(10));
+    assert!(cfg.access_log);
+}
+
+#[test]
+fn bad_settings_name_the_setting() {
+    let args = RunArgs { routes: Some("r.yaml".into()), admin: Some("localhost".into()), ..Default::default() };
+    assert!(EdgeConfig::from_args(args).unwrap_err().to_string().starts_with("admin: `localhost`"));
+    let args = RunArgs { routes: Some("r.yaml".into()), trusted_proxies: vec!["nope".into()], ..Default::default() };
+    assert!(EdgeConfig::from_args(args).unwrap_err().to_string().starts_with("trusted_proxies"));
+    assert!(matches!(EdgeConfig::from_args(RunArgs::default()), Err(ConfigError::NoRoutes)));
+}
+
+#[test]
+fn sizes_parse_with_units() {
+    assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+    assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+    assert_eq!(parse_size("100MB").unwrap(), 100_000_000);
+    assert_eq!(parse_size("4096").unwrap(), 4096);
+    assert!(parse_size("12XB").is_err());
+    assert!(parse_size("MiB").is_err());
+}
+
+#[test]
+fn unknown_file_keys_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.toml");
+    std::fs::write(&path, "colour = \"red\"\n").unwrap();
+    let err = EdgeConfig::from_args(RunArgs { config: Some(path), ..Default::default() }).unwrap_err();
+    assert!(err.to_string().contains("unknown field `colour`"), "{err}");
+}

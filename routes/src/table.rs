@@ -20,6 +20,20 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
+    /// A table with no routes (what an edge or control holds when there is genuinely nothing to serve).
+    pub fn empty() -> Self {
+        let document = schema::Document { version: schema::SCHEMA_VERSION, ..Default::default() };
+        RouteTable {
+            version: crate::validate::content_version(&document),
+            document,
+            routes: Vec::new(),
+            upstreams: BTreeMap::new(),
+            index: Index::default(),
+            tcp_routes: Vec::new(),
+            tcp_upstreams: BTreeMap::new(),
+        }
+    }
+
     /// Content hash of the canonical document (16 hex digits): the same routes give the same version everywhere.
     pub fn version(&self) -> &str {
         &self.version

@@ -528,7 +528,7 @@ pub(crate) fn compile(loaded: Vec<Loaded>, mut errors: Collector) -> Result<Rout
     })
 }
 
-fn content_version(document: &Document) -> String {
+pub(crate) fn content_version(document: &Document) -> String {
     let bytes = serde_json::to_vec(document).unwrap_or_default();
     let digest = Sha256::digest(&bytes);
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()

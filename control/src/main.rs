@@ -1,0 +1,104 @@
+//! `dime-control` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use dime_control::serve::{self, Shared};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dime-control",
+    version,
+    about = "Dime's control plane: route ConfigMaps in, a versioned route table out to the edges."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Watch ConfigMaps and serve the route table. The Kubernetes connection comes from KUBECONFIG or the
+    /// in-cluster service account.
+    Run {
+        /// Namespace to watch (repeatable); none: all namespaces.
+        #[arg(long = "namespace", env = "DIME_NAMESPACES", value_delimiter = ',')]
+        namespaces: Vec<String>,
+        /// Address of the API edges pull from.
+        #[arg(long, env = "DIME_LISTEN", default_value = "0.0.0.0:8080")]
+        listen: SocketAddr,
+        /// File of accepted bearer tokens, one per line (several, for rotation).
+        #[arg(long, env = "DIME_TOKEN_FILE")]
+        token_file: PathBuf,
+    },
+}
+
+fn read_tokens(path: &PathBuf) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let tokens: Vec<String> =
+        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect();
+    if tokens.is_empty() || tokens.iter().any(|t| t.len() < 16) {
+        return Err(format!("{}: needs at least one token, each at least 16 characters", path.display()));
+    }
+    Ok(tokens)
+}
+
+fn main() -> ExitCode {
+    let Command::Run { namespaces, listen, token_file } = Cli::parse().command;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
+    let tokens = match read_tokens(&token_file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("dime-control: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dime-control: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let client = match kube::Client::try_default().await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("dime-control: cannot reach the Kubernetes API: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let (current, _) = tokio::sync::watch::channel(None);
+        let shared = Arc::new(Shared { current, tokens });
+        tokio::spawn(dime_control::watch::run(client, namespaces, shared.clone()));
+        let server = serve::serve(listen, shared);
+        tokio::select! {
+            r = server => {
+                if let Err(e) = r {
+                    eprintln!("dime-control: {listen}: {e}");
+                    return ExitCode::FAILURE;
+                }
+                ExitCode::SUCCESS
+            }
+            _ = shutdown() => {
+                tracing::info!("SIGTERM: exiting");
+                ExitCode::SUCCESS
+            }
+        }
+    })
+}
+
+async fn shutdown() {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,180 @@
+//! dime-control against a real etcd + kube-apiserver (RBAC mode, started by scripts/kube-env): the old Traefik
+//! ConfigMaps, applied verbatim, become the served table; edits reach a long-polling client; a malformed
+//! ConfigMap is rejected alone; the API needs a token.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{ObjectMeta, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+
+const TOKEN: &str = "control-test-token-0123456789";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// etcd + kube-apiserver for one test, stopped on drop.
+struct Kube {
+    dir: tempfile::TempDir,
+}
+
+impl Kube {
+    fn start() -> Kube {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new(repo().join("scripts/kube-env"))
+            .args(["start", dir.path().to_str().unwrap(), "--rbac"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("scripts/kube-env");
+        assert!(status.success(), "kube-env start failed");
+        Kube { dir }
+    }
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+    async fn client(&self) -> Client {
+        let kc = Kubeconfig::read_from(self.kubeconfig()).unwrap();
+        let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap();
+        Client::try_from(config).unwrap()
+    }
+}
+
+impl Drop for Kube {
+    fn drop(&mut self) {
+        let _ =
+            Command::new(repo().join("scripts/kube-env")).args(["stop", self.dir.path().to_str().unwrap()]).status();
+    }
+}
+
+fn configmap(name: &str, label: (&str, &str), key: &str, text: &str) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(BTreeMap::from([(label.0.to_owned(), label.1.to_owned())])),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(key.to_owned(), text.to_owned())])),
+        ..Default::default()
+    }
+}
+
+struct Control {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_control(kube: &Kube) -> Control {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(env!("CARGO_BIN_EXE_dime-control"))
+        .args(["run", "--namespace", "default", "--listen", &format!("127.0.0.1:{port}"), "--token-file"])
+        .arg(&tokens)
+        .env("KUBECONFIG", kube.kubeconfig())
+        .stderr(std::fs::File::create(dir.path().join("control.log")).unwrap())
+        .spawn()
+        .unwrap();
+    Control { child, url: format!("http://127.0.0.1:{port}"), _dir: dir }
+}
+
+async fn routes(
+    client: &reqwest::Client,
+    c: &Control,
+    etag: Option<&str>,
+    wait: &str,
+) -> (u16, Option<String>, String) {
+    let mut req = client.get(format!("{}/v1/routes?wait={wait}", c.url)).bearer_auth(TOKEN);
+    if let Some(e) = etag {
+        req = req.header("if-none-match", e);
+    }
+    let r = req.send().await.unwrap();
+    let etag = r.headers().get("etag").map(|v| v.to_str().unwrap().to_owned());
+    (r.status().as_u16(), etag, r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traefik_configmaps_become_the_served_table_and_edits_reach_long_polls() {
+    let kube = Kube::start();
+    let k = kube.client().await;
+    let cms: Api<ConfigMap> = Api::namespaced(k, "default");
+    let video = include_str!("../../examples/traefik/video-config.yaml");
+    let whoami = include_str!("../../examples/traefik/whoami-config.yaml");
+    let pp = PostParams::default();
+    cms.create(&pp, &configmap("video-config", ("traefik-config-fragment", "true"), "video.yaml", video))
+        .await
+        .unwrap();
+    cms.create(&pp, &configmap("whoami-config", ("traefik-config-fragment", "true"), "whoami.yaml", whoami))
+        .await
+        .unwrap();
+
+    let control = start_control(&kube);
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (etag, body) = loop {
+        if let Ok(r) = http.get(format!("{}/v1/routes", control.url)).bearer_auth(TOKEN).send().await {
+            if r.status() == 200 {
+                let etag = r.headers().get("etag").unwrap().to_str().unwrap().to_owned();
+                break (etag, r.text().await.unwrap());
+            }
+        }
+        assert!(Instant::now() < deadline, "control never served a table");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(body.contains("video-router") && body.contains("whoami-router"), "{body}");
+    let table = dime_routes::parse("served.json", &body).unwrap();
+    assert_eq!(format!("\"{}\"", table.version()), etag);
+    assert_eq!(http.get(format!("{}/readyz", control.url)).send().await.unwrap().status(), 200);
+
+    // Unchanged: 304.
+    let (status, _, _) = routes(&http, &control, Some(&etag), "0s").await;
+    assert_eq!(status, 304);
+    // No token: 401.
+    assert_eq!(http.get(format!("{}/v1/routes", control.url)).send().await.unwrap().status(), 401);
+
+    // A malformed ConfigMap is rejected alone: the served table does not change.
+    let broken = "http:\n  routers:\n    broken: { rule: \"Nope(`x`)\", service: s }\n";
+    cms.create(&pp, &configmap("broken-config", ("traefik-config-fragment", "true"), "b.yaml", broken)).await.unwrap();
+    let (status, _, _) = routes(&http, &control, Some(&etag), "2s").await;
+    assert_eq!(status, 304, "a bad ConfigMap must not change the table");
+
+    // An edit reaches a long-polling client.
+    let poll = {
+        let (http, etag, url) = (http.clone(), etag.clone(), control.url.clone());
+        tokio::spawn(async move {
+            let r = http
+                .get(format!("{url}/v1/routes?wait=30s"))
+                .bearer_auth(TOKEN)
+                .header("if-none-match", etag)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap(), Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let edited = video.replace("video.edge.mycdndomain.us", "video2.edge.mycdndomain.us");
+    let mut cm = cms.get("video-config").await.unwrap();
+    cm.data = Some(BTreeMap::from([("video.yaml".to_owned(), edited)]));
+    let applied = Instant::now();
+    cms.replace("video-config", &pp, &cm).await.unwrap();
+    let (status, body, answered) = poll.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("video2.edge.mycdndomain.us"), "{body}");
+    eprintln!("ConfigMap edit to long-poll answer: {:?}", answered.duration_since(applied));
+    assert!(answered.duration_since(applied) < Duration::from_secs(5));
+}

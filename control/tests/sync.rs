@@ -1,4 +1,5 @@
-//! dime-control against a real etcd + kube-apiserver (RBAC mode, started by scripts/kube-env): the old Traefik
+//! dime-control against a real etcd + kube-apiserver (RBAC mode, started by scripts/kube-env), running under the
+//! least-privilege RBAC of manifests/control/rbac.yaml: the old Traefik
 //! ConfigMaps, applied verbatim, become the served table; edits reach a long-polling client; a malformed
 //! ConfigMap is rejected alone; the API needs a token.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -12,8 +13,11 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
+use serde::Deserialize;
 
 const TOKEN: &str = "control-test-token-0123456789";
+/// The token of control's ServiceAccount identity (a static token for `system:serviceaccount:dime-system:dime-control`).
+const CONTROL_IDENTITY_TOKEN: &str = "dime-control-serviceaccount-token-0123456789";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -27,6 +31,12 @@ struct Kube {
 impl Kube {
     fn start() -> Kube {
         let dir = tempfile::tempdir().unwrap();
+        // An identity for control, bound by the manifests' RBAC like its ServiceAccount in a cluster.
+        std::fs::write(
+            dir.path().join("tokens.csv"),
+            format!("{CONTROL_IDENTITY_TOKEN},system:serviceaccount:dime-system:dime-control,control-uid,\"system:serviceaccounts\"\n"),
+        )
+        .unwrap();
         let status = Command::new(repo().join("scripts/kube-env"))
             .args(["start", dir.path().to_str().unwrap(), "--rbac"])
             .stdout(Stdio::null())
@@ -38,6 +48,17 @@ impl Kube {
     fn kubeconfig(&self) -> PathBuf {
         self.dir.path().join("kubeconfig")
     }
+    /// A kubeconfig for control's own identity (same cluster, the ServiceAccount's token).
+    fn control_kubeconfig(&self) -> PathBuf {
+        let admin = std::fs::read_to_string(self.kubeconfig()).unwrap();
+        let start = admin.find("token: \"").unwrap() + "token: \"".len();
+        let end = start + admin[start..].find('"').unwrap();
+        let text = format!("{}{CONTROL_IDENTITY_TOKEN}{}", &admin[..start], &admin[end..]);
+        let path = self.dir.path().join("control-kubeconfig");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
     async fn client(&self) -> Client {
         let kc = Kubeconfig::read_from(self.kubeconfig()).unwrap();
         let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap();
@@ -77,6 +98,45 @@ impl Drop for Control {
     }
 }
 
+/// Applies manifests/control/rbac.yaml as an administrator would.
+async fn apply_rbac(client: &Client) {
+    use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let text = std::fs::read_to_string(repo().join("manifests/control/rbac.yaml")).unwrap();
+    let pp = PostParams::default();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value = serde_yaml::Value::deserialize(doc).unwrap();
+        let kind = value["kind"].as_str().unwrap().to_owned();
+        match kind.as_str() {
+            "Namespace" => drop(
+                Api::<Namespace>::all(client.clone())
+                    .create(&pp, &serde_yaml::from_value(value).unwrap())
+                    .await
+                    .unwrap(),
+            ),
+            "ServiceAccount" => drop(
+                Api::<ServiceAccount>::namespaced(client.clone(), "dime-system")
+                    .create(&pp, &serde_yaml::from_value(value).unwrap())
+                    .await
+                    .unwrap(),
+            ),
+            "ClusterRole" => drop(
+                Api::<ClusterRole>::all(client.clone())
+                    .create(&pp, &serde_yaml::from_value(value).unwrap())
+                    .await
+                    .unwrap(),
+            ),
+            "ClusterRoleBinding" => drop(
+                Api::<ClusterRoleBinding>::all(client.clone())
+                    .create(&pp, &serde_yaml::from_value(value).unwrap())
+                    .await
+                    .unwrap(),
+            ),
+            other => panic!("unexpected kind {other} in rbac.yaml"),
+        }
+    }
+}
+
 fn start_control(kube: &Kube) -> Control {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
@@ -85,7 +145,7 @@ fn start_control(kube: &Kube) -> Control {
     let child = Command::new(env!("CARGO_BIN_EXE_dime-control"))
         .args(["run", "--namespace", "default", "--listen", &format!("127.0.0.1:{port}"), "--token-file"])
         .arg(&tokens)
-        .env("KUBECONFIG", kube.kubeconfig())
+        .env("KUBECONFIG", kube.control_kubeconfig())
         .stderr(std::fs::File::create(dir.path().join("control.log")).unwrap())
         .spawn()
         .unwrap();
@@ -111,7 +171,8 @@ async fn routes(
 async fn traefik_configmaps_become_the_served_table_and_edits_reach_long_polls() {
     let kube = Kube::start();
     let k = kube.client().await;
-    let cms: Api<ConfigMap> = Api::namespaced(k, "default");
+    apply_rbac(&k).await;
+    let cms: Api<ConfigMap> = Api::namespaced(k.clone(), "default");
     let video = include_str!("../../examples/traefik/video-config.yaml");
     let whoami = include_str!("../../examples/traefik/whoami-config.yaml");
     let pp = PostParams::default();
@@ -139,6 +200,12 @@ async fn traefik_configmaps_become_the_served_table_and_edits_reach_long_polls()
     let table = dime_routes::parse("served.json", &body).unwrap();
     assert_eq!(format!("\"{}\"", table.version()), etag);
     assert_eq!(http.get(format!("{}/readyz", control.url)).send().await.unwrap().status(), 200);
+    // Control served that table under its own identity, which may not read what it does not need.
+    let kc = Kubeconfig::read_from(kube.control_kubeconfig()).unwrap();
+    let restricted =
+        Client::try_from(Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap()).unwrap();
+    let secrets = Api::<k8s_openapi::api::core::v1::Secret>::all(restricted).list(&Default::default()).await;
+    assert!(secrets.is_err(), "control's RBAC must not allow reading Secrets");
 
     // Unchanged: 304.
     let (status, _, _) = routes(&http, &control, Some(&etag), "0s").await;

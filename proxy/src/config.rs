@@ -245,11 +245,7 @@ impl EdgeConfig {
         }
         let trusted_proxies = pick(args.trusted_proxies, file.trusted_proxies)
             .iter()
-            .map(|t| {
-                t.parse::<IpNet>()
-                    .or_else(|_| t.parse::<std::net::IpAddr>().map(IpNet::from))
-                    .map_err(|_| invalid("trusted_proxies", format!("`{t}` is not a CIDR such as 10.0.0.0/8")))
-            })
+            .map(|t| dime_routes::parse_cidr(t).map_err(|e| invalid("trusted_proxies", e)))
             .collect::<Result<_, _>>()?;
         let shutdown_text = args.shutdown_timeout.or(file.shutdown_timeout).unwrap_or_else(|| "10s".into());
         let shutdown_timeout =

@@ -361,8 +361,7 @@ impl ProxyHttp for DimeProxy {
             _ => cache_ctx.skip,
         };
         resp.insert_header("cache-status", status::header_value(outcome, ttl, stored, detail))?;
-        let route = ctx.route_name().to_owned();
-        self.state.metrics.cache_requests.with_label_values(&[&route, outcome_label(outcome)]).inc();
+        self.state.metrics.cache_requests.with_label_values(&[ctx.route_name(), outcome_label(outcome)]).inc();
         Ok(())
     }
 
@@ -465,8 +464,7 @@ impl ProxyHttp for DimeProxy {
             ep.record_success();
         }
         if ctx.cache.is_some() {
-            let route = ctx.route_name().to_owned();
-            self.state.metrics.cache_origin_fetches.with_label_values(&[&route]).inc();
+            self.state.metrics.cache_origin_fetches.with_label_values(&[ctx.route_name()]).inc();
         }
         if let Some(sent) = ctx.sent_at {
             let up = ctx.upstream_name().to_owned();

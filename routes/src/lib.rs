@@ -37,6 +37,14 @@ pub use matcher::{normalize_host, HostPattern, PathMatch};
 pub use table::{CachePolicy, HealthCheck, Match, Probe, Route, RouteTable, Server, TcpRoute, Upstream};
 pub use validate::default_priority;
 
+/// Parses a network as route files and flags write it: a CIDR (`10.0.0.0/8`) or a single address.
+pub fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
+    text.trim()
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| text.trim().parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{text}` is not a CIDR such as 10.0.0.0/8"))
+}
+
 /// Route text from one place: `source` names it in errors (a file path, or `namespace/name/key`).
 #[derive(Debug, Clone, Copy)]
 pub struct Fragment<'a> {

@@ -282,9 +282,9 @@ fn compile_tcp_route(
     };
     let mut allow = Vec::new();
     for (i, text) in allow_text.iter().enumerate() {
-        match text.parse::<ipnet::IpNet>().or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from)) {
+        match crate::parse_cidr(text) {
             Ok(net) => allow.push(net),
-            Err(_) => errors.push(at(&format!("allow[{i}]")), format!("`{text}` is not a CIDR such as 10.0.0.0/8")),
+            Err(e) => errors.push(at(&format!("allow[{i}]")), e),
         }
     }
     if spec.max_connections == Some(0) {

@@ -64,8 +64,7 @@ pub async fn resolve_pool(pool: &Pool, resolver: &dyn Resolve, metrics: &Metrics
 }
 
 fn export_health(pool: &Pool, metrics: &Metrics) {
-    let now =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let now = pool::now_ms();
     for ep in pool.endpoints().list.iter() {
         let v = i64::from(ep.in_rotation(now));
         metrics.upstream_endpoint_healthy.with_label_values(&[pool.name(), &ep.addr.to_string()]).set(v);

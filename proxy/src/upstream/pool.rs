@@ -14,7 +14,8 @@ pub const PASSIVE_FAILURES: u32 = 2;
 /// ...for this long.
 pub const EJECT_FOR: Duration = Duration::from_secs(10);
 
-fn now_ms() -> u64 {
+/// Wall-clock milliseconds, the unit of ejection deadlines.
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 

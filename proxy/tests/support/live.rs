@@ -7,10 +7,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// nginx with the RTMP module: RTMP app `live` with HLS into `hls/`, served over HTTP under `/hls/` with
 /// `Cache-Control: no-cache` and CORS `*`, like the seed origin. Every HTTP request is logged by path.
 pub struct RtmpOrigin {
@@ -28,7 +24,7 @@ impl RtmpOrigin {
     /// `proxy_protocol`: the RTMP listener requires a PROXY protocol header (nginx verifies it).
     pub fn start_with(proxy_protocol: bool) -> RtmpOrigin {
         let dir = tempfile::tempdir().unwrap();
-        let (http, rtmp) = (free_port(), free_port());
+        let (http, rtmp) = (super::closed_port(), super::closed_port());
         let d = dir.path().display();
         std::fs::create_dir_all(dir.path().join("hls")).unwrap();
         // nginx workers drop privileges when started as root; let them write HLS into the temp dir.

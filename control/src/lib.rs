@@ -3,5 +3,6 @@
 //! ([`compile`]), and serves it to edges ([`serve`]). `main.rs` parses flags and wires them together.
 
 pub mod compile;
+pub mod metrics;
 pub mod serve;
 pub mod watch;

@@ -73,8 +73,13 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let (current, _) = tokio::sync::watch::channel(None);
-        let shared = Arc::new(Shared { current, tokens });
+        let shared = match Shared::new(tokens) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                eprintln!("dime-control: metrics: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         tokio::spawn(dime_control::watch::run(client, namespaces, shared.clone()));
         let server = serve::serve(listen, shared);
         tokio::select! {

@@ -1,17 +1,19 @@
-//! Watches the route ConfigMaps (Dime's label and the old Traefik one) with reflectors, and recompiles the
-//! whole table from the full set after each burst of changes. A watch error keeps the last table.
+//! Watches the route ConfigMaps (Dime's label and the old Traefik one) and the Services they may name, with
+//! reflectors, and recompiles the whole table from the full set after each burst of changes. A watch error keeps
+//! the last table (and says so: metric, `/readyz` detail, log). Rejected ConfigMaps get a Kubernetes Event.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::runtime::reflector::{self, Store};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Service};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Api, Client};
+use kube::{Api, Client, Resource};
 
-use crate::compile::{self, Source};
+use crate::compile::{self, RejectReason, Rejection, Source};
 use crate::serve::{Served, Shared};
 
 /// ConfigMaps with native Dime routes.
@@ -21,33 +23,192 @@ pub const TRAEFIK_LABEL: &str = "traefik-config-fragment=true";
 /// Quiet time after a change before recompiling, so a burst of edits makes one new version.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
 
-fn sources(stores: &[Store<ConfigMap>]) -> Vec<Source> {
+fn sources(stores: &[Store<ConfigMap>]) -> (Vec<Source>, BTreeMap<String, ObjectReference>) {
     let mut by_id: BTreeMap<(String, String), Source> = BTreeMap::new();
+    let mut refs = BTreeMap::new();
     for store in stores {
         for cm in store.state() {
             let namespace = cm.metadata.namespace.clone().unwrap_or_default();
             let name = cm.metadata.name.clone().unwrap_or_default();
             let data = cm.data.clone().unwrap_or_default().into_iter().collect();
-            by_id.insert((namespace.clone(), name.clone()), Source { namespace, name, data });
+            let source = Source { namespace: namespace.clone(), name: name.clone(), data };
+            refs.insert(source.id(), cm.object_ref(&()));
+            by_id.insert((namespace, name), source);
         }
     }
-    by_id.into_values().collect()
+    (by_id.into_values().collect(), refs)
 }
 
-fn publish(shared: &Shared, stores: &[Store<ConfigMap>]) {
-    let compiled = compile::compile(sources(stores));
+/// Resolves `service: namespace/name:port` from the watched Services' LoadBalancer status (what MetalLB
+/// assigns), so edges need no cluster DNS for it.
+#[allow(missing_debug_implementations)]
+pub struct Services<'a> {
+    pub stores: &'a [(Option<String>, Store<Service>)],
+}
+
+impl dime_routes::ServiceResolver for Services<'_> {
+    fn resolve(&self, r: &dime_routes::ServiceRef<'_>) -> Result<(String, u16), String> {
+        let Some((_, store)) = self.stores.iter().find(|(ns, _)| ns.as_deref().is_none_or(|ns| ns == r.namespace))
+        else {
+            return Err(format!(
+                "namespace `{}` is not watched by this dime-control (add --namespace {})",
+                r.namespace, r.namespace
+            ));
+        };
+        let service = store
+            .get(&ObjectRef::new(r.name).within(r.namespace))
+            .ok_or_else(|| format!("Service {}/{} not found", r.namespace, r.name))?;
+        let ports = service.spec.as_ref().and_then(|s| s.ports.clone()).unwrap_or_default();
+        let port = ports
+            .iter()
+            .find(|p| p.port.to_string() == r.port || p.name.as_deref() == Some(r.port))
+            .and_then(|p| u16::try_from(p.port).ok())
+            .ok_or_else(|| {
+                let known: Vec<String> = ports
+                    .iter()
+                    .map(|p| match &p.name {
+                        Some(n) => format!("{}/{n}", p.port),
+                        None => p.port.to_string(),
+                    })
+                    .collect();
+                format!("Service {}/{} has no port `{}` (it has: {})", r.namespace, r.name, r.port, known.join(", "))
+            })?;
+        let ingress = service.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|lb| lb.ingress.as_ref());
+        let address = ingress
+            .into_iter()
+            .flatten()
+            .find_map(|i| i.ip.clone().or_else(|| i.hostname.clone()))
+            .ok_or_else(|| {
+                format!(
+                    "Service {}/{} has no LoadBalancer address yet (is it `type: LoadBalancer`, with an address pool for it?)",
+                    r.namespace, r.name
+                )
+            })?;
+        Ok((address, port))
+    }
+}
+
+/// What the compile loop remembers between compilations, to report changes only once.
+#[derive(Default)]
+struct Reported {
+    /// Rejected ConfigMaps and the errors last reported for each.
+    rejected: BTreeMap<String, Rejection>,
+}
+
+fn reason_name(r: RejectReason) -> &'static str {
+    match r {
+        RejectReason::Invalid => "invalid",
+        RejectReason::Conflict => "conflict",
+    }
+}
+
+/// Events are best effort and must never hold up compilation: each one is sent from its own task.
+fn send_event(recorder: &Recorder, shared: &Arc<Shared>, reference: ObjectReference, event: Event) {
+    let (recorder, shared) = (recorder.clone(), shared.clone());
+    tokio::spawn(async move {
+        if let Err(e) = recorder.publish(&event, &reference).await {
+            shared.metrics.events_failed.inc();
+            tracing::warn!(configmap = ?reference.name, error = %e, "cannot create Event");
+        }
+    });
+}
+
+fn truncate(mut note: String, max: usize) -> String {
+    if note.len() > max {
+        let mut cut = max.saturating_sub(3);
+        while !note.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        note.truncate(cut);
+        note.push_str("...");
+    }
+    note
+}
+
+fn publish(
+    shared: &Arc<Shared>,
+    stores: &[Store<ConfigMap>],
+    services: &[(Option<String>, Store<Service>)],
+    recorder: &Recorder,
+    reported: &mut Reported,
+) {
+    let (sources, refs) = sources(stores);
+    let compiled = compile::compile_with(sources, &Services { stores: services });
+    let m = &shared.metrics;
+    m.compiles.inc();
+    m.configmaps.with_label_values(&["accepted"]).set(compiled.accepted.len() as i64);
+    m.configmaps.with_label_values(&["rejected"]).set(compiled.rejected.len() as i64);
+    m.configmap_rejected.reset();
+    let mut now_rejected = BTreeMap::new();
     for r in &compiled.rejected {
-        for e in &r.errors {
-            tracing::error!(configmap = %r.configmap, reason = ?r.reason, error = %e, "ConfigMap rejected");
+        let (namespace, name) = r.configmap.split_once('/').unwrap_or(("", &r.configmap));
+        m.configmap_rejected.with_label_values(&[namespace, name, reason_name(r.reason)]).set(1);
+        if reported.rejected.get(&r.configmap) != Some(r) {
+            m.rejections.with_label_values(&[reason_name(r.reason)]).inc();
+            for e in &r.errors {
+                tracing::error!(configmap = %r.configmap, reason = reason_name(r.reason), error = %e, "ConfigMap rejected; the rest of the table still applies");
+            }
+            if let Some(reference) = refs.get(&r.configmap) {
+                let note = match r.reason {
+                    RejectReason::Invalid => {
+                        format!("not applied, {} error(s): {}", r.errors.len(), r.errors.join("; "))
+                    }
+                    RejectReason::Conflict => format!(
+                        "not applied, conflicts with ConfigMaps earlier in namespace/name order: {}",
+                        r.errors.join("; ")
+                    ),
+                };
+                let event = Event {
+                    type_: EventType::Warning,
+                    reason: "RoutesRejected".into(),
+                    note: Some(truncate(note, 1000)),
+                    action: "CompileRoutes".into(),
+                    secondary: None,
+                };
+                send_event(recorder, shared, reference.clone(), event);
+            }
+        }
+        now_rejected.insert(r.configmap.clone(), r.clone());
+    }
+    for id in reported.rejected.keys().filter(|id| !now_rejected.contains_key(*id)) {
+        if let (Some(reference), true) = (refs.get(id), compiled.accepted.contains(id)) {
+            tracing::info!(configmap = %id, "ConfigMap accepted again");
+            let event = Event {
+                type_: EventType::Normal,
+                reason: "RoutesAccepted".into(),
+                note: Some("the routes of this ConfigMap are in the served table again".into()),
+                action: "CompileRoutes".into(),
+                secondary: None,
+            };
+            send_event(recorder, shared, reference.clone(), event);
         }
     }
+    reported.rejected = now_rejected;
+    shared.set_rejected(compiled.rejected.clone());
+
     let version = compiled.table.version().to_owned();
     if shared.current.borrow().as_ref().is_some_and(|s| s.version == version) {
         return;
     }
-    tracing::info!(%version, routes = compiled.table.routes().len(), accepted = ?compiled.accepted, rejected = compiled.rejected.len(), "route table compiled");
+    tracing::info!(%version, routes = compiled.table.routes().len(), tcp_routes = compiled.table.tcp_routes().len(), accepted = ?compiled.accepted, rejected = compiled.rejected.len(), "route table compiled");
+    m.table_info.reset();
+    m.table_info.with_label_values(&[&version]).set(1);
+    m.table_routes.with_label_values(&["http"]).set(compiled.table.routes().len() as i64);
+    m.table_routes.with_label_values(&["tcp"]).set(compiled.table.tcp_routes().len() as i64);
+    m.table_published_time.set(crate::serve::unix(SystemTime::now()));
     let served = Served { version, json: compiled.table.to_json().into() };
     shared.current.send_replace(Some(Arc::new(served)));
+}
+
+fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as Resource>::DynamicType: Default,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
 }
 
 /// Runs the watches until the process ends. `namespaces` empty: every namespace.
@@ -55,49 +216,69 @@ pub async fn run(client: Client, namespaces: Vec<String>, shared: Arc<Shared>) {
     let targets: Vec<Option<String>> =
         if namespaces.is_empty() { vec![None] } else { namespaces.into_iter().map(Some).collect() };
     let mut stores = Vec::new();
+    let mut service_stores = Vec::new();
+    let mut ready: Vec<futures::future::BoxFuture<'static, bool>> = Vec::new();
     let mut streams = Vec::new();
     for ns in &targets {
         for label in [NATIVE_LABEL, TRAEFIK_LABEL] {
-            let api: Api<ConfigMap> = match ns {
-                Some(ns) => Api::namespaced(client.clone(), ns),
-                None => Api::all(client.clone()),
-            };
             let (reader, writer) = reflector::store();
-            let stream = reflector::reflector(writer, watcher(api, watcher::Config::default().labels(label)))
-                .default_backoff()
-                .map_ok(|_| ())
-                .boxed();
+            let stream = reflector::reflector(
+                writer,
+                watcher(api::<ConfigMap>(&client, ns), watcher::Config::default().labels(label)),
+            )
+            .default_backoff()
+            .map_ok(|_| ())
+            .boxed();
+            let r = reader.clone();
+            ready.push(Box::pin(async move { r.wait_until_ready().await.is_ok() }));
             stores.push(reader);
             streams.push(stream);
         }
+        let (reader, writer) = reflector::store();
+        let stream = reflector::reflector(writer, watcher(api::<Service>(&client, ns), watcher::Config::default()))
+            .default_backoff()
+            .map_ok(|_| ())
+            .boxed();
+        let r = reader.clone();
+        ready.push(Box::pin(async move { r.wait_until_ready().await.is_ok() }));
+        service_stores.push((ns.clone(), reader));
+        streams.push(stream);
     }
     let mut events = futures::stream::select_all(streams);
     // Set once every store has completed its first full list.
     let synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
-        let (stores, synced) = (stores.clone(), synced.clone());
+        let synced = synced.clone();
         tokio::spawn(async move {
-            for s in &stores {
-                if s.wait_until_ready().await.is_err() {
-                    return;
-                }
+            if futures::future::join_all(ready).await.into_iter().all(|ok| ok) {
+                synced.store(true, std::sync::atomic::Ordering::Release);
             }
-            synced.store(true, std::sync::atomic::Ordering::Release);
         });
     }
+    let reporter = Reporter {
+        controller: "dime-control".into(),
+        instance: std::env::var("POD_NAME").ok().or_else(|| std::env::var("HOSTNAME").ok()),
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let mut reported = Reported::default();
     let mut dirty = false;
+    shared.metrics.api_up.set(1);
     loop {
         tokio::select! {
             event = events.next() => match event {
-                Some(Ok(())) => dirty = true,
-                Some(Err(e)) => tracing::warn!(error = %e, "ConfigMap watch failed; the last table keeps serving"),
+                Some(Ok(())) => {
+                    dirty = true;
+                    shared.api_ok();
+                }
+                Some(Err(e)) => shared.api_error(&e.to_string()),
                 None => return,
             },
             _ = tokio::time::sleep(DEBOUNCE), if dirty => {
                 // Only a complete view may be compiled: never a partial or empty table because a list is unfinished.
                 if synced.load(std::sync::atomic::Ordering::Acquire) {
                     dirty = false;
-                    publish(&shared, &stores);
+                    shared.metrics.synced.set(1);
+                    publish(&shared, &stores, &service_stores, &recorder, &mut reported);
                 }
             }
         }

@@ -218,6 +218,32 @@ async fn traefik_configmaps_become_the_served_table_and_edits_reach_long_polls()
     cms.create(&pp, &configmap("broken-config", ("traefik-config-fragment", "true"), "b.yaml", broken)).await.unwrap();
     let (status, _, _) = routes(&http, &control, Some(&etag), "2s").await;
     assert_eq!(status, 304, "a bad ConfigMap must not change the table");
+    // ...and it gets a Warning Event naming the problem, and a metric.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(k.clone(), "default");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let event = loop {
+        let list = events.list(&Default::default()).await.unwrap();
+        if let Some(e) = list.items.into_iter().find(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("broken-config")
+                && e.reason.as_deref() == Some("RoutesRejected")
+        }) {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no Event on the rejected ConfigMap");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    let note = event.note.unwrap_or_default();
+    assert!(note.contains("default/broken-config/b.yaml: http.routers.broken.rule"), "{note}");
+    let metrics = http.get(format!("{}/metrics", control.url)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains(
+            r#"dime_control_configmap_rejected{name="broken-config",namespace="default",reason="invalid"} 1"#
+        ),
+        "{metrics}"
+    );
+    let readyz = http.get(format!("{}/readyz", control.url)).send().await.unwrap().text().await.unwrap();
+    assert!(readyz.contains("rejected configmap default/broken-config"), "{readyz}");
 
     // An edit reaches a long-polling client.
     let poll = {
@@ -244,4 +270,64 @@ async fn traefik_configmaps_become_the_served_table_and_edits_reach_long_polls()
     assert!(body.contains("video2.edge.mycdndomain.us"), "{body}");
     eprintln!("ConfigMap edit to long-poll answer: {:?}", answered.duration_since(applied));
     assert!(answered.duration_since(applied) < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstreams_naming_a_service_follow_its_loadbalancer_address() {
+    use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+    let kube = Kube::start();
+    let k = kube.client().await;
+    apply_rbac(&k).await;
+    let pp = PostParams::default();
+    let services: Api<Service> = Api::namespaced(k.clone(), "default");
+    let service = Service {
+        metadata: ObjectMeta { name: Some("nginx".into()), ..Default::default() },
+        spec: Some(ServiceSpec {
+            type_: Some("LoadBalancer".into()),
+            ports: Some(vec![ServicePort { name: Some("http".into()), port: 8080, ..Default::default() }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    services.create(&pp, &service).await.unwrap();
+    let routes_text = "version: 1\nhttp:\n  routes:\n    - { name: video, match: [{ hosts: [video.example.com] }], upstream: origin }\n  upstreams:\n    origin: { servers: [{ service: \"default/nginx:http\" }] }\n";
+    let cms: Api<ConfigMap> = Api::namespaced(k.clone(), "default");
+    cms.create(&pp, &configmap("video", ("dime-routes", "true"), "routes.yaml", routes_text)).await.unwrap();
+    let control = start_control(&kube);
+    let http = reqwest::Client::new();
+
+    // No address yet (no MetalLB here): the ConfigMap is rejected, saying why.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let readyz = http.get(format!("{}/readyz", control.url)).send().await.map(|r| r.status().as_u16());
+        if readyz.is_ok_and(|s| s == 200) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "control never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let readyz = http.get(format!("{}/readyz", control.url)).send().await.unwrap().text().await.unwrap();
+    assert!(readyz.contains("Service default/nginx has no LoadBalancer address yet"), "{readyz}");
+    let (_, etag, body) = routes(&http, &control, None, "0s").await;
+    assert!(!body.contains("video"), "{body}");
+
+    // What MetalLB does when it assigns an address: write the Service's status. The table follows.
+    let set_address = |ip: &'static str| {
+        let services = services.clone();
+        async move {
+            let status = serde_json::json!({ "status": { "loadBalancer": { "ingress": [{ "ip": ip }] } } });
+            services
+                .patch_status("nginx", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&status))
+                .await
+                .unwrap();
+        }
+    };
+    set_address("192.0.2.10").await;
+    let (status, etag2, body) = routes(&http, &control, etag.as_deref(), "10s").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("http://192.0.2.10:8080"), "{body}");
+    set_address("192.0.2.20").await;
+    let (status, _, body) = routes(&http, &control, etag2.as_deref(), "10s").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("http://192.0.2.20:8080") && !body.contains("192.0.2.10"), "{body}");
 }

@@ -58,14 +58,68 @@ pub fn parse(source: &str, text: &str) -> Result<RouteTable, RouteErrors> {
 }
 
 /// Reads, validates and compiles fragments from several places into one table. All errors of all fragments are
-/// returned together; no table is produced if there is any.
+/// returned together; no table is produced if there is any. Servers that name a Kubernetes Service are an error
+/// here (only dime-control resolves them: [`compile_with`]).
 pub fn compile(fragments: &[Fragment<'_>]) -> Result<RouteTable, RouteErrors> {
+    compile_with(fragments, &NoServices)
+}
+
+/// [`compile`], resolving servers that name a Kubernetes Service with `services`. The table holds the resolved
+/// addresses (as `url`/`address`), so its version changes when a Service's address does.
+pub fn compile_with(fragments: &[Fragment<'_>], services: &dyn ServiceResolver) -> Result<RouteTable, RouteErrors> {
     let mut errors = error::Collector::default();
     let mut loaded = Vec::new();
     for f in fragments {
         loaded.extend(load::load(f.source, f.text, &mut errors));
     }
-    validate::compile(loaded, errors)
+    validate::compile(loaded, services, errors)
+}
+
+/// A server's `service: namespace/name:port` reference. `port` is the Service port's number or name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceRef<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub port: &'a str,
+}
+
+impl<'a> ServiceRef<'a> {
+    pub fn parse(text: &'a str) -> Result<Self, String> {
+        let bad = || format!("`{text}`: expected a Service as namespace/name:port, e.g. video/nginx-rtmp:1935");
+        let (namespace, rest) = text.split_once('/').ok_or_else(bad)?;
+        let (name, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+        let label = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 63
+                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !s.starts_with('-')
+                && !s.ends_with('-')
+        };
+        if !label(namespace) || !label(name) || !label(port) {
+            return Err(bad());
+        }
+        Ok(ServiceRef { namespace, name, port })
+    }
+}
+
+impl std::fmt::Display for ServiceRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}:{}", self.namespace, self.name, self.port)
+    }
+}
+
+/// Turns a [`ServiceRef`] into the host (an address or a DNS name) and port to connect to, or says why not.
+pub trait ServiceResolver {
+    fn resolve(&self, service: &ServiceRef<'_>) -> Result<(String, u16), String>;
+}
+
+/// Outside dime-control there is no cluster to ask.
+struct NoServices;
+
+impl ServiceResolver for NoServices {
+    fn resolve(&self, _: &ServiceRef<'_>) -> Result<(String, u16), String> {
+        Err("Kubernetes Service references are resolved by dime-control only; a routes file needs `url` (HTTP) or `address` (TCP)".into())
+    }
 }
 
 #[cfg(test)]

@@ -55,6 +55,15 @@ impl fmt::Display for HostPattern {
     }
 }
 
+impl fmt::Display for PathMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathMatch::Prefix(p) => write!(f, "prefix `{p}`"),
+            PathMatch::Exact(p) => write!(f, "exactly `{p}`"),
+        }
+    }
+}
+
 /// Normalizes a request's Host (or `:authority`): drops the port and a trailing dot, lower-cases. Borrows when
 /// nothing needs changing, which is the common case.
 pub fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {

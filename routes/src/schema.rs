@@ -75,7 +75,12 @@ pub struct TcpUpstreamSpec {
 #[serde(deny_unknown_fields)]
 pub struct TcpServerSpec {
     /// `host:port`
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub address: String,
+    /// A Kubernetes Service, `namespace/name:port`, resolved by dime-control to its LoadBalancer address
+    /// (instead of `address`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
 }
@@ -211,7 +216,12 @@ pub struct UpstreamSpec {
 #[serde(deny_unknown_fields)]
 pub struct ServerSpec {
     /// `http://host[:port]`
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub url: String,
+    /// A Kubernetes Service, `namespace/name:port`, resolved by dime-control to `http://` + its LoadBalancer
+    /// address (instead of `url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
 }

@@ -250,3 +250,70 @@ tcp:
         assert!(errors.iter().any(|e| e.contains(want)), "missing {want:?} in {errors:#?}");
     }
 }
+
+/// A resolver with one known Service, as dime-control builds from LoadBalancer status.
+struct OneService;
+
+impl crate::ServiceResolver for OneService {
+    fn resolve(&self, s: &crate::ServiceRef<'_>) -> Result<(String, u16), String> {
+        match (s.namespace, s.name, s.port) {
+            ("video", "nginx", "1935" | "rtmp") => Ok(("192.0.2.10".into(), 1935)),
+            ("video", "nginx", "8080" | "http") => Ok(("192.0.2.10".into(), 8080)),
+            ("video", "v6", _) => Ok(("2001:db8::1".into(), 80)),
+            _ => Err(format!("Service {}/{} not found", s.namespace, s.name)),
+        }
+    }
+}
+
+const SERVICE_ROUTES: &str = r#"
+version: 1
+http:
+  routes:
+    - { name: video, match: [{ hosts: [video.example.com] }], upstream: origin }
+  upstreams:
+    origin: { servers: [{ service: "video/nginx:http" }, { service: "video/v6:80" }] }
+tcp:
+  routes:
+    - { name: rtmp, entrypoints: [rtmp], upstream: rtmp }
+  upstreams:
+    rtmp: { servers: [{ service: "video/nginx:1935" }] }
+"#;
+
+#[test]
+fn service_references_resolve_to_addresses_in_the_compiled_document() {
+    let table = crate::compile_with(&[Fragment { source: "ns/cm/routes", text: SERVICE_ROUTES }], &OneService).unwrap();
+    let up = &table.upstreams()["origin"];
+    assert_eq!((up.servers[0].host.as_str(), up.servers[0].port), ("192.0.2.10", 8080));
+    assert_eq!((up.servers[1].host.as_str(), up.servers[1].port), ("2001:db8::1", 80));
+    assert_eq!(table.tcp_upstreams()["rtmp"].servers[0].port, 1935);
+    // What edges receive names addresses only, and reads back as the same table.
+    let json = table.to_json();
+    assert!(json.contains("http://192.0.2.10:8080") && json.contains("http://[2001:db8::1]:80"), "{json}");
+    assert!(!json.contains("service"), "{json}");
+    assert_eq!(crate::parse("served.json", &json).unwrap().version(), table.version());
+}
+
+#[test]
+fn service_references_are_errors_outside_control_and_when_unresolved() {
+    let errors = errors_of(SERVICE_ROUTES);
+    assert!(
+        errors.iter().any(|e| e.contains("http.upstreams.origin.servers[0].service: `video/nginx:http`: Kubernetes Service references are resolved by dime-control only")),
+        "{errors:#?}"
+    );
+    let text = r#"
+version: 1
+http:
+  upstreams:
+    a: { servers: [{ service: "video/missing:80" }, { service: "no-namespace:80" }, { url: "http://x", service: "video/nginx:80" }, {}] }
+"#;
+    let errors = crate::compile_with(&[Fragment { source: "f", text }], &OneService).unwrap_err();
+    let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    for want in [
+        "servers[0].service: `video/missing:80`: Service video/missing not found",
+        "servers[1].service: `no-namespace:80`: expected a Service as namespace/name:port",
+        "servers[2].service: give either a Service or a direct address, not both",
+        "servers[3].url: missing: a server needs `url`",
+    ] {
+        assert!(errors.iter().any(|e| e.contains(want)), "missing {want:?} in {errors:#?}");
+    }
+}

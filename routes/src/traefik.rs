@@ -264,7 +264,11 @@ fn merge_alternatives(alternatives: Vec<rule::Conjunction>) -> Vec<MatchSpec> {
 
 fn translate_service(lb: LoadBalancer) -> schema::UpstreamSpec {
     schema::UpstreamSpec {
-        servers: lb.servers.into_iter().map(|s| schema::ServerSpec { url: s.url, weight: s.weight }).collect(),
+        servers: lb
+            .servers
+            .into_iter()
+            .map(|s| schema::ServerSpec { url: s.url, service: None, weight: s.weight })
+            .collect(),
         health_check: lb.health_check.map(|h| schema::HealthCheckSpec {
             path: h.path,
             interval: h.interval,
@@ -315,7 +319,7 @@ fn translate_tcp(source: &str, tcp: Tcp, doc: &mut schema::Document, errors: &mu
             .load_balancer
             .servers
             .into_iter()
-            .map(|s| schema::TcpServerSpec { address: s.address, weight: s.weight })
+            .map(|s| schema::TcpServerSpec { address: s.address, service: None, weight: s.weight })
             .collect();
         doc.tcp.upstreams.insert(
             name,

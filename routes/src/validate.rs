@@ -11,6 +11,7 @@ use crate::load::{Dialect, Loaded};
 use crate::matcher::{HostPattern, Index, PathMatch, Rule};
 use crate::schema::{self, Document};
 use crate::table::{CachePolicy, HealthCheck, Match, Probe, Route, RouteTable, Server, TcpRoute, Upstream};
+use crate::{ServiceRef, ServiceResolver};
 
 /// Where a route or upstream was defined, to name it in errors in the words of its own document.
 #[derive(Debug, Clone)]
@@ -93,6 +94,9 @@ fn duration_or(text: &Option<String>, default: Duration, at: Location, errors: &
 
 /// Parses `http://host[:port][/]`. HTTPS origins arrive with the TLS issue.
 pub(crate) fn parse_server_url(url: &str) -> Result<(String, u16), String> {
+    if url.is_empty() {
+        return Err("missing: a server needs `url` (or, with dime-control, `service: namespace/name:port`)".into());
+    }
     let rest = match url.split_once("://") {
         Some(("http", rest)) => rest,
         Some(("https", _)) => return Err(format!("`{url}`: https:// origins are not supported by this version yet")),
@@ -188,6 +192,9 @@ fn compile_upstream(name: &str, spec: &schema::UpstreamSpec, origin: &Origin, er
 
 /// Parses `host:port` (IPv6 as `[addr]:port`).
 pub(crate) fn parse_address(address: &str) -> Result<(String, u16), String> {
+    if address.is_empty() {
+        return Err("missing: a server needs `address` (or, with dime-control, `service: namespace/name:port`)".into());
+    }
     let (host, port) = if let Some(v6) = address.strip_prefix('[') {
         let (host, tail) = v6.split_once(']').ok_or_else(|| format!("`{address}`: unclosed `[`"))?;
         (host, tail.strip_prefix(':').unwrap_or(""))
@@ -432,7 +439,11 @@ fn path_len(p: &PathMatch) -> usize {
 
 /// Validates and compiles documents (from one or many sources) into one table. Names share one namespace across
 /// all of them: a route or upstream defined twice is an error naming both places.
-pub(crate) fn compile(loaded: Vec<Loaded>, mut errors: Collector) -> Result<RouteTable, RouteErrors> {
+pub(crate) fn compile(
+    loaded: Vec<Loaded>,
+    services: &dyn ServiceResolver,
+    mut errors: Collector,
+) -> Result<RouteTable, RouteErrors> {
     let mut upstream_specs: BTreeMap<String, (schema::UpstreamSpec, Origin)> = BTreeMap::new();
     let mut route_specs: BTreeMap<String, (schema::RouteSpec, Origin)> = BTreeMap::new();
     let mut tcp_upstream_specs: BTreeMap<String, (schema::TcpUpstreamSpec, Origin)> = BTreeMap::new();
@@ -477,6 +488,7 @@ pub(crate) fn compile(loaded: Vec<Loaded>, mut errors: Collector) -> Result<Rout
             route_specs.insert(spec.name.clone(), (spec, origin));
         }
     }
+    resolve_services(&mut upstream_specs, &mut tcp_upstream_specs, services, &mut errors);
     let upstreams: BTreeMap<String, Upstream> = upstream_specs
         .iter()
         .map(|(name, (spec, origin))| (name.clone(), compile_upstream(name, spec, origin, &mut errors)))
@@ -526,6 +538,49 @@ pub(crate) fn compile(loaded: Vec<Loaded>, mut errors: Collector) -> Result<Rout
         tcp_routes,
         tcp_upstreams,
     })
+}
+
+/// One server's `url`/`address` or `service` (exactly one of them): the `service` one is replaced by its
+/// resolved address, so the compiled document names only addresses.
+fn resolve_one(
+    direct: &mut String,
+    service: &mut Option<String>,
+    services: &dyn ServiceResolver,
+    format: impl Fn(&str, u16) -> String,
+) -> Result<(), (&'static str, String)> {
+    let Some(reference) = service.take() else {
+        return Ok(());
+    };
+    if !direct.is_empty() {
+        return Err(("service", "give either a Service or a direct address, not both".into()));
+    }
+    let parsed = ServiceRef::parse(&reference).map_err(|e| ("service", e))?;
+    let (host, port) = services.resolve(&parsed).map_err(|e| ("service", format!("`{reference}`: {e}")))?;
+    *direct = if host.contains(':') { format(&format!("[{host}]"), port) } else { format(&host, port) };
+    Ok(())
+}
+
+fn resolve_services(
+    http: &mut BTreeMap<String, (schema::UpstreamSpec, Origin)>,
+    tcp: &mut BTreeMap<String, (schema::TcpUpstreamSpec, Origin)>,
+    services: &dyn ServiceResolver,
+    errors: &mut Collector,
+) {
+    for (name, (spec, origin)) in http.iter_mut() {
+        for (i, s) in spec.servers.iter_mut().enumerate() {
+            if let Err((field, e)) = resolve_one(&mut s.url, &mut s.service, services, |h, p| format!("http://{h}:{p}"))
+            {
+                errors.push(origin.upstream(name, &format!("servers[{i}].{field}")), e);
+            }
+        }
+    }
+    for (name, (spec, origin)) in tcp.iter_mut() {
+        for (i, s) in spec.servers.iter_mut().enumerate() {
+            if let Err((field, e)) = resolve_one(&mut s.address, &mut s.service, services, |h, p| format!("{h}:{p}")) {
+                errors.push(origin.tcp_upstream(name, &format!("servers[{i}].{field}")), e);
+            }
+        }
+    }
 }
 
 pub(crate) fn content_version(document: &Document) -> String {

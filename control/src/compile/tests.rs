@@ -35,7 +35,14 @@ fn conflicts_go_to_the_first_configmap_in_namespace_name_order() {
     assert_eq!(c.accepted, vec!["team-a/video"]);
     assert_eq!(c.rejected[0].configmap, "team-b/video");
     assert_eq!(c.rejected[0].reason, RejectReason::Conflict);
-    assert!(c.rejected[0].errors.iter().any(|e| e.contains("also defined at team-a/video/v.yaml")), "{:?}", c.rejected);
+    assert!(
+        c.rejected[0]
+            .errors
+            .iter()
+            .any(|e| e.contains("route `video-router` is also defined by ConfigMap team-a/video")),
+        "{:?}",
+        c.rejected
+    );
 }
 
 #[test]
@@ -43,4 +50,35 @@ fn the_same_configmaps_give_the_same_version_in_any_order() {
     let a = compile(vec![cm("d", "v", "v.yaml", VIDEO), cm("d", "w", "w.yaml", WHOAMI)]);
     let b = compile(vec![cm("d", "w", "w.yaml", WHOAMI), cm("d", "v", "v.yaml", VIDEO)]);
     assert_eq!(a.table.version(), b.table.version());
+}
+
+#[test]
+fn the_same_host_and_path_in_two_configmaps_is_a_conflict() {
+    let other = VIDEO.replace("video-router", "other-router").replace("video-service", "other-service");
+    let c = compile(vec![cm("a", "video", "v.yaml", VIDEO), cm("b", "copy", "v.yaml", &other)]);
+    assert_eq!(c.accepted, vec!["a/video"]);
+    assert_eq!(c.rejected[0].reason, RejectReason::Conflict);
+    assert!(
+        c.rejected[0].errors.iter().any(|e| e.contains("route `other-router` matches host `video.edge.mycdndomain.us` with path prefix `/` like route `video-router` of ConfigMap a/video")),
+        "{:?}",
+        c.rejected
+    );
+}
+
+#[test]
+fn many_configmaps_compile_in_linear_time_to_one_table() {
+    let sources: Vec<Source> = (0..200)
+        .map(|i| {
+            let text = format!(
+                "version: 1\nhttp:\n  routes:\n{}  upstreams:\n    u{i}: {{ servers: [{{ url: \"http://10.0.0.1:80\" }}] }}\n",
+                (0..5)
+                    .map(|j| format!("    - {{ name: r{i}-{j}, match: [{{ hosts: [h{i}.example.com], paths: [{{ prefix: /p{j} }}] }}], upstream: u{i} }}\n"))
+                    .collect::<String>()
+            );
+            cm("ns", &format!("cm{i:03}"), "routes.yaml", &text)
+        })
+        .collect();
+    let c = compile(sources);
+    assert!(c.rejected.is_empty(), "{:?}", c.rejected.first());
+    assert_eq!(c.table.routes().len(), 1000);
 }

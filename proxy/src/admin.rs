@@ -204,6 +204,11 @@ impl Admin {
                 "table": a.table.document(),
             })),
             "last_rejected": self.state.last_rejected(),
+            "control": self.state.sync_status().map(|s| serde_json::json!({
+                "url": s.control,
+                "last_success_unix": s.last_success.map(unix),
+                "last_error": s.last_error,
+            })),
         });
         serde_json::to_vec_pretty(&body).unwrap_or_default()
     }

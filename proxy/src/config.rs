@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::cache::CacheSettings;
+use crate::source::control::ControlUrl;
 use crate::upstream::Overrides;
 
 #[derive(Debug, Parser)]
@@ -60,8 +61,17 @@ pub struct RunArgs {
     #[arg(long, env = "DIME_ADMIN", value_name = "ADDR")]
     pub admin: Option<String>,
     /// Routes file, watched: a valid edit is applied atomically, an invalid one is logged and ignored.
-    #[arg(long, env = "DIME_ROUTES", value_name = "FILE")]
+    #[arg(long, env = "DIME_ROUTES", value_name = "FILE", conflicts_with = "control")]
     pub routes: Option<PathBuf>,
+    /// dime-control URL to pull routes from (repeatable: tried in order, the next one when one fails).
+    #[arg(long, env = "DIME_CONTROL", value_name = "URL", value_delimiter = ',')]
+    pub control: Vec<String>,
+    /// File with the bearer token for dime-control (first non-comment line).
+    #[arg(long, env = "DIME_CONTROL_TOKEN_FILE", value_name = "FILE")]
+    pub control_token_file: Option<PathBuf>,
+    /// Directory where the last good route table from control is kept, to start from when control is down.
+    #[arg(long, env = "DIME_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Worker threads for the HTTP entrypoints [default: number of CPUs].
     #[arg(long, env = "DIME_THREADS")]
     pub threads: Option<usize>,
@@ -107,6 +117,9 @@ struct FileConfig {
     tcp_drain_timeout: Option<String>,
     admin: Option<String>,
     routes: Option<PathBuf>,
+    control: Option<Vec<String>>,
+    control_token_file: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
     threads: Option<usize>,
     access_log: Option<bool>,
     log_format: Option<LogFormat>,
@@ -128,7 +141,7 @@ pub struct EdgeConfig {
     pub tcp: Vec<(String, SocketAddr)>,
     pub tcp_drain_timeout: Duration,
     pub admin: SocketAddr,
-    pub routes: PathBuf,
+    pub routes: RouteSource,
     pub threads: usize,
     pub access_log: bool,
     pub log_format: LogFormat,
@@ -138,6 +151,15 @@ pub struct EdgeConfig {
     pub retries: usize,
     pub cache: CacheSettings,
     pub admin_tokens: Vec<String>,
+}
+
+/// Where the route table comes from.
+#[derive(Debug, Clone)]
+pub enum RouteSource {
+    /// A watched file.
+    File(PathBuf),
+    /// dime-control, pulled; the last good table kept in `state_dir`.
+    Control { urls: Vec<ControlUrl>, token: String, state_dir: Option<PathBuf> },
 }
 
 /// Parses a byte size: a number with an optional unit (`B`, `KB`, `MB`, `GB`, `KiB`, `MiB`, `GiB`, `k`, `m`,
@@ -183,7 +205,7 @@ pub enum ConfigError {
     File { path: String, message: String },
     #[error("{setting}: {message}")]
     Invalid { setting: &'static str, message: String },
-    #[error("no route source: give --routes FILE (or DIME_ROUTES, or `routes` in the config file)")]
+    #[error("no route source: give --routes FILE or --control URL (or DIME_ROUTES / DIME_CONTROL, or `routes` / `control` in the config file)")]
     NoRoutes,
 }
 
@@ -235,7 +257,30 @@ impl EdgeConfig {
             None => Duration::from_secs(300),
         };
         let admin = addr("admin", args.admin.or(file.admin).as_deref().unwrap_or("127.0.0.1:9901"))?;
-        let routes = args.routes.or(file.routes).ok_or(ConfigError::NoRoutes)?;
+        let control = pick(args.control, file.control);
+        let routes_file = args.routes.or(file.routes);
+        let state_dir = args.state_dir.or(file.state_dir);
+        let routes = match (routes_file, control.is_empty()) {
+            (Some(_), false) => return Err(invalid("routes", "give either a routes file or control URLs, not both")),
+            (Some(path), true) => {
+                if state_dir.is_some() {
+                    return Err(invalid("state_dir", "only used with --control (a routes file is its own state)"));
+                }
+                RouteSource::File(path)
+            }
+            (None, false) => {
+                let urls = control
+                    .iter()
+                    .map(|u| ControlUrl::parse(u).map_err(|e| invalid("control", e)))
+                    .collect::<Result<_, _>>()?;
+                let token_file = args.control_token_file.or(file.control_token_file).ok_or_else(|| {
+                    invalid("control_token_file", "required with --control: control refuses requests without a token")
+                })?;
+                let token = read_tokens(&token_file)?.swap_remove(0);
+                RouteSource::Control { urls, token, state_dir }
+            }
+            (None, true) => return Err(ConfigError::NoRoutes),
+        };
         let threads = args
             .threads
             .or(file.threads)

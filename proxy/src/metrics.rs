@@ -32,6 +32,9 @@ pub struct Metrics {
     pub config_loaded_time: Gauge,
     pub config_age: Gauge,
     pub config_routes: IntGauge,
+    pub routes_fetch_failures: IntCounterVec,
+    pub routes_fetch_last_success: Gauge,
+    pub routes_state_write_failures: IntCounter,
     pub build_info: GaugeVec,
     pub cache_requests: IntCounterVec,
     pub cache_lock_waits: IntCounterVec,
@@ -170,6 +173,25 @@ impl Metrics {
                 "dime_config_reloads_total",
                 "Route table loads, by result (ok or failed).",
                 &["result"]
+            ),
+            routes_fetch_failures: build!(
+                r,
+                IntCounterVec,
+                "dime_routes_fetch_failures_total",
+                "Failed pulls of the route table from dime-control, by reason (connect, timeout, unauthorized, status, body, invalid).",
+                &["reason"]
+            ),
+            routes_fetch_last_success: build!(
+                r,
+                Gauge,
+                "dime_routes_fetch_last_success_timestamp_seconds",
+                "When dime-control last answered a route table pull (Unix time; 0: never)."
+            ),
+            routes_state_write_failures: build!(
+                r,
+                IntCounter,
+                "dime_routes_state_write_failures_total",
+                "Route tables that could not be saved to --state-dir."
             ),
             config_info: build!(
                 r,

@@ -15,9 +15,10 @@ use pingora_core::services::listening::Service;
 
 use crate::admin::Admin;
 use crate::cache::Cache;
-use crate::config::EdgeConfig;
+use crate::config::{EdgeConfig, RouteSource};
 use crate::metrics::Metrics;
 use crate::service::{DimeProxy, ProxySettings};
+use crate::source::control::ControlSource;
 use crate::source::FileSource;
 use crate::state::State;
 use crate::tcp::TcpProxy;
@@ -81,6 +82,29 @@ impl BackgroundService for Drain {
     }
 }
 
+/// The route source in use.
+enum Routes {
+    File(FileSource),
+    Control(ControlSource),
+}
+
+#[async_trait]
+impl BackgroundService for Routes {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        match self {
+            Routes::File(s) => s.start(shutdown).await,
+            Routes::Control(s) => s.start(shutdown).await,
+        }
+    }
+}
+
+/// Checks that `dir` takes a file.
+fn tempfile_probe(dir: &std::path::Path) -> std::io::Result<()> {
+    let probe = dir.join(".write-probe");
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(probe)
+}
+
 /// Runs the edge until SIGTERM (drain, bounded by `shutdown_timeout`) or SIGINT (immediate).
 pub fn run(cfg: EdgeConfig) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new()?);
@@ -88,10 +112,31 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
     let mut state = State::new(metrics.clone(), resolver);
     state.tcp_entrypoints = cfg.tcp.iter().map(|(name, _)| name.clone()).collect();
     let state = Arc::new(state);
-    let source = FileSource { path: cfg.routes.clone(), state: state.clone() };
-    // Refuse to start on a broken file: there is no last good table to fall back on yet.
-    let first = source.load().map_err(|e| format!("routes file rejected:\n{e}"))?;
-    tracing::info!(path = %cfg.routes.display(), version = first.version(), routes = first.routes().len(), "routes file is valid");
+    let source = match &cfg.routes {
+        RouteSource::File(path) => {
+            let source = FileSource { path: path.clone(), state: state.clone() };
+            // Refuse to start on a broken file: there is no last good table to fall back on yet.
+            let first = source.load().map_err(|e| format!("routes file rejected:\n{e}"))?;
+            tracing::info!(path = %path.display(), version = first.version(), routes = first.routes().len(), "routes file is valid");
+            Routes::File(source)
+        }
+        RouteSource::Control { urls, token, state_dir } => {
+            if let Some(dir) = state_dir {
+                // A state dir that cannot be written would only be noticed in the outage it is meant for.
+                std::fs::create_dir_all(dir)
+                    .and_then(|()| tempfile_probe(dir))
+                    .map_err(|e| format!("state dir {}: {e}", dir.display()))?;
+            }
+            let controls: Vec<&str> = urls.iter().map(|u| u.text.as_str()).collect();
+            tracing::info!(?controls, state_dir = ?state_dir, "routes from dime-control");
+            Routes::Control(ControlSource {
+                urls: urls.clone(),
+                token: token.clone(),
+                state_dir: state_dir.clone(),
+                state: state.clone(),
+            })
+        }
+    };
 
     // Pingora sleeps the grace period, then gives runtimes their shutdown timeout; together they are the bound.
     let bound = cfg.shutdown_timeout.as_secs().max(1);
@@ -136,7 +181,7 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
     admin.threads = Some(1);
     server.add_service(admin);
 
-    server.add_service(background_service("routes file", source));
+    server.add_service(background_service("routes", source));
     server.add_service(background_service("upstream upkeep", Upkeep { state }));
     server.add_service(background_service("drain", Drain { metrics }));
     tracing::info!(http = ?cfg.http, tcp = ?cfg.tcp, admin = %cfg.admin, threads = cfg.threads, "dime-edge starting");

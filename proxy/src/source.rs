@@ -1,5 +1,8 @@
 //! Route sources. `FileSource` watches a routes file: each change is read, validated and applied atomically; an
-//! invalid change is rejected as a whole and the table in service stays.
+//! invalid change is rejected as a whole and the table in service stays. [`control::ControlSource`] pulls the
+//! table from dime-control.
+
+pub mod control;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -30,10 +30,20 @@ pub struct Rejected {
     pub errors: Vec<String>,
 }
 
+/// How the pull from dime-control goes, for `/config`.
+#[derive(Debug, Clone, Default)]
+pub struct SyncStatus {
+    /// The control URL that last answered.
+    pub control: String,
+    pub last_success: Option<SystemTime>,
+    pub last_error: Option<String>,
+}
+
 #[derive(Debug)]
 pub struct State {
     active: ArcSwapOption<Active>,
     last_rejected: Mutex<Option<Rejected>>,
+    sync: Mutex<Option<SyncStatus>>,
     pub metrics: Arc<Metrics>,
     pub resolver: SharedResolver,
     /// Names of this edge's TCP entrypoints, to warn about TCP routes that name others.
@@ -49,6 +59,7 @@ impl State {
         State {
             active: ArcSwapOption::empty(),
             last_rejected: Mutex::new(None),
+            sync: Mutex::new(None),
             metrics,
             resolver,
             tcp_entrypoints: Vec::new(),
@@ -64,15 +75,36 @@ impl State {
         self.last_rejected.lock().ok().and_then(|r| r.clone())
     }
 
+    pub fn sync_status(&self) -> Option<SyncStatus> {
+        self.sync.lock().ok().and_then(|s| s.clone())
+    }
+
+    pub fn update_sync(&self, f: impl FnOnce(&mut SyncStatus)) {
+        if let Ok(mut slot) = self.sync.lock() {
+            f(slot.get_or_insert_with(SyncStatus::default));
+        }
+    }
+
     /// Puts a validated table in service. New upstream pools are resolved first, so the first request after the
-    /// swap already has addresses; unchanged upstreams keep their pools (and health state).
+    /// swap already has addresses; unchanged upstreams keep their pools (and health state). An empty table never
+    /// replaces one with routes (see [`State::apply_trusted`]).
     pub async fn apply(&self, table: RouteTable, source: &str) {
+        self.apply_checked(table, source, false).await;
+    }
+
+    /// [`State::apply`] for a source whose empty table is meant: dime-control only serves one compiled from a
+    /// complete view of the cluster, so an empty table from it means every route ConfigMap is gone.
+    pub async fn apply_trusted(&self, table: RouteTable, source: &str) {
+        self.apply_checked(table, source, true).await;
+    }
+
+    async fn apply_checked(&self, table: RouteTable, source: &str, empty_is_meant: bool) {
         let old = self.current();
         if old.as_ref().is_some_and(|o| o.table.version() == table.version()) {
             return;
         }
         let no_routes = |t: &RouteTable| t.routes().is_empty() && t.tcp_routes().is_empty();
-        if no_routes(&table) && old.as_ref().is_some_and(|o| !no_routes(&o.table)) {
+        if !empty_is_meant && no_routes(&table) && old.as_ref().is_some_and(|o| !no_routes(&o.table)) {
             // An empty table is what a truncated file or a broken generator produces; serving it would turn every
             // request into a 404, so it never replaces a table that has routes.
             let error = dime_routes::RouteError::new(

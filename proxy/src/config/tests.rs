@@ -13,7 +13,7 @@ fn flags_beat_the_file_and_defaults_fill_the_rest() {
     let cfg = EdgeConfig::from_args(args).unwrap();
     assert_eq!(cfg.http, vec!["127.0.0.1:82".parse().unwrap()]);
     assert_eq!(cfg.admin, "127.0.0.1:9999".parse().unwrap());
-    assert_eq!(cfg.routes, PathBuf::from("/etc/dime/routes.yaml"));
+    assert!(matches!(&cfg.routes, RouteSource::File(p) if p == &PathBuf::from("/etc/dime/routes.yaml")));
     assert_eq!(cfg.shutdown_timeout, Duration::from_secs(10));
     assert!(cfg.access_log);
 }
@@ -44,4 +44,34 @@ fn unknown_file_keys_are_errors() {
     std::fs::write(&path, "colour = \"red\"\n").unwrap();
     let err = EdgeConfig::from_args(RunArgs { config: Some(path), ..Default::default() }).unwrap_err();
     assert!(err.to_string().contains("unknown field `colour`"), "{err}");
+}
+
+#[test]
+fn control_settings_need_a_token_and_exclude_a_routes_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "# control token\nedge-token-0123456789abcdef\n").unwrap();
+    let args = RunArgs {
+        control: vec!["http://10.0.0.1:8080".into(), "http://10.0.0.2:8080".into()],
+        control_token_file: Some(token.clone()),
+        state_dir: Some(dir.path().join("state")),
+        ..Default::default()
+    };
+    let cfg = EdgeConfig::from_args(args).unwrap();
+    let RouteSource::Control { urls, token: t, state_dir } = cfg.routes else { panic!("not control") };
+    assert_eq!(urls.len(), 2);
+    assert_eq!(t, "edge-token-0123456789abcdef");
+    assert_eq!(state_dir, Some(dir.path().join("state")));
+
+    let args = RunArgs { control: vec!["http://10.0.0.1:8080".into()], ..Default::default() };
+    assert!(EdgeConfig::from_args(args).unwrap_err().to_string().starts_with("control_token_file: required"));
+    let args = RunArgs {
+        control: vec!["http://10.0.0.1:8080".into()],
+        routes: Some("r.yaml".into()),
+        control_token_file: Some(token.clone()),
+        ..Default::default()
+    };
+    assert!(EdgeConfig::from_args(args).unwrap_err().to_string().contains("not both"));
+    let args = RunArgs { control: vec!["10.0.0.1:8080".into()], control_token_file: Some(token), ..Default::default() };
+    assert!(EdgeConfig::from_args(args).unwrap_err().to_string().starts_with("control: `10.0.0.1:8080`"));
 }

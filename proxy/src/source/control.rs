@@ -1,0 +1,307 @@
+//! `ControlSource`: the route table from dime-control. The edge long-polls `GET /v1/routes` (ETag, `?wait=`),
+//! validates every payload with the same code control compiled it with, swaps it in atomically, and keeps the last
+//! good one on disk (`--state-dir`) to start from when control cannot be reached. Several control URLs fail over
+//! in order; failures back off exponentially with jitter.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::rt::TokioIo;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+
+use crate::state::{unix, State, SyncStatus};
+
+/// How long one long-poll asks control to hold the request.
+pub const LONG_POLL: Duration = Duration::from_secs(30);
+/// Connecting to control, and the slack on top of the long-poll for the answer.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const ANSWER_SLACK: Duration = Duration::from_secs(10);
+/// Backoff after every control URL failed: doubling from the first step up to the cap, with full jitter.
+pub const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+pub const BACKOFF_CAP: Duration = Duration::from_secs(15);
+/// The largest route table accepted (a cap against a confused or hostile server).
+const MAX_PAYLOAD: usize = 64 << 20;
+/// The file in the state dir.
+pub const STATE_FILE: &str = "routes.json";
+
+/// One control endpoint, `http://host:port[/prefix]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlUrl {
+    pub text: String,
+    pub authority: String,
+    pub prefix: String,
+}
+
+impl ControlUrl {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let rest = match text.split_once("://") {
+            Some(("http", rest)) => rest,
+            Some(("https", _)) => {
+                return Err(format!(
+                    "`{text}`: https to control is not supported by this version yet; reach control over the overlay network or loopback with http://"
+                ))
+            }
+            _ => return Err(format!("`{text}`: expected http://HOST:PORT, e.g. http://dime-control.example.com:8080")),
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        if authority.is_empty() || authority.contains('@') || path.contains(['?', '#']) {
+            return Err(format!("`{text}`: expected http://HOST:PORT[/PATH] without credentials or query"));
+        }
+        let has_port = authority.rsplit_once(':').is_some_and(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok());
+        let authority = if has_port { authority.to_owned() } else { format!("{authority}:80") };
+        Ok(ControlUrl { text: text.trim_end_matches('/').to_owned(), authority, prefix: path.to_owned() })
+    }
+}
+
+/// What one request to control gave.
+#[derive(Debug)]
+enum Answer {
+    Table { etag: Option<String>, body: Bytes },
+    NotModified,
+}
+
+#[derive(Debug)]
+struct FetchError {
+    /// For the metric label: connect, timeout, unauthorized, status, body.
+    reason: &'static str,
+    message: String,
+}
+
+fn fail(reason: &'static str, message: impl Into<String>) -> FetchError {
+    FetchError { reason, message: message.into() }
+}
+
+async fn fetch(url: &ControlUrl, token: &str, etag: Option<&str>, wait: Duration) -> Result<Answer, FetchError> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(url.authority.as_str()))
+        .await
+        .map_err(|_| fail("connect", format!("connect to {} timed out", url.authority)))?
+        .map_err(|e| fail("connect", format!("connect to {}: {e}", url.authority)))?;
+    let _ = stream.set_nodelay(true);
+    let exchange = async {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+            .await
+            .map_err(|e| fail("connect", e.to_string()))?;
+        tokio::spawn(conn);
+        let mut req = http::Request::get(format!("{}/v1/routes?wait={}s", url.prefix, wait.as_secs()))
+            .header(http::header::HOST, url.authority.as_str())
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(http::header::USER_AGENT, concat!("dime-edge/", env!("CARGO_PKG_VERSION")));
+        if let Some(e) = etag {
+            req = req.header(http::header::IF_NONE_MATCH, format!("\"{e}\""));
+        }
+        let req = req.body(Empty::new()).map_err(|e| fail("status", e.to_string()))?;
+        let resp = sender.send_request(req).await.map_err(|e| fail("connect", e.to_string()))?;
+        let status = resp.status();
+        let etag = resp
+            .headers()
+            .get(http::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim_matches('"').to_owned());
+        match status {
+            http::StatusCode::NOT_MODIFIED => Ok(Answer::NotModified),
+            http::StatusCode::OK => {
+                let body = Limited::new(resp.into_body(), MAX_PAYLOAD)
+                    .collect()
+                    .await
+                    .map_err(|e| fail("body", format!("reading the table: {e}")))?
+                    .to_bytes();
+                Ok(Answer::Table { etag, body })
+            }
+            http::StatusCode::UNAUTHORIZED | http::StatusCode::FORBIDDEN => {
+                Err(fail("unauthorized", format!("{status}: control refused the token (--control-token-file)")))
+            }
+            other => Err(fail("status", format!("answered {other}"))),
+        }
+    };
+    tokio::time::timeout(wait + ANSWER_SLACK, exchange)
+        .await
+        .map_err(|_| fail("timeout", format!("no answer within {:?}", wait + ANSWER_SLACK)))?
+}
+
+/// Writes `bytes` to `dir/STATE_FILE` so that a crash at any moment leaves either the old file or the new one:
+/// temporary file, fsync, rename over, fsync the directory.
+pub fn persist(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(STATE_FILE))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// The backoff before round `failures` (1-based): full jitter over an exponentially growing window.
+pub fn backoff(failures: u32, random: f64) -> Duration {
+    let window = BACKOFF_FIRST.saturating_mul(1u32 << failures.saturating_sub(1).min(16)).min(BACKOFF_CAP);
+    window.mul_f64(random.clamp(0.0, 1.0)).max(Duration::from_millis(50))
+}
+
+#[derive(Debug)]
+pub struct ControlSource {
+    pub urls: Vec<ControlUrl>,
+    pub token: String,
+    pub state_dir: Option<PathBuf>,
+    pub state: Arc<State>,
+}
+
+impl ControlSource {
+    /// Reads the last good table from the state dir, if there is one. A file that does not validate (damaged, or
+    /// written by another version) is reported and not used.
+    pub fn load_state(&self) -> Option<dime_routes::RouteTable> {
+        let path = self.state_dir.as_ref()?.join(STATE_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "cannot read the saved route table");
+                return None;
+            }
+        };
+        match dime_routes::parse(&path.display().to_string(), &text) {
+            Ok(t) => Some(t),
+            Err(errors) => {
+                for e in errors.iter() {
+                    tracing::error!(path = %path.display(), error = %e, "saved route table does not validate; not using it");
+                }
+                None
+            }
+        }
+    }
+
+    pub fn state_source(&self) -> String {
+        match &self.state_dir {
+            Some(d) => format!("state:{}", d.join(STATE_FILE).display()),
+            None => "state".into(),
+        }
+    }
+
+    /// Takes a payload: validate, apply, save. Returns the version to long-poll on next; `Err` (with the
+    /// payload's ETag) when it did not validate.
+    async fn take(&self, url: &ControlUrl, etag: Option<String>, body: &[u8]) -> Result<String, Option<String>> {
+        let source = format!("control:{}", url.text);
+        let text = String::from_utf8_lossy(body);
+        match dime_routes::parse(&source, &text) {
+            Ok(table) => {
+                if etag.as_deref().is_some_and(|e| e != table.version()) {
+                    tracing::warn!(etag = ?etag, version = table.version(), "control's ETag differs from the table's content version; using the content version");
+                }
+                let version = table.version().to_owned();
+                let changed = self.state.current().is_none_or(|a| a.table.version() != version);
+                if changed && table.routes().is_empty() && table.tcp_routes().is_empty() {
+                    tracing::warn!(control = %url.text, "control serves an empty route table (no route ConfigMaps accepted): every route is removed");
+                }
+                self.state.apply_trusted(table, &source).await;
+                if let Some(dir) = &self.state_dir {
+                    match persist(dir, body) {
+                        Ok(()) => tracing::debug!(dir = %dir.display(), %version, "saved route table"),
+                        Err(e) => {
+                            self.state.metrics.routes_state_write_failures.inc();
+                            tracing::error!(dir = %dir.display(), error = %e, "cannot save the route table to the state dir; a restart while control is down would start without it");
+                        }
+                    }
+                }
+                Ok(version)
+            }
+            Err(errors) => {
+                // Keep the table in service; wait for the next version rather than fetching this one again.
+                self.state.metrics.routes_fetch_failures.with_label_values(&["invalid"]).inc();
+                self.state.reject(&source, &errors);
+                Err(etag)
+            }
+        }
+    }
+
+    fn record(&self, f: impl FnOnce(&mut SyncStatus)) {
+        self.state.update_sync(f);
+    }
+}
+
+#[async_trait]
+impl BackgroundService for ControlSource {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        // Serve the last good table at once; control (if reachable) replaces it within one request.
+        if let Some(table) = self.load_state() {
+            tracing::info!(
+                version = table.version(),
+                routes = table.routes().len(),
+                "starting from the saved route table"
+            );
+            self.state.apply_trusted(table, &self.state_source()).await;
+        }
+        let mut etag = self.state.current().map(|a| a.table.version().to_owned());
+        let mut failures: u32 = 0;
+        // The first request does not wait: an edge starting from its state dir learns at once whether it is current.
+        let mut wait = Duration::ZERO;
+        loop {
+            let mut succeeded = false;
+            for url in &self.urls {
+                let result = tokio::select! {
+                    r = fetch(url, &self.token, etag.as_deref(), wait) => r,
+                    _ = shutdown.changed() => return,
+                };
+                match result {
+                    Ok(answer) => {
+                        if failures > 0 {
+                            tracing::info!(control = %url.text, after_failures = failures, "control reachable again");
+                        }
+                        if let Answer::Table { etag: tag, body } = answer {
+                            match self.take(url, tag, &body).await {
+                                Ok(version) => etag = Some(version),
+                                Err(tag) => {
+                                    // Refused: long-poll past this version, after a pause like any failure.
+                                    etag = tag.or(etag);
+                                    self.record(|s| {
+                                        s.last_error = Some(format!("{}: payload did not validate", url.text))
+                                    });
+                                    break;
+                                }
+                            }
+                        }
+                        let m = &self.state.metrics;
+                        m.routes_fetch_last_success.set(unix(SystemTime::now()));
+                        self.record(|s| {
+                            s.control = url.text.clone();
+                            s.last_success = Some(SystemTime::now());
+                            s.last_error = None;
+                        });
+                        succeeded = true;
+                        break;
+                    }
+                    Err(e) => {
+                        self.state.metrics.routes_fetch_failures.with_label_values(&[e.reason]).inc();
+                        let serving = self.state.current().map(|a| a.table.version().to_owned());
+                        if failures == 0 || failures.is_power_of_two() {
+                            tracing::warn!(control = %url.text, reason = e.reason, error = %e.message, serving_version = ?serving, consecutive_failures = failures, "cannot get routes from control; the active table keeps serving");
+                        }
+                        self.record(|s| s.last_error = Some(format!("{}: {}", url.text, e.message)));
+                    }
+                }
+            }
+            if succeeded {
+                failures = 0;
+                wait = LONG_POLL;
+                continue;
+            }
+            failures = failures.saturating_add(1);
+            let pause = backoff(failures, fastrand::f64());
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,156 +1,20 @@
 //! dime-control against a real etcd + kube-apiserver (RBAC mode, started by scripts/kube-env), running under the
 //! least-privilege RBAC of manifests/control/rbac.yaml: the old Traefik
 //! ConfigMaps, applied verbatim, become the served table; edits reach a long-polling client; a malformed
-//! ConfigMap is rejected alone; the API needs a token.
+//! ConfigMap is rejected alone (with an Event and a metric); Services resolve to their LoadBalancer address; the
+//! API needs a token.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
-use serde::Deserialize;
-
-const TOKEN: &str = "control-test-token-0123456789";
-/// The token of control's ServiceAccount identity (a static token for `system:serviceaccount:dime-system:dime-control`).
-const CONTROL_IDENTITY_TOKEN: &str = "dime-control-serviceaccount-token-0123456789";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// etcd + kube-apiserver for one test, stopped on drop.
-struct Kube {
-    dir: tempfile::TempDir,
-}
-
-impl Kube {
-    fn start() -> Kube {
-        let dir = tempfile::tempdir().unwrap();
-        // An identity for control, bound by the manifests' RBAC like its ServiceAccount in a cluster.
-        std::fs::write(
-            dir.path().join("tokens.csv"),
-            format!("{CONTROL_IDENTITY_TOKEN},system:serviceaccount:dime-system:dime-control,control-uid,\"system:serviceaccounts\"\n"),
-        )
-        .unwrap();
-        let status = Command::new(repo().join("scripts/kube-env"))
-            .args(["start", dir.path().to_str().unwrap(), "--rbac"])
-            .stdout(Stdio::null())
-            .status()
-            .expect("scripts/kube-env");
-        assert!(status.success(), "kube-env start failed");
-        Kube { dir }
-    }
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("kubeconfig")
-    }
-    /// A kubeconfig for control's own identity (same cluster, the ServiceAccount's token).
-    fn control_kubeconfig(&self) -> PathBuf {
-        let admin = std::fs::read_to_string(self.kubeconfig()).unwrap();
-        let start = admin.find("token: \"").unwrap() + "token: \"".len();
-        let end = start + admin[start..].find('"').unwrap();
-        let text = format!("{}{CONTROL_IDENTITY_TOKEN}{}", &admin[..start], &admin[end..]);
-        let path = self.dir.path().join("control-kubeconfig");
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    async fn client(&self) -> Client {
-        let kc = Kubeconfig::read_from(self.kubeconfig()).unwrap();
-        let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap();
-        Client::try_from(config).unwrap()
-    }
-}
-
-impl Drop for Kube {
-    fn drop(&mut self) {
-        let _ =
-            Command::new(repo().join("scripts/kube-env")).args(["stop", self.dir.path().to_str().unwrap()]).status();
-    }
-}
-
-fn configmap(name: &str, label: (&str, &str), key: &str, text: &str) -> ConfigMap {
-    ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            labels: Some(BTreeMap::from([(label.0.to_owned(), label.1.to_owned())])),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([(key.to_owned(), text.to_owned())])),
-        ..Default::default()
-    }
-}
-
-struct Control {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Control {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Applies manifests/control/rbac.yaml as an administrator would.
-async fn apply_rbac(client: &Client) {
-    use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
-    let text = std::fs::read_to_string(repo().join("manifests/control/rbac.yaml")).unwrap();
-    let pp = PostParams::default();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let value = serde_yaml::Value::deserialize(doc).unwrap();
-        let kind = value["kind"].as_str().unwrap().to_owned();
-        match kind.as_str() {
-            "Namespace" => drop(
-                Api::<Namespace>::all(client.clone())
-                    .create(&pp, &serde_yaml::from_value(value).unwrap())
-                    .await
-                    .unwrap(),
-            ),
-            "ServiceAccount" => drop(
-                Api::<ServiceAccount>::namespaced(client.clone(), "dime-system")
-                    .create(&pp, &serde_yaml::from_value(value).unwrap())
-                    .await
-                    .unwrap(),
-            ),
-            "ClusterRole" => drop(
-                Api::<ClusterRole>::all(client.clone())
-                    .create(&pp, &serde_yaml::from_value(value).unwrap())
-                    .await
-                    .unwrap(),
-            ),
-            "ClusterRoleBinding" => drop(
-                Api::<ClusterRoleBinding>::all(client.clone())
-                    .create(&pp, &serde_yaml::from_value(value).unwrap())
-                    .await
-                    .unwrap(),
-            ),
-            other => panic!("unexpected kind {other} in rbac.yaml"),
-        }
-    }
-}
-
-fn start_control(kube: &Kube) -> Control {
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_dime-control"))
-        .args(["run", "--namespace", "default", "--listen", &format!("127.0.0.1:{port}"), "--token-file"])
-        .arg(&tokens)
-        .env("KUBECONFIG", kube.control_kubeconfig())
-        .stderr(std::fs::File::create(dir.path().join("control.log")).unwrap())
-        .spawn()
-        .unwrap();
-    Control { child, url: format!("http://127.0.0.1:{port}"), _dir: dir }
-}
+use support::*;
 
 async fn routes(
     client: &reqwest::Client,

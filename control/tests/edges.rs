@@ -1,0 +1,191 @@
+//! Route sync end to end, all real: etcd + kube-apiserver (RBAC) → dime-control (as its ServiceAccount) →
+//! dime-edge processes pulling with --control, routing to a local origin. The old Traefik ConfigMaps, applied
+//! verbatim, route on the edge; edits reach it by long-poll; a malformed ConfigMap disturbs nothing; a deleted one
+//! takes its routes away; the apiserver stopping leaves control serving; control stopping leaves the edge serving;
+//! an edge restarted while control is down serves from its state dir; a wrong token gets nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{DeleteParams, PostParams};
+use kube::Api;
+use support::*;
+
+/// GET through the edge with a Host header: (status, body), or None if the edge did not answer.
+async fn get(http: &reqwest::Client, edge: &Edge, host: &str) -> Option<(u16, String)> {
+    let r = http.get(format!("http://127.0.0.1:{}/", edge.http)).header("host", host).send().await.ok()?;
+    let status = r.status().as_u16();
+    Some((status, r.text().await.ok()?))
+}
+
+/// Waits until the edge answers `host` with `status` (and `body` if given); returns how long that took.
+async fn until(http: &reqwest::Client, edge: &Edge, host: &str, status: u16, body: Option<&str>) -> Duration {
+    let start = Instant::now();
+    loop {
+        if let Some((s, b)) = get(http, edge, host).await {
+            if s == status && body.is_none_or(|want| b == want) {
+                return start.elapsed();
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "edge never answered {host} with {status}; log:\n{}",
+            std::fs::read_to_string(&edge.log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn admin(http: &reqwest::Client, edge: &Edge, path: &str) -> String {
+    http.get(format!("http://127.0.0.1:{}{path}", edge.admin)).send().await.unwrap().text().await.unwrap()
+}
+
+fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edges_follow_configmaps_and_keep_serving_through_api_and_control_outages() {
+    let kube = Kube::start();
+    let k = kube.client().await;
+    apply_rbac(&k).await;
+    let cms: Api<ConfigMap> = Api::namespaced(k.clone(), "default");
+    let pp = PostParams::default();
+    let video = include_str!("../../examples/traefik/video-config.yaml");
+    let whoami = include_str!("../../examples/traefik/whoami-config.yaml");
+    cms.create(&pp, &configmap("video-config", ("traefik-config-fragment", "true"), "video.yaml", video))
+        .await
+        .unwrap();
+    cms.create(&pp, &configmap("whoami-config", ("traefik-config-fragment", "true"), "whoami.yaml", whoami))
+        .await
+        .unwrap();
+
+    let video_origin = origin("video origin").await;
+    let whoami_origin = origin("whoami origin").await;
+    // The fragments name the cluster's hosts; --resolve points them here (no public DNS in a test).
+    let resolve = vec![
+        "--resolve".to_owned(),
+        format!("video.cluster.mycdndomain.us:8080={video_origin}"),
+        "--resolve".to_owned(),
+        format!("whoami.cluster.mycdndomain.us:80={whoami_origin}"),
+    ];
+    let control = start_control(&kube);
+    let work = tempfile::tempdir().unwrap();
+    let token_file = work.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let state_dir = work.path().join("state");
+    // The first control URL is down: the edge fails over to the second.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let control_url = control.url.clone();
+    let controls = [dead.as_str(), control_url.as_str()];
+    let mut edge = Edge::start(&controls, &token_file, &state_dir, work.path().join("edge.log"), &resolve);
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+
+    until(&http, &edge, "video.edge.mycdndomain.us", 200, Some("video origin")).await;
+    until(&http, &edge, "whoami.edge.mycdndomain.us", 200, Some("whoami origin")).await;
+    assert!(state_dir.join("routes.json").exists(), "the table is saved to the state dir");
+
+    // Edits reach the edge by long-poll: time from the API accepting the edit to the edge routing differently.
+    let mut times = Vec::new();
+    for i in 1..=5 {
+        let host = format!("video{i}.edge.mycdndomain.us");
+        let edited = video.replace("video.edge.mycdndomain.us", &host);
+        let mut cm = cms.get("video-config").await.unwrap();
+        cm.data = Some(BTreeMap::from([("video.yaml".to_owned(), edited)]));
+        cms.replace("video-config", &pp, &cm).await.unwrap();
+        let start = Instant::now();
+        until(&http, &edge, &host, 200, Some("video origin")).await;
+        times.push(start.elapsed());
+    }
+    times.sort();
+    eprintln!("ConfigMap edit → edge routing the new host: {times:?} (median {:?})", times[times.len() / 2]);
+    // Well inside one 30 s long-poll: the change was pushed, not picked up by a later poll.
+    assert!(times[times.len() - 1] < Duration::from_secs(10), "{times:?}");
+    let last_host = "video5.edge.mycdndomain.us";
+    assert_eq!(get(&http, &edge, "video.edge.mycdndomain.us").await.unwrap().0, 404, "the old host is gone");
+
+    // A malformed ConfigMap disturbs nothing.
+    let version_before = admin(&http, &edge, "/readyz").await;
+    let broken = "http:\n  routers:\n    broken: { rule: \"Host(`x`\", service: nowhere }\n";
+    cms.create(&pp, &configmap("broken", ("traefik-config-fragment", "true"), "b.yaml", broken)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(admin(&http, &edge, "/readyz").await, version_before);
+    assert_eq!(get(&http, &edge, last_host).await.unwrap(), (200, "video origin".into()));
+    assert_eq!(get(&http, &edge, "whoami.edge.mycdndomain.us").await.unwrap(), (200, "whoami origin".into()));
+
+    // Deleting a ConfigMap removes its routes, and only those.
+    cms.delete("whoami-config", &DeleteParams::default()).await.unwrap();
+    until(&http, &edge, "whoami.edge.mycdndomain.us", 404, None).await;
+    assert_eq!(get(&http, &edge, last_host).await.unwrap().0, 200);
+
+    // The apiserver goes away: control keeps serving its last table and says the API is lost.
+    kube.stop();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let readyz = http.get(format!("{}/readyz", control.url)).send().await.unwrap();
+        assert_eq!(readyz.status(), 200, "control stays ready with its last table");
+        if readyz.text().await.unwrap().contains("kubernetes api: unreachable") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "control never noticed the API was gone");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let metrics = http.get(format!("{}/metrics", control.url)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("dime_control_kube_api_up 0"), "{metrics}");
+    let served = http.get(format!("{}/v1/routes", control.url)).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert!(served.text().await.unwrap().contains("video5.edge.mycdndomain.us"));
+    assert_eq!(get(&http, &edge, last_host).await.unwrap().0, 200);
+
+    // Control goes away too: the edge keeps serving, and counts the failures.
+    drop(control);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for _ in 0..20 {
+        assert_eq!(get(&http, &edge, last_host).await.unwrap(), (200, "video origin".into()));
+    }
+    // The long-poll in flight ends when control dies; the next attempts fail.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(&admin(&http, &edge, "/metrics").await, "dime_routes_fetch_failures_total") < 2.0 {
+        assert!(Instant::now() < deadline, "the edge did not count failed pulls");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Restarted while control is down, the edge starts from its state dir.
+    edge.stop();
+    let restarted = Edge::start(&controls, &token_file, &state_dir, work.path().join("edge2.log"), &resolve);
+    until(&http, &restarted, last_host, 200, Some("video origin")).await;
+    let config = admin(&http, &restarted, "/config").await;
+    assert!(config.contains("state:"), "the table came from the state dir: {config}");
+    assert_eq!(get(&http, &restarted, "whoami.edge.mycdndomain.us").await.unwrap().0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_with_a_wrong_token_gets_no_routes() {
+    let kube = Kube::start();
+    let k = kube.client().await;
+    apply_rbac(&k).await;
+    let control = start_control(&kube);
+    let work = tempfile::tempdir().unwrap();
+    let token_file = work.path().join("token");
+    std::fs::write(&token_file, "not-the-right-token-0123456789\n").unwrap();
+    let edge = Edge::start(&[&control.url], &token_file, &work.path().join("state"), work.path().join("edge.log"), &[]);
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = http.get(format!("http://127.0.0.1:{}/metrics", edge.admin)).send().await {
+            let text = r.text().await.unwrap();
+            if metric(&text, "dime_routes_fetch_failures_total{reason=\"unauthorized\"}") >= 1.0 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "no unauthorized failure counted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let readyz = http.get(format!("http://127.0.0.1:{}/readyz", edge.admin)).send().await.unwrap();
+    assert_eq!(readyz.status(), 503, "no table without a valid token");
+    assert!(!work.path().join("state/routes.json").exists());
+}

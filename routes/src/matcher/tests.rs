@@ -79,7 +79,14 @@ proptest! {
     #[test]
     fn index_agrees_with_linear_scan(
         specs in prop::collection::vec((arb_pattern(), arb_path_match()), 0..12),
-        host in arb_host(),
+        // Also hosts no rule names exactly: only wildcards (several levels deep) and host-less rules can match.
+        host in prop_oneof![
+            arb_host(),
+            Just("q.c.b.a.com".to_owned()),
+            Just("b.a.org".to_owned()),
+            Just("com".to_owned()),
+            Just(".a.com".to_owned()),
+        ],
         path in prop_oneof![Just("/"), Just("/a"), Just("/a/b/c"), Just("/ab"), Just("/b"), Just("/c")],
     ) {
         let rules: Vec<Rule> = specs.iter().enumerate()

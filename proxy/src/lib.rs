@@ -13,6 +13,7 @@ pub mod logging;
 pub mod metrics;
 pub mod server;
 pub mod service;
+pub mod signed;
 pub mod source;
 pub mod state;
 pub mod tcp;

@@ -13,6 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check { file } => check(&file),
+        Command::Sign(args) => sign(&args),
         Command::Run(args) => {
             let cfg = match EdgeConfig::from_args(*args) {
                 Ok(cfg) => cfg,
@@ -30,6 +31,36 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn sign(args: &dime_edge::config::SignArgs) -> ExitCode {
+    let run = || -> Result<String, String> {
+        let keys = dime_edge::signed::Keys::load(&args.keys)?;
+        let ttl = dime_routes::parse_duration(&args.ttl).map_err(|e| format!("--ttl: {e}"))?;
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .saturating_add(ttl)
+            .as_secs();
+        let uri: http::Uri = args.url.parse().map_err(|e| format!("`{}`: {e}", args.url))?;
+        let prefix = args.prefix.clone().unwrap_or_else(|| uri.path().to_owned());
+        if !uri.path().starts_with(&prefix) {
+            return Err(format!("the URL's path `{}` is not under the prefix `{prefix}`", uri.path()));
+        }
+        let token = dime_edge::signed::token(&keys, &args.key_id, &prefix, exp, args.client_ip)?;
+        let sep = if uri.query().is_some() { '&' } else { '?' };
+        Ok(format!("{}{sep}{token}", args.url))
+    };
+    match run() {
+        Ok(url) => {
+            println!("{url}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dime-edge sign: {e}");
+            ExitCode::from(2)
         }
     }
 }

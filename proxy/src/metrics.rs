@@ -46,6 +46,7 @@ pub struct Metrics {
     pub cache_evictions: IntCounter,
     pub cache_write_failures: IntCounter,
     pub cache_purged: IntCounter,
+    pub signed_url_rejections: IntCounterVec,
     pub tcp_connections: IntCounterVec,
     pub tcp_active: IntGaugeVec,
     pub tcp_refused: IntCounterVec,
@@ -267,6 +268,13 @@ impl Metrics {
                 "Objects whose fetch failed mid-body and were not stored."
             ),
             cache_purged: build!(r, IntCounter, "dime_cache_purged_total", "Objects removed by purge requests."),
+            signed_url_rejections: build!(
+                r,
+                IntCounterVec,
+                "dime_signed_url_rejections_total",
+                "Requests refused with 403 on routes that require signed URLs, by route and reason.",
+                &["route", "reason"]
+            ),
             tcp_connections: build!(
                 r,
                 IntCounterVec,

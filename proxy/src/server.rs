@@ -109,8 +109,13 @@ fn tempfile_probe(dir: &std::path::Path) -> std::io::Result<()> {
 pub fn run(cfg: EdgeConfig) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new()?);
     let resolver = Arc::new(SystemResolver { overrides: cfg.resolve.clone() });
+    let keys = Arc::new(match &cfg.signing_keys {
+        Some(path) => crate::signed::Keys::load(path).map_err(|e| format!("signing keys: {e}"))?,
+        None => crate::signed::Keys::default(),
+    });
     let mut state = State::new(metrics.clone(), resolver);
     state.tcp_entrypoints = cfg.tcp.iter().map(|(name, _)| name.clone()).collect();
+    state.signing_key_ids = keys.ids().map(str::to_owned).collect();
     let state = Arc::new(state);
     let source = match &cfg.routes {
         RouteSource::File(path) => {
@@ -160,7 +165,8 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
         retries: cfg.retries,
     };
     let cache = Arc::new(Cache::new(cfg.cache, metrics.clone()));
-    let proxy = pingora_proxy::http_proxy(&conf, DimeProxy { state: state.clone(), settings, cache: cache.clone() });
+    let proxy =
+        pingora_proxy::http_proxy(&conf, DimeProxy { state: state.clone(), settings, cache: cache.clone(), keys });
     let counted = CountedConnections { inner: Arc::new(proxy), metrics: metrics.clone() };
     let mut http = Service::new("dime http".to_owned(), counted);
     for addr in &cfg.http {

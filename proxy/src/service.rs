@@ -48,6 +48,8 @@ pub struct DimeProxy {
     pub state: Arc<State>,
     pub settings: ProxySettings,
     pub cache: Arc<Cache>,
+    /// Signed-URL keys held by this edge (`--signing-keys`).
+    pub keys: Arc<crate::signed::Keys>,
 }
 
 /// Per-request state. Holds the table snapshot the request was routed with, so a reload in the middle of a
@@ -197,8 +199,22 @@ impl ProxyHttp for DimeProxy {
             respond(session, 404, body).await?;
             return Ok(true);
         };
+        let route = &active.table.routes()[index];
+        if let Some(signed) = &route.signed {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let checked =
+                crate::signed::verify(&self.keys, signed, req.uri.path(), req.uri.query(), client_ip(session), now);
+            if let Err(reason) = checked {
+                // Refused before the cache or the origin is touched.
+                self.state.metrics.signed_url_rejections.with_label_values(&[&route.name, reason.as_str()]).inc();
+                ctx.route = Some(index);
+                ctx.active = Some(active);
+                respond(session, 403, format!("forbidden: signed URL {}\n", reason.as_str())).await?;
+                return Ok(true);
+            }
+        }
         ctx.route = Some(index);
-        ctx.pool = active.pools.get(&active.table.routes()[index].upstream).cloned();
+        ctx.pool = active.pools.get(&route.upstream).cloned();
         ctx.active = Some(active);
         Ok(false)
     }
@@ -444,6 +460,17 @@ impl ProxyHttp for DimeProxy {
         let trusted = client.is_some_and(|ip| self.settings.trusted_proxies.iter().any(|n| n.contains(&ip)));
         let original_host = request_host(session.req_header()).to_owned();
         set_forwarded_headers(upstream_request, client, trusted, &original_host)?;
+        // Signed-URL tokens are the edge's business, not the origin's.
+        if let Some(query) = upstream_request.uri.query().filter(|q| q.contains("dime_")) {
+            let path = upstream_request.uri.path();
+            let uri = match crate::signed::strip(query) {
+                Some(q) => format!("{path}?{q}"),
+                None => path.to_owned(),
+            };
+            if let Ok(uri) = uri.parse::<http::Uri>() {
+                upstream_request.set_uri(uri);
+            }
+        }
         if let (Some(pool), Some(ep)) = (&ctx.pool, &ctx.endpoint) {
             if !pool.spec.pass_host_header {
                 let server = &pool.spec.servers[ep.server];

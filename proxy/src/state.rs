@@ -48,6 +48,8 @@ pub struct State {
     pub resolver: SharedResolver,
     /// Names of this edge's TCP entrypoints, to warn about TCP routes that name others.
     pub tcp_entrypoints: Vec<String>,
+    /// Ids of the signed-URL keys this edge holds, to warn about routes that accept none of them.
+    pub signing_key_ids: Vec<String>,
 }
 
 pub fn unix(t: SystemTime) -> f64 {
@@ -63,6 +65,7 @@ impl State {
             metrics,
             resolver,
             tcp_entrypoints: Vec::new(),
+            signing_key_ids: Vec::new(),
         }
     }
 
@@ -127,6 +130,13 @@ impl State {
         for route in table.tcp_routes() {
             for e in route.entrypoints.iter().filter(|e| !self.tcp_entrypoints.contains(e)) {
                 tracing::warn!(route = %route.name, entrypoint = %e, "TCP route names an entrypoint this edge does not listen on (add --tcp {e}=ADDR)");
+            }
+        }
+        for route in table.routes() {
+            if let Some(signed) =
+                route.signed.as_ref().filter(|s| !s.keys.iter().any(|k| self.signing_key_ids.contains(k)))
+            {
+                tracing::warn!(route = %route.name, keys = ?signed.keys, "route requires signed URLs with keys this edge does not hold (--signing-keys): every request to it gets 403");
             }
         }
         let applied_at = SystemTime::now();

@@ -34,7 +34,7 @@ pub use duration::{format_duration, parse_duration};
 pub use error::{Location, RouteError, RouteErrors};
 pub use load::Dialect;
 pub use matcher::{normalize_host, HostPattern, PathMatch};
-pub use table::{CachePolicy, HealthCheck, Match, Probe, Route, RouteTable, Server, TcpRoute, Upstream};
+pub use table::{CachePolicy, HealthCheck, Match, Probe, Route, RouteTable, Server, SignedUrls, TcpRoute, Upstream};
 pub use validate::default_priority;
 
 /// Parses a network as route files and flags write it: a CIDR (`10.0.0.0/8`) or a single address.

@@ -123,6 +123,21 @@ pub struct RouteSpec {
     pub priority: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheSpec>,
+    /// Only requests carrying a valid signed-URL token are served (`dime-edge sign` mints them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_urls: Option<SignedUrlsSpec>,
+}
+
+/// Signed viewer URLs: an HMAC-SHA256 token with an expiry, scoped to a path prefix, optionally bound to the
+/// client's address. The keys themselves are never in a routes document: edges hold them (`--signing-keys`), the
+/// route names which key ids it accepts (several, for rotation).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedUrlsSpec {
+    pub keys: Vec<String>,
+    /// The token is valid only from the client address it was minted for (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_client_ip: Option<bool>,
 }
 
 /// Host AND path conditions. Within `hosts` any one host matches; within `paths` any one path matches.

@@ -100,6 +100,15 @@ pub struct Route {
     pub upstream: String,
     pub priority: Option<i64>,
     pub cache: Option<CachePolicy>,
+    pub signed: Option<SignedUrls>,
+}
+
+/// A route's signed-URL requirement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedUrls {
+    /// Key ids accepted, as held by the edge.
+    pub keys: Vec<String>,
+    pub bind_client_ip: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -240,7 +240,14 @@ fn translate_router(
     // Traefik's default priority is the rule's length; writing it down keeps Traefik's order after translation.
     let priority = router.priority.unwrap_or(router.rule.len() as i64);
     let matches = merge_alternatives(alternatives);
-    Some(schema::RouteSpec { name: name.to_owned(), matches, upstream: service, priority: Some(priority), cache })
+    Some(schema::RouteSpec {
+        name: name.to_owned(),
+        matches,
+        upstream: service,
+        priority: Some(priority),
+        cache,
+        signed_urls: None,
+    })
 }
 
 /// Turns alternatives into match blocks, folding those that share a path condition into one block with several

@@ -10,7 +10,7 @@ use crate::error::{Collector, Location, RouteErrors};
 use crate::load::{Dialect, Loaded};
 use crate::matcher::{HostPattern, Index, PathMatch, Rule};
 use crate::schema::{self, Document};
-use crate::table::{CachePolicy, HealthCheck, Match, Probe, Route, RouteTable, Server, TcpRoute, Upstream};
+use crate::table::{CachePolicy, HealthCheck, Match, Probe, Route, RouteTable, Server, SignedUrls, TcpRoute, Upstream};
 use crate::{ServiceRef, ServiceResolver};
 
 /// Where a route or upstream was defined, to name it in errors in the words of its own document.
@@ -353,7 +353,18 @@ fn compile_route(
         matches.push(Match { hosts, paths });
     }
     let cache = spec.cache.as_ref().map(|c| compile_cache(c, &|f: &str| origin.route(name, f), errors));
-    Route { name: name.to_owned(), matches, upstream: spec.upstream.clone(), priority: spec.priority, cache }
+    let signed = spec.signed_urls.as_ref().map(|s| {
+        if s.keys.is_empty() {
+            errors.push(origin.route(name, "signed_urls.keys"), "name at least one signing key id");
+        }
+        for (i, k) in s.keys.iter().enumerate() {
+            if let Err(e) = check_name("signing key id", k) {
+                errors.push(origin.route(name, &format!("signed_urls.keys[{i}]")), e);
+            }
+        }
+        SignedUrls { keys: s.keys.clone(), bind_client_ip: s.bind_client_ip.unwrap_or(false) }
+    });
+    Route { name: name.to_owned(), matches, upstream: spec.upstream.clone(), priority: spec.priority, cache, signed }
 }
 
 fn compile_cache(c: &schema::CacheSpec, at: &dyn Fn(&str) -> Location, errors: &mut Collector) -> CachePolicy {

@@ -18,11 +18,17 @@ pub fn primary_key(host: &str, path: &str, query: Option<&str>, kind: Kind, quer
     key.push('\n');
     key.push_str(path);
     let Some(query) = query.filter(|q| !q.is_empty()) else { return key };
-    let keep = |name: &str| match query_keys {
-        Some(list) => list.iter().any(|k| k == name),
-        None => LIVE_QUERY_KEYS.contains(&name),
+    let keep = |name: &str| {
+        !crate::signed::is_reserved(name)
+            && match query_keys {
+                Some(list) => list.iter().any(|k| k == name),
+                None if kind == Kind::Other => true,
+                None => LIVE_QUERY_KEYS.contains(&name),
+            }
     };
-    if query_keys.is_none() && kind == Kind::Other {
+    // `dime_*` parameters (signed-URL tokens) are Dime's own: never part of the key, so every viewer's token
+    // shares one cached object.
+    if query_keys.is_none() && kind == Kind::Other && !query.contains("dime_") {
         key.push('?');
         key.push_str(query);
         return key;

@@ -165,7 +165,8 @@ async fn answer(req: Request<Incoming>, s: Shared) -> Result<Response<OriginBody
         .header("x-seen-host", seen("host"))
         .header("x-seen-xff", seen("x-forwarded-for"))
         .header("x-seen-xfp", seen("x-forwarded-proto"))
-        .header("x-seen-xfh", seen("x-forwarded-host"));
+        .header("x-seen-xfh", seen("x-forwarded-host"))
+        .header("x-seen-query", req.uri().query().unwrap_or(""));
     if let Some(cc) = q("cc") {
         resp = resp.header("cache-control", cc);
     }

@@ -39,3 +39,15 @@ fn different_hosts_never_share_a_key() {
     );
     assert_eq!(split_primary("a.test\n/x?y"), ("a.test", "/x?y"));
 }
+
+#[test]
+fn signed_url_tokens_are_never_part_of_the_key() {
+    let token = "dime_exp=9&dime_prefix=/hls/&dime_kid=k1&dime_sig=ab";
+    assert_eq!(primary_key("a.test", "/x", Some(&format!("b=2&{token}")), Kind::Other, None), "a.test\n/x?b=2");
+    assert_eq!(
+        primary_key("a.test", "/hls/s.m3u8", Some(&format!("_HLS_msn=3&{token}")), Kind::Playlist, None),
+        "a.test\n/hls/s.m3u8?_HLS_msn=3"
+    );
+    let list = vec!["dime_exp".to_owned(), "v".to_owned()];
+    assert_eq!(primary_key("a.test", "/x", Some(&format!("v=1&{token}")), Kind::Other, Some(&list)), "a.test\n/x?v=1");
+}

@@ -1,0 +1,223 @@
+//! Signed viewer URLs. A token is four query parameters:
+//!
+//! - `dime_exp`: expiry, Unix seconds;
+//! - `dime_prefix`: the path prefix it covers (percent-encoded), so one token serves a stream's playlist and all its
+//!   segments;
+//! - `dime_kid`: the id of the key that signed it (several keys are accepted, for rotation);
+//! - `dime_sig`: hex HMAC-SHA256 over `dime-v1`, the key id, the expiry, the prefix and — when the route binds
+//!   tokens to clients — the client's address, one per line.
+//!
+//! The edge checks the token before the cache or the origin is touched, and leaves every `dime_*` parameter out of
+//! the cache key and of the request to the origin. Keys live only on the edges (`--signing-keys FILE`, lines of
+//! `ID SECRET`), never in a routes document.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+use ring::hmac;
+
+pub const EXP: &str = "dime_exp";
+pub const PREFIX: &str = "dime_prefix";
+pub const KID: &str = "dime_kid";
+pub const SIG: &str = "dime_sig";
+
+/// Query parameters that belong to Dime, never to the origin or the cache key.
+pub fn is_reserved(name: &str) -> bool {
+    name.starts_with("dime_")
+}
+
+/// The signing keys an edge holds.
+#[derive(Default)]
+pub struct Keys(BTreeMap<String, hmac::Key>);
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secrets.
+        f.debug_tuple("Keys").field(&self.0.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl Keys {
+    /// Reads `ID SECRET` lines (`#` comments allowed); secrets of at least 32 characters.
+    pub fn parse(name: &str, text: &str) -> Result<Self, String> {
+        let mut keys = BTreeMap::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let at = format!("{name}:{}", n + 1);
+            let (id, secret) = line
+                .split_once(char::is_whitespace)
+                .map(|(i, s)| (i, s.trim()))
+                .ok_or_else(|| format!("{at}: expected `ID SECRET`"))?;
+            if !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(format!("{at}: invalid key id `{id}` (letters, digits, `-`, `_`, `.`)"));
+            }
+            if secret.len() < 32 {
+                return Err(format!("{at}: the secret of `{id}` is shorter than 32 characters"));
+            }
+            if keys.insert(id.to_owned(), hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes())).is_some() {
+                return Err(format!("{at}: key id `{id}` appears twice"));
+            }
+        }
+        if keys.is_empty() {
+            return Err(format!("{name}: no key in the file"));
+        }
+        Ok(Keys(keys))
+    }
+
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
+        Self::parse(&name, &text)
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.0.contains_key(id)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+}
+
+fn message(kid: &str, exp: u64, prefix: &str, ip: Option<IpAddr>) -> String {
+    let ip = ip.map(|i| i.to_string()).unwrap_or_default();
+    format!("dime-v1\n{kid}\n{exp}\n{prefix}\n{ip}")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// Percent-encodes a query value, keeping the unreserved characters and `/`.
+fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn decode(value: &str) -> Option<String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                out.push(u8::from_str_radix(value.get(i + 1..i + 3)?, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The token's query parameters for a path prefix, valid until `exp` (Unix seconds).
+pub fn token(keys: &Keys, kid: &str, prefix: &str, exp: u64, ip: Option<IpAddr>) -> Result<String, String> {
+    let key = keys.0.get(kid).ok_or_else(|| format!("no key `{kid}` in the key file"))?;
+    if !prefix.starts_with('/') {
+        return Err(format!("the prefix `{prefix}` must start with `/`"));
+    }
+    let sig = hmac::sign(key, message(kid, exp, prefix, ip).as_bytes());
+    Ok(format!("{EXP}={exp}&{PREFIX}={}&{KID}={kid}&{SIG}={}", encode(prefix), hex(sig.as_ref())))
+}
+
+/// Why a request's token was refused (the metric label and the 403's reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    Missing,
+    Malformed,
+    Expired,
+    OutsidePrefix,
+    UnknownKey,
+    BadSignature,
+}
+
+impl Reject {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reject::Missing => "missing",
+            Reject::Malformed => "malformed",
+            Reject::Expired => "expired",
+            Reject::OutsidePrefix => "outside_prefix",
+            Reject::UnknownKey => "unknown_key",
+            Reject::BadSignature => "bad_signature",
+        }
+    }
+}
+
+/// Checks a request against a route's signed-URL requirement.
+pub fn verify(
+    keys: &Keys,
+    route: &dime_routes::SignedUrls,
+    path: &str,
+    query: Option<&str>,
+    client: Option<IpAddr>,
+    now_unix: u64,
+) -> Result<(), Reject> {
+    let (mut exp, mut prefix, mut kid, mut sig) = (None, None, None, None);
+    for pair in query.unwrap_or("").split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let slot = match name {
+            EXP => &mut exp,
+            PREFIX => &mut prefix,
+            KID => &mut kid,
+            SIG => &mut sig,
+            _ => continue,
+        };
+        if slot.replace(value).is_some() {
+            return Err(Reject::Malformed);
+        }
+    }
+    let (Some(exp), Some(prefix), Some(kid), Some(sig)) = (exp, prefix, kid, sig) else {
+        return Err(Reject::Missing);
+    };
+    let exp: u64 = exp.parse().map_err(|_| Reject::Malformed)?;
+    let prefix = decode(prefix).ok_or(Reject::Malformed)?;
+    let sig = unhex(sig).ok_or(Reject::Malformed)?;
+    if exp <= now_unix {
+        return Err(Reject::Expired);
+    }
+    if !path.starts_with(&prefix) || path.split('/').any(|seg| seg == "..") {
+        return Err(Reject::OutsidePrefix);
+    }
+    if !route.keys.iter().any(|k| k == kid) {
+        return Err(Reject::UnknownKey);
+    }
+    let key = keys.0.get(kid).ok_or(Reject::UnknownKey)?;
+    let ip = if route.bind_client_ip { client } else { None };
+    hmac::verify(key, message(kid, exp, &prefix, ip).as_bytes(), &sig).map_err(|_| Reject::BadSignature)
+}
+
+/// The query without Dime's parameters; `None` when nothing is left.
+pub fn strip(query: &str) -> Option<String> {
+    let kept: Vec<&str> =
+        query.split('&').filter(|p| !p.is_empty() && !is_reserved(p.split_once('=').map_or(*p, |(n, _)| n))).collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
+}
+
+#[cfg(test)]
+mod tests;

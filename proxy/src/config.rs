@@ -74,6 +74,13 @@ pub struct RunArgs {
     /// HTTP entrypoint address (repeatable) [default: 0.0.0.0:8080].
     #[arg(long, env = "DIME_HTTP", value_name = "ADDR", value_delimiter = ',')]
     pub http: Vec<String>,
+    /// HTTPS entrypoint address (repeatable); needs at least one --tls-cert.
+    #[arg(long, env = "DIME_HTTPS", value_name = "ADDR", value_delimiter = ',')]
+    pub https: Vec<String>,
+    /// Certificate and key, PEM: CERT_FILE:KEY_FILE (repeatable; chosen by SNI, the first is the default).
+    /// Reloaded when the files change; a pair that does not load keeps the previous certificate.
+    #[arg(long, env = "DIME_TLS_CERT", value_name = "CERT:KEY", value_delimiter = ',')]
+    pub tls_cert: Vec<String>,
     /// TCP entrypoint NAME=ADDR (repeatable), e.g. rtmp=0.0.0.0:1935; TCP routes name the entrypoints they serve.
     #[arg(long = "tcp", env = "DIME_TCP", value_name = "NAME=ADDR", value_delimiter = ',')]
     pub tcp: Vec<String>,
@@ -140,6 +147,8 @@ pub struct RunArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     http: Option<Vec<String>>,
+    https: Option<Vec<String>>,
+    tls_cert: Option<Vec<String>>,
     tcp: Option<Vec<String>>,
     tcp_drain_timeout: Option<String>,
     admin: Option<String>,
@@ -165,6 +174,8 @@ struct FileConfig {
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
     pub http: Vec<SocketAddr>,
+    pub https: Vec<SocketAddr>,
+    pub tls_certs: Vec<crate::tls::CertPair>,
     /// Named TCP entrypoints.
     pub tcp: Vec<(String, SocketAddr)>,
     pub tcp_drain_timeout: Duration,
@@ -271,6 +282,15 @@ impl EdgeConfig {
         } else {
             http_text.iter().map(|t| addr("http", t)).collect::<Result<_, _>>()?
         };
+        let https: Vec<SocketAddr> =
+            pick(args.https, file.https).iter().map(|t| addr("https", t)).collect::<Result<_, _>>()?;
+        let tls_certs: Vec<crate::tls::CertPair> = pick(args.tls_cert, file.tls_cert)
+            .iter()
+            .map(|t| crate::tls::CertPair::parse(t).map_err(|e| invalid("tls_cert", e)))
+            .collect::<Result<_, _>>()?;
+        if !https.is_empty() && tls_certs.is_empty() {
+            return Err(invalid("tls_cert", "an HTTPS entrypoint needs at least one --tls-cert CERT:KEY"));
+        }
         let mut tcp = Vec::new();
         for entry in pick(args.tcp, file.tcp) {
             let (name, address) = entry
@@ -349,6 +369,8 @@ impl EdgeConfig {
         };
         Ok(EdgeConfig {
             http,
+            https,
+            tls_certs,
             tcp,
             tcp_drain_timeout,
             admin,

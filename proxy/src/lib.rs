@@ -17,4 +17,5 @@ pub mod signed;
 pub mod source;
 pub mod state;
 pub mod tcp;
+pub mod tls;
 pub mod upstream;

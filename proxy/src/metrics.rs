@@ -47,6 +47,8 @@ pub struct Metrics {
     pub cache_write_failures: IntCounter,
     pub cache_purged: IntCounter,
     pub signed_url_rejections: IntCounterVec,
+    pub tls_cert_expiry: GaugeVec,
+    pub tls_reloads: IntCounterVec,
     pub tcp_connections: IntCounterVec,
     pub tcp_active: IntGaugeVec,
     pub tcp_refused: IntCounterVec,
@@ -268,6 +270,20 @@ impl Metrics {
                 "Objects whose fetch failed mid-body and were not stored."
             ),
             cache_purged: build!(r, IntCounter, "dime_cache_purged_total", "Objects removed by purge requests."),
+            tls_cert_expiry: build!(
+                r,
+                GaugeVec,
+                "dime_tls_certificate_expiry_timestamp_seconds",
+                "When each served TLS certificate expires (Unix time), by certificate file.",
+                &["cert"]
+            ),
+            tls_reloads: build!(
+                r,
+                IntCounterVec,
+                "dime_tls_reloads_total",
+                "TLS certificate file reloads, by result (ok, failed: the previous certificate keeps serving).",
+                &["result"]
+            ),
             signed_url_rejections: build!(
                 r,
                 IntCounterVec,

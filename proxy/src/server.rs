@@ -172,6 +172,18 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
     for addr in &cfg.http {
         http.add_tcp(&addr.to_string());
     }
+    let certs = if cfg.https.is_empty() {
+        None
+    } else {
+        let store = crate::tls::CertStore::new(cfg.tls_certs.clone(), metrics.clone())?;
+        for addr in &cfg.https {
+            let mut tls = pingora_core::listeners::tls::TlsSettings::intermediate("", "").map_err(|e| e.to_string())?;
+            tls.set_cert_resolver(Arc::new(crate::tls::Resolver(store.clone())));
+            tls.enable_h2();
+            http.add_tls_with_settings(&addr.to_string(), None, tls);
+        }
+        Some(store)
+    };
     server.add_service(http);
 
     for (name, address) in &cfg.tcp {
@@ -188,8 +200,11 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
     server.add_service(admin);
 
     server.add_service(background_service("routes", source));
+    if let Some(store) = certs {
+        server.add_service(background_service("tls certificates", crate::tls::Reloader(store)));
+    }
     server.add_service(background_service("upstream upkeep", Upkeep { state }));
     server.add_service(background_service("drain", Drain { metrics }));
-    tracing::info!(http = ?cfg.http, tcp = ?cfg.tcp, admin = %cfg.admin, threads = cfg.threads, "dime-edge starting");
+    tracing::info!(http = ?cfg.http, https = ?cfg.https, tcp = ?cfg.tcp, admin = %cfg.admin, threads = cfg.threads, "dime-edge starting");
     server.run_forever();
 }

@@ -136,6 +136,7 @@ pub fn set_forwarded_headers(
     client: Option<IpAddr>,
     trusted: bool,
     original_host: &str,
+    tls: bool,
 ) -> Result<()> {
     let client = client.map(|ip| ip.to_string()).unwrap_or_default();
     let xff = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
@@ -144,7 +145,7 @@ pub fn set_forwarded_headers(
     };
     req.insert_header("x-forwarded-for", xff)?;
     if !(trusted && req.headers.contains_key("x-forwarded-proto")) {
-        req.insert_header("x-forwarded-proto", "http")?;
+        req.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
     }
     let keep_host = trusted && req.headers.contains_key("x-forwarded-host");
     if !keep_host && !original_host.is_empty() {
@@ -459,7 +460,8 @@ impl ProxyHttp for DimeProxy {
         let client = client_ip(session);
         let trusted = client.is_some_and(|ip| self.settings.trusted_proxies.iter().any(|n| n.contains(&ip)));
         let original_host = request_host(session.req_header()).to_owned();
-        set_forwarded_headers(upstream_request, client, trusted, &original_host)?;
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        set_forwarded_headers(upstream_request, client, trusted, &original_host, tls)?;
         // Signed-URL tokens are the edge's business, not the origin's.
         if let Some(query) = upstream_request.uri.query().filter(|q| q.contains("dime_")) {
             let path = upstream_request.uri.path();

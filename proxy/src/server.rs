@@ -160,6 +160,7 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
     let conf = server.configuration.clone();
 
     let settings = ProxySettings {
+        https_port: cfg.https.first().map(|a| a.port()),
         trusted_proxies: cfg.trusted_proxies.clone(),
         access_log: cfg.access_log,
         retries: cfg.retries,

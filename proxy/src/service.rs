@@ -38,6 +38,8 @@ const UPSTREAM_IDLE: Duration = Duration::from_secs(60);
 /// Settings the proxy needs on every request.
 #[derive(Debug, Clone)]
 pub struct ProxySettings {
+    /// Port of the first HTTPS entrypoint, for redirects (omitted from the URL when 443).
+    pub https_port: Option<u16>,
     pub trusted_proxies: Vec<IpNet>,
     pub access_log: bool,
     pub retries: usize,
@@ -114,6 +116,11 @@ fn request_host(req: &RequestHeader) -> &str {
 
 fn client_ip(session: &Session) -> Option<IpAddr> {
     session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
+}
+
+/// Did this request come over TLS?
+fn is_tls(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
 }
 
 async fn respond(session: &mut Session, status: u16, body: String) -> Result<()> {
@@ -201,6 +208,20 @@ impl ProxyHttp for DimeProxy {
             return Ok(true);
         };
         let route = &active.table.routes()[index];
+        if route.https.redirect && !is_tls(session) {
+            let host = dime_routes::normalize_host(request_host(req)).into_owned();
+            let port = self.settings.https_port.filter(|&p| p != 443).map(|p| format!(":{p}")).unwrap_or_default();
+            let target = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+            let location = format!("https://{host}{port}{target}");
+            ctx.route = Some(index);
+            ctx.active = Some(active);
+            let mut resp = ResponseHeader::build(308, Some(3))?;
+            resp.insert_header(http::header::LOCATION, location)?;
+            resp.insert_header(http::header::CONTENT_LENGTH, "0")?;
+            resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+            session.write_response_header(Box::new(resp), true).await?;
+            return Ok(true);
+        }
         if let Some(signed) = &route.signed {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             let checked =
@@ -360,6 +381,13 @@ impl ProxyHttp for DimeProxy {
         resp: &mut ResponseHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
+        if let (Some(active), Some(i)) = (&ctx.active, ctx.route) {
+            if let Some(hsts) = &active.table.routes()[i].https.hsts {
+                if is_tls(session) {
+                    resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.as_str())?;
+                }
+            }
+        }
         let Some(cache_ctx) = &ctx.cache else { return Ok(()) };
         let outcome = cache_outcome(session.cache.phase(), cache_ctx);
         let ttl = match outcome {
@@ -460,8 +488,7 @@ impl ProxyHttp for DimeProxy {
         let client = client_ip(session);
         let trusted = client.is_some_and(|ip| self.settings.trusted_proxies.iter().any(|n| n.contains(&ip)));
         let original_host = request_host(session.req_header()).to_owned();
-        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        set_forwarded_headers(upstream_request, client, trusted, &original_host, tls)?;
+        set_forwarded_headers(upstream_request, client, trusted, &original_host, is_tls(session))?;
         // Signed-URL tokens are the edge's business, not the origin's.
         if let Some(query) = upstream_request.uri.query().filter(|q| q.contains("dime_")) {
             let path = upstream_request.uri.path();

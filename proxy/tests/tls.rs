@@ -111,11 +111,11 @@ fn curl(port: u16, host: &str, dir: &Path, extra: &[&str]) -> (String, bool) {
 async fn sni_h2_and_certificate_reloads() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    issue(d, "a", &["a.test"], "0x0a01");
+    issue(d, "a", &["a.test", "secure.test"], "0x0a01");
     issue(d, "b", &["*.b.test"], "0x0b01");
     let origin = Origin::start("tls-origin").await;
     let routes = format!(
-        "version: 1\nhttp:\n  routes:\n    - {{ name: all, upstream: o }}\n  upstreams:\n    o: {{ servers: [{{ url: \"{}\" }}] }}\n",
+        "version: 1\nhttp:\n  routes:\n    - {{ name: all, upstream: o }}\n    - {{ name: secure, match: [{{ hosts: [secure.test] }}], upstream: o, https: {{ redirect: true, hsts_max_age: 8760h }} }}\n  upstreams:\n    o: {{ servers: [{{ url: \"{}\" }}] }}\n",
         origin.url()
     );
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -133,6 +133,20 @@ async fn sni_h2_and_certificate_reloads() {
     assert!(ok && out == "2", "{out}");
     let (out, ok) = curl(port, "a.test", d, &["-D", "-", "-o", "/dev/null"]);
     assert!(ok && out.to_ascii_lowercase().contains("x-seen-xfp: https"), "{out}");
+
+    // A route with `https: { redirect, hsts_max_age }`: plain HTTP is sent to https (308, same path and query,
+    // the HTTPS entrypoint's port), HTTPS answers carry HSTS; other routes are untouched.
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "-H", "Host: secure.test"])
+        .arg(format!("http://{}/x?y=1", edge.http))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("308 https://secure.test:{port}/x?y=1"));
+    let (out, ok) = curl(port, "secure.test", d, &["-D", "-", "-o", "/dev/null"]);
+    assert!(ok && out.to_ascii_lowercase().contains("strict-transport-security: max-age=31536000"), "{out}");
+    let (out, ok) = curl(port, "a.test", d, &["-D", "-", "-o", "/dev/null"]);
+    assert!(ok && !out.to_ascii_lowercase().contains("strict-transport-security"), "{out}");
+    assert_eq!(edge.get("a.test", "/plain").await.status, 200, "no redirect where the route does not ask for it");
 
     // A rustls client: verifies against the CA, negotiates h2 by ALPN, and is given b's certificate for x.b.test.
     let mut roots = pingora_rustls::RootCertStore::empty();
@@ -168,7 +182,7 @@ async fn sni_h2_and_certificate_reloads() {
         })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    issue(d, "a", &["a.test"], "0x0a02");
+    issue(d, "a", &["a.test", "secure.test"], "0x0a02");
     let deadline = Instant::now() + Duration::from_secs(10);
     while served_serial(port, "a.test") != "serial=0A02" {
         assert!(Instant::now() < deadline, "the new certificate was not picked up; log:\n{}", edge.log_text());

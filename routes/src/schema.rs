@@ -126,6 +126,22 @@ pub struct RouteSpec {
     /// Only requests carrying a valid signed-URL token are served (`dime-edge sign` mints them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed_urls: Option<SignedUrlsSpec>,
+    /// HTTPS behaviour of the route: redirect plain HTTP, send HSTS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https: Option<HttpsSpec>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpsSpec {
+    /// Answer plain-HTTP requests with a 308 to the same URL over https (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<bool>,
+    /// Send `Strict-Transport-Security` on HTTPS responses with this max-age (a duration, e.g. `8760h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsts_max_age: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsts_include_subdomains: Option<bool>,
 }
 
 /// Signed viewer URLs: an HMAC-SHA256 token with an expiry, scoped to a path prefix, optionally bound to the

@@ -101,6 +101,15 @@ pub struct Route {
     pub priority: Option<i64>,
     pub cache: Option<CachePolicy>,
     pub signed: Option<SignedUrls>,
+    pub https: HttpsPolicy,
+}
+
+/// A route's HTTPS behaviour (defaults: no redirect, no HSTS).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpsPolicy {
+    pub redirect: bool,
+    /// The full `Strict-Transport-Security` value, when set.
+    pub hsts: Option<String>,
 }
 
 /// A route's signed-URL requirement.

@@ -132,7 +132,10 @@ http:
 #[test]
 fn unsupported_traefik_features_are_errors_not_ignored() {
     for (text, want) in [
-        ("http:\n  routers:\n    r: { rule: \"Host(`a`)\", service: s, tls: {} }\n", "http.routers.r.tls"),
+        (
+            "http:\n  routers:\n    r: { rule: \"Host(`a`)\", service: s, tls: { certResolver: le } }\n",
+            "http.routers.r.tls.certResolver",
+        ),
         ("http:\n  services:\n    s: { weighted: {} }\n", "unknown field `weighted`"),
         ("http:\n  services:\n    s: { loadBalancer: { servers: [], sticky: {} } }\n", "unknown field `sticky`"),
         ("http:\n  middlewares:\n    m: { headers: {} }\n", "unknown field `headers`"),
@@ -316,4 +319,10 @@ http:
     ] {
         assert!(errors.iter().any(|e| e.contains(want)), "missing {want:?} in {errors:#?}");
     }
+}
+
+#[test]
+fn traefik_routers_with_an_empty_tls_block_are_accepted() {
+    let text = "http:\n  routers:\n    r: { rule: \"Host(`a.test`)\", service: s, tls: {} }\n  services:\n    s: { loadBalancer: { servers: [{ url: \"http://10.0.0.1\" }] } }\n";
+    assert!(crate::parse("f", text).unwrap().find("a.test", "/").is_some());
 }

@@ -199,8 +199,20 @@ fn translate_router(
             "entryPoints on HTTP routers are not supported: every HTTP route is served on every HTTP entrypoint",
         );
     }
-    if router.tls.is_some() {
-        errors.push(at("tls"), "TLS is not supported by this version of Dime yet");
+    // `tls: {}` asks Traefik to serve the router on its TLS entrypoints; Dime serves every route on its HTTPS
+    // entrypoints (--https, certificates chosen by SNI), so the empty form is accepted as is. Options are not.
+    match &router.tls {
+        None | Some(serde_yaml::Value::Null) => {}
+        Some(serde_yaml::Value::Mapping(m)) => {
+            for key in m.keys() {
+                let key = key.as_str().unwrap_or("?");
+                errors.push(
+                    at(&format!("tls.{key}")),
+                    format!("`{key}` is not supported: certificates are given to the edge (--tls-cert), chosen by SNI"),
+                );
+            }
+        }
+        Some(_) => errors.push(at("tls"), "expected `tls: {}`"),
     }
     let mut cache = None;
     for (i, mw) in router.middlewares.iter().enumerate() {
@@ -247,6 +259,7 @@ fn translate_router(
         priority: Some(priority),
         cache,
         signed_urls: None,
+        https: None,
     })
 }
 

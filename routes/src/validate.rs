@@ -10,7 +10,9 @@ use crate::error::{Collector, Location, RouteErrors};
 use crate::load::{Dialect, Loaded};
 use crate::matcher::{HostPattern, Index, PathMatch, Rule};
 use crate::schema::{self, Document};
-use crate::table::{CachePolicy, HealthCheck, Match, Probe, Route, RouteTable, Server, SignedUrls, TcpRoute, Upstream};
+use crate::table::{
+    CachePolicy, HealthCheck, HttpsPolicy, Match, Probe, Route, RouteTable, Server, SignedUrls, TcpRoute, Upstream,
+};
 use crate::{ServiceRef, ServiceResolver};
 
 /// Where a route or upstream was defined, to name it in errors in the words of its own document.
@@ -364,7 +366,32 @@ fn compile_route(
         }
         SignedUrls { keys: s.keys.clone(), bind_client_ip: s.bind_client_ip.unwrap_or(false) }
     });
-    Route { name: name.to_owned(), matches, upstream: spec.upstream.clone(), priority: spec.priority, cache, signed }
+    let https = spec.https.as_ref().map_or_else(HttpsPolicy::default, |h| {
+        let hsts = h.hsts_max_age.as_ref().and_then(|text| match parse_duration(text) {
+            Ok(d) => Some(format!(
+                "max-age={}{}",
+                d.as_secs(),
+                if h.hsts_include_subdomains.unwrap_or(false) { "; includeSubDomains" } else { "" }
+            )),
+            Err(e) => {
+                errors.push(origin.route(name, "https.hsts_max_age"), e);
+                None
+            }
+        });
+        if h.hsts_include_subdomains.is_some() && h.hsts_max_age.is_none() {
+            errors.push(origin.route(name, "https.hsts_include_subdomains"), "needs https.hsts_max_age");
+        }
+        HttpsPolicy { redirect: h.redirect.unwrap_or(false), hsts }
+    });
+    Route {
+        name: name.to_owned(),
+        matches,
+        upstream: spec.upstream.clone(),
+        priority: spec.priority,
+        cache,
+        signed,
+        https,
+    }
 }
 
 fn compile_cache(c: &schema::CacheSpec, at: &dyn Fn(&str) -> Location, errors: &mut Collector) -> CachePolicy {

@@ -149,7 +149,8 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
         threads: cfg.threads,
         grace_period_seconds: Some(bound.saturating_sub(1)),
         graceful_shutdown_timeout_seconds: Some(1),
-        max_retries: cfg.retries,
+        // Pingora counts attempts, not retries: the first try plus `retries` more.
+        max_retries: cfg.retries + 1,
         // One single-threaded runtime per worker thread: connections stay on the thread that accepted them,
         // which avoids cross-thread wake-ups on every request (measured in docs/benchmarks.md).
         work_stealing: false,

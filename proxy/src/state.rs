@@ -117,8 +117,21 @@ impl State {
             self.reject(source, &RouteErrors(vec![error]));
             return;
         }
-        let pools = upstream::build_pools(table.upstreams(), old.as_ref().map(|o| &o.pools));
-        let tcp_pools = upstream::build_pools(table.tcp_upstreams(), old.as_ref().map(|o| &o.tcp_pools));
+        let built = upstream::build_pools(table.upstreams(), old.as_ref().map(|o| &o.pools))
+            .and_then(|p| Ok((p, upstream::build_pools(table.tcp_upstreams(), old.as_ref().map(|o| &o.tcp_pools))?)));
+        let (pools, tcp_pools) = match built {
+            Ok(p) => p,
+            Err((name, message)) => {
+                let at = dime_routes::Location::new(source, format!("http.upstreams.{name}"));
+                self.reject(source, &RouteErrors(vec![dime_routes::RouteError::new(at, message)]));
+                return;
+            }
+        };
+        for (name, up) in table.upstreams() {
+            if up.tls.as_ref().is_some_and(|t| !t.verify) {
+                tracing::warn!(upstream = %name, "TLS to this upstream is NOT verified (insecure_skip_verify): anyone on the path can impersonate it");
+            }
+        }
         for pool in pools.values().chain(tcp_pools.values()) {
             let reused = old
                 .as_ref()

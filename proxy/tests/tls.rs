@@ -212,3 +212,72 @@ async fn sni_h2_and_certificate_reloads() {
             || edge.admin("/metrics").await.1.contains("dime_tls_certificate_expiry_timestamp_seconds{cert=")
     );
 }
+
+/// An HTTPS origin (rustls) with `name.crt`/`name.key` from `dir`, answering every request with `body`.
+async fn tls_origin(dir: &Path, name: &str, body: &'static str) -> u16 {
+    let (certs, key) = pingora_rustls::load_certs_and_key_files(
+        dir.join(format!("{name}.crt")).to_str().unwrap(),
+        dir.join(format!("{name}.key")).to_str().unwrap(),
+    )
+    .unwrap()
+    .unwrap();
+    pingora_rustls::install_default_crypto_provider();
+    let config = pingora_rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).unwrap();
+    let acceptor = pingora_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let svc = hyper::service::service_fn(move |_req| async move {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                        bytes::Bytes::from_static(body.as_bytes()),
+                    )))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_origins_are_verified_with_the_configured_ca_and_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    issue(d, "origin", &["origin.test"], "0x0c01");
+    let port = tls_origin(d, "origin", "secret origin\n").await;
+    let ca = d.join("ca.crt").display().to_string();
+    let routes = |ca_file: &str| {
+        format!(
+            "version: 1\nhttp:\n  routes:\n{}  upstreams:\n    private-ca: {{ servers: [{{ url: \"https://127.0.0.1:{port}\" }}], tls: {{ ca_file: \"{ca_file}\", server_name: origin.test }} }}\n    system-roots: {{ servers: [{{ url: \"https://127.0.0.1:{port}\" }}], tls: {{ server_name: origin.test }} }}\n    wrong-name: {{ servers: [{{ url: \"https://127.0.0.1:{port}\" }}], tls: {{ ca_file: \"{ca_file}\", server_name: other.test }} }}\n    insecure: {{ servers: [{{ url: \"https://127.0.0.1:{port}\" }}], tls: {{ insecure_skip_verify: true }} }}\n",
+            ["private-ca", "system-roots", "wrong-name", "insecure"]
+                .iter()
+                .map(|n| format!("    - {{ name: {n}, match: [{{ hosts: [{n}.test] }}], upstream: {n} }}\n"))
+                .collect::<String>()
+        )
+    };
+    let edge = Edge::start(&routes(&ca), &["--retries", "0"]).await;
+    let r = edge.get("private-ca.test", "/").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "secret origin\n"), "verified with the configured CA and name");
+    assert_eq!(edge.get("system-roots.test", "/").await.status, 502, "a private CA is not in the system roots");
+    assert_eq!(edge.get("wrong-name.test", "/").await.status, 502, "the certificate does not name other.test");
+    assert_eq!(edge.get("insecure.test", "/").await.status, 200);
+    assert!(edge.log_text().contains("NOT verified (insecure_skip_verify)"), "{}", edge.log_text());
+
+    // A CA file that cannot be read rejects the new table; the old one keeps serving.
+    let version = edge.version().await;
+    edge.write_routes(&routes("/nonexistent/ca.pem"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !edge.log_text().contains("tls.ca_file /nonexistent/ca.pem") {
+        assert!(Instant::now() < deadline, "no error for the missing CA file; log:\n{}", edge.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(edge.version().await, version);
+    assert_eq!(edge.get("private-ca.test", "/").await.status, 200);
+}

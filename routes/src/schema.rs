@@ -229,6 +229,9 @@ pub struct CacheSpec {
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSpec {
     pub servers: Vec<ServerSpec>,
+    /// For `https://` servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTlsSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheckSpec>,
     /// Send the client's Host header to the origin (default true, as Traefik's `passHostHeader`).
@@ -255,6 +258,21 @@ pub struct ServerSpec {
     pub service: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
+}
+
+/// TLS to an upstream's `https://` servers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsSpec {
+    /// A PEM CA bundle on the edge (absolute path); default: the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// The name sent as SNI and verified in the certificate; default: the server's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// Accept any certificate. Only for tests; logged as a warning at every load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_verify: Option<bool>,
 }
 
 /// Active HTTP health check against every resolved address of every server.

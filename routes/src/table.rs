@@ -161,11 +161,24 @@ impl Default for CachePolicy {
 pub struct Upstream {
     pub name: String,
     pub servers: Vec<Server>,
+    /// Set for `https://` servers.
+    pub tls: Option<UpstreamTls>,
     pub health_check: Option<HealthCheck>,
     pub pass_host_header: bool,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub dns_refresh: Duration,
+}
+
+/// How the edge speaks TLS to an upstream's servers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// PEM CA bundle on the edge to verify the servers with (default: the system roots).
+    pub ca_file: Option<String>,
+    /// SNI and the name verified (default: the server's host).
+    pub server_name: Option<String>,
+    /// false only with `insecure_skip_verify: true`.
+    pub verify: bool,
 }
 
 impl Upstream {

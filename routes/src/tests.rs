@@ -189,10 +189,11 @@ fn unknown_documents_and_versions_are_rejected() {
 #[test]
 fn server_urls_parse_strictly() {
     use crate::validate::parse_server_url;
-    assert_eq!(parse_server_url("http://a.b:8080").unwrap(), ("a.b".into(), 8080));
-    assert_eq!(parse_server_url("http://A.b/").unwrap(), ("a.b".into(), 80));
-    assert_eq!(parse_server_url("http://[::1]:81").unwrap(), ("::1".into(), 81));
-    for bad in ["http://a.b/path", "http://a.b:0", "http://:80", "a.b:80", "http://u@a.b", "https://a.b"] {
+    assert_eq!(parse_server_url("http://a.b:8080").unwrap(), ("a.b".into(), 8080, false));
+    assert_eq!(parse_server_url("http://A.b/").unwrap(), ("a.b".into(), 80, false));
+    assert_eq!(parse_server_url("http://[::1]:81").unwrap(), ("::1".into(), 81, false));
+    assert_eq!(parse_server_url("https://a.b").unwrap(), ("a.b".into(), 443, true));
+    for bad in ["http://a.b/path", "http://a.b:0", "http://:80", "a.b:80", "http://u@a.b", "ftp://a.b"] {
         assert!(parse_server_url(bad).is_err(), "{bad}");
     }
 }

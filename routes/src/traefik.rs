@@ -284,6 +284,7 @@ fn merge_alternatives(alternatives: Vec<rule::Conjunction>) -> Vec<MatchSpec> {
 
 fn translate_service(lb: LoadBalancer) -> schema::UpstreamSpec {
     schema::UpstreamSpec {
+        tls: None,
         servers: lb
             .servers
             .into_iter()

@@ -12,6 +12,7 @@ use crate::matcher::{HostPattern, Index, PathMatch, Rule};
 use crate::schema::{self, Document};
 use crate::table::{
     CachePolicy, HealthCheck, HttpsPolicy, Match, Probe, Route, RouteTable, Server, SignedUrls, TcpRoute, Upstream,
+    UpstreamTls,
 };
 use crate::{ServiceRef, ServiceResolver};
 
@@ -94,15 +95,15 @@ fn duration_or(text: &Option<String>, default: Duration, at: Location, errors: &
     }
 }
 
-/// Parses `http://host[:port][/]`. HTTPS origins arrive with the TLS issue.
-pub(crate) fn parse_server_url(url: &str) -> Result<(String, u16), String> {
+/// Parses `http(s)://host[:port][/]`: host, port, and whether it is https.
+pub(crate) fn parse_server_url(url: &str) -> Result<(String, u16, bool), String> {
     if url.is_empty() {
         return Err("missing: a server needs `url` (or, with dime-control, `service: namespace/name:port`)".into());
     }
-    let rest = match url.split_once("://") {
-        Some(("http", rest)) => rest,
-        Some(("https", _)) => return Err(format!("`{url}`: https:// origins are not supported by this version yet")),
-        Some((scheme, _)) => return Err(format!("`{url}`: unsupported scheme `{scheme}` (use http://)")),
+    let (rest, https) = match url.split_once("://") {
+        Some(("http", rest)) => (rest, false),
+        Some(("https", rest)) => (rest, true),
+        Some((scheme, _)) => return Err(format!("`{url}`: unsupported scheme `{scheme}` (use http:// or https://)")),
         None => return Err(format!("`{url}`: expected a URL such as http://origin.example.com:8080")),
     };
     let authority = rest.strip_suffix('/').unwrap_or(rest);
@@ -119,6 +120,7 @@ pub(crate) fn parse_server_url(url: &str) -> Result<(String, u16), String> {
         }
     };
     let port = match port {
+        None if https => 443,
         None => 80,
         Some(p) => p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| format!("`{url}`: invalid port `{p}`"))?,
     };
@@ -131,7 +133,7 @@ pub(crate) fn parse_server_url(url: &str) -> Result<(String, u16), String> {
             .filter(|h| matches!(h, HostPattern::Exact(_)))
             .ok_or_else(|| format!("`{url}`: invalid host `{host}`"))?;
     }
-    Ok((host.to_ascii_lowercase(), port))
+    Ok((host.to_ascii_lowercase(), port, https))
 }
 
 fn compile_upstream(name: &str, spec: &schema::UpstreamSpec, origin: &Origin, errors: &mut Collector) -> Upstream {
@@ -142,9 +144,13 @@ fn compile_upstream(name: &str, spec: &schema::UpstreamSpec, origin: &Origin, er
         errors.push(origin.upstream(name, "servers"), "an upstream needs at least one server");
     }
     let mut servers = Vec::new();
+    let mut schemes = Vec::new();
     for (i, s) in spec.servers.iter().enumerate() {
         match parse_server_url(&s.url) {
-            Ok((host, port)) => servers.push(Server { host, port, weight: s.weight.unwrap_or(1) }),
+            Ok((host, port, https)) => {
+                servers.push(Server { host, port, weight: s.weight.unwrap_or(1) });
+                schemes.push(https);
+            }
             Err(e) => errors.push(origin.upstream(name, &format!("servers[{i}].url")), e),
         }
         if s.weight.is_some_and(|w| w > 1000) {
@@ -175,10 +181,38 @@ fn compile_upstream(name: &str, spec: &schema::UpstreamSpec, origin: &Origin, er
         }
         HealthCheck { probe: Probe::Http { path: h.path.clone(), hostname: h.hostname.clone() }, interval, timeout }
     });
+    let https = schemes.first().copied().unwrap_or(false);
+    if schemes.iter().any(|&s| s != https) {
+        errors.push(origin.upstream(name, "servers"), "mixes http:// and https:// servers; use one upstream for each");
+    }
+    let tls = match (&spec.tls, https) {
+        (Some(_), false) => {
+            errors.push(origin.upstream(name, "tls"), "TLS options need https:// servers");
+            None
+        }
+        (t, true) => {
+            let t = t.clone().unwrap_or_default();
+            if let Some(sni) = &t.server_name {
+                if !matches!(HostPattern::parse(sni), Ok(HostPattern::Exact(_))) {
+                    errors.push(origin.upstream(name, "tls.server_name"), format!("`{sni}` is not a host name"));
+                }
+            }
+            if t.ca_file.as_deref().is_some_and(|f| !f.starts_with('/')) {
+                errors.push(origin.upstream(name, "tls.ca_file"), "must be an absolute path on the edge");
+            }
+            Some(UpstreamTls {
+                ca_file: t.ca_file,
+                server_name: t.server_name,
+                verify: !t.insecure_skip_verify.unwrap_or(false),
+            })
+        }
+        (None, false) => None,
+    };
     let at = |f: &str| origin.upstream(name, f);
     Upstream {
         name: name.to_owned(),
         servers,
+        tls,
         health_check,
         pass_host_header: spec.pass_host_header.unwrap_or(true),
         connect_timeout: duration_or(
@@ -247,6 +281,7 @@ fn compile_tcp_upstream(
     Upstream {
         name: name.to_owned(),
         servers,
+        tls: None,
         health_check,
         pass_host_header: true,
         connect_timeout: duration_or(

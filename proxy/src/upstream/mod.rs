@@ -32,14 +32,41 @@ pub struct Maintenance {
 pub fn build_pools(
     upstreams: &BTreeMap<String, Upstream>,
     old: Option<&BTreeMap<String, Arc<Pool>>>,
-) -> BTreeMap<String, Arc<Pool>> {
-    upstreams
-        .iter()
-        .map(|(name, spec)| {
-            let reused = old.and_then(|o| o.get(name)).filter(|p| &p.spec == spec).cloned();
-            (name.clone(), reused.unwrap_or_else(|| Arc::new(Pool::new(spec.clone()))))
-        })
-        .collect()
+) -> Result<BTreeMap<String, Arc<Pool>>, (String, String)> {
+    let mut pools = BTreeMap::new();
+    for (name, spec) in upstreams {
+        let pool = match old.and_then(|o| o.get(name)).filter(|p| &p.spec == spec) {
+            Some(p) => p.clone(),
+            None => {
+                let mut pool = Pool::new(spec.clone());
+                if let Some(file) = spec.tls.as_ref().and_then(|t| t.ca_file.as_deref()) {
+                    pool.ca = Some(load_ca(file).map_err(|e| (name.clone(), format!("tls.ca_file {file}: {e}")))?);
+                }
+                Arc::new(pool)
+            }
+        };
+        pools.insert(name.clone(), pool);
+    }
+    Ok(pools)
+}
+
+/// Reads a PEM CA bundle (one or more certificates).
+fn load_ca(path: &str) -> Result<Arc<pingora_core::protocols::tls::CaType>, String> {
+    use pingora_core::utils::tls::{parse_x509, WrappedX509};
+    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
+    let mut certs = Vec::new();
+    for block in x509_parser::pem::Pem::iter_from_buffer(&pem) {
+        let block = block.map_err(|e| format!("not PEM: {e}"))?;
+        if block.label != "CERTIFICATE" {
+            continue;
+        }
+        x509_parser::parse_x509_certificate(&block.contents).map_err(|e| format!("bad certificate: {e}"))?;
+        certs.push(WrappedX509::new(block.contents, parse_x509));
+    }
+    if certs.is_empty() {
+        return Err("no certificate in the file".into());
+    }
+    Ok(Arc::from(certs.into_boxed_slice()))
 }
 
 /// Resolves every server of a pool once; used before a new pool is put in service. Failures keep the old
@@ -78,8 +105,11 @@ async fn check_pool(pool: &Pool, metrics: &Metrics) {
     for ep in pool.endpoints().list.iter() {
         let (ep, probe, timeout) = (ep.clone(), hc.probe.clone(), hc.timeout);
         let server_host = pool.spec.servers[ep.server].host.clone();
+        let https = pool.spec.tls.is_some();
         checks.spawn(async move {
             let result = match probe {
+                // Over https the active check is a TCP connect (the proxy path verifies TLS on every request).
+                Probe::Http { .. } if https => health::connect(ep.addr, timeout).await,
                 Probe::Http { path, hostname } => {
                     health::check(ep.addr, hostname.as_deref().unwrap_or(&server_host), &path, timeout).await
                 }

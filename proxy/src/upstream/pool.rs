@@ -121,6 +121,8 @@ pub fn smooth_weighted_schedule(weights: &[u32]) -> Vec<u32> {
 #[derive(Debug)]
 pub struct Pool {
     pub spec: Upstream,
+    /// The CA bundle of an https upstream with `tls.ca_file`, parsed once.
+    pub ca: Option<Arc<pingora_core::protocols::tls::CaType>>,
     endpoints: ArcSwap<Endpoints>,
     cursor: AtomicUsize,
     pub(crate) maintenance: super::Maintenance,
@@ -130,6 +132,7 @@ impl Pool {
     pub fn new(spec: Upstream) -> Self {
         Pool {
             spec,
+            ca: None,
             endpoints: ArcSwap::from_pointee(Endpoints::default()),
             cursor: AtomicUsize::new(0),
             maintenance: super::Maintenance::default(),

@@ -7,6 +7,7 @@ fn pool(weights: &[u32]) -> Pool {
     let spec = Upstream {
         name: "u".into(),
         servers,
+        tls: None,
         health_check: None,
         pass_host_header: true,
         connect_timeout: Duration::from_secs(1),

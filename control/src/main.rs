@@ -33,6 +33,10 @@ enum Command {
         /// File of accepted bearer tokens, one per line (several, for rotation).
         #[arg(long, env = "DIME_TOKEN_FILE")]
         token_file: PathBuf,
+        /// Serve the API over TLS with this PEM certificate chain and key: CERT_FILE:KEY_FILE. Edges pin the CA
+        /// (`dime-edge --control-ca`).
+        #[arg(long, env = "DIME_TLS_CERT", value_name = "CERT:KEY")]
+        tls_cert: Option<String>,
     },
 }
 
@@ -47,13 +51,24 @@ fn read_tokens(path: &PathBuf) -> Result<Vec<String>, String> {
 }
 
 fn main() -> ExitCode {
-    let Command::Run { namespaces, listen, token_file } = Cli::parse().command;
+    let Command::Run { namespaces, listen, token_file, tls_cert } = Cli::parse().command;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
     let tokens = match read_tokens(&token_file) {
         Ok(t) => t,
         Err(e) => {
+            eprintln!("dime-control: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let tls = match tls_cert.as_deref().map(|t| {
+        let (cert, key) = t.split_once(':').ok_or_else(|| format!("--tls-cert `{t}`: expected CERT_FILE:KEY_FILE"))?;
+        serve::tls_acceptor(cert.as_ref(), key.as_ref())
+    }) {
+        None => None,
+        Some(Ok(a)) => Some(a),
+        Some(Err(e)) => {
             eprintln!("dime-control: {e}");
             return ExitCode::from(2);
         }
@@ -81,7 +96,7 @@ fn main() -> ExitCode {
             }
         };
         tokio::spawn(dime_control::watch::run(client, namespaces, shared.clone()));
-        let server = serve::serve(listen, shared);
+        let server = serve::serve(listen, shared, tls);
         tokio::select! {
             r = server => {
                 if let Err(e) = r {

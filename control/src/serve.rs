@@ -221,15 +221,49 @@ impl Drop for Waiting<'_> {
 }
 
 /// Serves until the process ends.
-pub async fn serve(listen: SocketAddr, shared: Arc<Shared>) -> std::io::Result<()> {
+/// Loads a PEM certificate chain and key into a TLS acceptor for the API.
+pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, String> {
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let certs: Vec<_> = rustls_pemfile::certs(&mut read(cert)?.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate", cert.display()));
+    }
+    let key = rustls_pemfile::private_key(&mut read(key)?.as_slice())
+        .map_err(|e| format!("{}: {e}", key.display()))?
+        .ok_or_else(|| format!("{}: no private key", key.display()))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves until the process ends; over TLS when `tls` is given.
+pub async fn serve(
+    listen: SocketAddr,
+    shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> std::io::Result<()> {
     let listener = TcpListener::bind(listen).await?;
-    tracing::info!(%listen, "serving /v1/routes");
+    tracing::info!(%listen, tls = tls.is_some(), "serving /v1/routes");
     loop {
-        let (stream, _) = listener.accept().await?;
-        let shared = shared.clone();
+        let (stream, peer) = listener.accept().await?;
+        let (shared, tls) = (shared.clone(), tls.clone());
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| handle(shared.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            let http = hyper::server::conn::http1::Builder::new();
+            match tls {
+                None => drop(http.serve_connection(TokioIo::new(stream), svc).await),
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(s) => drop(http.serve_connection(TokioIo::new(s), svc).await),
+                    Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                },
+            }
         });
     }
 }

@@ -189,3 +189,148 @@ async fn an_edge_with_a_wrong_token_gets_no_routes() {
     assert_eq!(readyz.status(), 503, "no table without a valid token");
     assert!(!work.path().join("state/routes.json").exists());
 }
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A CA named `ca` and a certificate for localhost signed by it, in `dir`.
+fn localhost_cert(dir: &std::path::Path, ca: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &format!("{ca}.key"),
+            "-out",
+            &format!("{ca}.crt"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={ca}"),
+        ],
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "control.key",
+            "-out",
+            "control.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "control.csr",
+            "-CA",
+            &format!("{ca}.crt"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-set_serial",
+            "7",
+            "-days",
+            "1",
+            "-out",
+            "control.crt",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edges_reach_control_over_tls_with_a_pinned_ca() {
+    let kube = Kube::start();
+    let k = kube.client().await;
+    apply_rbac(&k).await;
+    let origin_addr = origin("tls-control origin").await;
+    let cms: Api<ConfigMap> = Api::namespaced(k.clone(), "default");
+    let routes = format!(
+        "version: 1\nhttp:\n  routes:\n    - {{ name: app, match: [{{ hosts: [app.test] }}], upstream: o }}\n  upstreams:\n    o: {{ servers: [{{ url: \"http://{origin_addr}\" }}] }}\n"
+    );
+    cms.create(&PostParams::default(), &configmap("app", ("dime-routes", "true"), "routes.yaml", &routes))
+        .await
+        .unwrap();
+
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    localhost_cert(w, "pinned-ca");
+    let other = w.join("other");
+    std::fs::create_dir(&other).unwrap();
+    openssl(
+        &other,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "other.key",
+            "-out",
+            "other.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=other",
+        ],
+    );
+    let tls_cert = format!("{}:{}", w.join("control.crt").display(), w.join("control.key").display());
+    let control = start_control_with(&kube, Some(&tls_cert));
+    let token_file = w.join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+
+    // Pinned to control's CA: routes arrive over TLS.
+    let ca = w.join("pinned-ca.crt").display().to_string();
+    let edge = Edge::start(
+        &[&control.url],
+        &token_file,
+        &w.join("state1"),
+        w.join("edge1.log"),
+        &["--control-ca".to_owned(), ca],
+    );
+    until(&http, &edge, "app.test", 200, Some("tls-control origin")).await;
+
+    // Pinned to another CA: the handshake fails, nothing is applied, the failure is counted as tls.
+    let wrong = other.join("other.crt").display().to_string();
+    let refused = Edge::start(
+        &[&control.url],
+        &token_file,
+        &w.join("state2"),
+        w.join("edge2.log"),
+        &["--control-ca".to_owned(), wrong],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = http.get(format!("http://127.0.0.1:{}/metrics", refused.admin)).send().await {
+            if metric(&r.text().await.unwrap(), "dime_routes_fetch_failures_total{reason=\"tls\"}") >= 1.0 {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no tls failure counted; log:\n{}",
+            std::fs::read_to_string(&refused.log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let readyz = http.get(format!("http://127.0.0.1:{}/readyz", refused.admin)).send().await.unwrap();
+    assert_eq!(readyz.status(), 503);
+}

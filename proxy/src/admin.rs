@@ -16,8 +16,11 @@ use crate::state::{unix, State};
 pub struct Admin {
     pub state: Arc<State>,
     pub cache: Arc<Cache>,
-    /// Accepted bearer tokens for purge; empty disables purge.
+    /// Accepted bearer tokens for purge and `/config`; empty disables purge (and leaves `/config` open on the
+    /// loopback-only admin listener).
     pub tokens: Vec<String>,
+    /// Serve `/metrics`, `/healthz` and `/readyz` only (the `--metrics` listener for Prometheus).
+    pub metrics_only: bool,
 }
 
 /// An admin request, as far as the handlers care.
@@ -82,8 +85,16 @@ fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<
 impl Admin {
     /// Answers one admin request; separate from the socket so tests call it directly.
     pub fn handle(&self, req: &AdminRequest<'_>) -> Response<Vec<u8>> {
+        if self.metrics_only && !matches!(req.path, "/metrics" | "/healthz" | "/readyz") {
+            return reply(StatusCode::NOT_FOUND, "text/plain", b"not found: this listener serves /metrics\n".to_vec());
+        }
         if req.path == "/purge" {
             return self.purge(req);
+        }
+        if req.path == "/config" && !self.tokens.is_empty() {
+            if let Err(resp) = self.authorize(req) {
+                return resp;
+            }
         }
         match req.path {
             "/metrics" => {
@@ -115,6 +126,23 @@ impl Admin {
         }
     }
 
+    /// Checks the bearer token: 401 without one, 403 with a wrong one.
+    fn authorize(&self, req: &AdminRequest<'_>) -> Result<(), Response<Vec<u8>>> {
+        let json = |status, v: serde_json::Value| reply(status, "application/json", v.to_string().into_bytes());
+        let presented = req.authorization.and_then(|a| a.strip_prefix("Bearer ")).map(str::trim);
+        let Some(presented) = presented else {
+            return Err(json(
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({"error": "missing `Authorization: Bearer <token>`"}),
+            ));
+        };
+        if !self.tokens.iter().any(|t| constant_time_eq(t.as_bytes(), presented.as_bytes())) {
+            tracing::warn!(path = req.path, "admin request refused: wrong token");
+            return Err(json(StatusCode::FORBIDDEN, serde_json::json!({"error": "wrong token"})));
+        }
+        Ok(())
+    }
+
     /// `POST /purge?url=URL` removes one object (every variant of it); `POST /purge?host=HOST&prefix=/path/`
     /// removes every object of a host under a path prefix. Bearer token required.
     fn purge(&self, req: &AdminRequest<'_>) -> Response<Vec<u8>> {
@@ -128,16 +156,8 @@ impl Admin {
                 serde_json::json!({"error": "purge is disabled: start the edge with --admin-token-file"}),
             );
         }
-        let presented = req.authorization.and_then(|a| a.strip_prefix("Bearer ")).map(str::trim);
-        let Some(presented) = presented else {
-            return json(
-                StatusCode::UNAUTHORIZED,
-                serde_json::json!({"error": "missing `Authorization: Bearer <token>`"}),
-            );
-        };
-        if !self.tokens.iter().any(|t| constant_time_eq(t.as_bytes(), presented.as_bytes())) {
-            tracing::warn!("purge refused: wrong token");
-            return json(StatusCode::FORBIDDEN, serde_json::json!({"error": "wrong token"}));
+        if let Err(resp) = self.authorize(req) {
+            return resp;
         }
         let (what, purged) = if let Some(url) = query_param(req.query, "url") {
             let Some(primary) = self.primary_for_url(&url) else {

@@ -90,6 +90,10 @@ pub struct RunArgs {
     /// Admin listener for /metrics, /healthz, /readyz and /config [default: 127.0.0.1:9901].
     #[arg(long, env = "DIME_ADMIN", value_name = "ADDR")]
     pub admin: Option<String>,
+    /// A listener serving only /metrics, /healthz and /readyz (e.g. on the overlay address for Prometheus, while
+    /// the admin listener stays on loopback).
+    #[arg(long, env = "DIME_METRICS", value_name = "ADDR")]
+    pub metrics: Option<String>,
     /// Routes file, watched: a valid edit is applied atomically, an invalid one is logged and ignored.
     #[arg(long, env = "DIME_ROUTES", value_name = "FILE", conflicts_with = "control")]
     pub routes: Option<PathBuf>,
@@ -99,6 +103,9 @@ pub struct RunArgs {
     /// File with the bearer token for dime-control (first non-comment line).
     #[arg(long, env = "DIME_CONTROL_TOKEN_FILE", value_name = "FILE")]
     pub control_token_file: Option<PathBuf>,
+    /// PEM CA bundle that https control URLs must chain to (pinned; default: the system's roots).
+    #[arg(long, env = "DIME_CONTROL_CA", value_name = "FILE")]
+    pub control_ca: Option<PathBuf>,
     /// Directory where the last good route table from control is kept, to start from when control is down.
     #[arg(long, env = "DIME_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -152,9 +159,11 @@ struct FileConfig {
     tcp: Option<Vec<String>>,
     tcp_drain_timeout: Option<String>,
     admin: Option<String>,
+    metrics: Option<String>,
     routes: Option<PathBuf>,
     control: Option<Vec<String>>,
     control_token_file: Option<PathBuf>,
+    control_ca: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     threads: Option<usize>,
     access_log: Option<bool>,
@@ -180,6 +189,7 @@ pub struct EdgeConfig {
     pub tcp: Vec<(String, SocketAddr)>,
     pub tcp_drain_timeout: Duration,
     pub admin: SocketAddr,
+    pub metrics: Option<SocketAddr>,
     pub routes: RouteSource,
     pub threads: usize,
     pub access_log: bool,
@@ -199,7 +209,7 @@ pub enum RouteSource {
     /// A watched file.
     File(PathBuf),
     /// dime-control, pulled; the last good table kept in `state_dir`.
-    Control { urls: Vec<ControlUrl>, token: String, state_dir: Option<PathBuf> },
+    Control { urls: Vec<ControlUrl>, token: String, state_dir: Option<PathBuf>, ca_file: Option<PathBuf> },
 }
 
 /// Parses a byte size: a number with an optional unit (`B`, `KB`, `MB`, `GB`, `KiB`, `MiB`, `GiB`, `k`, `m`,
@@ -306,6 +316,7 @@ impl EdgeConfig {
             None => Duration::from_secs(300),
         };
         let admin = addr("admin", args.admin.or(file.admin).as_deref().unwrap_or("127.0.0.1:9901"))?;
+        let metrics = args.metrics.or(file.metrics).map(|m| addr("metrics", &m)).transpose()?;
         let control = pick(args.control, file.control);
         let routes_file = args.routes.or(file.routes);
         let state_dir = args.state_dir.or(file.state_dir);
@@ -326,7 +337,7 @@ impl EdgeConfig {
                     invalid("control_token_file", "required with --control: control refuses requests without a token")
                 })?;
                 let token = read_tokens(&token_file)?.swap_remove(0);
-                RouteSource::Control { urls, token, state_dir }
+                RouteSource::Control { urls, token, state_dir, ca_file: args.control_ca.or(file.control_ca) }
             }
             (None, true) => return Err(ConfigError::NoRoutes),
         };
@@ -374,6 +385,7 @@ impl EdgeConfig {
             tcp,
             tcp_drain_timeout,
             admin,
+            metrics,
             routes,
             threads,
             access_log: args.access_log.or(file.access_log).unwrap_or(true),

@@ -125,7 +125,7 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
             tracing::info!(path = %path.display(), version = first.version(), routes = first.routes().len(), "routes file is valid");
             Routes::File(source)
         }
-        RouteSource::Control { urls, token, state_dir } => {
+        RouteSource::Control { urls, token, state_dir, ca_file } => {
             if let Some(dir) = state_dir {
                 // A state dir that cannot be written would only be noticed in the outage it is meant for.
                 std::fs::create_dir_all(dir)
@@ -134,8 +134,17 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
             }
             let controls: Vec<&str> = urls.iter().map(|u| u.text.as_str()).collect();
             tracing::info!(?controls, state_dir = ?state_dir, "routes from dime-control");
+            let tls = if urls.iter().any(|u| u.tls_name.is_some()) {
+                Some(
+                    crate::source::control::tls_connector(ca_file.as_deref())
+                        .map_err(|e| format!("control CA: {e}"))?,
+                )
+            } else {
+                None
+            };
             Routes::Control(ControlSource {
                 urls: urls.clone(),
+                tls,
                 token: token.clone(),
                 state_dir: state_dir.clone(),
                 state: state.clone(),
@@ -195,7 +204,14 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
         server.add_service(service);
     }
 
-    let admin_app = Admin { state: state.clone(), cache, tokens: cfg.admin_tokens.clone() };
+    if let Some(addr) = cfg.metrics {
+        let app = Admin { state: state.clone(), cache: cache.clone(), tokens: Vec::new(), metrics_only: true };
+        let mut metrics = Service::new("dime metrics".to_owned(), HttpServer::new_app(app));
+        metrics.add_tcp(&addr.to_string());
+        metrics.threads = Some(1);
+        server.add_service(metrics);
+    }
+    let admin_app = Admin { state: state.clone(), cache, tokens: cfg.admin_tokens.clone(), metrics_only: false };
     let mut admin = Service::new("dime admin".to_owned(), HttpServer::new_app(admin_app));
     admin.add_tcp(&cfg.admin.to_string());
     admin.threads = Some(1);

@@ -141,18 +141,27 @@ pub async fn apply_rbac(client: &Client) {
 }
 
 pub fn start_control(kube: &Kube) -> Control {
+    start_control_with(kube, None)
+}
+
+/// Control serving https with `CERT:KEY` when given; `url` is then https://localhost:PORT.
+pub fn start_control_with(kube: &Kube, tls_cert: Option<&str>) -> Control {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_dime-control"))
-        .args(["run", "--namespace", "default", "--listen", &format!("127.0.0.1:{port}"), "--token-file"])
-        .arg(&tokens)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dime-control"));
+    cmd.args(["run", "--namespace", "default", "--listen", &format!("127.0.0.1:{port}"), "--token-file"]).arg(&tokens);
+    if let Some(t) = tls_cert {
+        cmd.args(["--tls-cert", t]);
+    }
+    let child = cmd
         .env("KUBECONFIG", kube.control_kubeconfig())
         .stderr(std::fs::File::create(dir.path().join("control.log")).unwrap())
         .spawn()
         .unwrap();
-    Control { child, url: format!("http://127.0.0.1:{port}"), dir }
+    let scheme = if tls_cert.is_some() { "https://localhost" } else { "http://127.0.0.1" };
+    Control { child, url: format!("{scheme}:{port}"), dir }
 }
 
 pub fn free_port() -> u16 {

@@ -58,7 +58,7 @@ fn control_settings_need_a_token_and_exclude_a_routes_file() {
         ..Default::default()
     };
     let cfg = EdgeConfig::from_args(args).unwrap();
-    let RouteSource::Control { urls, token: t, state_dir } = cfg.routes else { panic!("not control") };
+    let RouteSource::Control { urls, token: t, state_dir, .. } = cfg.routes else { panic!("not control") };
     assert_eq!(urls.len(), 2);
     assert_eq!(t, "edge-token-0123456789abcdef");
     assert_eq!(state_dir, Some(dir.path().join("state")));

@@ -29,24 +29,26 @@ const MAX_PAYLOAD: usize = 64 << 20;
 /// The file in the state dir.
 pub const STATE_FILE: &str = "routes.json";
 
-/// One control endpoint, `http://host:port[/prefix]`.
+/// One control endpoint, `http(s)://host:port[/prefix]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControlUrl {
     pub text: String,
     pub authority: String,
     pub prefix: String,
+    /// `https://`: the name verified in control's certificate (and sent as SNI).
+    pub tls_name: Option<String>,
 }
 
 impl ControlUrl {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let rest = match text.split_once("://") {
-            Some(("http", rest)) => rest,
-            Some(("https", _)) => {
+        let (rest, https) = match text.split_once("://") {
+            Some(("http", rest)) => (rest, false),
+            Some(("https", rest)) => (rest, true),
+            _ => {
                 return Err(format!(
-                    "`{text}`: https to control is not supported by this version yet; reach control over the overlay network or loopback with http://"
+                    "`{text}`: expected http(s)://HOST:PORT, e.g. https://dime-control.example.com:8443"
                 ))
             }
-            _ => return Err(format!("`{text}`: expected http://HOST:PORT, e.g. http://dime-control.example.com:8080")),
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
@@ -56,8 +58,11 @@ impl ControlUrl {
             return Err(format!("`{text}`: expected http://HOST:PORT[/PATH] without credentials or query"));
         }
         let has_port = authority.rsplit_once(':').is_some_and(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok());
-        let authority = if has_port { authority.to_owned() } else { format!("{authority}:80") };
-        Ok(ControlUrl { text: text.trim_end_matches('/').to_owned(), authority, prefix: path.to_owned() })
+        let host = if has_port { authority.rsplit_once(':').map_or(authority, |(h, _)| h) } else { authority };
+        let default_port = if https { 443 } else { 80 };
+        let authority = if has_port { authority.to_owned() } else { format!("{authority}:{default_port}") };
+        let tls_name = https.then(|| host.trim_start_matches('[').trim_end_matches(']').to_owned());
+        Ok(ControlUrl { text: text.trim_end_matches('/').to_owned(), authority, prefix: path.to_owned(), tls_name })
     }
 }
 
@@ -70,7 +75,7 @@ enum Answer {
 
 #[derive(Debug)]
 struct FetchError {
-    /// For the metric label: connect, timeout, unauthorized, status, body.
+    /// For the metric label: connect, tls, timeout, unauthorized, status, body.
     reason: &'static str,
     message: String,
 }
@@ -79,12 +84,50 @@ fn fail(reason: &'static str, message: impl Into<String>) -> FetchError {
     FetchError { reason, message: message.into() }
 }
 
-async fn fetch(url: &ControlUrl, token: &str, etag: Option<&str>, wait: Duration) -> Result<Answer, FetchError> {
+/// A connection to control, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// The trust for https control URLs: the pinned CA bundle (`--control-ca`), else the system's roots.
+pub fn tls_connector(ca_file: Option<&Path>) -> Result<pingora_rustls::TlsConnector, String> {
+    pingora_rustls::install_default_crypto_provider();
+    let mut roots = pingora_rustls::RootCertStore::empty();
+    match ca_file {
+        Some(f) => pingora_rustls::load_ca_file_into_store(f.display().to_string(), &mut roots)
+            .map_err(|e| format!("{}: {e}", f.display()))?,
+        None => pingora_rustls::load_platform_certs_incl_env_into_store(&mut roots).map_err(|e| e.to_string())?,
+    }
+    let config = pingora_rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    Ok(pingora_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+async fn fetch(
+    url: &ControlUrl,
+    tls: Option<&pingora_rustls::TlsConnector>,
+    token: &str,
+    etag: Option<&str>,
+    wait: Duration,
+) -> Result<Answer, FetchError> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(url.authority.as_str()))
         .await
         .map_err(|_| fail("connect", format!("connect to {} timed out", url.authority)))?
         .map_err(|e| fail("connect", format!("connect to {}: {e}", url.authority)))?;
     let _ = stream.set_nodelay(true);
+    let stream: Box<dyn Io> = match (&url.tls_name, tls) {
+        (None, _) => Box::new(stream),
+        (Some(name), Some(connector)) => {
+            let server = pingora_rustls::ServerName::try_from(name.clone())
+                .map_err(|e| fail("tls", format!("`{name}`: {e}")))?;
+            let handshake = connector.connect(server, stream);
+            Box::new(
+                tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+                    .await
+                    .map_err(|_| fail("tls", "TLS handshake timed out"))?
+                    .map_err(|e| fail("tls", format!("TLS with {}: {e}", url.authority)))?,
+            )
+        }
+        (Some(_), None) => return Err(fail("tls", "no TLS configuration")),
+    };
     let exchange = async {
         let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
             .await
@@ -147,12 +190,23 @@ pub fn backoff(failures: u32, random: f64) -> Duration {
     window.mul_f64(random.clamp(0.0, 1.0)).max(Duration::from_millis(50))
 }
 
-#[derive(Debug)]
 pub struct ControlSource {
     pub urls: Vec<ControlUrl>,
+    /// For https control URLs.
+    pub tls: Option<pingora_rustls::TlsConnector>,
     pub token: String,
     pub state_dir: Option<PathBuf>,
     pub state: Arc<State>,
+}
+
+impl std::fmt::Debug for ControlSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlSource")
+            .field("urls", &self.urls)
+            .field("tls", &self.tls.is_some())
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ControlSource {
@@ -247,7 +301,7 @@ impl BackgroundService for ControlSource {
             let mut succeeded = false;
             for url in &self.urls {
                 let result = tokio::select! {
-                    r = fetch(url, &self.token, etag.as_deref(), wait) => r,
+                    r = fetch(url, self.tls.as_ref(), &self.token, etag.as_deref(), wait) => r,
                     _ = shutdown.changed() => return,
                 };
                 match result {

@@ -14,7 +14,9 @@ fn control_urls_parse_strictly() {
     for bad in ["control:8080", "ftp://x", "http://", "http://u:p@x:1", "http://x/?a=1"] {
         assert!(ControlUrl::parse(bad).is_err(), "{bad}");
     }
-    assert!(ControlUrl::parse("https://x").unwrap_err().contains("not supported"));
+    let u = ControlUrl::parse("https://control.example.com").unwrap();
+    assert_eq!((u.authority.as_str(), u.tls_name.as_deref()), ("control.example.com:443", Some("control.example.com")));
+    assert_eq!(ControlUrl::parse("http://x:1").unwrap().tls_name, None);
 }
 
 #[test]

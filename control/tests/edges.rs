@@ -87,7 +87,12 @@ async fn edges_follow_configmaps_and_keep_serving_through_api_and_control_outage
 
     until(&http, &edge, "video.edge.mycdndomain.us", 200, Some("video origin")).await;
     until(&http, &edge, "whoami.edge.mycdndomain.us", 200, Some("whoami origin")).await;
-    assert!(state_dir.join("routes.json").exists(), "the table is saved to the state dir");
+    // The table is saved right after it is applied (fsync included), so give the write a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !state_dir.join("routes.json").exists() {
+        assert!(Instant::now() < deadline, "the table is not saved to the state dir");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Edits reach the edge by long-poll: time from the API accepting the edit to the edge routing differently.
     let mut times = Vec::new();

@@ -34,7 +34,7 @@ async fn config_needs_a_token_and_metrics_have_their_own_listener() {
 
     let scrape = http.get(format!("http://{metrics}/metrics")).send().await.unwrap();
     assert_eq!(scrape.status(), 200);
-    assert!(scrape.text().await.unwrap().contains("dime_http_requests_total"));
+    assert!(scrape.text().await.unwrap().contains("dime_config_routes 1"));
     assert_eq!(http.get(format!("http://{metrics}/readyz")).send().await.unwrap().status(), 200);
     assert_eq!(http.get(format!("http://{metrics}/config")).send().await.unwrap().status(), 404);
     let purge = http.post(format!("http://{metrics}/purge?url=http://web.test/")).send().await.unwrap();

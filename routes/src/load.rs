@@ -100,7 +100,7 @@ pub(crate) fn load(source: &str, text: &str, errors: &mut Collector) -> Vec<Load
             if let Some(document) = typed::<Document>(source, line, &doc, errors) {
                 out.push(Loaded { source: source.to_owned(), dialect: Dialect::Native, document });
             }
-        } else if has("http") || has("tcp") {
+        } else if has("http") || has("tcp") || has("tls") {
             if let Some(dynamic) = typed::<traefik::Dynamic>(source, line, &doc, errors) {
                 let document = traefik::translate(source, dynamic, errors);
                 out.push(Loaded { source: source.to_owned(), dialect: Dialect::Traefik, document });
@@ -110,7 +110,7 @@ pub(crate) fn load(source: &str, text: &str, errors: &mut Collector) -> Vec<Load
             at.line = Some(line);
             errors.push(
                 at,
-                "neither a Dime routes document (needs `version: 1`) nor a Traefik dynamic configuration (`http:` or `tcp:`)",
+                "neither a Dime routes document (needs `version: 1`) nor a Traefik dynamic configuration (`http:`, `tcp:` or `tls:`)",
             );
         }
     }

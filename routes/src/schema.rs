@@ -20,6 +20,43 @@ pub struct Document {
     pub http: HttpSection,
     #[serde(default, skip_serializing_if = "TcpSection::is_empty")]
     pub tcp: TcpSection,
+    /// Certificates for the edge's HTTPS entrypoints, in addition to its `--tls-cert` files.
+    #[serde(default, skip_serializing_if = "TlsSection::is_empty")]
+    pub tls: TlsSection,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertificateSpec>,
+}
+
+impl TlsSection {
+    pub fn is_empty(&self) -> bool {
+        self.certificates.is_empty()
+    }
+}
+
+/// One certificate and its key, from exactly one place: PEM files on the edge (`cert_file` + `key_file`), a
+/// Kubernetes TLS Secret in the ConfigMap's namespace (`secret`, read by dime-control, which serves it inline),
+/// or inline PEM (`cert_pem` + `key_pem`, what control serves for a Secret).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateSpec {
+    /// A label for logs and metrics (control sets it to the Secret's `namespace/name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_pem: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_pem: Option<String>,
 }
 
 /// TCP (layer 4) routes, e.g. RTMP publishing on port 1935.
@@ -222,6 +259,20 @@ pub struct CacheSpec {
     /// segments only `_HLS_msn`, `_HLS_part` and `_HLS_skip`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_keys: Option<Vec<String>>,
+}
+
+/// Never prints an inline private key.
+impl std::fmt::Debug for CertificateSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateSpec")
+            .field("name", &self.name)
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .field("secret", &self.secret)
+            .field("cert_pem", &self.cert_pem.as_ref().map(|_| ".."))
+            .field("key_pem", &self.key_pem.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// A pool of origin servers.

@@ -17,6 +17,7 @@ pub struct RouteTable {
     pub(crate) index: Index,
     pub(crate) tcp_routes: Vec<TcpRoute>,
     pub(crate) tcp_upstreams: BTreeMap<String, Upstream>,
+    pub(crate) certificates: Vec<Certificate>,
 }
 
 impl RouteTable {
@@ -31,6 +32,7 @@ impl RouteTable {
             index: Index::default(),
             tcp_routes: Vec::new(),
             tcp_upstreams: BTreeMap::new(),
+            certificates: Vec::new(),
         }
     }
 
@@ -77,9 +79,25 @@ impl RouteTable {
         &self.tcp_upstreams
     }
 
-    /// The table in the native schema, canonical form (what control serves and `/config` shows).
+    /// Certificates for the HTTPS entrypoints, in document order.
+    pub fn certificates(&self) -> &[Certificate] {
+        &self.certificates
+    }
+
+    /// The table in the native schema, canonical form (what control serves), private keys included.
     pub fn document(&self) -> &schema::Document {
         &self.document
+    }
+
+    /// [`RouteTable::document`] with inline private keys replaced by `<redacted>`: what `/config` shows.
+    pub fn redacted_document(&self) -> schema::Document {
+        let mut doc = self.document.clone();
+        for c in &mut doc.tls.certificates {
+            if c.key_pem.is_some() {
+                c.key_pem = Some("<redacted>".into());
+            }
+        }
+        doc
     }
 
     pub fn to_json(&self) -> String {
@@ -89,6 +107,34 @@ impl RouteTable {
     /// The compiled (host, path) rules in precedence order, for `/config` and debugging.
     pub fn rules(&self) -> &[crate::matcher::Rule] {
         self.index.rules()
+    }
+}
+
+/// A certificate for the HTTPS entrypoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    /// How logs and metrics name it: its `name`, else its certificate file.
+    pub label: String,
+    pub source: CertificateSource,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum CertificateSource {
+    /// PEM files on the edge, re-read when they change.
+    Files { cert: String, key: String },
+    /// PEM text (from a Kubernetes Secret, served by dime-control).
+    Pem { cert: String, key: String },
+}
+
+/// Never prints a private key.
+impl std::fmt::Debug for CertificateSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CertificateSource::Files { cert, key } => {
+                f.debug_struct("Files").field("cert", cert).field("key", key).finish()
+            }
+            CertificateSource::Pem { .. } => f.write_str("Pem { .. }"),
+        }
     }
 }
 

@@ -327,3 +327,93 @@ fn traefik_routers_with_an_empty_tls_block_are_accepted() {
     let text = "http:\n  routers:\n    r: { rule: \"Host(`a.test`)\", service: s, tls: {} }\n  services:\n    s: { loadBalancer: { servers: [{ url: \"http://10.0.0.1\" }] } }\n";
     assert!(crate::parse("f", text).unwrap().find("a.test", "/").is_some());
 }
+
+const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+
+#[test]
+fn native_certificates_compile_from_files_or_inline_pem() {
+    let text = format!(
+        "version: 1\ntls:\n  certificates:\n    - {{ cert_file: /etc/dime/a.pem, key_file: /etc/dime/a.key }}\n    - name: inline\n      cert_pem: {CERT:?}\n      key_pem: {KEY:?}\n"
+    );
+    let table = crate::parse("f.yaml", &text).unwrap();
+    let certs = table.certificates();
+    assert_eq!(certs.len(), 2);
+    assert_eq!(certs[0].label, "/etc/dime/a.pem");
+    assert_eq!(
+        certs[0].source,
+        crate::CertificateSource::Files { cert: "/etc/dime/a.pem".into(), key: "/etc/dime/a.key".into() }
+    );
+    assert_eq!(certs[1].label, "inline");
+    assert!(matches!(&certs[1].source, crate::CertificateSource::Pem { key, .. } if key == KEY));
+    // What /config shows never holds the key; what control serves does.
+    let shown = serde_json::to_string(&table.redacted_document()).unwrap();
+    assert!(!shown.contains("MIIE") && shown.contains("<redacted>"), "{shown}");
+    assert!(table.to_json().contains("MIIE"));
+    assert!(!format!("{:?}", table.certificates()).contains("MIIE"));
+}
+
+#[test]
+fn certificate_entries_must_name_exactly_one_source() {
+    for (entry, want) in [
+        ("{ cert_file: /a.pem }", "tls.certificates[0].key_file: missing"),
+        ("{ cert_file: /a.pem, key_file: /a.key, secret: s }", "give exactly one of"),
+        ("{}", "give exactly one of"),
+        (
+            "{ secret: video-tls }",
+            "tls.certificates[0].secret: `video-tls`: Kubernetes Secrets are read by dime-control only",
+        ),
+        ("{ cert_pem: nope, key_pem: nope }", "tls.certificates[0].cert_pem: not a PEM certificate"),
+    ] {
+        let text = format!("version: 1\ntls:\n  certificates:\n    - {entry}\n");
+        let errors = crate::parse("f.yaml", &text).unwrap_err().to_string();
+        assert!(errors.contains(want), "{entry}: {want:?} not in {errors}");
+    }
+}
+
+#[test]
+fn secrets_are_resolved_through_the_resolver() {
+    struct Cluster;
+    impl crate::ServiceResolver for Cluster {
+        fn resolve(&self, _: &crate::ServiceRef<'_>) -> Result<(String, u16), String> {
+            Err("none".into())
+        }
+        fn secret(&self, source: &str, name: &str) -> Result<crate::TlsSecret, String> {
+            let ns = source.split('/').next().unwrap_or_default();
+            Ok(crate::TlsSecret { label: format!("{ns}/{name}"), cert_pem: CERT.into(), key_pem: KEY.into() })
+        }
+    }
+    let text = "version: 1\ntls:\n  certificates:\n    - secret: video-tls\n";
+    let table = crate::compile_with(&[Fragment { source: "video/routes/routes.yaml", text }], &Cluster).unwrap();
+    assert_eq!(table.certificates()[0].label, "video/video-tls");
+    let served = table.document().tls.certificates[0].clone();
+    assert_eq!((served.secret, served.name.as_deref()), (None, Some("video/video-tls")));
+    assert_eq!(served.key_pem.as_deref(), Some(KEY));
+}
+
+#[test]
+fn traefik_tls_certificates_translate_paths_and_inline_pem() {
+    let text = format!(
+        "tls:\n  certificates:\n    - certFile: /certs/a.crt\n      keyFile: /certs/a.key\n    - certFile: {CERT:?}\n      keyFile: {KEY:?}\n      stores: [default]\n"
+    );
+    let table = crate::parse("old.yaml", &text).unwrap();
+    assert_eq!(
+        table.certificates()[0].source,
+        crate::CertificateSource::Files { cert: "/certs/a.crt".into(), key: "/certs/a.key".into() }
+    );
+    assert!(matches!(table.certificates()[1].source, crate::CertificateSource::Pem { .. }));
+    for (text, want) in [
+        (
+            "tls:\n  options:\n    default: { minVersion: VersionTLS13 }\n",
+            "old.yaml: tls.options: `tls.options` is not supported",
+        ),
+        (
+            "tls:\n  certificates:\n    - { certFile: /a, keyFile: /b, stores: [other] }\n",
+            "tls.certificates[0].stores: only the `default` store",
+        ),
+        ("tls:\n  certificates:\n    - { certFile: /a }\n", "missing field `keyFile`"),
+    ] {
+        let errors = crate::parse("old.yaml", text).unwrap_err().to_string();
+        assert!(errors.contains(want), "{want:?} not in {errors}");
+    }
+}

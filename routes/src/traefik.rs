@@ -3,7 +3,8 @@
 //!
 //! Subset: `http.routers` (`rule` with Host/PathPrefix/Path, `&&`, `||`, parentheses; `service`; `middlewares`;
 //! `priority`), `http.services.*.loadBalancer` (`servers[].url`, `servers[].weight`, `healthCheck`,
-//! `passHostHeader`), `http.middlewares.*.plugin.plugin-simplecache` (turns caching on for the routers using it).
+//! `passHostHeader`), `http.middlewares.*.plugin.plugin-simplecache` (turns caching on for the routers using it),
+//! `tls.certificates` (`certFile`/`keyFile`: file paths on the edge, or the PEM text itself, as Traefik allows).
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,30 @@ pub struct Dynamic {
     pub http: Option<Http>,
     #[serde(default)]
     pub tcp: Option<Tcp>,
+    #[serde(default)]
+    pub tls: Option<Tls>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    #[serde(default)]
+    pub certificates: Vec<TlsCertificate>,
+    #[serde(default)]
+    pub options: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub stores: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsCertificate {
+    #[serde(rename = "certFile")]
+    pub cert_file: String,
+    #[serde(rename = "keyFile")]
+    pub key_file: String,
+    #[serde(default)]
+    pub stores: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -165,6 +190,9 @@ pub(crate) fn translate(source: &str, dynamic: Dynamic, errors: &mut Collector) 
     if let Some(tcp) = dynamic.tcp {
         translate_tcp(source, tcp, &mut doc, errors);
     }
+    if let Some(tls) = dynamic.tls {
+        translate_tls(source, tls, &mut doc, errors);
+    }
     let Some(http) = dynamic.http else { return doc };
     let middlewares = http.middlewares.unwrap_or_default();
     for (name, mw) in &middlewares {
@@ -183,6 +211,46 @@ pub(crate) fn translate(source: &str, dynamic: Dynamic, errors: &mut Collector) 
         doc.http.upstreams.insert(name, translate_service(service.load_balancer));
     }
     doc
+}
+
+/// `certFile`/`keyFile` are paths, or (Traefik accepts both) the PEM text itself.
+fn translate_tls(source: &str, tls: Tls, doc: &mut schema::Document, errors: &mut Collector) {
+    for (key, given) in [("options", tls.options.is_some()), ("stores", tls.stores.is_some())] {
+        if given {
+            errors.push(
+                Location::new(source, format!("tls.{key}")),
+                format!("`tls.{key}` is not supported: Dime's HTTPS entrypoints use TLS 1.2+ with its own cipher suites and one certificate store"),
+            );
+        }
+    }
+    for (i, c) in tls.certificates.into_iter().enumerate() {
+        if c.stores.as_ref().is_some_and(|s| s.iter().any(|s| s != "default")) {
+            errors.push(
+                Location::new(source, format!("tls.certificates[{i}].stores")),
+                "only the `default` store exists in Dime",
+            );
+        }
+        let pem = |t: &str| t.trim_start().starts_with("-----BEGIN");
+        let mut spec = schema::CertificateSpec::default();
+        if pem(&c.cert_file) {
+            spec.cert_pem = Some(c.cert_file);
+        } else {
+            spec.cert_file = Some(c.cert_file);
+        }
+        if pem(&c.key_file) {
+            spec.key_pem = Some(c.key_file);
+        } else {
+            spec.key_file = Some(c.key_file);
+        }
+        if (spec.cert_pem.is_some()) != (spec.key_pem.is_some()) {
+            errors.push(
+                Location::new(source, format!("tls.certificates[{i}]")),
+                "give both certFile and keyFile as paths, or both as PEM text",
+            );
+            continue;
+        }
+        doc.tls.certificates.push(spec);
+    }
 }
 
 fn translate_router(
@@ -208,7 +276,7 @@ fn translate_router(
                 let key = key.as_str().unwrap_or("?");
                 errors.push(
                     at(&format!("tls.{key}")),
-                    format!("`{key}` is not supported: certificates are given to the edge (--tls-cert), chosen by SNI"),
+                    format!("`{key}` is not supported: certificates come from `tls.certificates` or the edge's --tls-cert, chosen by SNI"),
                 );
             }
         }

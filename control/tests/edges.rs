@@ -5,6 +5,8 @@
 //! an edge restarted while control is down serves from its state dir; a wrong token gets nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../../proxy/tests/support/certs.rs"]
+mod certs;
 mod support;
 
 use std::collections::BTreeMap;
@@ -195,70 +197,6 @@ async fn an_edge_with_a_wrong_token_gets_no_routes() {
     assert!(!work.path().join("state/routes.json").exists());
 }
 
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().unwrap();
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A CA named `ca` and a certificate for localhost signed by it, in `dir`.
-fn localhost_cert(dir: &std::path::Path, ca: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &format!("{ca}.key"),
-            "-out",
-            &format!("{ca}.crt"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={ca}"),
-        ],
-    );
-    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "control.key",
-            "-out",
-            "control.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "control.csr",
-            "-CA",
-            &format!("{ca}.crt"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-set_serial",
-            "7",
-            "-days",
-            "1",
-            "-out",
-            "control.crt",
-            "-extfile",
-            "san.ext",
-        ],
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edges_reach_control_over_tls_with_a_pinned_ca() {
     let kube = Kube::start();
@@ -275,27 +213,10 @@ async fn edges_reach_control_over_tls_with_a_pinned_ca() {
 
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    localhost_cert(w, "pinned-ca");
+    certs::issue_by(w, "pinned-ca", "control", &["DNS:localhost", "IP:127.0.0.1"], "7");
     let other = w.join("other");
     std::fs::create_dir(&other).unwrap();
-    openssl(
-        &other,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "other.key",
-            "-out",
-            "other.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=other",
-        ],
-    );
+    certs::ca(&other, "other");
     let tls_cert = format!("{}:{}", w.join("control.crt").display(), w.join("control.key").display());
     let control = start_control_with(&kube, Some(&tls_cert));
     let token_file = w.join("token");

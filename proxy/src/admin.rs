@@ -221,7 +221,7 @@ impl Admin {
                         "healthy": e.is_healthy(),
                     })).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
-                "table": a.table.document(),
+                "table": a.table.redacted_document(),
             })),
             "last_rejected": self.state.last_rejected(),
             "control": self.state.sync_status().map(|s| serde_json::json!({

@@ -298,9 +298,6 @@ impl EdgeConfig {
             .iter()
             .map(|t| crate::tls::CertPair::parse(t).map_err(|e| invalid("tls_cert", e)))
             .collect::<Result<_, _>>()?;
-        if !https.is_empty() && tls_certs.is_empty() {
-            return Err(invalid("tls_cert", "an HTTPS entrypoint needs at least one --tls-cert CERT:KEY"));
-        }
         let mut tcp = Vec::new();
         for entry in pick(args.tcp, file.tcp) {
             let (name, address) = entry

@@ -113,7 +113,17 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
         Some(path) => crate::signed::Keys::load(path).map_err(|e| format!("signing keys: {e}"))?,
         None => crate::signed::Keys::default(),
     });
+    let certs = if cfg.https.is_empty() {
+        None
+    } else {
+        let store = crate::tls::CertStore::new(cfg.tls_certs.clone(), metrics.clone())?;
+        if cfg.tls_certs.is_empty() {
+            tracing::warn!("HTTPS entrypoints without --tls-cert: handshakes fail until the route table or ACME provides a certificate");
+        }
+        Some(store)
+    };
     let mut state = State::new(metrics.clone(), resolver);
+    state.certs = certs.clone();
     state.tcp_entrypoints = cfg.tcp.iter().map(|(name, _)| name.clone()).collect();
     state.signing_key_ids = keys.ids().map(str::to_owned).collect();
     let state = Arc::new(state);
@@ -183,18 +193,14 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
     for addr in &cfg.http {
         http.add_tcp(&addr.to_string());
     }
-    let certs = if cfg.https.is_empty() {
-        None
-    } else {
-        let store = crate::tls::CertStore::new(cfg.tls_certs.clone(), metrics.clone())?;
+    if let Some(store) = &certs {
         for addr in &cfg.https {
             let mut tls = pingora_core::listeners::tls::TlsSettings::intermediate("", "").map_err(|e| e.to_string())?;
             tls.set_cert_resolver(Arc::new(crate::tls::Resolver(store.clone())));
             tls.enable_h2();
             http.add_tls_with_settings(&addr.to_string(), None, tls);
         }
-        Some(store)
-    };
+    }
     server.add_service(http);
 
     for (name, address) in &cfg.tcp {

@@ -50,6 +50,8 @@ pub struct State {
     pub tcp_entrypoints: Vec<String>,
     /// Ids of the signed-URL keys this edge holds, to warn about routes that accept none of them.
     pub signing_key_ids: Vec<String>,
+    /// The HTTPS certificates, when the edge has HTTPS entrypoints: a table's `tls.certificates` go there.
+    pub certs: Option<Arc<crate::tls::CertStore>>,
 }
 
 pub fn unix(t: SystemTime) -> f64 {
@@ -66,6 +68,7 @@ impl State {
             resolver,
             tcp_entrypoints: Vec::new(),
             signing_key_ids: Vec::new(),
+            certs: None,
         }
     }
 
@@ -151,6 +154,18 @@ impl State {
             {
                 tracing::warn!(route = %route.name, keys = ?signed.keys, "route requires signed URLs with keys this edge does not hold (--signing-keys): every request to it gets 403");
             }
+        }
+        match &self.certs {
+            Some(certs) => {
+                certs.set_group(crate::tls::Group::Table, crate::tls::CertSource::from_table(table.certificates()))
+            }
+            None if !table.certificates().is_empty() => {
+                tracing::warn!(
+                    certificates = table.certificates().len(),
+                    "the route table has TLS certificates but this edge has no HTTPS entrypoint (--https)"
+                );
+            }
+            None => {}
         }
         let applied_at = SystemTime::now();
         let m = &self.metrics;

@@ -1,8 +1,9 @@
-//! TLS termination on the `--https` entrypoints: certificates from PEM files (`--tls-cert CERT:KEY`), chosen per
-//! connection by SNI (exact names, then one-label wildcards, then the first pair as the default), TLS 1.2 and 1.3,
-//! HTTP/2 by ALPN. The files are looked at every two seconds; a changed pair that loads is swapped in for new
-//! handshakes, one that does not (unreadable, malformed, key not matching the certificate) is logged with its
-//! reason and the previous certificate of that pair keeps serving.
+//! TLS termination on the `--https` entrypoints: certificates from PEM files (`--tls-cert CERT:KEY`), from the
+//! route table (`tls.certificates`: files on the edge, or PEM that dime-control read from a Kubernetes Secret)
+//! and from ACME, chosen per connection by SNI (exact names, then one-label wildcards, then the first loaded as
+//! the default), TLS 1.2 and 1.3, HTTP/2 by ALPN. Files are looked at every two seconds; a changed certificate
+//! that loads is swapped in for new handshakes, one that does not (unreadable, malformed, key not matching the
+//! certificate) is logged with its reason and the previous version keeps serving.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -42,34 +43,97 @@ impl CertPair {
     }
 }
 
-/// A loaded pair.
+/// Where a certificate comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum CertSource {
+    /// PEM files, re-read when they change.
+    Files(CertPair),
+    /// PEM text: a route table's inline certificate (from a Kubernetes Secret) or one issued by ACME.
+    Pem { label: String, cert: Vec<u8>, key: Vec<u8> },
+}
+
+impl std::fmt::Debug for CertSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CertSource::Files(p) => p.fmt(f),
+            CertSource::Pem { label, .. } => write!(f, "Pem({label})"),
+        }
+    }
+}
+
+impl CertSource {
+    pub fn label(&self) -> String {
+        match self {
+            CertSource::Files(pair) => pair.label(),
+            CertSource::Pem { label, .. } => label.clone(),
+        }
+    }
+
+    fn read(&self) -> Result<(Vec<u8>, Vec<u8>), String> {
+        match self {
+            CertSource::Files(pair) => {
+                let cert = std::fs::read(&pair.cert).map_err(|e| format!("{}: {e}", pair.cert.display()))?;
+                let key = std::fs::read(&pair.key).map_err(|e| format!("{}: {e}", pair.key.display()))?;
+                Ok((cert, key))
+            }
+            CertSource::Pem { cert, key, .. } => Ok((cert.clone(), key.clone())),
+        }
+    }
+
+    /// Content fingerprint, to notice changes (`None`: unreadable).
+    fn fingerprint(&self) -> Option<u64> {
+        self.read().ok().map(|(cert, key)| fingerprint_of(&cert, &key))
+    }
+
+    /// The route table's certificates as sources.
+    pub fn from_table(certs: &[dime_routes::Certificate]) -> Vec<CertSource> {
+        certs
+            .iter()
+            .map(|c| match &c.source {
+                dime_routes::CertificateSource::Files { cert, key } => {
+                    CertSource::Files(CertPair { cert: cert.into(), key: key.into() })
+                }
+                dime_routes::CertificateSource::Pem { cert, key } => CertSource::Pem {
+                    label: c.label.clone(),
+                    cert: cert.as_bytes().to_vec(),
+                    key: key.as_bytes().to_vec(),
+                },
+            })
+            .collect()
+    }
+}
+
+fn fingerprint_of(cert: &[u8], key: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    cert.hash(&mut h);
+    key.hash(&mut h);
+    h.finish()
+}
+
+/// A loaded certificate.
 #[derive(Clone)]
 struct Loaded {
     key: Arc<CertifiedKey>,
     names: Vec<String>,
     not_after: i64,
-    /// Content fingerprint of both files, to notice changes.
+    /// Content fingerprint of certificate and key, to notice changes.
     fingerprint: u64,
 }
 
-fn fingerprint(pair: &CertPair) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    std::fs::read(&pair.cert).ok()?.hash(&mut h);
-    std::fs::read(&pair.key).ok()?.hash(&mut h);
-    Some(h.finish())
-}
-
-fn load(pair: &CertPair) -> Result<Loaded, String> {
-    let fingerprint = fingerprint(pair).ok_or_else(|| "cannot read the certificate or the key file".to_owned())?;
-    let (certs, key) =
-        pingora_rustls::load_certs_and_key_files(&pair.cert.display().to_string(), &pair.key.display().to_string())
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "no certificate, or no private key (PKCS#1, PKCS#8 or SEC1), in the PEM files".to_owned())?;
+/// Parses a PEM chain and key and checks that they belong together: the names (DNS SANs, else the CN) and the
+/// expiry of the leaf.
+pub fn parse_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<(Arc<CertifiedKey>, Vec<String>, i64), String> {
+    let certs: Vec<pingora_rustls::CertificateDer<'static>> = rustls_pemfile::certs(&mut &cert_pem[..])
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("certificate PEM: {e}"))?;
+    let leaf = certs.first().cloned().ok_or_else(|| "no certificate in the PEM".to_owned())?;
+    let key = rustls_pemfile::private_key(&mut &key_pem[..])
+        .map_err(|e| format!("key PEM: {e}"))?
+        .ok_or_else(|| "no private key (PKCS#1, PKCS#8 or SEC1) in the PEM".to_owned())?;
     pingora_rustls::install_default_crypto_provider();
     let provider = CryptoProvider::get_default().ok_or_else(|| "no TLS crypto provider".to_owned())?;
     let signing = provider.key_provider.load_private_key(key).map_err(|e| format!("private key: {e}"))?;
-    let leaf = certs.first().cloned().ok_or_else(|| "no certificate".to_owned())?;
     let certified = CertifiedKey::new(certs, signing);
     certified.keys_match().map_err(|e| format!("the key does not belong to the certificate: {e}"))?;
     let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref()).map_err(|e| format!("certificate: {e}"))?;
@@ -89,10 +153,16 @@ fn load(pair: &CertPair) -> Result<Loaded, String> {
         names
             .extend(parsed.subject().iter_common_name().filter_map(|cn| cn.as_str().ok()).map(str::to_ascii_lowercase));
     }
-    Ok(Loaded { key: Arc::new(certified), names, not_after: parsed.validity().not_after.timestamp(), fingerprint })
+    Ok((Arc::new(certified), names, parsed.validity().not_after.timestamp()))
 }
 
-/// The certificates in service, indexed for SNI.
+fn load(source: &CertSource) -> Result<Loaded, String> {
+    let (cert, key) = source.read()?;
+    let (key_pair, names, not_after) = parse_pem(&cert, &key)?;
+    Ok(Loaded { key: key_pair, names, not_after, fingerprint: fingerprint_of(&cert, &key) })
+}
+
+/// The certificate index for SNI.
 #[derive(Default)]
 struct Index {
     exact: HashMap<String, Arc<CertifiedKey>>,
@@ -102,9 +172,9 @@ struct Index {
 }
 
 impl Index {
-    fn build(loaded: &[Option<Loaded>]) -> Index {
+    fn build(slots: &[Slot]) -> Index {
         let mut index = Index::default();
-        for l in loaded.iter().flatten() {
+        for l in slots.iter().filter_map(|s| s.loaded.as_ref()) {
             index.default.get_or_insert_with(|| l.key.clone());
             for name in &l.names {
                 match name.strip_prefix('*') {
@@ -129,67 +199,158 @@ impl Index {
     }
 }
 
-/// The certificate files, what was last loaded from each, and the SNI index over them.
+/// Where a certificate was configured. Earlier groups win a name both have; the default certificate (for
+/// clients without SNI or with an unknown name) is the first one loaded, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Group {
+    /// `--tls-cert`.
+    Flags,
+    /// The route table's `tls.certificates`.
+    Table,
+    /// Issued by ACME.
+    Acme,
+}
+
+struct Slot {
+    group: Group,
+    source: CertSource,
+    loaded: Option<Loaded>,
+}
+
+/// Every certificate source, what was last loaded from each, and the SNI index over them.
 pub struct CertStore {
-    pairs: Vec<CertPair>,
-    loaded: parking_lot::Mutex<Vec<Option<Loaded>>>,
+    slots: parking_lot::Mutex<Vec<Slot>>,
     index: ArcSwap<Index>,
     metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for CertStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CertStore").field("pairs", &self.pairs).finish_non_exhaustive()
+        let sources: Vec<String> = self.slots.lock().iter().map(|s| s.source.label()).collect();
+        f.debug_struct("CertStore").field("sources", &sources).finish_non_exhaustive()
     }
 }
 
 impl CertStore {
-    /// Loads every pair; at start each must load (there is no previous certificate to keep).
+    /// Loads the `--tls-cert` pairs; at start each must load (there is no previous certificate to keep).
     pub fn new(pairs: Vec<CertPair>, metrics: Arc<Metrics>) -> Result<Arc<Self>, String> {
-        let mut loaded = Vec::new();
-        for pair in &pairs {
-            let l = load(pair).map_err(|e| format!("{}: {e}", pair.label()))?;
-            tracing::info!(cert = %pair.label(), names = ?l.names, "TLS certificate loaded");
-            metrics.tls_cert_expiry.with_label_values(&[&pair.label()]).set(l.not_after as f64);
-            loaded.push(Some(l));
+        let mut slots = Vec::new();
+        for pair in pairs {
+            let source = CertSource::Files(pair);
+            let l = load(&source).map_err(|e| format!("{}: {e}", source.label()))?;
+            tracing::info!(cert = %source.label(), names = ?l.names, "TLS certificate loaded");
+            metrics.tls_cert_expiry.with_label_values(&[&source.label()]).set(l.not_after as f64);
+            slots.push(Slot { group: Group::Flags, source, loaded: Some(l) });
         }
-        let index = ArcSwap::from_pointee(Index::build(&loaded));
-        Ok(Arc::new(CertStore { pairs, loaded: parking_lot::Mutex::new(loaded), index, metrics }))
+        let index = ArcSwap::from_pointee(Index::build(&slots));
+        Ok(Arc::new(CertStore { slots: parking_lot::Mutex::new(slots), index, metrics }))
     }
 
-    /// Looks at every pair once; reloads the ones whose files changed.
-    pub fn poll(&self) {
-        let mut loaded = self.loaded.lock();
-        let mut changed = false;
-        for (pair, slot) in self.pairs.iter().zip(loaded.iter_mut()) {
-            let now = fingerprint(pair);
-            if now.is_some() && now == slot.as_ref().map(|l| l.fingerprint) {
-                continue;
-            }
-            match load(pair) {
-                Ok(l) => {
-                    tracing::info!(cert = %pair.label(), names = ?l.names, "TLS certificate reloaded");
-                    self.metrics.tls_cert_expiry.with_label_values(&[&pair.label()]).set(l.not_after as f64);
+    /// Loads `source` into `slot` if its content changed. A source that does not load keeps what the slot had
+    /// (reported once per version of the content). True when the slot changed.
+    fn refresh(&self, slot: &mut Slot, source: CertSource) -> bool {
+        let label = source.label();
+        let now = source.fingerprint();
+        slot.source = source;
+        if now.is_some() && now == slot.loaded.as_ref().map(|l| l.fingerprint) {
+            return false;
+        }
+        match load(&slot.source) {
+            Ok(l) => {
+                let again = if slot.loaded.is_some() { "reloaded" } else { "loaded" };
+                tracing::info!(cert = %label, names = ?l.names, "TLS certificate {again}");
+                self.metrics.tls_cert_expiry.with_label_values(&[&label]).set(l.not_after as f64);
+                if slot.loaded.is_some() {
                     self.metrics.tls_reloads.with_label_values(&["ok"]).inc();
-                    *slot = Some(l);
-                    changed = true;
                 }
-                Err(e) => {
-                    // Report a broken file once per version of it, and keep serving what was loaded before.
-                    let fp = now.unwrap_or(u64::MAX);
-                    if slot.as_ref().is_some_and(|l| l.fingerprint != fp) {
-                        tracing::error!(cert = %pair.label(), key = %pair.key.display(), error = %e, "TLS certificate not reloaded; the previous one keeps serving");
+                slot.loaded = Some(l);
+                true
+            }
+            Err(e) => {
+                let fp = now.unwrap_or(u64::MAX);
+                match slot.loaded.as_mut() {
+                    Some(l) if l.fingerprint != fp => {
+                        tracing::error!(cert = %label, error = %e, "TLS certificate not reloaded; the previous one keeps serving");
                         self.metrics.tls_reloads.with_label_values(&["failed"]).inc();
-                        if let Some(l) = slot.as_mut() {
-                            l.fingerprint = fp;
-                        }
+                        l.fingerprint = fp;
+                    }
+                    Some(_) => {}
+                    None => {
+                        tracing::error!(cert = %label, error = %e, "TLS certificate not loaded");
+                        self.metrics.tls_reloads.with_label_values(&["failed"]).inc();
                     }
                 }
+                false
+            }
+        }
+    }
+
+    /// Looks at every file source once; reloads the ones whose files changed.
+    pub fn poll(&self) {
+        let mut slots = self.slots.lock();
+        let mut changed = false;
+        for slot in slots.iter_mut() {
+            if matches!(slot.source, CertSource::Files(_)) {
+                let source = slot.source.clone();
+                changed |= self.refresh(slot, source);
             }
         }
         if changed {
-            self.index.store(Arc::new(Index::build(&loaded)));
+            self.index.store(Arc::new(Index::build(&slots)));
         }
+    }
+
+    /// Replaces the certificates of `group` (the route table's, or ACME's). A certificate that was there before
+    /// under the same label and fails to load now keeps serving its previous version.
+    pub fn set_group(&self, group: Group, sources: Vec<CertSource>) {
+        let mut slots = self.slots.lock();
+        let mut old: Vec<Slot> = Vec::new();
+        let mut kept: Vec<Slot> = Vec::new();
+        for slot in slots.drain(..) {
+            if slot.group == group {
+                old.push(slot)
+            } else {
+                kept.push(slot)
+            }
+        }
+        let mut fresh = Vec::new();
+        for source in sources {
+            let label = source.label();
+            let mut slot = match old.iter().position(|s| s.source.label() == label) {
+                Some(i) => old.swap_remove(i),
+                None => Slot { group, source: source.clone(), loaded: None },
+            };
+            self.refresh(&mut slot, source);
+            fresh.push(slot);
+        }
+        for gone in old {
+            let label = gone.source.label();
+            if !kept.iter().chain(&fresh).any(|s| s.source.label() == label) {
+                let _ = self.metrics.tls_cert_expiry.remove_label_values(&[&label]);
+            }
+            tracing::info!(cert = %label, "TLS certificate removed");
+        }
+        kept.extend(fresh);
+        kept.sort_by_key(|s| s.group);
+        *slots = kept;
+        self.index.store(Arc::new(Index::build(&slots)));
+    }
+
+    /// The names and expiry of every loaded certificate, for `/config` and ACME renewal.
+    pub fn summary(&self) -> Vec<(Group, String, Vec<String>, i64)> {
+        self.slots
+            .lock()
+            .iter()
+            .filter_map(|s| s.loaded.as_ref().map(|l| (s.group, s.source.label(), l.names.clone(), l.not_after)))
+            .collect()
+    }
+
+    /// Whether a handshake for `name` would find a certificate naming it (not just the default).
+    pub fn covers(&self, name: &str) -> bool {
+        let index = self.index.load();
+        let name = name.to_ascii_lowercase();
+        index.exact.contains_key(&name)
+            || name.find('.').is_some_and(|i| i > 0 && index.wildcard.contains_key(&name[i..]))
     }
 }
 

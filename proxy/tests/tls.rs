@@ -11,77 +11,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use support::certs::issue;
 use support::{Edge, Origin};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A CA, then `name.crt`/`name.key` for the DNS names given, signed by it.
-fn issue(dir: &Path, name: &str, dns: &[&str], serial: &str) {
-    if !dir.join("ca.crt").exists() {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=Dime test CA",
-            ],
-        );
-    }
-    let san: Vec<String> = dns.iter().map(|d| format!("DNS:{d}")).collect();
-    std::fs::write(dir.join(format!("{name}.ext")), format!("subjectAltName={}\n", san.join(","))).unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key.new"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={}", dns[0]),
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-set_serial",
-            serial,
-            "-days",
-            "1",
-            "-out",
-            &format!("{name}.crt.new"),
-            "-extfile",
-            &format!("{name}.ext"),
-        ],
-    );
-    // Replace as deploy tools do: key and certificate renamed into place.
-    std::fs::rename(dir.join(format!("{name}.key.new")), dir.join(format!("{name}.key"))).unwrap();
-    std::fs::rename(dir.join(format!("{name}.crt.new")), dir.join(format!("{name}.crt"))).unwrap();
-}
 
 /// The serial number of the certificate the edge presents for `sni`, via openssl s_client.
 fn served_serial(port: u16, sni: &str) -> String {
@@ -280,4 +211,52 @@ async fn https_origins_are_verified_with_the_configured_ca_and_name() {
     }
     assert_eq!(edge.version().await, version);
     assert_eq!(edge.get("private-ca.test", "/").await.status, 200);
+}
+
+/// Certificates named by the route table (native `tls.certificates` files, the Traefik subset's
+/// `tls.certificates` with certFile/keyFile as paths or as PEM text) serve an edge that has no --tls-cert; a new
+/// table replaces them; `/config` never shows a private key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_from_the_route_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    issue(d, "t", &["t.test"], "0x0c01");
+    issue(d, "old", &["old.test"], "0x0d01");
+    issue(d, "inline", &["inline.test"], "0x0e01");
+    let origin = Origin::start("table-certs").await;
+    let native = format!(
+        "version: 1\nhttp:\n  routes:\n    - {{ name: all, upstream: o }}\n  upstreams:\n    o: {{ servers: [{{ url: \"{}\" }}] }}\ntls:\n  certificates:\n    - {{ cert_file: {}, key_file: {} }}\n",
+        origin.url(),
+        d.join("t.crt").display(),
+        d.join("t.key").display(),
+    );
+    let pem = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    let traefik = format!(
+        "tls:\n  certificates:\n    - certFile: {}\n      keyFile: {}\n    - certFile: {:?}\n      keyFile: {:?}\n",
+        d.join("old.crt").display(),
+        d.join("old.key").display(),
+        pem("inline.crt"),
+        pem("inline.key"),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let edge = Edge::start(&format!("{native}---\n{traefik}"), &["--https", &format!("127.0.0.1:{port}")]).await;
+
+    assert_eq!(served_serial(port, "t.test"), "serial=0C01");
+    assert_eq!(served_serial(port, "old.test"), "serial=0D01");
+    assert_eq!(served_serial(port, "inline.test"), "serial=0E01");
+    let (out, ok) = curl(port, "old.test", d, &["-o", "/dev/null", "-w", "%{http_code}"]);
+    assert!(ok && out == "200", "{out}");
+    let (_, config) = edge.admin("/config").await;
+    assert!(config.contains("<redacted>") && !config.contains("PRIVATE KEY"), "{config}");
+    let metrics = edge.admin("/metrics").await.1;
+    assert!(metrics.contains("dime_tls_certificate_expiry_timestamp_seconds{cert=\""), "{metrics}");
+
+    // The Traefik document is dropped: its certificates go; the first remaining one is the default.
+    edge.write_routes(&native);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while served_serial(port, "old.test") != "serial=0C01" {
+        assert!(Instant::now() < deadline, "old.test still served its removed certificate; log:\n{}", edge.log_text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(served_serial(port, "inline.test"), "serial=0C01");
 }

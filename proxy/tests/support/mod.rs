@@ -1,6 +1,7 @@
 //! Test harness: real origin servers and a real `dime-edge` process, on ephemeral loopback ports.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod certs;
 pub mod live;
 
 use std::collections::HashMap;

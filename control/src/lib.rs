@@ -4,5 +4,6 @@
 
 pub mod compile;
 pub mod metrics;
+pub mod secrets;
 pub mod serve;
 pub mod watch;

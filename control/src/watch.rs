@@ -1,5 +1,5 @@
 //! Watches the route ConfigMaps (Dime's label and the old Traefik one) and the Services they may name, with
-//! reflectors, and recompiles the whole table from the full set after each burst of changes. A watch error keeps
+//! reflectors, and the TLS Secrets they name ([`crate::secrets`]), and recompiles the whole table from the full set after each burst of changes. A watch error keeps
 //! the last table (and says so: metric, `/readyz` detail, log). Rejected ConfigMaps get a Kubernetes Event.
 
 use std::collections::BTreeMap;
@@ -14,6 +14,7 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
 
 use crate::compile::{self, RejectReason, Rejection, Source};
+use crate::secrets::{Cluster, Secrets};
 use crate::serve::{Served, Shared};
 
 /// ConfigMaps with native Dime routes.
@@ -125,15 +126,37 @@ fn truncate(mut note: String, max: usize) -> String {
     note
 }
 
-fn publish(
+/// Compiles the full set; when that names Secrets not watched yet, starts their watches, waits for their first
+/// read (bounded) and compiles again, so a new Secret reference does not flap through a rejection.
+async fn compile_all(
+    stores: &[Store<ConfigMap>],
+    services: &[(Option<String>, Store<Service>)],
+    secrets: &Secrets,
+) -> (compile::Compiled, BTreeMap<String, ObjectReference>) {
+    let services = Services { stores: services };
+    let mut waited = false;
+    loop {
+        let (sources, refs) = sources(stores);
+        let cluster = Cluster { services: &services, secrets, wanted: Default::default() };
+        let compiled = compile::compile_with(sources, &cluster);
+        let started = secrets.reconcile(&cluster.wanted.borrow());
+        if started.is_empty() || waited {
+            return (compiled, refs);
+        }
+        secrets.settle(&started).await;
+        waited = true;
+    }
+}
+
+async fn publish(
     shared: &Arc<Shared>,
     stores: &[Store<ConfigMap>],
     services: &[(Option<String>, Store<Service>)],
+    secrets: &Secrets,
     recorder: &Recorder,
     reported: &mut Reported,
 ) {
-    let (sources, refs) = sources(stores);
-    let compiled = compile::compile_with(sources, &Services { stores: services });
+    let (compiled, refs) = compile_all(stores, services, secrets).await;
     let m = &shared.metrics;
     m.compiles.inc();
     m.configmaps.with_label_values(&["accepted"]).set(compiled.accepted.len() as i64);
@@ -261,6 +284,8 @@ pub async fn run(client: Client, namespaces: Vec<String>, shared: Arc<Shared>) {
     };
     let recorder = Recorder::new(client.clone(), reporter);
     let mut reported = Reported::default();
+    let (secrets_changed, mut secret_events) = tokio::sync::mpsc::unbounded_channel();
+    let secrets = Secrets::new(client.clone(), secrets_changed);
     let mut dirty = false;
     shared.metrics.api_up.set(1);
     loop {
@@ -273,12 +298,13 @@ pub async fn run(client: Client, namespaces: Vec<String>, shared: Arc<Shared>) {
                 Some(Err(e)) => shared.api_error(&e.to_string()),
                 None => return,
             },
+            Some(()) = secret_events.recv() => dirty = true,
             _ = tokio::time::sleep(DEBOUNCE), if dirty => {
                 // Only a complete view may be compiled: never a partial or empty table because a list is unfinished.
                 if synced.load(std::sync::atomic::Ordering::Acquire) {
                     dirty = false;
                     shared.metrics.synced.set(1);
-                    publish(&shared, &stores, &service_stores, &recorder, &mut reported);
+                    publish(&shared, &stores, &service_stores, &secrets, &recorder, &mut reported).await;
                 }
             }
         }

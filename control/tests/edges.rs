@@ -260,3 +260,132 @@ async fn edges_reach_control_over_tls_with_a_pinned_ca() {
     let readyz = http.get(format!("http://127.0.0.1:{}/readyz", refused.admin)).send().await.unwrap();
     assert_eq!(readyz.status(), 503);
 }
+
+/// The objects of manifests/tls/video-tls.example.yaml, in order.
+fn tls_example() -> Vec<serde_yaml::Value> {
+    let text = std::fs::read_to_string(repo().join("manifests/tls/video-tls.example.yaml")).unwrap();
+    serde_yaml::Deserializer::from_str(&text).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect()
+}
+
+fn tls_secret(dir: &std::path::Path, name: &str, file: &str) -> k8s_openapi::api::core::v1::Secret {
+    let read = |ext: &str| k8s_openapi::ByteString(std::fs::read(dir.join(format!("{file}.{ext}"))).unwrap());
+    k8s_openapi::api::core::v1::Secret {
+        metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(BTreeMap::from([("tls.crt".to_owned(), read("crt")), ("tls.key".to_owned(), read("key"))])),
+        ..Default::default()
+    }
+}
+
+async fn control_readyz(http: &reqwest::Client, control: &Control) -> String {
+    http.get(format!("{}/readyz", control.url)).send().await.unwrap().text().await.unwrap()
+}
+
+/// A route ConfigMap names a Kubernetes TLS Secret; control (as its ServiceAccount) reads it only once the
+/// documented Role grants that one Secret, serves it inline, and a real edge presents it by SNI; replacing the
+/// Secret (renewal) reaches the edge; a ConfigMap naming another namespace's Secret is rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_from_tls_secrets_reach_edges() {
+    use k8s_openapi::api::core::v1::Secret;
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let kube = Kube::start();
+    let k = kube.client().await;
+    apply_rbac(&k).await;
+    let pp = PostParams::default();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    certs::issue(w, "video1", &["video.test"], "0x5e01");
+    certs::issue(w, "video2", &["video.test"], "0x5e02");
+    let secrets: Api<Secret> = Api::namespaced(k.clone(), "default");
+    secrets.create(&pp, &tls_secret(w, "video-tls", "video1")).await.unwrap();
+    // A Secret control is not granted: it must never be served.
+    secrets.create(&pp, &tls_secret(w, "not-granted", "video2")).await.unwrap();
+
+    let origin_addr = origin("tls-secret origin").await;
+    let cms: Api<ConfigMap> = Api::namespaced(k.clone(), "default");
+    let routes = format!(
+        "version: 1\nhttp:\n  routes:\n    - {{ name: video, match: [{{ hosts: [video.test] }}], upstream: o }}\n  upstreams:\n    o: {{ servers: [{{ url: \"http://{origin_addr}\" }}] }}\n"
+    );
+    cms.create(&pp, &configmap("video-routes", ("dime-routes", "true"), "routes.yaml", &routes)).await.unwrap();
+    let example = tls_example();
+    cms.create(&pp, &serde_yaml::from_value(example[0].clone()).unwrap()).await.unwrap();
+
+    let control = start_control(&kube);
+    let token_file = w.join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let https = free_port();
+    let edge = Edge::start(
+        &[&control.url],
+        &token_file,
+        &w.join("state"),
+        w.join("edge.log"),
+        &["--https".to_owned(), format!("127.0.0.1:{https}")],
+    );
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    until(&http, &edge, "video.test", 200, Some("tls-secret origin")).await;
+
+    // Without the Role the Secret is forbidden: its ConfigMap is rejected saying so, the routes still apply.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let readyz = control_readyz(&http, &control).await;
+        if readyz.contains("default/video-certificates") && readyz.contains("forbidden") {
+            assert!(readyz.contains("grant it get/list/watch on this Secret by name"), "{readyz}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no forbidden rejection in readyz:\n{readyz}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The documented Role + RoleBinding (resourceNames: [video-tls]): the certificate reaches the edge.
+    Api::<Role>::namespaced(k.clone(), "default")
+        .create(&pp, &serde_yaml::from_value(example[1].clone()).unwrap())
+        .await
+        .unwrap();
+    Api::<RoleBinding>::namespaced(k.clone(), "default")
+        .create(&pp, &serde_yaml::from_value(example[2].clone()).unwrap())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while certs::served_serial(https, "video.test") != "serial=5E01" {
+        assert!(
+            Instant::now() < deadline,
+            "the Secret's certificate never reached the edge; control readyz:\n{}\nedge log:\n{}",
+            control_readyz(&http, &control).await,
+            std::fs::read_to_string(&edge.log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let table =
+        http.get(format!("{}/v1/routes", control.url)).bearer_auth(TOKEN).send().await.unwrap().text().await.unwrap();
+    assert!(table.contains("\"name\": \"default/video-tls\"") && table.contains("PRIVATE KEY"), "{table}");
+    let config = admin(&http, &edge, "/config").await;
+    assert!(!config.contains("PRIVATE KEY"), "the edge's /config shows a private key");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(w.join("state/routes.json")).unwrap().permissions());
+    assert_eq!(mode & 0o077, 0, "the saved table holds keys: owner-only, got {mode:o}");
+
+    // Renewal: the Secret is replaced; the edge presents the new certificate.
+    let mut renewed = tls_secret(w, "video-tls", "video2");
+    renewed.metadata.resource_version = secrets.get("video-tls").await.unwrap().metadata.resource_version;
+    secrets.replace("video-tls", &pp, &renewed).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while certs::served_serial(https, "video.test") != "serial=5E02" {
+        assert!(Instant::now() < deadline, "the renewed Secret never reached the edge");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Another namespace's Secret, or one control may not read, never gets into the table.
+    let other = "version: 1\ntls:\n  certificates:\n    - secret: kube-system/anything\n    - secret: not-granted\n";
+    cms.create(&pp, &configmap("sneaky", ("dime-routes", "true"), "tls.yaml", other)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let readyz = control_readyz(&http, &control).await;
+        if readyz.contains("default/sneaky") {
+            assert!(readyz.contains("own namespace") && readyz.contains("not-granted"), "{readyz}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "sneaky ConfigMap not rejected:\n{readyz}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(certs::served_serial(https, "video.test"), "serial=5E02");
+}

@@ -11,20 +11,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::certs::issue;
+use support::certs::{issue, served_serial};
 use support::{Edge, Origin};
-
-/// The serial number of the certificate the edge presents for `sni`, via openssl s_client.
-fn served_serial(port: u16, sni: &str) -> String {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "openssl s_client -connect 127.0.0.1:{port} -servername {sni} </dev/null 2>/dev/null | openssl x509 -noout -serial"
-        ))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 fn curl(port: u16, host: &str, dir: &Path, extra: &[&str]) -> (String, bool) {
     let out = Command::new("curl")

@@ -66,3 +66,15 @@ pub fn issue(dir: &Path, name: &str, dns: &[&str], serial: &str) {
     let sans: Vec<&str> = sans.iter().map(String::as_str).collect();
     issue_by(dir, "ca", name, &sans, serial);
 }
+
+/// The serial number of the certificate the edge presents for `sni`, via openssl s_client.
+pub fn served_serial(port: u16, sni: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{port} -servername {sni} </dev/null 2>/dev/null | openssl x509 -noout -serial"
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

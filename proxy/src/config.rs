@@ -74,7 +74,7 @@ pub struct RunArgs {
     /// HTTP entrypoint address (repeatable) [default: 0.0.0.0:8080].
     #[arg(long, env = "DIME_HTTP", value_name = "ADDR", value_delimiter = ',')]
     pub http: Vec<String>,
-    /// HTTPS entrypoint address (repeatable); needs at least one --tls-cert.
+    /// HTTPS entrypoint address (repeatable). Certificates: --tls-cert, the route table's tls.certificates, ACME.
     #[arg(long, env = "DIME_HTTPS", value_name = "ADDR", value_delimiter = ',')]
     pub https: Vec<String>,
     /// Certificate and key, PEM: CERT_FILE:KEY_FILE (repeatable; chosen by SNI, the first is the default).
@@ -147,6 +147,25 @@ pub struct RunArgs {
     /// purge is disabled.
     #[arg(long, env = "DIME_ADMIN_TOKEN_FILE", value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// Obtain and renew a certificate for this name with ACME HTTP-01 (repeatable; one certificate per name).
+    /// The name must reach this edge's HTTP entrypoint on port 80.
+    #[arg(long, env = "DIME_ACME_DOMAIN", value_name = "NAME", value_delimiter = ',')]
+    pub acme_domain: Vec<String>,
+    /// ACME directory URL [default: Let's Encrypt production].
+    #[arg(long, env = "DIME_ACME_DIRECTORY", value_name = "URL")]
+    pub acme_directory: Option<String>,
+    /// Contact address for the ACME account.
+    #[arg(long, env = "DIME_ACME_EMAIL", value_name = "EMAIL")]
+    pub acme_email: Option<String>,
+    /// PEM roots trusted for the ACME server (a private ACME CA) [default: the system's roots].
+    #[arg(long, env = "DIME_ACME_CA", value_name = "FILE")]
+    pub acme_ca: Option<PathBuf>,
+    /// Where the ACME account key and certificates are kept [default: /var/lib/dime/acme].
+    #[arg(long, env = "DIME_ACME_DIR", value_name = "DIR")]
+    pub acme_dir: Option<PathBuf>,
+    /// Renew a certificate this long before it expires [default: 720h, 30 days].
+    #[arg(long, env = "DIME_ACME_RENEW_BEFORE", value_name = "DURATION")]
+    pub acme_renew_before: Option<String>,
 }
 
 /// The settings file: the same settings as the flags.
@@ -177,11 +196,18 @@ struct FileConfig {
     cache_lock_timeout: Option<String>,
     admin_token_file: Option<PathBuf>,
     signing_keys: Option<PathBuf>,
+    acme_domain: Option<Vec<String>>,
+    acme_directory: Option<String>,
+    acme_email: Option<String>,
+    acme_ca: Option<PathBuf>,
+    acme_dir: Option<PathBuf>,
+    acme_renew_before: Option<String>,
 }
 
 /// Validated edge settings.
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
+    pub acme: Option<crate::acme::AcmeSettings>,
     pub http: Vec<SocketAddr>,
     pub https: Vec<SocketAddr>,
     pub tls_certs: Vec<crate::tls::CertPair>,
@@ -375,7 +401,49 @@ impl EdgeConfig {
             Some(path) => read_tokens(&path)?,
             None => Vec::new(),
         };
+        let acme_domains = pick(args.acme_domain, file.acme_domain);
+        let acme = if acme_domains.is_empty() {
+            None
+        } else {
+            if https.is_empty() {
+                return Err(invalid("acme_domain", "ACME certificates are served on HTTPS entrypoints: add --https"));
+            }
+            let mut domains = Vec::new();
+            for d in &acme_domains {
+                let name = d.trim().trim_end_matches('.').to_ascii_lowercase();
+                if !matches!(dime_routes::HostPattern::parse(&name), Ok(dime_routes::HostPattern::Exact(_)))
+                    || !name.contains('.')
+                    || name.parse::<std::net::IpAddr>().is_ok()
+                {
+                    return Err(invalid(
+                        "acme_domain",
+                        format!("`{d}`: expected a DNS name such as video.example.com (HTTP-01 cannot issue wildcards or IP addresses)"),
+                    ));
+                }
+                if !domains.contains(&name) {
+                    domains.push(name);
+                }
+            }
+            let directory =
+                args.acme_directory.or(file.acme_directory).unwrap_or_else(|| crate::acme::LETS_ENCRYPT.into());
+            if !directory.starts_with("https://") {
+                return Err(invalid("acme_directory", format!("`{directory}`: must be an https:// URL")));
+            }
+            let renew_before = match args.acme_renew_before.or(file.acme_renew_before) {
+                Some(t) => dime_routes::parse_duration(&t).map_err(|e| invalid("acme_renew_before", e))?,
+                None => Duration::from_secs(30 * 24 * 3600),
+            };
+            Some(crate::acme::AcmeSettings {
+                domains,
+                directory,
+                email: args.acme_email.or(file.acme_email),
+                ca_file: args.acme_ca.or(file.acme_ca),
+                dir: args.acme_dir.or(file.acme_dir).unwrap_or_else(|| PathBuf::from("/var/lib/dime/acme")),
+                renew_before,
+            })
+        };
         Ok(EdgeConfig {
+            acme,
             http,
             https,
             tls_certs,

@@ -49,6 +49,7 @@ pub struct Metrics {
     pub signed_url_rejections: IntCounterVec,
     pub tls_cert_expiry: GaugeVec,
     pub tls_reloads: IntCounterVec,
+    pub acme_orders: IntCounterVec,
     pub tcp_connections: IntCounterVec,
     pub tcp_active: IntGaugeVec,
     pub tcp_refused: IntCounterVec,
@@ -283,6 +284,13 @@ impl Metrics {
                 "dime_tls_reloads_total",
                 "TLS certificate file reloads, by result (ok, failed: the previous certificate keeps serving).",
                 &["result"]
+            ),
+            acme_orders: build!(
+                r,
+                IntCounterVec,
+                "dime_acme_orders_total",
+                "ACME certificate orders, by domain and result (ok, failed: retried with backoff, the certificate in service keeps serving).",
+                &["domain", "result"]
             ),
             signed_url_rejections: build!(
                 r,

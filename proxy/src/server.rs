@@ -186,8 +186,21 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
         retries: cfg.retries,
     };
     let cache = Arc::new(Cache::new(cfg.cache, metrics.clone()));
-    let proxy =
-        pingora_proxy::http_proxy(&conf, DimeProxy { state: state.clone(), settings, cache: cache.clone(), keys });
+    let challenges = Arc::new(crate::acme::Challenges::default());
+    let acme = match (&cfg.acme, &certs) {
+        (Some(settings), Some(store)) => {
+            let manager =
+                crate::acme::AcmeManager::new(settings.clone(), challenges.clone(), store.clone(), metrics.clone());
+            manager.load_saved();
+            tracing::info!(domains = ?settings.domains, directory = %settings.directory, dir = %settings.dir.display(), "ACME certificates");
+            Some(manager)
+        }
+        _ => None,
+    };
+    let proxy = pingora_proxy::http_proxy(
+        &conf,
+        DimeProxy { state: state.clone(), settings, cache: cache.clone(), keys, challenges },
+    );
     let counted = CountedConnections { inner: Arc::new(proxy), metrics: metrics.clone() };
     let mut http = Service::new("dime http".to_owned(), counted);
     for addr in &cfg.http {
@@ -226,6 +239,9 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
     server.add_service(background_service("routes", source));
     if let Some(store) = certs {
         server.add_service(background_service("tls certificates", crate::tls::Reloader(store)));
+    }
+    if let Some(manager) = acme {
+        server.add_service(background_service("acme", manager));
     }
     server.add_service(background_service("upstream upkeep", Upkeep { state }));
     server.add_service(background_service("drain", Drain { metrics }));

@@ -6,12 +6,11 @@
 //! retry) → `connected_to_upstream` / `fail_to_connect` → `upstream_request_filter` (forwarding headers) →
 //! `upstream_response_filter` → `logging` (metrics and access log, always called once).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use ipnet::IpNet;
 use pingora_cache::key::HashBinary;
 use pingora_cache::{CacheKey, CacheMeta, CacheOptionOverrides, NoCacheReason, RespCacheable, VarianceBuilder};
@@ -27,6 +26,10 @@ use crate::cache::{key, Cache};
 use crate::metrics::{status_class, Metrics};
 use crate::state::{Active, State};
 use crate::upstream::{Endpoint, Pool};
+
+mod gate;
+pub use gate::set_forwarded_headers;
+use gate::{client_ip, is_tls, request_host, respond};
 
 /// How many times a request waiting for another request's fetch may wait again (each lock timeout hands the fetch
 /// to one waiter); after that it fetches uncached.
@@ -52,6 +55,8 @@ pub struct DimeProxy {
     pub cache: Arc<Cache>,
     /// Signed-URL keys held by this edge (`--signing-keys`).
     pub keys: Arc<crate::signed::Keys>,
+    /// ACME HTTP-01 tokens on offer.
+    pub challenges: Arc<crate::acme::Challenges>,
 }
 
 /// Per-request state. Holds the table snapshot the request was routed with, so a reload in the middle of a
@@ -105,62 +110,6 @@ impl Drop for InFlight {
     }
 }
 
-/// The Host a request asked for: the Host header, or the authority of an absolute URI / HTTP/2 `:authority`.
-fn request_host(req: &RequestHeader) -> &str {
-    req.headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri.authority().map(|a| a.as_str()))
-        .unwrap_or("")
-}
-
-fn client_ip(session: &Session) -> Option<IpAddr> {
-    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
-}
-
-/// Did this request come over TLS?
-fn is_tls(session: &Session) -> bool {
-    session.digest().is_some_and(|d| d.ssl_digest.is_some())
-}
-
-async fn respond(session: &mut Session, status: u16, body: String) -> Result<()> {
-    let mut resp = ResponseHeader::build(status, Some(3))?;
-    resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
-    resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
-    resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-    let head_only = session.req_header().method == http::Method::HEAD;
-    session.write_response_header(Box::new(resp), head_only).await?;
-    if !head_only {
-        session.write_response_body(Some(Bytes::from(body)), true).await?;
-    }
-    Ok(())
-}
-
-/// Sets X-Forwarded-For/-Proto/-Host. Values a client sent are kept (XFF appended to) only when the client is
-/// a trusted proxy; anyone else could forge them.
-pub fn set_forwarded_headers(
-    req: &mut RequestHeader,
-    client: Option<IpAddr>,
-    trusted: bool,
-    original_host: &str,
-    tls: bool,
-) -> Result<()> {
-    let client = client.map(|ip| ip.to_string()).unwrap_or_default();
-    let xff = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prior) if trusted && !prior.is_empty() => format!("{prior}, {client}"),
-        _ => client,
-    };
-    req.insert_header("x-forwarded-for", xff)?;
-    if !(trusted && req.headers.contains_key("x-forwarded-proto")) {
-        req.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
-    }
-    let keep_host = trusted && req.headers.contains_key("x-forwarded-host");
-    if !keep_host && !original_host.is_empty() {
-        req.insert_header("x-forwarded-host", original_host.to_owned())?;
-    }
-    Ok(())
-}
-
 fn method_label(method: &http::Method) -> &'static str {
     use http::Method as M;
     match *method {
@@ -196,6 +145,11 @@ impl ProxyHttp for DimeProxy {
 
     /// Picks the route. Unknown host/path is a normal 404 answer, not an error.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        if let Some(answer) = self.challenges.answer(session.req_header().uri.path()) {
+            // An ACME HTTP-01 token this edge is offering: answered before routing and redirects.
+            gate::respond_with(session, 200, "application/octet-stream", answer).await?;
+            return Ok(true);
+        }
         let Some(active) = self.state.current() else {
             respond(session, 503, "dime-edge has no route table yet\n".into()).await?;
             return Ok(true);
@@ -209,24 +163,13 @@ impl ProxyHttp for DimeProxy {
         };
         let route = &active.table.routes()[index];
         if route.https.redirect && !is_tls(session) {
-            let host = dime_routes::normalize_host(request_host(req)).into_owned();
-            let port = self.settings.https_port.filter(|&p| p != 443).map(|p| format!(":{p}")).unwrap_or_default();
-            let target = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
-            let location = format!("https://{host}{port}{target}");
             ctx.route = Some(index);
             ctx.active = Some(active);
-            let mut resp = ResponseHeader::build(308, Some(3))?;
-            resp.insert_header(http::header::LOCATION, location)?;
-            resp.insert_header(http::header::CONTENT_LENGTH, "0")?;
-            resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-            session.write_response_header(Box::new(resp), true).await?;
+            gate::redirect_to_https(session, self.settings.https_port).await?;
             return Ok(true);
         }
         if let Some(signed) = &route.signed {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            let checked =
-                crate::signed::verify(&self.keys, signed, req.uri.path(), req.uri.query(), client_ip(session), now);
-            if let Err(reason) = checked {
+            if let Err(reason) = gate::check_signed(&self.keys, signed, session) {
                 // Refused before the cache or the origin is touched.
                 self.state.metrics.signed_url_rejections.with_label_values(&[&route.name, reason.as_str()]).inc();
                 ctx.route = Some(index);

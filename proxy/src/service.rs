@@ -203,14 +203,7 @@ impl ProxyHttp for DimeProxy {
                 let sni = tls.server_name.clone().unwrap_or_else(|| pool.spec.servers[endpoint.server].host.clone());
                 let mut peer = HttpPeer::new(endpoint.addr, true, sni);
                 peer.options.ca = pool.ca.clone();
-                // Pingora's connection reuse does not tell CA bundles apart: a connection verified with one trust
-                // store must not serve an upstream configured with another.
-                peer.group_key = {
-                    use std::hash::{Hash, Hasher};
-                    let mut h = std::collections::hash_map::DefaultHasher::new();
-                    tls.ca_file.hash(&mut h);
-                    h.finish()
-                };
+                peer.group_key = pool.tls_group;
                 peer.options.verify_cert = tls.verify;
                 peer.options.verify_hostname = tls.verify;
                 peer

@@ -123,6 +123,9 @@ pub struct Pool {
     pub spec: Upstream,
     /// The CA bundle of an https upstream with `tls.ca_file`, parsed once.
     pub ca: Option<Arc<pingora_core::protocols::tls::CaType>>,
+    /// Connection-reuse group of an https upstream: Pingora's pool does not tell trust stores apart, so a
+    /// connection verified with one CA bundle must not serve an upstream configured with another.
+    pub tls_group: u64,
     endpoints: ArcSwap<Endpoints>,
     cursor: AtomicUsize,
     pub(crate) maintenance: super::Maintenance,
@@ -130,9 +133,16 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(spec: Upstream) -> Self {
+        let tls_group = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            spec.tls.as_ref().map(|t| &t.ca_file).hash(&mut h);
+            h.finish()
+        };
         Pool {
             spec,
             ca: None,
+            tls_group,
             endpoints: ArcSwap::from_pointee(Endpoints::default()),
             cursor: AtomicUsize::new(0),
             maintenance: super::Maintenance::default(),

@@ -195,20 +195,12 @@ http {{
         wait_port(self.port)
         return self
 
-    def start_cache(self, origin_port, tuned):
+    def start_caching(self, origin_port, locations):
+        """nginx proxy_cache with cache lock in front of the origin; `locations` is a list of (location match,
+        extra directives) pairs, each a caching proxy location."""
         cache = self.suite.work / f"{self.label}-cache"
         cache.mkdir(exist_ok=True)
-        extra = ""
-        if tuned:
-            extra = """      proxy_ignore_headers Cache-Control Expires Set-Cookie;
-      proxy_cache_valid 200 10m;
-      proxy_cache_valid 404 1s;
-"""
-        return self.start_body(f"""  proxy_cache_path {cache} levels=1:2 keys_zone={self.label}:64m max_size=1g inactive=1h use_temp_path=off;
-  upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 64; }}
-  server {{
-    listen 127.0.0.1:{self.port};
-    location / {{
+        blocks = "".join(f"""    location {match} {{
       proxy_cache {self.label};
       proxy_cache_lock on;
       proxy_cache_lock_timeout 10s;
@@ -218,33 +210,29 @@ http {{
       proxy_set_header Host $host;
       add_header X-Cache-Status $upstream_cache_status;
     }}
-  }}""")
-
-    def start_live_cache(self, origin_port):
-        """What an operator tuning nginx for live HLS writes: playlists 1 s, segments 10 min, origin headers ignored."""
-        cache = self.suite.work / f"{self.label}-cache"
-        cache.mkdir(exist_ok=True)
-        common = f"""      proxy_cache {self.label};
-      proxy_cache_lock on;
-      proxy_cache_lock_timeout 10s;
-      proxy_ignore_headers Cache-Control Expires;
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";"""
+""" for match, extra in locations)
         return self.start_body(f"""  proxy_cache_path {cache} levels=1:2 keys_zone={self.label}:64m max_size=1g inactive=1h use_temp_path=off;
   upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 64; }}
   server {{
     listen 127.0.0.1:{self.port};
-    location ~ \\.m3u8$ {{
-{common}
-      proxy_cache_valid 200 1s;
-    }}
-    location / {{
-{common}
+{blocks}  }}""")
+
+    def start_cache(self, origin_port, tuned):
+        extra = ""
+        if tuned:
+            extra = """      proxy_ignore_headers Cache-Control Expires Set-Cookie;
       proxy_cache_valid 200 10m;
       proxy_cache_valid 404 1s;
-    }}
-  }}""")
+"""
+        return self.start_caching(origin_port, [("/", extra)])
+
+    def start_live_cache(self, origin_port):
+        """What an operator tuning nginx for live HLS writes: playlists 1 s, segments 10 min, origin headers ignored."""
+        return self.start_caching(origin_port, [
+            ("~ \\.m3u8$", "      proxy_ignore_headers Cache-Control Expires;\n      proxy_cache_valid 200 1s;\n"),
+            ("/", "      proxy_ignore_headers Cache-Control Expires;\n      proxy_cache_valid 200 10m;\n"
+                  "      proxy_cache_valid 404 1s;\n"),
+        ])
 
     def start_pass(self, origin_port):
         return self.start_body(f"""  upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 64; }}

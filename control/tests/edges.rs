@@ -46,10 +46,6 @@ async fn admin(http: &reqwest::Client, edge: &Edge, path: &str) -> String {
     http.get(format!("http://127.0.0.1:{}{path}", edge.admin)).send().await.unwrap().text().await.unwrap()
 }
 
-fn metric(text: &str, prefix: &str) -> f64 {
-    text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edges_follow_configmaps_and_keep_serving_through_api_and_control_outages() {
     let kube = Kube::start();
@@ -155,11 +151,11 @@ async fn edges_follow_configmaps_and_keep_serving_through_api_and_control_outage
         assert_eq!(get(&http, &edge, last_host).await.unwrap(), (200, "video origin".into()));
     }
     // The long-poll in flight ends when control dies; the next attempts fail.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while metric(&admin(&http, &edge, "/metrics").await, "dime_routes_fetch_failures_total") < 2.0 {
-        assert!(Instant::now() < deadline, "the edge did not count failed pulls");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (h, e) = (&http, &edge);
+    eventually(secs(20), ms(200), "the edge did not count failed pulls", String::new, || async move {
+        (edge_metric(h, e, "dime_routes_fetch_failures_total").await >= 2.0).then_some(())
+    })
+    .await;
 
     // Restarted while control is down, the edge starts from its state dir.
     edge.stop();
@@ -181,17 +177,11 @@ async fn an_edge_with_a_wrong_token_gets_no_routes() {
     std::fs::write(&token_file, "not-the-right-token-0123456789\n").unwrap();
     let edge = Edge::start(&[&control.url], &token_file, &work.path().join("state"), work.path().join("edge.log"), &[]);
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = http.get(format!("http://127.0.0.1:{}/metrics", edge.admin)).send().await {
-            let text = r.text().await.unwrap();
-            if metric(&text, "dime_routes_fetch_failures_total{reason=\"unauthorized\"}") >= 1.0 {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "no unauthorized failure counted");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (h, e) = (&http, &edge);
+    eventually(secs(20), ms(100), "no unauthorized failure counted", String::new, || async move {
+        (edge_metric(h, e, "dime_routes_fetch_failures_total{reason=\"unauthorized\"}").await >= 1.0).then_some(())
+    })
+    .await;
     let readyz = http.get(format!("http://127.0.0.1:{}/readyz", edge.admin)).send().await.unwrap();
     assert_eq!(readyz.status(), 503, "no table without a valid token");
     assert!(!work.path().join("state/routes.json").exists());
@@ -243,20 +233,12 @@ async fn edges_reach_control_over_tls_with_a_pinned_ca() {
         w.join("edge2.log"),
         &["--control-ca".to_owned(), wrong],
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = http.get(format!("http://127.0.0.1:{}/metrics", refused.admin)).send().await {
-            if metric(&r.text().await.unwrap(), "dime_routes_fetch_failures_total{reason=\"tls\"}") >= 1.0 {
-                break;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no tls failure counted; log:\n{}",
-            std::fs::read_to_string(&refused.log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (h, e) = (&http, &refused);
+    let log = || std::fs::read_to_string(&refused.log).unwrap_or_default();
+    eventually(secs(20), ms(100), "no tls failure counted", log, || async move {
+        (edge_metric(h, e, "dime_routes_fetch_failures_total{reason=\"tls\"}").await >= 1.0).then_some(())
+    })
+    .await;
     let readyz = http.get(format!("http://127.0.0.1:{}/readyz", refused.admin)).send().await.unwrap();
     assert_eq!(readyz.status(), 503);
 }
@@ -277,8 +259,26 @@ fn tls_secret(dir: &std::path::Path, name: &str, file: &str) -> k8s_openapi::api
     }
 }
 
-async fn control_readyz(http: &reqwest::Client, control: &Control) -> String {
-    http.get(format!("{}/readyz", control.url)).send().await.unwrap().text().await.unwrap()
+/// Control's /readyz once it mentions `needle`.
+async fn readyz_until(http: &reqwest::Client, control: &Control, needle: &str) -> String {
+    let url = format!("{}/readyz", control.url);
+    let what = format!("control's /readyz never mentioned {needle}");
+    eventually(secs(20), ms(200), &what, String::new, || {
+        let url = url.clone();
+        async move {
+            let text = http.get(url).send().await.ok()?.text().await.ok()?;
+            text.contains(needle).then_some(text)
+        }
+    })
+    .await
+}
+
+/// Waits until the edge's HTTPS port presents the certificate with serial `want` for video.test.
+async fn serial_until(port: u16, want: &str, what: &str, detail: impl Fn() -> String) {
+    eventually(secs(60), ms(250), what, detail, || async move {
+        (certs::served_serial(port, "video.test") == want).then_some(())
+    })
+    .await;
 }
 
 /// A route ConfigMap names a Kubernetes TLS Secret; control (as its ServiceAccount) reads it only once the
@@ -325,16 +325,9 @@ async fn certificates_from_tls_secrets_reach_edges() {
     until(&http, &edge, "video.test", 200, Some("tls-secret origin")).await;
 
     // Without the Role the Secret is forbidden: its ConfigMap is rejected saying so, the routes still apply.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let readyz = control_readyz(&http, &control).await;
-        if readyz.contains("default/video-certificates") && readyz.contains("forbidden") {
-            assert!(readyz.contains("grant it get/list/watch on this Secret by name"), "{readyz}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "no forbidden rejection in readyz:\n{readyz}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let readyz = readyz_until(&http, &control, "default/video-certificates").await;
+    assert!(readyz.contains("forbidden"), "{readyz}");
+    assert!(readyz.contains("grant it get/list/watch on this Secret by name"), "{readyz}");
 
     // The documented Role + RoleBinding (resourceNames: [video-tls]): the certificate reaches the edge.
     Api::<Role>::namespaced(k.clone(), "default")
@@ -345,16 +338,8 @@ async fn certificates_from_tls_secrets_reach_edges() {
         .create(&pp, &serde_yaml::from_value(example[2].clone()).unwrap())
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while certs::served_serial(https, "video.test") != "serial=5E01" {
-        assert!(
-            Instant::now() < deadline,
-            "the Secret's certificate never reached the edge; control readyz:\n{}\nedge log:\n{}",
-            control_readyz(&http, &control).await,
-            std::fs::read_to_string(&edge.log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let log = || std::fs::read_to_string(&edge.log).unwrap_or_default();
+    serial_until(https, "serial=5E01", "the Secret's certificate never reached the edge", log).await;
     let table =
         http.get(format!("{}/v1/routes", control.url)).bearer_auth(TOKEN).send().await.unwrap().text().await.unwrap();
     assert!(table.contains("\"name\": \"default/video-tls\"") && table.contains("PRIVATE KEY"), "{table}");
@@ -368,24 +353,12 @@ async fn certificates_from_tls_secrets_reach_edges() {
     let mut renewed = tls_secret(w, "video-tls", "video2");
     renewed.metadata.resource_version = secrets.get("video-tls").await.unwrap().metadata.resource_version;
     secrets.replace("video-tls", &pp, &renewed).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while certs::served_serial(https, "video.test") != "serial=5E02" {
-        assert!(Instant::now() < deadline, "the renewed Secret never reached the edge");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    serial_until(https, "serial=5E02", "the renewed Secret never reached the edge", log).await;
 
     // Another namespace's Secret, or one control may not read, never gets into the table.
     let other = "version: 1\ntls:\n  certificates:\n    - secret: kube-system/anything\n    - secret: not-granted\n";
     cms.create(&pp, &configmap("sneaky", ("dime-routes", "true"), "tls.yaml", other)).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let readyz = control_readyz(&http, &control).await;
-        if readyz.contains("default/sneaky") {
-            assert!(readyz.contains("own namespace") && readyz.contains("not-granted"), "{readyz}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "sneaky ConfigMap not rejected:\n{readyz}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let readyz = readyz_until(&http, &control, "default/sneaky").await;
+    assert!(readyz.contains("own namespace") && readyz.contains("not-granted"), "{readyz}");
     assert_eq!(certs::served_serial(https, "video.test"), "serial=5E02");
 }

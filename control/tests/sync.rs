@@ -49,17 +49,16 @@ async fn traefik_configmaps_become_the_served_table_and_edits_reach_long_polls()
 
     let control = start_control(&kube);
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let (etag, body) = loop {
-        if let Ok(r) = http.get(format!("{}/v1/routes", control.url)).bearer_auth(TOKEN).send().await {
-            if r.status() == 200 {
-                let etag = r.headers().get("etag").unwrap().to_str().unwrap().to_owned();
-                break (etag, r.text().await.unwrap());
-            }
+    let (h, url) = (&http, format!("{}/v1/routes", control.url));
+    let (etag, body) = eventually(secs(20), ms(100), "control never served a table", String::new, || {
+        let url = url.clone();
+        async move {
+            let r = h.get(url).bearer_auth(TOKEN).send().await.ok().filter(|r| r.status() == 200)?;
+            let etag = r.headers().get("etag").unwrap().to_str().unwrap().to_owned();
+            Some((etag, r.text().await.unwrap()))
         }
-        assert!(Instant::now() < deadline, "control never served a table");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     assert!(body.contains("video-router") && body.contains("whoami-router"), "{body}");
     let table = dime_routes::parse("served.json", &body).unwrap();
     assert_eq!(format!("\"{}\"", table.version()), etag);
@@ -84,18 +83,14 @@ async fn traefik_configmaps_become_the_served_table_and_edits_reach_long_polls()
     assert_eq!(status, 304, "a bad ConfigMap must not change the table");
     // ...and it gets a Warning Event naming the problem, and a metric.
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(k.clone(), "default");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let event = loop {
-        let list = events.list(&Default::default()).await.unwrap();
-        if let Some(e) = list.items.into_iter().find(|e| {
+    let ev = &events;
+    let event = eventually(secs(10), ms(100), "no Event on the rejected ConfigMap", String::new, || async move {
+        ev.list(&Default::default()).await.unwrap().items.into_iter().find(|e| {
             e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("broken-config")
                 && e.reason.as_deref() == Some("RoutesRejected")
-        }) {
-            break e;
-        }
-        assert!(Instant::now() < deadline, "no Event on the rejected ConfigMap");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        })
+    })
+    .await;
     assert_eq!(event.type_.as_deref(), Some("Warning"));
     let note = event.note.unwrap_or_default();
     assert!(note.contains("default/broken-config/b.yaml: http.routers.broken.rule"), "{note}");
@@ -161,15 +156,12 @@ async fn upstreams_naming_a_service_follow_its_loadbalancer_address() {
     let http = reqwest::Client::new();
 
     // No address yet (no MetalLB here): the ConfigMap is rejected, saying why.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let readyz = http.get(format!("{}/readyz", control.url)).send().await.map(|r| r.status().as_u16());
-        if readyz.is_ok_and(|s| s == 200) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "control never became ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (h, url) = (&http, format!("{}/readyz", control.url));
+    eventually(secs(20), ms(100), "control never became ready", String::new, || {
+        let url = url.clone();
+        async move { h.get(url).send().await.ok().filter(|r| r.status() == 200).map(drop) }
+    })
+    .await;
     let readyz = http.get(format!("{}/readyz", control.url)).send().await.unwrap().text().await.unwrap();
     assert!(readyz.contains("Service default/nginx has no LoadBalancer address yet"), "{readyz}");
     let (_, etag, body) = routes(&http, &control, None, "0s").await;

@@ -275,3 +275,40 @@ impl Drop for Edge {
         self.stop();
     }
 }
+
+/// Calls `check` every `every` until it gives a value; after `limit` fails with `what` and the last `check`'s
+/// context (`detail`, read at failure time).
+pub async fn eventually<T, Fut>(
+    limit: std::time::Duration,
+    every: std::time::Duration,
+    what: &str,
+    detail: impl Fn() -> String,
+    mut check: impl FnMut() -> Fut,
+) -> T
+where
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}\n{}", detail());
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// The sum of the samples of `prefix` in an edge's /metrics (0 when the edge does not answer).
+pub async fn edge_metric(http: &reqwest::Client, edge: &Edge, prefix: &str) -> f64 {
+    let Ok(r) = http.get(format!("http://127.0.0.1:{}/metrics", edge.admin)).send().await else { return 0.0 };
+    let text = r.text().await.unwrap_or_default();
+    text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+}
+
+pub fn secs(n: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(n)
+}
+
+pub fn ms(n: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(n)
+}

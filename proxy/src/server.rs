@@ -189,8 +189,13 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
     let challenges = Arc::new(crate::acme::Challenges::default());
     let acme = match (&cfg.acme, &certs) {
         (Some(settings), Some(store)) => {
-            let manager =
-                crate::acme::AcmeManager::new(settings.clone(), challenges.clone(), store.clone(), metrics.clone());
+            let manager = crate::acme::AcmeManager::new(
+                settings.clone(),
+                challenges.clone(),
+                store.clone(),
+                metrics.clone(),
+                cfg.http.clone(),
+            );
             manager.load_saved();
             tracing::info!(domains = ?settings.domains, directory = %settings.directory, dir = %settings.dir.display(), "ACME certificates");
             Some(manager)

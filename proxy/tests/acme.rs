@@ -178,6 +178,8 @@ async fn pebble_issues_the_edge_serves_keeps_and_renews() {
     let (ok, out) = curl_verified(&root, https, "/hello");
     assert!(ok && out.contains("acme-origin"), "{out}");
     assert_eq!(edge.metric("dime_acme_orders_total{domain=\"acme.test\",result=\"ok\"}").await, 1.0);
+    // The first order succeeds: the edge waits for its HTTP entrypoint before asking for validation.
+    assert_eq!(edge.metric("dime_acme_orders_total{domain=\"acme.test\",result=\"failed\"}").await, 0.0);
     assert!(edge
         .admin("/metrics")
         .await

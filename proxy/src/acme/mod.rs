@@ -101,6 +101,8 @@ pub struct AcmeManager {
     pub challenges: Arc<Challenges>,
     pub certs: Arc<CertStore>,
     pub metrics: Arc<Metrics>,
+    /// The HTTP entrypoints, which must accept connections before an order can be validated.
+    pub http: Vec<std::net::SocketAddr>,
     held: parking_lot::Mutex<HashMap<String, Held>>,
 }
 
@@ -110,8 +112,33 @@ impl AcmeManager {
         challenges: Arc<Challenges>,
         certs: Arc<CertStore>,
         metrics: Arc<Metrics>,
+        http: Vec<std::net::SocketAddr>,
     ) -> Self {
-        AcmeManager { settings, challenges, certs, metrics, held: parking_lot::Mutex::new(HashMap::new()) }
+        AcmeManager { settings, challenges, certs, metrics, http, held: parking_lot::Mutex::new(HashMap::new()) }
+    }
+
+    /// Waits (at most 30 s) until an HTTP entrypoint accepts connections: Pingora starts background services
+    /// before the listeners, and a challenge validated against a port not yet listening fails the order.
+    async fn wait_for_listeners(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let targets: Vec<std::net::SocketAddr> = self
+            .http
+            .iter()
+            .map(|a| match a.ip() {
+                ip if ip.is_unspecified() && a.is_ipv4() => (std::net::Ipv4Addr::LOCALHOST, a.port()).into(),
+                ip if ip.is_unspecified() => (std::net::Ipv6Addr::LOCALHOST, a.port()).into(),
+                _ => *a,
+            })
+            .collect();
+        while tokio::time::Instant::now() < deadline {
+            for t in &targets {
+                if tokio::net::TcpStream::connect(t).await.is_ok() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tracing::warn!(http = ?self.http, "no HTTP entrypoint accepts connections; ordering anyway");
     }
 
     fn domain_dir(&self, domain: &str) -> PathBuf {
@@ -207,6 +234,12 @@ impl AcmeManager {
 #[async_trait]
 impl BackgroundService for AcmeManager {
     async fn start(&self, mut shutdown: ShutdownWatch) {
+        if !self.due().is_empty() {
+            tokio::select! {
+                () = self.wait_for_listeners() => {}
+                _ = shutdown.changed() => return,
+            }
+        }
         let mut failures: HashMap<String, (u32, std::time::Instant)> = HashMap::new();
         loop {
             let now = std::time::Instant::now();

@@ -75,3 +75,27 @@ fn control_settings_need_a_token_and_exclude_a_routes_file() {
     let args = RunArgs { control: vec!["10.0.0.1:8080".into()], control_token_file: Some(token), ..Default::default() };
     assert!(EdgeConfig::from_args(args).unwrap_err().to_string().starts_with("control: `10.0.0.1:8080`"));
 }
+
+#[test]
+fn acme_settings_are_checked() {
+    let base = || RunArgs {
+        routes: Some("r.yaml".into()),
+        https: vec!["127.0.0.1:8443".into()],
+        acme_domain: vec!["Video.Example.com.".into(), "video.example.com".into()],
+        ..Default::default()
+    };
+    let cfg = EdgeConfig::from_args(base()).unwrap();
+    let acme = cfg.acme.unwrap();
+    assert_eq!(acme.domains, vec!["video.example.com".to_owned()], "normalized and deduplicated");
+    assert_eq!(acme.directory, crate::acme::LETS_ENCRYPT);
+    assert_eq!(acme.renew_before, Duration::from_secs(30 * 86400));
+    assert_eq!(acme.dir, PathBuf::from("/var/lib/dime/acme"));
+    let error = |args: RunArgs| EdgeConfig::from_args(args).unwrap_err().to_string();
+    assert!(error(RunArgs { https: vec![], ..base() }).contains("add --https"));
+    for bad in ["*.example.com", "10.0.0.1", "localhost"] {
+        let e = error(RunArgs { acme_domain: vec![bad.into()], ..base() });
+        assert!(e.starts_with("acme_domain") && e.contains(bad), "{e}");
+    }
+    let e = error(RunArgs { acme_directory: Some("http://acme.example/dir".into()), ..base() });
+    assert!(e.starts_with("acme_directory") && e.contains("https://"), "{e}");
+}

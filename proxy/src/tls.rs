@@ -80,11 +80,6 @@ impl CertSource {
         }
     }
 
-    /// Content fingerprint, to notice changes (`None`: unreadable).
-    fn fingerprint(&self) -> Option<u64> {
-        self.read().ok().map(|(cert, key)| fingerprint_of(&cert, &key))
-    }
-
     /// The route table's certificates as sources.
     pub fn from_table(certs: &[dime_routes::Certificate]) -> Vec<CertSource> {
         certs
@@ -117,8 +112,6 @@ struct Loaded {
     key: Arc<CertifiedKey>,
     names: Vec<String>,
     not_after: i64,
-    /// Content fingerprint of certificate and key, to notice changes.
-    fingerprint: u64,
 }
 
 /// Parses a PEM chain and key and checks that they belong together: the names (DNS SANs, else the CN) and the
@@ -156,10 +149,9 @@ pub fn parse_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<(Arc<CertifiedKey>, 
     Ok((Arc::new(certified), names, parsed.validity().not_after.timestamp()))
 }
 
-fn load(source: &CertSource) -> Result<Loaded, String> {
-    let (cert, key) = source.read()?;
-    let (key_pair, names, not_after) = parse_pem(&cert, &key)?;
-    Ok(Loaded { key: key_pair, names, not_after, fingerprint: fingerprint_of(&cert, &key) })
+fn load(cert: &[u8], key: &[u8]) -> Result<Loaded, String> {
+    let (key, names, not_after) = parse_pem(cert, key)?;
+    Ok(Loaded { key, names, not_after })
 }
 
 /// The certificate index for SNI.
@@ -215,6 +207,9 @@ struct Slot {
     group: Group,
     source: CertSource,
     loaded: Option<Loaded>,
+    /// Fingerprint of the content last looked at (loaded or refused; `u64::MAX`: unreadable), so each version is
+    /// loaded, or reported as broken, once.
+    seen: Option<u64>,
 }
 
 /// Every certificate source, what was last loaded from each, and the SNI index over them.
@@ -237,10 +232,12 @@ impl CertStore {
         let mut slots = Vec::new();
         for pair in pairs {
             let source = CertSource::Files(pair);
-            let l = load(&source).map_err(|e| format!("{}: {e}", source.label()))?;
+            let (cert, key) = source.read()?;
+            let l = load(&cert, &key).map_err(|e| format!("{}: {e}", source.label()))?;
             tracing::info!(cert = %source.label(), names = ?l.names, "TLS certificate loaded");
             metrics.tls_cert_expiry.with_label_values(&[&source.label()]).set(l.not_after as f64);
-            slots.push(Slot { group: Group::Flags, source, loaded: Some(l) });
+            let seen = Some(fingerprint_of(&cert, &key));
+            slots.push(Slot { group: Group::Flags, source, loaded: Some(l), seen });
         }
         let index = ArcSwap::from_pointee(Index::build(&slots));
         Ok(Arc::new(CertStore { slots: parking_lot::Mutex::new(slots), index, metrics }))
@@ -250,12 +247,14 @@ impl CertStore {
     /// (reported once per version of the content). True when the slot changed.
     fn refresh(&self, slot: &mut Slot, source: CertSource) -> bool {
         let label = source.label();
-        let now = source.fingerprint();
         slot.source = source;
-        if now.is_some() && now == slot.loaded.as_ref().map(|l| l.fingerprint) {
+        let read = slot.source.read();
+        let fingerprint = read.as_ref().map_or(u64::MAX, |(cert, key)| fingerprint_of(cert, key));
+        if slot.seen == Some(fingerprint) {
             return false;
         }
-        match load(&slot.source) {
+        slot.seen = Some(fingerprint);
+        match read.and_then(|(cert, key)| load(&cert, &key)) {
             Ok(l) => {
                 let again = if slot.loaded.is_some() { "reloaded" } else { "loaded" };
                 tracing::info!(cert = %label, names = ?l.names, "TLS certificate {again}");
@@ -267,18 +266,11 @@ impl CertStore {
                 true
             }
             Err(e) => {
-                let fp = now.unwrap_or(u64::MAX);
-                match slot.loaded.as_mut() {
-                    Some(l) if l.fingerprint != fp => {
-                        tracing::error!(cert = %label, error = %e, "TLS certificate not reloaded; the previous one keeps serving");
-                        self.metrics.tls_reloads.with_label_values(&["failed"]).inc();
-                        l.fingerprint = fp;
-                    }
-                    Some(_) => {}
-                    None => {
-                        tracing::error!(cert = %label, error = %e, "TLS certificate not loaded");
-                        self.metrics.tls_reloads.with_label_values(&["failed"]).inc();
-                    }
+                self.metrics.tls_reloads.with_label_values(&["failed"]).inc();
+                if slot.loaded.is_some() {
+                    tracing::error!(cert = %label, error = %e, "TLS certificate not reloaded; the previous one keeps serving");
+                } else {
+                    tracing::error!(cert = %label, error = %e, "TLS certificate not loaded");
                 }
                 false
             }
@@ -318,7 +310,7 @@ impl CertStore {
             let label = source.label();
             let mut slot = match old.iter().position(|s| s.source.label() == label) {
                 Some(i) => old.swap_remove(i),
-                None => Slot { group, source: source.clone(), loaded: None },
+                None => Slot { group, source: source.clone(), loaded: None, seen: None },
             };
             self.refresh(&mut slot, source);
             fresh.push(slot);
@@ -334,23 +326,6 @@ impl CertStore {
         kept.sort_by_key(|s| s.group);
         *slots = kept;
         self.index.store(Arc::new(Index::build(&slots)));
-    }
-
-    /// The names and expiry of every loaded certificate, for `/config` and ACME renewal.
-    pub fn summary(&self) -> Vec<(Group, String, Vec<String>, i64)> {
-        self.slots
-            .lock()
-            .iter()
-            .filter_map(|s| s.loaded.as_ref().map(|l| (s.group, s.source.label(), l.names.clone(), l.not_after)))
-            .collect()
-    }
-
-    /// Whether a handshake for `name` would find a certificate naming it (not just the default).
-    pub fn covers(&self, name: &str) -> bool {
-        let index = self.index.load();
-        let name = name.to_ascii_lowercase();
-        index.exact.contains_key(&name)
-            || name.find('.').is_some_and(|i| i > 0 && index.wildcard.contains_key(&name[i..]))
     }
 }
 

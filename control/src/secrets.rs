@@ -66,8 +66,7 @@ impl Drop for Secrets {
 }
 
 fn read(secret: &Secret, id: &SecretId) -> SecretState {
-    let data = secret.data.clone().unwrap_or_default();
-    let text = |key: &str| data.get(key).map(|b| String::from_utf8(b.0.clone()));
+    let text = |key: &str| secret.data.as_ref()?.get(key).map(|b| String::from_utf8(b.0.clone()));
     match (text("tls.crt"), text("tls.key")) {
         (Some(Ok(cert_pem)), Some(Ok(key_pem))) => {
             SecretState::Present(TlsSecret { label: format!("{}/{}", id.0, id.1), cert_pem, key_pem })
@@ -100,13 +99,11 @@ impl Secrets {
             }
             keep
         });
-        let mut started = Vec::new();
-        let new: Vec<SecretId> = wanted.iter().filter(|id| !entries.contains_key(*id)).cloned().collect();
-        for id in &new {
+        let started: Vec<SecretId> = wanted.iter().filter(|id| !entries.contains_key(*id)).cloned().collect();
+        for id in &started {
             let task =
                 tokio::spawn(watch_one(self.client.clone(), id.clone(), self.entries.clone(), self.changed.clone()));
             entries.insert(id.clone(), Entry { state: SecretState::Pending, task: task.abort_handle() });
-            started.push(id.clone());
         }
         started
     }

@@ -7,7 +7,7 @@
 pub mod client;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -68,20 +68,6 @@ fn now_unix() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Writes owner-only, atomically (temporary file, fsync, rename).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
-}
-
 /// One name's certificate as kept on disk.
 #[derive(Debug, Clone)]
 struct Held {
@@ -114,7 +100,8 @@ impl AcmeManager {
     }
 
     /// Waits (at most 30 s) until an HTTP entrypoint accepts connections: Pingora starts background services
-    /// before the listeners, and a challenge validated against a port not yet listening fails the order.
+    /// before the listeners, and a challenge validated against a port not yet listening fails the order. (A
+    /// Pingora service dependency would not do: a listening service reports ready before it binds.)
     async fn wait_for_listeners(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let targets: Vec<std::net::SocketAddr> = self
@@ -195,7 +182,7 @@ impl AcmeManager {
             Ok(k) => k,
             Err(_) => {
                 let k = client::generate_account_key()?;
-                write_private(&key_path, &k).map_err(|x| e(format!("{}: {x}", key_path.display())))?;
+                crate::files::write_private(&key_path, &k).map_err(|x| e(format!("{}: {x}", key_path.display())))?;
                 tracing::info!(path = %key_path.display(), "new ACME account key");
                 k
             }
@@ -214,8 +201,8 @@ impl AcmeManager {
             .map_err(|e| client::AcmeError(format!("the issued certificate does not load: {e}")))?;
         let dir = self.domain_dir(domain);
         let saved = std::fs::create_dir_all(&dir)
-            .and_then(|()| write_private(&dir.join("key.pem"), key.as_bytes()))
-            .and_then(|()| write_private(&dir.join("cert.pem"), chain.as_bytes()));
+            .and_then(|()| crate::files::write_private(&dir.join("key.pem"), key.as_bytes()))
+            .and_then(|()| crate::files::write_private(&dir.join("cert.pem"), chain.as_bytes()));
         if let Err(e) = saved {
             // Served anyway; only a restart would have to order again.
             tracing::error!(domain, error = %e, "cannot save the ACME certificate in {}", dir.display());

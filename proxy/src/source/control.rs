@@ -169,22 +169,11 @@ async fn fetch(
         .map_err(|_| fail("timeout", format!("no answer within {:?}", wait + ANSWER_SLACK)))?
 }
 
-/// Writes `bytes` to `dir/STATE_FILE` so that a crash at any moment leaves either the old file or the new one:
-/// temporary file, fsync, rename over, fsync the directory. Readable by the edge's user only: a table may carry
-/// private keys (certificates from Kubernetes Secrets).
+/// Saves the table as `dir/STATE_FILE` ([`crate::files::write_private`]: atomic, owner-only, since a table may
+/// carry private keys from Kubernetes Secrets).
 pub fn persist(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
-    let _ = std::fs::remove_file(&tmp);
-    {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, dir.join(STATE_FILE))?;
-    std::fs::File::open(dir)?.sync_all()
+    crate::files::write_private(&dir.join(STATE_FILE), bytes)
 }
 
 /// The backoff before round `failures` (1-based): full jitter over an exponentially growing window.

@@ -46,6 +46,8 @@ pub struct Metrics {
     pub cache_evictions: IntCounter,
     pub cache_write_failures: IntCounter,
     pub cache_purged: IntCounter,
+    pub cache_sendfile_responses: IntCounter,
+    pub cache_sendfile_bytes: IntCounter,
     pub signed_url_rejections: IntCounterVec,
     pub tls_cert_expiry: GaugeVec,
     pub tls_reloads: IntCounterVec,
@@ -271,6 +273,18 @@ impl Metrics {
                 "Objects whose fetch failed mid-body and were not stored."
             ),
             cache_purged: build!(r, IntCounter, "dime_cache_purged_total", "Objects removed by purge requests."),
+            cache_sendfile_responses: build!(
+                r,
+                IntCounter,
+                "dime_cache_sendfile_responses_total",
+                "Cache hits sent straight from a memory file with sendfile (large objects, plain GET over HTTP/1.1)."
+            ),
+            cache_sendfile_bytes: build!(
+                r,
+                IntCounter,
+                "dime_cache_sendfile_bytes_total",
+                "Body bytes sent with sendfile."
+            ),
             tls_cert_expiry: build!(
                 r,
                 GaugeVec,

@@ -27,6 +27,7 @@ use crate::metrics::{status_class, Metrics};
 use crate::state::{Active, State};
 use crate::upstream::{Endpoint, Pool};
 
+mod direct;
 mod gate;
 pub use gate::set_forwarded_headers;
 use gate::{client_ip, is_tls, request_host, respond};
@@ -72,6 +73,8 @@ pub struct RequestCtx {
     peer_chosen_at: Option<Instant>,
     sent_at: Option<Instant>,
     cache: Option<CacheCtx>,
+    /// Set when `request_filter` answered a cache hit itself (see `direct`).
+    direct: Option<direct::Direct>,
     _in_flight: InFlight,
 }
 
@@ -124,6 +127,16 @@ fn method_label(method: &http::Method) -> &'static str {
     }
 }
 
+/// The cache key of a request: host, path and the query parameters that matter (see `cache::key`).
+fn cache_key(req: &RequestHeader, kind: Kind, query_keys: Option<&[String]>) -> CacheKey {
+    let primary = key::primary_key(request_host(req), req.uri.path(), req.uri.query(), kind, query_keys);
+    // pingora-cache hashes the primary key each time it needs it (lookup, lock, eviction); hash it once.
+    let hash = pingora_cache::key::hash_key(&primary);
+    let mut cache_key = CacheKey::new(primary, "");
+    cache_key.set_primary_bin_override(hash);
+    cache_key
+}
+
 #[async_trait]
 impl ProxyHttp for DimeProxy {
     type CTX = RequestCtx;
@@ -139,6 +152,7 @@ impl ProxyHttp for DimeProxy {
             peer_chosen_at: None,
             sent_at: None,
             cache: None,
+            direct: None,
             _in_flight: InFlight::new(&self.state.metrics),
         }
     }
@@ -180,7 +194,11 @@ impl ProxyHttp for DimeProxy {
         }
         ctx.route = Some(index);
         ctx.pool = active.pools.get(&route.upstream).cloned();
+        let caches = route.cache.is_some();
         ctx.active = Some(active);
+        if caches {
+            return direct::serve(self, session, ctx).await;
+        }
         Ok(false)
     }
 
@@ -244,15 +262,9 @@ impl ProxyHttp for DimeProxy {
 
     /// Host, path and the query parameters that matter (see `cache::key`).
     fn cache_key_callback(&self, session: &Session, ctx: &mut Self::CTX) -> Result<CacheKey> {
-        let req = session.req_header();
         let kind = ctx.cache.as_ref().and_then(|c| c.kind).unwrap_or(Kind::Other);
         let query_keys = ctx.cache_policy().and_then(|p| p.query_keys.as_deref());
-        let primary = key::primary_key(request_host(req), req.uri.path(), req.uri.query(), kind, query_keys);
-        // pingora-cache hashes the primary key each time it needs it (lookup, lock, eviction); hash it once.
-        let hash = pingora_cache::key::hash_key(&primary);
-        let mut cache_key = CacheKey::new(primary, "");
-        cache_key.set_primary_bin_override(hash);
-        Ok(cache_key)
+        Ok(cache_key(session.req_header(), kind, query_keys))
     }
 
     /// Applies the route's cache policy to the origin's response.
@@ -489,14 +501,16 @@ impl ProxyHttp for DimeProxy {
 
     /// Metrics and the access log line; called once per request however it ended.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let direct = ctx.direct.as_ref();
+        let status = session.response_written().map(|r| r.status.as_u16()).or(direct.map(|d| d.status)).unwrap_or(0);
         let route = ctx.route_name();
         let method = method_label(&session.req_header().method);
         let elapsed = ctx.start.elapsed();
         let m = &self.state.metrics;
         m.requests.with_label_values(&[route, method, status_class(status)]).inc();
         m.request_duration.with_label_values(&[route]).observe(elapsed.as_secs_f64());
-        let (sent, read) = (session.as_downstream().body_bytes_sent(), session.as_downstream().body_bytes_read());
+        let sent = session.as_downstream().body_bytes_sent() + direct.map_or(0, |d| d.body_bytes);
+        let read = session.as_downstream().body_bytes_read();
         m.response_bytes.with_label_values(&[route]).inc_by(sent as u64);
         m.request_bytes.with_label_values(&[route]).inc_by(read as u64);
         if let Some(waited) = session.cache.lock_duration() {
@@ -517,7 +531,7 @@ impl ProxyHttp for DimeProxy {
                 server = %ctx.endpoint.as_ref().map(|e| e.addr.to_string()).unwrap_or_default(),
                 bytes = sent,
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
-                error = %e.map(|e| e.to_string()).unwrap_or_default(),
+                error = %e.map(|e| e.to_string()).or_else(|| direct.and_then(|d| d.error.clone())).unwrap_or_default(),
             );
         }
     }

@@ -278,3 +278,94 @@ async fn a_lock_timeout_hands_the_fetch_to_one_waiter_not_to_the_herd() {
     let fetches = origin.hits_for("/hls/slow-1.ts");
     assert!((2..=6).contains(&fetches), "{fetches} origin fetches for 100 viewers");
 }
+
+/// One HTTP/1.1 exchange on a raw connection: writes `request`, reads the head and exactly `Content-Length` body
+/// bytes. Returns the head (lower-cased) and the body.
+async fn exchange<S>(conn: &mut tokio::io::BufReader<S>, request: &str) -> (String, Vec<u8>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    conn.get_mut().write_all(request.as_bytes()).await.unwrap();
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(conn.read_line(&mut line).await.unwrap() > 0, "connection closed in the head: {head}");
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line.to_ascii_lowercase());
+    }
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .unwrap_or_else(|| panic!("no content-length: {head}"))
+        .trim()
+        .parse()
+        .unwrap();
+    let mut body = vec![0; length];
+    conn.read_exact(&mut body).await.unwrap();
+    (head, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_hits_are_sent_with_sendfile_intact_on_kept_alive_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+    let origin = Origin::start("o").await;
+    let edge = edge_with_cache(&origin, "{}", &[]).await;
+    let size = (1 << 20) + 7;
+    let path = format!("/big.bin?size={size}&cc=max-age%3D60");
+    assert_eq!(edge.get("c.test", &path).await.bytes.len(), size, "the miss that stores it");
+    assert_eq!(edge.metric("dime_cache_sendfile_responses_total").await, 0.0);
+
+    // Three hits and a last one asking to close, all on one connection.
+    let mut conn = BufReader::new(tokio::net::TcpStream::connect(edge.http).await.unwrap());
+    let request = format!("GET {path} HTTP/1.1\r\nHost: c.test\r\n\r\n");
+    for _ in 0..3 {
+        let (head, body) = exchange(&mut conn, &request).await;
+        assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+        assert!(head.contains("cache-status: dime; hit; ttl="), "{head}");
+        assert!(head.contains("\r\nage: "), "{head}");
+        assert!(head.contains(&format!("content-length: {size}\r\n")), "{head}");
+        assert!(body == pattern_body(size), "the body sent from the memory file differs from the origin's");
+    }
+    let closing = format!("GET {path} HTTP/1.1\r\nHost: c.test\r\nConnection: close\r\n\r\n");
+    let (head, body) = exchange(&mut conn, &closing).await;
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(body == pattern_body(size));
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty(), "the edge closed the connection after the response");
+    assert_eq!(edge.metric("dime_cache_sendfile_responses_total").await, 4.0);
+    assert_eq!(edge.metric("dime_cache_sendfile_bytes_total").await, (4 * size) as f64);
+
+    // A client with a tiny receive window that reads slowly: the edge waits for it and the body arrives whole.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut slow = BufReader::new(socket.connect(edge.http).await.unwrap());
+    slow.get_mut().write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (head, body) = exchange(&mut slow, "").await;
+    assert!(head.contains("cache-status: dime; hit"), "{head}");
+    assert!(body == pattern_body(size), "slow reader got a different body");
+
+    // A client that goes away mid-body costs only its own connection.
+    let mut gone = tokio::net::TcpStream::connect(edge.http).await.unwrap();
+    gone.write_all(request.as_bytes()).await.unwrap();
+    let mut some = vec![0; 100_000];
+    gone.read_exact(&mut some).await.unwrap();
+    drop(gone);
+
+    // Ranges, HEAD and validators still go through Pingora's hit path, from the same stored object.
+    let range = edge.request(reqwest::Method::GET, "c.test", &path, &[("range", "bytes=1048570-1048580")]).await;
+    assert_eq!(range.status, 206);
+    assert_eq!(range.bytes, &pattern_body(size)[1_048_570..1_048_581]);
+    let head = edge.request(reqwest::Method::HEAD, "c.test", &path, &[]).await;
+    assert_eq!((head.status, head.header("content-length")), (200, size.to_string().as_str()));
+    assert!(head.header("cache-status").contains("hit"));
+    let whole = edge.get("c.test", &path).await;
+    assert!(whole.bytes == pattern_body(size), "a hit after the broken one is intact");
+    assert_eq!(origin.hits_for("/big.bin"), 1, "every answer came from the one stored copy");
+    assert_eq!(edge.metric(r#"dime_cache_requests_total{result="hit",route="c"}"#).await, 9.0);
+    assert_eq!(edge.metric("dime_cache_sendfile_responses_total").await, 7.0, "all but the range and HEAD");
+}

@@ -1,6 +1,7 @@
 //! The edge's HTTP cache: policy (what to store, for how long), key (what identifies an object), storage (the
 //! in-memory store), and [`Cache`], the process-wide runtime (store, eviction, lock) that the proxy phases use.
 
+pub mod body;
 pub mod key;
 pub mod lock;
 pub mod policy;

@@ -6,6 +6,8 @@
 //!   readers behind the cache lock get each chunk as it arrives.
 //! - A write that does not finish (origin aborted, client of the writer gone, error) marks the partial object
 //!   failed: readers streaming it get an error, never a clean end of body, and nothing is stored.
+//! - Bodies of [`FILE_BODY_MIN`] bytes and more move into a sealed memory file when the object completes
+//!   ([`super::body`]), so plain GET hits on them can be sent with `sendfile` ([`MemStore::sendable`]).
 //! - Sizes are counted in bytes (body + header + key); the byte budget itself is enforced by the eviction manager
 //!   (pingora's LRU), which tells the store what to purge.
 
@@ -28,6 +30,8 @@ use pingora_cache::CacheMeta;
 use pingora_core::{Error, ErrorType, Result};
 use pingora_http::ResponseHeader;
 use tokio::sync::watch;
+
+use super::body::{SealedBody, FILE_BODY_MIN, READ_CHUNK};
 
 const SHARDS: usize = 32;
 
@@ -55,15 +59,71 @@ fn header_size(h: &ResponseHeader) -> usize {
     64 + h.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>()
 }
 
+/// Where a complete object's body lives.
+#[derive(Debug, Clone)]
+enum Body {
+    Memory(Bytes),
+    File(Arc<SealedBody>),
+}
+
+impl Body {
+    fn len(&self) -> usize {
+        match self {
+            Body::Memory(b) => b.len(),
+            Body::File(f) => f.len(),
+        }
+    }
+
+    /// The next piece of `start..end` for a reader: all of it from memory (a slice, no copy), at most
+    /// [`READ_CHUNK`] from a file.
+    fn piece(&self, start: usize, end: usize) -> Result<Bytes> {
+        match self {
+            Body::Memory(b) => Ok(b.slice(start..end)),
+            Body::File(f) => f
+                .read(start, end.min(start.saturating_add(READ_CHUNK)))
+                .map_err(|e| Error::because(ErrorType::ReadError, "reading a cached body from its memory file", e)),
+        }
+    }
+}
+
 /// A complete object.
-struct Object {
+pub struct Object {
     meta: CacheMeta,
-    body: Bytes,
+    body: Body,
     /// The primary key text (`host\npath?query`), for purging by host and prefix.
     primary: Arc<str>,
     /// The key as the eviction manager knows it, to tell it about purges.
     compact: CompactCacheKey,
     size: usize,
+}
+
+impl std::fmt::Debug for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Object").field("key", &self.primary).field("size", &self.size).finish()
+    }
+}
+
+impl Object {
+    pub fn meta(&self) -> &CacheMeta {
+        &self.meta
+    }
+
+    /// The body's memory file, when it has one.
+    pub fn file(&self) -> Option<&SealedBody> {
+        match &self.body {
+            Body::File(f) => Some(f),
+            Body::Memory(_) => None,
+        }
+    }
+
+    /// Bytes the object counts for in the budget (and weighs in the eviction manager).
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    pub fn compact_key(&self) -> &CompactCacheKey {
+        &self.compact
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +233,11 @@ impl MemStore {
         hashes.iter().filter_map(|h| self.remove(h)).map(|o| o.compact.clone()).collect()
     }
 
+    /// A complete object whose body can be sent straight from its memory file, if `hash` names one.
+    pub fn sendable(&self, hash: &HashBinary) -> Option<Arc<Object>> {
+        self.objects[shard_of(hash)].read().get(hash).filter(|o| o.file().is_some()).cloned()
+    }
+
     fn partial(&self, hash: &HashBinary, id: Option<u64>) -> Option<Arc<Partial>> {
         let shard = self.partials[shard_of(hash)].read();
         let writes = shard.get(hash)?;
@@ -210,7 +275,7 @@ impl Storage for MemStore {
         Ok(object.map(|o| {
             let meta = copy_meta(&o.meta);
             let len = o.body.len();
-            let hit: HitHandler = Box::new(Hit::Complete { object: o, start: 0, end: len, done: false });
+            let hit: HitHandler = Box::new(Hit::Complete { object: o, start: 0, end: len });
             (meta, hit)
         }))
     }
@@ -298,6 +363,34 @@ impl Storage for MemStore {
     }
 }
 
+/// The stored form of a completed body: a sealed memory file when large enough (and the file can be made), else
+/// one contiguous buffer.
+fn body_of(chunks: &[Bytes], len: usize) -> Body {
+    if len >= FILE_BODY_MIN {
+        match SealedBody::new(chunks, len) {
+            Ok(file) => return Body::File(Arc::new(file)),
+            Err(e) => {
+                // Out of descriptors or memory for files: the object is still stored, in the heap.
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    tracing::warn!(error = %e, "cannot put a large cached body in a memory file; keeping it in the heap (reported once)")
+                });
+            }
+        }
+    }
+    Body::Memory(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks[0].clone(),
+        _ => {
+            let mut buf = BytesMut::with_capacity(len);
+            for c in chunks {
+                buf.extend_from_slice(c);
+            }
+            buf.freeze()
+        }
+    })
+}
+
 /// Writes one object; dropped without `finish`, it marks the object failed.
 struct Writer {
     store: &'static MemStore,
@@ -331,17 +424,7 @@ impl HandleMiss for Writer {
     async fn finish(mut self: Box<Self>) -> Result<MissFinishType> {
         // Cloning the list only bumps reference counts; readers streaming the partial keep reading it.
         let chunks = self.partial.chunks.read().clone();
-        let body = match chunks.len() {
-            0 => Bytes::new(),
-            1 => chunks[0].clone(),
-            _ => {
-                let mut buf = BytesMut::with_capacity(self.written);
-                for c in &chunks {
-                    buf.extend_from_slice(c);
-                }
-                buf.freeze()
-            }
-        };
+        let body = body_of(&chunks, self.written);
         let size = body.len() + header_size(self.partial.meta.response_header()) + self.primary.len();
         let object = Object {
             meta: copy_meta(&self.partial.meta),
@@ -375,7 +458,7 @@ impl Drop for Writer {
 }
 
 enum Hit {
-    Complete { object: Arc<Object>, start: usize, end: usize, done: bool },
+    Complete { object: Arc<Object>, start: usize, end: usize },
     Partial { partial: Arc<Partial>, state: watch::Receiver<WriteState>, next: usize },
 }
 
@@ -387,12 +470,13 @@ fn incomplete() -> Box<Error> {
 impl HandleHit for Hit {
     async fn read_body(&mut self) -> Result<Option<Bytes>> {
         match self {
-            Hit::Complete { object, start, end, done } => {
-                if *done || start >= end {
+            Hit::Complete { object, start, end } => {
+                if start >= end {
                     return Ok(None);
                 }
-                *done = true;
-                Ok(Some(object.body.slice(*start..*end)))
+                let piece = object.body.piece(*start, *end)?;
+                *start += piece.len();
+                Ok(Some(piece))
             }
             Hit::Partial { partial, state, next } => loop {
                 let current = *state.borrow_and_update();
@@ -434,7 +518,7 @@ impl HandleHit for Hit {
 
     fn seek(&mut self, from: usize, to: Option<usize>) -> Result<()> {
         match self {
-            Hit::Complete { object, start, end, done } => {
+            Hit::Complete { object, start, end } => {
                 let len = object.body.len();
                 if from >= len {
                     return Error::e_explain(
@@ -444,7 +528,6 @@ impl HandleHit for Hit {
                 }
                 *start = from;
                 *end = to.map_or(len, |t| t.min(len));
-                *done = false;
                 Ok(())
             }
             Hit::Partial { .. } => Error::e_explain(ErrorType::InternalError, "seek on an object still being written"),

@@ -1,0 +1,113 @@
+//! Sending a response whose body is in a sealed memory file straight to a client socket: the header with one
+//! `send(MSG_MORE)`, the body with `sendfile(2)`, so the kernel moves page references instead of copying the body
+//! out of the edge's memory. Used for plain GET hits on large cached objects (see `service::direct`).
+//!
+//! This is the one module that may use `unsafe`, for one reason: Pingora owns the client socket and exposes only
+//! its raw descriptor, and `sendfile` needs a borrowed descriptor. The borrow is tied to the lifetime of Pingora's
+//! stream (see [`socket`]). Waiting for the socket to drain uses a duplicate of the descriptor registered with
+//! tokio's reactor, so Pingora's own registration of the socket is left untouched.
+
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use pingora_core::protocols::l4::stream::Stream as PlainStream;
+use pingora_proxy::Session;
+use rustix::io::Errno;
+use rustix::net::SendFlags;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use crate::cache::body::SealedBody;
+
+/// The client socket of a plain-text HTTP/1.x session, or `None` for anything else (TLS, HTTP/2, subrequests,
+/// in-memory test streams).
+pub fn socket(session: &Session) -> Option<BorrowedFd<'_>> {
+    let v1 = session.as_downstream().as_http1()?;
+    let stream: &PlainStream = v1.stream().as_any().downcast_ref()?;
+    let raw = stream.as_raw_fd();
+    if raw < 0 {
+        return None;
+    }
+    // SAFETY: `raw` is the descriptor of the socket that `stream` owns and closes only when dropped. The returned
+    // borrow carries the lifetime of `session`, which owns `stream`, so the descriptor stays open, and cannot be
+    // reused for another file, for as long as the borrow lives.
+    Some(unsafe { BorrowedFd::borrow_raw(raw) })
+}
+
+/// Why a direct send stopped before the end.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("client socket: {0}")]
+    Io(#[from] io::Error),
+    #[error("client read nothing for {0:?}")]
+    Stalled(Duration),
+}
+
+/// How far a send got: header bytes and body bytes written.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Sent {
+    pub header: usize,
+    pub body: usize,
+}
+
+/// Writes `header` and then all of `body` to `socket`. Waits, at most `idle` each time, while the socket's send
+/// buffer is full. On error, [`Sent`] says how much went out; the caller must then close the connection.
+pub async fn send(
+    socket: BorrowedFd<'_>,
+    header: &[u8],
+    body: &SealedBody,
+    idle: Duration,
+) -> Result<Sent, (SendError, Sent)> {
+    let mut waiter: Option<AsyncFd<OwnedFd>> = None;
+    let mut sent = Sent::default();
+    while sent.header < header.len() {
+        match rustix::net::send(socket, &header[sent.header..], SendFlags::MORE | SendFlags::NOSIGNAL) {
+            Ok(n) => sent.header += n,
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => wait(socket, &mut waiter, idle).await.map_err(|e| (e, sent))?,
+            Err(e) => return Err((io::Error::from(e).into(), sent)),
+        }
+    }
+    let len = body.len() as u64;
+    let mut offset = 0u64;
+    while offset < len {
+        let want = usize::try_from(len - offset).unwrap_or(usize::MAX);
+        match rustix::fs::sendfile(socket, body.fd(), Some(&mut offset), want) {
+            Ok(0) => {
+                let e = io::Error::new(io::ErrorKind::WriteZero, "sendfile sent nothing");
+                return Err((e.into(), sent));
+            }
+            Ok(_) => sent.body = offset as usize,
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => wait(socket, &mut waiter, idle).await.map_err(|e| (e, sent))?,
+            Err(e) => return Err((io::Error::from(e).into(), sent)),
+        }
+    }
+    Ok(sent)
+}
+
+/// Waits until the socket can take more bytes. The first wait registers a duplicate descriptor with the reactor;
+/// readiness is cleared before returning, so the caller's next attempt decides whether to wait again.
+async fn wait(socket: BorrowedFd<'_>, waiter: &mut Option<AsyncFd<OwnedFd>>, idle: Duration) -> Result<(), SendError> {
+    let fd = match waiter {
+        Some(fd) => fd,
+        None => {
+            let dup = rustix::io::fcntl_dupfd_cloexec(socket, 0).map_err(io::Error::from)?;
+            // SAFETY: the `AsyncFd` owns `dup`, an `OwnedFd`, so the descriptor stays open and names the same socket
+            // until the `AsyncFd` is dropped.
+            let registered = unsafe { AsyncFd::register_with_interest(dup, Interest::WRITABLE) };
+            waiter.insert(registered.map_err(io::Error::from)?)
+        }
+    };
+    match tokio::time::timeout(idle, fd.writable()).await {
+        Ok(Ok(mut ready)) => {
+            ready.clear_ready();
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(SendError::Stalled(idle)),
+    }
+}

@@ -5,6 +5,9 @@
 # as ratios dime/nginx. Loopback only; every load run is bounded by wrk's duration.
 #
 #   benches/cache-hits.sh [--rounds N] [--duration SECONDS] [--connections N]
+#
+# Like nginx, whose proxy_cache files live under the work directory, dime-edge keeps large bodies in files there
+# (--cache-body-dir). BODIES=memory runs it with its default instead: anonymous memory files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/lib.sh
@@ -34,8 +37,14 @@ start_nginx proxy "  proxy_cache_path $work/nginx-cache levels=1:2 keys_zone=ben
   }"
 proxy_pid=$last_pid
 bench_routes "$work/routes.yaml" "$origin_port" ", cache: {}"
-say "edge: dime-edge (1 thread, access log off, --cache-size 512MiB)"
-start_edge "$work/routes.yaml" --cache-size 512MiB
+if [ "${BODIES:-dir}" = memory ]; then
+  say "edge: dime-edge (1 thread, access log off, --cache-size 512MiB, large bodies in memory files)"
+  start_edge "$work/routes.yaml" --cache-size 512MiB
+else
+  mkdir -p "$work/dime-bodies"
+  say "edge: dime-edge (1 thread, access log off, --cache-size 512MiB, large bodies in $work/dime-bodies)"
+  start_edge "$work/routes.yaml" --cache-size 512MiB --cache-body-dir "$work/dime-bodies"
+fi
 wait_port "$origin_port"; wait_port "$proxy_port"
 
 for obj in 1k.bin 1m.bin; do

@@ -139,6 +139,10 @@ pub struct RunArgs {
     /// How long one request may hold an object's fill lock before a waiting request takes over [default: 10s].
     #[arg(long, env = "DIME_CACHE_LOCK_TIMEOUT", value_name = "DURATION")]
     pub cache_lock_timeout: Option<String>,
+    /// Where bodies of 128 KiB and more live: unset, anonymous memory files; a directory, unlinked files in it
+    /// (page cache: on ext4 or xfs the kernel uses large pages, which makes sending them cheaper).
+    #[arg(long, env = "DIME_CACHE_BODY_DIR", value_name = "DIR")]
+    pub cache_body_dir: Option<PathBuf>,
     /// Signed-URL keys, lines of `ID SECRET` (secret at least 32 characters); routes with `signed_urls` name the
     /// ids they accept.
     #[arg(long, env = "DIME_SIGNING_KEYS", value_name = "FILE")]
@@ -194,6 +198,7 @@ struct FileConfig {
     cache_size: Option<String>,
     cache_max_object: Option<String>,
     cache_lock_timeout: Option<String>,
+    cache_body_dir: Option<PathBuf>,
     admin_token_file: Option<PathBuf>,
     signing_keys: Option<PathBuf>,
     acme_domain: Option<Vec<String>>,
@@ -397,6 +402,11 @@ impl EdgeConfig {
             Some(t) => dime_routes::parse_duration(&t).map_err(|e| invalid("cache_lock_timeout", e))?,
             None => CacheSettings::DEFAULT_LOCK_TIMEOUT,
         };
+        let body_dir = args.cache_body_dir.or(file.cache_body_dir);
+        if let Some(dir) = &body_dir {
+            crate::cache::body::BodyFile::check_dir(dir)
+                .map_err(|e| invalid("cache_body_dir", format!("{}: {e}", dir.display())))?;
+        }
         let admin_tokens = match args.admin_token_file.or(file.admin_token_file) {
             Some(path) => read_tokens(&path)?,
             None => Vec::new(),
@@ -459,7 +469,7 @@ impl EdgeConfig {
             shutdown_timeout,
             resolve,
             retries: args.retries.or(file.retries).unwrap_or(2),
-            cache: CacheSettings { size, max_object, lock_timeout },
+            cache: CacheSettings { size, max_object, lock_timeout, body_dir },
             admin_tokens,
             signing_keys: args.signing_keys.or(file.signing_keys),
         })

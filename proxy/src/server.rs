@@ -106,7 +106,23 @@ fn tempfile_probe(dir: &std::path::Path) -> std::io::Result<()> {
 }
 
 /// Runs the edge until SIGTERM (drain, bounded by `shutdown_timeout`) or SIGINT (immediate).
+/// Raises the soft limit on open files to the hard limit, as nginx's `worker_rlimit_nofile` does: every client
+/// connection, upstream connection and large cached body (a memory file each) holds a descriptor.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let from = limit.current;
+        limit.current = limit.maximum;
+        match setrlimit(Resource::Nofile, limit) {
+            Ok(()) => tracing::debug!(?from, to = ?limit.maximum, "raised the open files limit"),
+            Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+        }
+    }
+}
+
 pub fn run(cfg: EdgeConfig) -> Result<(), String> {
+    raise_open_files_limit();
     let metrics = Arc::new(Metrics::new()?);
     let resolver = Arc::new(SystemResolver { overrides: cfg.resolve.clone() });
     let keys = Arc::new(match &cfg.signing_keys {

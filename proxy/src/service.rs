@@ -73,6 +73,8 @@ pub struct RequestCtx {
     peer_chosen_at: Option<Instant>,
     sent_at: Option<Instant>,
     cache: Option<CacheCtx>,
+    /// The cache key, when `request_filter` already computed it.
+    key: Option<CacheKey>,
     /// Set when `request_filter` answered a cache hit itself (see `direct`).
     direct: Option<direct::Direct>,
     _in_flight: InFlight,
@@ -152,6 +154,7 @@ impl ProxyHttp for DimeProxy {
             peer_chosen_at: None,
             sent_at: None,
             cache: None,
+            key: None,
             direct: None,
             _in_flight: InFlight::new(&self.state.metrics),
         }
@@ -262,6 +265,9 @@ impl ProxyHttp for DimeProxy {
 
     /// Host, path and the query parameters that matter (see `cache::key`).
     fn cache_key_callback(&self, session: &Session, ctx: &mut Self::CTX) -> Result<CacheKey> {
+        if let Some(key) = ctx.key.take() {
+            return Ok(key);
+        }
         let kind = ctx.cache.as_ref().and_then(|c| c.kind).unwrap_or(Kind::Other);
         let query_keys = ctx.cache_policy().and_then(|p| p.query_keys.as_deref());
         Ok(cache_key(session.req_header(), kind, query_keys))

@@ -1,4 +1,4 @@
-//! Sending a response whose body is in a sealed memory file straight to a client socket: the header with one
+//! Sending a response whose body is in a file straight to a client socket: the header with one
 //! `send(MSG_MORE)`, the body with `sendfile(2)`, so the kernel moves page references instead of copying the body
 //! out of the edge's memory. Used for plain GET hits on large cached objects (see `service::direct`).
 //!
@@ -20,7 +20,7 @@ use rustix::net::SendFlags;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use crate::cache::body::SealedBody;
+use crate::cache::body::BodyFile;
 
 /// The client socket of a plain-text HTTP/1.x session, or `None` for anything else (TLS, HTTP/2, subrequests,
 /// in-memory test streams).
@@ -58,7 +58,7 @@ pub struct Sent {
 pub async fn send(
     socket: BorrowedFd<'_>,
     header: &[u8],
-    body: &SealedBody,
+    body: &BodyFile,
     idle: Duration,
 ) -> Result<Sent, (SendError, Sent)> {
     let mut waiter: Option<AsyncFd<OwnedFd>> = None;

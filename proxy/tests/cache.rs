@@ -312,9 +312,29 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_hits_are_sent_with_sendfile_intact_on_kept_alive_connections() {
+    let edge = large_hits(&[]).await;
+    assert!(open_files(&edge).iter().any(|f| f.starts_with("/memfd:dime-cache-body")), "{:?}", open_files(&edge));
+}
+
+/// What the edge's descriptors point at.
+fn open_files(edge: &Edge) -> Vec<String> {
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", edge.pid())).unwrap();
+    fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok()).map(|p| p.display().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_in_a_body_directory_are_unlinked_files_sent_with_sendfile() {
+    let dir = tempfile::tempdir().unwrap();
+    let edge = large_hits(&["--cache-body-dir", dir.path().to_str().unwrap()]).await;
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "body files have no names");
+    let inside = format!("{}/", dir.path().display());
+    assert!(open_files(&edge).iter().any(|f| f.starts_with(&inside)), "{:?}", open_files(&edge));
+}
+
+async fn large_hits(extra: &[&str]) -> Edge {
     use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
     let origin = Origin::start("o").await;
-    let edge = edge_with_cache(&origin, "{}", &[]).await;
+    let edge = edge_with_cache(&origin, "{}", extra).await;
     let size = (1 << 20) + 7;
     let path = format!("/big.bin?size={size}&cc=max-age%3D60");
     assert_eq!(edge.get("c.test", &path).await.bytes.len(), size, "the miss that stores it");
@@ -370,4 +390,5 @@ async fn large_hits_are_sent_with_sendfile_intact_on_kept_alive_connections() {
     assert_eq!(origin.hits_for("/big.bin"), 1, "every answer came from the one stored copy");
     assert_eq!(edge.metric(r#"dime_cache_requests_total{result="hit",route="c"}"#).await, 9.0);
     assert_eq!(edge.metric("dime_cache_sendfile_responses_total").await, 7.0, "all but the range and HEAD");
+    edge
 }

@@ -1,52 +1,79 @@
-//! Bodies of large cached objects, kept in sealed memory files.
+//! Bodies of large cached objects, kept in files so hits can be sent with `sendfile(2)`.
 //!
-//! A body of at least [`FILE_BODY_MIN`] bytes is moved, when its object completes, into an anonymous memory file
-//! (`memfd_create`) that is then sealed against any change. A plain GET hit on such an object is sent with
-//! `sendfile(2)` from the file's pages to the client socket ([`crate::zerocopy`]): the kernel never copies the body
-//! from the edge's memory, which is what the per-hit CPU of large objects was spent on. Every other reader (ranges,
-//! HEAD, TLS and HTTP/2 clients) gets the bytes with `pread`, in chunks of [`READ_CHUNK`].
+//! A body of at least [`FILE_BODY_MIN`] bytes is moved, when its object completes, into a file that only the store
+//! holds: by default an anonymous memory file (`memfd_create`), sealed against any change; with
+//! `--cache-body-dir`, an unlinked file in that directory (`O_TMPFILE`), which lives in the page cache. A plain GET
+//! hit on such an object is sent with `sendfile` from the file's pages to the client socket ([`crate::zerocopy`]):
+//! the body is never copied out of the edge's memory, which is what the per-hit CPU of large objects went to.
+//! Every other reader (ranges, HEAD, TLS and HTTP/2 clients) gets the bytes with `pread`, in pieces of at most
+//! [`READ_CHUNK`].
 //!
-//! The file's pages are shared memory: they count against the same `--cache-size` budget (the store counts the
-//! body length as before), and show in the process's memory cgroup, not in its heap.
+//! Why a directory can be worth it: memory files are made of 4 KiB pages, and `sendfile` walks them one by one;
+//! ext4 and xfs put file data in large pages, which the same `sendfile` moves at a fraction of the cost (measured
+//! in docs/benchmarks.md). The price is that the kernel writes those pages back to the disk under the directory
+//! in the background, as it does for nginx's `proxy_cache`. Either way the bytes count against `--cache-size`
+//! exactly as before, and an unlinked file vanishes with the last descriptor, so nothing is left behind.
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
+use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
-use rustix::fs::{fcntl_add_seals, memfd_create, MemfdFlags, SealFlags};
+use rustix::fs::{fcntl_add_seals, memfd_create, MemfdFlags, Mode, OFlags, SealFlags};
+use rustix::io::Errno;
 
-/// Bodies this large and larger are kept in a memory file and sent with `sendfile`. Below it, the copy a plain
-/// `write` makes costs less than the file and the extra system calls.
+/// Bodies this large and larger are kept in a file and sent with `sendfile`. Below it, the copy a plain `write`
+/// makes costs less than the file and the extra system calls.
 pub const FILE_BODY_MIN: usize = 128 << 10;
 
 /// Largest piece handed to a copying reader at once, so a range or HTTP/2 reader of a huge object never holds a
 /// second copy of all of it.
 pub const READ_CHUNK: usize = 1 << 20;
 
-/// An immutable body in a sealed memory file.
+/// An immutable body in a file only the store holds.
 #[derive(Debug)]
-pub struct SealedBody {
+pub struct BodyFile {
     file: File,
     len: usize,
 }
 
-impl SealedBody {
-    /// Writes `chunks` (`len` bytes in all) into a new memory file and seals it: from then on neither its size nor
-    /// its contents can change, whoever holds the descriptor.
-    pub fn new(chunks: &[Bytes], len: usize) -> io::Result<SealedBody> {
-        let fd = memfd_create("dime-cache-body", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+fn unlinked_file(dir: &Path) -> io::Result<OwnedFd> {
+    let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+    Ok(rustix::fs::open(dir, flags, Mode::RUSR | Mode::WUSR)?)
+}
+
+impl BodyFile {
+    /// Writes `chunks` (`len` bytes in all) into a new file: an unlinked one in `dir`, or a memory file sealed so
+    /// that neither its size nor its contents can change afterwards, whoever holds the descriptor.
+    pub fn new(chunks: &[Bytes], len: usize, dir: Option<&Path>) -> io::Result<BodyFile> {
+        let fd = match dir {
+            Some(dir) => unlinked_file(dir)?,
+            None => memfd_create("dime-cache-body", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?,
+        };
         let mut file = File::from(fd);
         for chunk in chunks {
             file.write_all(chunk)?;
         }
         let written = file.metadata()?.len();
         if written != len as u64 {
-            return Err(io::Error::other(format!("memory file holds {written} bytes, expected {len}")));
+            return Err(io::Error::other(format!("the file holds {written} bytes, expected {len}")));
         }
-        fcntl_add_seals(&file, SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE | SealFlags::SEAL)?;
-        Ok(SealedBody { file, len })
+        if dir.is_none() {
+            fcntl_add_seals(&file, SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE | SealFlags::SEAL)?;
+        }
+        Ok(BodyFile { file, len })
+    }
+
+    /// Checks at start that `dir` can hold body files (exists, writable, supports `O_TMPFILE`).
+    pub fn check_dir(dir: &Path) -> io::Result<()> {
+        unlinked_file(dir).map(drop).map_err(|e| match e.raw_os_error() {
+            Some(code) if code == Errno::OPNOTSUPP.raw_os_error() || code == Errno::ISDIR.raw_os_error() => {
+                io::Error::other(format!("the filesystem does not support unlinked (O_TMPFILE) files: {e}"))
+            }
+            _ => e,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -75,10 +102,11 @@ impl SealedBody {
 mod tests {
     use super::*;
 
+    const CHUNKS: [Bytes; 2] = [Bytes::from_static(b"hello "), Bytes::from_static(b"world")];
+
     #[test]
-    fn a_sealed_body_reads_back_and_cannot_be_changed() {
-        let chunks = [Bytes::from_static(b"hello "), Bytes::from_static(b"world")];
-        let body = SealedBody::new(&chunks, 11).unwrap();
+    fn a_memory_file_body_reads_back_and_cannot_be_changed() {
+        let body = BodyFile::new(&CHUNKS, 11, None).unwrap();
         assert_eq!(body.len(), 11);
         assert_eq!(&body.read(0, 11).unwrap()[..], b"hello world");
         assert_eq!(&body.read(6, 100).unwrap()[..], b"world");
@@ -86,6 +114,17 @@ mod tests {
         let mut again = File::from(body.fd().try_clone_to_owned().unwrap());
         assert!(again.write_all(b"x").is_err());
         assert!(again.set_len(1).is_err());
-        assert!(SealedBody::new(&chunks, 12).is_err(), "a length mismatch is refused");
+        assert!(BodyFile::new(&CHUNKS, 12, None).is_err(), "a length mismatch is refused");
+    }
+
+    #[test]
+    fn a_directory_body_is_an_unlinked_file_there() {
+        let dir = tempfile::tempdir().unwrap();
+        BodyFile::check_dir(dir.path()).unwrap();
+        let body = BodyFile::new(&CHUNKS, 11, Some(dir.path())).unwrap();
+        assert_eq!(&body.read(3, 8).unwrap()[..], b"lo wo");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing is left in the directory");
+        let missing = BodyFile::check_dir(&dir.path().join("missing")).unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
     }
 }

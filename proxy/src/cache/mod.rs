@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use storage::{MemStore, StoreObserver};
 
 /// Cache settings from the command line.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CacheSettings {
     /// Hard byte budget of the store (`--cache-size`).
     pub size: usize,
@@ -29,6 +29,8 @@ pub struct CacheSettings {
     /// (`--cache-lock-timeout`). Readers wait for the lock without a timeout of their own, so a slow origin
     /// never releases a herd: after this, exactly one waiting request becomes the new writer.
     pub lock_timeout: Duration,
+    /// Where large bodies live (`--cache-body-dir`); `None` for anonymous memory files (see [`body`]).
+    pub body_dir: Option<std::path::PathBuf>,
 }
 
 impl CacheSettings {
@@ -81,7 +83,8 @@ impl Cache {
     /// Builds the cache once per process (the parts are leaked on purpose: they must outlive every request).
     pub fn new(settings: CacheSettings, metrics: Arc<Metrics>) -> Self {
         metrics.cache_budget_bytes.set(settings.size as i64);
-        let store: &'static MemStore = Box::leak(Box::new(MemStore::new(Some(Box::new(MetricsObserver(metrics))))));
+        let store: &'static MemStore =
+            Box::leak(Box::new(MemStore::new(Some(Box::new(MetricsObserver(metrics))), settings.body_dir.clone())));
         // Capacity is a preallocation hint: assume ~16 KiB objects on average.
         let eviction =
             Box::leak(Box::new(lru::Manager::with_capacity(settings.size, (settings.size / 16384).max(1024))));

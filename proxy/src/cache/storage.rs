@@ -6,7 +6,7 @@
 //!   readers behind the cache lock get each chunk as it arrives.
 //! - A write that does not finish (origin aborted, client of the writer gone, error) marks the partial object
 //!   failed: readers streaming it get an error, never a clean end of body, and nothing is stored.
-//! - Bodies of [`FILE_BODY_MIN`] bytes and more move into a sealed memory file when the object completes
+//! - Bodies of [`FILE_BODY_MIN`] bytes and more move into a memory file when the object completes
 //!   ([`super::body`]), so plain GET hits on them can be sent with `sendfile` ([`MemStore::sendable`]).
 //! - Sizes are counted in bytes (body + header + key); the byte budget itself is enforced by the eviction manager
 //!   (pingora's LRU), which tells the store what to purge.
@@ -31,7 +31,7 @@ use pingora_core::{Error, ErrorType, Result};
 use pingora_http::ResponseHeader;
 use tokio::sync::watch;
 
-use super::body::{SealedBody, FILE_BODY_MIN, READ_CHUNK};
+use super::body::{BodyFile, FILE_BODY_MIN, READ_CHUNK};
 
 const SHARDS: usize = 32;
 
@@ -63,7 +63,7 @@ fn header_size(h: &ResponseHeader) -> usize {
 #[derive(Debug, Clone)]
 enum Body {
     Memory(Bytes),
-    File(Arc<SealedBody>),
+    File(Arc<BodyFile>),
 }
 
 impl Body {
@@ -109,7 +109,7 @@ impl Object {
     }
 
     /// The body's memory file, when it has one.
-    pub fn file(&self) -> Option<&SealedBody> {
+    pub fn file(&self) -> Option<&BodyFile> {
         match &self.body {
             Body::File(f) => Some(f),
             Body::Memory(_) => None,
@@ -159,6 +159,7 @@ pub struct MemStore {
     bytes: AtomicUsize,
     count: AtomicUsize,
     observer: Option<Box<dyn StoreObserver>>,
+    body_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for MemStore {
@@ -172,7 +173,8 @@ fn shard_of(hash: &HashBinary) -> usize {
 }
 
 impl MemStore {
-    pub fn new(observer: Option<Box<dyn StoreObserver>>) -> Self {
+    /// `body_dir`: where large bodies go (see [`super::body`]); `None` for anonymous memory files.
+    pub fn new(observer: Option<Box<dyn StoreObserver>>, body_dir: Option<std::path::PathBuf>) -> Self {
         MemStore {
             objects: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             partials: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
@@ -180,6 +182,7 @@ impl MemStore {
             bytes: AtomicUsize::new(0),
             count: AtomicUsize::new(0),
             observer,
+            body_dir,
         }
     }
 
@@ -363,11 +366,11 @@ impl Storage for MemStore {
     }
 }
 
-/// The stored form of a completed body: a sealed memory file when large enough (and the file can be made), else
+/// The stored form of a completed body: a memory file when large enough (and the file can be made), else
 /// one contiguous buffer.
-fn body_of(chunks: &[Bytes], len: usize) -> Body {
+fn body_of(chunks: &[Bytes], len: usize, dir: Option<&std::path::Path>) -> Body {
     if len >= FILE_BODY_MIN {
-        match SealedBody::new(chunks, len) {
+        match BodyFile::new(chunks, len, dir) {
             Ok(file) => return Body::File(Arc::new(file)),
             Err(e) => {
                 // Out of descriptors or memory for files: the object is still stored, in the heap.
@@ -424,7 +427,7 @@ impl HandleMiss for Writer {
     async fn finish(mut self: Box<Self>) -> Result<MissFinishType> {
         // Cloning the list only bumps reference counts; readers streaming the partial keep reading it.
         let chunks = self.partial.chunks.read().clone();
-        let body = body_of(&chunks, self.written);
+        let body = body_of(&chunks, self.written, self.store.body_dir.as_deref());
         let size = body.len() + header_size(self.partial.meta.response_header()) + self.primary.len();
         let object = Object {
             meta: copy_meta(&self.partial.meta),

@@ -25,6 +25,13 @@ fn bad_settings_name_the_setting() {
     let args = RunArgs { routes: Some("r.yaml".into()), trusted_proxies: vec!["nope".into()], ..Default::default() };
     assert!(EdgeConfig::from_args(args).unwrap_err().to_string().starts_with("trusted_proxies"));
     assert!(matches!(EdgeConfig::from_args(RunArgs::default()), Err(ConfigError::NoRoutes)));
+    let args = RunArgs {
+        routes: Some("r.yaml".into()),
+        cache_body_dir: Some("/nonexistent/dime-bodies".into()),
+        ..Default::default()
+    };
+    let e = EdgeConfig::from_args(args).unwrap_err().to_string();
+    assert!(e.starts_with("cache_body_dir: /nonexistent/dime-bodies: "), "{e}");
 }
 
 #[test]

@@ -1,9 +1,9 @@
 //! Direct hits: a plain GET for a fresh, large cached object, answered from `request_filter` with the body sent by
-//! `sendfile` from its memory file ([`crate::zerocopy`]), before Pingora's cache phases run.
+//! `sendfile` from its file ([`crate::zerocopy`]), before Pingora's cache phases run.
 //!
 //! Only the simplest case qualifies, and everything else falls through to Pingora's hit path, which answers it the
 //! same way with a copy: GET over plain-text HTTP/1.1, no `Range` and no conditional header, a complete object that
-//! is fresh, status 200, no `Vary`, body in a memory file. The answer carries what a Pingora hit carries: the stored
+//! is fresh, status 200, no `Vary`, body in a file. The answer carries what a Pingora hit carries: the stored
 //! header, `Age`, `Content-Length`, `Date`, `Connection`, and `Cache-Status`; it is counted as a hit and as an access
 //! for eviction, and logged like any request.
 
@@ -44,7 +44,8 @@ const NEEDS_HIT_PATH: &[header::HeaderName] = &[
     header::IF_UNMODIFIED_SINCE,
 ];
 
-/// Answers the request directly when it qualifies; `Ok(false)` leaves it to the normal phases.
+/// Answers the request directly when it qualifies; `Ok(false)` leaves it to the normal phases (with the cache key,
+/// when it was computed, kept in `ctx` for `cache_key_callback`).
 pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
     let Some(policy) = ctx.cache_policy() else { return Ok(false) };
     let req = session.req_header();
@@ -54,19 +55,23 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
     {
         return Ok(false);
     }
-    let Some(v1) = session.as_downstream().as_http1() else { return Ok(false) };
-    let keepalive = v1.will_keepalive();
     let kind = policy::classify(req.uri.path());
     let key = super::cache_key(req, kind, policy.query_keys.as_deref());
-    let Some(object) = proxy.cache.store.sendable(&key.combined_bin()) else { return Ok(false) };
+    let Some(object) = proxy.cache.store.sendable(&key.combined_bin()) else {
+        ctx.key = Some(key);
+        return Ok(false);
+    };
     let now = SystemTime::now();
     let meta = object.meta();
-    if !meta.is_fresh(now) || meta.variance().is_some() {
+    let keepalive = session.as_downstream().as_http1().map(|v1| v1.will_keepalive());
+    let head = match keepalive {
+        Some(keepalive) if meta.is_fresh(now) && meta.variance().is_none() => response_head(&object, now, keepalive)?,
+        _ => None,
+    };
+    let (Some(head), Some(file), Some(socket)) = (head, object.file(), crate::zerocopy::socket(session)) else {
+        ctx.key = Some(key);
         return Ok(false);
-    }
-    let Some(head) = response_head(&object, now, keepalive)? else { return Ok(false) };
-    let Some(file) = object.file() else { return Ok(false) };
-    let Some(socket) = crate::zerocopy::socket(session) else { return Ok(false) };
+    };
 
     let entry = CacheEntryKey::from_entry_id(object.compact_key().clone(), None);
     EvictionManager::access(proxy.cache.eviction, &entry, object.size(), meta.fresh_until());

@@ -5,7 +5,7 @@ use pingora_cache::trace::Span;
 use super::*;
 
 fn store() -> &'static MemStore {
-    Box::leak(Box::new(MemStore::new(None)))
+    Box::leak(Box::new(MemStore::new(None, None)))
 }
 
 fn meta() -> CacheMeta {

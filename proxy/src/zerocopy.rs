@@ -1,6 +1,10 @@
-//! Sending a response whose body is in a file straight to a client socket: the header with one
-//! `send(MSG_MORE)`, the body with `sendfile(2)`, so the kernel moves page references instead of copying the body
-//! out of the edge's memory. Used for plain GET hits on large cached objects (see `service::direct`).
+//! Sending a response whose body is in a file straight to a client socket: the header with one `send`, the body
+//! with `sendfile(2)`, so the kernel moves page references instead of copying the body out of the edge's memory.
+//!
+//! The header is not held back (`MSG_MORE`) to share a packet with the body: the client gets its first byte at
+//! once, as from nginx, and measured on loopback, holding it back made the edge pay for most of the client's
+//! receive processing (the receiver's TCP work runs in the sender's context when the receiver is asleep), which
+//! doubled the edge's system time per 1 MiB hit (docs/benchmarks.md). Used for plain GET hits on large cached objects (see `service::direct`).
 //!
 //! This is the one module that may use `unsafe`, for one reason: Pingora owns the client socket and exposes only
 //! its raw descriptor, and `sendfile` needs a borrowed descriptor. The borrow is tied to the lifetime of Pingora's
@@ -64,7 +68,7 @@ pub async fn send(
     let mut waiter: Option<AsyncFd<OwnedFd>> = None;
     let mut sent = Sent::default();
     while sent.header < header.len() {
-        match rustix::net::send(socket, &header[sent.header..], SendFlags::MORE | SendFlags::NOSIGNAL) {
+        match rustix::net::send(socket, &header[sent.header..], SendFlags::NOSIGNAL) {
             Ok(n) => sent.header += n,
             Err(Errno::INTR) => {}
             Err(Errno::AGAIN) => wait(socket, &mut waiter, idle).await.map_err(|e| (e, sent))?,

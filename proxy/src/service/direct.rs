@@ -49,15 +49,14 @@ const NEEDS_HIT_PATH: &[header::HeaderName] = &[
 pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
     let Some(policy) = ctx.cache_policy() else { return Ok(false) };
     let req = session.req_header();
-    if req.method != http::Method::GET
-        || req.version != http::Version::HTTP_11
-        || NEEDS_HIT_PATH.iter().any(|h| req.headers.contains_key(h))
-    {
+    if req.method != http::Method::GET || req.version != http::Version::HTTP_11 {
         return Ok(false);
     }
     let kind = policy::classify(req.uri.path());
     let key = super::cache_key(req, kind, policy.query_keys.as_deref());
-    let Some(object) = proxy.cache.store.sendable(&key.combined_bin()) else {
+    // Most hits are on small objects: the one lookup comes before the header checks.
+    let object = proxy.cache.store.sendable(&key.combined_bin());
+    let Some(object) = object.filter(|_| !NEEDS_HIT_PATH.iter().any(|h| req.headers.contains_key(h))) else {
         ctx.key = Some(key);
         return Ok(false);
     };

@@ -1030,6 +1030,12 @@ def main():
     res = Suite(args).run()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    previous = out / f"{res['mode']}.json"
+    if args.only and previous.exists():
+        # A partial run replaces only its own scenarios in the report; the others keep their last results.
+        kept = json.loads(previous.read_text()).get("scenarios", {})
+        say(f"report keeps the last results of: {', '.join(sorted(set(kept) - set(res['scenarios'])))}")
+        res["scenarios"] = {**kept, **res["scenarios"]}
     (out / f"{res['mode']}.json").write_text(json.dumps(res, indent=2))
     text = report(res)
     if res["mode"] == "full":

@@ -404,7 +404,7 @@ impl EdgeConfig {
         };
         let body_dir = args.cache_body_dir.or(file.cache_body_dir);
         if let Some(dir) = &body_dir {
-            crate::cache::body::BodyFile::check_dir(dir)
+            crate::cache::body::BodyFile::prepare_dir(dir)
                 .map_err(|e| invalid("cache_body_dir", format!("{}: {e}", dir.display())))?;
         }
         let admin_tokens = match args.admin_token_file.or(file.admin_token_file) {

@@ -17,7 +17,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt};
 use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
@@ -66,8 +66,12 @@ impl BodyFile {
         Ok(BodyFile { file, len })
     }
 
-    /// Checks at start that `dir` can hold body files (exists, writable, supports `O_TMPFILE`).
-    pub fn check_dir(dir: &Path) -> io::Result<()> {
+    /// Makes `dir` if it is missing (owner-only) and checks at start that it can hold body files (writable, on a
+    /// filesystem with `O_TMPFILE`).
+    pub fn prepare_dir(dir: &Path) -> io::Result<()> {
+        if !dir.is_dir() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        }
         unlinked_file(dir).map(drop).map_err(|e| match e.raw_os_error() {
             Some(code) if code == Errno::OPNOTSUPP.raw_os_error() || code == Errno::ISDIR.raw_os_error() => {
                 io::Error::other(format!("the filesystem does not support unlinked (O_TMPFILE) files: {e}"))
@@ -119,12 +123,12 @@ mod tests {
 
     #[test]
     fn a_directory_body_is_an_unlinked_file_there() {
-        let dir = tempfile::tempdir().unwrap();
-        BodyFile::check_dir(dir.path()).unwrap();
-        let body = BodyFile::new(&CHUNKS, 11, Some(dir.path())).unwrap();
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("bodies");
+        BodyFile::prepare_dir(&dir).unwrap();
+        let body = BodyFile::new(&CHUNKS, 11, Some(&dir)).unwrap();
         assert_eq!(&body.read(3, 8).unwrap()[..], b"lo wo");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing is left in the directory");
-        let missing = BodyFile::check_dir(&dir.path().join("missing")).unwrap_err();
-        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing is left in the directory");
+        assert!(BodyFile::prepare_dir(Path::new("/dev/null/bodies")).is_err());
     }
 }

@@ -46,7 +46,7 @@ pub struct Metrics {
     pub cache_evictions: IntCounter,
     pub cache_write_failures: IntCounter,
     pub cache_purged: IntCounter,
-    pub cache_sendfile_responses: IntCounter,
+    pub cache_direct_responses: IntCounterVec,
     pub cache_sendfile_bytes: IntCounter,
     pub signed_url_rejections: IntCounterVec,
     pub tls_cert_expiry: GaugeVec,
@@ -273,11 +273,12 @@ impl Metrics {
                 "Objects whose fetch failed mid-body and were not stored."
             ),
             cache_purged: build!(r, IntCounter, "dime_cache_purged_total", "Objects removed by purge requests."),
-            cache_sendfile_responses: build!(
+            cache_direct_responses: build!(
                 r,
-                IntCounter,
-                "dime_cache_sendfile_responses_total",
-                "Cache hits sent straight from a memory file with sendfile (large objects, plain GET over HTTP/1.1)."
+                IntCounterVec,
+                "dime_cache_direct_responses_total",
+                "Plain GET hits over HTTP/1.1 answered before Pingora's cache phases, by where the body came from (file: sendfile; memory).",
+                &["body"]
             ),
             cache_sendfile_bytes: build!(
                 r,

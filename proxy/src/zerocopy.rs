@@ -1,5 +1,6 @@
-//! Sending a response whose body is in a file straight to a client socket: the header with one `send`, the body
-//! with `sendfile(2)`, so the kernel moves page references instead of copying the body out of the edge's memory.
+//! Sending a cached response straight to a client socket. A body in a file goes with `sendfile(2)` after the header,
+//! so the kernel moves page references instead of copying the body out of the edge's memory; a small body in
+//! memory goes in the same `sendmsg` as its header.
 //!
 //! The header is not held back (`MSG_MORE`) to share a packet with the body: the client gets its first byte at
 //! once, as from nginx, and measured on loopback, holding it back made the edge pay for most of the client's
@@ -13,7 +14,7 @@
 
 #![allow(unsafe_code)]
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
@@ -57,16 +58,27 @@ pub struct Sent {
     pub body: usize,
 }
 
+/// A response body to send: from a file with `sendfile`, or from memory in the same `sendmsg` as the header.
+#[derive(Debug, Clone, Copy)]
+pub enum Payload<'a> {
+    File(&'a BodyFile),
+    Memory(&'a [u8]),
+}
+
 /// Writes `header` and then all of `body` to `socket`. Waits, at most `idle` each time, while the socket's send
 /// buffer is full. On error, [`Sent`] says how much went out; the caller must then close the connection.
 pub async fn send(
     socket: BorrowedFd<'_>,
     header: &[u8],
-    body: &BodyFile,
+    body: Payload<'_>,
     idle: Duration,
 ) -> Result<Sent, (SendError, Sent)> {
     let mut waiter: Option<AsyncFd<OwnedFd>> = None;
     let mut sent = Sent::default();
+    let body = match body {
+        Payload::File(file) => file,
+        Payload::Memory(bytes) => return send_memory(socket, header, bytes, idle, &mut waiter).await,
+    };
     while sent.header < header.len() {
         match rustix::net::send(socket, &header[sent.header..], SendFlags::NOSIGNAL) {
             Ok(n) => sent.header += n,
@@ -87,6 +99,36 @@ pub async fn send(
             Ok(_) => sent.body = offset as usize,
             Err(Errno::INTR) => {}
             Err(Errno::AGAIN) => wait(socket, &mut waiter, idle).await.map_err(|e| (e, sent))?,
+            Err(e) => return Err((io::Error::from(e).into(), sent)),
+        }
+    }
+    Ok(sent)
+}
+
+/// Header and body from memory: one `sendmsg` of both for a small response, continued where it stopped.
+async fn send_memory(
+    socket: BorrowedFd<'_>,
+    header: &[u8],
+    body: &[u8],
+    idle: Duration,
+    waiter: &mut Option<AsyncFd<OwnedFd>>,
+) -> Result<Sent, (SendError, Sent)> {
+    let mut sent = Sent::default();
+    while sent.header < header.len() || sent.body < body.len() {
+        let parts = [IoSlice::new(&header[sent.header..]), IoSlice::new(&body[sent.body..])];
+        match rustix::net::sendmsg(socket, &parts, &mut Default::default(), SendFlags::NOSIGNAL) {
+            Ok(0) => {
+                let e = io::Error::new(io::ErrorKind::WriteZero, "sendmsg sent nothing");
+                return Err((e.into(), sent));
+            }
+            Ok(mut n) => {
+                let to_header = n.min(header.len() - sent.header);
+                sent.header += to_header;
+                n -= to_header;
+                sent.body += n;
+            }
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => wait(socket, waiter, idle).await.map_err(|e| (e, sent))?,
             Err(e) => return Err((io::Error::from(e).into(), sent)),
         }
     }

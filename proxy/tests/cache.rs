@@ -38,6 +38,8 @@ async fn second_request_is_a_hit_and_head_and_ranges_come_from_the_cache() {
     assert_eq!(range.status, 206);
     assert_eq!(range.bytes, &pattern_body(1000)[10..20]);
     assert_eq!(origin.hits_for("/obj.bin"), 1, "one origin fetch served all of them");
+    // The plain GET hit was answered directly (one sendmsg of header and body); HEAD and the range were not.
+    assert_eq!(edge.metric(r#"dime_cache_direct_responses_total{body="memory"}"#).await, 1.0);
 
     // A chunked origin response is framed correctly when served from the cache.
     let chunked = "/chunked.bin?size=5000&chunks=5&cc=max-age%3D60";
@@ -338,7 +340,7 @@ async fn large_hits(extra: &[&str]) -> Edge {
     let size = (1 << 20) + 7;
     let path = format!("/big.bin?size={size}&cc=max-age%3D60");
     assert_eq!(edge.get("c.test", &path).await.bytes.len(), size, "the miss that stores it");
-    assert_eq!(edge.metric("dime_cache_sendfile_responses_total").await, 0.0);
+    assert_eq!(edge.metric(r#"dime_cache_direct_responses_total{body="file"}"#).await, 0.0);
 
     // Three hits and a last one asking to close, all on one connection.
     let mut conn = BufReader::new(tokio::net::TcpStream::connect(edge.http).await.unwrap());
@@ -358,7 +360,7 @@ async fn large_hits(extra: &[&str]) -> Edge {
     let mut rest = Vec::new();
     conn.read_to_end(&mut rest).await.unwrap();
     assert!(rest.is_empty(), "the edge closed the connection after the response");
-    assert_eq!(edge.metric("dime_cache_sendfile_responses_total").await, 4.0);
+    assert_eq!(edge.metric(r#"dime_cache_direct_responses_total{body="file"}"#).await, 4.0);
     assert_eq!(edge.metric("dime_cache_sendfile_bytes_total").await, (4 * size) as f64);
 
     // A client with a tiny receive window that reads slowly: the edge waits for it and the body arrives whole.
@@ -389,6 +391,10 @@ async fn large_hits(extra: &[&str]) -> Edge {
     assert!(whole.bytes == pattern_body(size), "a hit after the broken one is intact");
     assert_eq!(origin.hits_for("/big.bin"), 1, "every answer came from the one stored copy");
     assert_eq!(edge.metric(r#"dime_cache_requests_total{result="hit",route="c"}"#).await, 9.0);
-    assert_eq!(edge.metric("dime_cache_sendfile_responses_total").await, 7.0, "all but the range and HEAD");
+    assert_eq!(
+        edge.metric(r#"dime_cache_direct_responses_total{body="file"}"#).await,
+        7.0,
+        "all but the range and HEAD"
+    );
     edge
 }

@@ -6,8 +6,8 @@
 //!   readers behind the cache lock get each chunk as it arrives.
 //! - A write that does not finish (origin aborted, client of the writer gone, error) marks the partial object
 //!   failed: readers streaming it get an error, never a clean end of body, and nothing is stored.
-//! - Bodies of [`FILE_BODY_MIN`] bytes and more move into a memory file when the object completes
-//!   ([`super::body`]), so plain GET hits on them can be sent with `sendfile` ([`MemStore::sendable`]).
+//! - Bodies of [`FILE_BODY_MIN`] bytes and more move into a file when the object completes
+//!   ([`super::body`]), so plain GET hits on them can be sent with `sendfile` ([`MemStore::complete`]).
 //! - Sizes are counted in bytes (body + header + key); the byte budget itself is enforced by the eviction manager
 //!   (pingora's LRU), which tells the store what to purge.
 
@@ -81,7 +81,7 @@ impl Body {
             Body::Memory(b) => Ok(b.slice(start..end)),
             Body::File(f) => f
                 .read(start, end.min(start.saturating_add(READ_CHUNK)))
-                .map_err(|e| Error::because(ErrorType::ReadError, "reading a cached body from its memory file", e)),
+                .map_err(|e| Error::because(ErrorType::ReadError, "reading a cached body from its file", e)),
         }
     }
 }
@@ -108,12 +108,24 @@ impl Object {
         &self.meta
     }
 
-    /// The body's memory file, when it has one.
+    /// The body's file, when it has one.
     pub fn file(&self) -> Option<&BodyFile> {
         match &self.body {
             Body::File(f) => Some(f),
             Body::Memory(_) => None,
         }
+    }
+
+    /// The body, when it is in memory.
+    pub fn memory(&self) -> Option<&Bytes> {
+        match &self.body {
+            Body::Memory(b) => Some(b),
+            Body::File(_) => None,
+        }
+    }
+
+    pub fn body_len(&self) -> usize {
+        self.body.len()
     }
 
     /// Bytes the object counts for in the budget (and weighs in the eviction manager).
@@ -173,7 +185,7 @@ fn shard_of(hash: &HashBinary) -> usize {
 }
 
 impl MemStore {
-    /// `body_dir`: where large bodies go (see [`super::body`]); `None` for anonymous memory files.
+    /// `body_dir`: where large bodies go (see [`super::body`]); `None` for anonymous files.
     pub fn new(observer: Option<Box<dyn StoreObserver>>, body_dir: Option<std::path::PathBuf>) -> Self {
         MemStore {
             objects: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
@@ -236,9 +248,9 @@ impl MemStore {
         hashes.iter().filter_map(|h| self.remove(h)).map(|o| o.compact.clone()).collect()
     }
 
-    /// A complete object whose body can be sent straight from its memory file, if `hash` names one.
-    pub fn sendable(&self, hash: &HashBinary) -> Option<Arc<Object>> {
-        self.objects[shard_of(hash)].read().get(hash).filter(|o| o.file().is_some()).cloned()
+    /// The complete object `hash` names, if any (objects still being written are not returned).
+    pub fn complete(&self, hash: &HashBinary) -> Option<Arc<Object>> {
+        self.objects[shard_of(hash)].read().get(hash).cloned()
     }
 
     fn partial(&self, hash: &HashBinary, id: Option<u64>) -> Option<Arc<Partial>> {
@@ -366,7 +378,7 @@ impl Storage for MemStore {
     }
 }
 
-/// The stored form of a completed body: a memory file when large enough (and the file can be made), else
+/// The stored form of a completed body: a file when large enough (and the file can be made), else
 /// one contiguous buffer.
 fn body_of(chunks: &[Bytes], len: usize, dir: Option<&std::path::Path>) -> Body {
     if len >= FILE_BODY_MIN {
@@ -376,7 +388,7 @@ fn body_of(chunks: &[Bytes], len: usize, dir: Option<&std::path::Path>) -> Body 
                 // Out of descriptors or memory for files: the object is still stored, in the heap.
                 static WARNED: std::sync::Once = std::sync::Once::new();
                 WARNED.call_once(|| {
-                    tracing::warn!(error = %e, "cannot put a large cached body in a memory file; keeping it in the heap (reported once)")
+                    tracing::warn!(error = %e, "cannot put a large cached body in a file; keeping it in the heap (reported once)")
                 });
             }
         }

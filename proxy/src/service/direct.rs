@@ -1,11 +1,13 @@
-//! Direct hits: a plain GET for a fresh, large cached object, answered from `request_filter` with the body sent by
-//! `sendfile` from its file ([`crate::zerocopy`]), before Pingora's cache phases run.
+//! Direct hits: a plain GET for a fresh cached object, answered from `request_filter` before Pingora's cache phases
+//! run: a large body sent with `sendfile` from its file, a small one in the same `sendmsg` as the header
+//! ([`crate::zerocopy`]).
 //!
-//! Only the simplest case qualifies, and everything else falls through to Pingora's hit path, which answers it the
-//! same way with a copy: GET over plain-text HTTP/1.1, no `Range` and no conditional header, a complete object that
-//! is fresh, status 200, no `Vary`, body in a file. The answer carries what a Pingora hit carries: the stored
+//! Only the simplest and by far the most common case qualifies, and everything else falls through to Pingora's hit
+//! path, which answers it the same way: GET over plain-text HTTP/1.1, no `Range` and no conditional header, a
+//! complete object that is fresh, status 200, no `Vary`. The answer carries what a Pingora hit carries: the stored
 //! header, `Age`, `Content-Length`, `Date`, `Connection`, and `Cache-Status`; it is counted as a hit and as an access
-//! for eviction, and logged like any request.
+//! for eviction, and logged like any request. What it saves: Pingora's hit path copies the stored header twice,
+//! runs every response phase and writes header and body in two sends.
 
 use std::time::{Duration, SystemTime};
 
@@ -22,6 +24,7 @@ use crate::cache::policy;
 use crate::cache::request::CacheCtx;
 use crate::cache::status::{self, Outcome};
 use crate::cache::storage::Object;
+use crate::zerocopy::Payload;
 
 /// How long a client may leave its receive window shut before a direct send gives up and closes the connection.
 const SEND_IDLE: Duration = Duration::from_secs(60);
@@ -55,7 +58,7 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
     let kind = policy::classify(req.uri.path());
     let key = super::cache_key(req, kind, policy.query_keys.as_deref());
     // Most hits are on small objects: the one lookup comes before the header checks.
-    let object = proxy.cache.store.sendable(&key.combined_bin());
+    let object = proxy.cache.store.complete(&key.combined_bin());
     let Some(object) = object.filter(|_| !NEEDS_HIT_PATH.iter().any(|h| req.headers.contains_key(h))) else {
         ctx.key = Some(key);
         return Ok(false);
@@ -64,10 +67,10 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
     let meta = object.meta();
     let keepalive = session.as_downstream().as_http1().map(|v1| v1.will_keepalive());
     let head = match keepalive {
-        Some(keepalive) if meta.is_fresh(now) && meta.variance().is_none() => response_head(&object, now, keepalive)?,
+        Some(keepalive) if meta.is_fresh(now) && meta.variance().is_none() => response_head(&object, now, keepalive),
         _ => None,
     };
-    let (Some(head), Some(file), Some(socket)) = (head, object.file(), crate::zerocopy::socket(session)) else {
+    let (Some(head), Some(socket)) = (head, crate::zerocopy::socket(session)) else {
         ctx.key = Some(key);
         return Ok(false);
     };
@@ -78,13 +81,22 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
     metrics.cache_requests.with_label_values(&[ctx.route_name(), "hit"]).inc();
     ctx.cache = Some(CacheCtx { kind: Some(kind), ..Default::default() });
 
-    let outcome = crate::zerocopy::send(socket, &head, file, SEND_IDLE).await;
+    let payload = match (object.file(), object.memory()) {
+        (Some(file), _) => Payload::File(file),
+        (None, Some(bytes)) => Payload::Memory(bytes),
+        (None, None) => Payload::Memory(&[]),
+    };
+    let outcome = crate::zerocopy::send(socket, &head, payload, SEND_IDLE).await;
     let (sent, error) = match outcome {
         Ok(sent) => (sent, None),
         Err((e, sent)) => (sent, Some(e.to_string())),
     };
-    metrics.cache_sendfile_responses.inc();
-    metrics.cache_sendfile_bytes.inc_by(sent.body as u64);
+    if let Payload::File(_) = payload {
+        metrics.cache_direct_responses.with_label_values(&["file"]).inc();
+        metrics.cache_sendfile_bytes.inc_by(sent.body as u64);
+    } else {
+        metrics.cache_direct_responses.with_label_values(&["memory"]).inc();
+    }
     if error.is_some() {
         // Part of a response may be on the wire: the connection cannot carry another one.
         session.set_keepalive(None);
@@ -93,28 +105,37 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
     Ok(true)
 }
 
-/// The response head for a direct hit on `object`: what Pingora's hit path would write, or `None` when the object
-/// is not one a direct hit answers.
-fn response_head(object: &Object, now: SystemTime, keepalive: bool) -> Result<Option<BytesMut>> {
+/// Response headers the direct answer sets itself; the stored ones of these names are not copied.
+const SET_HERE: &[header::HeaderName] =
+    &[header::CONTENT_LENGTH, header::TRANSFER_ENCODING, header::AGE, header::DATE, header::CONNECTION];
+
+/// The response head for a direct hit on `object`, written straight from the stored header (no copy of it), or
+/// `None` when the object is not one a direct hit answers.
+fn response_head(object: &Object, now: SystemTime, keepalive: bool) -> Option<BytesMut> {
     let meta = object.meta();
     let stored = meta.response_header();
     if stored.status != http::StatusCode::OK || stored.headers.contains_key(header::VARY) {
-        return Ok(None);
+        return None;
     }
-    let Some(file) = object.file() else { return Ok(None) };
-    let mut head = meta.response_header_copy();
-    head.set_version(http::Version::HTTP_11);
-    head.remove_header(&header::TRANSFER_ENCODING);
-    head.insert_header(header::CONTENT_LENGTH, file.len())?;
-    head.insert_header(header::AGE, meta.age().as_secs())?;
     let ttl = meta.fresh_until().duration_since(now).map_or(0, |d| d.as_secs() as i64);
-    head.insert_header("cache-status", status::header_value(Outcome::Hit, Some(ttl), false, None))?;
-    head.insert_header(header::DATE, get_cached_date())?;
-    head.insert_header(header::CONNECTION, if keepalive { "keep-alive" } else { "close" })?;
-
-    let mut buf = BytesMut::with_capacity(512);
+    let mut buf = BytesMut::with_capacity(256 + stored.headers.len() * 48);
     buf.put_slice(b"HTTP/1.1 200 OK\r\n");
-    head.header_to_h1_wire(&mut buf);
+    let mut field = |name: &[u8], value: &[u8]| {
+        buf.put_slice(name);
+        buf.put_slice(b": ");
+        buf.put_slice(value);
+        buf.put_slice(b"\r\n");
+    };
+    for (name, value) in stored.headers.iter() {
+        if !SET_HERE.contains(name) && name.as_str() != "cache-status" {
+            field(name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+    field(b"content-length", object.body_len().to_string().as_bytes());
+    field(b"age", meta.age().as_secs().to_string().as_bytes());
+    field(b"cache-status", status::header_value(Outcome::Hit, Some(ttl), false, None).as_bytes());
+    field(b"date", get_cached_date().as_bytes());
+    field(b"connection", if keepalive { b"keep-alive" } else { b"close" });
     buf.put_slice(b"\r\n");
-    Ok(Some(buf))
+    Some(buf)
 }

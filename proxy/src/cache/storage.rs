@@ -108,19 +108,11 @@ impl Object {
         &self.meta
     }
 
-    /// The body's file, when it has one.
-    pub fn file(&self) -> Option<&BodyFile> {
+    /// The body as a direct answer sends it.
+    pub fn payload(&self) -> crate::zerocopy::Payload<'_> {
         match &self.body {
-            Body::File(f) => Some(f),
-            Body::Memory(_) => None,
-        }
-    }
-
-    /// The body, when it is in memory.
-    pub fn memory(&self) -> Option<&Bytes> {
-        match &self.body {
-            Body::Memory(b) => Some(b),
-            Body::File(_) => None,
+            Body::Memory(b) => crate::zerocopy::Payload::Memory(b),
+            Body::File(f) => crate::zerocopy::Payload::File(f),
         }
     }
 

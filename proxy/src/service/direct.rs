@@ -81,11 +81,7 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
     metrics.cache_requests.with_label_values(&[ctx.route_name(), "hit"]).inc();
     ctx.cache = Some(CacheCtx { kind: Some(kind), ..Default::default() });
 
-    let payload = match (object.file(), object.memory()) {
-        (Some(file), _) => Payload::File(file),
-        (None, Some(bytes)) => Payload::Memory(bytes),
-        (None, None) => Payload::Memory(&[]),
-    };
+    let payload = object.payload();
     let outcome = crate::zerocopy::send(socket, &head, payload, SEND_IDLE).await;
     let (sent, error) = match outcome {
         Ok(sent) => (sent, None),

@@ -105,9 +105,8 @@ fn tempfile_probe(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::remove_file(probe)
 }
 
-/// Runs the edge until SIGTERM (drain, bounded by `shutdown_timeout`) or SIGINT (immediate).
 /// Raises the soft limit on open files to the hard limit, as nginx's `worker_rlimit_nofile` does: every client
-/// connection, upstream connection and large cached body (a memory file each) holds a descriptor.
+/// connection, upstream connection and large cached body (a file each) holds a descriptor.
 fn raise_open_files_limit() {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut limit = getrlimit(Resource::Nofile);
@@ -121,6 +120,7 @@ fn raise_open_files_limit() {
     }
 }
 
+/// Runs the edge until SIGTERM (drain, bounded by `shutdown_timeout`) or SIGINT (immediate).
 pub fn run(cfg: EdgeConfig) -> Result<(), String> {
     raise_open_files_limit();
     let metrics = Arc::new(Metrics::new()?);

@@ -73,8 +73,8 @@ pub struct RequestCtx {
     peer_chosen_at: Option<Instant>,
     sent_at: Option<Instant>,
     cache: Option<CacheCtx>,
-    /// The cache key, when `request_filter` already computed it.
-    key: Option<CacheKey>,
+    /// The object kind and cache key, when `request_filter` already computed them.
+    key: Option<(Kind, CacheKey)>,
     /// Set when `request_filter` answered a cache hit itself (see `direct`).
     direct: Option<direct::Direct>,
     _in_flight: InFlight,
@@ -258,14 +258,17 @@ impl ProxyHttp for DimeProxy {
         overrides.max_lock_retries = Some(MAX_LOCK_RETRIES);
         session.cache.enable(c.store, Some(c.eviction), None, Some(c.lock()), Some(overrides));
         session.cache.set_max_file_size_bytes(c.settings.max_object);
-        let kind = policy::classify(session.req_header().uri.path());
+        let kind = match &ctx.key {
+            Some((kind, _)) => *kind,
+            None => policy::classify(session.req_header().uri.path()),
+        };
         ctx.cache = Some(CacheCtx { kind: Some(kind), ..Default::default() });
         Ok(())
     }
 
     /// Host, path and the query parameters that matter (see `cache::key`).
     fn cache_key_callback(&self, session: &Session, ctx: &mut Self::CTX) -> Result<CacheKey> {
-        if let Some(key) = ctx.key.take() {
+        if let Some((_, key)) = ctx.key.take() {
             return Ok(key);
         }
         let kind = ctx.cache.as_ref().and_then(|c| c.kind).unwrap_or(Kind::Other);

@@ -5,7 +5,9 @@
 //! The header is not held back (`MSG_MORE`) to share a packet with the body: the client gets its first byte at
 //! once, as from nginx, and measured on loopback, holding it back made the edge pay for most of the client's
 //! receive processing (the receiver's TCP work runs in the sender's context when the receiver is asleep), which
-//! doubled the edge's system time per 1 MiB hit (docs/benchmarks.md). Used for plain GET hits on large cached objects (see `service::direct`).
+//! doubled the edge's system time per 1 MiB hit (docs/benchmarks.md).
+//!
+//! Used for every plain GET hit (see `service::direct`).
 //!
 //! This is the one module that may use `unsafe`, for one reason: Pingora owns the client socket and exposes only
 //! its raw descriptor, and `sendfile` needs a borrowed descriptor. The borrow is tied to the lifetime of Pingora's
@@ -73,66 +75,56 @@ pub async fn send(
     body: Payload<'_>,
     idle: Duration,
 ) -> Result<Sent, (SendError, Sent)> {
-    let mut waiter: Option<AsyncFd<OwnedFd>> = None;
-    let mut sent = Sent::default();
-    let body = match body {
-        Payload::File(file) => file,
-        Payload::Memory(bytes) => return send_memory(socket, header, bytes, idle, &mut waiter).await,
+    let mut out = Sender { socket, idle, waiter: None, sent: Sent::default() };
+    let (in_memory, file) = match body {
+        Payload::Memory(bytes) => (bytes, None),
+        Payload::File(file) => (&[][..], Some(file)),
     };
-    while sent.header < header.len() {
-        match rustix::net::send(socket, &header[sent.header..], SendFlags::NOSIGNAL) {
-            Ok(n) => sent.header += n,
-            Err(Errno::INTR) => {}
-            Err(Errno::AGAIN) => wait(socket, &mut waiter, idle).await.map_err(|e| (e, sent))?,
-            Err(e) => return Err((io::Error::from(e).into(), sent)),
-        }
+    // Header and a body from memory: one `sendmsg` of both, continued where it stopped.
+    while out.sent.header < header.len() || out.sent.body < in_memory.len() {
+        let parts = [IoSlice::new(&header[out.sent.header..]), IoSlice::new(&in_memory[out.sent.body..])];
+        let result = rustix::net::sendmsg(socket, &parts, &mut Default::default(), SendFlags::NOSIGNAL);
+        let n = out.step(result, "sendmsg").await?;
+        let to_header = n.min(header.len() - out.sent.header);
+        out.sent.header += to_header;
+        out.sent.body += n - to_header;
     }
-    let len = body.len() as u64;
+    let Some(file) = file else { return Ok(out.sent) };
+    let len = file.len() as u64;
     let mut offset = 0u64;
     while offset < len {
         let want = usize::try_from(len - offset).unwrap_or(usize::MAX);
-        match rustix::fs::sendfile(socket, body.fd(), Some(&mut offset), want) {
-            Ok(0) => {
-                let e = io::Error::new(io::ErrorKind::WriteZero, "sendfile sent nothing");
-                return Err((e.into(), sent));
-            }
-            Ok(_) => sent.body = offset as usize,
-            Err(Errno::INTR) => {}
-            Err(Errno::AGAIN) => wait(socket, &mut waiter, idle).await.map_err(|e| (e, sent))?,
-            Err(e) => return Err((io::Error::from(e).into(), sent)),
-        }
+        let result = rustix::fs::sendfile(socket, file.fd(), Some(&mut offset), want);
+        out.step(result, "sendfile").await?;
+        out.sent.body = offset as usize;
     }
-    Ok(sent)
+    Ok(out.sent)
 }
 
-/// Header and body from memory: one `sendmsg` of both for a small response, continued where it stopped.
-async fn send_memory(
-    socket: BorrowedFd<'_>,
-    header: &[u8],
-    body: &[u8],
+/// One response's writes to a non-blocking socket.
+struct Sender<'a> {
+    socket: BorrowedFd<'a>,
     idle: Duration,
-    waiter: &mut Option<AsyncFd<OwnedFd>>,
-) -> Result<Sent, (SendError, Sent)> {
-    let mut sent = Sent::default();
-    while sent.header < header.len() || sent.body < body.len() {
-        let parts = [IoSlice::new(&header[sent.header..]), IoSlice::new(&body[sent.body..])];
-        match rustix::net::sendmsg(socket, &parts, &mut Default::default(), SendFlags::NOSIGNAL) {
-            Ok(0) => {
-                let e = io::Error::new(io::ErrorKind::WriteZero, "sendmsg sent nothing");
-                return Err((e.into(), sent));
-            }
-            Ok(mut n) => {
-                let to_header = n.min(header.len() - sent.header);
-                sent.header += to_header;
-                n -= to_header;
-                sent.body += n;
-            }
-            Err(Errno::INTR) => {}
-            Err(Errno::AGAIN) => wait(socket, waiter, idle).await.map_err(|e| (e, sent))?,
-            Err(e) => return Err((io::Error::from(e).into(), sent)),
-        }
+    waiter: Option<AsyncFd<OwnedFd>>,
+    sent: Sent,
+}
+
+impl Sender<'_> {
+    /// The outcome of one write: the bytes it took, or 0 after waiting for room (socket full) or an interrupt, so
+    /// the caller tries again; an error (including a write that took nothing) ends the response.
+    async fn step(&mut self, result: rustix::io::Result<usize>, call: &str) -> Result<usize, (SendError, Sent)> {
+        let e = match result {
+            Ok(0) => io::Error::new(io::ErrorKind::WriteZero, format!("{call} sent nothing")).into(),
+            Ok(n) => return Ok(n),
+            Err(Errno::INTR) => return Ok(0),
+            Err(Errno::AGAIN) => match wait(self.socket, &mut self.waiter, self.idle).await {
+                Ok(()) => return Ok(0),
+                Err(e) => e,
+            },
+            Err(e) => io::Error::from(e).into(),
+        };
+        Err((e, self.sent))
     }
-    Ok(sent)
 }
 
 /// Waits until the socket can take more bytes. The first wait registers a duplicate descriptor with the reactor;

@@ -60,7 +60,7 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
     // Most hits are on small objects: the one lookup comes before the header checks.
     let object = proxy.cache.store.complete(&key.combined_bin());
     let Some(object) = object.filter(|_| !NEEDS_HIT_PATH.iter().any(|h| req.headers.contains_key(h))) else {
-        ctx.key = Some(key);
+        ctx.key = Some((kind, key));
         return Ok(false);
     };
     let now = SystemTime::now();
@@ -71,7 +71,7 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
         _ => None,
     };
     let (Some(head), Some(socket)) = (head, crate::zerocopy::socket(session)) else {
-        ctx.key = Some(key);
+        ctx.key = Some((kind, key));
         return Ok(false);
     };
 
@@ -102,8 +102,14 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
 }
 
 /// Response headers the direct answer sets itself; the stored ones of these names are not copied.
-const SET_HERE: &[header::HeaderName] =
-    &[header::CONTENT_LENGTH, header::TRANSFER_ENCODING, header::AGE, header::DATE, header::CONNECTION];
+static SET_HERE: [header::HeaderName; 6] = [
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::AGE,
+    header::DATE,
+    header::CONNECTION,
+    header::HeaderName::from_static("cache-status"),
+];
 
 /// The response head for a direct hit on `object`, written straight from the stored header (no copy of it), or
 /// `None` when the object is not one a direct hit answers.
@@ -123,7 +129,7 @@ fn response_head(object: &Object, now: SystemTime, keepalive: bool) -> Option<By
         buf.put_slice(b"\r\n");
     };
     for (name, value) in stored.headers.iter() {
-        if !SET_HERE.contains(name) && name.as_str() != "cache-status" {
+        if !SET_HERE.contains(name) {
             field(name.as_str().as_bytes(), value.as_bytes());
         }
     }

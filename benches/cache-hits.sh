@@ -41,7 +41,6 @@ if [ "${BODIES:-dir}" = memory ]; then
   say "edge: dime-edge (1 thread, access log off, --cache-size 512MiB, large bodies in memory files)"
   start_edge "$work/routes.yaml" --cache-size 512MiB
 else
-  mkdir -p "$work/dime-bodies"
   say "edge: dime-edge (1 thread, access log off, --cache-size 512MiB, large bodies in $work/dime-bodies)"
   start_edge "$work/routes.yaml" --cache-size 512MiB --cache-body-dir "$work/dime-bodies"
 fi

@@ -163,8 +163,7 @@ class Dime(Peer):
             args = ["--tcp", f"{name}=127.0.0.1:{self.tcp_port}"]
         routes.write_text(text)
         admin = free_port()
-        bodies = w / f"{self.label}-bodies"
-        bodies.mkdir(exist_ok=True)
+        bodies = w / f"{self.label}-bodies"  # made by dime-edge
         cmd = [str(EDGE), "run", "--routes", str(routes), "--http", f"127.0.0.1:{self.port}", "--admin",
                f"127.0.0.1:{admin}", "--threads", "1", "--access-log", "false", "--cache-size", "512MiB",
                # Large bodies in files next to nginx's proxy_cache files (same filesystem, see docs/cache.md).

@@ -48,6 +48,10 @@ pub struct Metrics {
     pub cache_purged: IntCounter,
     pub cache_direct_responses: IntCounterVec,
     pub cache_sendfile_bytes: IntCounter,
+    pub cache_live_playlists: IntCounterVec,
+    pub cache_live_dropped: IntCounter,
+    pub cache_live_unreadable: IntCounter,
+    pub downstream_closed: IntCounterVec,
     pub signed_url_rejections: IntCounterVec,
     pub tls_cert_expiry: GaugeVec,
     pub tls_reloads: IntCounterVec,
@@ -285,6 +289,32 @@ impl Metrics {
                 IntCounter,
                 "dime_cache_sendfile_bytes_total",
                 "Body bytes sent with sendfile."
+            ),
+            cache_live_playlists: build!(
+                r,
+                IntCounterVec,
+                "dime_cache_live_playlists_total",
+                "Live playlist fetches, by how they relate to the previous fetch of the same playlist (continuous, first, gap, or what went backwards: epoch, media-sequence, discontinuity-sequence, renumbered).",
+                &["continuity"]
+            ),
+            cache_live_dropped: build!(
+                r,
+                IntCounter,
+                "dime_cache_live_dropped_total",
+                "Cached segments (or fills of them) dropped because a fresh playlist did not vouch for them: a previous stream's bytes under a reused name."
+            ),
+            cache_live_unreadable: build!(
+                r,
+                IntCounter,
+                "dime_cache_live_unreadable_total",
+                "Fetched playlists that could not be read as HLS or DASH (nothing they list is vouched for)."
+            ),
+            downstream_closed: build!(
+                r,
+                IntCounterVec,
+                "dime_downstream_closed_total",
+                "Downstream connections the edge closed on its own, by reason (header-timeout, keepalive-timeout, max-connections).",
+                &["reason"]
             ),
             tls_cert_expiry: build!(
                 r,

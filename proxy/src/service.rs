@@ -295,13 +295,18 @@ impl ProxyHttp for DimeProxy {
             Decision::Store { fresh, stale_while_revalidate, stale_if_error } => {
                 cache_ctx.stored = true;
                 let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
-                let meta = CacheMeta::new(
+                let mut meta = CacheMeta::new(
                     now + fresh,
                     now,
                     secs(stale_while_revalidate),
                     secs(stale_if_error),
                     stored_header(resp)?,
                 );
+                if kind == Kind::Playlist {
+                    // A playlist that turns out to be VOD (`#EXT-X-ENDLIST`) is kept like a segment (cache::live).
+                    let vod = policy.max_ttl.map_or(policy.segment_ttl, |m| policy.segment_ttl.min(m));
+                    meta.extensions_mut().insert(crate::cache::live::index::VodTtl(vod));
+                }
                 Ok(RespCacheable::Cacheable(meta))
             }
             Decision::Skip(reason) => {

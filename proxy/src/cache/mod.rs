@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod key;
+pub mod live;
 pub mod lock;
 pub mod policy;
 pub mod request;
@@ -56,6 +57,19 @@ impl StoreObserver for MetricsObserver {
     fn evicted(&self) {
         self.0.cache_evictions.inc();
     }
+    fn live_judged(&self, primary: &str, continuity: &'static str, dropped: usize) {
+        self.0.cache_live_playlists.with_label_values(&[continuity]).inc();
+        self.0.cache_live_dropped.inc_by(dropped as u64);
+        if dropped > 0 {
+            let (host, path) = key::split_primary(primary);
+            tracing::info!(host, path, continuity, dropped, "cached segments this playlist does not vouch for were dropped");
+        }
+    }
+    fn live_unreadable(&self, primary: &str, reason: &str) {
+        self.0.cache_live_unreadable.inc();
+        let (host, path) = key::split_primary(primary);
+        tracing::warn!(host, path, reason, "fetched playlist is not readable HLS/DASH; nothing it lists is vouched for");
+    }
 }
 
 const LRU_SHARDS: usize = 16;
@@ -86,9 +100,13 @@ impl Cache {
         let store: &'static MemStore =
             Box::leak(Box::new(MemStore::new(Some(Box::new(MetricsObserver(metrics))), settings.body_dir.clone())));
         // Capacity is a preallocation hint: assume ~16 KiB objects on average.
-        let eviction =
+        let eviction: &'static lru::Manager<LRU_SHARDS> =
             Box::leak(Box::new(lru::Manager::with_capacity(settings.size, (settings.size / 16384).max(1024))));
         let lock: &'static lock::FillLock = Box::leak(Box::new(lock::FillLock::new(settings.lock_timeout)));
+        store.set_drop_hook(Box::new(move |key| {
+            eviction.remove(CacheEntryKeyRef::from_entry_id(key, None));
+            lock.forget(key);
+        }));
         Cache { store, eviction, lock, settings }
     }
 

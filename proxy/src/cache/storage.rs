@@ -8,13 +8,17 @@
 //!   failed: readers streaming it get an error, never a clean end of body, and nothing is stored.
 //! - Bodies of [`FILE_BODY_MIN`] bytes and more move into a file when the object completes
 //!   ([`super::body`]), so plain GET hits on them can be sent with `sendfile` ([`MemStore::complete`]).
+//! - Live playlists ([`super::live`]): readers of a playlist being filled get its body only once it is complete
+//!   and judged, so no viewer learns a segment name before the segments the playlist does not vouch for are
+//!   dropped (and fills of them in progress abandoned).
 //! - Sizes are counted in bytes (body + header + key); the byte budget itself is enforced by the eviction manager
 //!   (pingora's LRU), which tells the store what to purge.
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -32,6 +36,8 @@ use pingora_http::ResponseHeader;
 use tokio::sync::watch;
 
 use super::body::{BodyFile, FILE_BODY_MIN, READ_CHUNK};
+use super::live::index::{Completed, LiveIndex, VodTtl};
+use super::live::Format;
 
 const SHARDS: usize = 32;
 
@@ -143,6 +149,10 @@ struct Partial {
     meta: CacheMeta,
     chunks: RwLock<Vec<Bytes>>,
     state: watch::Sender<WriteState>,
+    /// Readers get the body only when it is complete (playlists, see the module doc).
+    whole: bool,
+    /// Dropped while being written (a playlist did not vouch for it): finishing does not store it.
+    abandoned: AtomicBool,
 }
 
 /// Where the store reports what it holds (wired to metrics by the proxy).
@@ -150,7 +160,15 @@ pub trait StoreObserver: Send + Sync {
     fn stored(&self, bytes: usize, objects: usize);
     fn write_failed(&self);
     fn evicted(&self);
+    /// A live playlist was judged (`continuity` is its label) and `dropped` objects it did not vouch for went.
+    fn live_judged(&self, primary: &str, continuity: &'static str, dropped: usize);
+    /// A fetched playlist could not be read as one.
+    fn live_unreadable(&self, primary: &str, reason: &str);
 }
+
+/// Told about every object the store drops on its own (for live playlists), so the eviction manager and the
+/// fill lock forget it too.
+pub type DropHook = Box<dyn Fn(&CompactCacheKey) + Send + Sync>;
 
 type Shard<T> = RwLock<HashMap<HashBinary, T>>;
 /// Writes in progress for one key, by write id.
@@ -164,6 +182,8 @@ pub struct MemStore {
     count: AtomicUsize,
     observer: Option<Box<dyn StoreObserver>>,
     body_dir: Option<std::path::PathBuf>,
+    live: LiveIndex,
+    on_drop: OnceLock<DropHook>,
 }
 
 impl std::fmt::Debug for MemStore {
@@ -187,6 +207,76 @@ impl MemStore {
             count: AtomicUsize::new(0),
             observer,
             body_dir,
+            live: LiveIndex::new(),
+            on_drop: OnceLock::new(),
+        }
+    }
+
+    /// Sets what is told about objects the store drops itself (once; later calls are ignored).
+    pub fn set_drop_hook(&self, hook: DropHook) {
+        let _ = self.on_drop.set(hook);
+    }
+
+    /// Live playlists remembered.
+    pub fn live_playlists(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Drops the object `hash` names if it was created before `before`, and abandons fills of it that started
+    /// before then (they finish for the readers they have, but are not stored, and no new reader joins them).
+    pub fn drop_older(&self, hash: &HashBinary, before: SystemTime) -> bool {
+        let removed = {
+            let mut shard = self.objects[shard_of(hash)].write();
+            match shard.get(hash) {
+                Some(o) if o.meta.created() < before => shard.remove(hash),
+                _ => None,
+            }
+        };
+        let mut dropped = false;
+        {
+            let mut shard = self.partials[shard_of(hash)].write();
+            if let Some(writes) = shard.get_mut(hash) {
+                writes.retain(|(_, p)| {
+                    let old = p.meta.created() < before;
+                    if old {
+                        p.abandoned.store(true, Ordering::Relaxed);
+                        dropped = true;
+                    }
+                    !old
+                });
+                if writes.is_empty() {
+                    shard.remove(hash);
+                }
+            }
+        }
+        if let Some(o) = removed {
+            self.bytes.fetch_sub(o.size, Ordering::Relaxed);
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            self.report();
+            if let Some(hook) = self.on_drop.get() {
+                hook(&o.compact);
+            }
+            dropped = true;
+        }
+        dropped
+    }
+
+    /// Judges a completed playlist (see [`super::live`]) before any reader gets it; returns its freshness when
+    /// it turned out to be VOD.
+    fn judge_playlist(&self, primary: &str, meta: &CacheMeta, body: &[Bytes], vod: Option<VodTtl>) -> Option<SystemTime> {
+        let created = meta.created();
+        let done = Completed { primary, status: meta.response_header().status.as_u16(), created, body };
+        let action = self.live.completed(&done)?;
+        if let (Some(reason), Some(o)) = (&action.unreadable, &self.observer) {
+            o.live_unreadable(primary, reason);
+        }
+        let dropped = action.drop.iter().filter(|h| self.drop_older(h, created)).count();
+        if let (Some(c), Some(o)) = (action.continuity, &self.observer) {
+            o.live_judged(primary, c.label(), dropped);
+        }
+        match (action.vod, vod) {
+            (true, Some(VodTtl(ttl))) => Some(created + ttl),
+            _ => None,
         }
     }
 
@@ -310,9 +400,17 @@ impl Storage for MemStore {
         let hash = key.combined_bin();
         let id = self.next_write.fetch_add(1, Ordering::Relaxed);
         let (state, _) = watch::channel(WriteState::Writing(0));
-        let partial = Arc::new(Partial { meta: copy_meta(meta), chunks: RwLock::new(Vec::new()), state });
-        self.partials[shard_of(&hash)].write().entry(hash).or_default().push((id, partial.clone()));
         let primary: Arc<str> = String::from_utf8_lossy(key.primary_key()).into();
+        let path = super::key::split_primary(&primary).1.split('?').next().unwrap_or("");
+        let whole = Format::of(path).is_some();
+        let partial = Arc::new(Partial {
+            meta: copy_meta(meta),
+            chunks: RwLock::new(Vec::new()),
+            state,
+            whole,
+            abandoned: AtomicBool::new(false),
+        });
+        self.partials[shard_of(&hash)].write().entry(hash).or_default().push((id, partial.clone()));
         let compact = key.to_compact();
         Ok(Box::new(Writer {
             store: self,
@@ -324,6 +422,7 @@ impl Storage for MemStore {
             compact,
             written: 0,
             finished: false,
+            vod: meta.extensions().get::<VodTtl>().copied(),
         }))
     }
 
@@ -348,6 +447,8 @@ impl Storage for MemStore {
 
     async fn update_meta(&'static self, key: &CacheKey, meta: &CacheMeta, _trace: &SpanHandle) -> Result<bool> {
         let hash = key.combined_bin();
+        // A playlist the origin says is unchanged (304) was seen again now.
+        self.live.revalidated(&String::from_utf8_lossy(key.primary_key()), meta.updated());
         let mut shard = self.objects[shard_of(&hash)].write();
         let Some(old) = shard.get(&hash).cloned() else { return Ok(false) };
         let object = Object {
@@ -409,6 +510,8 @@ struct Writer {
     compact: CompactCacheKey,
     written: usize,
     finished: bool,
+    /// Freshness if this turns out to be a VOD playlist.
+    vod: Option<VodTtl>,
 }
 
 #[async_trait]
@@ -431,15 +534,24 @@ impl HandleMiss for Writer {
     async fn finish(mut self: Box<Self>) -> Result<MissFinishType> {
         // Cloning the list only bumps reference counts; readers streaming the partial keep reading it.
         let chunks = self.partial.chunks.read().clone();
+        let mut meta = copy_meta(&self.partial.meta);
+        if self.partial.whole {
+            if let Some(fresh_until) = self.store.judge_playlist(&self.primary, &meta, &chunks, self.vod) {
+                let (swr, sie) = (meta.stale_while_revalidate_sec(), meta.stale_if_error_sec());
+                meta.update_freshness(fresh_until, swr, sie);
+            }
+        }
         let body = body_of(&chunks, self.written, self.store.body_dir.as_deref());
-        let size = body.len() + header_size(self.partial.meta.response_header()) + self.primary.len();
-        let object = Object {
-            meta: copy_meta(&self.partial.meta),
-            body,
-            primary: self.primary.clone(),
-            compact: self.compact.clone(),
-            size,
-        };
+        let size = body.len() + header_size(meta.response_header()) + self.primary.len();
+        if self.partial.abandoned.load(Ordering::Relaxed) {
+            // A playlist stopped vouching for this object while it was being fetched: readers that joined get
+            // what they asked for, nothing is kept.
+            self.partial.state.send_replace(WriteState::Done(chunks.len()));
+            self.finished = true;
+            self.store.remove_partial(&self.hash, self.id);
+            return Ok(MissFinishType::Created(0));
+        }
+        let object = Object { meta, body, primary: self.primary.clone(), compact: self.compact.clone(), size };
         self.store.insert(self.hash, object);
         self.partial.state.send_replace(WriteState::Done(chunks.len()));
         self.finished = true;
@@ -491,7 +603,8 @@ impl HandleHit for Hit {
                     WriteState::Writing(n) | WriteState::Done(n) => n,
                     WriteState::Failed => return Err(incomplete()),
                 };
-                if *next < available {
+                let complete = matches!(current, WriteState::Done(_));
+                if *next < available && (complete || !partial.whole) {
                     let chunk = partial.chunks.read().get(*next).cloned();
                     *next += 1;
                     match chunk {

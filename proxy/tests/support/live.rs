@@ -16,17 +16,48 @@ pub struct RtmpOrigin {
     child: Option<Child>,
 }
 
+/// How the nginx-rtmp origin is set up; `Default` is the seed's HLS origin with a 10 s playlist.
+#[derive(Debug, Clone)]
+pub struct OriginOptions {
+    /// The RTMP listener requires a PROXY protocol header (nginx verifies it).
+    pub proxy_protocol: bool,
+    /// `hls_playlist_length` (and `dash_playlist_length`), e.g. `10s`. nginx-rtmp's cleanup removes a stopped
+    /// stream's files a few playlist lengths later, after which numbering restarts at 0.
+    pub playlist_length: &'static str,
+    /// `hls_fragment_naming` (`sequential`, `timestamp`, `system`).
+    pub naming: &'static str,
+    /// Also write DASH (`dash on`) into `dash/`, served under `/dash/`.
+    pub dash: bool,
+}
+
+impl Default for OriginOptions {
+    fn default() -> Self {
+        OriginOptions { proxy_protocol: false, playlist_length: "10s", naming: "sequential", dash: false }
+    }
+}
+
 impl RtmpOrigin {
     pub fn start() -> RtmpOrigin {
-        Self::start_with(false)
+        Self::start_opts(OriginOptions::default())
     }
 
     /// `proxy_protocol`: the RTMP listener requires a PROXY protocol header (nginx verifies it).
     pub fn start_with(proxy_protocol: bool) -> RtmpOrigin {
+        Self::start_opts(OriginOptions { proxy_protocol, ..Default::default() })
+    }
+
+    pub fn start_opts(opts: OriginOptions) -> RtmpOrigin {
+        let OriginOptions { proxy_protocol, playlist_length, naming, dash } = opts;
         let dir = tempfile::tempdir().unwrap();
         let (http, rtmp) = (super::closed_port(), super::closed_port());
         let d = dir.path().display();
         std::fs::create_dir_all(dir.path().join("hls")).unwrap();
+        std::fs::create_dir_all(dir.path().join("dash")).unwrap();
+        let dash = if dash {
+            format!("dash on; dash_path {d}/dash; dash_fragment 1s; dash_playlist_length {playlist_length};")
+        } else {
+            String::new()
+        };
         // nginx workers drop privileges when started as root; let them write HLS into the temp dir.
         let user = if nix_euid_is_root() { "user root root;" } else { "" };
         let pp = if proxy_protocol { " proxy_protocol" } else { "" };
@@ -47,20 +78,26 @@ rtmp {{
       hls on;
       hls_path {d}/hls;
       hls_fragment 1s;
-      hls_playlist_length 10s;
+      hls_playlist_length {playlist_length};
+      hls_fragment_naming {naming};
+      {dash}
     }}
   }}
 }}
 http {{
   log_format paths '$uri $status';
   access_log {d}/access.log paths;
-  types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
+  types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; application/dash+xml mpd; video/mp4 m4v; audio/mp4 m4a; }}
   server {{
     listen 127.0.0.1:{http};
     location /hls/ {{
       alias {d}/hls/;
       add_header Cache-Control no-cache;
       add_header Access-Control-Allow-Origin *;
+    }}
+    location /dash/ {{
+      alias {d}/dash/;
+      add_header Cache-Control no-cache;
     }}
   }}
 }}
@@ -115,6 +152,13 @@ http {{
         self.dir.path().join("hls")
     }
 
+    /// GET `path` from the origin itself (not through the edge): status and body.
+    pub async fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        let resp = reqwest::get(format!("{}{path}", self.url())).await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default())
+    }
+
     /// Stops nginx (an origin outage).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -157,11 +201,17 @@ pub struct Publisher {
 
 impl Publisher {
     pub fn ffmpeg(rtmp_url: &str, seconds: u32) -> Publisher {
+        Self::ffmpeg_source(rtmp_url, seconds, "testsrc")
+    }
+
+    /// An ffmpeg publisher of the lavfi video `source` (`testsrc`, `smptebars`, `rgbtestsrc`...): two publishers
+    /// with different sources write visibly different segments.
+    pub fn ffmpeg_source(rtmp_url: &str, seconds: u32, source: &str) -> Publisher {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("ffmpeg.log");
         let child = Command::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "warning", "-re"])
-            .args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=30"])
+            .args(["-f", "lavfi", "-i", &format!("{source}=size=320x180:rate=30")])
             .args(["-f", "lavfi", "-i", "sine=frequency=440"])
             .args(["-t", &seconds.to_string()])
             .args(["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "30"])
@@ -204,6 +254,14 @@ impl Publisher {
     /// Still publishing?
     pub fn running(&mut self) -> bool {
         self.child.try_wait().ok().flatten().is_none()
+    }
+}
+
+impl Publisher {
+    /// Stops publishing now (the RTMP connection goes away, as when a publisher pod is restarted).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

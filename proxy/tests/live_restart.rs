@@ -1,0 +1,323 @@
+//! Live streams that stop, restart, end and disappear, with real parts: an nginx-rtmp origin (HLS and DASH, its
+//! default cleanup and continuous numbering) fed by real ffmpeg publishers with visibly different sources. The
+//! promise under test: a viewer of the current stream gets the current stream's bytes, whatever the origin does
+//! with segment names.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use dime_edge::cache::live::listing::{self, Format};
+use support::live::{OriginOptions, Publisher, RtmpOrigin};
+use support::{cached_route, Edge};
+
+const HOST: &str = "live.test";
+
+/// The paths a playlist lists (segments, init segments), resolved against it.
+fn listed(playlist_path: &str, body: &[u8]) -> Vec<String> {
+    let format = Format::of(playlist_path).unwrap();
+    let Ok(Some(listing)) = listing::parse(format, body) else { return Vec::new() };
+    listing.entries.iter().filter_map(|e| listing::resolve(HOST, playlist_path, &e.uri)).map(|(_, path, _)| path).collect()
+}
+
+fn media_count(playlist_path: &str, body: &[u8]) -> usize {
+    let format = Format::of(playlist_path).unwrap();
+    match listing::parse(format, body) {
+        Ok(Some(l)) => l.entries.iter().filter(|e| e.seq.is_some()).count(),
+        _ => 0,
+    }
+}
+
+/// A viewer through the edge: fetches the playlist and every entry it has not fetched yet. Returns the playlist
+/// body when it answered 200.
+async fn watch_once(edge: &Edge, playlist: &str, fetched: &mut HashSet<String>) -> Option<Vec<u8>> {
+    let p = edge.get(HOST, playlist).await;
+    if p.status != 200 {
+        return None;
+    }
+    for path in listed(playlist, &p.bytes) {
+        if fetched.insert(path.clone()) {
+            edge.get(HOST, &path).await;
+        }
+    }
+    Some(p.bytes)
+}
+
+/// A bounded wait: each `tick` sleeps 300 ms, and fails the test once `limit` has passed.
+struct Wait {
+    what: &'static str,
+    limit: Duration,
+    deadline: Instant,
+}
+
+impl Wait {
+    fn for_(what: &'static str, limit: Duration) -> Wait {
+        Wait { what, limit, deadline: Instant::now() + limit }
+    }
+
+    async fn tick(&self) {
+        assert!(Instant::now() < self.deadline, "timed out after {:?} waiting for {}", self.limit, self.what);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Every entry the edge's current playlist lists is byte-identical through the edge and at the origin. Returns
+/// the entries compared.
+async fn assert_current_bytes(edge: &Edge, origin: &RtmpOrigin, playlist: &str) -> Vec<String> {
+    let p = edge.get(HOST, playlist).await;
+    assert_eq!(p.status, 200, "{playlist}");
+    let entries = listed(playlist, &p.bytes);
+    assert!(!entries.is_empty(), "{playlist} lists nothing:\n{}", p.body);
+    for path in &entries {
+        let through = edge.get(HOST, path).await;
+        let (status, direct) = origin.get(path).await;
+        if status != 200 {
+            // Rotated out at the origin between the two requests.
+            continue;
+        }
+        assert_eq!(through.status, 200, "{path}");
+        assert!(
+            through.bytes == direct,
+            "{path}: the edge served {} bytes ({}) that are not the origin's current {} bytes",
+            through.bytes.len(),
+            through.header("cache-status"),
+            direct.len()
+        );
+    }
+    entries
+}
+
+fn rtmp(origin: &RtmpOrigin) -> String {
+    format!("rtmp://{}/live/stream", origin.rtmp)
+}
+
+/// The publisher goes away for longer than nginx-rtmp's cleanup window and comes back with another picture: its
+/// numbering restarts at 0 and the old names get new content. `poll_during_gap`: viewers keep asking through the
+/// edge while the stream is gone (the edge sees the playlist's 404), or nobody does (the edge only sees the new
+/// playlist, with the same names at lower numbers).
+async fn restart_after_cleanup(poll_during_gap: bool) {
+    let origin = RtmpOrigin::start_opts(OriginOptions { playlist_length: "3s", ..Default::default() });
+    let edge = Edge::start(&cached_route("live", HOST, &origin.url(), "{}"), &["--access-log", "false"]).await;
+    let playlist = "/hls/stream.m3u8";
+
+    let mut first = Publisher::ffmpeg_source(&rtmp(&origin), 30, "testsrc");
+    let mut fetched = HashSet::new();
+    let wait = Wait::for_("the first stream's segments cached at the edge", Duration::from_secs(40));
+    while !watch_once(&edge, playlist, &mut fetched).await.is_some_and(|b| media_count(playlist, &b) >= 3) {
+        wait.tick().await;
+    }
+    let old: HashSet<String> = fetched.clone();
+    first.stop();
+
+    let wait = Wait::for_("nginx-rtmp's cleanup to remove the stopped stream", Duration::from_secs(90));
+    while origin.get(playlist).await.0 != 404 {
+        if poll_during_gap {
+            watch_once(&edge, playlist, &mut fetched).await;
+        }
+        wait.tick().await;
+    }
+    if poll_during_gap {
+        let wait = Wait::for_("the edge to answer 404 for the vanished stream", Duration::from_secs(5));
+        while edge.get(HOST, playlist).await.status != 404 {
+            wait.tick().await;
+        }
+    }
+
+    let _second = Publisher::ffmpeg_source(&rtmp(&origin), 30, "smptebars");
+    let wait = Wait::for_("the new stream to reuse a name the edge cached from the old one", Duration::from_secs(40));
+    loop {
+        let p = edge.get(HOST, playlist).await;
+        let reused = listed(playlist, &p.bytes).iter().any(|s| old.contains(s));
+        if p.status == 200 && media_count(playlist, &p.bytes) >= 3 && reused {
+            break;
+        }
+        wait.tick().await;
+    }
+    let compared = assert_current_bytes(&edge, &origin, playlist).await;
+    assert!(compared.iter().any(|s| old.contains(s)), "no reused name among {compared:?}");
+    assert!(edge.metric("dime_cache_live_dropped_total").await >= 1.0, "old segments were dropped, not served");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_restarted_after_cleanup_is_served_its_own_segments_while_viewers_wait() {
+    restart_after_cleanup(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_restarted_after_cleanup_is_served_its_own_segments_with_nobody_watching_the_gap() {
+    restart_after_cleanup(false).await;
+}
+
+/// A publisher that reconnects within the cleanup window: numbering continues, viewers through the edge follow
+/// without a stall, and each segment still costs the origin exactly one request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_inside_the_window_continues_with_one_origin_fetch_per_segment() {
+    let origin = RtmpOrigin::start();
+    let edge = Edge::start(&cached_route("live", HOST, &origin.url(), "{}"), &["--access-log", "false"]).await;
+    let playlist = "/hls/stream.m3u8";
+    let mut first = Publisher::ffmpeg_source(&rtmp(&origin), 30, "testsrc");
+    let mut fetched = HashSet::new();
+    let wait = Wait::for_("the first stream's segments", Duration::from_secs(40));
+    while !watch_once(&edge, playlist, &mut fetched).await.is_some_and(|b| media_count(playlist, &b) >= 3) {
+        wait.tick().await;
+    }
+    let before = fetched.len();
+    first.stop();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _second = Publisher::ffmpeg_source(&rtmp(&origin), 30, "smptebars");
+    let wait = Wait::for_("viewers to follow past the reconnect", Duration::from_secs(40));
+    loop {
+        // A viewer never sees the playlist disappear during a reconnect.
+        assert!(watch_once(&edge, playlist, &mut fetched).await.is_some(), "playlist missing during the reconnect");
+        if fetched.len() >= before + 4 {
+            break;
+        }
+        wait.tick().await;
+    }
+    let requests = origin.requests();
+    for path in &fetched {
+        let n = requests.get(path).copied().unwrap_or(0);
+        assert_eq!(n, 1, "{path} fetched {n} times from the origin");
+    }
+    assert_current_bytes(&edge, &origin, playlist).await;
+    assert_eq!(edge.metric("dime_cache_live_dropped_total").await, 0.0, "nothing needed dropping");
+    assert!(edge.metric(r#"dime_cache_live_playlists_total{continuity="continuous"}"#).await >= 2.0);
+}
+
+/// nginx-rtmp's DASH names segments by a timestamp that restarts at 0 on every publish, and rewrites the init
+/// segments under the same names: a new publisher reuses names at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_republished_dash_stream_is_served_its_own_segments() {
+    let origin = RtmpOrigin::start_opts(OriginOptions { dash: true, ..Default::default() });
+    let edge = Edge::start(&cached_route("live", HOST, &origin.url(), "{}"), &["--access-log", "false"]).await;
+    let manifest = "/dash/stream.mpd";
+    let mut first = Publisher::ffmpeg_source(&rtmp(&origin), 30, "testsrc");
+    let mut fetched = HashSet::new();
+    let wait = Wait::for_("the first DASH stream's segments", Duration::from_secs(40));
+    while !watch_once(&edge, manifest, &mut fetched).await.is_some_and(|b| media_count(manifest, &b) >= 6) {
+        wait.tick().await;
+    }
+    let old = fetched.clone();
+    let epoch = |body: &[u8]| listing::parse(Format::Dash, body).ok().flatten().and_then(|l| l.epoch);
+    let old_epoch = epoch(&edge.get(HOST, manifest).await.bytes);
+    assert!(old_epoch.is_some(), "nginx-rtmp's MPD names its stream by availabilityStartTime");
+    first.stop();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _second = Publisher::ffmpeg_source(&rtmp(&origin), 30, "smptebars");
+    let wait = Wait::for_("the new DASH stream to reuse the old names", Duration::from_secs(40));
+    loop {
+        let p = edge.get(HOST, manifest).await;
+        let reused = listed(manifest, &p.bytes).iter().filter(|s| old.contains(*s)).count();
+        let new_stream = epoch(&p.bytes) != old_epoch;
+        if p.status == 200 && new_stream && media_count(manifest, &p.bytes) >= 4 && reused >= 4 {
+            break;
+        }
+        wait.tick().await;
+    }
+    let compared = assert_current_bytes(&edge, &origin, manifest).await;
+    assert!(compared.iter().any(|s| s.ends_with("init.m4v")), "{compared:?}");
+    let (_, metrics) = edge.admin("/metrics").await;
+    assert!(edge.metric(r#"dime_cache_live_playlists_total{continuity="epoch"}"#).await >= 1.0, "{}", metrics.lines().filter(|l| l.contains("cache") && !l.starts_with("#")).collect::<Vec<_>>().join("\n"));
+}
+
+/// `hls_fragment_naming system`: names from the wall clock, never reused; a restart changes nothing for the
+/// edge but must not cost extra fetches or serve anything but the origin's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_named_fragments_survive_a_restart() {
+    let origin = RtmpOrigin::start_opts(OriginOptions { naming: "system", ..Default::default() });
+    let edge = Edge::start(&cached_route("live", HOST, &origin.url(), "{}"), &["--access-log", "false"]).await;
+    let playlist = "/hls/stream.m3u8";
+    let mut first = Publisher::ffmpeg_source(&rtmp(&origin), 30, "testsrc");
+    let mut fetched = HashSet::new();
+    let wait = Wait::for_("the first stream", Duration::from_secs(40));
+    while !watch_once(&edge, playlist, &mut fetched).await.is_some_and(|b| media_count(playlist, &b) >= 3) {
+        wait.tick().await;
+    }
+    let before = fetched.len();
+    first.stop();
+    let _second = Publisher::ffmpeg_source(&rtmp(&origin), 30, "smptebars");
+    let wait = Wait::for_("the second stream", Duration::from_secs(40));
+    loop {
+        watch_once(&edge, playlist, &mut fetched).await;
+        if fetched.len() >= before + 3 {
+            break;
+        }
+        wait.tick().await;
+    }
+    let requests = origin.requests();
+    for path in &fetched {
+        assert_eq!(requests.get(path).copied().unwrap_or(0), 1, "{path}");
+    }
+    assert_current_bytes(&edge, &origin, playlist).await;
+}
+
+/// A playlist with `#EXT-X-ENDLIST` is kept like VOD; a playlist that disappears answers 404 within the negative
+/// TTL at one origin request per TTL, and is back within one playlist TTL when it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ended_streams_are_vod_and_vanished_ones_404_then_return() {
+    let origin = RtmpOrigin::start();
+    let edge = Edge::start(&cached_route("live", HOST, &origin.url(), "{}"), &["--access-log", "false"]).await;
+    let dir = origin.hls_dir();
+    let live_playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:1.0,\nshow-0.ts\n";
+    std::fs::write(dir.join("show-0.ts"), [0x47u8; 188 * 10]).unwrap();
+
+    // Live: the playlist TTL (1 s).
+    std::fs::write(dir.join("show.m3u8"), live_playlist).unwrap();
+    let p = edge.get(HOST, "/hls/show.m3u8").await;
+    assert_eq!(p.status, 200);
+    assert!(p.header("cache-status").contains("fwd=miss"), "{}", p.header("cache-status"));
+    let ttl = |r: &support::Reply| -> i64 {
+        r.header("cache-status").split("ttl=").nth(1).and_then(|t| t.split(';').next()).and_then(|t| t.parse().ok()).unwrap_or(-1)
+    };
+
+    // Ended: after the live copy expires, the ENDLIST version is kept for segment_ttl (1 h).
+    std::fs::write(dir.join("show.m3u8"), format!("{live_playlist}#EXT-X-ENDLIST\n")).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    edge.get(HOST, "/hls/show.m3u8").await;
+    let hit = edge.get(HOST, "/hls/show.m3u8").await;
+    assert!(hit.body.contains("#EXT-X-ENDLIST"), "{}", hit.body);
+    assert!(ttl(&hit) > 3000, "an ended playlist is cached like VOD: {}", hit.header("cache-status"));
+
+    // Vanished: a live playlist removed at the origin.
+    std::fs::write(dir.join("gone.m3u8"), live_playlist).unwrap();
+    assert_eq!(edge.get(HOST, "/hls/gone.m3u8").await.status, 200);
+    std::fs::remove_file(dir.join("gone.m3u8")).unwrap();
+    let removed = Instant::now();
+    let before = origin.requests().get("/hls/gone.m3u8").copied().unwrap_or(0);
+    let mut first_404 = None;
+    // 20 viewers polling every 100 ms for 3 s (bounded: 30 rounds).
+    for _ in 0..30 {
+        let answers = poll_many(&edge, "/hls/gone.m3u8", 20).await;
+        if first_404.is_none() && answers.iter().all(|s| *s == 404) {
+            first_404 = Some(removed.elapsed());
+        }
+        if first_404.is_some() {
+            assert!(answers.iter().all(|s| *s == 404), "once gone, every viewer gets 404: {answers:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first_404 = first_404.expect("the vanished playlist answered 404");
+    assert!(first_404 <= Duration::from_millis(2200), "404 seen after {first_404:?} (playlist TTL + negative TTL)");
+    let origin_asks = origin.requests().get("/hls/gone.m3u8").copied().unwrap_or(0) - before;
+    let window = removed.elapsed().as_secs_f64().ceil() as usize;
+    assert!(origin_asks <= window + 1, "{origin_asks} origin requests in {window} s for a vanished playlist");
+
+    // Back: within one TTL.
+    std::fs::write(dir.join("gone.m3u8"), live_playlist).unwrap();
+    let back = Instant::now();
+    let wait = Wait::for_("the returned playlist", Duration::from_secs(3));
+    while edge.get(HOST, "/hls/gone.m3u8").await.status != 200 {
+        wait.tick().await;
+    }
+    assert!(back.elapsed() <= Duration::from_millis(1500), "returned after {:?}", back.elapsed());
+}
+
+/// `n` viewers asking for `path` one after another; their statuses.
+async fn poll_many(edge: &Edge, path: &str, n: usize) -> Vec<u16> {
+    let mut all = Vec::with_capacity(n);
+    for _ in 0..n {
+        all.push(edge.get(HOST, path).await.status);
+    }
+    all
+}

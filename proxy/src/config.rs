@@ -124,6 +124,15 @@ pub struct RunArgs {
     /// Longest time SIGTERM waits for open requests before exiting [default: 10s].
     #[arg(long, env = "DIME_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
     pub shutdown_timeout: Option<String>,
+    /// A client connection must send a complete request header within this long of connecting [default: 15s].
+    #[arg(long, env = "DIME_HEADER_TIMEOUT", value_name = "DURATION")]
+    pub header_timeout: Option<String>,
+    /// An idle kept-alive client connection is closed after this long without a new request [default: 60s].
+    #[arg(long, env = "DIME_KEEPALIVE_TIMEOUT", value_name = "DURATION")]
+    pub keepalive_timeout: Option<String>,
+    /// Most client connections open at once on the HTTP/HTTPS entrypoints; more are closed at once [default: 10000].
+    #[arg(long, env = "DIME_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
     /// Answer a name without DNS, like curl: HOST:PORT=ADDR:PORT[,ADDR:PORT] (repeatable).
     #[arg(long, env = "DIME_RESOLVE", value_name = "HOST:PORT=ADDR:PORT", value_delimiter = ' ')]
     pub resolve: Vec<String>,
@@ -193,6 +202,9 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     trusted_proxies: Option<Vec<String>>,
     shutdown_timeout: Option<String>,
+    header_timeout: Option<String>,
+    keepalive_timeout: Option<String>,
+    max_connections: Option<usize>,
     resolve: Option<Vec<String>>,
     retries: Option<usize>,
     cache_size: Option<String>,
@@ -207,6 +219,27 @@ struct FileConfig {
     acme_ca: Option<PathBuf>,
     acme_dir: Option<PathBuf>,
     acme_renew_before: Option<String>,
+}
+
+/// Bounds on downstream client connections (HTTP and HTTPS entrypoints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// From accepting a connection to its first complete request header.
+    pub header_timeout: Duration,
+    /// Idle time allowed between requests on a kept-alive connection (which also bounds a later request's
+    /// header).
+    pub keepalive_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            header_timeout: Duration::from_secs(15),
+            keepalive_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+        }
+    }
 }
 
 /// Validated edge settings.
@@ -227,6 +260,7 @@ pub struct EdgeConfig {
     pub log_format: LogFormat,
     pub trusted_proxies: Vec<IpNet>,
     pub shutdown_timeout: Duration,
+    pub clients: ClientLimits,
     pub resolve: Overrides,
     pub retries: usize,
     pub cache: CacheSettings,
@@ -338,6 +372,27 @@ impl EdgeConfig {
                 return Err(invalid("tcp", format!("`{entry}`: entrypoint names must be unique and non-empty")));
             }
             tcp.push((name.to_owned(), addr("tcp", address)?));
+        }
+        let defaults = ClientLimits::default();
+        let duration_or = |name: &'static str, text: Option<String>, default: Duration| match text {
+            Some(t) => dime_routes::parse_duration(&t).map_err(|e| invalid(name, e)),
+            None => Ok(default),
+        };
+        let clients = ClientLimits {
+            header_timeout: duration_or(
+                "header_timeout",
+                args.header_timeout.or(file.header_timeout),
+                defaults.header_timeout,
+            )?,
+            keepalive_timeout: duration_or(
+                "keepalive_timeout",
+                args.keepalive_timeout.or(file.keepalive_timeout),
+                defaults.keepalive_timeout,
+            )?,
+            max_connections: args.max_connections.or(file.max_connections).unwrap_or(defaults.max_connections),
+        };
+        if clients.header_timeout.is_zero() || clients.keepalive_timeout.is_zero() || clients.max_connections == 0 {
+            return Err(invalid("header_timeout/keepalive_timeout/max_connections", "must be greater than 0"));
         }
         let tcp_drain_timeout = match args.tcp_drain_timeout.or(file.tcp_drain_timeout) {
             Some(t) => dime_routes::parse_duration(&t).map_err(|e| invalid("tcp_drain_timeout", e))?,
@@ -467,6 +522,7 @@ impl EdgeConfig {
             log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             trusted_proxies,
             shutdown_timeout,
+            clients,
             resolve,
             retries: args.retries.or(file.retries).unwrap_or(2),
             cache: CacheSettings { size, max_object, lock_timeout, body_dir },

@@ -10,6 +10,7 @@ pub mod acme;
 pub mod admin;
 pub mod cache;
 pub mod config;
+pub mod downstream;
 pub mod files;
 pub mod logging;
 pub mod metrics;

@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora_core::apps::http_app::HttpServer;
-use pingora_core::apps::ServerApp;
-use pingora_core::protocols::Stream;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{Server, ShutdownWatch};
 use pingora_core::services::background::{background_service, BackgroundService};
@@ -16,6 +14,7 @@ use pingora_core::services::listening::Service;
 use crate::admin::Admin;
 use crate::cache::Cache;
 use crate::config::{EdgeConfig, RouteSource};
+use crate::downstream::Downstream;
 use crate::metrics::Metrics;
 use crate::service::{DimeProxy, ProxySettings};
 use crate::source::control::ControlSource;
@@ -23,38 +22,6 @@ use crate::source::FileSource;
 use crate::state::State;
 use crate::tcp::TcpProxy;
 use crate::upstream::{SystemResolver, Upkeep};
-
-/// Wraps the proxy to count client connections (`dime_http_connections_open`), which the drain waits on.
-struct CountedConnections<A> {
-    inner: Arc<A>,
-    metrics: Arc<Metrics>,
-}
-
-struct OpenConnection(Arc<Metrics>);
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0.connections_open.dec();
-    }
-}
-
-#[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for CountedConnections<A> {
-    async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
-        self.metrics.connections.inc();
-        self.metrics.connections_open.inc();
-        let _open = OpenConnection(self.metrics.clone());
-        let mut next = self.inner.process_new(stream, shutdown).await;
-        while let Some(stream) = next {
-            next = self.inner.process_new(stream, shutdown).await;
-        }
-        None
-    }
-
-    async fn cleanup(&self) {
-        self.inner.cleanup().await;
-    }
-}
 
 /// On SIGTERM Pingora stops accepting and lets keep-alive connections finish their current request; this exits
 /// as soon as no client connection is left, instead of sleeping out the whole grace period.
@@ -200,6 +167,8 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
         trusted_proxies: cfg.trusted_proxies.clone(),
         access_log: cfg.access_log,
         retries: cfg.retries,
+        // A second past ours: the connection watchdog closes idle connections (and counts them), not Pingora.
+        keepalive_secs: cfg.clients.keepalive_timeout.as_secs() + 1,
     };
     let cache = Arc::new(Cache::new(cfg.cache, metrics.clone()));
     let challenges = Arc::new(crate::acme::Challenges::default());
@@ -222,8 +191,9 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
         &conf,
         DimeProxy { state: state.clone(), settings, cache: cache.clone(), keys, challenges },
     );
-    let counted = CountedConnections { inner: Arc::new(proxy), metrics: metrics.clone() };
-    let mut http = Service::new("dime http".to_owned(), counted);
+    let downstream =
+        Downstream { inner: Arc::new(proxy), metrics: metrics.clone(), state: state.clone(), limits: cfg.clients };
+    let mut http = Service::new("dime http".to_owned(), downstream);
     for addr in &cfg.http {
         http.add_tcp(&addr.to_string());
     }

@@ -47,6 +47,8 @@ pub struct ProxySettings {
     pub trusted_proxies: Vec<IpNet>,
     pub access_log: bool,
     pub retries: usize,
+    /// `--keepalive-timeout`, for Pingora's wait between requests on a kept-alive connection.
+    pub keepalive_secs: u64,
 }
 
 #[derive(Debug)]
@@ -144,6 +146,8 @@ impl ProxyHttp for DimeProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> Self::CTX {
+        // Called once the request header is read.
+        crate::downstream::request_started();
         RequestCtx {
             start: Instant::now(),
             active: None,
@@ -162,6 +166,10 @@ impl ProxyHttp for DimeProxy {
 
     /// Picks the route. Unknown host/path is a normal 404 answer, not an error.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        if session.get_keepalive().is_some_and(|t| t != self.settings.keepalive_secs) {
+            // Only where the connection is kept alive at all (a client's `Connection: close` stays).
+            session.set_keepalive(Some(self.settings.keepalive_secs));
+        }
         if let Some(answer) = self.challenges.answer(session.req_header().uri.path()) {
             // An ACME HTTP-01 token this edge is offering: answered before routing and redirects.
             gate::respond_with(session, 200, "application/octet-stream", answer).await?;
@@ -515,6 +523,7 @@ impl ProxyHttp for DimeProxy {
 
     /// Metrics and the access log line; called once per request however it ended.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
+        crate::downstream::request_done();
         let direct = ctx.direct.as_ref();
         let status = session.response_written().map(|r| r.status.as_u16()).or(direct.map(|d| d.status)).unwrap_or(0);
         let route = ctx.route_name();

@@ -42,6 +42,8 @@ pub struct SyncStatus {
 #[derive(Debug)]
 pub struct State {
     active: ArcSwapOption<Active>,
+    /// Becomes true when the first table is in service (connections accepted before wait for it).
+    ready: tokio::sync::watch::Sender<bool>,
     last_rejected: Mutex<Option<Rejected>>,
     sync: Mutex<Option<SyncStatus>>,
     pub metrics: Arc<Metrics>,
@@ -62,6 +64,7 @@ impl State {
     pub fn new(metrics: Arc<Metrics>, resolver: SharedResolver) -> Self {
         State {
             active: ArcSwapOption::empty(),
+            ready: tokio::sync::watch::Sender::new(false),
             last_rejected: Mutex::new(None),
             sync: Mutex::new(None),
             metrics,
@@ -70,6 +73,16 @@ impl State {
             signing_key_ids: Vec::new(),
             certs: None,
         }
+    }
+
+    /// Waits until a table is in service, at most `limit`; whether one is.
+    pub async fn wait_ready(&self, limit: std::time::Duration) -> bool {
+        if *self.ready.borrow() {
+            return true;
+        }
+        let mut ready = self.ready.subscribe();
+        let waited = tokio::time::timeout(limit, ready.wait_for(|r| *r)).await;
+        waited.is_ok_and(|r| r.is_ok())
     }
 
     /// The table in service, if one was ever applied.
@@ -184,6 +197,7 @@ impl State {
         );
         let active = Active { table, pools, tcp_pools, source: source.to_owned(), applied_at };
         self.active.store(Some(Arc::new(active)));
+        self.ready.send_if_modified(|ready| !std::mem::replace(ready, true));
     }
 
     /// Records a table that failed validation: every error is logged, the count goes up, the active table stays.

@@ -3,6 +3,8 @@
 //! promise under test: a viewer of the current stream gets the current stream's bytes, whatever the origin does
 //! with segment names.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use std::collections::HashSet;
@@ -18,7 +20,12 @@ const HOST: &str = "live.test";
 fn listed(playlist_path: &str, body: &[u8]) -> Vec<String> {
     let format = Format::of(playlist_path).unwrap();
     let Ok(Some(listing)) = listing::parse(format, body) else { return Vec::new() };
-    listing.entries.iter().filter_map(|e| listing::resolve(HOST, playlist_path, &e.uri)).map(|(_, path, _)| path).collect()
+    listing
+        .entries
+        .iter()
+        .filter_map(|e| listing::resolve(HOST, playlist_path, &e.uri))
+        .map(|(_, path, _)| path)
+        .collect()
 }
 
 fn media_count(playlist_path: &str, body: &[u8]) -> usize {
@@ -42,6 +49,11 @@ async fn watch_once(edge: &Edge, playlist: &str, fetched: &mut HashSet<String>) 
         }
     }
     Some(p.bytes)
+}
+
+/// One viewer round ([`watch_once`]); whether the playlist answered and lists at least `n` media segments.
+async fn lists_at_least(edge: &Edge, playlist: &str, fetched: &mut HashSet<String>, n: usize) -> bool {
+    watch_once(edge, playlist, fetched).await.is_some_and(|b| media_count(playlist, &b) >= n)
 }
 
 /// A bounded wait: each `tick` sleeps 300 ms, and fails the test once `limit` has passed.
@@ -104,7 +116,7 @@ async fn restart_after_cleanup(poll_during_gap: bool) {
     let mut first = Publisher::ffmpeg_source(&rtmp(&origin), 30, "testsrc");
     let mut fetched = HashSet::new();
     let wait = Wait::for_("the first stream's segments cached at the edge", Duration::from_secs(40));
-    while !watch_once(&edge, playlist, &mut fetched).await.is_some_and(|b| media_count(playlist, &b) >= 3) {
+    while !lists_at_least(&edge, playlist, &mut fetched, 3).await {
         wait.tick().await;
     }
     let old: HashSet<String> = fetched.clone();
@@ -159,7 +171,7 @@ async fn a_reconnect_inside_the_window_continues_with_one_origin_fetch_per_segme
     let mut first = Publisher::ffmpeg_source(&rtmp(&origin), 30, "testsrc");
     let mut fetched = HashSet::new();
     let wait = Wait::for_("the first stream's segments", Duration::from_secs(40));
-    while !watch_once(&edge, playlist, &mut fetched).await.is_some_and(|b| media_count(playlist, &b) >= 3) {
+    while !lists_at_least(&edge, playlist, &mut fetched, 3).await {
         wait.tick().await;
     }
     let before = fetched.len();
@@ -195,7 +207,7 @@ async fn a_republished_dash_stream_is_served_its_own_segments() {
     let mut first = Publisher::ffmpeg_source(&rtmp(&origin), 30, "testsrc");
     let mut fetched = HashSet::new();
     let wait = Wait::for_("the first DASH stream's segments", Duration::from_secs(40));
-    while !watch_once(&edge, manifest, &mut fetched).await.is_some_and(|b| media_count(manifest, &b) >= 6) {
+    while !lists_at_least(&edge, manifest, &mut fetched, 6).await {
         wait.tick().await;
     }
     let old = fetched.clone();
@@ -218,7 +230,11 @@ async fn a_republished_dash_stream_is_served_its_own_segments() {
     let compared = assert_current_bytes(&edge, &origin, manifest).await;
     assert!(compared.iter().any(|s| s.ends_with("init.m4v")), "{compared:?}");
     let (_, metrics) = edge.admin("/metrics").await;
-    assert!(edge.metric(r#"dime_cache_live_playlists_total{continuity="epoch"}"#).await >= 1.0, "{}", metrics.lines().filter(|l| l.contains("cache") && !l.starts_with("#")).collect::<Vec<_>>().join("\n"));
+    assert!(
+        edge.metric(r#"dime_cache_live_playlists_total{continuity="epoch"}"#).await >= 1.0,
+        "{}",
+        metrics.lines().filter(|l| l.contains("cache") && !l.starts_with("#")).collect::<Vec<_>>().join("\n")
+    );
 }
 
 /// `hls_fragment_naming system`: names from the wall clock, never reused; a restart changes nothing for the
@@ -231,7 +247,7 @@ async fn system_named_fragments_survive_a_restart() {
     let mut first = Publisher::ffmpeg_source(&rtmp(&origin), 30, "testsrc");
     let mut fetched = HashSet::new();
     let wait = Wait::for_("the first stream", Duration::from_secs(40));
-    while !watch_once(&edge, playlist, &mut fetched).await.is_some_and(|b| media_count(playlist, &b) >= 3) {
+    while !lists_at_least(&edge, playlist, &mut fetched, 3).await {
         wait.tick().await;
     }
     let before = fetched.len();
@@ -268,7 +284,12 @@ async fn ended_streams_are_vod_and_vanished_ones_404_then_return() {
     assert_eq!(p.status, 200);
     assert!(p.header("cache-status").contains("fwd=miss"), "{}", p.header("cache-status"));
     let ttl = |r: &support::Reply| -> i64 {
-        r.header("cache-status").split("ttl=").nth(1).and_then(|t| t.split(';').next()).and_then(|t| t.parse().ok()).unwrap_or(-1)
+        r.header("cache-status")
+            .split("ttl=")
+            .nth(1)
+            .and_then(|t| t.split(';').next())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(-1)
     };
 
     // Ended: after the live copy expires, the ENDLIST version is kept for segment_ttl (1 h).

@@ -62,13 +62,24 @@ impl StoreObserver for MetricsObserver {
         self.0.cache_live_dropped.inc_by(dropped as u64);
         if dropped > 0 {
             let (host, path) = key::split_primary(primary);
-            tracing::info!(host, path, continuity, dropped, "cached segments this playlist does not vouch for were dropped");
+            tracing::info!(
+                host,
+                path,
+                continuity,
+                dropped,
+                "cached segments this playlist does not vouch for were dropped"
+            );
         }
     }
     fn live_unreadable(&self, primary: &str, reason: &str) {
         self.0.cache_live_unreadable.inc();
         let (host, path) = key::split_primary(primary);
-        tracing::warn!(host, path, reason, "fetched playlist is not readable HLS/DASH; nothing it lists is vouched for");
+        tracing::warn!(
+            host,
+            path,
+            reason,
+            "fetched playlist is not readable HLS/DASH; nothing it lists is vouched for"
+        );
     }
 }
 

@@ -263,7 +263,13 @@ impl MemStore {
 
     /// Judges a completed playlist (see [`super::live`]) before any reader gets it; returns its freshness when
     /// it turned out to be VOD.
-    fn judge_playlist(&self, primary: &str, meta: &CacheMeta, body: &[Bytes], vod: Option<VodTtl>) -> Option<SystemTime> {
+    fn judge_playlist(
+        &self,
+        primary: &str,
+        meta: &CacheMeta,
+        body: &[Bytes],
+        vod: Option<VodTtl>,
+    ) -> Option<SystemTime> {
         let created = meta.created();
         let done = Completed { primary, status: meta.response_header().status.as_u16(), created, body };
         let action = self.live.completed(&done)?;

@@ -66,7 +66,7 @@ impl<'a> Playlist<'a> {
         let (host, rest) = key::split_primary(primary);
         let path = rest.split('?').next().unwrap_or(rest);
         let format = Format::of(path)?;
-        Some(Playlist { host, path, format, record: pingora_cache::key::hash_key(&format!("{host}\n{path}")) })
+        Some(Playlist { host, path, format, record: pingora_cache::key::hash_key(format!("{host}\n{path}")) })
     }
 }
 

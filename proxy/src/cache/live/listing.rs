@@ -214,8 +214,11 @@ fn parse_dash(body: &[u8]) -> Result<Listing, ListingError> {
                 }
             }
             b"S" => {
-                let target =
-                    if scope.in_representation { scope.representation_template.as_mut() } else { scope.adaptation.as_mut() };
+                let target = if scope.in_representation {
+                    scope.representation_template.as_mut()
+                } else {
+                    scope.adaptation.as_mut()
+                };
                 if let Some(t) = target {
                     let num = |name: &[u8]| attr(e, name).and_then(|v| v.parse::<u64>().ok());
                     let r = attr(e, b"r").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
@@ -236,9 +239,7 @@ fn finish_representation(listing: &mut Listing, scope: &mut DashScope) {
     scope.in_representation = false;
     let Some((id, bandwidth)) = scope.representation.take() else { return };
     let Some(template) = scope.representation_template.take().or_else(|| scope.adaptation.clone()) else { return };
-    let fill = |pattern: &str, number: Option<u64>, time: Option<u64>| {
-        expand(pattern, &id, &bandwidth, number, time)
-    };
+    let fill = |pattern: &str, number: Option<u64>, time: Option<u64>| expand(pattern, &id, &bandwidth, number, time);
     if let Some(init) = &template.initialization {
         listing.entries.push(Entry { uri: fill(init, None, None), seq: None });
     }
@@ -309,7 +310,11 @@ fn expand(pattern: &str, id: &str, bandwidth: &str, number: Option<u64>, time: O
 
 /// Resolves a playlist entry against the playlist's path: `(host, path, query)` of the object a viewer fetches.
 /// Absolute URLs keep their own host; `..` and `.` segments are folded.
-pub fn resolve<'a>(host: &'a str, playlist_path: &str, uri: &'a str) -> Option<(std::borrow::Cow<'a, str>, String, Option<&'a str>)> {
+pub fn resolve<'a>(
+    host: &'a str,
+    playlist_path: &str,
+    uri: &'a str,
+) -> Option<(std::borrow::Cow<'a, str>, String, Option<&'a str>)> {
     let (uri, query) = match uri.split_once('?') {
         Some((u, q)) => (u, Some(q)),
         None => (uri, None),

@@ -1,0 +1,192 @@
+//! What happens to a client connection before and around the proxy's requests: it waits for the first route
+//! table (so a starting edge never answers 503 because it is starting), is refused past `--max-connections`, and
+//! is closed when it is too slow to send a request header (`--header-timeout`) or idle too long between
+//! requests (`--keepalive-timeout`).
+//!
+//! The clock is per connection and lives in a task-local: HTTP/1 requests run in their connection's task, so
+//! the proxy phases mark "request header read" and "response done" ([`request_started`], [`request_done`])
+//! without any lookup. HTTP/2 streams run in tasks of their own; there the clock only bounds the connection's
+//! first bytes, and Pingora's h2 idle timeout bounds idle connections.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora_core::apps::ServerApp;
+use pingora_core::protocols::Stream;
+use pingora_core::server::ShutdownWatch;
+use tokio::time::Instant;
+
+use crate::config::ClientLimits;
+use crate::metrics::Metrics;
+use crate::state::State;
+
+/// How long a connection accepted before the first route table waits for one; after that its request is
+/// answered as usual (503 without a table).
+pub const START_HOLD: Duration = Duration::from_secs(30);
+
+const HEADER: u64 = 0;
+const BUSY: u64 = 1;
+const IDLE: u64 = 2;
+
+/// Where a connection is in its request cycle, and since when: the phase in the low 2 bits, the milliseconds
+/// since `base` when it began above them (one word, so a reader never pairs a phase with another's start).
+#[derive(Debug)]
+struct Clock {
+    state: AtomicU64,
+    base: Instant,
+    /// Woken on every phase change, so the watchdog always runs the current phase's clock.
+    changed: tokio::sync::Notify,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        Clock { state: AtomicU64::new(HEADER), base: Instant::now(), changed: tokio::sync::Notify::new() }
+    }
+
+    fn set(&self, phase: u64) {
+        let ms = self.base.elapsed().as_millis() as u64;
+        self.state.store((ms << 2) | phase, Ordering::Relaxed);
+        // A permit is kept if the watchdog is not waiting yet: a change is never missed.
+        self.changed.notify_one();
+    }
+
+    fn get(&self) -> (u64, u64) {
+        let s = self.state.load(Ordering::Relaxed);
+        (s & 3, s >> 2)
+    }
+}
+
+tokio::task_local! {
+    static CLOCK: Arc<Clock>;
+}
+
+/// A request header was read on this connection: no timeout runs while it is served.
+pub fn request_started() {
+    let _ = CLOCK.try_with(|c| c.set(BUSY));
+}
+
+/// The response was sent: the connection is idle until its next request.
+pub fn request_done() {
+    let _ = CLOCK.try_with(|c| c.set(IDLE));
+}
+
+/// Why the watchdog closed a connection (the `reason` label of `dime_downstream_closed_total`).
+async fn watch(clock: &Clock, limits: ClientLimits) -> &'static str {
+    loop {
+        let (phase, since) = clock.get();
+        let (limit, reason) = match phase {
+            HEADER => (limits.header_timeout, "header-timeout"),
+            IDLE => (limits.keepalive_timeout, "keepalive-timeout"),
+            // Serving: no limit here (requests have their own upstream timeouts) until the request ends.
+            _ => {
+                clock.changed.notified().await;
+                continue;
+            }
+        };
+        let deadline = clock.base + Duration::from_millis(since) + limit;
+        if Instant::now() >= deadline {
+            return reason;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {}
+            () = clock.changed.notified() => {}
+        }
+    }
+}
+
+/// Wraps the HTTP proxy app with the connection rules above and counts connections (`dime_http_connections_*`,
+/// which the shutdown drain waits on).
+pub struct Downstream<A> {
+    pub inner: Arc<A>,
+    pub metrics: Arc<Metrics>,
+    pub state: Arc<State>,
+    pub limits: ClientLimits,
+}
+
+impl<A> std::fmt::Debug for Downstream<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Downstream").field("limits", &self.limits).finish()
+    }
+}
+
+struct OpenConnection(Arc<Metrics>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections_open.dec();
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for Downstream<A> {
+    async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        self.metrics.connections.inc();
+        if self.metrics.connections_open.get() >= self.limits.max_connections as i64 {
+            // Closed before a byte is read: the client sees a clean close, everyone else is unaffected.
+            self.metrics.downstream_closed.with_label_values(&["max-connections"]).inc();
+            return None;
+        }
+        self.metrics.connections_open.inc();
+        let _open = OpenConnection(self.metrics.clone());
+        if !self.state.wait_ready(START_HOLD).await {
+            tracing::warn!(waited = ?START_HOLD, "a client connection waited for the first route table in vain; it gets 503");
+        }
+        let clock = Arc::new(Clock::new());
+        let serve = CLOCK.scope(clock.clone(), async {
+            let mut next = self.inner.process_new(stream, shutdown).await;
+            while let Some(stream) = next {
+                next = self.inner.process_new(stream, shutdown).await;
+            }
+        });
+        tokio::select! {
+            () = serve => {}
+            reason = watch(&clock, self.limits) => {
+                // Dropping the connection's future closes it; a request in progress is never cut (BUSY).
+                self.metrics.downstream_closed.with_label_values(&[reason]).inc();
+                tracing::debug!(reason, "closed a client connection");
+            }
+        }
+        None
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> ClientLimits {
+        ClientLimits {
+            header_timeout: Duration::from_secs(15),
+            keepalive_timeout: Duration::from_secs(60),
+            max_connections: 1,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_without_a_header_is_closed_at_the_header_timeout() {
+        let clock = Clock::new();
+        let started = Instant::now();
+        assert_eq!(watch(&clock, limits()).await, "header-timeout");
+        assert_eq!(started.elapsed(), Duration::from_secs(15));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_progress_is_never_cut_and_idle_time_counts_from_the_response() {
+        let clock = Arc::new(Clock::new());
+        clock.set(BUSY);
+        let started = Instant::now();
+        let c = clock.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(100)).await;
+            c.set(IDLE);
+        });
+        assert_eq!(watch(&clock, limits()).await, "keepalive-timeout");
+        assert_eq!(started.elapsed(), Duration::from_secs(160));
+    }
+}

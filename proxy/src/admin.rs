@@ -102,6 +102,9 @@ impl Admin {
                     let age = SystemTime::now().duration_since(active.applied_at).unwrap_or_default();
                     self.state.metrics.config_age.set(age.as_secs_f64());
                 }
+                let dropped = crate::logging::dropped_lines() as u64;
+                let counted = &self.state.metrics.log_lines_dropped;
+                counted.inc_by(dropped.saturating_sub(counted.get()));
                 reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", self.state.metrics.render())
             }
             "/healthz" => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),

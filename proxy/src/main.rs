@@ -27,6 +27,7 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");
+                    dime_edge::logging::flush();
                     eprintln!("dime-edge: {e}");
                     ExitCode::FAILURE
                 }

@@ -52,6 +52,7 @@ pub struct Metrics {
     pub cache_live_dropped: IntCounter,
     pub cache_live_unreadable: IntCounter,
     pub downstream_closed: IntCounterVec,
+    pub log_lines_dropped: IntCounter,
     pub signed_url_rejections: IntCounterVec,
     pub tls_cert_expiry: GaugeVec,
     pub tls_reloads: IntCounterVec,
@@ -308,6 +309,12 @@ impl Metrics {
                 IntCounter,
                 "dime_cache_live_unreadable_total",
                 "Fetched playlists that could not be read as HLS or DASH (nothing they list is vouched for)."
+            ),
+            log_lines_dropped: build!(
+                r,
+                IntCounter,
+                "dime_log_lines_dropped_total",
+                "Log lines dropped because the log queue was full (the writer could not keep up with stderr)."
             ),
             downstream_closed: build!(
                 r,

@@ -27,6 +27,8 @@ use crate::upstream::{SystemResolver, Upkeep};
 /// as soon as no client connection is left, instead of sleeping out the whole grace period.
 struct Drain {
     metrics: Arc<Metrics>,
+    /// `--shutdown-timeout`: past it the edge exits with connections still open.
+    bound: Duration,
 }
 
 #[async_trait]
@@ -39,10 +41,20 @@ impl BackgroundService for Drain {
         }
         let open = self.metrics.connections_open.get();
         tracing::info!(open_connections = open, "SIGTERM: draining");
+        // Exit just before Pingora's grace period (the bound less a second) ends and it stops the runtimes, so
+        // the queued log lines are written out first.
+        let wait = self.bound.saturating_sub(Duration::from_millis(1100)).max(Duration::from_millis(100));
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            if self.metrics.connections_open.get() <= 0 {
-                tracing::info!("drained; exiting");
+            let open = self.metrics.connections_open.get();
+            if open <= 0 || tokio::time::Instant::now() >= deadline {
+                if open <= 0 {
+                    tracing::info!("drained; exiting");
+                } else {
+                    tracing::warn!(open_connections = open, "shutdown timeout reached; exiting with connections open");
+                }
+                crate::logging::flush();
                 std::process::exit(0);
             }
         }
@@ -235,7 +247,7 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
         server.add_service(background_service("acme", manager));
     }
     server.add_service(background_service("upstream upkeep", Upkeep { state }));
-    server.add_service(background_service("drain", Drain { metrics }));
+    server.add_service(background_service("drain", Drain { metrics, bound: cfg.shutdown_timeout }));
     tracing::info!(http = ?cfg.http, https = ?cfg.https, tcp = ?cfg.tcp, admin = %cfg.admin, threads = cfg.threads, "dime-edge starting");
     server.run_forever();
 }

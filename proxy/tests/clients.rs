@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use support::live::{OriginOptions, RtmpOrigin};
 use support::{free_addr, one_route, Edge, Origin};
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: r.test\r\n\r\n";
@@ -154,4 +155,33 @@ async fn connections_past_the_cap_are_closed_and_counted() {
     drop(held.pop());
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(status_of_one_request(edge.http).await, 200);
+}
+
+/// Pass-through load against an nginx origin that closes idle keep-alive connections after 1 s (so pooled
+/// upstream connections go away under the edge, as they do in production): the edge logs no ERROR line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pass_through_load_with_an_origin_closing_idle_connections_logs_no_errors() {
+    let origin = RtmpOrigin::start_opts(OriginOptions { keepalive: "1s", ..Default::default() });
+    std::fs::write(origin.hls_dir().join("page.txt"), vec![b'x'; 1024]).unwrap();
+    let edge = std::sync::Arc::new(Edge::start(&one_route("r", "r.test", &[(&origin.url(), 1)]), &[]).await);
+    // Bounded: 3 bursts of 16 clients x 50 requests, with pauses longer than the origin's idle timeout.
+    for _ in 0..3 {
+        let mut clients = Vec::new();
+        for _ in 0..16 {
+            let edge = edge.clone();
+            clients.push(tokio::spawn(async move {
+                for _ in 0..50 {
+                    assert_eq!(edge.get("r.test", "/hls/page.txt").await.status, 200);
+                }
+            }));
+        }
+        for c in clients {
+            c.await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    let log = edge.log_text();
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ") || l.contains(r#""level":"ERROR""#)).collect();
+    assert!(log.contains("dime::access"), "the access log was written");
+    assert!(errors.is_empty(), "ERROR lines in normal operation:\n{}", errors.join("\n"));
 }

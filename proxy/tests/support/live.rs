@@ -28,11 +28,19 @@ pub struct OriginOptions {
     pub naming: &'static str,
     /// Also write DASH (`dash on`) into `dash/`, served under `/dash/`.
     pub dash: bool,
+    /// nginx's `keepalive_timeout` for HTTP clients (the edge's upstream connections), e.g. `1s`.
+    pub keepalive: &'static str,
 }
 
 impl Default for OriginOptions {
     fn default() -> Self {
-        OriginOptions { proxy_protocol: false, playlist_length: "10s", naming: "sequential", dash: false }
+        OriginOptions {
+            proxy_protocol: false,
+            playlist_length: "10s",
+            naming: "sequential",
+            dash: false,
+            keepalive: "75s",
+        }
     }
 }
 
@@ -47,7 +55,7 @@ impl RtmpOrigin {
     }
 
     pub fn start_opts(opts: OriginOptions) -> RtmpOrigin {
-        let OriginOptions { proxy_protocol, playlist_length, naming, dash } = opts;
+        let OriginOptions { proxy_protocol, playlist_length, naming, dash, keepalive } = opts;
         let dir = tempfile::tempdir().unwrap();
         let (http, rtmp) = (super::closed_port(), super::closed_port());
         let d = dir.path().display();
@@ -87,6 +95,7 @@ rtmp {{
 http {{
   log_format paths '$uri $status';
   access_log {d}/access.log paths;
+  keepalive_timeout {keepalive};
   types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; application/dash+xml mpd; video/mp4 m4v; audio/mp4 m4a; }}
   server {{
     listen 127.0.0.1:{http};

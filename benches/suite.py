@@ -143,7 +143,7 @@ class Peer:
 class Dime(Peer):
     kind = "dime"
 
-    def start(self, origin_port, cache, tcp=None):
+    def start(self, origin_port, cache, tcp=None, access_log=False):
         w = self.suite.work
         routes = w / f"{self.label}-routes.yaml"
         cache_opt = ", cache: {}" if cache else ""
@@ -165,7 +165,7 @@ class Dime(Peer):
         admin = free_port()
         bodies = w / f"{self.label}-bodies"  # made by dime-edge
         cmd = [str(EDGE), "run", "--routes", str(routes), "--http", f"127.0.0.1:{self.port}", "--admin",
-               f"127.0.0.1:{admin}", "--threads", "1", "--access-log", "false", "--cache-size", "512MiB",
+               f"127.0.0.1:{admin}", "--threads", "1", "--access-log", str(access_log).lower(), "--cache-size", "512MiB",
                # Large bodies in files next to nginx's proxy_cache files (same filesystem, see docs/cache.md).
                "--cache-body-dir", str(bodies), *args]
         self.proc = Proc(self.label, cmd, w)
@@ -480,6 +480,28 @@ class Suite:
                 p.stop()
         self.results["scenarios"]["cached_hits"] = out
 
+    # -- the access log's cost
+    def accesslog(self):
+        say("scenario: the access log's cost (dime, cached 1 KiB hits, access log on vs off, lines to a file)")
+        origin = Nginx(self, "origin-log").start_origin(self.origin_files(), {"Cache-Control": "max-age=3600"})
+        peers = [Dime(self, "dime-log-off").start(origin.port, cache=True),
+                 Dime(self, "dime-log-on").start(origin.port, cache=True, access_log=True)]
+        runs = {p.label: [] for p in peers}
+        try:
+            for p in peers:
+                for _ in range(3):
+                    get(p.port, "/1k.bin")
+            # Alternating, at least 3 rounds even in quick mode: the difference sought is a few percent.
+            for r in range(max(self.rounds, 3)):
+                for p in (peers if r % 2 == 0 else peers[::-1]):
+                    idle()
+                    say(f"  round {r + 1}: {p.label}")
+                    runs[p.label].append(measure(p, "/1k.bin", self.seconds, self.conns))
+        finally:
+            for p in [*peers, origin]:
+                p.stop()
+        self.results["scenarios"]["access_log"] = {label: median_of(v) for label, v in runs.items()}
+
     # -- pass-through
     def passthrough(self):
         say("scenario: uncached pass-through (1 KiB; Traefik measured here, its edition has no cache)")
@@ -781,7 +803,7 @@ log: {{ level: ERROR }}
         self.results["scenarios"]["tcp"] = {label: median_of(v) for label, v in runs.items()}
 
     def run(self):
-        wanted = self.args.only.split(",") if self.args.only else ["hits", "passthrough", "herd", "swarm", "tcp", "propagation"]
+        wanted = self.args.only.split(",") if self.args.only else ["hits", "accesslog", "passthrough", "herd", "swarm", "tcp", "propagation"]
         try:
             for name in wanted:
                 getattr(self, name)()
@@ -921,6 +943,14 @@ def report(res):
                              f"{'—' if label == 'dime' else ratio(d['rps'], r['rps'])} | "
                              f"{'—' if label == 'dime' else ratio(d['cpu_ms_per_1k'], r['cpu_ms_per_1k'])} |")
         lines.append("")
+    if "access_log" in sc:
+        a = sc["access_log"]
+        on, off = a["dime-log-on"], a["dime-log-off"]
+        lines += ["## The access log's cost (dime, cached 1 KiB hits, one line per request to a file)", "",
+                  "| access log | req/s | p99 ms | CPU ms/1k req |", "| --- | ---: | ---: | ---: |",
+                  f"| off | {off['rps']:.0f} | {off['p99_ms']:.2f} | {off['cpu_ms_per_1k']:.1f} |",
+                  f"| on | {on['rps']:.0f} | {on['p99_ms']:.2f} | {on['cpu_ms_per_1k']:.1f} |", "",
+                  f"On/off: {on['rps'] / off['rps']:.3f}x requests/s, {on['cpu_ms_per_1k'] / off['cpu_ms_per_1k']:.3f}x CPU per request.", ""]
     if "passthrough" in sc:
         p = sc["passthrough"]
         d = p["dime-pass"]
@@ -1021,7 +1051,7 @@ def main():
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="short runs, one round (a few minutes)")
     mode.add_argument("--full", action="store_true", help="10 s runs, 3 alternating rounds, medians (default)")
-    ap.add_argument("--only", help="comma-separated: hits,passthrough,herd,swarm,tcp,propagation")
+    ap.add_argument("--only", help="comma-separated: hits,accesslog,passthrough,herd,swarm,tcp,propagation")
     ap.add_argument("--out", default=str(ROOT / "benches/results"), help="where results.json and report.md go")
     args = ap.parse_args()
     if not EDGE.exists():

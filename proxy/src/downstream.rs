@@ -5,8 +5,8 @@
 //!
 //! The clock is per connection and lives in a task-local: HTTP/1 requests run in their connection's task, so
 //! the proxy phases mark "request header read" and "response done" ([`request_started`], [`request_done`])
-//! without any lookup. HTTP/2 streams run in tasks of their own; there the clock only bounds the connection's
-//! first bytes, and Pingora's h2 idle timeout bounds idle connections.
+//! without any lookup. HTTP/2 streams run in tasks of their own, so HTTP/2 connections (negotiated by ALPN) get
+//! no clock; Pingora's h2 idle timeout bounds them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora_core::apps::ServerApp;
-use pingora_core::protocols::Stream;
+use pingora_core::protocols::{Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
 use tokio::time::Instant;
 
@@ -132,6 +132,15 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Downstream<A> {
         let _open = OpenConnection(self.metrics.clone());
         if !self.state.wait_ready(START_HOLD).await {
             tracing::warn!(waited = ?START_HOLD, "a client connection waited for the first route table in vain; it gets 503");
+        }
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            // HTTP/2 streams run in tasks of their own, out of this clock's sight: Pingora's h2 idle timeout
+            // bounds these connections instead (set from --keepalive-timeout).
+            let mut next = self.inner.process_new(stream, shutdown).await;
+            while let Some(stream) = next {
+                next = self.inner.process_new(stream, shutdown).await;
+            }
+            return None;
         }
         let clock = Arc::new(Clock::new());
         let serve = CLOCK.scope(clock.clone(), async {

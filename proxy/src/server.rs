@@ -199,10 +199,15 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
         }
         _ => None,
     };
-    let proxy = pingora_proxy::http_proxy(
+    let mut proxy = pingora_proxy::http_proxy(
         &conf,
         DimeProxy { state: state.clone(), settings, cache: cache.clone(), keys, challenges },
     );
+    // HTTP/2 streams run outside the connection's task, so its watchdog cannot see them; Pingora closes idle h2
+    // connections instead.
+    let mut options = pingora_core::apps::HttpServerOptions::default();
+    options.h2_idle_timeout = Some(cfg.clients.keepalive_timeout);
+    proxy.server_options = Some(options);
     let downstream =
         Downstream { inner: Arc::new(proxy), metrics: metrics.clone(), state: state.clone(), limits: cfg.clients };
     let mut http = Service::new("dime http".to_owned(), downstream);

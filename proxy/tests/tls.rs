@@ -248,3 +248,36 @@ async fn certificates_from_the_route_table() {
     }
     assert_eq!(served_serial(port, "inline.test"), "serial=0C01");
 }
+
+/// HTTP/2 streams run outside their connection's task, where the header clock cannot see them: a long h2
+/// download must outlive `--header-timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_download_outlives_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    issue(d, "a", &["a.test"], "0x0a01");
+    let origin = Origin::start("h2-origin").await;
+    let routes = format!(
+        "version: 1\nhttp:\n  routes:\n    - {{ name: all, upstream: o }}\n  upstreams:\n    o: {{ servers: [{{ url: \"{}\" }}] }}\n",
+        origin.url()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let a = format!("{}:{}", d.join("a.crt").display(), d.join("a.key").display());
+    let _edge =
+        Edge::start(&routes, &["--https", &format!("127.0.0.1:{port}"), "--tls-cert", &a, "--header-timeout", "1s"])
+            .await;
+    // 12 MB at 4 MB/s: about 3 s on one HTTP/2 connection, far more than socket buffers hold.
+    let started = Instant::now();
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--http2", "--limit-rate", "4M", "--cacert"])
+        .arg(d.join("ca.crt"))
+        .args(["--resolve", &format!("a.test:{port}:127.0.0.1")])
+        .args(["-o", "/dev/null", "-w", "%{http_version} %{size_download}"])
+        .arg(format!("https://a.test:{port}/big?size=12000000"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(text, "2 12000000");
+    assert!(started.elapsed() > Duration::from_secs(2), "the download was meant to outlast the header timeout");
+}

@@ -16,7 +16,6 @@ use async_trait::async_trait;
 use pingora_core::apps::ServerApp;
 use pingora_core::protocols::{Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
-use tokio::time::Instant;
 
 use crate::config::ClientLimits;
 use crate::metrics::Metrics;
@@ -30,31 +29,18 @@ const HEADER: u64 = 0;
 const BUSY: u64 = 1;
 const IDLE: u64 = 2;
 
-/// Where a connection is in its request cycle, and since when: the phase in the low 2 bits, the milliseconds
-/// since `base` when it began above them (one word, so a reader never pairs a phase with another's start).
-#[derive(Debug)]
+/// Where a connection is in its request cycle: the phase in the low 2 bits, a count of phase changes above
+/// them. The proxy phases only store to it (no clock read, no wake-up: this runs twice per request); the
+/// watchdog reads it when its own timer fires.
+#[derive(Debug, Default)]
 struct Clock {
     state: AtomicU64,
-    base: Instant,
-    /// Woken on every phase change, so the watchdog always runs the current phase's clock.
-    changed: tokio::sync::Notify,
 }
 
 impl Clock {
-    fn new() -> Clock {
-        Clock { state: AtomicU64::new(HEADER), base: Instant::now(), changed: tokio::sync::Notify::new() }
-    }
-
     fn set(&self, phase: u64) {
-        let ms = self.base.elapsed().as_millis() as u64;
-        self.state.store((ms << 2) | phase, Ordering::Relaxed);
-        // A permit is kept if the watchdog is not waiting yet: a change is never missed.
-        self.changed.notify_one();
-    }
-
-    fn get(&self) -> (u64, u64) {
-        let s = self.state.load(Ordering::Relaxed);
-        (s & 3, s >> 2)
+        let changes = (self.state.load(Ordering::Relaxed) >> 2) + 1;
+        self.state.store((changes << 2) | phase, Ordering::Relaxed);
     }
 }
 
@@ -72,26 +58,29 @@ pub fn request_done() {
     let _ = CLOCK.try_with(|c| c.set(IDLE));
 }
 
-/// Why the watchdog closed a connection (the `reason` label of `dime_downstream_closed_total`).
+/// Waits until the connection has stayed in the header or idle phase, unchanged, for that phase's limit; the
+/// reason (the `reason` label of `dime_downstream_closed_total`). The watchdog looks every quarter of the
+/// shorter limit and times a phase from when it first sees it, so a connection is closed at most half that
+/// shorter limit late, and an idle one never early.
 async fn watch(clock: &Clock, limits: ClientLimits) -> &'static str {
+    let step = (limits.header_timeout.min(limits.keepalive_timeout) / 4).max(Duration::from_millis(10));
+    let mut seen = clock.state.load(Ordering::Relaxed);
+    let mut since = tokio::time::Instant::now();
     loop {
-        let (phase, since) = clock.get();
-        let (limit, reason) = match phase {
+        tokio::time::sleep(step).await;
+        let now = clock.state.load(Ordering::Relaxed);
+        if now != seen {
+            (seen, since) = (now, tokio::time::Instant::now());
+            continue;
+        }
+        let (limit, reason) = match seen & 3 {
             HEADER => (limits.header_timeout, "header-timeout"),
             IDLE => (limits.keepalive_timeout, "keepalive-timeout"),
-            // Serving: no limit here (requests have their own upstream timeouts) until the request ends.
-            _ => {
-                clock.changed.notified().await;
-                continue;
-            }
+            // Serving: requests have their own upstream timeouts.
+            _ => continue,
         };
-        let deadline = clock.base + Duration::from_millis(since) + limit;
-        if Instant::now() >= deadline {
+        if since.elapsed() >= limit {
             return reason;
-        }
-        tokio::select! {
-            () = tokio::time::sleep_until(deadline) => {}
-            () = clock.changed.notified() => {}
         }
     }
 }
@@ -142,7 +131,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Downstream<A> {
             }
             return None;
         }
-        let clock = Arc::new(Clock::new());
+        let clock = Arc::new(Clock::default());
         let serve = CLOCK.scope(clock.clone(), async {
             let mut next = self.inner.process_new(stream, shutdown).await;
             while let Some(stream) = next {
@@ -150,6 +139,8 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Downstream<A> {
             }
         });
         tokio::select! {
+            // The connection first: no random branch order on every wake-up of this task.
+            biased;
             () = serve => {}
             reason = watch(&clock, self.limits) => {
                 // Dropping the connection's future closes it; a request in progress is never cut (BUSY).
@@ -168,6 +159,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Downstream<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::time::Instant;
 
     fn limits() -> ClientLimits {
         ClientLimits {
@@ -179,7 +171,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_without_a_header_is_closed_at_the_header_timeout() {
-        let clock = Clock::new();
+        let clock = Clock::default();
         let started = Instant::now();
         assert_eq!(watch(&clock, limits()).await, "header-timeout");
         assert_eq!(started.elapsed(), Duration::from_secs(15));
@@ -187,7 +179,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_request_in_progress_is_never_cut_and_idle_time_counts_from_the_response() {
-        let clock = Arc::new(Clock::new());
+        let clock = Arc::new(Clock::default());
         clock.set(BUSY);
         let started = Instant::now();
         let c = clock.clone();
@@ -196,6 +188,27 @@ mod tests {
             c.set(IDLE);
         });
         assert_eq!(watch(&clock, limits()).await, "keepalive-timeout");
-        assert_eq!(started.elapsed(), Duration::from_secs(160));
+        let closed = started.elapsed();
+        // Idle from 100 s: closed after the 60 s keep-alive, at most two looks (3.75 s each) later.
+        assert!(closed >= Duration::from_secs(160) && closed <= Duration::from_millis(167_500), "{closed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn activity_keeps_a_connection_open() {
+        let clock = Arc::new(Clock::default());
+        let c = clock.clone();
+        tokio::spawn(async move {
+            // A request every 50 s for 500 s, each answered at once.
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_secs(50)).await;
+                c.set(BUSY);
+                c.set(IDLE);
+            }
+        });
+        let started = Instant::now();
+        let mut limits = limits();
+        limits.header_timeout = Duration::from_secs(60);
+        assert_eq!(watch(&clock, limits).await, "keepalive-timeout");
+        assert!(started.elapsed() >= Duration::from_secs(500 + 60), "{:?}", started.elapsed());
     }
 }

@@ -179,8 +179,8 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
         trusted_proxies: cfg.trusted_proxies.clone(),
         access_log: cfg.access_log,
         retries: cfg.retries,
-        // A second past ours: the connection watchdog closes idle connections (and counts them), not Pingora.
-        keepalive_secs: cfg.clients.keepalive_timeout.as_secs() + 1,
+        // Past the watchdog's latest close: it closes idle connections (and counts them), Pingora's wait is a backstop.
+        keepalive_secs: cfg.clients.keepalive_timeout.as_secs() * 2 + 1,
     };
     let cache = Arc::new(Cache::new(cfg.cache, metrics.clone()));
     let challenges = Arc::new(crate::acme::Challenges::default());

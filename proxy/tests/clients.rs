@@ -124,7 +124,12 @@ async fn an_idle_keepalive_connection_is_closed_at_the_keepalive_timeout() {
     // ...and closed once idle for longer.
     let idle = Instant::now();
     assert!(closed_within(&mut conn, Duration::from_secs(5)).await, "idle connection not closed");
-    assert!(idle.elapsed() >= Duration::from_millis(1500), "closed too early: {:?}", idle.elapsed());
+    assert!(
+        idle.elapsed() >= Duration::from_millis(1500),
+        "closed too early: {:?}\n{}",
+        idle.elapsed(),
+        edge.log_text()
+    );
     let (_, m) = edge.admin("/metrics").await;
     assert_eq!(
         edge.metric(r#"dime_downstream_closed_total{reason="keepalive-timeout"}"#).await,

@@ -106,3 +106,29 @@ fn acme_settings_are_checked() {
     let e = error(RunArgs { acme_directory: Some("http://acme.example/dir".into()), ..base() });
     assert!(e.starts_with("acme_directory") && e.contains("https://"), "{e}");
 }
+
+#[test]
+fn client_limits_default_parse_and_refuse_zero() {
+    let routes = || Some(PathBuf::from("r.yaml"));
+    let cfg = EdgeConfig::from_args(RunArgs { routes: routes(), ..Default::default() }).unwrap();
+    assert_eq!(cfg.clients, ClientLimits::default());
+    assert_eq!(cfg.clients.header_timeout, Duration::from_secs(15));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.toml");
+    std::fs::write(&path, "header_timeout = \"5s\"\nkeepalive_timeout = \"30s\"\nmax_connections = 500\n").unwrap();
+    let args =
+        RunArgs { config: Some(path), routes: routes(), header_timeout: Some("2s".into()), ..Default::default() };
+    let cfg = EdgeConfig::from_args(args).unwrap();
+    assert_eq!(
+        cfg.clients,
+        ClientLimits {
+            header_timeout: Duration::from_secs(2),
+            keepalive_timeout: Duration::from_secs(30),
+            max_connections: 500
+        }
+    );
+    let args = RunArgs { routes: routes(), max_connections: Some(0), ..Default::default() };
+    assert!(EdgeConfig::from_args(args).unwrap_err().to_string().contains("greater than 0"));
+    let args = RunArgs { routes: routes(), keepalive_timeout: Some("soon".into()), ..Default::default() };
+    assert!(EdgeConfig::from_args(args).unwrap_err().to_string().starts_with("keepalive_timeout"));
+}

@@ -6,6 +6,7 @@
 //! phases, [`admin`] the `/metrics`, `/healthz`, `/readyz` and `/config` listener. `main.rs` only parses
 //! flags ([`config`]) and calls [`server::run`]. Usage: `dime-edge run --routes examples/routes.yaml`.
 
+pub mod access;
 pub mod acme;
 pub mod admin;
 pub mod cache;

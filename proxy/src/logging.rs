@@ -158,6 +158,11 @@ pub fn init(format: LogFormat) {
     }
 }
 
+/// Appends whole formatted lines (the access log writes its own, see [`crate::access`]).
+pub fn append(lines: &[u8]) {
+    BATCH.append(lines);
+}
+
 /// Lines dropped because the buffer was full.
 pub fn dropped_lines() -> usize {
     BATCH.dropped.load(Ordering::Relaxed)

@@ -178,6 +178,7 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
         https_port: cfg.https.first().map(|a| a.port()),
         trusted_proxies: cfg.trusted_proxies.clone(),
         access_log: cfg.access_log,
+        log_format: cfg.log_format,
         retries: cfg.retries,
         // Past the watchdog's latest close: it closes idle connections (and counts them), Pingora's wait is a backstop.
         keepalive_secs: cfg.clients.keepalive_timeout.as_secs() * 2 + 1,

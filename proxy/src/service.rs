@@ -46,6 +46,8 @@ pub struct ProxySettings {
     pub https_port: Option<u16>,
     pub trusted_proxies: Vec<IpNet>,
     pub access_log: bool,
+    /// How access lines are written (the same as the other log lines).
+    pub log_format: crate::config::LogFormat,
     pub retries: usize,
     /// `--keepalive-timeout`, for Pingora's wait between requests on a kept-alive connection.
     pub keepalive_secs: u64,
@@ -540,22 +542,28 @@ impl ProxyHttp for DimeProxy {
             m.cache_lock_waits.with_label_values(&[route]).inc();
             m.cache_lock_wait_duration.with_label_values(&[route]).observe(waited.as_secs_f64());
         }
-        if self.settings.access_log {
+        if self.settings.access_log && crate::access::enabled() {
             let req = session.req_header();
-            tracing::info!(
-                target: "dime::access",
-                client = %client_ip(session).map(|i| i.to_string()).unwrap_or_default(),
-                method = %req.method,
-                host = request_host(req),
-                path = %req.uri,
+            let direct_error = direct.and_then(|d| d.error.as_ref());
+            let error: Option<&dyn std::fmt::Display> = match (e, direct_error) {
+                (Some(e), _) => Some(e),
+                (None, Some(d)) => Some(d),
+                (None, None) => None,
+            };
+            let line = crate::access::Line {
+                client: client_ip(session),
+                method: req.method.as_str(),
+                host: request_host(req),
+                path: &req.uri,
                 status,
                 route,
-                upstream = ctx.upstream_name(),
-                server = %ctx.endpoint.as_ref().map(|e| e.addr.to_string()).unwrap_or_default(),
-                bytes = sent,
-                duration_ms = elapsed.as_secs_f64() * 1000.0,
-                error = %e.map(|e| e.to_string()).or_else(|| direct.and_then(|d| d.error.clone())).unwrap_or_default(),
-            );
+                upstream: ctx.upstream_name(),
+                server: ctx.endpoint.as_ref().map(|e| e.addr),
+                bytes: sent,
+                duration: elapsed,
+                error,
+            };
+            crate::access::log(self.settings.log_format, &line);
         }
     }
 }

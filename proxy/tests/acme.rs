@@ -197,7 +197,8 @@ async fn pebble_issues_the_edge_serves_keeps_and_renews() {
     assert_eq!(served_serial(https, "acme.test"), first);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(edge.metric("dime_acme_orders_total{domain=\"acme.test\",result=\"ok\"}").await, 0.0);
-    assert!(edge.log_text().contains("ACME certificate loaded"), "{}", edge.log_text());
+    let log = edge.log_with("ACME certificate loaded").await;
+    assert!(log.contains("ACME certificate loaded"), "{log}");
 
     // Due for renewal (renew-before, 2200 h, longer than the 90-day validity): renewed, the old one served meanwhile.
     drop(edge);

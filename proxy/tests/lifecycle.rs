@@ -137,5 +137,9 @@ async fn sigterm_finishes_open_requests_refuses_new_ones_and_exits_within_the_bo
     };
     assert!(exit.success(), "{exit:?}");
     eprintln!("SIGTERM to exit with one open request: {:?}", signalled.elapsed());
+    // Log lines are buffered off the request path; none is lost on the way out.
+    let log = edge.log_text();
+    assert!(log.contains("dime::access") && log.contains("path=/slow"), "the in-flight request's access line:\n{log}");
+    assert!(log.contains("drained; exiting"), "the last line before exit:\n{log}");
     assert!(std::net::TcpStream::connect(edge.http).is_err(), "no new connections after shutdown");
 }

@@ -82,7 +82,7 @@ async fn an_invalid_edit_keeps_the_old_table_serving_and_says_why() {
         config.contains(&format!("{path}: http.routes[0] (r).upstream: `nowhere` is not a defined upstream")),
         "{config}"
     );
-    let log = edge.log_text();
+    let log = edge.log_with("`nowhere` is not a defined upstream").await;
     assert!(log.contains("route reload rejected") && log.contains("`nowhere` is not a defined upstream"), "{log}");
 
     // Not YAML at all, and an empty file: same outcome, the old table stays.

@@ -99,6 +99,7 @@ async fn a_route_with_keys_the_edge_lacks_refuses_everything_and_says_so() {
     );
     let edge = Edge::start(&routes, &[]).await;
     assert_eq!(edge.get("locked.test", "/a").await.status, 403);
-    assert!(edge.log_text().contains("keys this edge does not hold"), "{}", edge.log_text());
+    let log = edge.log_with("keys this edge does not hold").await;
+    assert!(log.contains("keys this edge does not hold"), "{log}");
     assert_eq!(origin.hits(), 0);
 }

@@ -103,7 +103,7 @@ async fn clients_outside_the_allowlist_are_refused() {
     let (edge, entry) = start(&tcp_routes(&[server], ", allow: [\"192.0.2.0/24\"]")).await;
     assert!(closed_at_once(entry).await);
     assert_eq!(edge.metric(r#"dime_tcp_refused_total{entrypoint="echo",reason="allowlist"}"#).await, 1.0);
-    assert!(edge.log_text().contains("client not in the route's allowlist"));
+    assert!(edge.log_with("client not in the route's allowlist").await.contains("client not in the route's allowlist"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

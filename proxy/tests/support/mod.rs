@@ -292,6 +292,19 @@ impl Edge {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The edge's log once it contains `needle`, or as it is after 5 s: the edge writes its log in batches, a
+    /// few milliseconds after the lines are logged.
+    pub async fn log_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log_text();
+            if log.contains(needle) || Instant::now() >= deadline {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// GET `path` with `Host: host` through the edge.
     pub async fn get(&self, host: &str, path: &str) -> Reply {
         self.request(reqwest::Method::GET, host, path, &[]).await

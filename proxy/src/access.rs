@@ -87,21 +87,81 @@ fn millis(d: Duration) -> (u128, u32) {
     (d.as_millis(), d.subsec_micros() % 1000)
 }
 
+/// Appends `n` in decimal, at least `width` digits (zero-padded), without `std::fmt`'s machinery: the access
+/// line is written on every request.
+fn number(buf: &mut String, n: u128, width: usize) {
+    let mut digits = [0u8; 40];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    while digits.len() - i < width {
+        i -= 1;
+        digits[i] = b'0';
+    }
+    for &d in &digits[i..] {
+        buf.push(d as char);
+    }
+}
+
+/// Appends `value` quoted as `tracing` writes a `&str` field (Rust's debug form): plain text as is, anything
+/// needing an escape through `{:?}`.
+fn debug_quoted(buf: &mut String, value: &str) {
+    if value.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\' || b == b' ') {
+        buf.push('"');
+        buf.push_str(value);
+        buf.push('"');
+    } else {
+        let _ = write!(buf, "{value:?}");
+    }
+}
+
+fn path_of(uri: &http::Uri) -> &str {
+    uri.path_and_query().map_or("/", |p| p.as_str())
+}
+
 fn text(buf: &mut String, prefix: &str, micros: u32, l: &Line<'_>) -> std::fmt::Result {
     let (ms, us) = millis(l.duration);
-    write!(buf, "{prefix}.{micros:06}Z  INFO dime::access: client=")?;
+    buf.push_str(prefix);
+    buf.push('.');
+    number(buf, u128::from(micros), 6);
+    buf.push_str("Z  INFO dime::access: client=");
     if let Some(ip) = l.client {
         write!(buf, "{ip}")?;
     }
-    write!(
-        buf,
-        " method={} host={:?} path={} status={} route={:?} upstream={:?} server=",
-        l.method, l.host, l.path, l.status, l.route, l.upstream
-    )?;
+    buf.push_str(" method=");
+    buf.push_str(l.method);
+    buf.push_str(" host=");
+    debug_quoted(buf, l.host);
+    buf.push_str(" path=");
+    match l.path.authority() {
+        // An absolute-form request keeps its whole URI, as before.
+        Some(_) => write!(buf, "{}", l.path)?,
+        None => buf.push_str(path_of(l.path)),
+    }
+    buf.push_str(" status=");
+    number(buf, u128::from(l.status), 1);
+    buf.push_str(" route=");
+    debug_quoted(buf, l.route);
+    buf.push_str(" upstream=");
+    debug_quoted(buf, l.upstream);
+    buf.push_str(" server=");
     if let Some(addr) = l.server {
         write!(buf, "{addr}")?;
     }
-    write!(buf, " bytes={} duration_ms={ms}.{us:03} error=", l.bytes)?;
+    buf.push_str(" bytes=");
+    number(buf, l.bytes as u128, 1);
+    buf.push_str(" duration_ms=");
+    number(buf, ms, 1);
+    buf.push('.');
+    number(buf, u128::from(us), 3);
+    buf.push_str(" error=");
     if let Some(e) = l.error {
         write!(buf, "{e}")?;
     }
@@ -189,6 +249,20 @@ mod tests {
             buf,
             "2026-12-01T23:09:57.426670Z  INFO dime::access: client=127.0.0.1 method=GET host=\"r.test\" path=/hls/a.ts?x=1 status=200 route=\"r\" upstream=\"o\" server=127.0.0.1:8081 bytes=1024 duration_ms=2.436 error=\n"
         );
+    }
+
+    #[test]
+    fn numbers_and_quoting_match_std_fmt() {
+        for (n, width) in [(0u128, 1), (7, 3), (426_670, 6), (5, 6), (u64::MAX as u128, 1), (1000, 3)] {
+            let mut s = String::new();
+            number(&mut s, n, width);
+            assert_eq!(s, format!("{n:0width$}"));
+        }
+        for value in ["r.test", "a b", "evil\"host\n", "tab\there", "back\\slash", "ünïcode", ""] {
+            let mut s = String::new();
+            debug_quoted(&mut s, value);
+            assert_eq!(s, format!("{value:?}"), "{value}");
+        }
     }
 
     #[test]

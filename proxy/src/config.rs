@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::cache::CacheSettings;
+use crate::downstream::ClientLimits;
 use crate::source::control::ControlUrl;
 use crate::upstream::Overrides;
 
@@ -219,27 +220,6 @@ struct FileConfig {
     acme_ca: Option<PathBuf>,
     acme_dir: Option<PathBuf>,
     acme_renew_before: Option<String>,
-}
-
-/// Bounds on downstream client connections (HTTP and HTTPS entrypoints).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientLimits {
-    /// From accepting a connection to its first complete request header.
-    pub header_timeout: Duration,
-    /// Idle time allowed between requests on a kept-alive connection (which also bounds a later request's
-    /// header).
-    pub keepalive_timeout: Duration,
-    pub max_connections: usize,
-}
-
-impl Default for ClientLimits {
-    fn default() -> Self {
-        ClientLimits {
-            header_timeout: Duration::from_secs(15),
-            keepalive_timeout: Duration::from_secs(60),
-            max_connections: 10_000,
-        }
-    }
 }
 
 /// Validated edge settings.

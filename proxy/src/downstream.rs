@@ -17,9 +17,29 @@ use pingora_core::apps::ServerApp;
 use pingora_core::protocols::{Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
 
-use crate::config::ClientLimits;
 use crate::metrics::Metrics;
 use crate::state::State;
+
+/// Bounds on downstream client connections (HTTP and HTTPS entrypoints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// From accepting a connection to its first complete request header.
+    pub header_timeout: Duration,
+    /// Idle time allowed between requests on a kept-alive connection (which also bounds a later request's
+    /// header).
+    pub keepalive_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            header_timeout: Duration::from_secs(15),
+            keepalive_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+        }
+    }
+}
 
 /// How long a connection accepted before the first route table waits for one; after that its request is
 /// answered as usual (503 without a table).

@@ -104,21 +104,36 @@ fn rtmp(origin: &RtmpOrigin) -> String {
     format!("rtmp://{}/live/stream", origin.rtmp)
 }
 
+/// An nginx-rtmp origin set up with `opts`, an edge caching it, and a first publisher (test pattern) whose stream a
+/// viewer has followed through the edge until `playlist` listed `segments` media segments.
+struct Running {
+    origin: RtmpOrigin,
+    edge: Edge,
+    first: Publisher,
+    /// What the viewer fetched through the edge so far.
+    fetched: HashSet<String>,
+}
+
+async fn first_stream(opts: OriginOptions, playlist: &str, segments: usize) -> Running {
+    let origin = RtmpOrigin::start_opts(opts);
+    let edge = Edge::start(&cached_route("live", HOST, &origin.url(), "{}"), &["--access-log", "false"]).await;
+    let first = Publisher::ffmpeg_source(&rtmp(&origin), 30, "testsrc");
+    let mut fetched = HashSet::new();
+    let wait = Wait::for_("the first stream's segments cached at the edge", Duration::from_secs(40));
+    while !lists_at_least(&edge, playlist, &mut fetched, segments).await {
+        wait.tick().await;
+    }
+    Running { origin, edge, first, fetched }
+}
+
 /// The publisher goes away for longer than nginx-rtmp's cleanup window and comes back with another picture: its
 /// numbering restarts at 0 and the old names get new content. `poll_during_gap`: viewers keep asking through the
 /// edge while the stream is gone (the edge sees the playlist's 404), or nobody does (the edge only sees the new
 /// playlist, with the same names at lower numbers).
 async fn restart_after_cleanup(poll_during_gap: bool) {
-    let origin = RtmpOrigin::start_opts(OriginOptions { playlist_length: "3s", ..Default::default() });
-    let edge = Edge::start(&cached_route("live", HOST, &origin.url(), "{}"), &["--access-log", "false"]).await;
     let playlist = "/hls/stream.m3u8";
-
-    let mut first = Publisher::ffmpeg_source(&rtmp(&origin), 30, "testsrc");
-    let mut fetched = HashSet::new();
-    let wait = Wait::for_("the first stream's segments cached at the edge", Duration::from_secs(40));
-    while !lists_at_least(&edge, playlist, &mut fetched, 3).await {
-        wait.tick().await;
-    }
+    let Running { origin, edge, mut first, mut fetched } =
+        first_stream(OriginOptions { playlist_length: "3s", ..Default::default() }, playlist, 3).await;
     let old: HashSet<String> = fetched.clone();
     first.stop();
 
@@ -165,15 +180,8 @@ async fn a_stream_restarted_after_cleanup_is_served_its_own_segments_with_nobody
 /// without a stall, and each segment still costs the origin exactly one request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnect_inside_the_window_continues_with_one_origin_fetch_per_segment() {
-    let origin = RtmpOrigin::start();
-    let edge = Edge::start(&cached_route("live", HOST, &origin.url(), "{}"), &["--access-log", "false"]).await;
     let playlist = "/hls/stream.m3u8";
-    let mut first = Publisher::ffmpeg_source(&rtmp(&origin), 30, "testsrc");
-    let mut fetched = HashSet::new();
-    let wait = Wait::for_("the first stream's segments", Duration::from_secs(40));
-    while !lists_at_least(&edge, playlist, &mut fetched, 3).await {
-        wait.tick().await;
-    }
+    let Running { origin, edge, mut first, mut fetched } = first_stream(OriginOptions::default(), playlist, 3).await;
     let before = fetched.len();
     first.stop();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -201,15 +209,9 @@ async fn a_reconnect_inside_the_window_continues_with_one_origin_fetch_per_segme
 /// segments under the same names: a new publisher reuses names at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_republished_dash_stream_is_served_its_own_segments() {
-    let origin = RtmpOrigin::start_opts(OriginOptions { dash: true, ..Default::default() });
-    let edge = Edge::start(&cached_route("live", HOST, &origin.url(), "{}"), &["--access-log", "false"]).await;
     let manifest = "/dash/stream.mpd";
-    let mut first = Publisher::ffmpeg_source(&rtmp(&origin), 30, "testsrc");
-    let mut fetched = HashSet::new();
-    let wait = Wait::for_("the first DASH stream's segments", Duration::from_secs(40));
-    while !lists_at_least(&edge, manifest, &mut fetched, 6).await {
-        wait.tick().await;
-    }
+    let Running { origin, edge, mut first, fetched } =
+        first_stream(OriginOptions { dash: true, ..Default::default() }, manifest, 6).await;
     let old = fetched.clone();
     let epoch = |body: &[u8]| listing::parse(Format::Dash, body).ok().flatten().and_then(|l| l.epoch);
     let old_epoch = epoch(&edge.get(HOST, manifest).await.bytes);
@@ -241,15 +243,9 @@ async fn a_republished_dash_stream_is_served_its_own_segments() {
 /// edge but must not cost extra fetches or serve anything but the origin's bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn system_named_fragments_survive_a_restart() {
-    let origin = RtmpOrigin::start_opts(OriginOptions { naming: "system", ..Default::default() });
-    let edge = Edge::start(&cached_route("live", HOST, &origin.url(), "{}"), &["--access-log", "false"]).await;
     let playlist = "/hls/stream.m3u8";
-    let mut first = Publisher::ffmpeg_source(&rtmp(&origin), 30, "testsrc");
-    let mut fetched = HashSet::new();
-    let wait = Wait::for_("the first stream", Duration::from_secs(40));
-    while !lists_at_least(&edge, playlist, &mut fetched, 3).await {
-        wait.tick().await;
-    }
+    let Running { origin, edge, mut first, mut fetched } =
+        first_stream(OriginOptions { naming: "system", ..Default::default() }, playlist, 3).await;
     let before = fetched.len();
     first.stop();
     let _second = Publisher::ffmpeg_source(&rtmp(&origin), 30, "smptebars");

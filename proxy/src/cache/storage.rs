@@ -217,11 +217,6 @@ impl MemStore {
         let _ = self.on_drop.set(hook);
     }
 
-    /// Live playlists remembered.
-    pub fn live_playlists(&self) -> usize {
-        self.live.len()
-    }
-
     /// Drops the object `hash` names if it was created before `before`, and abandons fills of it that started
     /// before then (they finish for the readers they have, but are not stored, and no new reader joins them).
     pub fn drop_older(&self, hash: &HashBinary, before: SystemTime) -> bool {

@@ -83,14 +83,6 @@ impl LiveIndex {
         LiveIndex::default()
     }
 
-    pub fn len(&self) -> usize {
-        self.seen.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Judges a completed playlist fetch and remembers it. `None` when the object is not a playlist.
     pub fn completed(&self, done: &Completed<'_>) -> Option<Action> {
         let Playlist { host, path, format, record } = Playlist::of(done.primary)?;

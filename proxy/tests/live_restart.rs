@@ -213,7 +213,7 @@ async fn a_republished_dash_stream_is_served_its_own_segments() {
     let Running { origin, edge, mut first, fetched } =
         first_stream(OriginOptions { dash: true, ..Default::default() }, manifest, 6).await;
     let old = fetched.clone();
-    let epoch = |body: &[u8]| listing::parse(Format::Dash, body).ok().flatten().and_then(|l| l.epoch);
+    let epoch = |body: &[u8]| listing::parse(Format::Dash, body).ok().flatten().and_then(|l| l.shape.epoch);
     let old_epoch = epoch(&edge.get(HOST, manifest).await.bytes);
     assert!(old_epoch.is_some(), "nginx-rtmp's MPD names its stream by availabilityStartTime");
     first.stop();

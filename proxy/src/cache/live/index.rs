@@ -120,7 +120,7 @@ impl LiveIndex {
         }
         let mut drop = new;
         drop.extend(retired);
-        Some(Action { continuity: Some(continuity), drop, vod: listing.ended, unreadable: None })
+        Some(Action { continuity: Some(continuity), drop, vod: listing.shape.ended, unreadable: None })
     }
 }
 

@@ -16,9 +16,9 @@ pub struct Entry {
     pub seq: Option<u64>,
 }
 
-/// A parsed media playlist (HLS) or manifest (DASH).
+/// What a playlist says about its stream as a whole, beside the entries.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Listing {
+pub struct Shape {
     /// `#EXT-X-ENDLIST`, or a `static` MPD: the stream will not change any more (VOD).
     pub ended: bool,
     /// What names the stream instance, where the format has it: DASH `availabilityStartTime`.
@@ -33,6 +33,12 @@ pub struct Listing {
     pub window: Duration,
     /// The longest segment (HLS `#EXT-X-TARGETDURATION`).
     pub target: Duration,
+}
+
+/// A parsed media playlist (HLS) or manifest (DASH).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Listing {
+    pub shape: Shape,
     pub entries: Vec<Entry>,
 }
 
@@ -85,11 +91,14 @@ fn parse_hls(body: &[u8]) -> Result<Option<Listing>, ListingError> {
         m3u8_rs::Playlist::MediaPlaylist(m) => m,
     };
     let mut listing = Listing {
-        ended: media.end_list,
-        first_seq: media.media_sequence,
-        discontinuity_seq: media.discontinuity_sequence,
-        target: Duration::from_secs(media.target_duration),
-        ..Default::default()
+        shape: Shape {
+            ended: media.end_list,
+            first_seq: media.media_sequence,
+            discontinuity_seq: media.discontinuity_sequence,
+            target: Duration::from_secs(media.target_duration),
+            ..Default::default()
+        },
+        entries: Vec::new(),
     };
     let mut window = 0.0f64;
     for (i, segment) in media.segments.iter().enumerate() {
@@ -107,11 +116,11 @@ fn parse_hls(body: &[u8]) -> Result<Option<Listing>, ListingError> {
         }
         if !segment.uri.is_empty() {
             listing.entries.push(Entry { uri: segment.uri.clone(), seq: Some(seq) });
-            listing.last_seq = Some(seq);
+            listing.shape.last_seq = Some(seq);
             window += f64::from(segment.duration);
         }
     }
-    listing.window = secs(window);
+    listing.shape.window = secs(window);
     Ok(Some(listing))
 }
 
@@ -191,8 +200,8 @@ fn parse_dash(body: &[u8]) -> Result<Listing, ListingError> {
         match e.local_name().as_ref() {
             b"MPD" => {
                 seen_mpd = true;
-                listing.ended = attr(e, b"type").is_some_and(|t| t == "static");
-                listing.epoch = attr(e, b"availabilityStartTime");
+                listing.shape.ended = attr(e, b"type").is_some_and(|t| t == "static");
+                listing.shape.epoch = attr(e, b"availabilityStartTime");
             }
             b"AdaptationSet" => scope.adaptation = None,
             b"Representation" => {
@@ -261,8 +270,8 @@ fn finish_representation(listing: &mut Listing, scope: &mut DashScope) {
         }
     }
     let scale = template.timescale as f64;
-    listing.window = listing.window.max(secs(total as f64 / scale));
-    listing.target = listing.target.max(secs(longest as f64 / scale));
+    listing.shape.window = listing.shape.window.max(secs(total as f64 / scale));
+    listing.shape.target = listing.shape.target.max(secs(longest as f64 / scale));
 }
 
 /// Fills a DASH template (`$RepresentationID$`, `$Bandwidth$`, `$Number$`, `$Time$`, `$$`, with an optional

@@ -52,7 +52,7 @@ pub mod listing;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-pub use listing::{Entry, Format, Listing};
+pub use listing::{Entry, Format, Listing, Shape};
 
 /// The key of a cached object, as the store knows it.
 pub type Hash = pingora_cache::key::HashBinary;
@@ -62,13 +62,7 @@ pub type Hash = pingora_cache::key::HashBinary;
 pub struct Seen {
     /// When its response arrived.
     pub at: Option<SystemTime>,
-    pub ended: bool,
-    pub epoch: Option<String>,
-    pub first_seq: u64,
-    pub discontinuity_seq: u64,
-    pub last_seq: Option<u64>,
-    pub window: Duration,
-    pub target: Duration,
+    pub shape: Shape,
     /// The object each entry names, with its number.
     pub entries: HashMap<Hash, Option<u64>>,
 }
@@ -83,17 +77,7 @@ impl Seen {
                 entries.entry(hash).or_insert(entry.seq);
             }
         }
-        Seen {
-            at: Some(at),
-            ended: listing.ended,
-            epoch: listing.epoch.clone(),
-            first_seq: listing.first_seq,
-            discontinuity_seq: listing.discontinuity_seq,
-            last_seq: listing.last_seq,
-            window: listing.window,
-            target: listing.target,
-            entries,
-        }
+        Seen { at: Some(at), shape: listing.shape.clone(), entries }
     }
 }
 
@@ -131,20 +115,20 @@ pub fn judge(prev: Option<&Seen>, next: &Seen) -> Continuity {
     let Some(prev) = prev else { return Continuity::First };
     let (Some(then), Some(now)) = (prev.at, next.at) else { return Continuity::First };
     let Ok(gap) = now.duration_since(then) else { return Continuity::Older };
-    if prev.epoch != next.epoch {
+    if prev.shape.epoch != next.shape.epoch {
         return Continuity::Restart("epoch");
     }
-    if next.first_seq < prev.first_seq || next.last_seq < prev.last_seq {
+    if next.shape.first_seq < prev.shape.first_seq || next.shape.last_seq < prev.shape.last_seq {
         return Continuity::Restart("media-sequence");
     }
-    if next.discontinuity_seq < prev.discontinuity_seq {
+    if next.shape.discontinuity_seq < prev.shape.discontinuity_seq {
         return Continuity::Restart("discontinuity-sequence");
     }
     if next.entries.iter().any(|(hash, seq)| prev.entries.get(hash).is_some_and(|s| s != seq)) {
         return Continuity::Restart("renumbered");
     }
-    let vod = prev.ended && next.ended;
-    if !vod && gap > prev.window.max(prev.target) + prev.target + SLACK {
+    let vod = prev.shape.ended && next.shape.ended;
+    if !vod && gap > prev.shape.window.max(prev.shape.target) + prev.shape.target + SLACK {
         return Continuity::Gap;
     }
     Continuity::Continuous

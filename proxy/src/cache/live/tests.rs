@@ -7,16 +7,18 @@ fn h(n: u8) -> Hash {
 }
 
 /// A live HLS window of `count` one-second segments starting at `first`, seen at `at` seconds; segment `n` is
-/// the object `h(n)` unless `names` renames it.
+/// the object `h(n)`.
 fn window(first: u64, count: u64, at: u64) -> Seen {
     Seen {
         at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000 + at)),
-        first_seq: first,
-        last_seq: Some(first + count - 1),
-        window: Duration::from_secs(count),
-        target: Duration::from_secs(1),
+        shape: Shape {
+            first_seq: first,
+            last_seq: Some(first + count - 1),
+            window: Duration::from_secs(count),
+            target: Duration::from_secs(1),
+            ..Default::default()
+        },
         entries: (first..first + count).map(|n| (h(n as u8), Some(n))).collect(),
-        ..Default::default()
     }
 }
 
@@ -27,17 +29,17 @@ fn judging_a_fetch_against_the_previous_one() {
         window(0, 3, 30)
     };
     let mut dash_new_epoch = window(0, 3, 1);
-    dash_new_epoch.epoch = Some("2026-12-01T22:46:57Z".into());
+    dash_new_epoch.shape.epoch = Some("2026-12-01T22:46:57Z".into());
     let mut renumbered = window(5, 3, 1);
     renumbered.entries.insert(h(5), Some(9));
     let mut disc_back = window(5, 3, 1);
-    disc_back.discontinuity_seq = 0;
+    disc_back.shape.discontinuity_seq = 0;
     let mut prev_disc = window(4, 3, 0);
-    prev_disc.discontinuity_seq = 2;
+    prev_disc.shape.discontinuity_seq = 2;
     let mut vod = window(0, 3, 0);
-    vod.ended = true;
+    vod.shape.ended = true;
     let mut vod_later = window(0, 3, 86_400);
-    vod_later.ended = true;
+    vod_later.shape.ended = true;
 
     let cases: [(&str, Option<Seen>, Seen, Continuity); 9] = [
         ("nothing remembered", None, window(0, 3, 0), Continuity::First),

@@ -21,9 +21,13 @@ fn hls_media_playlist_lists_segments_with_their_numbers() {
     let l = parse(Format::Hls, NGINX_HLS.as_bytes()).unwrap().unwrap();
     let got: Vec<_> = l.entries.iter().map(|e| (e.uri.as_str(), e.seq)).collect();
     assert_eq!(got, [("stream-4.ts", Some(4)), ("stream-5.ts", Some(5)), ("stream-6.ts", Some(6))]);
-    assert_eq!((l.first_seq, l.last_seq, l.ended), (4, Some(6), false));
-    assert_eq!(l.target, Duration::from_secs(1));
-    assert!(l.window > Duration::from_millis(2900) && l.window < Duration::from_millis(3100), "{:?}", l.window);
+    assert_eq!((l.shape.first_seq, l.shape.last_seq, l.shape.ended), (4, Some(6), false));
+    assert_eq!(l.shape.target, Duration::from_secs(1));
+    assert!(
+        l.shape.window > Duration::from_millis(2900) && l.shape.window < Duration::from_millis(3100),
+        "{:?}",
+        l.shape.window
+    );
 }
 
 #[test]
@@ -42,8 +46,8 @@ seg11.m4s
 #EXT-X-ENDLIST
 ";
     let l = parse(Format::Hls, body.as_bytes()).unwrap().unwrap();
-    assert!(l.ended);
-    assert_eq!(l.discontinuity_seq, 3);
+    assert!(l.shape.ended);
+    assert_eq!(l.shape.discontinuity_seq, 3);
     let uris: Vec<_> = l.entries.iter().map(|e| (e.uri.as_str(), e.seq)).collect();
     assert!(uris.contains(&("init.mp4", None)), "{uris:?}");
     assert!(uris.contains(&("seg11.0.m4s", None)), "{uris:?}");
@@ -89,8 +93,8 @@ const NGINX_MPD: &str = r#"<?xml version="1.0"?>
 #[test]
 fn dash_timeline_templates_expand_to_segment_names() {
     let l = parse(Format::Dash, NGINX_MPD.as_bytes()).unwrap().unwrap();
-    assert_eq!(l.epoch.as_deref(), Some("2026-12-01T22:46:46Z"));
-    assert!(!l.ended);
+    assert_eq!(l.shape.epoch.as_deref(), Some("2026-12-01T22:46:46Z"));
+    assert!(!l.shape.ended);
     let got: Vec<_> = l.entries.iter().map(|e| (e.uri.as_str(), e.seq)).collect();
     assert_eq!(
         got,
@@ -104,14 +108,14 @@ fn dash_timeline_templates_expand_to_segment_names() {
             ("audio/seg-00008.m4a", Some(8)),
         ]
     );
-    assert_eq!(l.window, Duration::from_millis(4000));
-    assert_eq!(l.target, Duration::from_millis(2000));
+    assert_eq!(l.shape.window, Duration::from_millis(4000));
+    assert_eq!(l.shape.target, Duration::from_millis(2000));
 }
 
 #[test]
 fn static_mpd_is_vod() {
     let body = r#"<MPD type="static"><Period/></MPD>"#;
-    assert!(parse(Format::Dash, body.as_bytes()).unwrap().unwrap().ended);
+    assert!(parse(Format::Dash, body.as_bytes()).unwrap().unwrap().shape.ended);
 }
 
 #[test]

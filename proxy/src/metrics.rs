@@ -314,7 +314,7 @@ impl Metrics {
                 r,
                 IntCounter,
                 "dime_log_lines_dropped_total",
-                "Log lines dropped because the log queue was full (the writer could not keep up with stderr)."
+                "Log lines dropped because the log buffer was full (the writer could not keep up with stderr)."
             ),
             downstream_closed: build!(
                 r,

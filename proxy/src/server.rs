@@ -42,7 +42,7 @@ impl BackgroundService for Drain {
         let open = self.metrics.connections_open.get();
         tracing::info!(open_connections = open, "SIGTERM: draining");
         // Exit just before Pingora's grace period (the bound less a second) ends and it stops the runtimes, so
-        // the queued log lines are written out first.
+        // the buffered log lines are written out first.
         let wait = self.bound.saturating_sub(Duration::from_millis(1100)).max(Duration::from_millis(100));
         let deadline = tokio::time::Instant::now() + wait;
         loop {

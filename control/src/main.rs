@@ -42,12 +42,7 @@ enum Command {
 
 fn read_tokens(path: &PathBuf) -> Result<Vec<String>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let tokens: Vec<String> =
-        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect();
-    if tokens.is_empty() || tokens.iter().any(|t| t.len() < 16) {
-        return Err(format!("{}: needs at least one token, each at least 16 characters", path.display()));
-    }
-    Ok(tokens)
+    dime_routes::parse_tokens(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn main() -> ExitCode {

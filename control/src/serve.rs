@@ -112,17 +112,13 @@ fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 fn authorized(shared: &Shared, req: &Request<Incoming>) -> bool {
     let presented = req
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    presented.is_some_and(|p| shared.tokens.iter().any(|t| constant_time_eq(t.as_bytes(), p.trim().as_bytes())))
+    presented.is_some_and(|p| dime_routes::token_accepted(&shared.tokens, p.trim()))
 }
 
 fn wait_of(req: &Request<Incoming>) -> Duration {

@@ -32,11 +32,6 @@ pub struct AdminRequest<'a> {
     pub authorization: Option<&'a str>,
 }
 
-/// Compares without an early exit, so response timing says nothing about how much of a token matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -139,7 +134,7 @@ impl Admin {
                 serde_json::json!({"error": "missing `Authorization: Bearer <token>`"}),
             ));
         };
-        if !self.tokens.iter().any(|t| constant_time_eq(t.as_bytes(), presented.as_bytes())) {
+        if !dime_routes::token_accepted(&self.tokens, presented) {
             tracing::warn!(path = req.path, "admin request refused: wrong token");
             return Some(json(StatusCode::FORBIDDEN, serde_json::json!({"error": "wrong token"})));
         }

@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cache::CacheSettings;
 use crate::downstream::ClientLimits;
@@ -60,20 +61,27 @@ pub struct SignArgs {
     pub url: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    #[default]
     Text,
     Json,
 }
 
-#[derive(Debug, Default, Args)]
+/// Every setting of `dime-edge run`, declared once: the flag, its environment variable, its TOML key (the field
+/// name), its default and its help text. The settings file is parsed into this same struct, and
+/// [`RunArgs::layered`] merges flags/environment over the file over the defaults field by field, by name, so a
+/// new setting needs nothing more than its field here and its use (see docs/development.md).
+#[derive(Debug, Default, Clone, Args, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RunArgs {
     /// Optional TOML file with any of the settings below (same names, snake_case).
     #[arg(long, env = "DIME_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// HTTP entrypoint address (repeatable) [default: 0.0.0.0:8080].
-    #[arg(long, env = "DIME_HTTP", value_name = "ADDR", value_delimiter = ',')]
+    /// HTTP entrypoint address (repeatable).
+    #[arg(long, env = "DIME_HTTP", value_name = "ADDR", value_delimiter = ',', default_value = "0.0.0.0:8080")]
     pub http: Vec<String>,
     /// HTTPS entrypoint address (repeatable). Certificates: --tls-cert, the route table's tls.certificates, ACME.
     #[arg(long, env = "DIME_HTTPS", value_name = "ADDR", value_delimiter = ',')]
@@ -85,18 +93,18 @@ pub struct RunArgs {
     /// TCP entrypoint NAME=ADDR (repeatable), e.g. rtmp=0.0.0.0:1935; TCP routes name the entrypoints they serve.
     #[arg(long = "tcp", env = "DIME_TCP", value_name = "NAME=ADDR", value_delimiter = ',')]
     pub tcp: Vec<String>,
-    /// How long open connections of a removed TCP route may go on before they are closed [default: 5m].
-    #[arg(long, env = "DIME_TCP_DRAIN_TIMEOUT", value_name = "DURATION")]
-    pub tcp_drain_timeout: Option<String>,
-    /// Admin listener for /metrics, /healthz, /readyz and /config [default: 127.0.0.1:9901].
-    #[arg(long, env = "DIME_ADMIN", value_name = "ADDR")]
-    pub admin: Option<String>,
+    /// How long open connections of a removed TCP route may go on before they are closed.
+    #[arg(long, env = "DIME_TCP_DRAIN_TIMEOUT", value_name = "DURATION", default_value = "5m")]
+    pub tcp_drain_timeout: String,
+    /// Admin listener for /metrics, /healthz, /readyz and /config.
+    #[arg(long, env = "DIME_ADMIN", value_name = "ADDR", default_value = "127.0.0.1:9901")]
+    pub admin: String,
     /// A listener serving only /metrics, /healthz and /readyz (e.g. on the overlay address for Prometheus, while
     /// the admin listener stays on loopback).
     #[arg(long, env = "DIME_METRICS", value_name = "ADDR")]
     pub metrics: Option<String>,
     /// Routes file, watched: a valid edit is applied atomically, an invalid one is logged and ignored.
-    #[arg(long, env = "DIME_ROUTES", value_name = "FILE", conflicts_with = "control")]
+    #[arg(long, env = "DIME_ROUTES", value_name = "FILE")]
     pub routes: Option<PathBuf>,
     /// dime-control URL to pull routes from (repeatable: tried in order, the next one when one fails).
     #[arg(long, env = "DIME_CONTROL", value_name = "URL", value_delimiter = ',')]
@@ -111,44 +119,44 @@ pub struct RunArgs {
     #[arg(long, env = "DIME_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Worker threads for the HTTP entrypoints [default: number of CPUs].
-    #[arg(long, env = "DIME_THREADS")]
+    #[arg(long, env = "DIME_THREADS", value_name = "N")]
     pub threads: Option<usize>,
-    /// Log one line per request [default: true].
-    #[arg(long, env = "DIME_ACCESS_LOG", value_name = "BOOL")]
-    pub access_log: Option<bool>,
-    /// Log format [default: text].
-    #[arg(long, env = "DIME_LOG_FORMAT")]
-    pub log_format: Option<LogFormat>,
+    /// Log one line per request.
+    #[arg(long, env = "DIME_ACCESS_LOG", value_name = "BOOL", action = ArgAction::Set, default_value_t = true)]
+    pub access_log: bool,
+    /// Log format.
+    #[arg(long, env = "DIME_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Clients whose X-Forwarded-For/-Proto/-Host are kept (comma-separated CIDRs); others' are replaced.
     #[arg(long, env = "DIME_TRUSTED_PROXIES", value_name = "CIDR", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
-    /// Longest time SIGTERM waits for open requests before exiting [default: 10s].
-    #[arg(long, env = "DIME_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
-    pub shutdown_timeout: Option<String>,
-    /// A client connection must send a complete request header within this long of connecting [default: 15s].
-    #[arg(long, env = "DIME_HEADER_TIMEOUT", value_name = "DURATION")]
-    pub header_timeout: Option<String>,
-    /// An idle kept-alive client connection is closed after this long without a new request [default: 60s].
-    #[arg(long, env = "DIME_KEEPALIVE_TIMEOUT", value_name = "DURATION")]
-    pub keepalive_timeout: Option<String>,
-    /// Most client connections open at once on the HTTP/HTTPS entrypoints; more are closed at once [default: 10000].
-    #[arg(long, env = "DIME_MAX_CONNECTIONS", value_name = "N")]
-    pub max_connections: Option<usize>,
+    /// Longest time SIGTERM waits for open requests before exiting.
+    #[arg(long, env = "DIME_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "10s")]
+    pub shutdown_timeout: String,
+    /// A client connection must send a complete request header within this long of connecting.
+    #[arg(long, env = "DIME_HEADER_TIMEOUT", value_name = "DURATION", default_value = "15s")]
+    pub header_timeout: String,
+    /// An idle kept-alive client connection is closed after this long without a new request.
+    #[arg(long, env = "DIME_KEEPALIVE_TIMEOUT", value_name = "DURATION", default_value = "60s")]
+    pub keepalive_timeout: String,
+    /// Most client connections open at once on the HTTP/HTTPS entrypoints; more are closed at once.
+    #[arg(long, env = "DIME_MAX_CONNECTIONS", value_name = "N", default_value_t = 10_000)]
+    pub max_connections: usize,
     /// Answer a name without DNS, like curl: HOST:PORT=ADDR:PORT[,ADDR:PORT] (repeatable).
     #[arg(long, env = "DIME_RESOLVE", value_name = "HOST:PORT=ADDR:PORT", value_delimiter = ' ')]
     pub resolve: Vec<String>,
-    /// Retries of an idempotent request on another server after a connect failure [default: 2].
-    #[arg(long, env = "DIME_RETRIES")]
-    pub retries: Option<usize>,
-    /// Memory budget of the cache, a hard bound (e.g. 512MiB, 2GiB) [default: 256MiB].
-    #[arg(long, env = "DIME_CACHE_SIZE", value_name = "BYTES")]
-    pub cache_size: Option<String>,
+    /// Retries of an idempotent request on another server after a connect failure.
+    #[arg(long, env = "DIME_RETRIES", value_name = "N", default_value_t = 2)]
+    pub retries: usize,
+    /// Memory budget of the cache, a hard bound (e.g. 512MiB, 2GiB).
+    #[arg(long, env = "DIME_CACHE_SIZE", value_name = "BYTES", default_value = "256MiB")]
+    pub cache_size: String,
     /// Largest object the cache admits; larger responses pass through [default: cache size / 8].
     #[arg(long, env = "DIME_CACHE_MAX_OBJECT", value_name = "BYTES")]
     pub cache_max_object: Option<String>,
-    /// How long one request may hold an object's fill lock before a waiting request takes over [default: 10s].
-    #[arg(long, env = "DIME_CACHE_LOCK_TIMEOUT", value_name = "DURATION")]
-    pub cache_lock_timeout: Option<String>,
+    /// How long one request may hold an object's fill lock before a waiting request takes over.
+    #[arg(long, env = "DIME_CACHE_LOCK_TIMEOUT", value_name = "DURATION", default_value = "10s")]
+    pub cache_lock_timeout: String,
     /// Where bodies of 128 KiB and more live: unset, anonymous memory files; a directory, unlinked files in it
     /// (page cache: on ext4 or xfs the kernel uses large pages, which makes sending them cheaper).
     #[arg(long, env = "DIME_CACHE_BODY_DIR", value_name = "DIR")]
@@ -165,61 +173,80 @@ pub struct RunArgs {
     /// The name must reach this edge's HTTP entrypoint on port 80.
     #[arg(long, env = "DIME_ACME_DOMAIN", value_name = "NAME", value_delimiter = ',')]
     pub acme_domain: Vec<String>,
-    /// ACME directory URL [default: Let's Encrypt production].
-    #[arg(long, env = "DIME_ACME_DIRECTORY", value_name = "URL")]
-    pub acme_directory: Option<String>,
+    /// ACME directory URL (the default is Let's Encrypt production).
+    #[arg(long, env = "DIME_ACME_DIRECTORY", value_name = "URL", default_value = crate::acme::LETS_ENCRYPT)]
+    pub acme_directory: String,
     /// Contact address for the ACME account.
     #[arg(long, env = "DIME_ACME_EMAIL", value_name = "EMAIL")]
     pub acme_email: Option<String>,
     /// PEM roots trusted for the ACME server (a private ACME CA) [default: the system's roots].
     #[arg(long, env = "DIME_ACME_CA", value_name = "FILE")]
     pub acme_ca: Option<PathBuf>,
-    /// Where the ACME account key and certificates are kept [default: /var/lib/dime/acme].
-    #[arg(long, env = "DIME_ACME_DIR", value_name = "DIR")]
-    pub acme_dir: Option<PathBuf>,
-    /// Renew a certificate this long before it expires [default: 720h, 30 days].
-    #[arg(long, env = "DIME_ACME_RENEW_BEFORE", value_name = "DURATION")]
-    pub acme_renew_before: Option<String>,
+    /// Where the ACME account key and certificates are kept.
+    #[arg(long, env = "DIME_ACME_DIR", value_name = "DIR", default_value = "/var/lib/dime/acme")]
+    pub acme_dir: PathBuf,
+    /// Renew a certificate this long before it expires (720h: 30 days).
+    #[arg(long, env = "DIME_ACME_RENEW_BEFORE", value_name = "DURATION", default_value = "720h")]
+    pub acme_renew_before: String,
 }
 
-/// The settings file: the same settings as the flags.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    http: Option<Vec<String>>,
-    https: Option<Vec<String>>,
-    tls_cert: Option<Vec<String>>,
-    tcp: Option<Vec<String>>,
-    tcp_drain_timeout: Option<String>,
-    admin: Option<String>,
-    metrics: Option<String>,
-    routes: Option<PathBuf>,
-    control: Option<Vec<String>>,
-    control_token_file: Option<PathBuf>,
-    control_ca: Option<PathBuf>,
-    state_dir: Option<PathBuf>,
-    threads: Option<usize>,
-    access_log: Option<bool>,
-    log_format: Option<LogFormat>,
-    trusted_proxies: Option<Vec<String>>,
-    shutdown_timeout: Option<String>,
-    header_timeout: Option<String>,
-    keepalive_timeout: Option<String>,
-    max_connections: Option<usize>,
-    resolve: Option<Vec<String>>,
-    retries: Option<usize>,
-    cache_size: Option<String>,
-    cache_max_object: Option<String>,
-    cache_lock_timeout: Option<String>,
-    cache_body_dir: Option<PathBuf>,
-    admin_token_file: Option<PathBuf>,
-    signing_keys: Option<PathBuf>,
-    acme_domain: Option<Vec<String>>,
-    acme_directory: Option<String>,
-    acme_email: Option<String>,
-    acme_ca: Option<PathBuf>,
-    acme_dir: Option<PathBuf>,
-    acme_renew_before: Option<String>,
+type Fields = serde_json::Map<String, serde_json::Value>;
+
+fn fields(args: &RunArgs) -> Fields {
+    match serde_json::to_value(args) {
+        Ok(serde_json::Value::Object(map)) => map,
+        // A struct of strings, numbers and lists always serializes to an object.
+        _ => Fields::new(),
+    }
+}
+
+impl RunArgs {
+    /// The settings in force: each field from the command line or the environment if given there, else from
+    /// the `--config` file if set there, else its default.
+    pub fn layered(matches: &ArgMatches) -> Result<RunArgs, ConfigError> {
+        let given = RunArgs::from_arg_matches(matches).map_err(|e| invalid("arguments", e.to_string()))?;
+        let mut merged = Fields::new();
+        let mut explicit = Fields::new();
+        for (name, value) in fields(&given) {
+            match matches.value_source(&name) {
+                Some(ValueSource::DefaultValue) => {
+                    merged.insert(name, value);
+                }
+                Some(_) => {
+                    explicit.insert(name, value);
+                }
+                None => {}
+            }
+        }
+        if let Some(path) = &given.config {
+            merged.extend(read_file(path)?);
+        }
+        merged.extend(explicit);
+        let mut settings: RunArgs = serde_json::from_value(serde_json::Value::Object(merged))
+            .map_err(|e| invalid("settings", e.to_string()))?;
+        settings.config = given.config;
+        Ok(settings)
+    }
+
+    /// Parses `dime-edge run` arguments (without the program and subcommand names) and layers them: for tests
+    /// and tools that build settings without a process.
+    pub fn from_argv<I: IntoIterator<Item = S>, S: Into<std::ffi::OsString> + Clone>(
+        argv: I,
+    ) -> Result<RunArgs, ConfigError> {
+        let command = RunArgs::augment_args(clap::Command::new("run").no_binary_name(true));
+        let matches = command.try_get_matches_from(argv).map_err(|e| invalid("arguments", e.to_string()))?;
+        RunArgs::layered(&matches)
+    }
+}
+
+/// The settings a file sets: parsed into [`RunArgs`] (types checked, unknown keys refused, with toml's line and
+/// column), then only the keys the file names.
+fn read_file(path: &Path) -> Result<Fields, ConfigError> {
+    let file_err = |message: String| ConfigError::File { path: path.display().to_string(), message };
+    let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+    let parsed: RunArgs = toml::from_str(&text).map_err(|e| file_err(e.to_string()))?;
+    let named: toml::Table = toml::from_str(&text).map_err(|e| file_err(e.to_string()))?;
+    Ok(fields(&parsed).into_iter().filter(|(name, _)| named.contains_key(name)).collect())
 }
 
 /// Validated edge settings.
@@ -244,7 +271,7 @@ pub struct EdgeConfig {
     pub resolve: Overrides,
     pub retries: usize,
     pub cache: CacheSettings,
-    pub admin_tokens: Vec<String>,
+    pub admin_token_file: Option<PathBuf>,
     pub signing_keys: Option<PathBuf>,
 }
 
@@ -254,7 +281,7 @@ pub enum RouteSource {
     /// A watched file.
     File(PathBuf),
     /// dime-control, pulled; the last good table kept in `state_dir`.
-    Control { urls: Vec<ControlUrl>, token: String, state_dir: Option<PathBuf>, ca_file: Option<PathBuf> },
+    Control { urls: Vec<ControlUrl>, token_file: PathBuf, state_dir: Option<PathBuf>, ca_file: Option<PathBuf> },
 }
 
 /// Parses a byte size: a number with an optional unit (`B`, `KB`, `MB`, `GB`, `KiB`, `MiB`, `GiB`, `k`, `m`,
@@ -277,23 +304,6 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     n.checked_mul(scale).ok_or_else(|| format!("`{text}` is too large"))
 }
 
-fn read_tokens(path: &Path) -> Result<Vec<String>, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::File { path: path.display().to_string(), message: e.to_string() })?;
-    let tokens: Vec<String> =
-        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect();
-    if tokens.iter().any(|t| t.len() < 16) {
-        return Err(ConfigError::File {
-            path: path.display().to_string(),
-            message: "tokens must be at least 16 characters".into(),
-        });
-    }
-    if tokens.is_empty() {
-        return Err(ConfigError::File { path: path.display().to_string(), message: "no token in the file".into() });
-    }
-    Ok(tokens)
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: {message}")]
@@ -312,204 +322,180 @@ fn addr(setting: &'static str, text: &str) -> Result<SocketAddr, ConfigError> {
     text.parse().map_err(|_| invalid(setting, format!("`{text}` is not an IP:PORT address (e.g. 0.0.0.0:8080)")))
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let file_err = |message: String| ConfigError::File { path: path.display().to_string(), message };
-    let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
-    toml::from_str(&text).map_err(|e| file_err(e.to_string()))
+fn addrs(setting: &'static str, texts: &[String]) -> Result<Vec<SocketAddr>, ConfigError> {
+    texts.iter().map(|t| addr(setting, t)).collect()
+}
+
+fn duration(setting: &'static str, text: &str) -> Result<Duration, ConfigError> {
+    dime_routes::parse_duration(text).map_err(|e| invalid(setting, e))
+}
+
+fn size(setting: &'static str, text: &str) -> Result<usize, ConfigError> {
+    parse_size(text).map_err(|e| invalid(setting, e))
+}
+
+/// Named TCP entrypoints from `NAME=ADDR` entries.
+fn tcp_entrypoints(entries: &[String]) -> Result<Vec<(String, SocketAddr)>, ConfigError> {
+    let mut tcp: Vec<(String, SocketAddr)> = Vec::new();
+    for entry in entries {
+        let (name, address) = entry
+            .split_once('=')
+            .ok_or_else(|| invalid("tcp", format!("`{entry}`: expected NAME=ADDR, e.g. rtmp=0.0.0.0:1935")))?;
+        if name.is_empty() || tcp.iter().any(|(n, _)| n == name) {
+            return Err(invalid("tcp", format!("`{entry}`: entrypoint names must be unique and non-empty")));
+        }
+        tcp.push((name.to_owned(), addr("tcp", address)?));
+    }
+    Ok(tcp)
+}
+
+fn route_source(s: &RunArgs) -> Result<RouteSource, ConfigError> {
+    match (&s.routes, s.control.is_empty()) {
+        (Some(_), false) => Err(invalid("routes", "give either a routes file or control URLs, not both")),
+        (Some(_), true) if s.state_dir.is_some() => {
+            Err(invalid("state_dir", "only used with --control (a routes file is its own state)"))
+        }
+        (Some(path), true) => Ok(RouteSource::File(path.clone())),
+        (None, false) => {
+            let urls = s
+                .control
+                .iter()
+                .map(|u| ControlUrl::parse(u).map_err(|e| invalid("control", e)))
+                .collect::<Result<_, _>>()?;
+            let token_file = s.control_token_file.clone().ok_or_else(|| {
+                invalid("control_token_file", "required with --control: control refuses requests without a token")
+            })?;
+            Ok(RouteSource::Control { urls, token_file, state_dir: s.state_dir.clone(), ca_file: s.control_ca.clone() })
+        }
+        (None, true) => Err(ConfigError::NoRoutes),
+    }
+}
+
+fn client_limits(s: &RunArgs) -> Result<ClientLimits, ConfigError> {
+    let clients = ClientLimits {
+        header_timeout: duration("header_timeout", &s.header_timeout)?,
+        keepalive_timeout: duration("keepalive_timeout", &s.keepalive_timeout)?,
+        max_connections: s.max_connections,
+    };
+    if clients.header_timeout.is_zero() || clients.keepalive_timeout.is_zero() || clients.max_connections == 0 {
+        return Err(invalid("header_timeout/keepalive_timeout/max_connections", "must be greater than 0"));
+    }
+    Ok(clients)
+}
+
+fn cache_settings(s: &RunArgs) -> Result<CacheSettings, ConfigError> {
+    let size = size("cache_size", &s.cache_size)?;
+    let max_object = match &s.cache_max_object {
+        Some(t) => self::size("cache_max_object", t)?,
+        None => CacheSettings::default_max_object(size),
+    };
+    if max_object > size {
+        return Err(invalid("cache_max_object", "larger than cache_size"));
+    }
+    let lock_timeout = duration("cache_lock_timeout", &s.cache_lock_timeout)?;
+    Ok(CacheSettings { size, max_object, lock_timeout, body_dir: s.cache_body_dir.clone() })
+}
+
+/// A name HTTP-01 can issue a certificate for, normalized (lower case, no trailing dot).
+fn acme_name(text: &str) -> Result<String, ConfigError> {
+    let name = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    let exact = matches!(dime_routes::HostPattern::parse(&name), Ok(dime_routes::HostPattern::Exact(_)));
+    if !exact || !name.contains('.') || name.parse::<std::net::IpAddr>().is_ok() {
+        return Err(invalid(
+            "acme_domain",
+            format!("`{text}`: expected a DNS name such as video.example.com (HTTP-01 cannot issue wildcards or IP addresses)"),
+        ));
+    }
+    Ok(name)
+}
+
+fn acme_settings(s: &RunArgs, https: &[SocketAddr]) -> Result<Option<crate::acme::AcmeSettings>, ConfigError> {
+    if s.acme_domain.is_empty() {
+        return Ok(None);
+    }
+    if https.is_empty() {
+        return Err(invalid("acme_domain", "ACME certificates are served on HTTPS entrypoints: add --https"));
+    }
+    let mut domains = Vec::new();
+    for d in &s.acme_domain {
+        let name = acme_name(d)?;
+        if !domains.contains(&name) {
+            domains.push(name);
+        }
+    }
+    if !s.acme_directory.starts_with("https://") {
+        return Err(invalid("acme_directory", format!("`{}`: must be an https:// URL", s.acme_directory)));
+    }
+    Ok(Some(crate::acme::AcmeSettings {
+        domains,
+        directory: s.acme_directory.clone(),
+        email: s.acme_email.clone(),
+        ca_file: s.acme_ca.clone(),
+        dir: s.acme_dir.clone(),
+        renew_before: duration("acme_renew_before", &s.acme_renew_before)?,
+    }))
 }
 
 impl EdgeConfig {
-    pub fn from_args(args: RunArgs) -> Result<Self, ConfigError> {
-        let file = match &args.config {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
-        };
-        let pick = |flag: Vec<String>, file: Option<Vec<String>>| {
-            if flag.is_empty() {
-                file.unwrap_or_default()
-            } else {
-                flag
-            }
-        };
-        let http_text = pick(args.http, file.http);
-        let http = if http_text.is_empty() {
-            vec![addr("http", "0.0.0.0:8080")?]
-        } else {
-            http_text.iter().map(|t| addr("http", t)).collect::<Result<_, _>>()?
-        };
-        let https: Vec<SocketAddr> =
-            pick(args.https, file.https).iter().map(|t| addr("https", t)).collect::<Result<_, _>>()?;
-        let tls_certs: Vec<crate::tls::CertPair> = pick(args.tls_cert, file.tls_cert)
-            .iter()
-            .map(|t| crate::tls::CertPair::parse(t).map_err(|e| invalid("tls_cert", e)))
-            .collect::<Result<_, _>>()?;
-        let mut tcp = Vec::new();
-        for entry in pick(args.tcp, file.tcp) {
-            let (name, address) = entry
-                .split_once('=')
-                .ok_or_else(|| invalid("tcp", format!("`{entry}`: expected NAME=ADDR, e.g. rtmp=0.0.0.0:1935")))?;
-            if name.is_empty() || tcp.iter().any(|(n, _): &(String, SocketAddr)| n == name) {
-                return Err(invalid("tcp", format!("`{entry}`: entrypoint names must be unique and non-empty")));
-            }
-            tcp.push((name.to_owned(), addr("tcp", address)?));
-        }
-        let defaults = ClientLimits::default();
-        let duration_or = |name: &'static str, text: Option<String>, default: Duration| match text {
-            Some(t) => dime_routes::parse_duration(&t).map_err(|e| invalid(name, e)),
-            None => Ok(default),
-        };
-        let clients = ClientLimits {
-            header_timeout: duration_or(
-                "header_timeout",
-                args.header_timeout.or(file.header_timeout),
-                defaults.header_timeout,
-            )?,
-            keepalive_timeout: duration_or(
-                "keepalive_timeout",
-                args.keepalive_timeout.or(file.keepalive_timeout),
-                defaults.keepalive_timeout,
-            )?,
-            max_connections: args.max_connections.or(file.max_connections).unwrap_or(defaults.max_connections),
-        };
-        if clients.header_timeout.is_zero() || clients.keepalive_timeout.is_zero() || clients.max_connections == 0 {
-            return Err(invalid("header_timeout/keepalive_timeout/max_connections", "must be greater than 0"));
-        }
-        let tcp_drain_timeout = match args.tcp_drain_timeout.or(file.tcp_drain_timeout) {
-            Some(t) => dime_routes::parse_duration(&t).map_err(|e| invalid("tcp_drain_timeout", e))?,
-            None => Duration::from_secs(300),
-        };
-        let admin = addr("admin", args.admin.or(file.admin).as_deref().unwrap_or("127.0.0.1:9901"))?;
-        let metrics = args.metrics.or(file.metrics).map(|m| addr("metrics", &m)).transpose()?;
-        let control = pick(args.control, file.control);
-        let routes_file = args.routes.or(file.routes);
-        let state_dir = args.state_dir.or(file.state_dir);
-        let routes = match (routes_file, control.is_empty()) {
-            (Some(_), false) => return Err(invalid("routes", "give either a routes file or control URLs, not both")),
-            (Some(path), true) => {
-                if state_dir.is_some() {
-                    return Err(invalid("state_dir", "only used with --control (a routes file is its own state)"));
-                }
-                RouteSource::File(path)
-            }
-            (None, false) => {
-                let urls = control
-                    .iter()
-                    .map(|u| ControlUrl::parse(u).map_err(|e| invalid("control", e)))
-                    .collect::<Result<_, _>>()?;
-                let token_file = args.control_token_file.or(file.control_token_file).ok_or_else(|| {
-                    invalid("control_token_file", "required with --control: control refuses requests without a token")
-                })?;
-                let token = read_tokens(&token_file)?.swap_remove(0);
-                RouteSource::Control { urls, token, state_dir, ca_file: args.control_ca.or(file.control_ca) }
-            }
-            (None, true) => return Err(ConfigError::NoRoutes),
-        };
-        let threads = args
-            .threads
-            .or(file.threads)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    /// Checks the layered settings and builds the edge's configuration. Pure: files named by settings (tokens,
+    /// keys, directories) are read or created at start-up, by [`crate::server::run`].
+    pub fn from_settings(s: RunArgs) -> Result<Self, ConfigError> {
+        let https = addrs("https", &s.https)?;
+        let threads = s.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         if threads == 0 {
             return Err(invalid("threads", "must be at least 1"));
         }
-        let trusted_proxies = pick(args.trusted_proxies, file.trusted_proxies)
-            .iter()
-            .map(|t| dime_routes::parse_cidr(t).map_err(|e| invalid("trusted_proxies", e)))
-            .collect::<Result<_, _>>()?;
-        let shutdown_text = args.shutdown_timeout.or(file.shutdown_timeout).unwrap_or_else(|| "10s".into());
-        let shutdown_timeout =
-            dime_routes::parse_duration(&shutdown_text).map_err(|e| invalid("shutdown_timeout", e))?;
         let mut resolve = Overrides::default();
-        for entry in pick(args.resolve, file.resolve) {
-            resolve.parse_entry(&entry).map_err(|e| invalid("resolve", e))?;
+        for entry in &s.resolve {
+            resolve.parse_entry(entry).map_err(|e| invalid("resolve", e))?;
         }
-        let size = match args.cache_size.or(file.cache_size) {
-            Some(t) => parse_size(&t).map_err(|e| invalid("cache_size", e))?,
-            None => CacheSettings::DEFAULT_SIZE,
-        };
-        let max_object = match args.cache_max_object.or(file.cache_max_object) {
-            Some(t) => parse_size(&t).map_err(|e| invalid("cache_max_object", e))?,
-            None => CacheSettings::default_max_object(size),
-        };
-        if max_object > size {
-            return Err(invalid("cache_max_object", "larger than cache_size"));
-        }
-        let lock_timeout = match args.cache_lock_timeout.or(file.cache_lock_timeout) {
-            Some(t) => dime_routes::parse_duration(&t).map_err(|e| invalid("cache_lock_timeout", e))?,
-            None => CacheSettings::DEFAULT_LOCK_TIMEOUT,
-        };
-        let body_dir = args.cache_body_dir.or(file.cache_body_dir);
-        if let Some(dir) = &body_dir {
-            crate::cache::body::BodyFile::prepare_dir(dir)
-                .map_err(|e| invalid("cache_body_dir", format!("{}: {e}", dir.display())))?;
-        }
-        let admin_tokens = match args.admin_token_file.or(file.admin_token_file) {
-            Some(path) => read_tokens(&path)?,
-            None => Vec::new(),
-        };
-        let acme_domains = pick(args.acme_domain, file.acme_domain);
-        let acme = if acme_domains.is_empty() {
-            None
-        } else {
-            if https.is_empty() {
-                return Err(invalid("acme_domain", "ACME certificates are served on HTTPS entrypoints: add --https"));
-            }
-            let mut domains = Vec::new();
-            for d in &acme_domains {
-                let name = d.trim().trim_end_matches('.').to_ascii_lowercase();
-                if !matches!(dime_routes::HostPattern::parse(&name), Ok(dime_routes::HostPattern::Exact(_)))
-                    || !name.contains('.')
-                    || name.parse::<std::net::IpAddr>().is_ok()
-                {
-                    return Err(invalid(
-                        "acme_domain",
-                        format!("`{d}`: expected a DNS name such as video.example.com (HTTP-01 cannot issue wildcards or IP addresses)"),
-                    ));
-                }
-                if !domains.contains(&name) {
-                    domains.push(name);
-                }
-            }
-            let directory =
-                args.acme_directory.or(file.acme_directory).unwrap_or_else(|| crate::acme::LETS_ENCRYPT.into());
-            if !directory.starts_with("https://") {
-                return Err(invalid("acme_directory", format!("`{directory}`: must be an https:// URL")));
-            }
-            let renew_before = match args.acme_renew_before.or(file.acme_renew_before) {
-                Some(t) => dime_routes::parse_duration(&t).map_err(|e| invalid("acme_renew_before", e))?,
-                None => Duration::from_secs(30 * 24 * 3600),
-            };
-            Some(crate::acme::AcmeSettings {
-                domains,
-                directory,
-                email: args.acme_email.or(file.acme_email),
-                ca_file: args.acme_ca.or(file.acme_ca),
-                dir: args.acme_dir.or(file.acme_dir).unwrap_or_else(|| PathBuf::from("/var/lib/dime/acme")),
-                renew_before,
-            })
-        };
         Ok(EdgeConfig {
-            acme,
-            http,
+            acme: acme_settings(&s, &https)?,
+            http: addrs("http", &s.http)?,
+            tls_certs: s
+                .tls_cert
+                .iter()
+                .map(|t| crate::tls::CertPair::parse(t).map_err(|e| invalid("tls_cert", e)))
+                .collect::<Result<_, _>>()?,
             https,
-            tls_certs,
-            tcp,
-            tcp_drain_timeout,
-            admin,
-            metrics,
-            routes,
+            tcp: tcp_entrypoints(&s.tcp)?,
+            tcp_drain_timeout: duration("tcp_drain_timeout", &s.tcp_drain_timeout)?,
+            admin: addr("admin", &s.admin)?,
+            metrics: s.metrics.as_deref().map(|m| addr("metrics", m)).transpose()?,
+            routes: route_source(&s)?,
             threads,
-            access_log: args.access_log.or(file.access_log).unwrap_or(true),
-            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
-            trusted_proxies,
-            shutdown_timeout,
-            clients,
+            access_log: s.access_log,
+            log_format: s.log_format,
+            trusted_proxies: s
+                .trusted_proxies
+                .iter()
+                .map(|t| dime_routes::parse_cidr(t).map_err(|e| invalid("trusted_proxies", e)))
+                .collect::<Result<_, _>>()?,
+            shutdown_timeout: duration("shutdown_timeout", &s.shutdown_timeout)?,
+            clients: client_limits(&s)?,
             resolve,
-            retries: args.retries.or(file.retries).unwrap_or(2),
-            cache: CacheSettings { size, max_object, lock_timeout, body_dir },
-            admin_tokens,
-            signing_keys: args.signing_keys.or(file.signing_keys),
+            retries: s.retries,
+            cache: cache_settings(&s)?,
+            admin_token_file: s.admin_token_file.clone(),
+            signing_keys: s.signing_keys.clone(),
         })
     }
+
+    /// `from_settings` of `RunArgs::from_argv`: the configuration `dime-edge run ARGS…` would start with.
+    pub fn from_argv<I: IntoIterator<Item = S>, S: Into<std::ffi::OsString> + Clone>(
+        argv: I,
+    ) -> Result<Self, ConfigError> {
+        EdgeConfig::from_settings(RunArgs::from_argv(argv)?)
+    }
+}
+
+/// Bearer tokens from a token file: one per line, blank lines and `#` comments skipped, each at least 16
+/// characters. Read at start-up.
+pub fn read_tokens(path: &Path) -> Result<Vec<String>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::File { path: path.display().to_string(), message: e.to_string() })?;
+    dime_routes::parse_tokens(&text)
+        .map_err(|e| ConfigError::File { path: path.display().to_string(), message: e.to_string() })
 }
 
 #[cfg(test)]

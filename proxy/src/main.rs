@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use dime_edge::config::{Cli, Command, EdgeConfig};
+use clap::{CommandFactory, FromArgMatches};
+use dime_edge::config::{Cli, Command, EdgeConfig, RunArgs};
 
 // The proxy allocates and frees small buffers on every request; mimalloc does that faster than glibc's malloc
 // (measured: see docs/benchmarks.md).
@@ -11,11 +11,17 @@ use dime_edge::config::{Cli, Command, EdgeConfig};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match cli.command {
         Command::Check { file } => check(&file),
         Command::Sign(args) => sign(&args),
-        Command::Run(args) => {
-            let cfg = match EdgeConfig::from_args(*args) {
+        Command::Run(_) => {
+            let run = matches.subcommand_matches("run").unwrap_or(&matches);
+            let cfg = match RunArgs::layered(run).and_then(EdgeConfig::from_settings) {
                 Ok(cfg) => cfg,
                 Err(e) => {
                     eprintln!("dime-edge: {e}");

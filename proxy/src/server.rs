@@ -103,6 +103,14 @@ fn raise_open_files_limit() {
 pub fn run(cfg: EdgeConfig) -> Result<(), String> {
     raise_open_files_limit();
     let metrics = Arc::new(Metrics::new()?);
+    let admin_tokens = match &cfg.admin_token_file {
+        Some(path) => crate::config::read_tokens(path).map_err(|e| format!("admin_token_file: {e}"))?,
+        None => Vec::new(),
+    };
+    if let Some(dir) = &cfg.cache.body_dir {
+        crate::cache::body::BodyFile::prepare_dir(dir)
+            .map_err(|e| format!("cache_body_dir: {}: {e}", dir.display()))?;
+    }
     let resolver = Arc::new(SystemResolver { overrides: cfg.resolve.clone() });
     let keys = Arc::new(match &cfg.signing_keys {
         Some(path) => crate::signed::Keys::load(path).map_err(|e| format!("signing keys: {e}"))?,
@@ -130,7 +138,9 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
             tracing::info!(path = %path.display(), version = first.version(), routes = first.routes().len(), "routes file is valid");
             Routes::File(source)
         }
-        RouteSource::Control { urls, token, state_dir, ca_file } => {
+        RouteSource::Control { urls, token_file, state_dir, ca_file } => {
+            let token =
+                crate::config::read_tokens(token_file).map_err(|e| format!("control_token_file: {e}"))?.swap_remove(0);
             if let Some(dir) = state_dir {
                 // A state dir that cannot be written would only be noticed in the outage it is meant for.
                 std::fs::create_dir_all(dir)
@@ -150,7 +160,7 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
             Routes::Control(ControlSource {
                 urls: urls.clone(),
                 tls,
-                token: token.clone(),
+                token,
                 state_dir: state_dir.clone(),
                 state: state.clone(),
             })
@@ -177,7 +187,7 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
     let settings = ProxySettings {
         https_port: cfg.https.first().map(|a| a.port()),
         trusted_proxies: cfg.trusted_proxies.clone(),
-        access_log: cfg.access_log,
+        access_log: cfg.access_log && crate::access::enabled(),
         log_format: cfg.log_format,
         retries: cfg.retries,
         // Past the watchdog's latest close: it closes idle connections (and counts them), Pingora's wait is a backstop.
@@ -239,7 +249,7 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
         metrics.threads = Some(1);
         server.add_service(metrics);
     }
-    let admin_app = Admin { state: state.clone(), cache, tokens: cfg.admin_tokens.clone(), metrics_only: false };
+    let admin_app = Admin { state: state.clone(), cache, tokens: admin_tokens, metrics_only: false };
     let mut admin = Service::new("dime admin".to_owned(), HttpServer::new_app(admin_app));
     admin.add_tcp(&cfg.admin.to_string());
     admin.threads = Some(1);

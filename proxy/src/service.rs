@@ -542,7 +542,7 @@ impl ProxyHttp for DimeProxy {
             m.cache_lock_waits.with_label_values(&[route]).inc();
             m.cache_lock_wait_duration.with_label_values(&[route]).observe(waited.as_secs_f64());
         }
-        if self.settings.access_log && crate::access::enabled() {
+        if self.settings.access_log {
             let req = session.req_header();
             let direct_error = direct.and_then(|d| d.error.as_ref());
             let error: Option<&dyn std::fmt::Display> = match (e, direct_error) {

@@ -27,6 +27,7 @@ pub mod matcher;
 pub mod rule;
 pub mod schema;
 mod table;
+pub mod tokens;
 pub mod traefik;
 mod validate;
 
@@ -38,6 +39,7 @@ pub use table::{
     CachePolicy, Certificate, CertificateSource, HealthCheck, Match, Probe, Route, RouteTable, Server, SignedUrls,
     TcpRoute, Upstream,
 };
+pub use tokens::{parse_tokens, token_accepted};
 pub use validate::default_priority;
 
 /// Parses a network as route files and flags write it: a CIDR (`10.0.0.0/8`) or a single address.

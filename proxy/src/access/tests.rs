@@ -44,8 +44,26 @@ fn text_lines_look_like_the_other_log_lines() {
 }
 
 #[test]
+fn addresses_match_std_fmt() {
+    for text in
+        ["127.0.0.1", "0.0.0.0", "255.255.255.255", "10.20.3.40", "::1", "2001:db8::8a2e:370:7334", "::ffff:1.2.3.4"]
+    {
+        let addr: IpAddr = text.parse().unwrap();
+        let mut s = String::new();
+        ip(&mut s, addr);
+        assert_eq!(s, addr.to_string());
+    }
+    for text in ["127.0.0.1:8081", "192.168.100.200:65535", "[::1]:80", "[fe80::1%3]:443", "[2001:db8::1]:1935"] {
+        let addr: SocketAddr = text.parse().unwrap();
+        let mut s = String::new();
+        socket(&mut s, addr);
+        assert_eq!(s, addr.to_string());
+    }
+}
+
+#[test]
 fn numbers_and_quoting_match_std_fmt() {
-    for (n, width) in [(0u128, 1), (7, 3), (426_670, 6), (5, 6), (u64::MAX as u128, 1), (1000, 3)] {
+    for (n, width) in [(0u64, 1), (7, 3), (426_670, 6), (5, 6), (u64::MAX, 1), (1000, 3)] {
         let mut s = String::new();
         number(&mut s, n, width);
         assert_eq!(s, format!("{n:0width$}"));

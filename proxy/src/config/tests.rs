@@ -1,37 +1,78 @@
 use super::*;
 
+fn config(args: &[&str]) -> Result<EdgeConfig, ConfigError> {
+    EdgeConfig::from_argv(args.iter().copied())
+}
+
+fn error(args: &[&str]) -> String {
+    config(args).unwrap_err().to_string()
+}
+
+fn toml_file(dir: &tempfile::TempDir, text: &str) -> String {
+    let path = dir.path().join("edge.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
 #[test]
 fn flags_beat_the_file_and_defaults_fill_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("edge.toml");
-    std::fs::write(
-        &path,
-        "admin = \"127.0.0.1:9999\"\nroutes = \"/etc/dime/routes.yaml\"\nhttp = [\"127.0.0.1:81\"]\n",
-    )
-    .unwrap();
-    let args = RunArgs { config: Some(path), http: vec!["127.0.0.1:82".into()], ..Default::default() };
-    let cfg = EdgeConfig::from_args(args).unwrap();
-    assert_eq!(cfg.http, vec!["127.0.0.1:82".parse().unwrap()]);
-    assert_eq!(cfg.admin, "127.0.0.1:9999".parse().unwrap());
+    let file = toml_file(
+        &dir,
+        "admin = \"127.0.0.1:9999\"\nroutes = \"/etc/dime/routes.yaml\"\nhttp = [\"127.0.0.1:81\"]\nretries = 5\n",
+    );
+    let cfg = config(&["--config", &file, "--http", "127.0.0.1:82", "--retries", "2"]).unwrap();
+    assert_eq!(cfg.http, vec!["127.0.0.1:82".parse().unwrap()], "a flag beats the file");
+    assert_eq!(cfg.retries, 2, "a flag equal to the default still beats the file");
+    assert_eq!(cfg.admin, "127.0.0.1:9999".parse().unwrap(), "the file beats the default");
     assert!(matches!(&cfg.routes, RouteSource::File(p) if p == &PathBuf::from("/etc/dime/routes.yaml")));
     assert_eq!(cfg.shutdown_timeout, Duration::from_secs(10));
     assert!(cfg.access_log);
+    let cfg = config(&["--routes", "r.yaml"]).unwrap();
+    assert_eq!(cfg.http, vec!["0.0.0.0:8080".parse().unwrap()]);
+    assert_eq!(cfg.admin, "127.0.0.1:9901".parse().unwrap());
+    assert_eq!(cfg.cache.size, 256 << 20);
+    assert_eq!(cfg.cache.max_object, 32 << 20);
+    assert_eq!(cfg.tcp_drain_timeout, Duration::from_secs(300));
+}
+
+#[test]
+fn every_setting_is_also_a_file_key_and_the_file_keeps_its_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = toml_file(
+        &dir,
+        "routes = \"r.yaml\"\naccess_log = false\nlog_format = \"json\"\nmax_connections = 7\ncache_size = \"1GiB\"\n",
+    );
+    let cfg = config(&["--config", &file]).unwrap();
+    assert!(!cfg.access_log);
+    assert_eq!(cfg.log_format, LogFormat::Json);
+    assert_eq!(cfg.clients.max_connections, 7);
+    assert_eq!(cfg.cache.size, 1 << 30);
+    let file = toml_file(&dir, "routes = \"r.yaml\"\nmax_connections = \"many\"\n");
+    let e = error(&["--config", &file]);
+    assert!(e.contains("edge.toml") && e.contains("max_connections") && e.contains("line 2"), "{e}");
+    let file = toml_file(&dir, "config = \"other.toml\"\n");
+    assert!(error(&["--config", &file]).contains("unknown field `config`"));
 }
 
 #[test]
 fn bad_settings_name_the_setting() {
-    let args = RunArgs { routes: Some("r.yaml".into()), admin: Some("localhost".into()), ..Default::default() };
-    assert!(EdgeConfig::from_args(args).unwrap_err().to_string().starts_with("admin: `localhost`"));
-    let args = RunArgs { routes: Some("r.yaml".into()), trusted_proxies: vec!["nope".into()], ..Default::default() };
-    assert!(EdgeConfig::from_args(args).unwrap_err().to_string().starts_with("trusted_proxies"));
-    assert!(matches!(EdgeConfig::from_args(RunArgs::default()), Err(ConfigError::NoRoutes)));
-    let args = RunArgs {
-        routes: Some("r.yaml".into()),
-        cache_body_dir: Some("/dev/null/dime-bodies".into()),
-        ..Default::default()
-    };
-    let e = EdgeConfig::from_args(args).unwrap_err().to_string();
-    assert!(e.starts_with("cache_body_dir: /dev/null/dime-bodies: "), "{e}");
+    assert!(error(&["--routes", "r.yaml", "--admin", "localhost"]).starts_with("admin: `localhost`"));
+    assert!(error(&["--routes", "r.yaml", "--trusted-proxies", "nope"]).starts_with("trusted_proxies"));
+    assert!(matches!(config(&[]), Err(ConfigError::NoRoutes)));
+    assert!(error(&["--routes", "r.yaml", "--cache-size", "12XB"]).starts_with("cache_size: `12XB`"));
+    assert!(error(&["--routes", "r.yaml", "--cache-max-object", "1GiB"]).contains("larger than cache_size"));
+    assert!(error(&["--routes", "r.yaml", "--tcp", "rtmp=1.2.3.4:1935,rtmp=1.2.3.4:1936"]).contains("unique"));
+    assert!(error(&["--routes", "r.yaml", "--threads", "0"]).starts_with("threads"));
+}
+
+#[test]
+fn parsing_reads_and_creates_nothing() {
+    // Token files and the body directory are start-up's business (server::run), not the parser's.
+    let cfg = config(&["--routes", "r.yaml", "--cache-body-dir", "/dev/null/dime-bodies"]).unwrap();
+    assert_eq!(cfg.cache.body_dir, Some(PathBuf::from("/dev/null/dime-bodies")));
+    let cfg = config(&["--routes", "r.yaml", "--admin-token-file", "/nonexistent/tokens"]).unwrap();
+    assert_eq!(cfg.admin_token_file, Some(PathBuf::from("/nonexistent/tokens")));
 }
 
 #[test]
@@ -47,78 +88,80 @@ fn sizes_parse_with_units() {
 #[test]
 fn unknown_file_keys_are_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("edge.toml");
-    std::fs::write(&path, "colour = \"red\"\n").unwrap();
-    let err = EdgeConfig::from_args(RunArgs { config: Some(path), ..Default::default() }).unwrap_err();
-    assert!(err.to_string().contains("unknown field `colour`"), "{err}");
+    let file = toml_file(&dir, "colour = \"red\"\n");
+    let e = error(&["--config", &file]);
+    assert!(e.contains("unknown field `colour`"), "{e}");
 }
 
 #[test]
 fn control_settings_need_a_token_and_exclude_a_routes_file() {
     let dir = tempfile::tempdir().unwrap();
-    let token = dir.path().join("token");
-    std::fs::write(&token, "# control token\nedge-token-0123456789abcdef\n").unwrap();
-    let args = RunArgs {
-        control: vec!["http://10.0.0.1:8080".into(), "http://10.0.0.2:8080".into()],
-        control_token_file: Some(token.clone()),
-        state_dir: Some(dir.path().join("state")),
-        ..Default::default()
-    };
-    let cfg = EdgeConfig::from_args(args).unwrap();
-    let RouteSource::Control { urls, token: t, state_dir, .. } = cfg.routes else { panic!("not control") };
+    let token = dir.path().join("token").display().to_string();
+    let state = dir.path().join("state").display().to_string();
+    let cfg = config(&[
+        "--control",
+        "http://10.0.0.1:8080,http://10.0.0.2:8080",
+        "--control-token-file",
+        &token,
+        "--state-dir",
+        &state,
+    ])
+    .unwrap();
+    let RouteSource::Control { urls, token_file, state_dir, .. } = cfg.routes else { panic!("not control") };
     assert_eq!(urls.len(), 2);
-    assert_eq!(t, "edge-token-0123456789abcdef");
-    assert_eq!(state_dir, Some(dir.path().join("state")));
+    assert_eq!(token_file, PathBuf::from(&token));
+    assert_eq!(state_dir, Some(PathBuf::from(&state)));
 
-    let args = RunArgs { control: vec!["http://10.0.0.1:8080".into()], ..Default::default() };
-    assert!(EdgeConfig::from_args(args).unwrap_err().to_string().starts_with("control_token_file: required"));
-    let args = RunArgs {
-        control: vec!["http://10.0.0.1:8080".into()],
-        routes: Some("r.yaml".into()),
-        control_token_file: Some(token.clone()),
-        ..Default::default()
-    };
-    assert!(EdgeConfig::from_args(args).unwrap_err().to_string().contains("not both"));
-    let args = RunArgs { control: vec!["10.0.0.1:8080".into()], control_token_file: Some(token), ..Default::default() };
-    assert!(EdgeConfig::from_args(args).unwrap_err().to_string().starts_with("control: `10.0.0.1:8080`"));
+    assert!(error(&["--control", "http://10.0.0.1:8080"]).starts_with("control_token_file: required"));
+    let both = ["--control", "http://10.0.0.1:8080", "--routes", "r.yaml", "--control-token-file", &token];
+    assert!(error(&both).contains("not both"));
+    assert!(
+        error(&["--control", "10.0.0.1:8080", "--control-token-file", &token]).starts_with("control: `10.0.0.1:8080`")
+    );
+    assert!(error(&["--routes", "r.yaml", "--state-dir", &state]).starts_with("state_dir"));
+}
+
+#[test]
+fn token_files_are_read_with_their_path_in_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, "# control token\nedge-token-0123456789abcdef\n").unwrap();
+    assert_eq!(read_tokens(&path).unwrap(), vec!["edge-token-0123456789abcdef".to_owned()]);
+    std::fs::write(&path, "short\n").unwrap();
+    let e = read_tokens(&path).unwrap_err().to_string();
+    assert!(e.starts_with(&path.display().to_string()) && e.contains("at least 16"), "{e}");
 }
 
 #[test]
 fn acme_settings_are_checked() {
-    let base = || RunArgs {
-        routes: Some("r.yaml".into()),
-        https: vec!["127.0.0.1:8443".into()],
-        acme_domain: vec!["Video.Example.com.".into(), "video.example.com".into()],
-        ..Default::default()
-    };
-    let cfg = EdgeConfig::from_args(base()).unwrap();
-    let acme = cfg.acme.unwrap();
+    let base =
+        ["--routes", "r.yaml", "--https", "127.0.0.1:8443", "--acme-domain", "Video.Example.com.,video.example.com"];
+    let acme = config(&base).unwrap().acme.unwrap();
     assert_eq!(acme.domains, vec!["video.example.com".to_owned()], "normalized and deduplicated");
     assert_eq!(acme.directory, crate::acme::LETS_ENCRYPT);
     assert_eq!(acme.renew_before, Duration::from_secs(30 * 86400));
     assert_eq!(acme.dir, PathBuf::from("/var/lib/dime/acme"));
-    let error = |args: RunArgs| EdgeConfig::from_args(args).unwrap_err().to_string();
-    assert!(error(RunArgs { https: vec![], ..base() }).contains("add --https"));
+    assert!(error(&["--routes", "r.yaml", "--acme-domain", "video.example.com"]).contains("add --https"));
     for bad in ["*.example.com", "10.0.0.1", "localhost"] {
-        let e = error(RunArgs { acme_domain: vec![bad.into()], ..base() });
+        let e = error(&["--routes", "r.yaml", "--https", "127.0.0.1:8443", "--acme-domain", bad]);
         assert!(e.starts_with("acme_domain") && e.contains(bad), "{e}");
     }
-    let e = error(RunArgs { acme_directory: Some("http://acme.example/dir".into()), ..base() });
+    let e = error(&[&base[..], &["--acme-directory", "http://acme.example/dir"]].concat());
     assert!(e.starts_with("acme_directory") && e.contains("https://"), "{e}");
 }
 
 #[test]
 fn client_limits_default_parse_and_refuse_zero() {
-    let routes = || Some(PathBuf::from("r.yaml"));
-    let cfg = EdgeConfig::from_args(RunArgs { routes: routes(), ..Default::default() }).unwrap();
-    assert_eq!(cfg.clients, ClientLimits::default());
-    assert_eq!(cfg.clients.header_timeout, Duration::from_secs(15));
+    let cfg = config(&["--routes", "r.yaml"]).unwrap();
+    let defaults = ClientLimits {
+        header_timeout: Duration::from_secs(15),
+        keepalive_timeout: Duration::from_secs(60),
+        max_connections: 10_000,
+    };
+    assert_eq!(cfg.clients, defaults);
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("edge.toml");
-    std::fs::write(&path, "header_timeout = \"5s\"\nkeepalive_timeout = \"30s\"\nmax_connections = 500\n").unwrap();
-    let args =
-        RunArgs { config: Some(path), routes: routes(), header_timeout: Some("2s".into()), ..Default::default() };
-    let cfg = EdgeConfig::from_args(args).unwrap();
+    let file = toml_file(&dir, "header_timeout = \"5s\"\nkeepalive_timeout = \"30s\"\nmax_connections = 500\n");
+    let cfg = config(&["--config", &file, "--routes", "r.yaml", "--header-timeout", "2s"]).unwrap();
     assert_eq!(
         cfg.clients,
         ClientLimits {
@@ -127,8 +170,33 @@ fn client_limits_default_parse_and_refuse_zero() {
             max_connections: 500
         }
     );
-    let args = RunArgs { routes: routes(), max_connections: Some(0), ..Default::default() };
-    assert!(EdgeConfig::from_args(args).unwrap_err().to_string().contains("greater than 0"));
-    let args = RunArgs { routes: routes(), keepalive_timeout: Some("soon".into()), ..Default::default() };
-    assert!(EdgeConfig::from_args(args).unwrap_err().to_string().starts_with("keepalive_timeout"));
+    assert!(error(&["--routes", "r.yaml", "--max-connections", "0"]).contains("greater than 0"));
+    assert!(error(&["--routes", "r.yaml", "--keepalive-timeout", "soon"]).starts_with("keepalive_timeout"));
+}
+
+/// docs/edge.md's settings table is the settings' user documentation: each flag has its row with its
+/// environment variable, its TOML key and, where the flag has one, its default.
+#[test]
+fn the_settings_table_in_the_docs_lists_every_setting() {
+    let docs = include_str!("../../../docs/edge.md");
+    let command = RunArgs::augment_args(clap::Command::new("run"));
+    for arg in command.get_arguments() {
+        let Some(flag) = arg.get_long() else { continue };
+        if flag == "help" {
+            continue;
+        }
+        let row = docs
+            .lines()
+            .find(|l| l.starts_with(&format!("| `--{flag} ")) || l.starts_with(&format!("| `--{flag}`")))
+            .unwrap_or_else(|| panic!("docs/edge.md has no settings row for --{flag}"));
+        let env = arg.get_env().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+        assert!(row.contains(&format!("`{env}`")), "--{flag}: the row does not name {env}: {row}");
+        let key = arg.get_id().as_str();
+        assert!(flag == "config" || row.contains(&format!("`{key}")), "--{flag}: the row does not name `{key}`: {row}");
+        for default in arg.get_default_values() {
+            let default = default.to_string_lossy();
+            let shown = row.contains(&format!("`{default}`")) || default == crate::acme::LETS_ENCRYPT;
+            assert!(shown, "--{flag}: the row does not show the default `{default}`: {row}");
+        }
+    }
 }

@@ -20,7 +20,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{ProxyHttp, Session};
 
 use crate::cache::policy::{self, Decision, Kind};
-use crate::cache::request::{cache_outcome, outcome_label, policy_response, stored_header, CacheCtx};
+use crate::cache::request::{cache_outcome, policy_response, stored_header, CacheCtx};
 use crate::cache::status::{self, Outcome};
 use crate::cache::{key, Cache};
 use crate::metrics::{status_class, Metrics};
@@ -30,7 +30,7 @@ use crate::upstream::{Endpoint, Pool};
 mod direct;
 mod gate;
 pub use gate::set_forwarded_headers;
-use gate::{client_ip, is_tls, request_host, respond};
+use gate::{client_ip, is_tls, request_host, respond, Admit, Arrival};
 
 /// How many times a request waiting for another request's fetch may wait again (each lock timeout hands the fetch
 /// to one waiter); after that it fetches uncached.
@@ -85,21 +85,23 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
+    /// The route the request matched, in the table it was routed with (the one lookup of table and index).
+    fn route(&self) -> Option<&dime_routes::Route> {
+        self.active.as_ref()?.table.routes().get(self.route?)
+    }
     fn route_name(&self) -> &str {
-        match (&self.active, self.route) {
-            (Some(a), Some(i)) => &a.table.routes()[i].name,
-            _ => "unmatched",
-        }
+        self.route().map_or("unmatched", |r| r.name.as_str())
     }
     fn upstream_name(&self) -> &str {
         self.pool.as_ref().map_or("-", |p| p.name())
     }
     fn cache_policy(&self) -> Option<&dime_routes::CachePolicy> {
-        match (&self.active, self.route) {
-            (Some(a), Some(i)) => a.table.routes()[i].cache.as_ref(),
-            _ => None,
-        }
+        self.route()?.cache.as_ref()
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Keeps `dime_http_requests_in_flight` right however the request ends.
@@ -166,53 +168,54 @@ impl ProxyHttp for DimeProxy {
         }
     }
 
-    /// Picks the route. Unknown host/path is a normal 404 answer, not an error.
+    /// Phase 1, once per request: the gate ([`gate::admit`]: ACME token, table, route, HTTPS redirect, signed
+    /// URL), then, on a caching route, a direct hit ([`direct::serve`]). `Ok(true)`: answered here, Pingora
+    /// goes straight to `logging`; `Ok(false)`: on to the cache phases and the origin.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         if session.get_keepalive().is_some_and(|t| t != self.settings.keepalive_secs) {
             // Only where the connection is kept alive at all (a client's `Connection: close` stays).
             session.set_keepalive(Some(self.settings.keepalive_secs));
         }
-        if let Some(answer) = self.challenges.answer(session.req_header().uri.path()) {
-            // An ACME HTTP-01 token this edge is offering: answered before routing and redirects.
-            gate::respond_with(session, 200, "application/octet-stream", answer).await?;
-            return Ok(true);
-        }
-        let Some(active) = self.state.current() else {
-            respond(session, 503, "dime-edge has no route table yet\n".into()).await?;
-            return Ok(true);
-        };
-        let req = session.req_header();
-        let Some(index) = active.table.find_index(request_host(req), req.uri.path()) else {
-            let body = format!("no route for host `{}` and path `{}`\n", request_host(req), req.uri.path());
-            ctx.active = Some(active);
-            respond(session, 404, body).await?;
-            return Ok(true);
-        };
-        let route = &active.table.routes()[index];
-        if route.https.redirect && !is_tls(session) {
-            ctx.route = Some(index);
-            ctx.active = Some(active);
-            gate::redirect_to_https(session, self.settings.https_port).await?;
-            return Ok(true);
-        }
-        if let Some(signed) = &route.signed {
-            if let Err(reason) = gate::check_signed(&self.keys, signed, session) {
+        let active = self.state.current();
+        let table = active.as_ref().map(|a| &a.table);
+        let admit = gate::admit(&Arrival::of(session), table, &self.challenges, &self.keys, unix_now);
+        ctx.route = admit.route();
+        ctx.active = active;
+        match admit {
+            Admit::Route(_) => {
+                let upstream = ctx.route().map(|r| r.upstream.as_str()).unwrap_or_default();
+                ctx.pool = ctx.active.as_ref().and_then(|a| a.pools.get(upstream).cloned());
+                if ctx.cache_policy().is_some() {
+                    return direct::serve(self, session, ctx).await;
+                }
+                Ok(false)
+            }
+            Admit::Challenge(answer) => {
+                gate::respond_with(session, 200, "application/octet-stream", answer).await?;
+                Ok(true)
+            }
+            Admit::NoTable => {
+                respond(session, 503, "dime-edge has no route table yet\n".into()).await?;
+                Ok(true)
+            }
+            Admit::NoRoute => {
+                let req = session.req_header();
+                let body = format!("no route for host `{}` and path `{}`\n", request_host(req), req.uri.path());
+                respond(session, 404, body).await?;
+                Ok(true)
+            }
+            Admit::RedirectToHttps(_) => {
+                gate::redirect_to_https(session, self.settings.https_port).await?;
+                Ok(true)
+            }
+            Admit::Forbidden(_, reason) => {
                 // Refused before the cache or the origin is touched.
-                self.state.metrics.signed_url_rejections.with_label_values(&[&route.name, reason.as_str()]).inc();
-                ctx.route = Some(index);
-                ctx.active = Some(active);
+                let labels = [ctx.route_name(), reason.as_str()];
+                self.state.metrics.signed_url_rejections.with_label_values(&labels).inc();
                 respond(session, 403, format!("forbidden: signed URL {}\n", reason.as_str())).await?;
-                return Ok(true);
+                Ok(true)
             }
         }
-        ctx.route = Some(index);
-        ctx.pool = active.pools.get(&route.upstream).cloned();
-        let caches = route.cache.is_some();
-        ctx.active = Some(active);
-        if caches {
-            return direct::serve(self, session, ctx).await;
-        }
-        Ok(false)
     }
 
     /// Picks the next server by weight, skipping those this request already failed on.
@@ -371,23 +374,17 @@ impl ProxyHttp for DimeProxy {
         resp: &mut ResponseHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
-        if let (Some(active), Some(i)) = (&ctx.active, ctx.route) {
-            if let Some(hsts) = &active.table.routes()[i].https.hsts {
-                if is_tls(session) {
-                    resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.as_str())?;
-                }
+        if let Some(hsts) = ctx.route().and_then(|r| r.https.hsts.as_ref()) {
+            if is_tls(session) {
+                resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.as_str())?;
             }
         }
         let Some(cache_ctx) = &ctx.cache else { return Ok(()) };
         let outcome = cache_outcome(session.cache.phase(), cache_ctx);
-        let ttl = match outcome {
-            Outcome::Hit | Outcome::Stale | Outcome::Revalidated => session.cache.maybe_cache_meta().map(|m| {
-                let now = std::time::SystemTime::now();
-                match m.fresh_until().duration_since(now) {
-                    Ok(left) => left.as_secs() as i64,
-                    Err(past) => -(past.duration().as_secs() as i64),
-                }
-            }),
+        let fresh_until = match outcome {
+            Outcome::Hit | Outcome::Stale | Outcome::Revalidated => {
+                session.cache.maybe_cache_meta().map(|m| m.fresh_until())
+            }
             _ => None,
         };
         let stored = cache_ctx.stored && matches!(outcome, Outcome::Miss | Outcome::Expired);
@@ -395,8 +392,8 @@ impl ProxyHttp for DimeProxy {
             Outcome::Stale => Some("stale"),
             _ => cache_ctx.skip,
         };
-        resp.insert_header("cache-status", status::header_value(outcome, ttl, stored, detail))?;
-        self.state.metrics.cache_requests.with_label_values(&[ctx.route_name(), outcome_label(outcome)]).inc();
+        let value = status::answer(&self.state.metrics, ctx.route_name(), outcome, fresh_until, stored, detail);
+        resp.insert_header("cache-status", value)?;
         Ok(())
     }
 

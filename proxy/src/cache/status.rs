@@ -17,6 +17,30 @@ pub enum Outcome<'a> {
     Bypass(&'a str),
 }
 
+/// The seconds of freshness an object has left at `now`, negative once it is stale: `Cache-Status`'s `ttl`.
+pub fn ttl_left(fresh_until: std::time::SystemTime, now: std::time::SystemTime) -> i64 {
+    match fresh_until.duration_since(now) {
+        Ok(left) => left.as_secs() as i64,
+        Err(past) => -(past.duration().as_secs() as i64),
+    }
+}
+
+/// The `Cache-Status` of an answer, and its count in `dime_cache_requests_total{route,outcome}`: the one place
+/// both hit paths (Pingora's and [`crate::service`]'s direct one) and the fetches get them, so they cannot drift.
+/// `fresh_until` is the used object's, when one was used.
+pub fn answer(
+    metrics: &crate::metrics::Metrics,
+    route: &str,
+    outcome: Outcome<'_>,
+    fresh_until: Option<std::time::SystemTime>,
+    stored: bool,
+    detail: Option<&str>,
+) -> String {
+    metrics.cache_requests.with_label_values(&[route, super::request::outcome_label(outcome)]).inc();
+    let ttl = fresh_until.map(|until| ttl_left(until, std::time::SystemTime::now()));
+    header_value(outcome, ttl, stored, detail)
+}
+
 /// `ttl` is the remaining freshness in seconds (negative when stale), if an object was used; `stored` whether the
 /// fetched response is being stored; `detail` why it is not, when known.
 pub fn header_value(outcome: Outcome<'_>, ttl: Option<i64>, stored: bool, detail: Option<&str>) -> String {

@@ -66,11 +66,16 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
     let now = SystemTime::now();
     let meta = object.meta();
     let keepalive = session.as_downstream().as_http1().map(|v1| v1.will_keepalive());
+    let socket = crate::zerocopy::socket(session);
     let head = match keepalive {
-        Some(keepalive) if meta.is_fresh(now) && meta.variance().is_none() => response_head(&object, now, keepalive),
+        Some(keepalive) if socket.is_some() && meta.is_fresh(now) && meta.variance().is_none() => {
+            let (metrics, route) = (&proxy.state.metrics, ctx.route_name());
+            let fresh_until = Some(meta.fresh_until());
+            response_head(&object, keepalive, || status::answer(metrics, route, Outcome::Hit, fresh_until, false, None))
+        }
         _ => None,
     };
-    let (Some(head), Some(socket)) = (head, crate::zerocopy::socket(session)) else {
+    let (Some(head), Some(socket)) = (head, socket) else {
         ctx.key = Some((kind, key));
         return Ok(false);
     };
@@ -78,7 +83,6 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
     let entry = CacheEntryKey::from_entry_id(object.compact_key().clone(), None);
     EvictionManager::access(proxy.cache.eviction, &entry, object.size(), meta.fresh_until());
     let metrics = &proxy.state.metrics;
-    metrics.cache_requests.with_label_values(&[ctx.route_name(), "hit"]).inc();
     ctx.cache = Some(CacheCtx { kind: Some(kind), ..Default::default() });
 
     let payload = object.payload();
@@ -112,14 +116,14 @@ static SET_HERE: [header::HeaderName; 6] = [
 ];
 
 /// The response head for a direct hit on `object`, written straight from the stored header (no copy of it), or
-/// `None` when the object is not one a direct hit answers.
-fn response_head(object: &Object, now: SystemTime, keepalive: bool) -> Option<BytesMut> {
+/// `None` when the object is not one a direct hit answers. `cache_status` gives the `Cache-Status` value (and
+/// counts the hit), asked only once the object qualifies.
+fn response_head(object: &Object, keepalive: bool, cache_status: impl FnOnce() -> String) -> Option<BytesMut> {
     let meta = object.meta();
     let stored = meta.response_header();
     if stored.status != http::StatusCode::OK || stored.headers.contains_key(header::VARY) {
         return None;
     }
-    let ttl = meta.fresh_until().duration_since(now).map_or(0, |d| d.as_secs() as i64);
     let mut buf = BytesMut::with_capacity(256 + stored.headers.len() * 48);
     buf.put_slice(b"HTTP/1.1 200 OK\r\n");
     let mut field = |name: &[u8], value: &[u8]| {
@@ -135,7 +139,7 @@ fn response_head(object: &Object, now: SystemTime, keepalive: bool) -> Option<By
     }
     field(b"content-length", object.body_len().to_string().as_bytes());
     field(b"age", meta.age().as_secs().to_string().as_bytes());
-    field(b"cache-status", status::header_value(Outcome::Hit, Some(ttl), false, None).as_bytes());
+    field(b"cache-status", cache_status().as_bytes());
     field(b"date", get_cached_date().as_bytes());
     field(b"connection", if keepalive { b"keep-alive" } else { b"close" });
     buf.put_slice(b"\r\n");

@@ -1,12 +1,95 @@
-//! What the proxy answers itself, before any origin is involved: ACME HTTP-01 tokens, redirects to HTTPS,
-//! signed-URL checks, plain-text error answers; and the forwarding headers the origin is sent.
+//! The gate: what the proxy answers itself, before any cache or origin is involved (ACME HTTP-01 tokens, no
+//! table yet, no route, redirects to HTTPS, signed-URL refusals), decided by [`admit`] without I/O; the
+//! plain-text answers; and the forwarding headers the origin is sent.
 
 use std::net::IpAddr;
 
 use bytes::Bytes;
+use dime_routes::RouteTable;
 use pingora_core::Result;
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
+
+use crate::signed::Reject;
+
+/// A request as the gate sees it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Arrival<'a> {
+    pub host: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub tls: bool,
+    pub client: Option<IpAddr>,
+}
+
+impl<'a> Arrival<'a> {
+    pub(super) fn of(session: &'a Session) -> Self {
+        let req = session.req_header();
+        Arrival {
+            host: request_host(req),
+            path: req.uri.path(),
+            query: req.uri.query(),
+            tls: is_tls(session),
+            client: client_ip(session),
+        }
+    }
+}
+
+/// What happens to a request, in the order the checks run: an ACME token this edge offers is answered
+/// first (before routing and redirects, so validation works on any route); then there must be a table and a
+/// route; a route that wants HTTPS redirects plain requests; a route with signed URLs refuses requests without a
+/// valid token. Anything else goes on to the route (the cache and the origin).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Admit {
+    /// Proxy on the route at this index of the table.
+    Route(usize),
+    /// `200` with the key authorization of an ACME HTTP-01 token.
+    Challenge(String),
+    /// `503`: the edge has no route table yet (connections are held at start, see `downstream`).
+    NoTable,
+    /// `404`: no route for this host and path.
+    NoRoute,
+    /// `308` to the same URL over https; the route's index.
+    RedirectToHttps(usize),
+    /// `403`: a signed URL was required and this one is not valid; the route's index.
+    Forbidden(usize, Reject),
+}
+
+impl Admit {
+    /// The route the request was matched to, whether or not it goes on to it.
+    pub(super) fn route(&self) -> Option<usize> {
+        match self {
+            Admit::Route(i) | Admit::RedirectToHttps(i) | Admit::Forbidden(i, _) => Some(*i),
+            Admit::Challenge(_) | Admit::NoTable | Admit::NoRoute => None,
+        }
+    }
+}
+
+/// Decides what happens to `arrival` (see [`Admit`] for the order). `now` (Unix seconds) is asked only for a
+/// signed-URL check.
+pub(super) fn admit(
+    arrival: &Arrival<'_>,
+    table: Option<&RouteTable>,
+    challenges: &crate::acme::Challenges,
+    keys: &crate::signed::Keys,
+    now: impl FnOnce() -> u64,
+) -> Admit {
+    if let Some(answer) = challenges.answer(arrival.path) {
+        return Admit::Challenge(answer);
+    }
+    let Some(table) = table else { return Admit::NoTable };
+    let Some(index) = table.find_index(arrival.host, arrival.path) else { return Admit::NoRoute };
+    let route = &table.routes()[index];
+    if route.https.redirect && !arrival.tls {
+        return Admit::RedirectToHttps(index);
+    }
+    if let Some(signed) = &route.signed {
+        if let Err(reason) = crate::signed::verify(keys, signed, arrival.path, arrival.query, arrival.client, now()) {
+            return Admit::Forbidden(index, reason);
+        }
+    }
+    Admit::Route(index)
+}
 
 /// The Host a request asked for: the Host header, or the authority of an absolute URI / HTTP/2 `:authority`.
 pub(super) fn request_host(req: &RequestHeader) -> &str {
@@ -81,13 +164,5 @@ pub(super) async fn redirect_to_https(session: &mut Session, https_port: Option<
     session.write_response_header(Box::new(resp), true).await
 }
 
-/// The signed-URL check of a route that requires one.
-pub(super) fn check_signed(
-    keys: &crate::signed::Keys,
-    signed: &dime_routes::SignedUrls,
-    session: &Session,
-) -> std::result::Result<(), crate::signed::Reject> {
-    let req = session.req_header();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    crate::signed::verify(keys, signed, req.uri.path(), req.uri.query(), client_ip(session), now)
-}
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,76 @@
+use super::*;
+
+const TABLE: &str = r#"
+version: 1
+http:
+  routes:
+    - name: web
+      match: [{ hosts: [web.test] }]
+      upstream: o
+    - name: secure
+      match: [{ hosts: [secure.test] }]
+      upstream: o
+      https: { redirect: true }
+    - name: signed
+      match: [{ hosts: [video.test] }]
+      upstream: o
+      signed_urls: { keys: [k1] }
+  upstreams:
+    o: { servers: [{ url: "http://127.0.0.1:9" }] }
+"#;
+
+fn arrival<'a>(host: &'a str, path: &'a str, query: Option<&'a str>, tls: bool) -> Arrival<'a> {
+    Arrival { host, path, query, tls, client: Some("127.0.0.1".parse().unwrap()) }
+}
+
+/// An answer in words, with the route by name (the table orders routes by priority, not as written).
+fn said(table: &RouteTable, admit: Admit) -> String {
+    let name = |i: usize| table.routes()[i].name.clone();
+    match admit {
+        Admit::Route(i) => format!("route {}", name(i)),
+        Admit::Challenge(answer) => format!("challenge {answer}"),
+        Admit::NoTable => "503 no table".into(),
+        Admit::NoRoute => "404 no route".into(),
+        Admit::RedirectToHttps(i) => format!("308 {}", name(i)),
+        Admit::Forbidden(i, reason) => format!("403 {} {}", name(i), reason.as_str()),
+    }
+}
+
+#[test]
+fn the_gate_decides_in_order() {
+    let table = dime_routes::parse("gate.yaml", TABLE).unwrap();
+    let keys = crate::signed::Keys::parse("keys", "k1 0123456789abcdef0123456789abcdef\n").unwrap();
+    let now = 1_800_000_000;
+    let token = crate::signed::token(&keys, "k1", "/hls/", now + 60, None).unwrap();
+    let challenges = crate::acme::Challenges::default();
+    challenges.insert("tok", "tok.thumbprint".into());
+    let challenge = format!("{}tok", crate::acme::CHALLENGE_PREFIX);
+    let unknown = format!("{}other", crate::acme::CHALLENGE_PREFIX);
+    let cases: [(&str, Arrival<'_>, bool, &str); 10] = [
+        ("plain route", arrival("web.test", "/", None, false), true, "route web"),
+        ("no table yet", arrival("web.test", "/", None, false), false, "503 no table"),
+        ("unknown host", arrival("other.test", "/", None, false), true, "404 no route"),
+        ("https wanted", arrival("secure.test", "/a", Some("b"), false), true, "308 secure"),
+        ("https given", arrival("secure.test", "/a", None, true), true, "route secure"),
+        ("no token", arrival("video.test", "/hls/a.ts", None, false), true, "403 signed missing"),
+        ("valid token", arrival("video.test", "/hls/a.ts", Some(&token), false), true, "route signed"),
+        // ACME tokens come first: before the table, routing and redirects.
+        ("acme, no table", arrival("x.test", &challenge, None, false), false, "challenge tok.thumbprint"),
+        ("acme, https route", arrival("secure.test", &challenge, None, false), true, "challenge tok.thumbprint"),
+        ("another edge's token", arrival("web.test", &unknown, None, false), true, "route web"),
+    ];
+    for (name, arrival, with_table, want) in cases {
+        let got = admit(&arrival, with_table.then_some(&table), &challenges, &keys, || now);
+        assert_eq!(said(&table, got), want, "{name}");
+    }
+}
+
+#[test]
+fn the_clock_is_read_only_for_signed_routes() {
+    let table = dime_routes::parse("gate.yaml", TABLE).unwrap();
+    let keys = crate::signed::Keys::default();
+    let challenges = crate::acme::Challenges::default();
+    let unread = || -> u64 { panic!("the clock was read") };
+    let got = admit(&arrival("web.test", "/", None, false), Some(&table), &challenges, &keys, unread);
+    assert_eq!(said(&table, got), "route web");
+}

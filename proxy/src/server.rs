@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::service::{DimeProxy, ProxySettings};
 use crate::source::control::ControlSource;
 use crate::source::FileSource;
-use crate::state::State;
+use crate::state::{Holdings, State};
 use crate::tcp::TcpProxy;
 use crate::upstream::{SystemResolver, Upkeep};
 
@@ -99,74 +99,95 @@ fn raise_open_files_limit() {
     }
 }
 
-/// Runs the edge until SIGTERM (drain, bounded by `shutdown_timeout`) or SIGINT (immediate).
-pub fn run(cfg: EdgeConfig) -> Result<(), String> {
-    raise_open_files_limit();
-    let metrics = Arc::new(Metrics::new()?);
+/// Why the edge did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A file or directory a setting names could not be used.
+    #[error("{setting}: {message}")]
+    Setting { setting: &'static str, message: String },
+    /// The routes file is invalid: there is no last good table to fall back on yet.
+    #[error("routes file rejected:\n{0}")]
+    Routes(dime_routes::RouteErrors),
+    #[error("metrics registry: {0}")]
+    Metrics(String),
+    #[error("HTTPS entrypoint {addr}: {message}")]
+    Tls { addr: std::net::SocketAddr, message: String },
+}
+
+fn setting(setting: &'static str) -> impl FnOnce(String) -> StartError {
+    move |message| StartError::Setting { setting, message }
+}
+
+/// What start-up reads and creates from the settings (token files, keys, certificates, directories), before
+/// anything listens.
+struct Opened {
+    admin_tokens: Vec<String>,
+    keys: Arc<crate::signed::Keys>,
+    certs: Option<Arc<crate::tls::CertStore>>,
+}
+
+fn open_files(cfg: &EdgeConfig, metrics: &Arc<Metrics>) -> Result<Opened, StartError> {
     let admin_tokens = match &cfg.admin_token_file {
-        Some(path) => crate::config::read_tokens(path).map_err(|e| format!("admin_token_file: {e}"))?,
+        Some(path) => crate::config::read_tokens(path).map_err(|e| setting("admin_token_file")(e.to_string()))?,
         None => Vec::new(),
     };
     if let Some(dir) = &cfg.cache.body_dir {
         crate::cache::body::BodyFile::prepare_dir(dir)
-            .map_err(|e| format!("cache_body_dir: {}: {e}", dir.display()))?;
+            .map_err(|e| setting("cache_body_dir")(format!("{}: {e}", dir.display())))?;
     }
-    let resolver = Arc::new(SystemResolver { overrides: cfg.resolve.clone() });
-    let keys = Arc::new(match &cfg.signing_keys {
-        Some(path) => crate::signed::Keys::load(path).map_err(|e| format!("signing keys: {e}"))?,
+    let keys = match &cfg.signing_keys {
+        Some(path) => crate::signed::Keys::load(path).map_err(setting("signing_keys"))?,
         None => crate::signed::Keys::default(),
-    });
+    };
     let certs = if cfg.https.is_empty() {
         None
     } else {
-        let store = crate::tls::CertStore::new(cfg.tls_certs.clone(), metrics.clone())?;
         if cfg.tls_certs.is_empty() {
             tracing::warn!("HTTPS entrypoints without --tls-cert: handshakes fail until the route table or ACME provides a certificate");
         }
-        Some(store)
+        Some(crate::tls::CertStore::new(cfg.tls_certs.clone(), metrics.clone()).map_err(setting("tls_cert"))?)
     };
-    let mut state = State::new(metrics.clone(), resolver);
-    state.certs = certs.clone();
-    state.tcp_entrypoints = cfg.tcp.iter().map(|(name, _)| name.clone()).collect();
-    state.signing_key_ids = keys.ids().map(str::to_owned).collect();
-    let state = Arc::new(state);
-    let source = match &cfg.routes {
+    Ok(Opened { admin_tokens, keys: Arc::new(keys), certs })
+}
+
+/// The route source the settings name, checked at start: a routes file must be valid, a control token file
+/// readable, a state directory writable.
+fn route_source(cfg: &EdgeConfig, state: &Arc<State>) -> Result<Routes, StartError> {
+    match &cfg.routes {
         RouteSource::File(path) => {
             let source = FileSource { path: path.clone(), state: state.clone() };
-            // Refuse to start on a broken file: there is no last good table to fall back on yet.
-            let first = source.load().map_err(|e| format!("routes file rejected:\n{e}"))?;
+            let first = source.load().map_err(StartError::Routes)?;
             tracing::info!(path = %path.display(), version = first.version(), routes = first.routes().len(), "routes file is valid");
-            Routes::File(source)
+            Ok(Routes::File(source))
         }
         RouteSource::Control { urls, token_file, state_dir, ca_file } => {
-            let token =
-                crate::config::read_tokens(token_file).map_err(|e| format!("control_token_file: {e}"))?.swap_remove(0);
+            let mut tokens =
+                crate::config::read_tokens(token_file).map_err(|e| setting("control_token_file")(e.to_string()))?;
             if let Some(dir) = state_dir {
                 // A state dir that cannot be written would only be noticed in the outage it is meant for.
                 std::fs::create_dir_all(dir)
                     .and_then(|()| tempfile_probe(dir))
-                    .map_err(|e| format!("state dir {}: {e}", dir.display()))?;
+                    .map_err(|e| setting("state_dir")(format!("{}: {e}", dir.display())))?;
             }
             let controls: Vec<&str> = urls.iter().map(|u| u.text.as_str()).collect();
             tracing::info!(?controls, state_dir = ?state_dir, "routes from dime-control");
-            let tls = if urls.iter().any(|u| u.tls_name.is_some()) {
-                Some(
-                    crate::source::control::tls_connector(ca_file.as_deref())
-                        .map_err(|e| format!("control CA: {e}"))?,
-                )
-            } else {
-                None
+            let tls = match urls.iter().any(|u| u.tls_name.is_some()) {
+                true => Some(crate::source::control::tls_connector(ca_file.as_deref()).map_err(setting("control_ca"))?),
+                false => None,
             };
-            Routes::Control(ControlSource {
+            Ok(Routes::Control(ControlSource {
                 urls: urls.clone(),
                 tls,
-                token,
+                token: tokens.swap_remove(0),
                 state_dir: state_dir.clone(),
                 state: state.clone(),
-            })
+            }))
         }
-    };
+    }
+}
 
+/// Pingora's server with the edge's threads, retries and shutdown bound.
+fn pingora_server(cfg: &EdgeConfig) -> Server {
     // Pingora sleeps the grace period, then gives runtimes their shutdown timeout; together they are the bound.
     let bound = cfg.shutdown_timeout.as_secs().max(1);
     let conf = ServerConf {
@@ -182,9 +203,11 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let conf = server.configuration.clone();
+    server
+}
 
-    let settings = ProxySettings {
+fn proxy_settings(cfg: &EdgeConfig) -> ProxySettings {
+    ProxySettings {
         https_port: cfg.https.first().map(|a| a.port()),
         trusted_proxies: cfg.trusted_proxies.clone(),
         access_log: cfg.access_log && crate::access::enabled(),
@@ -192,71 +215,121 @@ pub fn run(cfg: EdgeConfig) -> Result<(), String> {
         retries: cfg.retries,
         // Past the watchdog's latest close: it closes idle connections (and counts them), Pingora's wait is a backstop.
         keepalive_secs: cfg.clients.keepalive_timeout.as_secs() * 2 + 1,
-    };
-    let cache = Arc::new(Cache::new(cfg.cache, metrics.clone()));
-    let challenges = Arc::new(crate::acme::Challenges::default());
-    let acme = match (&cfg.acme, &certs) {
-        (Some(settings), Some(store)) => {
-            let manager = crate::acme::AcmeManager::new(
-                settings.clone(),
-                challenges.clone(),
-                store.clone(),
-                metrics.clone(),
-                cfg.http.clone(),
-            );
-            manager.load_saved();
-            tracing::info!(domains = ?settings.domains, directory = %settings.directory, dir = %settings.dir.display(), "ACME certificates");
-            Some(manager)
-        }
-        _ => None,
-    };
-    let mut proxy = pingora_proxy::http_proxy(
-        &conf,
-        DimeProxy { state: state.clone(), settings, cache: cache.clone(), keys, challenges },
-    );
+    }
+}
+
+/// The HTTP and HTTPS entrypoints: one service, the proxy behind the connection limits of [`Downstream`].
+fn http_service(
+    cfg: &EdgeConfig,
+    conf: &Arc<ServerConf>,
+    proxy: DimeProxy,
+    certs: Option<&Arc<crate::tls::CertStore>>,
+) -> Result<Service<Downstream<pingora_proxy::HttpProxy<DimeProxy>>>, StartError> {
+    let (metrics, state) = (proxy.state.metrics.clone(), proxy.state.clone());
+    let mut proxy = pingora_proxy::http_proxy(conf, proxy);
     // HTTP/2 streams run outside the connection's task, so its watchdog cannot see them; Pingora closes idle h2
     // connections instead.
     let mut options = pingora_core::apps::HttpServerOptions::default();
     options.h2_idle_timeout = Some(cfg.clients.keepalive_timeout);
     proxy.server_options = Some(options);
-    let downstream =
-        Downstream { inner: Arc::new(proxy), metrics: metrics.clone(), state: state.clone(), limits: cfg.clients };
+    let downstream = Downstream { inner: Arc::new(proxy), metrics, state, limits: cfg.clients };
     let mut http = Service::new("dime http".to_owned(), downstream);
     for addr in &cfg.http {
         http.add_tcp(&addr.to_string());
     }
-    if let Some(store) = &certs {
-        for addr in &cfg.https {
-            let mut tls = pingora_core::listeners::tls::TlsSettings::intermediate("", "").map_err(|e| e.to_string())?;
-            tls.set_cert_resolver(Arc::new(crate::tls::Resolver(store.clone())));
-            tls.enable_h2();
-            http.add_tls_with_settings(&addr.to_string(), None, tls);
-        }
+    for (addr, store) in cfg.https.iter().zip(std::iter::repeat(certs).flatten()) {
+        let mut tls = pingora_core::listeners::tls::TlsSettings::intermediate("", "")
+            .map_err(|e| StartError::Tls { addr: *addr, message: e.to_string() })?;
+        tls.set_cert_resolver(Arc::new(crate::tls::Resolver(store.clone())));
+        tls.enable_h2();
+        http.add_tls_with_settings(&addr.to_string(), None, tls);
     }
-    server.add_service(http);
+    Ok(http)
+}
 
+/// The admin listener, and the metrics-only one when asked for.
+fn admin_services(
+    cfg: &EdgeConfig,
+    state: &Arc<State>,
+    cache: &Arc<Cache>,
+    tokens: Vec<String>,
+) -> Vec<Service<HttpServer<Admin>>> {
+    let listener = |name: &str, addr: std::net::SocketAddr, app: Admin| {
+        let mut service = Service::new(name.to_owned(), HttpServer::new_app(app));
+        service.add_tcp(&addr.to_string());
+        service.threads = Some(1);
+        service
+    };
+    let mut services = vec![listener(
+        "dime admin",
+        cfg.admin,
+        Admin { state: state.clone(), cache: cache.clone(), tokens, metrics_only: false },
+    )];
+    if let Some(addr) = cfg.metrics {
+        let app = Admin { state: state.clone(), cache: cache.clone(), tokens: Vec::new(), metrics_only: true };
+        services.push(listener("dime metrics", addr, app));
+    }
+    services
+}
+
+fn acme_manager(
+    cfg: &EdgeConfig,
+    challenges: &Arc<crate::acme::Challenges>,
+    certs: Option<&Arc<crate::tls::CertStore>>,
+    metrics: &Arc<Metrics>,
+) -> Option<crate::acme::AcmeManager> {
+    let (settings, store) = (cfg.acme.as_ref()?, certs?);
+    let manager = crate::acme::AcmeManager::new(
+        settings.clone(),
+        challenges.clone(),
+        store.clone(),
+        metrics.clone(),
+        cfg.http.clone(),
+    );
+    manager.load_saved();
+    tracing::info!(domains = ?settings.domains, directory = %settings.directory, dir = %settings.dir.display(), "ACME certificates");
+    Some(manager)
+}
+
+/// Runs the edge until SIGTERM (drain, bounded by `shutdown_timeout`) or SIGINT (immediate): opens what the
+/// settings name, then adds Pingora's services (entrypoints, TCP entrypoints, admin, background loops).
+pub fn run(cfg: EdgeConfig) -> Result<(), StartError> {
+    raise_open_files_limit();
+    let metrics = Arc::new(Metrics::new().map_err(StartError::Metrics)?);
+    let opened = open_files(&cfg, &metrics)?;
+    let resolver = Arc::new(SystemResolver { overrides: cfg.resolve.clone() });
+    let holdings = Holdings {
+        tcp_entrypoints: cfg.tcp.iter().map(|(name, _)| name.clone()).collect(),
+        signing_key_ids: opened.keys.ids().map(str::to_owned).collect(),
+        certs: opened.certs.clone(),
+    };
+    let state = Arc::new(State::new(metrics.clone(), resolver, holdings));
+    let source = route_source(&cfg, &state)?;
+
+    let mut server = pingora_server(&cfg);
+    let conf = server.configuration.clone();
+    let cache = Arc::new(Cache::new(cfg.cache.clone(), metrics.clone()));
+    let challenges = Arc::new(crate::acme::Challenges::default());
+    let acme = acme_manager(&cfg, &challenges, opened.certs.as_ref(), &metrics);
+    let proxy = DimeProxy {
+        state: state.clone(),
+        settings: proxy_settings(&cfg),
+        cache: cache.clone(),
+        keys: opened.keys,
+        challenges,
+    };
+    server.add_service(http_service(&cfg, &conf, proxy, opened.certs.as_ref())?);
     for (name, address) in &cfg.tcp {
         let mut service =
             Service::new(format!("dime tcp {name}"), TcpProxy::new(name.clone(), state.clone(), cfg.tcp_drain_timeout));
         service.add_tcp(&address.to_string());
         server.add_service(service);
     }
-
-    if let Some(addr) = cfg.metrics {
-        let app = Admin { state: state.clone(), cache: cache.clone(), tokens: Vec::new(), metrics_only: true };
-        let mut metrics = Service::new("dime metrics".to_owned(), HttpServer::new_app(app));
-        metrics.add_tcp(&addr.to_string());
-        metrics.threads = Some(1);
-        server.add_service(metrics);
+    for service in admin_services(&cfg, &state, &cache, opened.admin_tokens) {
+        server.add_service(service);
     }
-    let admin_app = Admin { state: state.clone(), cache, tokens: admin_tokens, metrics_only: false };
-    let mut admin = Service::new("dime admin".to_owned(), HttpServer::new_app(admin_app));
-    admin.add_tcp(&cfg.admin.to_string());
-    admin.threads = Some(1);
-    server.add_service(admin);
-
     server.add_service(background_service("routes", source));
-    if let Some(store) = certs {
+    if let Some(store) = opened.certs {
         server.add_service(background_service("tls certificates", crate::tls::Reloader(store)));
     }
     if let Some(manager) = acme {

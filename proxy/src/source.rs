@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 
-use crate::state::State;
+use crate::state::{EmptyTable, State};
 
 /// How often the file is looked at. Reading a small file four times a second costs nothing and catches every
 /// way editors and Kubernetes volume updates replace files (in place, rename, symlink swap).
@@ -78,7 +78,7 @@ impl FileSource {
         let name = self.path.display().to_string();
         let text = String::from_utf8_lossy(&bytes);
         match dime_routes::parse(&name, &text) {
-            Ok(table) => self.state.apply(table, &self.source()).await,
+            Ok(table) => self.state.apply(table, &self.source(), EmptyTable::Refused).await,
             Err(errors) => self.state.reject(&self.source(), &errors),
         }
     }

@@ -2,11 +2,12 @@
 //! new one, never a mix, and never an empty one because a reload failed.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
-use dime_routes::{RouteErrors, RouteTable};
+use dime_routes::{Location, RouteError, RouteErrors, RouteTable};
+use parking_lot::Mutex;
 
 use crate::metrics::Metrics;
 use crate::upstream::{self, Pool, SharedResolver};
@@ -48,6 +49,12 @@ pub struct State {
     sync: Mutex<Option<SyncStatus>>,
     pub metrics: Arc<Metrics>,
     pub resolver: SharedResolver,
+    pub edge: Holdings,
+}
+
+/// What this edge has that a route table may refer to: fixed at start.
+#[derive(Debug, Default)]
+pub struct Holdings {
     /// Names of this edge's TCP entrypoints, to warn about TCP routes that name others.
     pub tcp_entrypoints: Vec<String>,
     /// Ids of the signed-URL keys this edge holds, to warn about routes that accept none of them.
@@ -56,12 +63,89 @@ pub struct State {
     pub certs: Option<Arc<crate::tls::CertStore>>,
 }
 
+/// Whether a table without routes may replace one with routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmptyTable {
+    /// No: an empty table is what a truncated file or a broken generator produces (the routes file).
+    Refused,
+    /// Yes: the source only serves tables compiled from a complete view (dime-control: an empty table from it
+    /// means every route ConfigMap is gone).
+    Allowed,
+}
+
+/// A table ready to go in service: its pools built (unchanged upstreams keep theirs, with their health state).
+#[derive(Debug)]
+pub struct Prepared {
+    pub table: RouteTable,
+    pub pools: BTreeMap<String, Arc<Pool>>,
+    pub tcp_pools: BTreeMap<String, Arc<Pool>>,
+}
+
+fn no_routes(t: &RouteTable) -> bool {
+    t.routes().is_empty() && t.tcp_routes().is_empty()
+}
+
+/// Checks `table` against the one in service and builds its pools: the table ready to install, or the errors
+/// that refuse it (located in the table's own terms). Reads CA files named by upstreams; nothing else.
+pub fn prepare(
+    table: RouteTable,
+    source: &str,
+    old: Option<&Active>,
+    empty: EmptyTable,
+) -> Result<Prepared, RouteErrors> {
+    let refuse =
+        |path: String, message: String| RouteErrors(vec![RouteError::new(Location::new(source, path), message)]);
+    if empty == EmptyTable::Refused && no_routes(&table) && old.is_some_and(|o| !no_routes(&o.table)) {
+        // Serving it would turn every request into a 404.
+        return Err(refuse(
+            String::new(),
+            "the new table has no routes; refusing to drop every route (restart the edge to start empty)".into(),
+        ));
+    }
+    let pools = upstream::build_pools(table.upstreams(), old.map(|o| &o.pools))
+        .map_err(|(name, message)| refuse(format!("http.upstreams.{name}"), message))?;
+    let tcp_pools = upstream::build_pools(table.tcp_upstreams(), old.map(|o| &o.tcp_pools))
+        .map_err(|(name, message)| refuse(format!("tcp.upstreams.{name}"), message))?;
+    Ok(Prepared { table, pools, tcp_pools })
+}
+
+/// What an operator should hear about a table this edge accepts but cannot fully serve as written.
+pub fn warnings(table: &RouteTable, edge: &Holdings) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, up) in table.upstreams() {
+        if up.tls.as_ref().is_some_and(|t| !t.verify) {
+            out.push(format!("upstream `{name}`: TLS to this upstream is NOT verified (insecure_skip_verify): anyone on the path can impersonate it"));
+        }
+    }
+    for route in table.tcp_routes() {
+        for e in route.entrypoints.iter().filter(|e| !edge.tcp_entrypoints.contains(e)) {
+            out.push(format!(
+                "TCP route `{}` names entrypoint `{e}`, which this edge does not listen on (add --tcp {e}=ADDR)",
+                route.name
+            ));
+        }
+    }
+    for route in table.routes() {
+        if let Some(signed) = route.signed.as_ref().filter(|s| !s.keys.iter().any(|k| edge.signing_key_ids.contains(k)))
+        {
+            out.push(format!("route `{}` requires signed URLs with keys {:?}, which this edge does not hold (--signing-keys): every request to it gets 403", route.name, signed.keys));
+        }
+    }
+    if edge.certs.is_none() && !table.certificates().is_empty() {
+        out.push(format!(
+            "the route table has {} TLS certificate(s) but this edge has no HTTPS entrypoint (--https)",
+            table.certificates().len()
+        ));
+    }
+    out
+}
+
 pub fn unix(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 impl State {
-    pub fn new(metrics: Arc<Metrics>, resolver: SharedResolver) -> Self {
+    pub fn new(metrics: Arc<Metrics>, resolver: SharedResolver, edge: Holdings) -> Self {
         State {
             active: ArcSwapOption::empty(),
             ready: tokio::sync::watch::Sender::new(false),
@@ -69,9 +153,7 @@ impl State {
             sync: Mutex::new(None),
             metrics,
             resolver,
-            tcp_entrypoints: Vec::new(),
-            signing_key_ids: Vec::new(),
-            certs: None,
+            edge,
         }
     }
 
@@ -91,64 +173,30 @@ impl State {
     }
 
     pub fn last_rejected(&self) -> Option<Rejected> {
-        self.last_rejected.lock().ok().and_then(|r| r.clone())
+        self.last_rejected.lock().clone()
     }
 
     pub fn sync_status(&self) -> Option<SyncStatus> {
-        self.sync.lock().ok().and_then(|s| s.clone())
+        self.sync.lock().clone()
     }
 
     pub fn update_sync(&self, f: impl FnOnce(&mut SyncStatus)) {
-        if let Ok(mut slot) = self.sync.lock() {
-            f(slot.get_or_insert_with(SyncStatus::default));
-        }
+        f(self.sync.lock().get_or_insert_with(SyncStatus::default));
     }
 
-    /// Puts a validated table in service. New upstream pools are resolved first, so the first request after the
-    /// swap already has addresses; unchanged upstreams keep their pools (and health state). An empty table never
-    /// replaces one with routes (see [`State::apply_trusted`]).
-    pub async fn apply(&self, table: RouteTable, source: &str) {
-        self.apply_checked(table, source, false).await;
-    }
-
-    /// [`State::apply`] for a source whose empty table is meant: dime-control only serves one compiled from a
-    /// complete view of the cluster, so an empty table from it means every route ConfigMap is gone.
-    pub async fn apply_trusted(&self, table: RouteTable, source: &str) {
-        self.apply_checked(table, source, true).await;
-    }
-
-    async fn apply_checked(&self, table: RouteTable, source: &str, empty_is_meant: bool) {
+    /// Puts a validated table in service: [`prepare`], resolve the new pools (so the first request after the
+    /// swap already has addresses), [`State::install`], report. `empty` says whether an empty table may replace
+    /// one with routes. A table refused by `prepare` is [`State::reject`]ed and the table in service stays.
+    pub async fn apply(&self, table: RouteTable, source: &str, empty: EmptyTable) {
         let old = self.current();
         if old.as_ref().is_some_and(|o| o.table.version() == table.version()) {
             return;
         }
-        let no_routes = |t: &RouteTable| t.routes().is_empty() && t.tcp_routes().is_empty();
-        if !empty_is_meant && no_routes(&table) && old.as_ref().is_some_and(|o| !no_routes(&o.table)) {
-            // An empty table is what a truncated file or a broken generator produces; serving it would turn every
-            // request into a 404, so it never replaces a table that has routes.
-            let error = dime_routes::RouteError::new(
-                dime_routes::Location::new(source, ""),
-                "the new table has no routes; refusing to drop every route (restart the edge to start empty)",
-            );
-            self.reject(source, &RouteErrors(vec![error]));
-            return;
-        }
-        let built = upstream::build_pools(table.upstreams(), old.as_ref().map(|o| &o.pools))
-            .and_then(|p| Ok((p, upstream::build_pools(table.tcp_upstreams(), old.as_ref().map(|o| &o.tcp_pools))?)));
-        let (pools, tcp_pools) = match built {
+        let prepared = match prepare(table, source, old.as_deref(), empty) {
             Ok(p) => p,
-            Err((name, message)) => {
-                let at = dime_routes::Location::new(source, format!("http.upstreams.{name}"));
-                self.reject(source, &RouteErrors(vec![dime_routes::RouteError::new(at, message)]));
-                return;
-            }
+            Err(errors) => return self.reject(source, &errors),
         };
-        for (name, up) in table.upstreams() {
-            if up.tls.as_ref().is_some_and(|t| !t.verify) {
-                tracing::warn!(upstream = %name, "TLS to this upstream is NOT verified (insecure_skip_verify): anyone on the path can impersonate it");
-            }
-        }
-        for pool in pools.values().chain(tcp_pools.values()) {
+        for pool in prepared.pools.values().chain(prepared.tcp_pools.values()) {
             let reused = old
                 .as_ref()
                 .is_some_and(|o| o.pools.values().chain(o.tcp_pools.values()).any(|p| Arc::ptr_eq(p, pool)));
@@ -156,48 +204,43 @@ impl State {
                 upstream::resolve_pool(pool, self.resolver.as_ref(), &self.metrics).await;
             }
         }
-        for route in table.tcp_routes() {
-            for e in route.entrypoints.iter().filter(|e| !self.tcp_entrypoints.contains(e)) {
-                tracing::warn!(route = %route.name, entrypoint = %e, "TCP route names an entrypoint this edge does not listen on (add --tcp {e}=ADDR)");
-            }
+        for warning in warnings(&prepared.table, &self.edge) {
+            tracing::warn!(source, "{warning}");
         }
-        for route in table.routes() {
-            if let Some(signed) =
-                route.signed.as_ref().filter(|s| !s.keys.iter().any(|k| self.signing_key_ids.contains(k)))
-            {
-                tracing::warn!(route = %route.name, keys = ?signed.keys, "route requires signed URLs with keys this edge does not hold (--signing-keys): every request to it gets 403");
-            }
+        let active = self.install(prepared, source);
+        self.report(&active, old.as_deref());
+    }
+
+    /// Swaps `prepared` in (requests already routed keep the table they have) and hands its certificates to the
+    /// certificate store; releases connections waiting for a first table.
+    pub fn install(&self, prepared: Prepared, source: &str) -> Arc<Active> {
+        let Prepared { table, pools, tcp_pools } = prepared;
+        if let Some(certs) = &self.edge.certs {
+            certs.set_group(crate::tls::Group::Table, crate::tls::CertSource::from_table(table.certificates()));
         }
-        match &self.certs {
-            Some(certs) => {
-                certs.set_group(crate::tls::Group::Table, crate::tls::CertSource::from_table(table.certificates()))
-            }
-            None if !table.certificates().is_empty() => {
-                tracing::warn!(
-                    certificates = table.certificates().len(),
-                    "the route table has TLS certificates but this edge has no HTTPS entrypoint (--https)"
-                );
-            }
-            None => {}
-        }
-        let applied_at = SystemTime::now();
-        let m = &self.metrics;
+        let active =
+            Arc::new(Active { table, pools, tcp_pools, source: source.to_owned(), applied_at: SystemTime::now() });
+        self.active.store(Some(active.clone()));
+        self.ready.send_if_modified(|ready| !std::mem::replace(ready, true));
+        active
+    }
+
+    /// The metrics and the log line of a table put in service.
+    fn report(&self, active: &Active, old: Option<&Active>) {
+        let (table, m) = (&active.table, &self.metrics);
         m.config_info.reset();
-        m.config_info.with_label_values(&[table.version(), source]).set(1);
-        m.config_loaded_time.set(unix(applied_at));
+        m.config_info.with_label_values(&[table.version(), &active.source]).set(1);
+        m.config_loaded_time.set(unix(active.applied_at));
         m.config_routes.set(table.routes().len() as i64);
         m.config_reloads.with_label_values(&["ok"]).inc();
         tracing::info!(
             version = table.version(),
-            previous = old.as_ref().map(|o| o.table.version()).unwrap_or("none"),
+            previous = old.map(|o| o.table.version()).unwrap_or("none"),
             routes = table.routes().len(),
             upstreams = table.upstreams().len(),
-            source,
+            source = %active.source,
             "applied route table"
         );
-        let active = Active { table, pools, tcp_pools, source: source.to_owned(), applied_at };
-        self.active.store(Some(Arc::new(active)));
-        self.ready.send_if_modified(|ready| !std::mem::replace(ready, true));
     }
 
     /// Records a table that failed validation: every error is logged, the count goes up, the active table stays.
@@ -213,8 +256,9 @@ impl State {
             at_unix: unix(SystemTime::now()),
             errors: errors.iter().map(ToString::to_string).collect(),
         };
-        if let Ok(mut slot) = self.last_rejected.lock() {
-            *slot = Some(rejected);
-        }
+        *self.last_rejected.lock() = Some(rejected);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 
-use crate::state::{unix, State, SyncStatus};
+use crate::state::{unix, EmptyTable, State, SyncStatus};
 
 /// How long one long-poll asks control to hold the request.
 pub const LONG_POLL: Duration = Duration::from_secs(30);
@@ -247,7 +247,7 @@ impl ControlSource {
                 if changed && table.routes().is_empty() && table.tcp_routes().is_empty() {
                     tracing::warn!(control = %url.text, "control serves an empty route table (no route ConfigMaps accepted): every route is removed");
                 }
-                self.state.apply_trusted(table, &source).await;
+                self.state.apply(table, &source, EmptyTable::Allowed).await;
                 if let Some(dir) = &self.state_dir {
                     match persist(dir, body) {
                         Ok(()) => tracing::debug!(dir = %dir.display(), %version, "saved route table"),
@@ -283,7 +283,7 @@ impl BackgroundService for ControlSource {
                 routes = table.routes().len(),
                 "starting from the saved route table"
             );
-            self.state.apply_trusted(table, &self.state_source()).await;
+            self.state.apply(table, &self.state_source(), EmptyTable::Allowed).await;
         }
         let mut etag = self.state.current().map(|a| a.table.version().to_owned());
         let mut failures: u32 = 0;

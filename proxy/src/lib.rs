@@ -1,10 +1,18 @@
-//! `dime-edge`: Dime's edge, a reverse proxy on Pingora.
+//! `dime-edge`: Dime's edge, a caching reverse proxy on Pingora. docs/development.md walks through the layout.
 //!
-//! Requests are routed by host and path with the route table of [`dime_routes`], held in [`state::State`] and
-//! swapped whole when the routes file changes ([`source`]). Upstream pools ([`upstream`]) spread requests by
-//! weight, take failing servers out of rotation, and keep DNS answers fresh. [`service`] holds the Pingora
-//! phases, [`admin`] the `/metrics`, `/healthz`, `/readyz` and `/config` listener. `main.rs` only parses
-//! flags ([`config`]) and calls [`server::run`]. Usage: `dime-edge run --routes examples/routes.yaml`.
+//! - Settings: [`config`] (every flag, `DIME_*` variable and TOML key declared once, in `RunArgs`); `main.rs`
+//!   parses them and calls [`server::run`], which opens what they name and assembles Pingora's services.
+//! - Route tables: [`dime_routes`] validates and compiles them; [`source`] gets them from a watched file or from
+//!   dime-control (long-poll, with a state file); [`state`] prepares, installs (one atomic swap) and reports them.
+//! - Requests: [`downstream`] (connection limits, start hold, watchdog) → [`service`] (Pingora's phases: the gate,
+//!   direct hits, the cache phases, the origin) → [`upstream`] (pools, health, DNS) ; [`tcp`] for TCP routes.
+//! - Cache: [`cache`] (policy, keys, storage with its byte budget, live playlists, locks); [`zerocopy`] sends
+//!   direct hits.
+//! - TLS: [`tls`] (one SNI certificate store for flags, tables and ACME), [`acme`] (HTTP-01 orders).
+//! - Around them: [`admin`] (`/metrics`, `/healthz`, `/readyz`, `/config`, purge), [`metrics`], [`logging`] and
+//!   [`access`] (buffered, off the request path), [`signed`] (signed viewer URLs), [`files`].
+//!
+//! Usage: `dime-edge run --routes examples/routes.yaml`.
 
 pub mod access;
 pub mod acme;

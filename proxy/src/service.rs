@@ -1,10 +1,21 @@
-//! The HTTP proxy: Pingora's `ProxyHttp` phases, each kept thin. Routing decisions come from the route table,
-//! server choice from the upstream pool; this file only wires them into the request's life.
+//! The HTTP proxy: Pingora's `ProxyHttp` phases, each kept thin. Decisions live elsewhere and are pure where they
+//! can be: the gate in [`gate::admit`], cache rules in `cache::policy::decide`, server choice in the upstream
+//! pool; this file wires them into a request's life.
 //!
-//! Phase order for one request (see Pingora's phase chart):
-//! `request_filter` (pick the route, or answer 404/503) → `upstream_peer` (pick a server; called again for each
-//! retry) → `connected_to_upstream` / `fail_to_connect` → `upstream_request_filter` (forwarding headers) →
-//! `upstream_response_filter` → `logging` (metrics and access log, always called once).
+//! The phases in the order Pingora calls them for one request (each one's doc says what it returns):
+//!
+//! 1. `new_ctx` — the per-request state.
+//! 2. `request_filter` — the gate, then direct hits; may answer the request (then straight to 12).
+//! 3. `request_cache_filter` — on caching routes, turns Pingora's cache on (GET and HEAD).
+//! 4. `cache_key_callback` — the object's key; then Pingora looks it up (a fresh hit skips to 10).
+//! 5. `upstream_peer` — the server to connect to (again for each retry).
+//! 6. `connected_to_upstream` / `fail_to_connect` — connection outcome (health, retries).
+//! 7. `upstream_request_filter` — forwarding headers on the request to the origin.
+//! 8. `upstream_response_filter` — the origin answered (health, timings).
+//! 9. `response_cache_filter` and `cache_vary_filter` — whether and how the response is stored.
+//! 10. `response_filter` — HSTS and `Cache-Status` on what goes to the client (hits and fetches).
+//! 11. `should_serve_stale`, `error_while_proxy` — only when something fails.
+//! 12. `logging` — metrics and the access line, once per request however it ended.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -149,8 +160,8 @@ fn cache_key(req: &RequestHeader, kind: Kind, query_keys: Option<&[String]>) -> 
 impl ProxyHttp for DimeProxy {
     type CTX = RequestCtx;
 
+    /// Phase 1: the per-request state, once the request header is read.
     fn new_ctx(&self) -> Self::CTX {
-        // Called once the request header is read.
         crate::downstream::request_started();
         RequestCtx {
             start: Instant::now(),
@@ -168,7 +179,7 @@ impl ProxyHttp for DimeProxy {
         }
     }
 
-    /// Phase 1, once per request: the gate ([`gate::admit`]: ACME token, table, route, HTTPS redirect, signed
+    /// Phase 2, once per request: the gate ([`gate::admit`]: ACME token, table, route, HTTPS redirect, signed
     /// URL), then, on a caching route, a direct hit ([`direct::serve`]). `Ok(true)`: answered here, Pingora
     /// goes straight to `logging`; `Ok(false)`: on to the cache phases and the origin.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
@@ -218,7 +229,8 @@ impl ProxyHttp for DimeProxy {
         }
     }
 
-    /// Picks the next server by weight, skipping those this request already failed on.
+    /// Phase 5: the next server by weight, skipping those this request already failed on. `Err` (503) when the
+    /// route has no pool or no healthy server is left.
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Self::CTX) -> Result<Box<HttpPeer>> {
         let Some(pool) = ctx.pool.clone() else {
             return Err(Error::explain(ErrorType::HTTPStatus(503), "route has no upstream pool"));
@@ -252,7 +264,8 @@ impl ProxyHttp for DimeProxy {
         Ok(Box::new(peer))
     }
 
-    /// Turns the cache on for routes that ask for it, for GET and HEAD.
+    /// Phase 3: turns Pingora's cache on for routes that ask for it, for GET and HEAD (other methods are
+    /// recorded as a bypass). Never fails.
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<()> {
         if ctx.cache_policy().is_none() {
             return Ok(());
@@ -279,7 +292,8 @@ impl ProxyHttp for DimeProxy {
         Ok(())
     }
 
-    /// Host, path and the query parameters that matter (see `cache::key`).
+    /// Phase 4: the cache key (host, path and the query parameters that matter, see `cache::key`); reuses the one
+    /// `request_filter` computed for a direct-hit attempt.
     fn cache_key_callback(&self, session: &Session, ctx: &mut Self::CTX) -> Result<CacheKey> {
         if let Some((_, key)) = ctx.key.take() {
             return Ok(key);
@@ -289,7 +303,8 @@ impl ProxyHttp for DimeProxy {
         Ok(cache_key(session.req_header(), kind, query_keys))
     }
 
-    /// Applies the route's cache policy to the origin's response.
+    /// Phase 9: the route's cache policy ([`policy::decide`]) applied to the origin's response: `Cacheable` with
+    /// its freshness windows, or `Uncacheable` with the reason (shown in `Cache-Status`).
     fn response_cache_filter(
         &self,
         session: &Session,
@@ -329,7 +344,8 @@ impl ProxyHttp for DimeProxy {
         }
     }
 
-    /// Objects that say `Vary: Accept-Encoding` are kept per normalized Accept-Encoding of the request.
+    /// Phase 9: objects that say `Vary: Accept-Encoding` are kept per normalized Accept-Encoding of the request;
+    /// `None` (one variant) otherwise.
     fn cache_vary_filter(&self, meta: &CacheMeta, _ctx: &mut Self::CTX, req: &RequestHeader) -> Option<HashBinary> {
         let varies = meta
             .headers()
@@ -356,8 +372,8 @@ impl ProxyHttp for DimeProxy {
         variance.finalize()
     }
 
-    /// Stale objects may be served while refreshing (within their stale-while-revalidate window) and when the
-    /// origin fails (connection errors and 5xx, within stale-if-error); pingora checks the windows.
+    /// Phase 11: whether a stale object may be served: while refreshing (within stale-while-revalidate) and when
+    /// the origin fails (connection errors and 5xx, within stale-if-error); Pingora checks the windows.
     fn should_serve_stale(&self, _session: &mut Session, _ctx: &mut Self::CTX, error: Option<&Error>) -> bool {
         match error {
             None => true,
@@ -367,7 +383,8 @@ impl ProxyHttp for DimeProxy {
         }
     }
 
-    /// Adds `Cache-Status` on caching routes and counts the outcome.
+    /// Phase 10: HSTS on TLS requests of routes that set it; on caching routes `Cache-Status` and the outcome's
+    /// count ([`status::answer`], the same builder as direct hits). `Err` only if a header cannot be set.
     async fn response_filter(
         &self,
         session: &mut Session,
@@ -397,6 +414,7 @@ impl ProxyHttp for DimeProxy {
         Ok(())
     }
 
+    /// Phase 6: a connection to the origin is ready; records how long a new one took. Never fails.
     async fn connected_to_upstream(
         &self,
         _session: &mut Session,
@@ -419,7 +437,8 @@ impl ProxyHttp for DimeProxy {
         Ok(())
     }
 
-    /// A connect failure counts against the server and, for idempotent requests, moves on to another server.
+    /// Phase 6 (on failure): counts against the server and, for idempotent requests, marks the error retryable so
+    /// Pingora calls `upstream_peer` again (up to `--retries`).
     fn fail_to_connect(
         &self,
         session: &mut Session,
@@ -444,6 +463,8 @@ impl ProxyHttp for DimeProxy {
         e
     }
 
+    /// Phase 11: an error after the connection (reading or writing the origin): counts against the server;
+    /// returns the error, retryable only for idempotent requests whose body is still buffered.
     fn error_while_proxy(
         &self,
         peer: &HttpPeer,
@@ -466,6 +487,9 @@ impl ProxyHttp for DimeProxy {
         e
     }
 
+    /// Phase 7: the request as the origin gets it: `X-Forwarded-For/-Proto/-Host` (kept from trusted proxies
+    /// only), signed-URL parameters removed, the server's Host unless `pass_host_header`. `Err` only if a header
+    /// cannot be set.
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
@@ -497,6 +521,8 @@ impl ProxyHttp for DimeProxy {
         Ok(())
     }
 
+    /// Phase 8: the origin's response header arrived: the server is healthy, the origin fetch and its duration
+    /// are counted. Never fails.
     async fn upstream_response_filter(
         &self,
         _session: &mut Session,
@@ -520,7 +546,8 @@ impl ProxyHttp for DimeProxy {
         Ok(())
     }
 
-    /// Metrics and the access log line; called once per request however it ended.
+    /// Phase 12: metrics and the access line; called once per request however it ended (answered by the gate, a
+    /// direct hit, the cache or the origin, or failed).
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
         crate::downstream::request_done();
         let direct = ctx.direct.as_ref();

@@ -455,7 +455,7 @@ impl EdgeConfig {
             tls_certs: s
                 .tls_cert
                 .iter()
-                .map(|t| crate::tls::CertPair::parse(t).map_err(|e| invalid("tls_cert", e)))
+                .map(|t| crate::tls::CertPair::parse(t).map_err(|e| invalid("tls_cert", e.to_string())))
                 .collect::<Result<_, _>>()?,
             https,
             tcp: tcp_entrypoints(&s.tcp)?,

@@ -44,7 +44,7 @@ fn main() -> ExitCode {
 
 fn sign(args: &dime_edge::config::SignArgs) -> ExitCode {
     let run = || -> Result<String, String> {
-        let keys = dime_edge::signed::Keys::load(&args.keys)?;
+        let keys = dime_edge::signed::Keys::load(&args.keys).map_err(|e| e.to_string())?;
         let ttl = dime_routes::parse_duration(&args.ttl).map_err(|e| format!("--ttl: {e}"))?;
         let exp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -56,7 +56,8 @@ fn sign(args: &dime_edge::config::SignArgs) -> ExitCode {
         if !uri.path().starts_with(&prefix) {
             return Err(format!("the URL's path `{}` is not under the prefix `{prefix}`", uri.path()));
         }
-        let token = dime_edge::signed::token(&keys, &args.key_id, &prefix, exp, args.client_ip)?;
+        let token =
+            dime_edge::signed::token(&keys, &args.key_id, &prefix, exp, args.client_ip).map_err(|e| e.to_string())?;
         let sep = if uri.query().is_some() { '&' } else { '?' };
         Ok(format!("{}{sep}{token}", args.url))
     };

@@ -75,20 +75,20 @@ fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registr
 
 macro_rules! build {
     ($reg:expr, $ty:ident, $name:expr, $help:expr) => {
-        register(&$reg, $ty::new($name, $help).map_err(|e| e.to_string())?)
+        register(&$reg, $ty::new($name, $help)?)
     };
     ($reg:expr, $ty:ident, $name:expr, $help:expr, $labels:expr) => {
-        register(&$reg, $ty::new(Opts::new($name, $help), $labels).map_err(|e| e.to_string())?)
+        register(&$reg, $ty::new(Opts::new($name, $help), $labels)?)
     };
 }
 
-fn histogram(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<HistogramVec, String> {
+fn histogram(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<HistogramVec, prometheus::Error> {
     let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
-    Ok(register(reg, HistogramVec::new(opts, labels).map_err(|e| e.to_string())?))
+    Ok(register(reg, HistogramVec::new(opts, labels)?))
 }
 
 impl Metrics {
-    pub fn new() -> Result<Self, String> {
+    pub fn new() -> Result<Self, prometheus::Error> {
         let r = Registry::new();
         let m = Metrics {
             requests: build!(
@@ -395,8 +395,7 @@ impl Metrics {
                     )
                     .buckets(vec![0.1, 1.0, 10.0, 60.0, 300.0, 1800.0, 3600.0, 14400.0, 86400.0]),
                     &["route"],
-                )
-                .map_err(|e| e.to_string())?,
+                )?,
             ),
             registry: r,
         };

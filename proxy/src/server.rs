@@ -109,7 +109,7 @@ pub enum StartError {
     #[error("routes file rejected:\n{0}")]
     Routes(dime_routes::RouteErrors),
     #[error("metrics registry: {0}")]
-    Metrics(String),
+    Metrics(#[from] prometheus::Error),
     #[error("HTTPS entrypoint {addr}: {message}")]
     Tls { addr: std::net::SocketAddr, message: String },
 }
@@ -136,7 +136,7 @@ fn open_files(cfg: &EdgeConfig, metrics: &Arc<Metrics>) -> Result<Opened, StartE
             .map_err(|e| setting("cache_body_dir")(format!("{}: {e}", dir.display())))?;
     }
     let keys = match &cfg.signing_keys {
-        Some(path) => crate::signed::Keys::load(path).map_err(setting("signing_keys"))?,
+        Some(path) => crate::signed::Keys::load(path).map_err(|e| setting("signing_keys")(e.to_string()))?,
         None => crate::signed::Keys::default(),
     };
     let certs = if cfg.https.is_empty() {
@@ -145,7 +145,10 @@ fn open_files(cfg: &EdgeConfig, metrics: &Arc<Metrics>) -> Result<Opened, StartE
         if cfg.tls_certs.is_empty() {
             tracing::warn!("HTTPS entrypoints without --tls-cert: handshakes fail until the route table or ACME provides a certificate");
         }
-        Some(crate::tls::CertStore::new(cfg.tls_certs.clone(), metrics.clone()).map_err(setting("tls_cert"))?)
+        Some(
+            crate::tls::CertStore::new(cfg.tls_certs.clone(), metrics.clone())
+                .map_err(|e| setting("tls_cert")(e.to_string()))?,
+        )
     };
     Ok(Opened { admin_tokens, keys: Arc::new(keys), certs })
 }
@@ -295,7 +298,7 @@ fn acme_manager(
 /// settings name, then adds Pingora's services (entrypoints, TCP entrypoints, admin, background loops).
 pub fn run(cfg: EdgeConfig) -> Result<(), StartError> {
     raise_open_files_limit();
-    let metrics = Arc::new(Metrics::new().map_err(StartError::Metrics)?);
+    let metrics = Arc::new(Metrics::new()?);
     let opened = open_files(&cfg, &metrics)?;
     let resolver = Arc::new(SystemResolver { overrides: cfg.resolve.clone() });
     let holdings = Holdings {

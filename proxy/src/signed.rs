@@ -38,9 +38,26 @@ impl std::fmt::Debug for Keys {
     }
 }
 
+/// A key file that cannot be used, or a token that cannot be minted: the message names the file and line, or the
+/// key id or prefix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyError(String);
+
+impl KeyError {
+    /// The message, for tests and callers that add their own context.
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
 impl Keys {
     /// Reads `ID SECRET` lines (`#` comments allowed); secrets of at least 32 characters.
-    pub fn parse(name: &str, text: &str) -> Result<Self, String> {
+    pub fn parse(name: &str, text: &str) -> Result<Self, KeyError> {
+        Self::parse_lines(name, text).map_err(KeyError)
+    }
+
+    fn parse_lines(name: &str, text: &str) -> Result<Self, String> {
         let mut keys = BTreeMap::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -68,9 +85,9 @@ impl Keys {
         Ok(Keys(keys))
     }
 
-    pub fn load(path: &Path) -> Result<Self, String> {
+    pub fn load(path: &Path) -> Result<Self, KeyError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
+        let text = std::fs::read_to_string(path).map_err(|e| KeyError(format!("{name}: {e}")))?;
         Self::parse(&name, &text)
     }
 
@@ -136,10 +153,10 @@ fn decode(value: &str) -> Option<String> {
 }
 
 /// The token's query parameters for a path prefix, valid until `exp` (Unix seconds).
-pub fn token(keys: &Keys, kid: &str, prefix: &str, exp: u64, ip: Option<IpAddr>) -> Result<String, String> {
-    let key = keys.0.get(kid).ok_or_else(|| format!("no key `{kid}` in the key file"))?;
+pub fn token(keys: &Keys, kid: &str, prefix: &str, exp: u64, ip: Option<IpAddr>) -> Result<String, KeyError> {
+    let key = keys.0.get(kid).ok_or_else(|| KeyError(format!("no key `{kid}` in the key file")))?;
     if !prefix.starts_with('/') {
-        return Err(format!("the prefix `{prefix}` must start with `/`"));
+        return Err(KeyError(format!("the prefix `{prefix}` must start with `/`")));
     }
     let sig = hmac::sign(key, message(kid, exp, prefix, ip).as_bytes());
     Ok(format!("{EXP}={exp}&{PREFIX}={}&{KID}={kid}&{SIG}={}", encode(prefix), hex(sig.as_ref())))

@@ -128,7 +128,7 @@ pub fn warnings(table: &RouteTable, edge: &Holdings) -> Vec<String> {
     for route in table.routes() {
         if let Some(signed) = route.signed.as_ref().filter(|s| !s.keys.iter().any(|k| edge.signing_key_ids.contains(k)))
         {
-            out.push(format!("route `{}` requires signed URLs with keys {:?}, which this edge does not hold (--signing-keys): every request to it gets 403", route.name, signed.keys));
+            out.push(format!("route `{}` requires signed URLs with keys this edge does not hold (--signing-keys; the route accepts {:?}): every request to it gets 403", route.name, signed.keys));
         }
     }
     if edge.certs.is_none() && !table.certificates().is_empty() {

@@ -22,6 +22,20 @@ use crate::metrics::Metrics;
 /// How often certificate files are looked at.
 pub const POLL: Duration = Duration::from_secs(2);
 
+/// Why a certificate did not load.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("`{0}`: expected CERT_FILE:KEY_FILE (PEM)")]
+    Pair(String),
+    #[error("{path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    /// The PEM text, the key or the certificate is not usable; says which and why.
+    #[error("{0}")]
+    Pem(String),
+    #[error("{label}: {error}")]
+    Load { label: String, error: Box<TlsError> },
+}
+
 /// One `--tls-cert CERT:KEY`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertPair {
@@ -30,11 +44,11 @@ pub struct CertPair {
 }
 
 impl CertPair {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, TlsError> {
         let (cert, key) = text
             .split_once(':')
             .filter(|(c, k)| !c.is_empty() && !k.is_empty())
-            .ok_or_else(|| format!("`{text}`: expected CERT_FILE:KEY_FILE (PEM)"))?;
+            .ok_or_else(|| TlsError::Pair(text.to_owned()))?;
         Ok(CertPair { cert: cert.into(), key: key.into() })
     }
 
@@ -69,11 +83,14 @@ impl CertSource {
         }
     }
 
-    fn read(&self) -> Result<(Vec<u8>, Vec<u8>), String> {
+    fn read(&self) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|error| TlsError::Read { path: path.display().to_string(), error })
+        };
         match self {
             CertSource::Files(pair) => {
-                let cert = std::fs::read(&pair.cert).map_err(|e| format!("{}: {e}", pair.cert.display()))?;
-                let key = std::fs::read(&pair.key).map_err(|e| format!("{}: {e}", pair.key.display()))?;
+                let cert = read(&pair.cert)?;
+                let key = read(&pair.key)?;
                 Ok((cert, key))
             }
             CertSource::Pem { cert, key, .. } => Ok((cert.clone(), key.clone())),
@@ -116,20 +133,22 @@ struct Loaded {
 
 /// Parses a PEM chain and key and checks that they belong together: the names (DNS SANs, else the CN) and the
 /// expiry of the leaf.
-pub fn parse_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<(Arc<CertifiedKey>, Vec<String>, i64), String> {
+pub fn parse_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<(Arc<CertifiedKey>, Vec<String>, i64), TlsError> {
     let certs: Vec<pingora_rustls::CertificateDer<'static>> = rustls_pemfile::certs(&mut &cert_pem[..])
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("certificate PEM: {e}"))?;
-    let leaf = certs.first().cloned().ok_or_else(|| "no certificate in the PEM".to_owned())?;
+        .map_err(|e| TlsError::Pem(format!("certificate PEM: {e}")))?;
+    let leaf = certs.first().cloned().ok_or_else(|| TlsError::Pem("no certificate in the PEM".to_owned()))?;
     let key = rustls_pemfile::private_key(&mut &key_pem[..])
-        .map_err(|e| format!("key PEM: {e}"))?
-        .ok_or_else(|| "no private key (PKCS#1, PKCS#8 or SEC1) in the PEM".to_owned())?;
+        .map_err(|e| TlsError::Pem(format!("key PEM: {e}")))?
+        .ok_or_else(|| TlsError::Pem("no private key (PKCS#1, PKCS#8 or SEC1) in the PEM".to_owned()))?;
     pingora_rustls::install_default_crypto_provider();
-    let provider = CryptoProvider::get_default().ok_or_else(|| "no TLS crypto provider".to_owned())?;
-    let signing = provider.key_provider.load_private_key(key).map_err(|e| format!("private key: {e}"))?;
+    let provider = CryptoProvider::get_default().ok_or_else(|| TlsError::Pem("no TLS crypto provider".to_owned()))?;
+    let signing =
+        provider.key_provider.load_private_key(key).map_err(|e| TlsError::Pem(format!("private key: {e}")))?;
     let certified = CertifiedKey::new(certs, signing);
-    certified.keys_match().map_err(|e| format!("the key does not belong to the certificate: {e}"))?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref()).map_err(|e| format!("certificate: {e}"))?;
+    certified.keys_match().map_err(|e| TlsError::Pem(format!("the key does not belong to the certificate: {e}")))?;
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(leaf.as_ref()).map_err(|e| TlsError::Pem(format!("certificate: {e}")))?;
     let mut names: Vec<String> = match parsed.subject_alternative_name() {
         Ok(Some(san)) => san
             .value
@@ -149,7 +168,7 @@ pub fn parse_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<(Arc<CertifiedKey>, 
     Ok((Arc::new(certified), names, parsed.validity().not_after.timestamp()))
 }
 
-fn load(cert: &[u8], key: &[u8]) -> Result<Loaded, String> {
+fn load(cert: &[u8], key: &[u8]) -> Result<Loaded, TlsError> {
     let (key, names, not_after) = parse_pem(cert, key)?;
     Ok(Loaded { key, names, not_after })
 }
@@ -228,12 +247,12 @@ impl std::fmt::Debug for CertStore {
 
 impl CertStore {
     /// Loads the `--tls-cert` pairs; at start each must load (there is no previous certificate to keep).
-    pub fn new(pairs: Vec<CertPair>, metrics: Arc<Metrics>) -> Result<Arc<Self>, String> {
+    pub fn new(pairs: Vec<CertPair>, metrics: Arc<Metrics>) -> Result<Arc<Self>, TlsError> {
         let mut slots = Vec::new();
         for pair in pairs {
             let source = CertSource::Files(pair);
             let (cert, key) = source.read()?;
-            let l = load(&cert, &key).map_err(|e| format!("{}: {e}", source.label()))?;
+            let l = load(&cert, &key).map_err(|e| TlsError::Load { label: source.label(), error: Box::new(e) })?;
             tracing::info!(cert = %source.label(), names = ?l.names, "TLS certificate loaded");
             metrics.tls_cert_expiry.with_label_values(&[&source.label()]).set(l.not_after as f64);
             let seen = Some(fingerprint_of(&cert, &key));

@@ -61,7 +61,11 @@ fn warnings_name_what_this_edge_cannot_serve() {
     ));
     let none = Holdings::default();
     let said = warnings(&t, &none).join("\n");
-    for want in ["upstream `o`: TLS to this upstream is NOT verified", "entrypoint `rtmp`", "keys [\"k9\"]"] {
+    for want in [
+        "upstream `o`: TLS to this upstream is NOT verified",
+        "entrypoint `rtmp`",
+        "keys this edge does not hold (--signing-keys; the route accepts [\"k9\"])",
+    ] {
         assert!(said.contains(want), "missing {want:?} in\n{said}");
     }
     let holds = Holdings { tcp_entrypoints: vec!["rtmp".into()], signing_key_ids: vec!["k9".into()], certs: None };

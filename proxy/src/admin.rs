@@ -32,38 +32,9 @@ pub struct AdminRequest<'a> {
     pub authorization: Option<&'a str>,
 }
 
+/// A query parameter, decoded as a form (`%XX` and `+`) by `form_urlencoded`.
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| percent_decode(v))
-    })
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
 fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -240,5 +211,20 @@ impl ServeHttp for Admin {
         let request =
             AdminRequest { method: req.method.as_str(), path: req.uri.path(), query: req.uri.query(), authorization };
         self.handle(&request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_param;
+
+    #[test]
+    fn query_parameters_are_form_decoded() {
+        let q = Some("url=http%3A%2F%2Fv.test%2Fa%20b.ts&host=v.test&prefix=%2Fhls%2F&x=1+2");
+        assert_eq!(query_param(q, "url").as_deref(), Some("http://v.test/a b.ts"));
+        assert_eq!(query_param(q, "prefix").as_deref(), Some("/hls/"));
+        assert_eq!(query_param(q, "x").as_deref(), Some("1 2"));
+        assert_eq!(query_param(q, "missing"), None);
+        assert_eq!(query_param(None, "url"), None);
     }
 }

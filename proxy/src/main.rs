@@ -46,11 +46,7 @@ fn sign(args: &dime_edge::config::SignArgs) -> ExitCode {
     let run = || -> Result<String, String> {
         let keys = dime_edge::signed::Keys::load(&args.keys).map_err(|e| e.to_string())?;
         let ttl = dime_routes::parse_duration(&args.ttl).map_err(|e| format!("--ttl: {e}"))?;
-        let exp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|e| e.to_string())?
-            .saturating_add(ttl)
-            .as_secs();
+        let exp = dime_routes::clock::unix_now().saturating_add(ttl.as_secs());
         let uri: http::Uri = args.url.parse().map_err(|e| format!("`{}`: {e}", args.url))?;
         let prefix = args.prefix.clone().unwrap_or_else(|| uri.path().to_owned());
         if !uri.path().starts_with(&prefix) {

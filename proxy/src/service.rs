@@ -111,10 +111,6 @@ impl RequestCtx {
     }
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 /// Keeps `dime_http_requests_in_flight` right however the request ends.
 #[derive(Debug)]
 struct InFlight(Arc<Metrics>);
@@ -189,7 +185,8 @@ impl ProxyHttp for DimeProxy {
         }
         let active = self.state.current();
         let table = active.as_ref().map(|a| &a.table);
-        let admit = gate::admit(&Arrival::of(session), table, &self.challenges, &self.keys, unix_now);
+        let admit =
+            gate::admit(&Arrival::of(session), table, &self.challenges, &self.keys, dime_routes::clock::unix_now);
         ctx.route = admit.route();
         ctx.active = active;
         match admit {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use arc_swap::ArcSwapOption;
 use dime_routes::{Location, RouteError, RouteErrors, RouteTable};
@@ -140,9 +140,7 @@ pub fn warnings(table: &RouteTable, edge: &Holdings) -> Vec<String> {
     out
 }
 
-pub fn unix(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
+pub use dime_routes::clock::unix_secs_f64 as unix;
 
 impl State {
     pub fn new(metrics: Arc<Metrics>, resolver: SharedResolver, edge: Holdings) -> Self {

@@ -20,6 +20,7 @@
 //! ```
 //! The schema is documented in `docs/routes.md`; `examples/routes.yaml` in the repository is a working file.
 
+pub mod clock;
 pub mod duration;
 pub mod error;
 mod load;

@@ -9,7 +9,7 @@ pub mod client;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
@@ -65,7 +65,7 @@ impl Challenges {
 }
 
 fn now_unix() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    dime_routes::clock::unix_now() as i64
 }
 
 /// One name's certificate as kept on disk.

@@ -333,6 +333,19 @@ impl Edge {
         text.lines().find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
     }
 
+    /// `metric`, read again until it is `want` (at most 5 s): Pingora counts a request in its `logging` phase,
+    /// which may run just after the client has the whole response.
+    pub async fn metric_reaches(&self, sample: &str, want: f64) -> f64 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let value = self.metric(sample).await;
+            if value == want || tokio::time::Instant::now() >= deadline {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn version(&self) -> String {
         let (_, text) = self.admin("/config").await;
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -20,16 +20,17 @@ mod upstream;
 pub(crate) use upstream::parse_server_url;
 use upstream::{compile_tcp_upstream, compile_upstream, resolve_services};
 
-/// Where a route or upstream was defined, to name it in errors in the words of its own document.
+/// Where a route or upstream was written: its source (file or ConfigMap key), dialect and place in a list, to
+/// name it in errors in the words of its own document. (Not "origin": that is the upstream, in this codebase.)
 #[derive(Debug, Clone)]
-struct Origin {
+struct Written {
     source: String,
     dialect: Dialect,
     /// Position in the native `http.routes` list (routes only).
     index: usize,
 }
 
-impl Origin {
+impl Written {
     fn route(&self, name: &str, field: &str) -> Location {
         let path = match self.dialect {
             Dialect::Native => format!("http.routes[{}] ({name}).{field}", self.index),
@@ -101,7 +102,7 @@ fn duration_or(text: &Option<String>, default: Duration, at: Location, errors: &
 
 fn compile_tcp_route(
     spec: &schema::TcpRouteSpec,
-    origin: &Origin,
+    origin: &Written,
     upstreams: &BTreeMap<String, Upstream>,
     errors: &mut Collector,
 ) -> TcpRoute {
@@ -158,7 +159,7 @@ fn compile_tcp_route(
 
 fn compile_route(
     spec: &schema::RouteSpec,
-    origin: &Origin,
+    origin: &Written,
     upstreams: &BTreeMap<String, Upstream>,
     errors: &mut Collector,
 ) -> Route {
@@ -314,6 +315,30 @@ fn path_len(p: &PathMatch) -> usize {
     }
 }
 
+/// How a kind of named spec is called in errors and located.
+struct Kind {
+    what: &'static str,
+    field: &'static str,
+    locate: fn(&Written, &str, &str) -> Location,
+}
+
+/// Keeps the first spec of each name; a later one with the same name is an error naming both places.
+fn insert_once<S>(
+    specs: &mut BTreeMap<String, (S, Written)>,
+    name: String,
+    spec: S,
+    at: Written,
+    kind: Kind,
+    errors: &mut Collector,
+) {
+    if let Some((_, first)) = specs.get(&name) {
+        let what = format!("{} `{name}` is also defined at {}", kind.what, (kind.locate)(first, &name, kind.field));
+        errors.push((kind.locate)(&at, &name, kind.field), what);
+        return;
+    }
+    specs.insert(name, (spec, at));
+}
+
 /// Validates and compiles documents (from one or many sources) into one table. Names share one namespace across
 /// all of them: a route or upstream defined twice is an error naming both places.
 pub(crate) fn compile(
@@ -321,10 +346,10 @@ pub(crate) fn compile(
     services: &dyn ServiceResolver,
     mut errors: Collector,
 ) -> Result<RouteTable, RouteErrors> {
-    let mut upstream_specs: BTreeMap<String, (schema::UpstreamSpec, Origin)> = BTreeMap::new();
-    let mut route_specs: BTreeMap<String, (schema::RouteSpec, Origin)> = BTreeMap::new();
-    let mut tcp_upstream_specs: BTreeMap<String, (schema::TcpUpstreamSpec, Origin)> = BTreeMap::new();
-    let mut tcp_route_specs: BTreeMap<String, (schema::TcpRouteSpec, Origin)> = BTreeMap::new();
+    let mut upstream_specs: BTreeMap<String, (schema::UpstreamSpec, Written)> = BTreeMap::new();
+    let mut route_specs: BTreeMap<String, (schema::RouteSpec, Written)> = BTreeMap::new();
+    let mut tcp_upstream_specs: BTreeMap<String, (schema::TcpUpstreamSpec, Written)> = BTreeMap::new();
+    let mut tcp_route_specs: BTreeMap<String, (schema::TcpRouteSpec, Written)> = BTreeMap::new();
     let mut certificate_specs = Vec::new();
     let mut certificates = Vec::new();
     for doc in loaded {
@@ -335,42 +360,22 @@ pub(crate) fn compile(
             certificates.extend(compiled);
             certificate_specs.push(spec);
         }
+        let written = |index| Written { source: doc.source.clone(), dialect: doc.dialect, index };
         for (name, spec) in tcp.upstreams {
-            let origin = Origin { source: doc.source.clone(), dialect: doc.dialect, index: 0 };
-            if let Some((_, first)) = tcp_upstream_specs.get(&name) {
-                let what = format!("TCP upstream `{name}` is also defined at {}", first.tcp_upstream(&name, ""));
-                errors.push(origin.tcp_upstream(&name, ""), what);
-                continue;
-            }
-            tcp_upstream_specs.insert(name, (spec, origin));
+            let kind = Kind { what: "TCP upstream", field: "", locate: Written::tcp_upstream };
+            insert_once(&mut tcp_upstream_specs, name, spec, written(0), kind, &mut errors);
         }
         for (index, spec) in tcp.routes.into_iter().enumerate() {
-            let origin = Origin { source: doc.source.clone(), dialect: doc.dialect, index };
-            if let Some((_, first)) = tcp_route_specs.get(&spec.name) {
-                let what =
-                    format!("TCP route `{}` is also defined at {}", spec.name, first.tcp_route(&spec.name, "name"));
-                errors.push(origin.tcp_route(&spec.name, "name"), what);
-                continue;
-            }
-            tcp_route_specs.insert(spec.name.clone(), (spec, origin));
+            let kind = Kind { what: "TCP route", field: "name", locate: Written::tcp_route };
+            insert_once(&mut tcp_route_specs, spec.name.clone(), spec, written(index), kind, &mut errors);
         }
         for (name, spec) in http.upstreams {
-            let origin = Origin { source: doc.source.clone(), dialect: doc.dialect, index: 0 };
-            if let Some((_, first)) = upstream_specs.get(&name) {
-                let what = format!("upstream `{name}` is also defined at {}", first.upstream(&name, ""));
-                errors.push(origin.upstream(&name, ""), what);
-                continue;
-            }
-            upstream_specs.insert(name, (spec, origin));
+            let kind = Kind { what: "upstream", field: "", locate: Written::upstream };
+            insert_once(&mut upstream_specs, name, spec, written(0), kind, &mut errors);
         }
         for (index, spec) in http.routes.into_iter().enumerate() {
-            let origin = Origin { source: doc.source.clone(), dialect: doc.dialect, index };
-            if let Some((_, first)) = route_specs.get(&spec.name) {
-                let what = format!("route `{}` is also defined at {}", spec.name, first.route(&spec.name, "name"));
-                errors.push(origin.route(&spec.name, "name"), what);
-                continue;
-            }
-            route_specs.insert(spec.name.clone(), (spec, origin));
+            let kind = Kind { what: "route", field: "name", locate: Written::route };
+            insert_once(&mut route_specs, spec.name.clone(), spec, written(index), kind, &mut errors);
         }
     }
     resolve_services(&mut upstream_specs, &mut tcp_upstream_specs, services, &mut errors);

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{check_name, duration_or, Origin};
+use super::{check_name, duration_or, Written};
 use crate::error::Collector;
 use crate::matcher::{HostPattern, PathMatch};
 use crate::schema;
@@ -55,7 +55,7 @@ pub(crate) fn parse_server_url(url: &str) -> Result<(String, u16, bool), String>
 pub(super) fn compile_upstream(
     name: &str,
     spec: &schema::UpstreamSpec,
-    origin: &Origin,
+    origin: &Written,
     errors: &mut Collector,
 ) -> Upstream {
     if let Err(e) = check_name("upstream", name) {
@@ -174,7 +174,7 @@ pub(crate) fn parse_address(address: &str) -> Result<(String, u16), String> {
 pub(super) fn compile_tcp_upstream(
     name: &str,
     spec: &schema::TcpUpstreamSpec,
-    origin: &Origin,
+    origin: &Written,
     errors: &mut Collector,
 ) -> Upstream {
     let at = |f: &str| origin.tcp_upstream(name, f);
@@ -237,8 +237,8 @@ fn resolve_one(
 }
 
 pub(super) fn resolve_services(
-    http: &mut BTreeMap<String, (schema::UpstreamSpec, Origin)>,
-    tcp: &mut BTreeMap<String, (schema::TcpUpstreamSpec, Origin)>,
+    http: &mut BTreeMap<String, (schema::UpstreamSpec, Written)>,
+    tcp: &mut BTreeMap<String, (schema::TcpUpstreamSpec, Written)>,
     services: &dyn ServiceResolver,
     errors: &mut Collector,
 ) {

@@ -6,8 +6,8 @@
 //!   dime-control (long-poll, with a state file); [`state`] prepares, installs (one atomic swap) and reports them.
 //! - Requests: [`downstream`] (connection limits, start hold, watchdog) → [`service`] (Pingora's phases: the gate,
 //!   direct hits, the cache phases, the origin) → [`upstream`] (pools, health, DNS) ; [`tcp`] for TCP routes.
-//! - Cache: [`cache`] (policy, keys, storage with its byte budget, live playlists, locks); [`zerocopy`] sends
-//!   direct hits.
+//! - Cache: [`cache`] (policy, keys, storage with its byte budget, live playlists, locks); [`socket_send`] writes
+//!   direct hits to the client socket (`sendfile` for file bodies).
 //! - TLS: [`tls`] (one SNI certificate store for flags, tables and ACME), [`acme`] (HTTP-01 orders).
 //! - Around them: [`admin`] (`/metrics`, `/healthz`, `/readyz`, `/config`, purge), [`metrics`], [`logging`] and
 //!   [`access`] (buffered, off the request path), [`signed`] (signed viewer URLs), [`files`].
@@ -26,9 +26,9 @@ pub mod metrics;
 pub mod server;
 pub mod service;
 pub mod signed;
+pub mod socket_send;
 pub mod source;
 pub mod state;
 pub mod tcp;
 pub mod tls;
 pub mod upstream;
-pub mod zerocopy;

@@ -3,7 +3,7 @@
 //! A body of at least [`FILE_BODY_MIN`] bytes is moved, when its object completes, into a file that only the store
 //! holds: by default an anonymous memory file (`memfd_create`), sealed against any change; with
 //! `--cache-body-dir`, an unlinked file in that directory (`O_TMPFILE`), which lives in the page cache. A plain GET
-//! hit on such an object is sent with `sendfile` from the file's pages to the client socket ([`crate::zerocopy`]):
+//! hit on such an object is sent with `sendfile` from the file's pages to the client socket ([`crate::socket_send`]):
 //! the body is never copied out of the edge's memory, which is what the per-hit CPU of large objects went to.
 //! Every other reader (ranges, HEAD, TLS and HTTP/2 clients) gets the bytes with `pread`, in pieces of at most
 //! [`READ_CHUNK`].

@@ -115,10 +115,10 @@ impl Object {
     }
 
     /// The body as a direct answer sends it.
-    pub fn payload(&self) -> crate::zerocopy::Payload<'_> {
+    pub fn payload(&self) -> crate::socket_send::Payload<'_> {
         match &self.body {
-            Body::Memory(b) => crate::zerocopy::Payload::Memory(b),
-            Body::File(f) => crate::zerocopy::Payload::File(f),
+            Body::Memory(b) => crate::socket_send::Payload::Memory(b),
+            Body::File(f) => crate::socket_send::Payload::File(f),
         }
     }
 

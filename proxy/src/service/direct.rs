@@ -1,6 +1,6 @@
 //! Direct hits: a plain GET for a fresh cached object, answered from `request_filter` before Pingora's cache phases
 //! run: a large body sent with `sendfile` from its file, a small one in the same `sendmsg` as the header
-//! ([`crate::zerocopy`]).
+//! ([`crate::socket_send`]).
 //!
 //! Only the simplest and by far the most common case qualifies, and everything else falls through to Pingora's hit
 //! path, which answers it the same way: GET over plain-text HTTP/1.1, no `Range` and no conditional header, a
@@ -24,7 +24,7 @@ use crate::cache::policy;
 use crate::cache::request::CacheCtx;
 use crate::cache::status::{self, Outcome};
 use crate::cache::storage::Object;
-use crate::zerocopy::Payload;
+use crate::socket_send::Payload;
 
 /// How long a client may leave its receive window shut before a direct send gives up and closes the connection.
 const SEND_IDLE: Duration = Duration::from_secs(60);
@@ -66,7 +66,7 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
     let now = SystemTime::now();
     let meta = object.meta();
     let keepalive = session.as_downstream().as_http1().map(|v1| v1.will_keepalive());
-    let socket = crate::zerocopy::socket(session);
+    let socket = crate::socket_send::socket(session);
     let head = match keepalive {
         Some(keepalive) if socket.is_some() && meta.is_fresh(now) && meta.variance().is_none() => {
             let (metrics, route) = (&proxy.state.metrics, ctx.route_name());
@@ -86,7 +86,7 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
     ctx.cache = Some(CacheCtx { kind: Some(kind), ..Default::default() });
 
     let payload = object.payload();
-    let outcome = crate::zerocopy::send(socket, &head, payload, SEND_IDLE).await;
+    let outcome = crate::socket_send::send(socket, &head, payload, SEND_IDLE).await;
     let (sent, error) = match outcome {
         Ok(sent) => (sent, None),
         Err((e, sent)) => (sent, Some(e.to_string())),

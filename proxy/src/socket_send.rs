@@ -1,6 +1,7 @@
-//! Sending a cached response straight to a client socket. A body in a file goes with `sendfile(2)` after the header,
-//! so the kernel moves page references instead of copying the body out of the edge's memory; a small body in
-//! memory goes in the same `sendmsg` as its header.
+//! Sending a cached response straight to a client socket, past Pingora's writer. A body in a file goes with
+//! `sendfile(2)` after the header, so the kernel moves page references instead of copying the body out of the
+//! edge's memory (zero-copy); a body in memory goes in the same `sendmsg` as its header (the kernel copies it once
+//! into the socket buffer, as any write does; what is saved is Pingora's copies and a second send).
 //!
 //! The header is not held back (`MSG_MORE`) to share a packet with the body: the client gets its first byte at
 //! once, as from nginx, and measured on loopback, holding it back made the edge pay for most of the client's

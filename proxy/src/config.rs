@@ -145,6 +145,9 @@ pub struct RunArgs {
     /// Answer a name without DNS, like curl: HOST:PORT=ADDR:PORT[,ADDR:PORT] (repeatable).
     #[arg(long, env = "DIME_RESOLVE", value_name = "HOST:PORT=ADDR:PORT", value_delimiter = ' ')]
     pub resolve: Vec<String>,
+    /// How long an idle connection to an upstream server is kept for reuse.
+    #[arg(long, env = "DIME_UPSTREAM_IDLE_TIMEOUT", value_name = "DURATION", default_value = "60s")]
+    pub upstream_idle_timeout: String,
     /// Retries of an idempotent request on another server after a connect failure.
     #[arg(long, env = "DIME_RETRIES", value_name = "N", default_value_t = 2)]
     pub retries: usize,
@@ -270,6 +273,7 @@ pub struct EdgeConfig {
     pub clients: ClientLimits,
     pub resolve: Overrides,
     pub retries: usize,
+    pub upstream_idle_timeout: Duration,
     pub cache: CacheSettings,
     pub admin_token_file: Option<PathBuf>,
     pub signing_keys: Option<PathBuf>,
@@ -475,6 +479,7 @@ impl EdgeConfig {
             clients: client_limits(&s)?,
             resolve,
             retries: s.retries,
+            upstream_idle_timeout: duration("upstream_idle_timeout", &s.upstream_idle_timeout)?,
             cache: cache_settings(&s)?,
             admin_token_file: s.admin_token_file.clone(),
             signing_keys: s.signing_keys.clone(),

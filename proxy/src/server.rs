@@ -216,6 +216,7 @@ fn proxy_settings(cfg: &EdgeConfig) -> ProxySettings {
         access_log: cfg.access_log && crate::access::enabled(),
         log_format: cfg.log_format,
         retries: cfg.retries,
+        upstream_idle: cfg.upstream_idle_timeout,
         // Past the watchdog's latest close: it closes idle connections (and counts them), Pingora's wait is a backstop.
         keepalive_secs: cfg.clients.keepalive_timeout.as_secs() * 2 + 1,
     }

@@ -47,9 +47,6 @@ use gate::{client_ip, is_tls, request_host, respond, Admit, Arrival};
 /// to one waiter); after that it fetches uncached.
 const MAX_LOCK_RETRIES: usize = 8;
 
-/// How long an idle upstream connection is kept for reuse.
-const UPSTREAM_IDLE: Duration = Duration::from_secs(60);
-
 /// Settings the proxy needs on every request.
 #[derive(Debug, Clone)]
 pub struct ProxySettings {
@@ -60,6 +57,8 @@ pub struct ProxySettings {
     /// How access lines are written (the same as the other log lines).
     pub log_format: crate::config::LogFormat,
     pub retries: usize,
+    /// `--upstream-idle-timeout`: how long an idle upstream connection is kept for reuse.
+    pub upstream_idle: Duration,
     /// `--keepalive-timeout`, for Pingora's wait between requests on a kept-alive connection.
     pub keepalive_secs: u64,
 }
@@ -254,7 +253,7 @@ impl ProxyHttp for DimeProxy {
         };
         peer.options.connection_timeout = Some(pool.spec.connect_timeout);
         peer.options.read_timeout = Some(pool.spec.read_timeout);
-        peer.options.idle_timeout = Some(UPSTREAM_IDLE);
+        peer.options.idle_timeout = Some(self.settings.upstream_idle);
         ctx.tried.push(endpoint.addr);
         ctx.endpoint = Some(endpoint);
         ctx.peer_chosen_at = Some(Instant::now());

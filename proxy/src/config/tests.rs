@@ -34,6 +34,9 @@ fn flags_beat_the_file_and_defaults_fill_the_rest() {
     assert_eq!(cfg.cache.size, 256 << 20);
     assert_eq!(cfg.cache.max_object, 32 << 20);
     assert_eq!(cfg.tcp_drain_timeout, Duration::from_secs(300));
+    assert_eq!(cfg.upstream_idle_timeout, Duration::from_secs(60));
+    let cfg = config(&["--routes", "r.yaml", "--upstream-idle-timeout", "4s"]).unwrap();
+    assert_eq!(cfg.upstream_idle_timeout, Duration::from_secs(4));
 }
 
 #[test]

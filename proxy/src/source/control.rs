@@ -101,6 +101,72 @@ pub fn tls_connector(ca_file: Option<&Path>) -> Result<pingora_rustls::TlsConnec
     Ok(pingora_rustls::TlsConnector::from(Arc::new(config)))
 }
 
+/// A connection to control: TCP, then TLS for `https://` URLs (the name verified against the pinned CA).
+async fn open(url: &ControlUrl, tls: Option<&pingora_rustls::TlsConnector>) -> Result<Box<dyn Io>, FetchError> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(url.authority.as_str()))
+        .await
+        .map_err(|_| fail("connect", format!("connect to {} timed out", url.authority)))?
+        .map_err(|e| fail("connect", format!("connect to {}: {e}", url.authority)))?;
+    let _ = stream.set_nodelay(true);
+    match (&url.tls_name, tls) {
+        (None, _) => Ok(Box::new(stream)),
+        (Some(name), Some(connector)) => {
+            let server = pingora_rustls::ServerName::try_from(name.clone())
+                .map_err(|e| fail("tls", format!("`{name}`: {e}")))?;
+            let handshake = connector.connect(server, stream);
+            Ok(Box::new(
+                tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+                    .await
+                    .map_err(|_| fail("tls", "TLS handshake timed out"))?
+                    .map_err(|e| fail("tls", format!("TLS with {}: {e}", url.authority)))?,
+            ))
+        }
+        (Some(_), None) => Err(fail("tls", "no TLS configuration")),
+    }
+}
+
+/// One long-poll `GET /v1/routes?wait=` on an open connection: the table, "not modified", or why not.
+async fn poll(
+    stream: Box<dyn Io>,
+    url: &ControlUrl,
+    token: &str,
+    etag: Option<&str>,
+    wait: Duration,
+) -> Result<Answer, FetchError> {
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+        .await
+        .map_err(|e| fail("connect", e.to_string()))?;
+    tokio::spawn(conn);
+    let mut req = http::Request::get(format!("{}/v1/routes?wait={}s", url.prefix, wait.as_secs()))
+        .header(http::header::HOST, url.authority.as_str())
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(http::header::USER_AGENT, concat!("dime-edge/", env!("CARGO_PKG_VERSION")));
+    if let Some(e) = etag {
+        req = req.header(http::header::IF_NONE_MATCH, format!("\"{e}\""));
+    }
+    let req = req.body(Empty::new()).map_err(|e| fail("status", e.to_string()))?;
+    let resp = sender.send_request(req).await.map_err(|e| fail("connect", e.to_string()))?;
+    let status = resp.status();
+    let etag =
+        resp.headers().get(http::header::ETAG).and_then(|v| v.to_str().ok()).map(|v| v.trim_matches('"').to_owned());
+    match status {
+        http::StatusCode::NOT_MODIFIED => Ok(Answer::NotModified),
+        http::StatusCode::OK => {
+            let body = Limited::new(resp.into_body(), MAX_PAYLOAD)
+                .collect()
+                .await
+                .map_err(|e| fail("body", format!("reading the table: {e}")))?
+                .to_bytes();
+            Ok(Answer::Table { etag, body })
+        }
+        http::StatusCode::UNAUTHORIZED | http::StatusCode::FORBIDDEN => {
+            Err(fail("unauthorized", format!("{status}: control refused the token (--control-token-file)")))
+        }
+        other => Err(fail("status", format!("answered {other}"))),
+    }
+}
+
+/// Connects and long-polls, the whole exchange bounded by the wait plus [`ANSWER_SLACK`].
 async fn fetch(
     url: &ControlUrl,
     tls: Option<&pingora_rustls::TlsConnector>,
@@ -108,63 +174,8 @@ async fn fetch(
     etag: Option<&str>,
     wait: Duration,
 ) -> Result<Answer, FetchError> {
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(url.authority.as_str()))
-        .await
-        .map_err(|_| fail("connect", format!("connect to {} timed out", url.authority)))?
-        .map_err(|e| fail("connect", format!("connect to {}: {e}", url.authority)))?;
-    let _ = stream.set_nodelay(true);
-    let stream: Box<dyn Io> = match (&url.tls_name, tls) {
-        (None, _) => Box::new(stream),
-        (Some(name), Some(connector)) => {
-            let server = pingora_rustls::ServerName::try_from(name.clone())
-                .map_err(|e| fail("tls", format!("`{name}`: {e}")))?;
-            let handshake = connector.connect(server, stream);
-            Box::new(
-                tokio::time::timeout(CONNECT_TIMEOUT, handshake)
-                    .await
-                    .map_err(|_| fail("tls", "TLS handshake timed out"))?
-                    .map_err(|e| fail("tls", format!("TLS with {}: {e}", url.authority)))?,
-            )
-        }
-        (Some(_), None) => return Err(fail("tls", "no TLS configuration")),
-    };
-    let exchange = async {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-            .await
-            .map_err(|e| fail("connect", e.to_string()))?;
-        tokio::spawn(conn);
-        let mut req = http::Request::get(format!("{}/v1/routes?wait={}s", url.prefix, wait.as_secs()))
-            .header(http::header::HOST, url.authority.as_str())
-            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(http::header::USER_AGENT, concat!("dime-edge/", env!("CARGO_PKG_VERSION")));
-        if let Some(e) = etag {
-            req = req.header(http::header::IF_NONE_MATCH, format!("\"{e}\""));
-        }
-        let req = req.body(Empty::new()).map_err(|e| fail("status", e.to_string()))?;
-        let resp = sender.send_request(req).await.map_err(|e| fail("connect", e.to_string()))?;
-        let status = resp.status();
-        let etag = resp
-            .headers()
-            .get(http::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim_matches('"').to_owned());
-        match status {
-            http::StatusCode::NOT_MODIFIED => Ok(Answer::NotModified),
-            http::StatusCode::OK => {
-                let body = Limited::new(resp.into_body(), MAX_PAYLOAD)
-                    .collect()
-                    .await
-                    .map_err(|e| fail("body", format!("reading the table: {e}")))?
-                    .to_bytes();
-                Ok(Answer::Table { etag, body })
-            }
-            http::StatusCode::UNAUTHORIZED | http::StatusCode::FORBIDDEN => {
-                Err(fail("unauthorized", format!("{status}: control refused the token (--control-token-file)")))
-            }
-            other => Err(fail("status", format!("answered {other}"))),
-        }
-    };
-    tokio::time::timeout(wait + ANSWER_SLACK, exchange)
+    let stream = open(url, tls).await?;
+    tokio::time::timeout(wait + ANSWER_SLACK, poll(stream, url, token, etag, wait))
         .await
         .map_err(|_| fail("timeout", format!("no answer within {:?}", wait + ANSWER_SLACK)))?
 }
@@ -271,12 +282,9 @@ impl ControlSource {
     fn record(&self, f: impl FnOnce(&mut SyncStatus)) {
         self.state.update_sync(f);
     }
-}
 
-#[async_trait]
-impl BackgroundService for ControlSource {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        // Serve the last good table at once; control (if reachable) replaces it within one request.
+    /// Serves the last good table at once; control (if reachable) replaces it within one request.
+    async fn start_from_state(&self) {
         if let Some(table) = self.load_state() {
             tracing::info!(
                 version = table.version(),
@@ -285,56 +293,76 @@ impl BackgroundService for ControlSource {
             );
             self.state.apply(table, &self.state_source(), EmptyTable::Allowed).await;
         }
+    }
+
+    /// One pass over the control URLs, in order, until one answers. `etag` is the version to long-poll on; a
+    /// table taken (or refused) moves it on.
+    async fn pass(&self, etag: &mut Option<String>, wait: Duration, failures: u32) -> Pass {
+        for url in &self.urls {
+            match fetch(url, self.tls.as_ref(), &self.token, etag.as_deref(), wait).await {
+                Ok(answer) => return self.answered(url, answer, etag, failures).await,
+                Err(e) => {
+                    self.state.metrics.routes_fetch_failures.with_label_values(&[e.reason]).inc();
+                    let serving = self.state.current().map(|a| a.table.version().to_owned());
+                    if failures == 0 || failures.is_power_of_two() {
+                        tracing::warn!(control = %url.text, reason = e.reason, error = %e.message, serving_version = ?serving, consecutive_failures = failures, "cannot get routes from control; the active table keeps serving");
+                    }
+                    self.record(|s| s.last_error = Some(format!("{}: {}", url.text, e.message)));
+                }
+            }
+        }
+        Pass::Failed
+    }
+
+    async fn answered(&self, url: &ControlUrl, answer: Answer, etag: &mut Option<String>, failures: u32) -> Pass {
+        if failures > 0 {
+            tracing::info!(control = %url.text, after_failures = failures, "control reachable again");
+        }
+        if let Answer::Table { etag: tag, body } = answer {
+            match self.take(url, tag, &body).await {
+                Ok(version) => *etag = Some(version),
+                Err(tag) => {
+                    // Refused: long-poll past this version, after a pause like any failure.
+                    *etag = tag.or(etag.take());
+                    self.record(|s| s.last_error = Some(format!("{}: payload did not validate", url.text)));
+                    return Pass::Refused;
+                }
+            }
+        }
+        self.state.metrics.routes_fetch_last_success.set(unix(SystemTime::now()));
+        self.record(|s| {
+            s.control = url.text.clone();
+            s.last_success = Some(SystemTime::now());
+            s.last_error = None;
+        });
+        Pass::Answered
+    }
+}
+
+/// What one pass over the control URLs came to.
+enum Pass {
+    /// A control answered (a new table, or none newer): long-poll again at once.
+    Answered,
+    /// A control served a table that does not validate: pause, then long-poll past it.
+    Refused,
+    /// No control answered: pause (backoff), then try them all again.
+    Failed,
+}
+
+#[async_trait]
+impl BackgroundService for ControlSource {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        self.start_from_state().await;
         let mut etag = self.state.current().map(|a| a.table.version().to_owned());
         let mut failures: u32 = 0;
         // The first request does not wait: an edge starting from its state dir learns at once whether it is current.
         let mut wait = Duration::ZERO;
         loop {
-            let mut succeeded = false;
-            for url in &self.urls {
-                let result = tokio::select! {
-                    r = fetch(url, self.tls.as_ref(), &self.token, etag.as_deref(), wait) => r,
-                    _ = shutdown.changed() => return,
-                };
-                match result {
-                    Ok(answer) => {
-                        if failures > 0 {
-                            tracing::info!(control = %url.text, after_failures = failures, "control reachable again");
-                        }
-                        if let Answer::Table { etag: tag, body } = answer {
-                            match self.take(url, tag, &body).await {
-                                Ok(version) => etag = Some(version),
-                                Err(tag) => {
-                                    // Refused: long-poll past this version, after a pause like any failure.
-                                    etag = tag.or(etag);
-                                    self.record(|s| {
-                                        s.last_error = Some(format!("{}: payload did not validate", url.text))
-                                    });
-                                    break;
-                                }
-                            }
-                        }
-                        let m = &self.state.metrics;
-                        m.routes_fetch_last_success.set(unix(SystemTime::now()));
-                        self.record(|s| {
-                            s.control = url.text.clone();
-                            s.last_success = Some(SystemTime::now());
-                            s.last_error = None;
-                        });
-                        succeeded = true;
-                        break;
-                    }
-                    Err(e) => {
-                        self.state.metrics.routes_fetch_failures.with_label_values(&[e.reason]).inc();
-                        let serving = self.state.current().map(|a| a.table.version().to_owned());
-                        if failures == 0 || failures.is_power_of_two() {
-                            tracing::warn!(control = %url.text, reason = e.reason, error = %e.message, serving_version = ?serving, consecutive_failures = failures, "cannot get routes from control; the active table keeps serving");
-                        }
-                        self.record(|s| s.last_error = Some(format!("{}: {}", url.text, e.message)));
-                    }
-                }
-            }
-            if succeeded {
+            let pass = tokio::select! {
+                p = self.pass(&mut etag, wait, failures) => p,
+                _ = shutdown.changed() => return,
+            };
+            if let Pass::Answered = pass {
                 failures = 0;
                 wait = LONG_POLL;
                 continue;

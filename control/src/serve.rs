@@ -1,19 +1,22 @@
 //! The HTTP API edges pull from: `GET /v1/routes` (ETag, If-None-Match → 304, long-poll `?wait=30s`, bearer
-//! tokens), `/healthz`, `/readyz`.
+//! tokens), `/healthz`, `/readyz`, `/metrics`. An axum [`app`] (routing and extractors; tested without a socket),
+//! served over plain TCP or TLS by [`serve`].
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
+use http::{HeaderMap, StatusCode};
 use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower::ServiceExt;
 
 use crate::compile::Rejection;
 use crate::metrics::Metrics;
@@ -51,8 +54,8 @@ impl Shared {
         Ok(Shared { current, tokens, metrics: Metrics::new()?, status: Mutex::new(Status::default()) })
     }
 
-    fn status(&self) -> std::sync::MutexGuard<'_, Status> {
-        self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn status(&self) -> parking_lot::MutexGuard<'_, Status> {
+        self.status.lock()
     }
 
     /// A watch event arrived: the API is reachable.
@@ -80,7 +83,7 @@ impl Shared {
         self.status().rejected = rejected;
     }
 
-    fn readyz(&self) -> Response<Full<Bytes>> {
+    fn readyz(&self) -> Response {
         let Some(served) = self.current.borrow().clone() else {
             return reply(StatusCode::SERVICE_UNAVAILABLE, "not ready: first sync with the Kubernetes API not done\n");
         };
@@ -106,31 +109,23 @@ impl Shared {
 /// The longest long-poll a client may ask for.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
-fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = status;
-    r
+fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response {
+    (status, body.into()).into_response()
 }
 
-fn authorized(shared: &Shared, req: &Request<Incoming>) -> bool {
-    let presented = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
+    let presented =
+        headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     presented.is_some_and(|p| dime_routes::token_accepted(&shared.tokens, p.trim()))
 }
 
-fn wait_of(req: &Request<Incoming>) -> Duration {
-    req.uri()
-        .query()
-        .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("wait=")))
-        .and_then(|w| dime_routes::parse_duration(w).ok())
-        .unwrap_or(Duration::ZERO)
-        .min(MAX_WAIT)
+/// `?wait=30s`, at most [`MAX_WAIT`]; absent or unreadable: no wait.
+fn wait_of(query: Option<&str>) -> Duration {
+    let wait = query.and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "wait").map(|(_, v)| v));
+    wait.and_then(|w| dime_routes::parse_duration(&w).ok()).unwrap_or(Duration::ZERO).min(MAX_WAIT)
 }
 
-fn table_response(served: &Served) -> Response<Full<Bytes>> {
+fn table_response(served: &Served) -> Response {
     let mut r = reply(StatusCode::OK, served.json.clone());
     let headers = r.headers_mut();
     if let Ok(v) = format!("\"{}\"", served.version).parse() {
@@ -140,63 +135,62 @@ fn table_response(served: &Served) -> Response<Full<Bytes>> {
     r
 }
 
-pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let current = shared.current.borrow().clone();
-    Ok(match req.uri().path() {
-        "/healthz" => reply(StatusCode::OK, "ok\n"),
-        "/readyz" => shared.readyz(),
-        "/metrics" => {
-            let mut r = reply(StatusCode::OK, shared.metrics.render());
-            r.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            );
-            r
-        }
-        "/v1/routes" => {
-            let r = routes(&shared, &req, current).await;
-            shared.metrics.requests.with_label_values(&[r.status().as_str()]).inc();
-            r
-        }
-        _ => reply(StatusCode::NOT_FOUND, "not found\n"),
-    })
+/// The API, without a socket: `app(shared).oneshot(request)` in tests.
+pub fn app(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(|State(shared): State<Arc<Shared>>| async move { shared.readyz() }))
+        .route("/metrics", get(metrics))
+        .route("/v1/routes", get(routes))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .with_state(shared)
 }
 
-async fn routes(shared: &Shared, req: &Request<Incoming>, current: Option<Arc<Served>>) -> Response<Full<Bytes>> {
-    {
-        if !authorized(shared, req) {
-            return reply(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
-        }
-        let known = req
-            .headers()
-            .get(http::header::IF_NONE_MATCH)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim_matches('"').to_owned());
-        let Some(served) = current else {
-            return reply(StatusCode::SERVICE_UNAVAILABLE, "no route table yet\n");
-        };
-        if known.as_deref() != Some(served.version.as_str()) {
-            return table_response(&served);
-        }
-        // Long-poll: answer when the version changes, or 304 when the wait is over.
-        let mut rx = shared.current.subscribe();
-        let _waiting = Waiting::new(&shared.metrics.long_polls);
-        let changed = tokio::time::timeout(wait_of(req), async {
-            loop {
-                if rx.changed().await.is_err() {
-                    return None;
-                }
-                let now = rx.borrow().clone();
-                if let Some(s) = now.filter(|s| s.version != served.version) {
-                    return Some(s);
-                }
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let mut r = reply(StatusCode::OK, shared.metrics.render());
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    r
+}
+
+/// `GET /v1/routes`: the table with its ETag; with `If-None-Match` of the current version, waits up to `?wait=`
+/// for a newer one, then 304. Counted by status.
+async fn routes(State(shared): State<Arc<Shared>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let r = routes_answer(&shared, &headers, wait_of(query.as_deref())).await;
+    shared.metrics.requests.with_label_values(&[r.status().as_str()]).inc();
+    r
+}
+
+async fn routes_answer(shared: &Shared, headers: &HeaderMap, wait: Duration) -> Response {
+    if !authorized(shared, headers) {
+        return reply(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
+    }
+    let known =
+        headers.get(http::header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(|v| v.trim_matches('"').to_owned());
+    let Some(served) = shared.current.borrow().clone() else {
+        return reply(StatusCode::SERVICE_UNAVAILABLE, "no route table yet\n");
+    };
+    if known.as_deref() != Some(served.version.as_str()) {
+        return table_response(&served);
+    }
+    // Long-poll: answer when the version changes, or 304 when the wait is over.
+    let mut rx = shared.current.subscribe();
+    let _waiting = Waiting::new(&shared.metrics.long_polls);
+    let changed = tokio::time::timeout(wait, async {
+        loop {
+            if rx.changed().await.is_err() {
+                return None;
             }
-        })
-        .await;
-        match changed {
-            Ok(Some(newer)) => table_response(&newer),
-            _ => reply(StatusCode::NOT_MODIFIED, Bytes::new()),
+            let now = rx.borrow().clone();
+            if let Some(s) = now.filter(|s| s.version != served.version) {
+                return Some(s);
+            }
         }
+    })
+    .await;
+    match changed {
+        Ok(Some(newer)) => table_response(&newer),
+        _ => reply(StatusCode::NOT_MODIFIED, Bytes::new()),
     }
 }
 
@@ -216,7 +210,6 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// Serves until the process ends.
 /// Loads a PEM certificate chain and key into a TLS acceptor for the API.
 pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, String> {
     let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
@@ -247,11 +240,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(listen).await?;
     tracing::info!(%listen, tls = tls.is_some(), "serving /v1/routes");
+    let app = app(shared);
     loop {
         let (stream, peer) = listener.accept().await?;
-        let (shared, tls) = (shared.clone(), tls.clone());
+        let (app, tls) = (app.clone(), tls.clone());
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| handle(shared.clone(), req));
+            let svc = hyper::service::service_fn(move |req| app.clone().oneshot(req));
             let http = hyper::server::conn::http1::Builder::new();
             match tls {
                 None => drop(http.serve_connection(TokioIo::new(stream), svc).await),
@@ -261,5 +255,83 @@ pub async fn serve(
                 },
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    const TOKEN: &str = "edge-token-0123456789";
+
+    fn shared_with(version: Option<&str>) -> Arc<Shared> {
+        let shared = Arc::new(Shared::new(vec![TOKEN.into()]).unwrap());
+        if let Some(v) = version {
+            let served = Served { version: v.into(), json: Bytes::from(format!("{{\"version\":\"{v}\"}}")) };
+            shared.current.send_replace(Some(Arc::new(served)));
+        }
+        shared
+    }
+
+    async fn call(shared: &Arc<Shared>, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, String) {
+        let mut req = http::Request::get(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = app(shared.clone()).oneshot(req.body(axum::body::Body::empty()).unwrap()).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        (parts.status, parts.headers, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn the_api_answers_by_path_token_and_version() {
+        let bearer = format!("Bearer {TOKEN}");
+        let empty = shared_with(None);
+        assert_eq!(call(&empty, "/healthz", &[]).await.0, StatusCode::OK);
+        assert_eq!(call(&empty, "/readyz", &[]).await.0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(call(&empty, "/v1/routes", &[("authorization", &bearer)]).await.0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(call(&empty, "/nothing", &[]).await.0, StatusCode::NOT_FOUND);
+
+        let shared = shared_with(Some("v1"));
+        assert_eq!(call(&shared, "/v1/routes", &[]).await.0, StatusCode::UNAUTHORIZED);
+        let wrong = [("authorization", "Bearer not-the-token-at-all")];
+        assert_eq!(call(&shared, "/v1/routes", &wrong).await.0, StatusCode::UNAUTHORIZED);
+        let (status, headers, body) = call(&shared, "/v1/routes", &[("authorization", &bearer)]).await;
+        assert_eq!((status, headers["etag"].to_str().unwrap()), (StatusCode::OK, "\"v1\""));
+        assert_eq!(body, "{\"version\":\"v1\"}");
+        let known = [("authorization", bearer.as_str()), ("if-none-match", "\"v1\"")];
+        assert_eq!(call(&shared, "/v1/routes?wait=0s", &known).await.0, StatusCode::NOT_MODIFIED);
+        let (_, _, ready) = call(&shared, "/readyz", &[]).await;
+        assert!(ready.starts_with("ready: serving route table v1"), "{ready}");
+        let (_, _, metrics) = call(&shared, "/metrics", &[]).await;
+        assert!(metrics.contains("dime_control_"), "{}", &metrics[..metrics.len().min(200)]);
+    }
+
+    #[tokio::test]
+    async fn a_long_poll_answers_when_the_version_changes() {
+        let shared = shared_with(Some("v1"));
+        let bearer = format!("Bearer {TOKEN}");
+        let waiting = {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let known = [("authorization", bearer.as_str()), ("if-none-match", "\"v1\"")];
+                call(&shared, "/v1/routes?wait=30s", &known).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let served = Served { version: "v2".into(), json: Bytes::from_static(b"{}") };
+        shared.current.send_replace(Some(Arc::new(served)));
+        let (status, headers, _) = tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
+        assert_eq!((status, headers["etag"].to_str().unwrap()), (StatusCode::OK, "\"v2\""));
+    }
+
+    #[test]
+    fn waits_are_bounded_and_lenient() {
+        assert_eq!(wait_of(Some("wait=30s")), Duration::from_secs(30));
+        assert_eq!(wait_of(Some("a=1&wait=10m")), MAX_WAIT);
+        assert_eq!(wait_of(Some("wait=soon")), Duration::ZERO);
+        assert_eq!(wait_of(None), Duration::ZERO);
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{check_name, duration_or, Written};
-use crate::error::Collector;
+use crate::error::{Collector, Location};
 use crate::matcher::{HostPattern, PathMatch};
 use crate::schema;
 use crate::table::{HealthCheck, Probe, Server, Upstream, UpstreamTls};
@@ -61,75 +61,10 @@ pub(super) fn compile_upstream(
     if let Err(e) = check_name("upstream", name) {
         errors.push(origin.upstream(name, ""), e);
     }
-    if spec.servers.is_empty() {
-        errors.push(origin.upstream(name, "servers"), "an upstream needs at least one server");
-    }
-    let mut servers = Vec::new();
-    let mut schemes = Vec::new();
-    for (i, s) in spec.servers.iter().enumerate() {
-        match parse_server_url(&s.url) {
-            Ok((host, port, https)) => {
-                servers.push(Server { host, port, weight: s.weight.unwrap_or(1) });
-                schemes.push(https);
-            }
-            Err(e) => errors.push(origin.upstream(name, &format!("servers[{i}].url")), e),
-        }
-        if s.weight.is_some_and(|w| w > 1000) {
-            errors.push(origin.upstream(name, &format!("servers[{i}].weight")), "weight must be between 0 and 1000");
-        }
-    }
-    if !servers.is_empty() && servers.iter().all(|s| s.weight == 0) {
-        errors.push(origin.upstream(name, "servers"), "every server has weight 0: nothing could be sent anywhere");
-    }
-    let health_check = spec.health_check.as_ref().map(|h| {
-        if let Err(e) = PathMatch::check(h.path.split('?').next().unwrap_or_default()) {
-            errors.push(origin.upstream(name, "health_check.path"), e);
-        }
-        let interval = duration_or(
-            &h.interval,
-            HealthCheck::DEFAULT_INTERVAL,
-            origin.upstream(name, "health_check.interval"),
-            errors,
-        );
-        let timeout = duration_or(
-            &h.timeout,
-            HealthCheck::DEFAULT_TIMEOUT,
-            origin.upstream(name, "health_check.timeout"),
-            errors,
-        );
-        if interval < Duration::from_millis(100) {
-            errors.push(origin.upstream(name, "health_check.interval"), "interval must be at least 100ms");
-        }
-        HealthCheck { probe: Probe::Http { path: h.path.clone(), hostname: h.hostname.clone() }, interval, timeout }
-    });
-    let https = schemes.first().copied().unwrap_or(false);
-    if schemes.iter().any(|&s| s != https) {
-        errors.push(origin.upstream(name, "servers"), "mixes http:// and https:// servers; use one upstream for each");
-    }
-    let tls = match (&spec.tls, https) {
-        (Some(_), false) => {
-            errors.push(origin.upstream(name, "tls"), "TLS options need https:// servers");
-            None
-        }
-        (t, true) => {
-            let t = t.clone().unwrap_or_default();
-            if let Some(sni) = &t.server_name {
-                if !matches!(HostPattern::parse(sni), Ok(HostPattern::Exact(_))) {
-                    errors.push(origin.upstream(name, "tls.server_name"), format!("`{sni}` is not a host name"));
-                }
-            }
-            if t.ca_file.as_deref().is_some_and(|f| !f.starts_with('/')) {
-                errors.push(origin.upstream(name, "tls.ca_file"), "must be an absolute path on the edge");
-            }
-            Some(UpstreamTls {
-                ca_file: t.ca_file,
-                server_name: t.server_name,
-                verify: !t.insecure_skip_verify.unwrap_or(false),
-            })
-        }
-        (None, false) => None,
-    };
     let at = |f: &str| origin.upstream(name, f);
+    let (servers, https) = compile_servers(spec, &at, errors);
+    let health_check = spec.health_check.as_ref().map(|h| compile_health_check(h, &at, errors));
+    let tls = compile_tls(spec.tls.as_ref(), https, &at, errors);
     Upstream {
         name: name.to_owned(),
         servers,
@@ -145,6 +80,84 @@ pub(super) fn compile_upstream(
         read_timeout: duration_or(&spec.read_timeout, Upstream::DEFAULT_READ_TIMEOUT, at("read_timeout"), errors),
         dns_refresh: duration_or(&spec.dns_refresh, Upstream::DEFAULT_DNS_REFRESH, at("dns_refresh"), errors),
     }
+}
+
+/// The servers, and whether they are `https://` (one scheme per upstream).
+fn compile_servers(
+    spec: &schema::UpstreamSpec,
+    at: &dyn Fn(&str) -> Location,
+    errors: &mut Collector,
+) -> (Vec<Server>, bool) {
+    if spec.servers.is_empty() {
+        errors.push(at("servers"), "an upstream needs at least one server");
+    }
+    let mut servers = Vec::new();
+    let mut schemes = Vec::new();
+    for (i, s) in spec.servers.iter().enumerate() {
+        match parse_server_url(&s.url) {
+            Ok((host, port, https)) => {
+                servers.push(Server { host, port, weight: s.weight.unwrap_or(1) });
+                schemes.push(https);
+            }
+            Err(e) => errors.push(at(&format!("servers[{i}].url")), e),
+        }
+        if s.weight.is_some_and(|w| w > 1000) {
+            errors.push(at(&format!("servers[{i}].weight")), "weight must be between 0 and 1000");
+        }
+    }
+    if !servers.is_empty() && servers.iter().all(|s| s.weight == 0) {
+        errors.push(at("servers"), "every server has weight 0: nothing could be sent anywhere");
+    }
+    let https = schemes.first().copied().unwrap_or(false);
+    if schemes.iter().any(|&s| s != https) {
+        errors.push(at("servers"), "mixes http:// and https:// servers; use one upstream for each");
+    }
+    (servers, https)
+}
+
+fn compile_health_check(
+    h: &schema::HealthCheckSpec,
+    at: &dyn Fn(&str) -> Location,
+    errors: &mut Collector,
+) -> HealthCheck {
+    if let Err(e) = PathMatch::check(h.path.split('?').next().unwrap_or_default()) {
+        errors.push(at("health_check.path"), e);
+    }
+    let interval = duration_or(&h.interval, HealthCheck::DEFAULT_INTERVAL, at("health_check.interval"), errors);
+    let timeout = duration_or(&h.timeout, HealthCheck::DEFAULT_TIMEOUT, at("health_check.timeout"), errors);
+    if interval < Duration::from_millis(100) {
+        errors.push(at("health_check.interval"), "interval must be at least 100ms");
+    }
+    HealthCheck { probe: Probe::Http { path: h.path.clone(), hostname: h.hostname.clone() }, interval, timeout }
+}
+
+/// TLS to the servers: for `https://` upstreams only (verified unless `insecure_skip_verify`).
+fn compile_tls(
+    spec: Option<&schema::UpstreamTlsSpec>,
+    https: bool,
+    at: &dyn Fn(&str) -> Location,
+    errors: &mut Collector,
+) -> Option<UpstreamTls> {
+    if !https {
+        if spec.is_some() {
+            errors.push(at("tls"), "TLS options need https:// servers");
+        }
+        return None;
+    }
+    let t = spec.cloned().unwrap_or_default();
+    if let Some(sni) = &t.server_name {
+        if !matches!(HostPattern::parse(sni), Ok(HostPattern::Exact(_))) {
+            errors.push(at("tls.server_name"), format!("`{sni}` is not a host name"));
+        }
+    }
+    if t.ca_file.as_deref().is_some_and(|f| !f.starts_with('/')) {
+        errors.push(at("tls.ca_file"), "must be an absolute path on the edge");
+    }
+    Some(UpstreamTls {
+        ca_file: t.ca_file,
+        server_name: t.server_name,
+        verify: !t.insecure_skip_verify.unwrap_or(false),
+    })
 }
 
 /// Parses `host:port` (IPv6 as `[addr]:port`).

@@ -231,21 +231,9 @@ impl TcpProxy {
                     Err(e) => break format!("ended: upstream side error: {e}"),
                 },
                 _ = tick.tick() => {
-                    let quiet = now_ms(start).saturating_sub(activity.load(Ordering::Relaxed));
-                    if Duration::from_millis(quiet) >= idle {
-                        break format!("idle for {}s; closed", idle.as_secs());
-                    }
-                    // A removed route refuses new connections at once; its open ones get the drain bound.
-                    match (removed_at, self.route_present(route)) {
-                        (None, false) => {
-                            tracing::info!(route, client = ?ip, drain_s = self.drain_timeout.as_secs_f64(), "TCP route removed; draining its connection");
-                            removed_at = Some(Instant::now());
-                        }
-                        (Some(_), true) => removed_at = None,
-                        (Some(at), false) if at.elapsed() >= self.drain_timeout => {
-                            break "closed: its route was removed and the drain bound passed".to_owned();
-                        }
-                        _ => {}
+                    let quiet = Duration::from_millis(now_ms(start).saturating_sub(activity.load(Ordering::Relaxed)));
+                    if let Some(end) = self.looked_at(route, ip, quiet, idle, &mut removed_at) {
+                        break end;
                     }
                 }
             }
@@ -256,6 +244,34 @@ impl TcpProxy {
         active.dec();
         m.tcp_duration.with_label_values(&[route]).observe(start.elapsed().as_secs_f64());
         tracing::info!(route, client = ?ip, server = %server, duration_s = start.elapsed().as_secs_f64(), "TCP connection {outcome}");
+    }
+
+    /// The periodic look at a forwarded connection: why it ends now (idle for `idle`, or its route removed for
+    /// longer than the drain bound), or `None`. A removed route refuses new connections at once; its open ones
+    /// get the drain bound (`removed_at` remembers since when; a route that comes back clears it).
+    fn looked_at(
+        &self,
+        route: &str,
+        ip: Option<IpAddr>,
+        quiet: Duration,
+        idle: Duration,
+        removed_at: &mut Option<Instant>,
+    ) -> Option<String> {
+        if quiet >= idle {
+            return Some(format!("idle for {}s; closed", idle.as_secs()));
+        }
+        match (*removed_at, self.route_present(route)) {
+            (None, false) => {
+                tracing::info!(route, client = ?ip, drain_s = self.drain_timeout.as_secs_f64(), "TCP route removed; draining its connection");
+                *removed_at = Some(Instant::now());
+            }
+            (Some(_), true) => *removed_at = None,
+            (Some(at), false) if at.elapsed() >= self.drain_timeout => {
+                return Some("closed: its route was removed and the drain bound passed".to_owned());
+            }
+            _ => {}
+        }
+        None
     }
 }
 

@@ -162,6 +162,21 @@ async fn publish(
     m.configmaps.with_label_values(&["accepted"]).set(compiled.accepted.len() as i64);
     m.configmaps.with_label_values(&["rejected"]).set(compiled.rejected.len() as i64);
     m.configmap_rejected.reset();
+    report_rejections(shared, &compiled, &refs, recorder, reported);
+    shared.set_rejected(compiled.rejected.clone());
+    serve_table(shared, &compiled);
+}
+
+/// Logs, counts and records as Events what changed in the rejected ConfigMaps since the last compilation: a newly
+/// (or differently) rejected one gets `RoutesRejected`, one accepted again `RoutesAccepted`.
+fn report_rejections(
+    shared: &Arc<Shared>,
+    compiled: &compile::Compiled,
+    refs: &BTreeMap<String, ObjectReference>,
+    recorder: &Recorder,
+    reported: &mut Reported,
+) {
+    let m = &shared.metrics;
     let mut now_rejected = BTreeMap::new();
     for r in &compiled.rejected {
         let (namespace, name) = r.configmap.split_once('/').unwrap_or(("", &r.configmap));
@@ -207,8 +222,11 @@ async fn publish(
         }
     }
     reported.rejected = now_rejected;
-    shared.set_rejected(compiled.rejected.clone());
+}
 
+/// Puts the compiled table in service for the edges, unless it is the version already served.
+fn serve_table(shared: &Arc<Shared>, compiled: &compile::Compiled) {
+    let m = &shared.metrics;
     let version = compiled.table.version().to_owned();
     if shared.current.borrow().as_ref().is_some_and(|s| s.version == version) {
         return;

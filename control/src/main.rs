@@ -45,67 +45,67 @@ fn read_tokens(path: &PathBuf) -> Result<Vec<String>, String> {
     dime_routes::parse_tokens(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// What `run` needs before it touches the network: the accepted tokens and the TLS acceptor (exit code 2 when
+/// they cannot be read: a settings error).
+fn settings(
+    token_file: &PathBuf,
+    tls_cert: Option<&str>,
+) -> Result<(Vec<String>, Option<tokio_rustls::TlsAcceptor>), String> {
+    let tokens = read_tokens(token_file)?;
+    let tls = match tls_cert {
+        None => None,
+        Some(t) => {
+            let (cert, key) =
+                t.split_once(':').ok_or_else(|| format!("--tls-cert `{t}`: expected CERT_FILE:KEY_FILE"))?;
+            Some(serve::tls_acceptor(cert.as_ref(), key.as_ref())?)
+        }
+    };
+    Ok((tokens, tls))
+}
+
+/// Watches and serves until SIGTERM; `Err` when the API cannot be reached at start or the listener fails.
+async fn run(
+    namespaces: Vec<String>,
+    listen: std::net::SocketAddr,
+    tokens: Vec<String>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<(), String> {
+    let client = kube::Client::try_default().await.map_err(|e| format!("cannot reach the Kubernetes API: {e}"))?;
+    let shared = Arc::new(Shared::new(tokens).map_err(|e| format!("metrics: {e}"))?);
+    tokio::spawn(dime_control::watch::run(client, namespaces, shared.clone()));
+    tokio::select! {
+        r = serve::serve(listen, shared, tls) => r.map_err(|e| format!("{listen}: {e}")),
+        _ = shutdown() => {
+            tracing::info!("SIGTERM: exiting");
+            Ok(())
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let Command::Run { namespaces, listen, token_file, tls_cert } = Cli::parse().command;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
-    let tokens = match read_tokens(&token_file) {
-        Ok(t) => t,
+    let (tokens, tls) = match settings(&token_file, tls_cert.as_deref()) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("dime-control: {e}");
             return ExitCode::from(2);
         }
     };
-    let tls = match tls_cert.as_deref().map(|t| {
-        let (cert, key) = t.split_once(':').ok_or_else(|| format!("--tls-cert `{t}`: expected CERT_FILE:KEY_FILE"))?;
-        serve::tls_acceptor(cert.as_ref(), key.as_ref())
-    }) {
-        None => None,
-        Some(Ok(a)) => Some(a),
-        Some(Err(e)) => {
-            eprintln!("dime-control: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
+    let outcome = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|runtime| runtime.block_on(run(namespaces, listen, tokens, tls)));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dime-control: {e}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
-    runtime.block_on(async move {
-        let client = match kube::Client::try_default().await {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("dime-control: cannot reach the Kubernetes API: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let shared = match Shared::new(tokens) {
-            Ok(s) => Arc::new(s),
-            Err(e) => {
-                eprintln!("dime-control: metrics: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        tokio::spawn(dime_control::watch::run(client, namespaces, shared.clone()));
-        let server = serve::serve(listen, shared, tls);
-        tokio::select! {
-            r = server => {
-                if let Err(e) = r {
-                    eprintln!("dime-control: {listen}: {e}");
-                    return ExitCode::FAILURE;
-                }
-                ExitCode::SUCCESS
-            }
-            _ = shutdown() => {
-                tracing::info!("SIGTERM: exiting");
-                ExitCode::SUCCESS
-            }
-        }
-    })
+    }
 }
 
 async fn shutdown() {

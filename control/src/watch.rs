@@ -252,39 +252,51 @@ where
     }
 }
 
+/// The reflectors of every watched namespace: route ConfigMaps (both labels) and Services, their event streams,
+/// and one future per store that completes when its first full list is in.
+struct Watches {
+    stores: Vec<Store<ConfigMap>>,
+    service_stores: Vec<(Option<String>, Store<Service>)>,
+    streams: Vec<futures::stream::BoxStream<'static, Result<(), watcher::Error>>>,
+    ready: Vec<futures::future::BoxFuture<'static, bool>>,
+}
+
+impl Watches {
+    fn start(client: &Client, targets: &[Option<String>]) -> Self {
+        let mut w = Watches { stores: Vec::new(), service_stores: Vec::new(), streams: Vec::new(), ready: Vec::new() };
+        for ns in targets {
+            for label in [NATIVE_LABEL, TRAEFIK_LABEL] {
+                let config = watcher::Config::default().labels(label);
+                let reader = w.reflect(watcher(api::<ConfigMap>(client, ns), config));
+                w.stores.push(reader);
+            }
+            let reader = w.reflect(watcher(api::<Service>(client, ns), watcher::Config::default()));
+            w.service_stores.push((ns.clone(), reader));
+        }
+        w
+    }
+
+    fn reflect<K>(
+        &mut self,
+        events: impl futures::Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
+    ) -> Store<K>
+    where
+        K: kube::Resource + Clone + std::fmt::Debug + Send + Sync + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+    {
+        let (reader, writer) = reflector::store();
+        self.streams.push(reflector::reflector(writer, events).default_backoff().map_ok(|_| ()).boxed());
+        let r = reader.clone();
+        self.ready.push(Box::pin(async move { r.wait_until_ready().await.is_ok() }));
+        reader
+    }
+}
+
 /// Runs the watches until the process ends. `namespaces` empty: every namespace.
 pub async fn run(client: Client, namespaces: Vec<String>, shared: Arc<Shared>) {
     let targets: Vec<Option<String>> =
         if namespaces.is_empty() { vec![None] } else { namespaces.into_iter().map(Some).collect() };
-    let mut stores = Vec::new();
-    let mut service_stores = Vec::new();
-    let mut ready: Vec<futures::future::BoxFuture<'static, bool>> = Vec::new();
-    let mut streams = Vec::new();
-    for ns in &targets {
-        for label in [NATIVE_LABEL, TRAEFIK_LABEL] {
-            let (reader, writer) = reflector::store();
-            let stream = reflector::reflector(
-                writer,
-                watcher(api::<ConfigMap>(&client, ns), watcher::Config::default().labels(label)),
-            )
-            .default_backoff()
-            .map_ok(|_| ())
-            .boxed();
-            let r = reader.clone();
-            ready.push(Box::pin(async move { r.wait_until_ready().await.is_ok() }));
-            stores.push(reader);
-            streams.push(stream);
-        }
-        let (reader, writer) = reflector::store();
-        let stream = reflector::reflector(writer, watcher(api::<Service>(&client, ns), watcher::Config::default()))
-            .default_backoff()
-            .map_ok(|_| ())
-            .boxed();
-        let r = reader.clone();
-        ready.push(Box::pin(async move { r.wait_until_ready().await.is_ok() }));
-        service_stores.push((ns.clone(), reader));
-        streams.push(stream);
-    }
+    let Watches { stores, service_stores, streams, ready } = Watches::start(&client, &targets);
     let mut events = futures::stream::select_all(streams);
     // Set once every store has completed its first full list.
     let synced = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -253,6 +253,48 @@ fn translate_tls(source: &str, tls: Tls, doc: &mut schema::Document, errors: &mu
     }
 }
 
+/// `tls: {}` asks Traefik to serve the router on its TLS entrypoints; Dime serves every route on its HTTPS
+/// entrypoints (--https, certificates chosen by SNI), so the empty form is accepted as is. Options are not.
+fn check_router_tls(tls: Option<&serde_yaml::Value>, at: &dyn Fn(&str) -> Location, errors: &mut Collector) {
+    match tls {
+        None | Some(serde_yaml::Value::Null) => {}
+        Some(serde_yaml::Value::Mapping(m)) => {
+            for key in m.keys() {
+                let key = key.as_str().unwrap_or("?");
+                errors.push(
+                    at(&format!("tls.{key}")),
+                    format!("`{key}` is not supported: certificates come from `tls.certificates` or the edge's --tls-cert, chosen by SNI"),
+                );
+            }
+        }
+        Some(_) => errors.push(at("tls"), "expected `tls: {}`"),
+    }
+}
+
+/// The cache a router's middlewares ask for (the simplecache plugin); every middleware must be defined.
+fn router_cache(
+    names: &[String],
+    middlewares: &BTreeMap<String, Middleware>,
+    at: &dyn Fn(&str) -> Location,
+    errors: &mut Collector,
+) -> Option<CacheSpec> {
+    let mut cache = None;
+    for (i, mw) in names.iter().enumerate() {
+        let field = format!("middlewares[{i}]");
+        match local_name(mw) {
+            Err(e) => errors.push(at(&field), e),
+            Ok(base) => match middlewares.get(base) {
+                None => errors.push(at(&field), format!("middleware `{mw}` is not defined in http.middlewares")),
+                Some(def) => {
+                    let max_ttl = def.plugin.get(SIMPLECACHE).and_then(|c| c.max_expiry).map(|s| format!("{s}s"));
+                    cache = Some(CacheSpec { max_ttl, ..Default::default() });
+                }
+            },
+        }
+    }
+    cache
+}
+
 fn translate_router(
     source: &str,
     name: &str,
@@ -267,35 +309,8 @@ fn translate_router(
             "entryPoints on HTTP routers are not supported: every HTTP route is served on every HTTP entrypoint",
         );
     }
-    // `tls: {}` asks Traefik to serve the router on its TLS entrypoints; Dime serves every route on its HTTPS
-    // entrypoints (--https, certificates chosen by SNI), so the empty form is accepted as is. Options are not.
-    match &router.tls {
-        None | Some(serde_yaml::Value::Null) => {}
-        Some(serde_yaml::Value::Mapping(m)) => {
-            for key in m.keys() {
-                let key = key.as_str().unwrap_or("?");
-                errors.push(
-                    at(&format!("tls.{key}")),
-                    format!("`{key}` is not supported: certificates come from `tls.certificates` or the edge's --tls-cert, chosen by SNI"),
-                );
-            }
-        }
-        Some(_) => errors.push(at("tls"), "expected `tls: {}`"),
-    }
-    let mut cache = None;
-    for (i, mw) in router.middlewares.iter().enumerate() {
-        let field = format!("middlewares[{i}]");
-        match local_name(mw) {
-            Err(e) => errors.push(at(&field), e),
-            Ok(base) => match middlewares.get(base) {
-                None => errors.push(at(&field), format!("middleware `{mw}` is not defined in http.middlewares")),
-                Some(def) => {
-                    let max_ttl = def.plugin.get(SIMPLECACHE).and_then(|c| c.max_expiry).map(|s| format!("{s}s"));
-                    cache = Some(CacheSpec { max_ttl, ..Default::default() });
-                }
-            },
-        }
-    }
+    check_router_tls(router.tls.as_ref(), &at, errors);
+    let cache = router_cache(&router.middlewares, middlewares, &at, errors);
     let service = match local_name(&router.service) {
         Ok(s) => s.to_owned(),
         Err(e) => {

@@ -28,6 +28,48 @@ fn pem_has(text: &str, kind: &str) -> bool {
     text.lines().any(|l| l.trim().strip_prefix("-----BEGIN ").is_some_and(|r| r.ends_with(&format!("{kind}-----"))))
 }
 
+/// `cert_file` + `key_file`, both given and non-empty.
+fn file_source(
+    spec: &CertificateSpec,
+    at: &dyn Fn(&str) -> Location,
+    errors: &mut Collector,
+) -> Option<CertificateSource> {
+    let (Some(cert), Some(key)) = (&spec.cert_file, &spec.key_file) else {
+        let missing = if spec.cert_file.is_none() { "cert_file" } else { "key_file" };
+        errors.push(at(missing), "missing: `cert_file` and `key_file` go together");
+        return None;
+    };
+    for (field, path) in [("cert_file", cert), ("key_file", key)] {
+        if path.is_empty() {
+            errors.push(at(field), "empty path");
+            return None;
+        }
+    }
+    Some(CertificateSource::Files { cert: cert.clone(), key: key.clone() })
+}
+
+/// `cert_pem` + `key_pem` (inline, or what a Secret resolved to), both given and PEM of the right kind.
+fn pem_source(
+    spec: &CertificateSpec,
+    at: &dyn Fn(&str) -> Location,
+    errors: &mut Collector,
+) -> Option<CertificateSource> {
+    let (Some(cert), Some(key)) = (&spec.cert_pem, &spec.key_pem) else {
+        let missing = if spec.cert_pem.is_none() { "cert_pem" } else { "key_pem" };
+        errors.push(at(missing), "missing: `cert_pem` and `key_pem` go together");
+        return None;
+    };
+    if !pem_has(cert, "CERTIFICATE") {
+        errors.push(at("cert_pem"), "not a PEM certificate (no `-----BEGIN CERTIFICATE-----`)");
+        return None;
+    }
+    if !pem_has(key, "PRIVATE KEY") {
+        errors.push(at("key_pem"), "not a PEM private key (no `-----BEGIN ... PRIVATE KEY-----`)");
+        return None;
+    }
+    Some(CertificateSource::Pem { cert: cert.clone(), key: key.clone() })
+}
+
 /// Resolves and checks one entry; on success the spec is rewritten to its served form (Secrets become inline PEM).
 pub(super) fn compile_certificate(
     spec: &mut CertificateSpec,
@@ -67,35 +109,7 @@ pub(super) fn compile_certificate(
             errors.push(at("name"), format!("invalid name `{name}`: 1-253 characters, no spaces"));
         }
     }
-    let certificate = if files {
-        let (Some(cert), Some(key)) = (&spec.cert_file, &spec.key_file) else {
-            let missing = if spec.cert_file.is_none() { "cert_file" } else { "key_file" };
-            errors.push(at(missing), "missing: `cert_file` and `key_file` go together");
-            return None;
-        };
-        for (field, path) in [("cert_file", cert), ("key_file", key)] {
-            if path.is_empty() {
-                errors.push(at(field), "empty path");
-                return None;
-            }
-        }
-        CertificateSource::Files { cert: cert.clone(), key: key.clone() }
-    } else {
-        let (Some(cert), Some(key)) = (&spec.cert_pem, &spec.key_pem) else {
-            let missing = if spec.cert_pem.is_none() { "cert_pem" } else { "key_pem" };
-            errors.push(at(missing), "missing: `cert_pem` and `key_pem` go together");
-            return None;
-        };
-        if !pem_has(cert, "CERTIFICATE") {
-            errors.push(at("cert_pem"), "not a PEM certificate (no `-----BEGIN CERTIFICATE-----`)");
-            return None;
-        }
-        if !pem_has(key, "PRIVATE KEY") {
-            errors.push(at("key_pem"), "not a PEM private key (no `-----BEGIN ... PRIVATE KEY-----`)");
-            return None;
-        }
-        CertificateSource::Pem { cert: cert.clone(), key: key.clone() }
-    };
+    let certificate = if files { file_source(spec, &at, errors)? } else { pem_source(spec, &at, errors)? };
     let label = spec.name.clone().unwrap_or_else(|| match &certificate {
         CertificateSource::Files { cert, .. } => cert.clone(),
         CertificateSource::Pem { .. } => format!("{source}#tls.certificates[{index}]"),

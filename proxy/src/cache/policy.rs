@@ -111,6 +111,34 @@ fn vary_supported(vary: Option<&str>) -> bool {
     })
 }
 
+/// What makes a response unstorable whatever the route says: `no-store`, `private`, `Set-Cookie`, a `Vary`
+/// other than Accept-Encoding.
+fn never_stored(resp: &Response<'_>) -> Option<&'static str> {
+    let cc = &resp.cache_control;
+    if cc.no_store {
+        Some("no-store")
+    } else if cc.private {
+        Some("private")
+    } else if resp.set_cookie {
+        Some("set-cookie")
+    } else if !vary_supported(resp.vary) {
+        Some("vary")
+    } else {
+        None
+    }
+}
+
+/// The freshness lifetime the origin gives (RFC 9111 §4.2.1): `s-maxage`, else `max-age`, else `Expires`
+/// minus `Date` (an unreadable `Expires` is already expired); `None` when it gives none.
+fn origin_lifetime(resp: &Response<'_>, now: SystemTime) -> Option<Duration> {
+    let cc = &resp.cache_control;
+    cc.s_maxage.or(cc.max_age).map(Duration::from_secs).or_else(|| {
+        let expires = httpdate::parse_http_date(resp.expires?).unwrap_or(SystemTime::UNIX_EPOCH);
+        let date = resp.date.and_then(|d| httpdate::parse_http_date(d).ok()).unwrap_or(now);
+        Some(expires.duration_since(date).unwrap_or_default())
+    })
+}
+
 pub fn decide(
     policy: &CachePolicy,
     kind: Kind,
@@ -119,17 +147,8 @@ pub fn decide(
     now: SystemTime,
 ) -> Decision {
     let cc = &resp.cache_control;
-    if cc.no_store {
-        return Decision::Skip("no-store");
-    }
-    if cc.private {
-        return Decision::Skip("private");
-    }
-    if resp.set_cookie {
-        return Decision::Skip("set-cookie");
-    }
-    if !vary_supported(resp.vary) {
-        return Decision::Skip("vary");
+    if let Some(reason) = never_stored(resp) {
+        return Decision::Skip(reason);
     }
     let stale_if_error = Duration::from_secs(cc.stale_if_error.unwrap_or(policy.stale_if_error.as_secs()));
     let stale_while_revalidate =
@@ -155,13 +174,8 @@ pub fn decide(
     if request_has_authorization && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate) {
         return Decision::Skip("authorization");
     }
-    let explicit = cc.s_maxage.or(cc.max_age).map(Duration::from_secs).or_else(|| {
-        let expires = httpdate::parse_http_date(resp.expires?).unwrap_or(SystemTime::UNIX_EPOCH);
-        let date = resp.date.and_then(|d| httpdate::parse_http_date(d).ok()).unwrap_or(now);
-        Some(expires.duration_since(date).unwrap_or_default())
-    });
     let age = Duration::from_secs(resp.age.and_then(|a| a.trim().parse().ok()).unwrap_or(0));
-    let fresh = match explicit {
+    let fresh = match origin_lifetime(resp, now) {
         _ if cc.no_cache => Duration::ZERO,
         Some(lifetime) => lifetime.saturating_sub(age),
         None if heuristically_cacheable(resp.status) => match policy.default_ttl {

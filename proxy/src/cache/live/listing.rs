@@ -197,50 +197,57 @@ fn parse_dash(body: &[u8]) -> Result<Listing, ListingError> {
             Event::Eof => break,
             _ => continue,
         };
-        match e.local_name().as_ref() {
-            b"MPD" => {
-                seen_mpd = true;
-                listing.shape.ended = attr(e, b"type").is_some_and(|t| t == "static");
-                listing.shape.epoch = attr(e, b"availabilityStartTime");
-            }
-            b"AdaptationSet" => scope.adaptation = None,
-            b"Representation" => {
-                let id = attr(e, b"id").unwrap_or_default();
-                let bandwidth = attr(e, b"bandwidth").unwrap_or_default();
-                scope.representation = Some((id, bandwidth));
-                scope.representation_template = None;
-                scope.in_representation = true;
-                if empty {
-                    finish_representation(&mut listing, &mut scope);
-                }
-            }
-            b"SegmentTemplate" => {
-                let template = template_of(e, scope.adaptation.as_ref());
-                if scope.in_representation {
-                    scope.representation_template = Some(template);
-                } else {
-                    scope.adaptation = Some(template);
-                }
-            }
-            b"S" => {
-                let target = if scope.in_representation {
-                    scope.representation_template.as_mut()
-                } else {
-                    scope.adaptation.as_mut()
-                };
-                if let Some(t) = target {
-                    let num = |name: &[u8]| attr(e, name).and_then(|v| v.parse::<u64>().ok());
-                    let r = attr(e, b"r").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-                    t.timeline.push((num(b"t"), num(b"d").unwrap_or(0), r));
-                }
-            }
-            _ => {}
+        if e.local_name().as_ref() == b"MPD" {
+            seen_mpd = true;
         }
+        dash_element(e, empty, &mut listing, &mut scope);
     }
     if !seen_mpd {
         return Err(ListingError::Dash("no MPD element".into()));
     }
     Ok(listing)
+}
+
+/// One opening (or empty) element of an MPD, read into the listing or the template scope.
+fn dash_element(e: &quick_xml::events::BytesStart<'_>, empty: bool, listing: &mut Listing, scope: &mut DashScope) {
+    match e.local_name().as_ref() {
+        b"MPD" => {
+            listing.shape.ended = attr(e, b"type").is_some_and(|t| t == "static");
+            listing.shape.epoch = attr(e, b"availabilityStartTime");
+        }
+        b"AdaptationSet" => scope.adaptation = None,
+        b"Representation" => {
+            let id = attr(e, b"id").unwrap_or_default();
+            let bandwidth = attr(e, b"bandwidth").unwrap_or_default();
+            scope.representation = Some((id, bandwidth));
+            scope.representation_template = None;
+            scope.in_representation = true;
+            if empty {
+                finish_representation(listing, scope);
+            }
+        }
+        b"SegmentTemplate" => {
+            let template = template_of(e, scope.adaptation.as_ref());
+            if scope.in_representation {
+                scope.representation_template = Some(template);
+            } else {
+                scope.adaptation = Some(template);
+            }
+        }
+        b"S" => {
+            let target = if scope.in_representation {
+                scope.representation_template.as_mut()
+            } else {
+                scope.adaptation.as_mut()
+            };
+            if let Some(t) = target {
+                let num = |name: &[u8]| attr(e, name).and_then(|v| v.parse::<u64>().ok());
+                let r = attr(e, b"r").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+                t.timeline.push((num(b"t"), num(b"d").unwrap_or(0), r));
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Expands the template in scope for the representation just read into its initialization and media segments.

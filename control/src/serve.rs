@@ -44,9 +44,7 @@ pub struct Shared {
     pub status: Mutex<Status>,
 }
 
-pub fn unix(t: SystemTime) -> f64 {
-    dime_routes::clock::unix_secs_f64(t)
-}
+pub use dime_routes::clock::unix_secs_f64 as unix;
 
 impl Shared {
     pub fn new(tokens: Vec<String>) -> Result<Self, prometheus::Error> {

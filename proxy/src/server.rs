@@ -114,8 +114,8 @@ pub enum StartError {
     Tls { addr: std::net::SocketAddr, message: String },
 }
 
-fn setting(setting: &'static str) -> impl FnOnce(String) -> StartError {
-    move |message| StartError::Setting { setting, message }
+fn setting(setting: &'static str, message: impl std::fmt::Display) -> StartError {
+    StartError::Setting { setting, message: message.to_string() }
 }
 
 /// What start-up reads and creates from the settings (token files, keys, certificates, directories), before
@@ -128,15 +128,15 @@ struct Opened {
 
 fn open_files(cfg: &EdgeConfig, metrics: &Arc<Metrics>) -> Result<Opened, StartError> {
     let admin_tokens = match &cfg.admin_token_file {
-        Some(path) => crate::config::read_tokens(path).map_err(|e| setting("admin_token_file")(e.to_string()))?,
+        Some(path) => crate::config::read_tokens(path).map_err(|e| setting("admin_token_file", e))?,
         None => Vec::new(),
     };
     if let Some(dir) = &cfg.cache.body_dir {
         crate::cache::body::BodyFile::prepare_dir(dir)
-            .map_err(|e| setting("cache_body_dir")(format!("{}: {e}", dir.display())))?;
+            .map_err(|e| setting("cache_body_dir", format!("{}: {e}", dir.display())))?;
     }
     let keys = match &cfg.signing_keys {
-        Some(path) => crate::signed::Keys::load(path).map_err(|e| setting("signing_keys")(e.to_string()))?,
+        Some(path) => crate::signed::Keys::load(path).map_err(|e| setting("signing_keys", e))?,
         None => crate::signed::Keys::default(),
     };
     let certs = if cfg.https.is_empty() {
@@ -145,10 +145,7 @@ fn open_files(cfg: &EdgeConfig, metrics: &Arc<Metrics>) -> Result<Opened, StartE
         if cfg.tls_certs.is_empty() {
             tracing::warn!("HTTPS entrypoints without --tls-cert: handshakes fail until the route table or ACME provides a certificate");
         }
-        Some(
-            crate::tls::CertStore::new(cfg.tls_certs.clone(), metrics.clone())
-                .map_err(|e| setting("tls_cert")(e.to_string()))?,
-        )
+        Some(crate::tls::CertStore::new(cfg.tls_certs.clone(), metrics.clone()).map_err(|e| setting("tls_cert", e))?)
     };
     Ok(Opened { admin_tokens, keys: Arc::new(keys), certs })
 }
@@ -164,18 +161,19 @@ fn route_source(cfg: &EdgeConfig, state: &Arc<State>) -> Result<Routes, StartErr
             Ok(Routes::File(source))
         }
         RouteSource::Control { urls, token_file, state_dir, ca_file } => {
-            let mut tokens =
-                crate::config::read_tokens(token_file).map_err(|e| setting("control_token_file")(e.to_string()))?;
+            let mut tokens = crate::config::read_tokens(token_file).map_err(|e| setting("control_token_file", e))?;
             if let Some(dir) = state_dir {
                 // A state dir that cannot be written would only be noticed in the outage it is meant for.
                 std::fs::create_dir_all(dir)
                     .and_then(|()| tempfile_probe(dir))
-                    .map_err(|e| setting("state_dir")(format!("{}: {e}", dir.display())))?;
+                    .map_err(|e| setting("state_dir", format!("{}: {e}", dir.display())))?;
             }
             let controls: Vec<&str> = urls.iter().map(|u| u.text.as_str()).collect();
             tracing::info!(?controls, state_dir = ?state_dir, "routes from dime-control");
             let tls = match urls.iter().any(|u| u.tls_name.is_some()) {
-                true => Some(crate::source::control::tls_connector(ca_file.as_deref()).map_err(setting("control_ca"))?),
+                true => Some(
+                    crate::source::control::tls_connector(ca_file.as_deref()).map_err(|e| setting("control_ca", e))?,
+                ),
                 false => None,
             };
             Ok(Routes::Control(ControlSource {
@@ -241,12 +239,14 @@ fn http_service(
     for addr in &cfg.http {
         http.add_tcp(&addr.to_string());
     }
-    for (addr, store) in cfg.https.iter().zip(std::iter::repeat(certs).flatten()) {
-        let mut tls = pingora_core::listeners::tls::TlsSettings::intermediate("", "")
-            .map_err(|e| StartError::Tls { addr: *addr, message: e.to_string() })?;
-        tls.set_cert_resolver(Arc::new(crate::tls::Resolver(store.clone())));
-        tls.enable_h2();
-        http.add_tls_with_settings(&addr.to_string(), None, tls);
+    if let Some(store) = certs {
+        for addr in &cfg.https {
+            let mut tls = pingora_core::listeners::tls::TlsSettings::intermediate("", "")
+                .map_err(|e| StartError::Tls { addr: *addr, message: e.to_string() })?;
+            tls.set_cert_resolver(Arc::new(crate::tls::Resolver(store.clone())));
+            tls.enable_h2();
+            http.add_tls_with_settings(&addr.to_string(), None, tls);
+        }
     }
     Ok(http)
 }

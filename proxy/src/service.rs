@@ -17,14 +17,13 @@
 //! 11. `should_serve_stale`, `error_while_proxy` — only when something fails.
 //! 12. `logging` — metrics and the access line, once per request however it ended.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ipnet::IpNet;
 use pingora_cache::key::HashBinary;
-use pingora_cache::{CacheKey, CacheMeta, CacheOptionOverrides, NoCacheReason, RespCacheable, VarianceBuilder};
+use pingora_cache::{CacheKey, CacheMeta, CacheOptionOverrides, NoCacheReason, RespCacheable};
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -34,9 +33,8 @@ use crate::cache::policy::{self, Decision, Kind};
 use crate::cache::request::{cache_outcome, policy_response, stored_header, CacheCtx};
 use crate::cache::status::{self, Outcome};
 use crate::cache::{key, Cache};
-use crate::metrics::{status_class, Metrics};
-use crate::state::{Active, State};
-use crate::upstream::{Endpoint, Pool};
+use crate::metrics::status_class;
+use crate::state::State;
 
 mod direct;
 mod gate;
@@ -74,58 +72,9 @@ pub struct DimeProxy {
     pub challenges: Arc<crate::acme::Challenges>,
 }
 
-/// Per-request state. Holds the table snapshot the request was routed with, so a reload in the middle of a
-/// request changes nothing for it.
-#[derive(Debug)]
-pub struct RequestCtx {
-    start: Instant,
-    active: Option<Arc<Active>>,
-    route: Option<usize>,
-    pool: Option<Arc<Pool>>,
-    endpoint: Option<Arc<Endpoint>>,
-    tried: Vec<SocketAddr>,
-    peer_chosen_at: Option<Instant>,
-    sent_at: Option<Instant>,
-    cache: Option<CacheCtx>,
-    /// The object kind and cache key, when `request_filter` already computed them.
-    key: Option<(Kind, CacheKey)>,
-    /// Set when `request_filter` answered a cache hit itself (see `direct`).
-    direct: Option<direct::Direct>,
-    _in_flight: InFlight,
-}
-
-impl RequestCtx {
-    /// The route the request matched, in the table it was routed with (the one lookup of table and index).
-    fn route(&self) -> Option<&dime_routes::Route> {
-        self.active.as_ref()?.table.routes().get(self.route?)
-    }
-    fn route_name(&self) -> &str {
-        self.route().map_or("unmatched", |r| r.name.as_str())
-    }
-    fn upstream_name(&self) -> &str {
-        self.pool.as_ref().map_or("-", |p| p.name())
-    }
-    fn cache_policy(&self) -> Option<&dime_routes::CachePolicy> {
-        self.route()?.cache.as_ref()
-    }
-}
-
-/// Keeps `dime_http_requests_in_flight` right however the request ends.
-#[derive(Debug)]
-struct InFlight(Arc<Metrics>);
-
-impl InFlight {
-    fn new(metrics: &Arc<Metrics>) -> Self {
-        metrics.requests_in_flight.inc();
-        InFlight(metrics.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.requests_in_flight.dec();
-    }
-}
+mod ctx;
+use ctx::InFlight;
+pub use ctx::RequestCtx;
 
 fn method_label(method: &http::Method) -> &'static str {
     use http::Method as M;
@@ -343,29 +292,7 @@ impl ProxyHttp for DimeProxy {
     /// Phase 9: objects that say `Vary: Accept-Encoding` are kept per normalized Accept-Encoding of the request;
     /// `None` (one variant) otherwise.
     fn cache_vary_filter(&self, meta: &CacheMeta, _ctx: &mut Self::CTX, req: &RequestHeader) -> Option<HashBinary> {
-        let varies = meta
-            .headers()
-            .get_all(http::header::VARY)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.split(',').any(|h| h.trim().eq_ignore_ascii_case("accept-encoding")));
-        if !varies {
-            return None;
-        }
-        let mut encodings: Vec<String> = req
-            .headers
-            .get_all(http::header::ACCEPT_ENCODING)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|e| e.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-            .filter(|e| !e.is_empty())
-            .collect();
-        encodings.sort();
-        encodings.dedup();
-        let mut variance = VarianceBuilder::new();
-        variance.add_owned_value("accept-encoding", encodings.join(",").into_bytes());
-        variance.finalize()
+        key::encoding_variance(meta.headers(), &req.headers)
     }
 
     /// Phase 11: whether a stale object may be served: while refreshing (within stale-while-revalidate) and when
@@ -394,10 +321,11 @@ impl ProxyHttp for DimeProxy {
         }
         let Some(cache_ctx) = &ctx.cache else { return Ok(()) };
         let outcome = cache_outcome(session.cache.phase(), cache_ctx);
-        let fresh_until = match outcome {
-            Outcome::Hit | Outcome::Stale | Outcome::Revalidated => {
-                session.cache.maybe_cache_meta().map(|m| m.fresh_until())
-            }
+        let ttl = match outcome {
+            Outcome::Hit | Outcome::Stale | Outcome::Revalidated => session
+                .cache
+                .maybe_cache_meta()
+                .map(|m| status::ttl_left(m.fresh_until(), std::time::SystemTime::now())),
             _ => None,
         };
         let stored = cache_ctx.stored && matches!(outcome, Outcome::Miss | Outcome::Expired);
@@ -405,7 +333,7 @@ impl ProxyHttp for DimeProxy {
             Outcome::Stale => Some("stale"),
             _ => cache_ctx.skip,
         };
-        let value = status::answer(&self.state.metrics, ctx.route_name(), outcome, fresh_until, stored, detail);
+        let value = status::answer(&self.state.metrics, ctx.route_name(), outcome, ttl, stored, detail);
         resp.insert_header("cache-status", value)?;
         Ok(())
     }

@@ -44,13 +44,6 @@ impl std::fmt::Debug for Keys {
 #[error("{0}")]
 pub struct KeyError(String);
 
-impl KeyError {
-    /// The message, for tests and callers that add their own context.
-    pub fn message(&self) -> &str {
-        &self.0
-    }
-}
-
 impl Keys {
     /// Reads `ID SECRET` lines (`#` comments allowed); secrets of at least 32 characters.
     pub fn parse(name: &str, text: &str) -> Result<Self, KeyError> {

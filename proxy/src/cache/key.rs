@@ -50,5 +50,35 @@ pub fn split_primary(key: &str) -> (&str, &str) {
     key.split_once('\n').unwrap_or((key, ""))
 }
 
+/// The variant of a stored object a request gets: objects that say `Vary: Accept-Encoding` are kept per
+/// normalized (lower-cased, sorted, deduplicated, without q-values) Accept-Encoding of the request; `None` (one
+/// variant) for the others.
+pub fn encoding_variance(
+    stored: &http::HeaderMap,
+    request: &http::HeaderMap,
+) -> Option<pingora_cache::key::HashBinary> {
+    let varies = stored
+        .get_all(http::header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|h| h.trim().eq_ignore_ascii_case("accept-encoding")));
+    if !varies {
+        return None;
+    }
+    let mut encodings: Vec<String> = request
+        .get_all(http::header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|e| e.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .filter(|e| !e.is_empty())
+        .collect();
+    encodings.sort();
+    encodings.dedup();
+    let mut variance = pingora_cache::VarianceBuilder::new();
+    variance.add_owned_value("accept-encoding", encodings.join(",").into_bytes());
+    variance.finalize()
+}
+
 #[cfg(test)]
 mod tests;

@@ -27,17 +27,16 @@ pub fn ttl_left(fresh_until: std::time::SystemTime, now: std::time::SystemTime) 
 
 /// The `Cache-Status` of an answer, and its count in `dime_cache_requests_total{route,outcome}`: the one place
 /// both hit paths (Pingora's and [`crate::service`]'s direct one) and the fetches get them, so they cannot drift.
-/// `fresh_until` is the used object's, when one was used.
+/// `ttl` is the used object's freshness left ([`ttl_left`]), when one was used.
 pub fn answer(
     metrics: &crate::metrics::Metrics,
     route: &str,
     outcome: Outcome<'_>,
-    fresh_until: Option<std::time::SystemTime>,
+    ttl: Option<i64>,
     stored: bool,
     detail: Option<&str>,
 ) -> String {
     metrics.cache_requests.with_label_values(&[route, super::request::outcome_label(outcome)]).inc();
-    let ttl = fresh_until.map(|until| ttl_left(until, std::time::SystemTime::now()));
     header_value(outcome, ttl, stored, detail)
 }
 

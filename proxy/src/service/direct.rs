@@ -70,8 +70,8 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
     let head = match keepalive {
         Some(keepalive) if socket.is_some() && meta.is_fresh(now) && meta.variance().is_none() => {
             let (metrics, route) = (&proxy.state.metrics, ctx.route_name());
-            let fresh_until = Some(meta.fresh_until());
-            response_head(&object, keepalive, || status::answer(metrics, route, Outcome::Hit, fresh_until, false, None))
+            let ttl = Some(status::ttl_left(meta.fresh_until(), now));
+            response_head(&object, keepalive, || status::answer(metrics, route, Outcome::Hit, ttl, false, None))
         }
         _ => None,
     };

@@ -58,11 +58,11 @@ fn a_bound_token_is_valid_from_its_client_only() {
 
 #[test]
 fn key_files_are_checked() {
-    assert!(Keys::parse("f", "k1 short\n").unwrap_err().message().contains("f:1: the secret of `k1` is shorter"));
-    assert!(Keys::parse("f", "\nk1\n").unwrap_err().message().contains("f:2: expected `ID SECRET`"));
-    assert!(Keys::parse("f", "# nothing\n").unwrap_err().message().contains("no key"));
+    assert!(Keys::parse("f", "k1 short\n").unwrap_err().to_string().contains("f:1: the secret of `k1` is shorter"));
+    assert!(Keys::parse("f", "\nk1\n").unwrap_err().to_string().contains("f:2: expected `ID SECRET`"));
+    assert!(Keys::parse("f", "# nothing\n").unwrap_err().to_string().contains("no key"));
     let dup = "k 0123456789abcdef0123456789abcdef\nk 0123456789abcdef0123456789abcdef\n";
-    assert!(Keys::parse("f", dup).unwrap_err().message().contains("f:2: key id `k` appears twice"));
+    assert!(Keys::parse("f", dup).unwrap_err().to_string().contains("f:2: key id `k` appears twice"));
     assert!(!format!("{:?}", Keys::parse("f", KEYS).unwrap()).contains("0123"), "Debug never shows secrets");
 }
 

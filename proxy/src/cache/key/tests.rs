@@ -51,3 +51,21 @@ fn signed_url_tokens_are_never_part_of_the_key() {
     let list = vec!["dime_exp".to_owned(), "v".to_owned()];
     assert_eq!(primary_key("a.test", "/x", Some(&format!("v=1&{token}")), Kind::Other, Some(&list)), "a.test\n/x?v=1");
 }
+
+#[test]
+fn accept_encoding_variants_are_normalized_and_only_for_objects_that_vary() {
+    let headers = |pairs: &[(&'static str, &'static str)]| {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, http::HeaderValue::from_static(v));
+        }
+        h
+    };
+    let varies = headers(&[("vary", "Origin, Accept-Encoding")]);
+    let a = encoding_variance(&varies, &headers(&[("accept-encoding", "gzip, br")]));
+    let b = encoding_variance(&varies, &headers(&[("accept-encoding", "br;q=1"), ("accept-encoding", "GZIP,gzip")]));
+    assert!(a.is_some());
+    assert_eq!(a, b, "same set of encodings, same variant");
+    assert_ne!(a, encoding_variance(&varies, &headers(&[("accept-encoding", "identity")])));
+    assert_eq!(encoding_variance(&headers(&[]), &headers(&[("accept-encoding", "gzip")])), None);
+}

@@ -1,0 +1,67 @@
+//! The per-request state the phases share.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use pingora_cache::CacheKey;
+
+use super::direct;
+use crate::cache::policy::Kind;
+use crate::cache::request::CacheCtx;
+use crate::metrics::Metrics;
+use crate::state::Active;
+use crate::upstream::{Endpoint, Pool};
+
+/// Per-request state. Holds the table snapshot the request was routed with, so a reload in the middle of a
+/// request changes nothing for it.
+#[derive(Debug)]
+pub struct RequestCtx {
+    pub(super) start: Instant,
+    pub(super) active: Option<Arc<Active>>,
+    pub(super) route: Option<usize>,
+    pub(super) pool: Option<Arc<Pool>>,
+    pub(super) endpoint: Option<Arc<Endpoint>>,
+    pub(super) tried: Vec<SocketAddr>,
+    pub(super) peer_chosen_at: Option<Instant>,
+    pub(super) sent_at: Option<Instant>,
+    pub(super) cache: Option<CacheCtx>,
+    /// The object kind and cache key, when `request_filter` already computed them.
+    pub(super) key: Option<(Kind, CacheKey)>,
+    /// Set when `request_filter` answered a cache hit itself (see `direct`).
+    pub(super) direct: Option<direct::Direct>,
+    pub(super) _in_flight: InFlight,
+}
+
+impl RequestCtx {
+    /// The route the request matched, in the table it was routed with (the one lookup of table and index).
+    pub(super) fn route(&self) -> Option<&dime_routes::Route> {
+        self.active.as_ref()?.table.routes().get(self.route?)
+    }
+    pub(super) fn route_name(&self) -> &str {
+        self.route().map_or("unmatched", |r| r.name.as_str())
+    }
+    pub(super) fn upstream_name(&self) -> &str {
+        self.pool.as_ref().map_or("-", |p| p.name())
+    }
+    pub(super) fn cache_policy(&self) -> Option<&dime_routes::CachePolicy> {
+        self.route()?.cache.as_ref()
+    }
+}
+
+/// Keeps `dime_http_requests_in_flight` right however the request ends.
+#[derive(Debug)]
+pub(super) struct InFlight(Arc<Metrics>);
+
+impl InFlight {
+    pub(super) fn new(metrics: &Arc<Metrics>) -> Self {
+        metrics.requests_in_flight.inc();
+        InFlight(metrics.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.requests_in_flight.dec();
+    }
+}

@@ -58,13 +58,7 @@ fn compile_all(sources: &[&Source], services: &dyn ServiceResolver) -> Result<Ro
 
 /// Compiles without a cluster: servers that name a Service are errors.
 pub fn compile(sources: Vec<Source>) -> Compiled {
-    struct NoCluster;
-    impl ServiceResolver for NoCluster {
-        fn resolve(&self, _: &dime_routes::ServiceRef<'_>) -> Result<(String, u16), String> {
-            Err("no Services are known".into())
-        }
-    }
-    compile_with(sources, &NoCluster)
+    compile_with(sources, &dime_routes::NoCluster)
 }
 
 /// What the accepted ConfigMaps already define, and which one defines it.

@@ -40,23 +40,40 @@ enum Command {
     },
 }
 
-fn read_tokens(path: &PathBuf) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    dime_routes::parse_tokens(&text).map_err(|e| format!("{}: {e}", path.display()))
+/// A setting that cannot be used (exit code 2).
+#[derive(Debug, thiserror::Error)]
+enum SettingsError {
+    #[error(transparent)]
+    Tokens(#[from] dime_routes::TokenFileError),
+    #[error("--tls-cert `{0}`: expected CERT_FILE:KEY_FILE")]
+    TlsPair(String),
+    #[error(transparent)]
+    Tls(#[from] serve::TlsSetupError),
 }
 
-/// What `run` needs before it touches the network: the accepted tokens and the TLS acceptor (exit code 2 when
-/// they cannot be read: a settings error).
+/// Why control stopped (exit code 1).
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot reach the Kubernetes API: {0}")]
+    Kube(kube::Error),
+    #[error("metrics: {0}")]
+    Metrics(prometheus::Error),
+    #[error("{listen}: {error}")]
+    Listen { listen: std::net::SocketAddr, error: std::io::Error },
+}
+
+/// What `run` needs before it touches the network: the accepted tokens and the TLS acceptor.
 fn settings(
-    token_file: &PathBuf,
+    token_file: &std::path::Path,
     tls_cert: Option<&str>,
-) -> Result<(Vec<String>, Option<tokio_rustls::TlsAcceptor>), String> {
-    let tokens = read_tokens(token_file)?;
+) -> Result<(Vec<String>, Option<tokio_rustls::TlsAcceptor>), SettingsError> {
+    let tokens = dime_routes::read_token_file(token_file)?;
     let tls = match tls_cert {
         None => None,
         Some(t) => {
-            let (cert, key) =
-                t.split_once(':').ok_or_else(|| format!("--tls-cert `{t}`: expected CERT_FILE:KEY_FILE"))?;
+            let (cert, key) = t.split_once(':').ok_or_else(|| SettingsError::TlsPair(t.to_owned()))?;
             Some(serve::tls_acceptor(cert.as_ref(), key.as_ref())?)
         }
     };
@@ -69,12 +86,12 @@ async fn run(
     listen: std::net::SocketAddr,
     tokens: Vec<String>,
     tls: Option<tokio_rustls::TlsAcceptor>,
-) -> Result<(), String> {
-    let client = kube::Client::try_default().await.map_err(|e| format!("cannot reach the Kubernetes API: {e}"))?;
-    let shared = Arc::new(Shared::new(tokens).map_err(|e| format!("metrics: {e}"))?);
+) -> Result<(), RunError> {
+    let client = kube::Client::try_default().await.map_err(RunError::Kube)?;
+    let shared = Arc::new(Shared::new(tokens).map_err(RunError::Metrics)?);
     tokio::spawn(dime_control::watch::run(client, namespaces, shared.clone()));
     tokio::select! {
-        r = serve::serve(listen, shared, tls) => r.map_err(|e| format!("{listen}: {e}")),
+        r = serve::serve(listen, shared, tls) => r.map_err(|error| RunError::Listen { listen, error }),
         _ = shutdown() => {
             tracing::info!("SIGTERM: exiting");
             Ok(())
@@ -97,7 +114,7 @@ fn main() -> ExitCode {
     let outcome = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(RunError::Runtime)
         .and_then(|runtime| runtime.block_on(run(namespaces, listen, tokens, tls)));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

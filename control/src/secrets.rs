@@ -123,16 +123,16 @@ impl Secrets {
         }
     }
 
-    fn lookup(&self, id: &SecretId) -> Result<TlsSecret, String> {
+    fn lookup(&self, id: &SecretId) -> Result<TlsSecret, dime_routes::Invalid> {
         let entries = self.entries.lock();
         match entries.get(id).map(|e| &e.state) {
-            None | Some(SecretState::Pending) => Err(format!("Secret {}/{} not read yet", id.0, id.1)),
-            Some(SecretState::Missing) => Err(format!("Secret {}/{} not found", id.0, id.1)),
-            Some(SecretState::Invalid(why)) => Err(format!("Secret {}/{} {why}", id.0, id.1)),
+            None | Some(SecretState::Pending) => Err(format!("Secret {}/{} not read yet", id.0, id.1).into()),
+            Some(SecretState::Missing) => Err(format!("Secret {}/{} not found", id.0, id.1).into()),
+            Some(SecretState::Invalid(why)) => Err(format!("Secret {}/{} {why}", id.0, id.1).into()),
             Some(SecretState::Unreadable(why)) => Err(format!(
                 "Secret {}/{} cannot be read by dime-control ({why}); grant it get/list/watch on this Secret by name (docs/control.md)",
                 id.0, id.1
-            )),
+            ).into()),
             Some(SecretState::Present(s)) => Ok(s.clone()),
         }
     }
@@ -201,11 +201,11 @@ impl<S> std::fmt::Debug for Cluster<'_, S> {
 }
 
 impl<S: ServiceResolver> ServiceResolver for Cluster<'_, S> {
-    fn resolve(&self, service: &ServiceRef<'_>) -> Result<(String, u16), String> {
+    fn resolve(&self, service: &ServiceRef<'_>) -> Result<(String, u16), dime_routes::Invalid> {
         self.services.resolve(service)
     }
 
-    fn secret(&self, source: &str, name: &str) -> Result<TlsSecret, String> {
+    fn secret(&self, source: &str, name: &str) -> Result<TlsSecret, dime_routes::Invalid> {
         if name.contains('/') {
             return Err("name a Secret of the ConfigMap's own namespace (no `namespace/`)".into());
         }

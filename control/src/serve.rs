@@ -208,25 +208,36 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// Why the API's certificate and key cannot be used: which file, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("{path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("{path}: {why}")]
+    Pem { path: String, why: String },
+    #[error("{path}: {error}")]
+    Rustls { path: String, error: tokio_rustls::rustls::Error },
+}
+
 /// Loads a PEM certificate chain and key into a TLS acceptor for the API.
-pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, String> {
-    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, TlsSetupError> {
+    let path = |p: &std::path::Path| p.display().to_string();
+    let pem = |p: &std::path::Path, why: String| TlsSetupError::Pem { path: path(p), why };
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|error| TlsSetupError::Read { path: path(p), error });
     let certs: Vec<_> = rustls_pemfile::certs(&mut read(cert)?.as_slice())
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
+        .map_err(|e| pem(cert, e.to_string()))?;
     if certs.is_empty() {
-        return Err(format!("{}: no certificate", cert.display()));
+        return Err(pem(cert, "no certificate".into()));
     }
     let key = rustls_pemfile::private_key(&mut read(key)?.as_slice())
-        .map_err(|e| format!("{}: {e}", key.display()))?
-        .ok_or_else(|| format!("{}: no private key", key.display()))?;
+        .map_err(|e| pem(key, e.to_string()))?
+        .ok_or_else(|| pem(key, "no private key".into()))?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|error| TlsSetupError::Rustls { path: path(cert), error })?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 

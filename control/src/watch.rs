@@ -48,13 +48,14 @@ pub struct Services<'a> {
 }
 
 impl dime_routes::ServiceResolver for Services<'_> {
-    fn resolve(&self, r: &dime_routes::ServiceRef<'_>) -> Result<(String, u16), String> {
+    fn resolve(&self, r: &dime_routes::ServiceRef<'_>) -> Result<(String, u16), dime_routes::Invalid> {
         let Some((_, store)) = self.stores.iter().find(|(ns, _)| ns.as_deref().is_none_or(|ns| ns == r.namespace))
         else {
             return Err(format!(
                 "namespace `{}` is not watched by this dime-control (add --namespace {})",
                 r.namespace, r.namespace
-            ));
+            )
+            .into());
         };
         let service = store
             .get(&ObjectRef::new(r.name).within(r.namespace))

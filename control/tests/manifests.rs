@@ -12,12 +12,12 @@ use k8s_openapi::api::core::v1::ConfigMap;
 struct Assigned;
 
 impl dime_routes::ServiceResolver for Assigned {
-    fn resolve(&self, s: &dime_routes::ServiceRef<'_>) -> Result<(String, u16), String> {
+    fn resolve(&self, s: &dime_routes::ServiceRef<'_>) -> Result<(String, u16), dime_routes::Invalid> {
         match (s.namespace, s.name, s.port) {
             ("default", "nginx", "http") => Ok(("10.147.20.16".into(), 8080)),
             ("default", "nginx", "rtmp") => Ok(("10.147.20.16".into(), 1935)),
             ("default", "whoami", "http") => Ok(("10.147.20.17".into(), 80)),
-            _ => Err(format!("the manifests define no Service port {s}")),
+            _ => Err(format!("the manifests define no Service port {s}").into()),
         }
     }
 }

@@ -290,7 +290,7 @@ pub enum RouteSource {
 
 /// Parses a byte size: a number with an optional unit (`B`, `KB`, `MB`, `GB`, `KiB`, `MiB`, `GiB`, `k`, `m`,
 /// `g` as binary units).
-pub fn parse_size(text: &str) -> Result<usize, String> {
+pub fn parse_size(text: &str) -> Result<usize, dime_routes::Invalid> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
@@ -303,9 +303,9 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         "kb" => 1_000,
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
-        other => return Err(format!("`{text}`: unknown unit `{other}` (use KiB, MiB, GiB, KB, MB, GB)")),
+        other => return Err(format!("`{text}`: unknown unit `{other}` (use KiB, MiB, GiB, KB, MB, GB)").into()),
     };
-    n.checked_mul(scale).ok_or_else(|| format!("`{text}` is too large"))
+    n.checked_mul(scale).ok_or_else(|| format!("`{text}` is too large").into())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -494,13 +494,12 @@ impl EdgeConfig {
     }
 }
 
-/// Bearer tokens from a token file: one per line, blank lines and `#` comments skipped, each at least 16
-/// characters. Read at start-up.
+/// Bearer tokens from a token file ([`dime_routes::read_token_file`]). Read at start-up.
 pub fn read_tokens(path: &Path) -> Result<Vec<String>, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::File { path: path.display().to_string(), message: e.to_string() })?;
-    dime_routes::parse_tokens(&text)
-        .map_err(|e| ConfigError::File { path: path.display().to_string(), message: e.to_string() })
+    dime_routes::read_token_file(path).map_err(|e| match e {
+        dime_routes::TokenFileError::Read { path, error } => ConfigError::File { path, message: error.to_string() },
+        dime_routes::TokenFileError::Format { path, error } => ConfigError::File { path, message: error.to_string() },
+    })
 }
 
 #[cfg(test)]

@@ -44,6 +44,31 @@ impl RouteError {
     }
 }
 
+/// Why one value (a duration, a network, a host, a server URL, a Service reference) or one cluster lookup is not
+/// usable, in a sentence the user can act on. It carries no location: the caller knows where the value was written
+/// and makes a [`RouteError`] of it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl From<String> for Invalid {
+    fn from(message: String) -> Self {
+        Invalid(message)
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(message: &str) -> Self {
+        Invalid(message.to_owned())
+    }
+}
+
+impl From<Invalid> for String {
+    fn from(invalid: Invalid) -> Self {
+        invalid.0
+    }
+}
+
 /// Every problem found in a set of documents. Never empty when returned as an error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct RouteErrors(pub Vec<RouteError>);

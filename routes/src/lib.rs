@@ -33,22 +33,22 @@ pub mod traefik;
 mod validate;
 
 pub use duration::{format_duration, parse_duration};
-pub use error::{Location, RouteError, RouteErrors};
+pub use error::{Invalid, Location, RouteError, RouteErrors};
 pub use load::Dialect;
 pub use matcher::{normalize_host, HostPattern, PathMatch};
 pub use table::{
     CachePolicy, Certificate, CertificateSource, HealthCheck, Match, Probe, Route, RouteTable, Server, SignedUrls,
     TcpRoute, Upstream,
 };
-pub use tokens::{parse_tokens, token_accepted};
+pub use tokens::{parse_tokens, read_token_file, token_accepted, TokenFileError};
 pub use validate::default_priority;
 
 /// Parses a network as route files and flags write it: a CIDR (`10.0.0.0/8`) or a single address.
-pub fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
+pub fn parse_cidr(text: &str) -> Result<ipnet::IpNet, Invalid> {
     text.trim()
         .parse::<ipnet::IpNet>()
         .or_else(|_| text.trim().parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-        .map_err(|_| format!("`{text}` is not a CIDR such as 10.0.0.0/8"))
+        .map_err(|_| Invalid(format!("`{text}` is not a CIDR such as 10.0.0.0/8")))
 }
 
 /// Route text from one place: `source` names it in errors (a file path, or `namespace/name/key`).
@@ -67,7 +67,7 @@ pub fn parse(source: &str, text: &str) -> Result<RouteTable, RouteErrors> {
 /// returned together; no table is produced if there is any. Servers that name a Kubernetes Service are an error
 /// here (only dime-control resolves them: [`compile_with`]).
 pub fn compile(fragments: &[Fragment<'_>]) -> Result<RouteTable, RouteErrors> {
-    compile_with(fragments, &NoServices)
+    compile_with(fragments, &NoCluster)
 }
 
 /// [`compile`], resolving servers that name a Kubernetes Service with `services`. The table holds the resolved
@@ -90,8 +90,9 @@ pub struct ServiceRef<'a> {
 }
 
 impl<'a> ServiceRef<'a> {
-    pub fn parse(text: &'a str) -> Result<Self, String> {
-        let bad = || format!("`{text}`: expected a Service as namespace/name:port, e.g. video/nginx-rtmp:1935");
+    pub fn parse(text: &'a str) -> Result<Self, Invalid> {
+        let bad =
+            || Invalid(format!("`{text}`: expected a Service as namespace/name:port, e.g. video/nginx-rtmp:1935"));
         let (namespace, rest) = text.split_once('/').ok_or_else(bad)?;
         let (name, port) = rest.rsplit_once(':').ok_or_else(bad)?;
         let label = |s: &str| {
@@ -116,11 +117,11 @@ impl std::fmt::Display for ServiceRef<'_> {
 
 /// Turns a [`ServiceRef`] into the host (an address or a DNS name) and port to connect to, or says why not.
 pub trait ServiceResolver {
-    fn resolve(&self, service: &ServiceRef<'_>) -> Result<(String, u16), String>;
+    fn resolve(&self, service: &ServiceRef<'_>) -> Result<(String, u16), Invalid>;
 
     /// The PEM certificate chain and private key of the Kubernetes TLS Secret `name`, asked for by the fragment
     /// `source` (`namespace/configmap/key`), and the label to give it. Only dime-control has a cluster to ask.
-    fn secret(&self, source: &str, name: &str) -> Result<TlsSecret, String> {
+    fn secret(&self, source: &str, name: &str) -> Result<TlsSecret, Invalid> {
         let _ = (source, name);
         Err("Kubernetes Secrets are read by dime-control only; a routes file gives `cert_file` and `key_file`".into())
     }
@@ -141,11 +142,12 @@ impl std::fmt::Debug for TlsSecret {
     }
 }
 
-/// Outside dime-control there is no cluster to ask.
-struct NoServices;
+/// Outside dime-control there is no cluster to ask: every Service reference and Secret is an error.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoCluster;
 
-impl ServiceResolver for NoServices {
-    fn resolve(&self, _: &ServiceRef<'_>) -> Result<(String, u16), String> {
+impl ServiceResolver for NoCluster {
+    fn resolve(&self, _: &ServiceRef<'_>) -> Result<(String, u16), Invalid> {
         Err("Kubernetes Service references are resolved by dime-control only; a routes file needs `url` (HTTP) or `address` (TCP)".into())
     }
 }

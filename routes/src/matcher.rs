@@ -1,5 +1,6 @@
 //! Host and path matching, and the priority-ordered index a request is looked up in.
 
+use crate::error::Invalid;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -14,14 +15,14 @@ pub enum HostPattern {
 
 impl HostPattern {
     /// Parses a host pattern as written in a routes document.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
         let lower = text.trim_end_matches('.').to_ascii_lowercase();
         let (wild, name) = match lower.strip_prefix("*.") {
             Some(rest) => (true, rest),
             None => (false, lower.as_str()),
         };
         if name.is_empty() {
-            return Err(format!("invalid host `{text}`: empty name"));
+            return Err(format!("invalid host `{text}`: empty name").into());
         }
         let bracketed_ipv6 = name.starts_with('[') && name.ends_with(']');
         let ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_';
@@ -29,10 +30,11 @@ impl HostPattern {
             return Err(format!(
                 "invalid host `{text}`: only letters, digits, `-`, `_` and `.` are allowed (no port, no scheme); \
                  a wildcard is written `*.example.com`"
-            ));
+            )
+            .into());
         }
         if name.split('.').any(str::is_empty) && !bracketed_ipv6 {
-            return Err(format!("invalid host `{text}`: empty label"));
+            return Err(format!("invalid host `{text}`: empty label").into());
         }
         Ok(if wild { HostPattern::Wildcard(format!(".{name}")) } else { HostPattern::Exact(name.to_owned()) })
     }
@@ -101,12 +103,14 @@ impl PathMatch {
         }
     }
 
-    pub(crate) fn check(text: &str) -> Result<(), String> {
+    pub(crate) fn check(text: &str) -> Result<(), Invalid> {
         if !text.starts_with('/') {
-            return Err(format!("invalid path `{text}`: must start with `/`"));
+            return Err(format!("invalid path `{text}`: must start with `/`").into());
         }
         if text.chars().any(|c| c.is_whitespace() || c == '?' || c == '#') {
-            return Err(format!("invalid path `{text}`: no whitespace, `?` or `#` (query strings are not matched)"));
+            return Err(
+                format!("invalid path `{text}`: no whitespace, `?` or `#` (query strings are not matched)").into()
+            );
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Traefik router rules (`Host(`a`) && PathPrefix(`/b`) || Path(`/c`)`): parsed, then flattened into
 //! alternatives of (host, path) conditions, which is what a native route's `match` list holds.
 
+use crate::error::Invalid;
 use std::fmt;
 
 /// A matcher call in a rule.
@@ -174,7 +175,7 @@ pub struct Conjunction {
 /// Flattens an expression into alternatives (disjunctive normal form). Fails when an alternative asks for two
 /// different hosts or two path conditions at once, which no single request could satisfy in a way Dime can
 /// express, or when the rule expands to more than [`MAX_ALTERNATIVES`].
-pub fn alternatives(expr: &Expr) -> Result<Vec<Conjunction>, String> {
+pub fn alternatives(expr: &Expr) -> Result<Vec<Conjunction>, Invalid> {
     match expr {
         Expr::Matcher(m) => Ok(vec![match m {
             Matcher::Host(h) => Conjunction { host: Some(h.clone()), path: None },
@@ -184,14 +185,14 @@ pub fn alternatives(expr: &Expr) -> Result<Vec<Conjunction>, String> {
             let mut out = alternatives(a)?;
             out.extend(alternatives(b)?);
             if out.len() > MAX_ALTERNATIVES {
-                return Err(format!("rule expands to more than {MAX_ALTERNATIVES} alternatives"));
+                return Err(format!("rule expands to more than {MAX_ALTERNATIVES} alternatives").into());
             }
             Ok(out)
         }
         Expr::And(a, b) => {
             let (left, right) = (alternatives(a)?, alternatives(b)?);
             if left.len() * right.len() > MAX_ALTERNATIVES {
-                return Err(format!("rule expands to more than {MAX_ALTERNATIVES} alternatives"));
+                return Err(format!("rule expands to more than {MAX_ALTERNATIVES} alternatives").into());
             }
             let mut out = Vec::with_capacity(left.len() * right.len());
             for l in &left {
@@ -204,10 +205,10 @@ pub fn alternatives(expr: &Expr) -> Result<Vec<Conjunction>, String> {
     }
 }
 
-fn conjoin(a: &Conjunction, b: &Conjunction) -> Result<Conjunction, String> {
+fn conjoin(a: &Conjunction, b: &Conjunction) -> Result<Conjunction, Invalid> {
     let host = match (&a.host, &b.host) {
         (Some(x), Some(y)) if !x.eq_ignore_ascii_case(y) => {
-            return Err(format!("`Host(`{x}`) && Host(`{y}`)` can never match"));
+            return Err(format!("`Host(`{x}`) && Host(`{y}`)` can never match").into());
         }
         (Some(x), _) | (None, Some(x)) => Some(x.clone()),
         (None, None) => None,

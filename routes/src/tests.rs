@@ -259,12 +259,12 @@ tcp:
 struct OneService;
 
 impl crate::ServiceResolver for OneService {
-    fn resolve(&self, s: &crate::ServiceRef<'_>) -> Result<(String, u16), String> {
+    fn resolve(&self, s: &crate::ServiceRef<'_>) -> Result<(String, u16), crate::Invalid> {
         match (s.namespace, s.name, s.port) {
             ("video", "nginx", "1935" | "rtmp") => Ok(("192.0.2.10".into(), 1935)),
             ("video", "nginx", "8080" | "http") => Ok(("192.0.2.10".into(), 8080)),
             ("video", "v6", _) => Ok(("2001:db8::1".into(), 80)),
-            _ => Err(format!("Service {}/{} not found", s.namespace, s.name)),
+            _ => Err(format!("Service {}/{} not found", s.namespace, s.name).into()),
         }
     }
 }
@@ -375,10 +375,10 @@ fn certificate_entries_must_name_exactly_one_source() {
 fn secrets_are_resolved_through_the_resolver() {
     struct Cluster;
     impl crate::ServiceResolver for Cluster {
-        fn resolve(&self, _: &crate::ServiceRef<'_>) -> Result<(String, u16), String> {
+        fn resolve(&self, _: &crate::ServiceRef<'_>) -> Result<(String, u16), crate::Invalid> {
             Err("none".into())
         }
-        fn secret(&self, source: &str, name: &str) -> Result<crate::TlsSecret, String> {
+        fn secret(&self, source: &str, name: &str) -> Result<crate::TlsSecret, crate::Invalid> {
             let ns = source.split('/').next().unwrap_or_default();
             Ok(crate::TlsSecret { label: format!("{ns}/{name}"), cert_pem: CERT.into(), key_pem: KEY.into() })
         }

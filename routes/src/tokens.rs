@@ -34,6 +34,22 @@ pub fn parse_tokens(text: &str) -> Result<Vec<String>, TokenError> {
     Ok(tokens)
 }
 
+/// A token file that cannot be used: which file, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    #[error("{path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("{path}: {error}")]
+    Format { path: String, error: TokenError },
+}
+
+/// Reads and parses a token file ([`parse_tokens`]). Called once at start-up by the binaries that take one.
+pub fn read_token_file(path: &std::path::Path) -> Result<Vec<String>, TokenFileError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| TokenFileError::Read { path: path.display().to_string(), error })?;
+    parse_tokens(&text).map_err(|error| TokenFileError::Format { path: path.display().to_string(), error })
+}
+
 /// Whether `presented` is one of `accepted`, compared in constant time (the time taken says nothing about how
 /// much of a token matched).
 pub fn token_accepted(accepted: &[String], presented: &str) -> bool {

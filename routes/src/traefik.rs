@@ -6,6 +6,7 @@
 //! `passHostHeader`), `http.middlewares.*.plugin.plugin-simplecache` (turns caching on for the routers using it),
 //! `tls.certificates` (`certFile`/`keyFile`: file paths on the edge, or the PEM text itself, as Traefik allows).
 
+use crate::error::Invalid;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -176,11 +177,13 @@ pub struct SimpleCache {
 const SIMPLECACHE: &str = "plugin-simplecache";
 
 /// Strips Traefik's `@file` provider suffix; other providers do not exist for Dime.
-fn local_name(name: &str) -> Result<&str, String> {
+fn local_name(name: &str) -> Result<&str, Invalid> {
     match name.split_once('@') {
         None => Ok(name),
         Some((base, "file")) => Ok(base),
-        Some((_, provider)) => Err(format!("`{name}` refers to Traefik provider `{provider}`; Dime has no providers")),
+        Some((_, provider)) => {
+            Err(format!("`{name}` refers to Traefik provider `{provider}`; Dime has no providers").into())
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Documents → [`RouteTable`]: every check, every error with its location, then the deterministic compile.
 
+use crate::error::Invalid;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -82,9 +83,9 @@ impl Written {
     }
 }
 
-fn check_name(kind: &str, name: &str) -> Result<(), String> {
+fn check_name(kind: &str, name: &str) -> Result<(), Invalid> {
     if name.is_empty() || name.len() > 128 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        return Err(format!("invalid {kind} name `{name}`: use 1-128 letters, digits, `-`, `_` or `.`"));
+        return Err(format!("invalid {kind} name `{name}`: use 1-128 letters, digits, `-`, `_` or `.`").into());
     }
     Ok(())
 }
@@ -185,7 +186,7 @@ fn compile_route(
             let parsed = match (&p.prefix, &p.exact) {
                 (Some(t), None) => PathMatch::check(t).map(|()| PathMatch::Prefix(t.clone())),
                 (None, Some(t)) => PathMatch::check(t).map(|()| PathMatch::Exact(t.clone())),
-                _ => Err("give exactly one of `prefix` and `exact`".to_owned()),
+                _ => Err(Invalid::from("give exactly one of `prefix` and `exact`")),
             };
             match parsed {
                 Ok(m) => paths.push(m),

@@ -15,6 +15,7 @@ use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 
 use crate::state::{unix, EmptyTable, State, SyncStatus};
+use crate::tls::TlsError;
 
 /// How long one long-poll asks control to hold the request.
 pub const LONG_POLL: Duration = Duration::from_secs(30);
@@ -40,14 +41,15 @@ pub struct ControlUrl {
 }
 
 impl ControlUrl {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, dime_routes::Invalid> {
         let (rest, https) = match text.split_once("://") {
             Some(("http", rest)) => (rest, false),
             Some(("https", rest)) => (rest, true),
             _ => {
                 return Err(format!(
                     "`{text}`: expected http(s)://HOST:PORT, e.g. https://dime-control.example.com:8443"
-                ))
+                )
+                .into())
             }
         };
         let (authority, path) = match rest.find('/') {
@@ -55,7 +57,7 @@ impl ControlUrl {
             None => (rest, ""),
         };
         if authority.is_empty() || authority.contains('@') || path.contains(['?', '#']) {
-            return Err(format!("`{text}`: expected http://HOST:PORT[/PATH] without credentials or query"));
+            return Err(format!("`{text}`: expected http://HOST:PORT[/PATH] without credentials or query").into());
         }
         let has_port = authority.rsplit_once(':').is_some_and(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok());
         let host = if has_port { authority.rsplit_once(':').map_or(authority, |(h, _)| h) } else { authority };
@@ -89,13 +91,14 @@ trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 /// The trust for https control URLs: the pinned CA bundle (`--control-ca`), else the system's roots.
-pub fn tls_connector(ca_file: Option<&Path>) -> Result<pingora_rustls::TlsConnector, String> {
+pub fn tls_connector(ca_file: Option<&Path>) -> Result<pingora_rustls::TlsConnector, TlsError> {
     pingora_rustls::install_default_crypto_provider();
     let mut roots = pingora_rustls::RootCertStore::empty();
     match ca_file {
         Some(f) => pingora_rustls::load_ca_file_into_store(f.display().to_string(), &mut roots)
-            .map_err(|e| format!("{}: {e}", f.display()))?,
-        None => pingora_rustls::load_platform_certs_incl_env_into_store(&mut roots).map_err(|e| e.to_string())?,
+            .map_err(|e| TlsError::Trust { what: f.display().to_string(), why: e.to_string() })?,
+        None => pingora_rustls::load_platform_certs_incl_env_into_store(&mut roots)
+            .map_err(|e| TlsError::Trust { what: "the system's roots".into(), why: e.to_string() })?,
     }
     let config = pingora_rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
     Ok(pingora_rustls::TlsConnector::from(Arc::new(config)))

@@ -7,17 +7,18 @@ pub mod resolve;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 // tokio's clock, so tests can pause and advance time.
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use dime_routes::{Probe, Upstream};
 
 use crate::metrics::Metrics;
 pub use pool::{Endpoint, Pool};
-pub use resolve::{Overrides, Resolve, SharedResolver, SystemResolver};
+pub use resolve::{Overrides, Resolve, ResolveError, SharedResolver, SystemResolver};
 
 /// When a pool's next DNS refresh and health check are due.
 #[derive(Debug, Default)]
@@ -138,7 +139,7 @@ async fn check_pool(pool: &Pool, metrics: &Metrics) {
 pub fn maintain(pool: &Arc<Pool>, resolver: &SharedResolver, metrics: &Arc<Metrics>) {
     let now = Instant::now();
     let due = |slot: &Mutex<Option<Instant>>, every: Duration| -> bool {
-        let Ok(mut next) = slot.lock() else { return false };
+        let mut next = slot.lock();
         if next.is_none_or(|t| now >= t) {
             *next = Some(now + every);
             return true;

@@ -13,7 +13,7 @@ pub struct Overrides(HashMap<String, Vec<SocketAddr>>);
 
 impl Overrides {
     /// Parses `HOST:PORT=ADDR:PORT[,ADDR:PORT...]`.
-    pub fn parse_entry(&mut self, text: &str) -> Result<(), String> {
+    pub fn parse_entry(&mut self, text: &str) -> Result<(), dime_routes::Invalid> {
         let (from, to) =
             text.split_once('=').ok_or_else(|| format!("invalid --resolve `{text}`: expected HOST:PORT=ADDR:PORT"))?;
         let (host, port) = from
@@ -37,10 +37,21 @@ impl Overrides {
     }
 }
 
+/// Why a name did not resolve.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("resolving {0} timed out")]
+    TimedOut(String),
+    #[error("resolving {authority}: {error}")]
+    Lookup { authority: String, error: std::io::Error },
+    #[error("resolving {0}: no addresses")]
+    NoAddresses(String),
+}
+
 /// Something that turns `host:port` into addresses.
 #[async_trait::async_trait]
 pub trait Resolve: Send + Sync + std::fmt::Debug {
-    async fn resolve(&self, authority: &str) -> Result<Vec<SocketAddr>, String>;
+    async fn resolve(&self, authority: &str) -> Result<Vec<SocketAddr>, ResolveError>;
 }
 
 /// getaddrinfo through tokio, bounded by a timeout, after the overrides.
@@ -51,20 +62,20 @@ pub struct SystemResolver {
 
 #[async_trait::async_trait]
 impl Resolve for SystemResolver {
-    async fn resolve(&self, authority: &str) -> Result<Vec<SocketAddr>, String> {
+    async fn resolve(&self, authority: &str) -> Result<Vec<SocketAddr>, ResolveError> {
         if let Some(addrs) = self.overrides.0.get(authority) {
             return Ok(addrs.clone());
         }
         let lookup = tokio::net::lookup_host(authority.to_owned());
         match tokio::time::timeout(Duration::from_secs(5), lookup).await {
-            Err(_) => Err(format!("resolving {authority} timed out")),
-            Ok(Err(e)) => Err(format!("resolving {authority}: {e}")),
+            Err(_) => Err(ResolveError::TimedOut(authority.to_owned())),
+            Ok(Err(error)) => Err(ResolveError::Lookup { authority: authority.to_owned(), error }),
             Ok(Ok(addrs)) => {
                 let mut list: Vec<SocketAddr> = addrs.collect();
                 list.sort();
                 list.dedup();
                 if list.is_empty() {
-                    Err(format!("resolving {authority}: no addresses"))
+                    Err(ResolveError::NoAddresses(authority.to_owned()))
                 } else {
                     Ok(list)
                 }

@@ -8,8 +8,9 @@ struct Scripted(StdMutex<Result<Vec<SocketAddr>, String>>);
 
 #[async_trait::async_trait]
 impl Resolve for Scripted {
-    async fn resolve(&self, _authority: &str) -> Result<Vec<SocketAddr>, String> {
-        self.0.lock().unwrap().clone()
+    async fn resolve(&self, authority: &str) -> Result<Vec<SocketAddr>, ResolveError> {
+        let answer = self.0.lock().unwrap().clone();
+        answer.map_err(|why| ResolveError::Lookup { authority: authority.into(), error: std::io::Error::other(why) })
     }
 }
 

@@ -1,6 +1,7 @@
 //! Upstreams (HTTP and TCP): server URLs and addresses, TLS to origins, health checks, and the Kubernetes
 //! Services that dime-control resolves to addresses.
 
+use crate::error::Invalid;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -12,19 +13,21 @@ use crate::table::{HealthCheck, Probe, Server, Upstream, UpstreamTls};
 use crate::{ServiceRef, ServiceResolver};
 
 /// Parses `http(s)://host[:port][/]`: host, port, and whether it is https.
-pub(crate) fn parse_server_url(url: &str) -> Result<(String, u16, bool), String> {
+pub(crate) fn parse_server_url(url: &str) -> Result<(String, u16, bool), Invalid> {
     if url.is_empty() {
         return Err("missing: a server needs `url` (or, with dime-control, `service: namespace/name:port`)".into());
     }
     let (rest, https) = match url.split_once("://") {
         Some(("http", rest)) => (rest, false),
         Some(("https", rest)) => (rest, true),
-        Some((scheme, _)) => return Err(format!("`{url}`: unsupported scheme `{scheme}` (use http:// or https://)")),
-        None => return Err(format!("`{url}`: expected a URL such as http://origin.example.com:8080")),
+        Some((scheme, _)) => {
+            return Err(format!("`{url}`: unsupported scheme `{scheme}` (use http:// or https://)").into())
+        }
+        None => return Err(format!("`{url}`: expected a URL such as http://origin.example.com:8080").into()),
     };
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     if authority.contains(['/', '?', '#', '@']) {
-        return Err(format!("`{url}`: only scheme, host and port are allowed (no path, query or credentials)"));
+        return Err(format!("`{url}`: only scheme, host and port are allowed (no path, query or credentials)").into());
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (host, tail) = v6.split_once(']').ok_or_else(|| format!("`{url}`: unclosed `[`"))?;
@@ -41,7 +44,7 @@ pub(crate) fn parse_server_url(url: &str) -> Result<(String, u16, bool), String>
         Some(p) => p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| format!("`{url}`: invalid port `{p}`"))?,
     };
     if host.is_empty() {
-        return Err(format!("`{url}`: missing host"));
+        return Err(format!("`{url}`: missing host").into());
     }
     if !authority.starts_with('[') {
         HostPattern::parse(host)
@@ -161,7 +164,7 @@ fn compile_tls(
 }
 
 /// Parses `host:port` (IPv6 as `[addr]:port`).
-pub(crate) fn parse_address(address: &str) -> Result<(String, u16), String> {
+pub(crate) fn parse_address(address: &str) -> Result<(String, u16), Invalid> {
     if address.is_empty() {
         return Err("missing: a server needs `address` (or, with dime-control, `service: namespace/name:port`)".into());
     }
@@ -176,10 +179,10 @@ pub(crate) fn parse_address(address: &str) -> Result<(String, u16), String> {
     let port =
         port.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| format!("`{address}`: invalid port `{port}`"))?;
     if host.is_empty() {
-        return Err(format!("`{address}`: missing host"));
+        return Err(format!("`{address}`: missing host").into());
     }
     if !address.starts_with('[') && !matches!(HostPattern::parse(host), Ok(HostPattern::Exact(_))) {
-        return Err(format!("`{address}`: invalid host `{host}`"));
+        return Err(format!("`{address}`: invalid host `{host}`").into());
     }
     Ok((host.to_ascii_lowercase(), port))
 }
@@ -243,7 +246,7 @@ fn resolve_one(
     if !direct.is_empty() {
         return Err(("service", "give either a Service or a direct address, not both".into()));
     }
-    let parsed = ServiceRef::parse(&reference).map_err(|e| ("service", e))?;
+    let parsed = ServiceRef::parse(&reference).map_err(|e| ("service", e.0))?;
     let (host, port) = services.resolve(&parsed).map_err(|e| ("service", format!("`{reference}`: {e}")))?;
     *direct = if host.contains(':') { format(&format!("[{host}]"), port) } else { format(&host, port) };
     Ok(())

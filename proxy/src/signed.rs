@@ -109,41 +109,9 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
-/// Percent-encodes a query value, keeping the unreserved characters and `/`.
-fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn decode(value: &str) -> Option<String> {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                out.push(u8::from_str_radix(value.get(i + 1..i + 3)?, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
+/// What a token's prefix keeps as is: RFC 3986's unreserved characters and `/`; everything else is `%XX`.
+const PREFIX_ENCODING: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'/');
 
 /// The token's query parameters for a path prefix, valid until `exp` (Unix seconds).
 pub fn token(keys: &Keys, kid: &str, prefix: &str, exp: u64, ip: Option<IpAddr>) -> Result<String, KeyError> {
@@ -152,7 +120,8 @@ pub fn token(keys: &Keys, kid: &str, prefix: &str, exp: u64, ip: Option<IpAddr>)
         return Err(KeyError(format!("the prefix `{prefix}` must start with `/`")));
     }
     let sig = hmac::sign(key, message(kid, exp, prefix, ip).as_bytes());
-    Ok(format!("{EXP}={exp}&{PREFIX}={}&{KID}={kid}&{SIG}={}", encode(prefix), hex(sig.as_ref())))
+    let prefix = percent_encoding::utf8_percent_encode(prefix, PREFIX_ENCODING);
+    Ok(format!("{EXP}={exp}&{PREFIX}={prefix}&{KID}={kid}&{SIG}={}", hex(sig.as_ref())))
 }
 
 /// Why a request's token was refused (the metric label and the 403's reason).
@@ -189,9 +158,8 @@ pub fn verify(
     now_unix: u64,
 ) -> Result<(), Reject> {
     let (mut exp, mut prefix, mut kid, mut sig) = (None, None, None, None);
-    for pair in query.unwrap_or("").split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let slot = match name {
+    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        let slot = match name.as_ref() {
             EXP => &mut exp,
             PREFIX => &mut prefix,
             KID => &mut kid,
@@ -205,13 +173,13 @@ pub fn verify(
     let (Some(exp), Some(prefix), Some(kid), Some(sig)) = (exp, prefix, kid, sig) else {
         return Err(Reject::Missing);
     };
+    let kid = kid.as_ref();
     let exp: u64 = exp.parse().map_err(|_| Reject::Malformed)?;
-    let prefix = decode(prefix).ok_or(Reject::Malformed)?;
-    let sig = unhex(sig).ok_or(Reject::Malformed)?;
+    let sig = unhex(&sig).ok_or(Reject::Malformed)?;
     if exp <= now_unix {
         return Err(Reject::Expired);
     }
-    if !path.starts_with(&prefix) || path.split('/').any(|seg| seg == "..") {
+    if !path.starts_with(prefix.as_ref()) || path.split('/').any(|seg| seg == "..") {
         return Err(Reject::OutsidePrefix);
     }
     if !route.keys.iter().any(|k| k == kid) {
@@ -222,7 +190,9 @@ pub fn verify(
     hmac::verify(key, message(kid, exp, &prefix, ip).as_bytes(), &sig).map_err(|_| Reject::BadSignature)
 }
 
-/// The query without Dime's parameters; `None` when nothing is left.
+/// The query without Dime's parameters; `None` when nothing is left. The pairs that stay are passed on byte for
+/// byte as the viewer wrote them (decoding and re-encoding them, as `form_urlencoded` would, could change what the
+/// origin receives), so this splits on `&` itself; the names Dime reserves are plain ASCII.
 pub fn strip(query: &str) -> Option<String> {
     let kept: Vec<&str> =
         query.split('&').filter(|p| !p.is_empty() && !is_reserved(p.split_once('=').map_or(*p, |(n, _)| n))).collect();

@@ -33,6 +33,9 @@ pub fn primary_key(host: &str, path: &str, query: Option<&str>, kind: Kind, quer
         key.push_str(query);
         return key;
     }
+    // The kept pairs go into the key byte for byte as the viewer sent them (so the key is the URL the origin is
+    // asked for); only their names are looked at, and the names that matter are plain ASCII. `form_urlencoded`
+    // decodes every pair, which would make two spellings of one value one key; so this splits on `&` itself.
     let mut first = true;
     for pair in query.split('&') {
         let name = pair.split_once('=').map_or(pair, |(n, _)| n);

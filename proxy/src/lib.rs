@@ -8,7 +8,7 @@
 //!   direct hits, the cache phases, the origin) → [`upstream`] (pools, health, DNS) ; [`tcp`] for TCP routes.
 //! - Cache: [`cache`] (policy, keys, storage with its byte budget, live playlists, locks); [`socket_send`] writes
 //!   direct hits to the client socket (`sendfile` for file bodies).
-//! - TLS: [`tls`] (one SNI certificate store for flags, tables and ACME), [`acme`] (HTTP-01 orders).
+//! - TLS: [`tls`] (one SNI certificate store for flags, tables and ACME), [`acme`] (HTTP-01 orders, with `instant-acme`).
 //! - Around them: [`admin`] (`/metrics`, `/healthz`, `/readyz`, `/config`, purge), [`metrics`], [`logging`] and
 //!   [`access`] (buffered, off the request path), [`signed`] (signed viewer URLs), [`files`].
 //!

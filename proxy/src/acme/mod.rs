@@ -172,33 +172,17 @@ impl AcmeManager {
         self.settings.domains.iter().filter(|d| held.get(*d).is_none_or(|h| h.not_after <= horizon)).cloned().collect()
     }
 
-    async fn client(&self) -> Result<client::Client, client::AcmeError> {
-        let e = |t: String| client::AcmeError(t);
-        let tls = crate::source::control::tls_connector(self.settings.ca_file.as_deref())
-            .map_err(|t| e(format!("ACME CA: {t}")))?;
-        std::fs::create_dir_all(&self.settings.dir).map_err(|x| e(format!("{}: {x}", self.settings.dir.display())))?;
-        let key_path = self.settings.dir.join("account.pk8");
-        let key = match std::fs::read(&key_path) {
-            Ok(k) => k,
-            Err(_) => {
-                let k = client::generate_account_key()?;
-                crate::files::write_private(&key_path, &k).map_err(|x| e(format!("{}: {x}", key_path.display())))?;
-                tracing::info!(path = %key_path.display(), "new ACME account key");
-                k
-            }
-        };
-        let mut c = client::Client::new(&self.settings.directory, tls, &key).await?;
-        c.account(self.settings.email.as_deref()).await?;
-        Ok(c)
-    }
-
     /// Orders a certificate for one name and puts it in service.
     pub async fn order(&self, domain: &str) -> Result<(), client::AcmeError> {
         let started = std::time::Instant::now();
-        let mut c = self.client().await?;
-        let (chain, key) = c.issue(&[domain.to_owned()], &self.challenges).await?;
+        std::fs::create_dir_all(&self.settings.dir)
+            .map_err(|error| client::AcmeError::Io { path: self.settings.dir.display().to_string(), error })?;
+        let s = &self.settings;
+        let key_path = s.dir.join("account.pk8");
+        let account = client::account(&s.directory, s.ca_file.as_deref(), &key_path, s.email.as_deref()).await?;
+        let (chain, key) = client::issue(&account, domain, &self.challenges).await?;
         let (_, _, not_after) = crate::tls::parse_pem(chain.as_bytes(), key.as_bytes())
-            .map_err(|e| client::AcmeError(format!("the issued certificate does not load: {e}")))?;
+            .map_err(|e| client::AcmeError::Certificate(format!("the issued certificate does not load: {e}")))?;
         let dir = self.domain_dir(domain);
         let saved = std::fs::create_dir_all(&dir)
             .and_then(|()| crate::files::write_private(&dir.join("key.pem"), key.as_bytes()))

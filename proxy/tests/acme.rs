@@ -8,6 +8,7 @@
 
 mod support;
 
+use indoc::formatdoc;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -221,8 +222,17 @@ async fn issuance_is_shared_by_routing_challenges_to_the_ordering_edge() {
     let (issuer_http, front_http, https) = (free_port(), free_port(), free_port());
     // pebble validates on the front edge's port.
     let pebble = Pebble::start(d, front_http);
-    let front_routes = format!(
-        "version: 1\nhttp:\n  routes:\n    - {{ name: all, upstream: o }}\n    - {{ name: acme, match: [{{ paths: [{{ prefix: /.well-known/acme-challenge/ }}] }}], upstream: issuer }}\n  upstreams:\n    o: {{ servers: [{{ url: \"{}\" }}] }}\n    issuer: {{ servers: [{{ url: \"http://127.0.0.1:{issuer_http}\" }}] }}\n",
+    let front_routes = formatdoc!(
+        r#"
+            version: 1
+            http:
+              routes:
+                - {{ name: all, upstream: o }}
+                - {{ name: acme, match: [{{ paths: [{{ prefix: /.well-known/acme-challenge/ }}] }}], upstream: issuer }}
+              upstreams:
+                o: {{ servers: [{{ url: "{}" }}] }}
+                issuer: {{ servers: [{{ url: "http://127.0.0.1:{issuer_http}" }}] }}
+            "#,
         origin.url()
     );
     let _front = Edge::start(&front_routes, &["--http", &format!("127.0.0.1:{front_http}")]).await;

@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{cached_route, pattern_body, Edge, Origin};
+use support::{ask, cached_route, pattern_body, Edge, Origin};
 
 const TOKEN: &str = "test-admin-token-0123456789";
 
@@ -20,7 +20,7 @@ async fn edge_with_cache(origin: &Origin, cache: &str, extra: &[&str]) -> Edge {
 async fn second_request_is_a_hit_and_head_and_ranges_come_from_the_cache() {
     let origin = Origin::start("o").await;
     let edge = edge_with_cache(&origin, "{}", &[]).await;
-    let path = "/obj.bin?size=1000&cc=max-age%3D60";
+    let path = &ask("/obj.bin").size(1000).cache_control("max-age=60").to_string();
 
     let first = edge.get("c.test", path).await;
     assert_eq!((first.status, first.header("cache-status")), (200, "dime; fwd=miss; stored"));
@@ -42,7 +42,7 @@ async fn second_request_is_a_hit_and_head_and_ranges_come_from_the_cache() {
     assert_eq!(edge.metric(r#"dime_cache_direct_responses_total{body="memory"}"#).await, 1.0);
 
     // A chunked origin response is framed correctly when served from the cache.
-    let chunked = "/chunked.bin?size=5000&chunks=5&cc=max-age%3D60";
+    let chunked = &ask("/chunked.bin").size(5000).chunks(5, Duration::ZERO).cache_control("max-age=60").to_string();
     assert_eq!(edge.get("c.test", chunked).await.bytes, pattern_body(5000));
     let hit = edge.get("c.test", chunked).await;
     assert!(hit.header("cache-status").contains("hit"), "{}", hit.header("cache-status"));
@@ -60,10 +60,10 @@ async fn five_hundred_concurrent_viewers_cause_one_origin_fetch() {
     let origin = Origin::start("o").await;
     let edge = Arc::new(edge_with_cache(&origin, "{}", &["--access-log", "false"]).await);
     // Slow to answer, and `no-cache` like nginx-rtmp: the segment TTL applies and the herd waits on one fetch.
-    let path = "/hls/herd-1.ts?size=200000&delay_ms=300&cc=no-cache";
+    let path = ask("/hls/herd-1.ts").size(200_000).delay(Duration::from_millis(300)).cache_control("no-cache");
     let mut viewers = Vec::new();
     for _ in 0..500 {
-        let edge = edge.clone();
+        let (edge, path) = (edge.clone(), path.clone());
         viewers.push(tokio::spawn(async move { edge.get("c.test", path).await }));
     }
     for v in viewers {
@@ -80,11 +80,11 @@ async fn waiting_viewers_receive_the_body_while_it_arrives() {
     let origin = Origin::start("o").await;
     let edge = Arc::new(edge_with_cache(&origin, "{}", &["--access-log", "false"]).await);
     // Header at once, body over ~1 s in 10 chunks.
-    let path = "/hls/stream-2.ts?size=100000&chunks=10&every_ms=100";
+    let path = ask("/hls/stream-2.ts").size(100_000).chunks(10, Duration::from_millis(100));
     let started = std::time::Instant::now();
     let mut viewers = Vec::new();
     for _ in 0..50 {
-        let edge = edge.clone();
+        let (edge, path) = (edge.clone(), path.clone());
         viewers.push(tokio::spawn(async move {
             let resp =
                 edge.client.get(format!("http://{}{}", edge.http, path)).header("host", "c.test").send().await.unwrap();
@@ -120,8 +120,12 @@ async fn fetch_body(edge: &Edge, path: &str) -> Result<(u16, Vec<u8>), String> {
 async fn a_response_that_breaks_mid_body_is_never_stored_or_served_complete() {
     let origin = Origin::start("o").await;
     let edge = Arc::new(edge_with_cache(&origin, "{}", &[]).await);
-    for (variant, query) in [("length", "&cl=1"), ("chunked", "")] {
-        let broken = format!("/hls/broken-{variant}.ts?size=100000&abort=50000&chunks=5&every_ms=50{query}");
+    for (variant, announce_length) in [("length", true), ("chunked", false)] {
+        let broken = ask(&format!("/hls/broken-{variant}.ts"))
+            .size(100_000)
+            .abort_after(50_000)
+            .chunks(5, Duration::from_millis(50));
+        let broken = if announce_length { broken.announce_length() } else { broken }.to_string();
         let mut viewers = Vec::new();
         for _ in 0..20 {
             let (edge, broken) = (edge.clone(), broken.clone());
@@ -157,7 +161,7 @@ async fn the_byte_budget_holds_when_filled_far_past_it() {
     )
     .await;
     for i in 0..200 {
-        let r = edge.get("c.test", &format!("/fill/{i}.bin?size=32768&cc=max-age%3D600")).await;
+        let r = edge.get("c.test", ask(&format!("/fill/{i}.bin")).size(32768).cache_control("max-age=600")).await;
         assert_eq!(r.status, 200);
     }
     tokio::time::sleep(Duration::from_millis(200)).await; // evictions are applied just after each admission
@@ -165,9 +169,9 @@ async fn the_byte_budget_holds_when_filled_far_past_it() {
     assert!(stored > 0.0 && stored <= (1 << 20) as f64, "stored {stored} bytes with a 1 MiB budget");
     assert!(edge.metric("dime_cache_evictions_total").await > 100.0);
     // An object over the size limit passes through and is not stored.
-    let big = edge.get("c.test", "/big.bin?size=100000&cc=max-age%3D600").await;
+    let big = edge.get("c.test", ask("/big.bin").size(100_000).cache_control("max-age=600")).await;
     assert_eq!(big.bytes.len(), 100_000);
-    edge.get("c.test", "/big.bin?size=100000&cc=max-age%3D600").await;
+    edge.get("c.test", ask("/big.bin").size(100_000).cache_control("max-age=600")).await;
     assert_eq!(origin.hits_for("/big.bin"), 2);
 }
 
@@ -175,7 +179,7 @@ async fn the_byte_budget_holds_when_filled_far_past_it() {
 async fn stale_if_error_serves_cached_objects_through_an_origin_outage() {
     let origin = Origin::start("o").await;
     let edge = edge_with_cache(&origin, "{ stale_if_error: 30s }", &[]).await;
-    let path = "/page.html?cc=max-age%3D1";
+    let path = &ask("/page.html").cache_control("max-age=1").to_string();
     assert_eq!(edge.get("c.test", path).await.status, 200);
     origin.set_down(true);
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -184,7 +188,7 @@ async fn stale_if_error_serves_cached_objects_through_an_origin_outage() {
     assert!(r.header("cache-status").contains("detail=stale"), "{}", r.header("cache-status"));
     assert!(r.body.starts_with("origin=o"));
     // A path never cached has nothing to fall back on.
-    assert_eq!(edge.get("c.test", "/never.html?cc=max-age%3D1").await.status, 503);
+    assert_eq!(edge.get("c.test", ask("/never.html").cache_control("max-age=1")).await.status, 503);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,7 +198,8 @@ async fn purge_needs_a_token_and_removes_by_url_and_by_prefix() {
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, format!("# admin tokens\n{TOKEN}\n")).unwrap();
     let edge = edge_with_cache(&origin, "{}", &["--admin-token-file", tokens.to_str().unwrap()]).await;
-    for p in ["/hls/a.ts", "/hls/b.ts", "/index.html?cc=max-age%3D60"] {
+    let page = &ask("/index.html").cache_control("max-age=60").to_string();
+    for p in ["/hls/a.ts", "/hls/b.ts", page] {
         edge.get("c.test", p).await;
     }
     assert_eq!(edge.metric("dime_cache_objects").await, 3.0);
@@ -212,7 +217,9 @@ async fn purge_needs_a_token_and_removes_by_url_and_by_prefix() {
     let r = purge("host=c.test&prefix=/hls/", Some(TOKEN)).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), r#"{"purged":2}"#);
-    let r = purge("url=http%3A%2F%2Fc.test%2Findex.html%3Fcc%3Dmax-age%253D60", Some(TOKEN)).await.unwrap();
+    let url =
+        form_urlencoded::Serializer::new(String::new()).append_pair("url", &format!("http://c.test{page}")).finish();
+    let r = purge(&url, Some(TOKEN)).await.unwrap();
     assert_eq!(r.text().await.unwrap(), r#"{"purged":1}"#);
     assert_eq!(edge.metric("dime_cache_objects").await, 0.0);
     assert!(edge.get("c.test", "/hls/a.ts").await.header("cache-status").contains("fwd=miss"));
@@ -223,19 +230,19 @@ async fn live_rules_apply_playlist_ttl_and_negative_caching_despite_no_cache() {
     let origin = Origin::start("o").await;
     let edge = edge_with_cache(&origin, "{}", &[]).await;
     for _ in 0..5 {
-        edge.get("c.test", "/hls/live.m3u8?cc=no-cache").await;
-        edge.get("c.test", "/hls/missing-9.ts?status=404&cc=no-cache").await;
+        edge.get("c.test", ask("/hls/live.m3u8").cache_control("no-cache")).await;
+        edge.get("c.test", ask("/hls/missing-9.ts").status(404).cache_control("no-cache")).await;
     }
     assert_eq!(origin.hits_for("/hls/live.m3u8"), 1, "playlist cached for its 1 s TTL");
     assert_eq!(origin.hits_for("/hls/missing-9.ts"), 1, "segment 404 cached");
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    edge.get("c.test", "/hls/live.m3u8?cc=no-cache").await;
-    edge.get("c.test", "/hls/missing-9.ts?status=404&cc=no-cache").await;
+    edge.get("c.test", ask("/hls/live.m3u8").cache_control("no-cache")).await;
+    edge.get("c.test", ask("/hls/missing-9.ts").status(404).cache_control("no-cache")).await;
     assert_eq!(origin.hits_for("/hls/live.m3u8"), 2, "refetched after the TTL");
     assert_eq!(origin.hits_for("/hls/missing-9.ts"), 2, "a 404 is kept at most 1 s");
     // Ordinary content with no-cache and no validator is not stored at all.
-    edge.get("c.test", "/page.html?cc=no-cache").await;
-    let r = edge.get("c.test", "/page.html?cc=no-cache").await;
+    edge.get("c.test", ask("/page.html").cache_control("no-cache")).await;
+    let r = edge.get("c.test", ask("/page.html").cache_control("no-cache")).await;
     assert_eq!(r.header("cache-status"), "dime; fwd=miss; detail=no-cache");
     assert_eq!(origin.hits_for("/page.html"), 2);
 }
@@ -244,7 +251,7 @@ async fn live_rules_apply_playlist_ttl_and_negative_caching_despite_no_cache() {
 async fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background() {
     let origin = Origin::start("o").await;
     let edge = edge_with_cache(&origin, "{}", &[]).await;
-    let path = "/news.html?cc=max-age%3D1%2C%20stale-while-revalidate%3D30";
+    let path = &ask("/news.html").cache_control("max-age=1, stale-while-revalidate=30").to_string();
     assert_eq!(edge.get("c.test", path).await.status, 200);
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let stale = edge.get("c.test", path).await;
@@ -268,10 +275,10 @@ async fn a_lock_timeout_hands_the_fetch_to_one_waiter_not_to_the_herd() {
     let origin = Origin::start("o").await;
     let edge = Arc::new(edge_with_cache(&origin, "{}", &["--cache-lock-timeout", "1s", "--access-log", "false"]).await);
     // The origin takes 2.5 s to send its header: longer than the lock timeout.
-    let path = "/hls/slow-1.ts?size=1000&delay_ms=2500";
+    let path = ask("/hls/slow-1.ts").size(1000).delay(Duration::from_millis(2500));
     let mut viewers = Vec::new();
     for _ in 0..100 {
-        let edge = edge.clone();
+        let (edge, path) = (edge.clone(), path.clone());
         viewers.push(tokio::spawn(async move { edge.get("c.test", path).await.status }));
     }
     for v in viewers {
@@ -338,7 +345,7 @@ async fn large_hits(extra: &[&str]) -> Edge {
     let origin = Origin::start("o").await;
     let edge = edge_with_cache(&origin, "{}", extra).await;
     let size = (1 << 20) + 7;
-    let path = format!("/big.bin?size={size}&cc=max-age%3D60");
+    let path = &ask("/big.bin").size(size).cache_control("max-age=60").to_string();
     assert_eq!(edge.get("c.test", &path).await.bytes.len(), size, "the miss that stores it");
     assert_eq!(edge.metric(r#"dime_cache_direct_responses_total{body="file"}"#).await, 0.0);
 

@@ -3,6 +3,7 @@
 
 mod support;
 
+use indoc::indoc;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -103,7 +104,18 @@ fn check_prints_every_error_with_its_location_and_exits_1() {
 fn run_refuses_to_start_on_an_invalid_routes_file() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("routes.yaml");
-    std::fs::write(&bad, "version: 1\nhttp:\n  routes:\n    - { name: r, upstream: missing }\n").unwrap();
+    std::fs::write(
+        &bad,
+        indoc!(
+            r#"
+        version: 1
+        http:
+          routes:
+            - { name: r, upstream: missing }
+        "#
+        ),
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_dime-edge"))
         .args(["run", "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--routes"])
         .arg(&bad)

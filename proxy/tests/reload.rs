@@ -2,6 +2,7 @@
 
 mod support;
 
+use indoc::indoc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,9 +71,14 @@ async fn an_invalid_edit_keeps_the_old_table_serving_and_says_why() {
     let edge = Edge::start(&one_route("r", "r.test", &[(&origin.url(), 1)]), &[]).await;
     let version = edge.version().await;
 
-    edge.write_routes(
-        "version: 1\nhttp:\n  routes:\n    - { name: r, match: [{ hosts: [r.test] }], upstream: nowhere }\n",
-    );
+    edge.write_routes(indoc!(
+        r#"
+            version: 1
+            http:
+              routes:
+                - { name: r, match: [{ hosts: [r.test] }], upstream: nowhere }
+            "#
+    ));
     wait_for_failed_reloads(&edge, 1.0).await;
     assert_eq!(edge.get("r.test", "/").await.header("x-origin"), "good");
     assert_eq!(edge.version().await, version);
@@ -86,7 +92,12 @@ async fn an_invalid_edit_keeps_the_old_table_serving_and_says_why() {
     assert!(log.contains("route reload rejected") && log.contains("`nowhere` is not a defined upstream"), "{log}");
 
     // Not YAML at all, and an empty file: same outcome, the old table stays.
-    edge.write_routes("version: 1\nhttp: [unclosed\n");
+    edge.write_routes(indoc!(
+        r#"
+        version: 1
+        http: [unclosed
+        "#
+    ));
     wait_for_failed_reloads(&edge, 2.0).await;
     edge.write_routes("");
     wait_for_failed_reloads(&edge, 3.0).await;

@@ -2,6 +2,7 @@
 
 mod support;
 
+use indoc::formatdoc;
 use support::{closed_port, one_route, Edge, Origin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,8 +86,17 @@ async fn idempotent_requests_fail_over_when_one_upstream_is_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_health_checks_take_servers_out_and_none_left_gives_503() {
     let (a, b) = (Origin::start("a").await, Origin::start("b").await);
-    let routes = format!(
-        "version: 1\nhttp:\n  routes:\n    - {{ name: h, match: [{{ hosts: [h.test] }}], upstream: h }}\n  upstreams:\n    h:\n      servers: [{{ url: \"{}\" }}, {{ url: \"{}\" }}]\n      health_check: {{ path: /healthz, interval: 200ms, timeout: 500ms }}\n",
+    let routes = formatdoc!(
+        r#"
+            version: 1
+            http:
+              routes:
+                - {{ name: h, match: [{{ hosts: [h.test] }}], upstream: h }}
+              upstreams:
+                h:
+                  servers: [{{ url: "{}" }}, {{ url: "{}" }}]
+                  health_check: {{ path: /healthz, interval: 200ms, timeout: 500ms }}
+            "#,
         a.url(),
         b.url()
     );

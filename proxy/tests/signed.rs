@@ -5,6 +5,7 @@
 
 mod support;
 
+use indoc::formatdoc;
 use std::process::Command;
 
 use support::{Edge, Origin};
@@ -35,8 +36,16 @@ async fn signed_urls_open_a_stream_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
     std::fs::write(&keys, KEYS).unwrap();
-    let routes = format!(
-        "version: 1\nhttp:\n  routes:\n    - {{ name: video, match: [{{ hosts: [video.test] }}], upstream: o, cache: {{}}, signed_urls: {{ keys: [k1, k2] }} }}\n    - {{ name: bound, match: [{{ hosts: [bound.test] }}], upstream: o, signed_urls: {{ keys: [k1], bind_client_ip: true }} }}\n  upstreams:\n    o: {{ servers: [{{ url: \"{}\" }}] }}\n",
+    let routes = formatdoc!(
+        r#"
+            version: 1
+            http:
+              routes:
+                - {{ name: video, match: [{{ hosts: [video.test] }}], upstream: o, cache: {{}}, signed_urls: {{ keys: [k1, k2] }} }}
+                - {{ name: bound, match: [{{ hosts: [bound.test] }}], upstream: o, signed_urls: {{ keys: [k1], bind_client_ip: true }} }}
+              upstreams:
+                o: {{ servers: [{{ url: "{}" }}] }}
+            "#,
         origin.url()
     );
     let edge = Edge::start(&routes, &["--signing-keys", keys.to_str().unwrap()]).await;
@@ -93,8 +102,15 @@ async fn signed_urls_open_a_stream_and_nothing_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_with_keys_the_edge_lacks_refuses_everything_and_says_so() {
     let origin = Origin::start("o").await;
-    let routes = format!(
-        "version: 1\nhttp:\n  routes:\n    - {{ name: locked, match: [{{ hosts: [locked.test] }}], upstream: o, signed_urls: {{ keys: [nowhere] }} }}\n  upstreams:\n    o: {{ servers: [{{ url: \"{}\" }}] }}\n",
+    let routes = formatdoc!(
+        r#"
+            version: 1
+            http:
+              routes:
+                - {{ name: locked, match: [{{ hosts: [locked.test] }}], upstream: o, signed_urls: {{ keys: [nowhere] }} }}
+              upstreams:
+                o: {{ servers: [{{ url: "{}" }}] }}
+            "#,
         origin.url()
     );
     let edge = Edge::start(&routes, &[]).await;

@@ -5,6 +5,7 @@
 
 mod support;
 
+use indoc::formatdoc;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -60,8 +61,15 @@ async fn read_line(c: &mut TcpStream) -> String {
 
 fn tcp_routes(servers: &[SocketAddr], extra: &str) -> String {
     let servers: Vec<String> = servers.iter().map(|s| format!("{{ address: \"{s}\" }}")).collect();
-    format!(
-        "version: 1\ntcp:\n  routes:\n    - {{ name: echo, entrypoints: [echo], upstream: echo{extra} }}\n  upstreams:\n    echo: {{ servers: [{}] }}\n",
+    formatdoc!(
+        r#"
+            version: 1
+            tcp:
+              routes:
+                - {{ name: echo, entrypoints: [echo], upstream: echo{extra} }}
+              upstreams:
+                echo: {{ servers: [{}] }}
+            "#,
         servers.join(", ")
     )
 }

@@ -6,6 +6,7 @@
 
 mod support;
 
+use indoc::formatdoc;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -33,8 +34,16 @@ async fn sni_h2_and_certificate_reloads() {
     issue(d, "a", &["a.test", "secure.test"], "0x0a01");
     issue(d, "b", &["*.b.test"], "0x0b01");
     let origin = Origin::start("tls-origin").await;
-    let routes = format!(
-        "version: 1\nhttp:\n  routes:\n    - {{ name: all, upstream: o }}\n    - {{ name: secure, match: [{{ hosts: [secure.test] }}], upstream: o, https: {{ redirect: true, hsts_max_age: 8760h }} }}\n  upstreams:\n    o: {{ servers: [{{ url: \"{}\" }}] }}\n",
+    let routes = formatdoc!(
+        r#"
+            version: 1
+            http:
+              routes:
+                - {{ name: all, upstream: o }}
+                - {{ name: secure, match: [{{ hosts: [secure.test] }}], upstream: o, https: {{ redirect: true, hsts_max_age: 8760h }} }}
+              upstreams:
+                o: {{ servers: [{{ url: "{}" }}] }}
+            "#,
         origin.url()
     );
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -173,8 +182,17 @@ async fn https_origins_are_verified_with_the_configured_ca_and_name() {
     let port = tls_origin(d, "origin", "secret origin\n").await;
     let ca = d.join("ca.crt").display().to_string();
     let routes = |ca_file: &str| {
-        format!(
-            "version: 1\nhttp:\n  routes:\n{}  upstreams:\n    private-ca: {{ servers: [{{ url: \"https://127.0.0.1:{port}\" }}], tls: {{ ca_file: \"{ca_file}\", server_name: origin.test }} }}\n    system-roots: {{ servers: [{{ url: \"https://127.0.0.1:{port}\" }}], tls: {{ server_name: origin.test }} }}\n    wrong-name: {{ servers: [{{ url: \"https://127.0.0.1:{port}\" }}], tls: {{ ca_file: \"{ca_file}\", server_name: other.test }} }}\n    insecure: {{ servers: [{{ url: \"https://127.0.0.1:{port}\" }}], tls: {{ insecure_skip_verify: true }} }}\n",
+        formatdoc!(
+            r#"
+                version: 1
+                http:
+                  routes:
+                {}  upstreams:
+                    private-ca: {{ servers: [{{ url: "https://127.0.0.1:{port}" }}], tls: {{ ca_file: "{ca_file}", server_name: origin.test }} }}
+                    system-roots: {{ servers: [{{ url: "https://127.0.0.1:{port}" }}], tls: {{ server_name: origin.test }} }}
+                    wrong-name: {{ servers: [{{ url: "https://127.0.0.1:{port}" }}], tls: {{ ca_file: "{ca_file}", server_name: other.test }} }}
+                    insecure: {{ servers: [{{ url: "https://127.0.0.1:{port}" }}], tls: {{ insecure_skip_verify: true }} }}
+                "#,
             ["private-ca", "system-roots", "wrong-name", "insecure"]
                 .iter()
                 .map(|n| format!("    - {{ name: {n}, match: [{{ hosts: [{n}.test] }}], upstream: {n} }}\n"))
@@ -213,8 +231,18 @@ async fn certificates_from_the_route_table() {
     issue(d, "old", &["old.test"], "0x0d01");
     issue(d, "inline", &["inline.test"], "0x0e01");
     let origin = Origin::start("table-certs").await;
-    let native = format!(
-        "version: 1\nhttp:\n  routes:\n    - {{ name: all, upstream: o }}\n  upstreams:\n    o: {{ servers: [{{ url: \"{}\" }}] }}\ntls:\n  certificates:\n    - {{ cert_file: {}, key_file: {} }}\n",
+    let native = formatdoc!(
+        r#"
+            version: 1
+            http:
+              routes:
+                - {{ name: all, upstream: o }}
+              upstreams:
+                o: {{ servers: [{{ url: "{}" }}] }}
+            tls:
+              certificates:
+                - {{ cert_file: {}, key_file: {} }}
+            "#,
         origin.url(),
         d.join("t.crt").display(),
         d.join("t.key").display(),
@@ -258,8 +286,15 @@ async fn an_http2_download_outlives_the_header_timeout() {
     let d = dir.path();
     issue(d, "a", &["a.test"], "0x0a01");
     let origin = Origin::start("h2-origin").await;
-    let routes = format!(
-        "version: 1\nhttp:\n  routes:\n    - {{ name: all, upstream: o }}\n  upstreams:\n    o: {{ servers: [{{ url: \"{}\" }}] }}\n",
+    let routes = formatdoc!(
+        r#"
+            version: 1
+            http:
+              routes:
+                - {{ name: all, upstream: o }}
+              upstreams:
+                o: {{ servers: [{{ url: "{}" }}] }}
+            "#,
         origin.url()
     );
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -274,7 +309,7 @@ async fn an_http2_download_outlives_the_header_timeout() {
         .arg(d.join("ca.crt"))
         .args(["--resolve", &format!("a.test:{port}:127.0.0.1")])
         .args(["-o", "/dev/null", "-w", "%{http_version} %{size_download}"])
-        .arg(format!("https://a.test:{port}/big?size=12000000"))
+        .arg(format!("https://a.test:{port}{}", support::ask("/big").size(12_000_000)))
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -4,6 +4,7 @@
 pub mod certs;
 pub mod live;
 
+use indoc::formatdoc;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,15 +21,11 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-/// An HTTP/1.1 origin that says who it is and what it received (like the whoami workload), with behaviours the
-/// cache tests need, chosen by the path and query:
-/// - `/healthz` answers 200 or 503 as `set_healthy` says; `/slow` answers after one second;
-/// - `?cc=...` sets Cache-Control; `?size=N` sends N bytes of a position-dependent pattern;
-/// - `?delay_ms=N` waits before the header; `?chunks=N&every_ms=M` streams the body in N chunks;
-/// - `?abort=N` sends N bytes of the body, then drops the connection (`&cl=1` after announcing the full length);
-/// - `?status=N` answers with that status.
-///
-/// `set_down(true)` makes every request answer 503 (an origin outage that still accepts connections).
+/// An HTTP/1.1 origin that says who it is and what it received (like the whoami workload): `x-origin`, the
+/// `x-seen-*` headers and, by default, a one-line body naming itself and the path. What else it does for one
+/// request is written at the test site with [`ask`] and travels in the request's query; `/healthz` answers 200
+/// or 503 as `set_healthy` says, `/slow` answers after one second, and `set_down(true)` makes every request
+/// answer 503 (an outage that still accepts connections).
 #[derive(Clone)]
 pub struct Origin {
     pub name: String,
@@ -109,6 +106,65 @@ impl Origin {
     }
 }
 
+/// What the test origin does for one request: `ask("/a.ts").size(1000).cache_control("max-age=60")`. Its
+/// `Display` is the request target (the path, and the behaviour as a query the origin reads back), so it goes
+/// wherever a path does: `edge.get("c.test", ask("/a.ts").size(10))`.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    path: String,
+    params: Vec<(&'static str, String)>,
+}
+
+pub fn ask(path: &str) -> Ask {
+    Ask { path: path.to_owned(), params: Vec::new() }
+}
+
+impl Ask {
+    fn with(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.params.push((name, value.to_string()));
+        self
+    }
+    /// A body of `n` bytes of [`pattern`] (instead of the one-line text body).
+    pub fn size(self, n: usize) -> Self {
+        self.with("size", n)
+    }
+    /// The `Cache-Control` header of the answer.
+    pub fn cache_control(self, value: &str) -> Self {
+        self.with("cc", value)
+    }
+    /// The answer's status.
+    pub fn status(self, status: u16) -> Self {
+        self.with("status", status)
+    }
+    /// Waits this long before the header.
+    pub fn delay(self, wait: Duration) -> Self {
+        self.with("delay_ms", wait.as_millis())
+    }
+    /// Sends the body in `n` chunks, `every` apart (chunked encoding unless [`Ask::announce_length`]).
+    pub fn chunks(self, n: usize, every: Duration) -> Self {
+        self.with("chunks", n).with("every_ms", every.as_millis())
+    }
+    /// Sends `n` bytes of the body, then drops the connection.
+    pub fn abort_after(self, n: usize) -> Self {
+        self.with("abort", n)
+    }
+    /// With [`Ask::abort_after`]: announces the full `Content-Length` before breaking off.
+    pub fn announce_length(self) -> Self {
+        self.with("cl", 1)
+    }
+}
+
+impl std::fmt::Display for Ask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.path)?;
+        if !self.params.is_empty() {
+            let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(&self.params).finish();
+            write!(f, "?{query}")?;
+        }
+        Ok(())
+    }
+}
+
 /// The byte at position `i` of every generated body: lets a test spot a truncated or shifted body.
 pub fn pattern(i: usize) -> u8 {
     (i % 251) as u8
@@ -145,12 +201,9 @@ async fn answer(req: Request<Incoming>, s: Shared) -> Result<Response<OriginBody
     if s.down.load(Ordering::SeqCst) {
         return Ok(Response::builder().status(503).body(full(Bytes::from_static(b"origin down\n"))).unwrap());
     }
+    // What the test asked for ([`Ask`]).
     let q = |name: &str| -> Option<String> {
-        req.uri().query()?.split('&').find_map(|p| {
-            p.split_once('=')
-                .filter(|(k, _)| *k == name)
-                .map(|(_, v)| v.replace("%3D", "=").replace("%2C", ",").replace("%20", " "))
-        })
+        form_urlencoded::parse(req.uri().query()?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
     };
     let num = |name: &str| q(name).and_then(|v| v.parse::<usize>().ok());
     if req.uri().path() == "/slow" {
@@ -305,12 +358,18 @@ impl Edge {
         }
     }
 
-    /// GET `path` with `Host: host` through the edge.
-    pub async fn get(&self, host: &str, path: &str) -> Reply {
-        self.request(reqwest::Method::GET, host, path, &[]).await
+    /// GET `target` (a path, or an [`Ask`]) with `Host: host` through the edge.
+    pub async fn get(&self, host: &str, target: impl std::fmt::Display) -> Reply {
+        self.request(reqwest::Method::GET, host, target, &[]).await
     }
 
-    pub async fn request(&self, method: reqwest::Method, host: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        host: &str,
+        path: impl std::fmt::Display,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut req = self.client.request(method, format!("http://{}{}", self.http, path)).header("host", host);
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -375,14 +434,35 @@ impl Drop for Edge {
 pub fn one_route(name: &str, host: &str, servers: &[(&str, u32)]) -> String {
     let servers: String =
         servers.iter().map(|(url, w)| format!("        - {{ url: \"{url}\", weight: {w} }}\n")).collect();
-    format!(
-        "version: 1\nhttp:\n  routes:\n    - name: {name}\n      match: [{{ hosts: [\"{host}\"] }}]\n      upstream: {name}\n  upstreams:\n    {name}:\n      servers:\n{servers}"
+    formatdoc!(
+        r#"
+            version: 1
+            http:
+              routes:
+                - name: {name}
+                  match: [{{ hosts: ["{host}"] }}]
+                  upstream: {name}
+              upstreams:
+                {name}:
+                  servers:
+            {servers}"#
     )
 }
 
 /// Like [`one_route`], with caching on (`cache` is the YAML flow mapping of the cache options, e.g. `{}`).
 pub fn cached_route(name: &str, host: &str, origin: &str, cache: &str) -> String {
-    format!(
-        "version: 1\nhttp:\n  routes:\n    - name: {name}\n      match: [{{ hosts: [\"{host}\"] }}]\n      upstream: {name}\n      cache: {cache}\n  upstreams:\n    {name}:\n      servers: [{{ url: \"{origin}\" }}]\n"
+    formatdoc!(
+        r#"
+            version: 1
+            http:
+              routes:
+                - name: {name}
+                  match: [{{ hosts: ["{host}"] }}]
+                  upstream: {name}
+                  cache: {cache}
+              upstreams:
+                {name}:
+                  servers: [{{ url: "{origin}" }}]
+            "#
     )
 }

@@ -9,6 +9,7 @@
 mod certs;
 mod support;
 
+use indoc::{formatdoc, indoc};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -17,33 +18,14 @@ use kube::api::{DeleteParams, PostParams};
 use kube::Api;
 use support::*;
 
-/// GET through the edge with a Host header: (status, body), or None if the edge did not answer.
-async fn get(http: &reqwest::Client, edge: &Edge, host: &str) -> Option<(u16, String)> {
-    let r = http.get(format!("http://127.0.0.1:{}/", edge.http)).header("host", host).send().await.ok()?;
-    let status = r.status().as_u16();
-    Some((status, r.text().await.ok()?))
+/// GET `/` through the edge with a Host header: (status, body), or None if the edge did not answer.
+async fn get(edge: &Edge, host: &str) -> Option<(u16, String)> {
+    edge.try_get(host, "/").await.map(|r| (r.status, r.body))
 }
 
-/// Waits until the edge answers `host` with `status` (and `body` if given); returns how long that took.
-async fn until(http: &reqwest::Client, edge: &Edge, host: &str, status: u16, body: Option<&str>) -> Duration {
-    let start = Instant::now();
-    loop {
-        if let Some((s, b)) = get(http, edge, host).await {
-            if s == status && body.is_none_or(|want| b == want) {
-                return start.elapsed();
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "edge never answered {host} with {status}; log:\n{}",
-            std::fs::read_to_string(&edge.log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-async fn admin(http: &reqwest::Client, edge: &Edge, path: &str) -> String {
-    http.get(format!("http://127.0.0.1:{}{path}", edge.admin)).send().await.unwrap().text().await.unwrap()
+/// What the test origin named `name` answers for `/`.
+fn answer(name: &str) -> String {
+    format!("origin={name} path=/\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,14 +44,14 @@ async fn edges_follow_configmaps_and_keep_serving_through_api_and_control_outage
         .await
         .unwrap();
 
-    let video_origin = origin("video origin").await;
-    let whoami_origin = origin("whoami origin").await;
+    let video_origin = Origin::start("video").await;
+    let whoami_origin = Origin::start("whoami").await;
     // The fragments name the cluster's hosts; --resolve points them here (no public DNS in a test).
     let resolve = vec![
         "--resolve".to_owned(),
-        format!("video.cluster.mycdndomain.us:8080={video_origin}"),
+        format!("video.cluster.mycdndomain.us:8080={}", video_origin.addr),
         "--resolve".to_owned(),
-        format!("whoami.cluster.mycdndomain.us:80={whoami_origin}"),
+        format!("whoami.cluster.mycdndomain.us:80={}", whoami_origin.addr),
     ];
     let control = start_control(&kube);
     let work = tempfile::tempdir().unwrap();
@@ -80,11 +62,11 @@ async fn edges_follow_configmaps_and_keep_serving_through_api_and_control_outage
     let dead = format!("http://127.0.0.1:{}", free_port());
     let control_url = control.url.clone();
     let controls = [dead.as_str(), control_url.as_str()];
-    let mut edge = Edge::start(&controls, &token_file, &state_dir, work.path().join("edge.log"), &resolve);
+    let mut edge = Edge::with_control(&controls, &token_file, &state_dir, &resolve).await;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
 
-    until(&http, &edge, "video.edge.mycdndomain.us", 200, Some("video origin")).await;
-    until(&http, &edge, "whoami.edge.mycdndomain.us", 200, Some("whoami origin")).await;
+    edge.until("video.edge.mycdndomain.us", 200, Some(&answer("video"))).await;
+    edge.until("whoami.edge.mycdndomain.us", 200, Some(&answer("whoami"))).await;
     // The table is saved right after it is applied (fsync included), so give the write a moment.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !state_dir.join("routes.json").exists() {
@@ -101,7 +83,7 @@ async fn edges_follow_configmaps_and_keep_serving_through_api_and_control_outage
         cm.data = Some(BTreeMap::from([("video.yaml".to_owned(), edited)]));
         cms.replace("video-config", &pp, &cm).await.unwrap();
         let start = Instant::now();
-        until(&http, &edge, &host, 200, Some("video origin")).await;
+        edge.until(&host, 200, Some(&answer("video"))).await;
         times.push(start.elapsed());
     }
     times.sort();
@@ -109,21 +91,22 @@ async fn edges_follow_configmaps_and_keep_serving_through_api_and_control_outage
     // Well inside one 30 s long-poll: the change was pushed, not picked up by a later poll.
     assert!(times[times.len() - 1] < Duration::from_secs(10), "{times:?}");
     let last_host = "video5.edge.mycdndomain.us";
-    assert_eq!(get(&http, &edge, "video.edge.mycdndomain.us").await.unwrap().0, 404, "the old host is gone");
+    assert_eq!(get(&edge, "video.edge.mycdndomain.us").await.unwrap().0, 404, "the old host is gone");
 
     // A malformed ConfigMap disturbs nothing.
-    let version_before = admin(&http, &edge, "/readyz").await;
+    let version_before = edge.admin("/readyz").await.1;
     let broken = "http:\n  routers:\n    broken: { rule: \"Host(`x`\", service: nowhere }\n";
     cms.create(&pp, &configmap("broken", ("traefik-config-fragment", "true"), "b.yaml", broken)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(admin(&http, &edge, "/readyz").await, version_before);
-    assert_eq!(get(&http, &edge, last_host).await.unwrap(), (200, "video origin".into()));
-    assert_eq!(get(&http, &edge, "whoami.edge.mycdndomain.us").await.unwrap(), (200, "whoami origin".into()));
+    // Once control has looked at it and refused it, the edge's table is still the one before.
+    readyz_until(&http, &control, "rejected configmap default/broken").await;
+    assert_eq!(edge.admin("/readyz").await.1, version_before);
+    assert_eq!(get(&edge, last_host).await.unwrap(), (200, answer("video")));
+    assert_eq!(get(&edge, "whoami.edge.mycdndomain.us").await.unwrap(), (200, answer("whoami")));
 
     // Deleting a ConfigMap removes its routes, and only those.
     cms.delete("whoami-config", &DeleteParams::default()).await.unwrap();
-    until(&http, &edge, "whoami.edge.mycdndomain.us", 404, None).await;
-    assert_eq!(get(&http, &edge, last_host).await.unwrap().0, 200);
+    edge.until("whoami.edge.mycdndomain.us", 404, None).await;
+    assert_eq!(get(&edge, last_host).await.unwrap().0, 200);
 
     // The apiserver goes away: control keeps serving its last table and says the API is lost.
     kube.stop();
@@ -142,28 +125,27 @@ async fn edges_follow_configmaps_and_keep_serving_through_api_and_control_outage
     let served = http.get(format!("{}/v1/routes", control.url)).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(served.status(), 200);
     assert!(served.text().await.unwrap().contains("video5.edge.mycdndomain.us"));
-    assert_eq!(get(&http, &edge, last_host).await.unwrap().0, 200);
+    assert_eq!(get(&edge, last_host).await.unwrap().0, 200);
 
     // Control goes away too: the edge keeps serving, and counts the failures.
     drop(control);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    for _ in 0..20 {
-        assert_eq!(get(&http, &edge, last_host).await.unwrap(), (200, "video origin".into()));
-    }
     // The long-poll in flight ends when control dies; the next attempts fail.
-    let (h, e) = (&http, &edge);
+    let e = &edge;
     eventually(secs(20), ms(200), "the edge did not count failed pulls", String::new, || async move {
-        (edge_metric(h, e, "dime_routes_fetch_failures_total").await >= 2.0).then_some(())
+        (e.metric_sum("dime_routes_fetch_failures_total").await >= 2.0).then_some(())
     })
     .await;
+    for _ in 0..20 {
+        assert_eq!(get(&edge, last_host).await.unwrap(), (200, answer("video")));
+    }
 
     // Restarted while control is down, the edge starts from its state dir.
     edge.stop();
-    let restarted = Edge::start(&controls, &token_file, &state_dir, work.path().join("edge2.log"), &resolve);
-    until(&http, &restarted, last_host, 200, Some("video origin")).await;
-    let config = admin(&http, &restarted, "/config").await;
+    let restarted = Edge::with_control(&controls, &token_file, &state_dir, &resolve).await;
+    restarted.until(last_host, 200, Some(&answer("video"))).await;
+    let config = restarted.admin("/config").await.1;
     assert!(config.contains("state:"), "the table came from the state dir: {config}");
-    assert_eq!(get(&http, &restarted, "whoami.edge.mycdndomain.us").await.unwrap().0, 404);
+    assert_eq!(get(&restarted, "whoami.edge.mycdndomain.us").await.unwrap().0, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,14 +157,14 @@ async fn an_edge_with_a_wrong_token_gets_no_routes() {
     let work = tempfile::tempdir().unwrap();
     let token_file = work.path().join("token");
     std::fs::write(&token_file, "not-the-right-token-0123456789\n").unwrap();
-    let edge = Edge::start(&[&control.url], &token_file, &work.path().join("state"), work.path().join("edge.log"), &[]);
+    let edge = Edge::with_control(&[&control.url], &token_file, &work.path().join("state"), &[] as &[&str; 0]).await;
     let http = reqwest::Client::new();
-    let (h, e) = (&http, &edge);
+    let e = &edge;
     eventually(secs(20), ms(100), "no unauthorized failure counted", String::new, || async move {
-        (edge_metric(h, e, "dime_routes_fetch_failures_total{reason=\"unauthorized\"}").await >= 1.0).then_some(())
+        (e.metric_sum("dime_routes_fetch_failures_total{reason=\"unauthorized\"}").await >= 1.0).then_some(())
     })
     .await;
-    let readyz = http.get(format!("http://127.0.0.1:{}/readyz", edge.admin)).send().await.unwrap();
+    let readyz = http.get(format!("http://{}/readyz", edge.admin)).send().await.unwrap();
     assert_eq!(readyz.status(), 503, "no table without a valid token");
     assert!(!work.path().join("state/routes.json").exists());
 }
@@ -192,10 +174,18 @@ async fn edges_reach_control_over_tls_with_a_pinned_ca() {
     let kube = Kube::start();
     let k = kube.client().await;
     apply_rbac(&k).await;
-    let origin_addr = origin("tls-control origin").await;
+    let origin = Origin::start("tls-control").await;
     let cms: Api<ConfigMap> = Api::namespaced(k.clone(), "default");
-    let routes = format!(
-        "version: 1\nhttp:\n  routes:\n    - {{ name: app, match: [{{ hosts: [app.test] }}], upstream: o }}\n  upstreams:\n    o: {{ servers: [{{ url: \"http://{origin_addr}\" }}] }}\n"
+    let routes = formatdoc!(
+        r#"
+            version: 1
+            http:
+              routes:
+                - {{ name: app, match: [{{ hosts: [app.test] }}], upstream: o }}
+              upstreams:
+                o: {{ servers: [{{ url: "{}" }}] }}
+            "#,
+        origin.url()
     );
     cms.create(&PostParams::default(), &configmap("app", ("dime-routes", "true"), "routes.yaml", &routes))
         .await
@@ -215,31 +205,21 @@ async fn edges_reach_control_over_tls_with_a_pinned_ca() {
 
     // Pinned to control's CA: routes arrive over TLS.
     let ca = w.join("pinned-ca.crt").display().to_string();
-    let edge = Edge::start(
-        &[&control.url],
-        &token_file,
-        &w.join("state1"),
-        w.join("edge1.log"),
-        &["--control-ca".to_owned(), ca],
-    );
-    until(&http, &edge, "app.test", 200, Some("tls-control origin")).await;
+    let edge =
+        Edge::with_control(&[&control.url], &token_file, &w.join("state1"), &["--control-ca".to_owned(), ca]).await;
+    edge.until("app.test", 200, Some(&answer("tls-control"))).await;
 
     // Pinned to another CA: the handshake fails, nothing is applied, the failure is counted as tls.
     let wrong = other.join("other.crt").display().to_string();
-    let refused = Edge::start(
-        &[&control.url],
-        &token_file,
-        &w.join("state2"),
-        w.join("edge2.log"),
-        &["--control-ca".to_owned(), wrong],
-    );
-    let (h, e) = (&http, &refused);
-    let log = || std::fs::read_to_string(&refused.log).unwrap_or_default();
+    let refused =
+        Edge::with_control(&[&control.url], &token_file, &w.join("state2"), &["--control-ca".to_owned(), wrong]).await;
+    let e = &refused;
+    let log = || refused.log_text();
     eventually(secs(20), ms(100), "no tls failure counted", log, || async move {
-        (edge_metric(h, e, "dime_routes_fetch_failures_total{reason=\"tls\"}").await >= 1.0).then_some(())
+        (e.metric_sum("dime_routes_fetch_failures_total{reason=\"tls\"}").await >= 1.0).then_some(())
     })
     .await;
-    let readyz = http.get(format!("http://127.0.0.1:{}/readyz", refused.admin)).send().await.unwrap();
+    let readyz = http.get(format!("http://{}/readyz", refused.admin)).send().await.unwrap();
     assert_eq!(readyz.status(), 503);
 }
 
@@ -301,10 +281,18 @@ async fn certificates_from_tls_secrets_reach_edges() {
     // A Secret control is not granted: it must never be served.
     secrets.create(&pp, &tls_secret(w, "not-granted", "video2")).await.unwrap();
 
-    let origin_addr = origin("tls-secret origin").await;
+    let origin = Origin::start("tls-secret").await;
     let cms: Api<ConfigMap> = Api::namespaced(k.clone(), "default");
-    let routes = format!(
-        "version: 1\nhttp:\n  routes:\n    - {{ name: video, match: [{{ hosts: [video.test] }}], upstream: o }}\n  upstreams:\n    o: {{ servers: [{{ url: \"http://{origin_addr}\" }}] }}\n"
+    let routes = formatdoc!(
+        r#"
+            version: 1
+            http:
+              routes:
+                - {{ name: video, match: [{{ hosts: [video.test] }}], upstream: o }}
+              upstreams:
+                o: {{ servers: [{{ url: "{}" }}] }}
+            "#,
+        origin.url()
     );
     cms.create(&pp, &configmap("video-routes", ("dime-routes", "true"), "routes.yaml", &routes)).await.unwrap();
     let example = tls_example();
@@ -314,15 +302,10 @@ async fn certificates_from_tls_secrets_reach_edges() {
     let token_file = w.join("token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     let https = free_port();
-    let edge = Edge::start(
-        &[&control.url],
-        &token_file,
-        &w.join("state"),
-        w.join("edge.log"),
-        &["--https".to_owned(), format!("127.0.0.1:{https}")],
-    );
+    let https_arg = format!("127.0.0.1:{https}");
+    let edge = Edge::with_control(&[&control.url], &token_file, &w.join("state"), &["--https", &https_arg]).await;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-    until(&http, &edge, "video.test", 200, Some("tls-secret origin")).await;
+    edge.until("video.test", 200, Some(&answer("tls-secret"))).await;
 
     // Without the Role the Secret is forbidden: its ConfigMap is rejected saying so, the routes still apply.
     let readyz = readyz_until(&http, &control, "default/video-certificates").await;
@@ -338,12 +321,12 @@ async fn certificates_from_tls_secrets_reach_edges() {
         .create(&pp, &serde_yaml::from_value(example[2].clone()).unwrap())
         .await
         .unwrap();
-    let log = || std::fs::read_to_string(&edge.log).unwrap_or_default();
+    let log = || edge.log_text();
     serial_until(https, "serial=5E01", "the Secret's certificate never reached the edge", log).await;
     let table =
         http.get(format!("{}/v1/routes", control.url)).bearer_auth(TOKEN).send().await.unwrap().text().await.unwrap();
     assert!(table.contains("\"name\": \"default/video-tls\"") && table.contains("PRIVATE KEY"), "{table}");
-    let config = admin(&http, &edge, "/config").await;
+    let config = edge.admin("/config").await.1;
     assert!(!config.contains("PRIVATE KEY"), "the edge's /config shows a private key");
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(w.join("state/routes.json")).unwrap().permissions());
@@ -356,7 +339,15 @@ async fn certificates_from_tls_secrets_reach_edges() {
     serial_until(https, "serial=5E02", "the renewed Secret never reached the edge", log).await;
 
     // Another namespace's Secret, or one control may not read, never gets into the table.
-    let other = "version: 1\ntls:\n  certificates:\n    - secret: kube-system/anything\n    - secret: not-granted\n";
+    let other = indoc!(
+        r#"
+        version: 1
+        tls:
+          certificates:
+            - secret: kube-system/anything
+            - secret: not-granted
+        "#
+    );
     cms.create(&pp, &configmap("sneaky", ("dime-routes", "true"), "tls.yaml", other)).await.unwrap();
     let readyz = readyz_until(&http, &control, "default/sneaky").await;
     assert!(readyz.contains("own namespace") && readyz.contains("not-granted"), "{readyz}");

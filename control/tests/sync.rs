@@ -7,6 +7,7 @@
 
 mod support;
 
+use indoc::indoc;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -118,7 +119,16 @@ async fn traefik_configmaps_become_the_served_table_and_edits_reach_long_polls()
             (r.status().as_u16(), r.text().await.unwrap(), Instant::now())
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The poll is parked in control before the edit is made.
+    let metrics = format!("{}/metrics", control.url);
+    eventually(secs(10), ms(20), "the long-poll never reached control", String::new, || {
+        let (http, metrics) = (http.clone(), metrics.clone());
+        async move {
+            let text = http.get(metrics).send().await.ok()?.text().await.ok()?;
+            text.lines().any(|l| l == "dime_control_long_polls 1").then_some(())
+        }
+    })
+    .await;
     let edited = video.replace("video.edge.mycdndomain.us", "video2.edge.mycdndomain.us");
     let mut cm = cms.get("video-config").await.unwrap();
     cm.data = Some(BTreeMap::from([("video.yaml".to_owned(), edited)]));
@@ -149,7 +159,16 @@ async fn upstreams_naming_a_service_follow_its_loadbalancer_address() {
         ..Default::default()
     };
     services.create(&pp, &service).await.unwrap();
-    let routes_text = "version: 1\nhttp:\n  routes:\n    - { name: video, match: [{ hosts: [video.example.com] }], upstream: origin }\n  upstreams:\n    origin: { servers: [{ service: \"default/nginx:http\" }] }\n";
+    let routes_text = indoc!(
+        r#"
+        version: 1
+        http:
+          routes:
+            - { name: video, match: [{ hosts: [video.example.com] }], upstream: origin }
+          upstreams:
+            origin: { servers: [{ service: "default/nginx:http" }] }
+        "#
+    );
     let cms: Api<ConfigMap> = Api::namespaced(k.clone(), "default");
     cms.create(&pp, &configmap("video", ("dime-routes", "true"), "routes.yaml", routes_text)).await.unwrap();
     let control = start_control(&kube);

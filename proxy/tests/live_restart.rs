@@ -184,6 +184,7 @@ async fn a_reconnect_inside_the_window_continues_with_one_origin_fetch_per_segme
     let Running { origin, edge, mut first, mut fetched } = first_stream(OriginOptions::default(), playlist, 3).await;
     let before = fetched.len();
     first.stop();
+    // The publisher's reconnect gap.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let _second = Publisher::ffmpeg_source(&rtmp(&origin), 30, "smptebars");
     let wait = Wait::for_("viewers to follow past the reconnect", Duration::from_secs(40));
@@ -217,6 +218,7 @@ async fn a_republished_dash_stream_is_served_its_own_segments() {
     let old_epoch = epoch(&edge.get(HOST, manifest).await.bytes);
     assert!(old_epoch.is_some(), "nginx-rtmp's MPD names its stream by availabilityStartTime");
     first.stop();
+    // The publisher's reconnect gap.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let _second = Publisher::ffmpeg_source(&rtmp(&origin), 30, "smptebars");
     let wait = Wait::for_("the new DASH stream to reuse the old names", Duration::from_secs(40));

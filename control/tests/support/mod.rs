@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -16,9 +16,8 @@ pub const TOKEN: &str = "control-test-token-0123456789";
 /// The token of control's ServiceAccount identity (a static token for `system:serviceaccount:dime-system:dime-control`).
 pub const CONTROL_IDENTITY_TOKEN: &str = "dime-control-serviceaccount-token-0123456789";
 
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+#[allow(unused_imports)]
+pub use dime_testkit::{eventually, repo, Edge, Origin};
 
 /// etcd + kube-apiserver for one test, stopped on drop.
 pub struct Kube {
@@ -166,143 +165,6 @@ pub fn start_control_with(kube: &Kube, tls_cert: Option<&str>) -> Control {
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// An HTTP origin answering every request with `name` (not cacheable), on loopback.
-pub async fn origin(name: &'static str) -> std::net::SocketAddr {
-    use hyper::service::service_fn;
-    use hyper_util::rt::TokioIo;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
-            tokio::spawn(async move {
-                let svc = service_fn(move |_req| async move {
-                    let mut r = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(name)));
-                    r.headers_mut().insert("cache-control", http::HeaderValue::from_static("no-store"));
-                    Ok::<_, std::convert::Infallible>(r)
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-            });
-        }
-    });
-    addr
-}
-
-/// Newest modification time of the files under `dir` (recursively).
-fn newest(dir: &Path) -> std::time::SystemTime {
-    let mut t = std::time::SystemTime::UNIX_EPOCH;
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            let m = if p.is_dir() { newest(&p) } else { e.metadata().and_then(|m| m.modified()).unwrap_or(t) };
-            t = t.max(m);
-        }
-    }
-    t
-}
-
-/// The dime-edge binary of this workspace. It belongs to another package, so cargo does not hand it to this one's
-/// tests: `cargo test --workspace` has just built it (used as is when newer than its sources); otherwise it is built
-/// here.
-pub fn edge_binary() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let target =
-                std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("target"));
-            let binary = target.join("debug/dime-edge");
-            let sources = ["proxy", "routes", "Cargo.lock", "Cargo.toml"]
-                .iter()
-                .map(|p| {
-                    let p = repo().join(p);
-                    if p.is_dir() {
-                        newest(&p)
-                    } else {
-                        p.metadata().and_then(|m| m.modified()).unwrap()
-                    }
-                })
-                .max()
-                .unwrap();
-            let fresh = binary.metadata().and_then(|m| m.modified()).is_ok_and(|built| built > sources);
-            if !fresh {
-                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-                let status = Command::new(cargo)
-                    .args(["build", "-p", "dime-edge", "--bin", "dime-edge"])
-                    .current_dir(repo())
-                    .status()
-                    .expect("cargo build -p dime-edge");
-                assert!(status.success(), "building dime-edge failed");
-            }
-            binary
-        })
-        .clone()
-}
-
-/// A dime-edge process pulling routes from control.
-pub struct Edge {
-    pub child: Child,
-    pub http: u16,
-    pub admin: u16,
-    pub log: PathBuf,
-}
-
-impl Edge {
-    /// `extra`: more arguments (e.g. --resolve).
-    pub fn start(controls: &[&str], token_file: &Path, state_dir: &Path, log: PathBuf, extra: &[String]) -> Edge {
-        let (http, admin) = (free_port(), free_port());
-        let mut cmd = Command::new(edge_binary());
-        cmd.args(["run", "--http", &format!("127.0.0.1:{http}"), "--admin", &format!("127.0.0.1:{admin}")]);
-        for c in controls {
-            cmd.args(["--control", c]);
-        }
-        cmd.arg("--control-token-file").arg(token_file).arg("--state-dir").arg(state_dir);
-        cmd.args(["--threads", "1"]).args(extra);
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let child = cmd.stdout(Stdio::null()).stderr(file).spawn().unwrap();
-        Edge { child, http, admin, log }
-    }
-
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Edge {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Calls `check` every `every` until it gives a value; after `limit` fails with `what` and the last `check`'s
-/// context (`detail`, read at failure time).
-pub async fn eventually<T, Fut>(
-    limit: std::time::Duration,
-    every: std::time::Duration,
-    what: &str,
-    detail: impl Fn() -> String,
-    mut check: impl FnMut() -> Fut,
-) -> T
-where
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(std::time::Instant::now() < deadline, "{what}\n{}", detail());
-        tokio::time::sleep(every).await;
-    }
-}
-
-/// The sum of the samples of `prefix` in an edge's /metrics (0 when the edge does not answer).
-pub async fn edge_metric(http: &reqwest::Client, edge: &Edge, prefix: &str) -> f64 {
-    let Ok(r) = http.get(format!("http://127.0.0.1:{}/metrics", edge.admin)).send().await else { return 0.0 };
-    let text = r.text().await.unwrap_or_default();
-    text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
 }
 
 pub fn secs(n: u64) -> std::time::Duration {

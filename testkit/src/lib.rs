@@ -1,0 +1,90 @@
+//! What Dime's integration tests share: the test origin ([`Origin`], told what to do by [`ask`]), one harness for
+//! a real `dime-edge` process ([`Edge`]), waiting on a condition ([`eventually`]), and where the workspace's
+//! binaries are.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_debug_implementations)]
+
+pub mod edge;
+pub mod origin;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use edge::{Edge, Reply};
+pub use origin::{ask, pattern, pattern_body, Ask, Origin};
+
+/// A port that nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    free_addr().port()
+}
+
+/// A loopback address free when asked (bound, then released).
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A binary of this workspace (`dime-edge`, `dime-control`), from the target directory the running test was
+/// built in. Cargo builds a package's own binaries before its integration tests, and `cargo test --workspace`
+/// (what `scripts/test` runs) builds every binary before any test; a test of one package that runs another
+/// package's binary after `cargo test -p` alone stops here, saying what to build, rather than run a stale one.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // <target>/<profile>/deps/<test>-<hash>
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let binary = profile_dir.join(name);
+    let package = match name {
+        "dime-edge" => "proxy",
+        "dime-control" => "control",
+        other => panic!("no binary {other} in this workspace"),
+    };
+    let sources = [package, "routes", "Cargo.lock"].iter().map(|p| newest(&repo().join(p))).max().unwrap();
+    let built = binary.metadata().and_then(|m| m.modified()).ok();
+    assert!(
+        built.is_some_and(|b| b >= sources),
+        "{} is missing or older than its sources: build it with `cargo build -p {package}` (or run `cargo test --workspace`)",
+        binary.display()
+    );
+    binary
+}
+
+/// Newest modification time of `path` (a file, or the files under a directory).
+fn newest(path: &Path) -> std::time::SystemTime {
+    let own = path.metadata().and_then(|m| m.modified()).unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+    if !path.is_dir() {
+        return own;
+    }
+    std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name() != "target")
+        .map(|e| newest(&e.path()))
+        .fold(own, std::cmp::max)
+}
+
+/// Calls `check` every `every` until it gives a value; after `limit`, fails with `what` and `detail()` (read at
+/// failure time, e.g. a log).
+pub async fn eventually<T, Fut>(
+    limit: Duration,
+    every: Duration,
+    what: &str,
+    detail: impl Fn() -> String,
+    mut check: impl FnMut() -> Fut,
+) -> T
+where
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}\n{}", detail());
+        tokio::time::sleep(every).await;
+    }
+}

@@ -37,16 +37,17 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     // <target>/<profile>/deps/<test>-<hash>
     let profile_dir = exe.parent().and_then(Path::parent).unwrap();
     let binary = profile_dir.join(name);
-    let package = match name {
-        "dime-edge" => "proxy",
-        "dime-control" => "control",
+    // The binary's own sources: an edit there always makes cargo link it again (test-only edits do not).
+    let dir = match name {
+        "dime-edge" => "proxy/src",
+        "dime-control" => "control/src",
         other => panic!("no binary {other} in this workspace"),
     };
-    let sources = [package, "routes", "Cargo.lock"].iter().map(|p| newest(&repo().join(p))).max().unwrap();
+    let sources = [dir, "routes/src"].iter().map(|p| newest(&repo().join(p))).max().unwrap();
     let built = binary.metadata().and_then(|m| m.modified()).ok();
     assert!(
         built.is_some_and(|b| b >= sources),
-        "{} is missing or older than its sources: build it with `cargo build -p {package}` (or run `cargo test --workspace`)",
+        "{} is missing or older than its sources: build it with `cargo build --bin {name}` (or run `cargo test --workspace`)",
         binary.display()
     );
     binary
@@ -58,13 +59,7 @@ fn newest(path: &Path) -> std::time::SystemTime {
     if !path.is_dir() {
         return own;
     }
-    std::fs::read_dir(path)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name() != "target")
-        .map(|e| newest(&e.path()))
-        .fold(own, std::cmp::max)
+    std::fs::read_dir(path).into_iter().flatten().flatten().map(|e| newest(&e.path())).fold(own, std::cmp::max)
 }
 
 /// Calls `check` every `every` until it gives a value; after `limit`, fails with `what` and `detail()` (read at

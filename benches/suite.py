@@ -19,6 +19,7 @@ usage: benches/suite.py [--quick | --full] [--only SCENARIO,...] [--out DIR]
 
 import argparse
 import concurrent.futures
+import dataclasses
 import http.client
 import json
 import os
@@ -126,13 +127,40 @@ class Proc:
 # ---------------------------------------------------------------------------------------------------- peers
 
 
+@dataclasses.dataclass(frozen=True)
+class Role:
+    """What a peer is asked to be in a scenario, in front of the origin listening on port `origin`:
+      pass   forward every request, store nothing
+      cache  cache as the origin's headers say (each peer's defaults)
+      tuned  cache as an operator tuning for live video configures it: segments 10 min, playlists 1 s, the origin's
+             Cache-Control ignored (dime needs no tuning: its defaults are the live-video ones)
+      tcp    forward a TCP port to `origin`
+    """
+
+    mode: str
+    origin: int
+    access_log: bool = False
+
+
 class Peer:
-    """A proxy under test: `port` to send requests to, `proc` to account CPU and memory to."""
+    """A proxy under test. `start(role)` configures and starts it for `role` and returns it once it listens; then
+    `port` is where the load goes and `proc` is what CPU and memory are accounted to. Each kind says which modes
+    it has (`modes`) and configures itself in `launch`."""
 
     kind = "?"
+    modes = ()
 
     def __init__(self, suite, label):
         self.suite, self.label, self.port, self.proc = suite, label, free_port(), None
+
+    def start(self, role):
+        if role.mode not in self.modes:
+            raise ValueError(f"{self.kind} has no {role.mode} mode (it has: {', '.join(self.modes)})")
+        self.launch(role)
+        return self
+
+    def launch(self, role):
+        raise NotImplementedError
 
     def stop(self):
         if self.proc:
@@ -142,42 +170,79 @@ class Peer:
 
 class Dime(Peer):
     kind = "dime"
+    modes = ("pass", "cache", "tuned", "tcp")
 
-    def start(self, origin_port, cache, tcp=None, access_log=False):
+    def launch(self, role):
         w = self.suite.work
         routes = w / f"{self.label}-routes.yaml"
-        cache_opt = ", cache: {}" if cache else ""
+        cache_opt = ", cache: {}" if role.mode in ("cache", "tuned") else ""
         text = (
             "version: 1\nhttp:\n  routes:\n"
             f"    - {{ name: bench, match: [{{ hosts: [bench.test] }}], upstream: origin{cache_opt} }}\n"
-            f"  upstreams:\n    origin: {{ servers: [{{ url: \"http://127.0.0.1:{origin_port}\" }}] }}\n"
+            f"  upstreams:\n    origin: {{ servers: [{{ url: \"http://127.0.0.1:{role.origin}\" }}] }}\n"
         )
-        args = []
-        if tcp:
-            name, upstream_port = tcp
+        http_port, args = self.port, []
+        if role.mode == "tcp":
             text += (
-                f"tcp:\n  routes:\n    - {{ name: t, entrypoints: [{name}], upstream: t }}\n"
-                f"  upstreams:\n    t: {{ servers: [{{ address: \"127.0.0.1:{upstream_port}\" }}] }}\n"
+                "tcp:\n  routes:\n    - { name: t, entrypoints: [bench], upstream: t }\n"
+                f"  upstreams:\n    t: {{ servers: [{{ address: \"127.0.0.1:{role.origin}\" }}] }}\n"
             )
-            self.tcp_port = free_port()
-            args = ["--tcp", f"{name}=127.0.0.1:{self.tcp_port}"]
+            http_port = free_port()
+            args = ["--tcp", f"bench=127.0.0.1:{self.port}"]
+        if self.suite.args.bodies == "dir":
+            # Large bodies in files next to nginx's proxy_cache files (same filesystem, see docs/cache.md).
+            args += ["--cache-body-dir", str(w / f"{self.label}-bodies")]
         routes.write_text(text)
         admin = free_port()
-        bodies = w / f"{self.label}-bodies"  # made by dime-edge
-        cmd = [str(EDGE), "run", "--routes", str(routes), "--http", f"127.0.0.1:{self.port}", "--admin",
-               f"127.0.0.1:{admin}", "--threads", "1", "--access-log", str(access_log).lower(), "--cache-size", "512MiB",
-               # Large bodies in files next to nginx's proxy_cache files (same filesystem, see docs/cache.md).
-               "--cache-body-dir", str(bodies), *args]
+        cmd = [str(EDGE), "run", "--routes", str(routes), "--http", f"127.0.0.1:{http_port}", "--admin",
+               f"127.0.0.1:{admin}", "--threads", "1", "--access-log", str(role.access_log).lower(),
+               "--cache-size", "512MiB", *args]
         self.proc = Proc(self.label, cmd, w)
         wait_port(admin)
         wait_port(self.port)
-        return self
 
 
 class Nginx(Peer):
     kind = "nginx"
+    modes = ("pass", "cache", "tuned")
 
-    def start_body(self, body):
+    def launch(self, role):
+        upstream = f"  upstream origin {{ server 127.0.0.1:{role.origin}; keepalive 64; }}\n"
+        if role.mode == "pass":
+            self.run_with(upstream + f"""  server {{
+    listen 127.0.0.1:{self.port};
+    location / {{ proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; }}
+  }}""")
+        elif role.mode == "cache":
+            self.caching(upstream, [("/", "")])
+        else:
+            ignore = "      proxy_ignore_headers Cache-Control Expires;\n"
+            self.caching(upstream, [
+                ("~ \\.m3u8$", ignore + "      proxy_cache_valid 200 1s;\n"),
+                ("/", ignore + "      proxy_cache_valid 200 10m;\n      proxy_cache_valid 404 1s;\n"),
+            ])
+
+    def caching(self, upstream, locations):
+        """proxy_cache with cache lock; `locations` is a list of (location match, extra directives)."""
+        cache = self.suite.work / f"{self.label}-cache"
+        cache.mkdir(exist_ok=True)
+        blocks = "".join(f"""    location {match} {{
+      proxy_cache {self.label};
+      proxy_cache_lock on;
+      proxy_cache_lock_timeout 10s;
+{extra}      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      add_header X-Cache-Status $upstream_cache_status;
+    }}
+""" for match, extra in locations)
+        self.run_with(f"""  proxy_cache_path {cache} levels=1:2 keys_zone={self.label}:64m max_size=1g inactive=1h use_temp_path=off;
+{upstream}  server {{
+    listen 127.0.0.1:{self.port};
+{blocks}  }}""")
+
+    def run_with(self, body):
         w = self.suite.work
         conf = w / f"{self.label}.conf"
         conf.write_text(f"""worker_processes 1;
@@ -196,91 +261,53 @@ http {{
 """)
         self.proc = Proc(self.label, ["nginx", "-c", str(conf), "-p", str(w)], w)
         wait_port(self.port)
-        return self
 
-    def start_caching(self, origin_port, locations):
-        """nginx proxy_cache with cache lock in front of the origin; `locations` is a list of (location match,
-        extra directives) pairs, each a caching proxy location."""
-        cache = self.suite.work / f"{self.label}-cache"
-        cache.mkdir(exist_ok=True)
-        blocks = "".join(f"""    location {match} {{
-      proxy_cache {self.label};
-      proxy_cache_lock on;
-      proxy_cache_lock_timeout 10s;
-{extra}      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      add_header X-Cache-Status $upstream_cache_status;
-    }}
-""" for match, extra in locations)
-        return self.start_body(f"""  proxy_cache_path {cache} levels=1:2 keys_zone={self.label}:64m max_size=1g inactive=1h use_temp_path=off;
-  upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 64; }}
-  server {{
-    listen 127.0.0.1:{self.port};
-{blocks}  }}""")
 
-    def start_cache(self, origin_port, tuned):
-        extra = ""
-        if tuned:
-            extra = """      proxy_ignore_headers Cache-Control Expires Set-Cookie;
-      proxy_cache_valid 200 10m;
-      proxy_cache_valid 404 1s;
-"""
-        return self.start_caching(origin_port, [("/", extra)])
-
-    def start_live_cache(self, origin_port):
-        """What an operator tuning nginx for live HLS writes: playlists 1 s, segments 10 min, origin headers ignored."""
-        return self.start_caching(origin_port, [
-            ("~ \\.m3u8$", "      proxy_ignore_headers Cache-Control Expires;\n      proxy_cache_valid 200 1s;\n"),
-            ("/", "      proxy_ignore_headers Cache-Control Expires;\n      proxy_cache_valid 200 10m;\n"
-                  "      proxy_cache_valid 404 1s;\n"),
-        ])
-
-    def start_pass(self, origin_port):
-        return self.start_body(f"""  upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 64; }}
-  server {{
-    listen 127.0.0.1:{self.port};
-    location / {{ proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; }}
-  }}""")
-
-    def start_origin(self, root, headers):
-        adds = "".join(f'    add_header {k} "{v}";\n' for k, v in headers.items())
-        return self.start_body(f"""  server {{
-    listen 127.0.0.1:{self.port};
+def file_origin(suite, label, headers):
+    """The origin of the throughput scenarios: nginx (1 worker) serving /1k.bin and /1m.bin with `headers`. Not a
+    peer under test, but measured directly as one (`port`, `proc`)."""
+    root = suite.origin_files()
+    adds = "".join(f'    add_header {k} "{v}";\n' for k, v in headers.items())
+    origin = Nginx(suite, label)
+    origin.run_with(f"""  server {{
+    listen 127.0.0.1:{origin.port};
     root {root};
 {adds}  }}""")
+    return origin
 
 
 class Varnish(Peer):
     kind = "varnish"
-
-    def start(self, origin_port, mode):
-        w = self.suite.work
-        vcl = w / f"{self.label}.vcl"
-        body = ""
-        if mode == "tuned":
-            body = """sub vcl_backend_response {
+    modes = ("pass", "cache", "tuned")
+    VCL = {
+        "cache": "",
+        "pass": "sub vcl_recv { return (pass); }\n",
+        "tuned": """sub vcl_backend_response {
   if (bereq.url ~ "\\.(ts|m4s|mp4|aac|bin)$" && beresp.status == 200) { set beresp.ttl = 10m; set beresp.uncacheable = false; unset beresp.http.Cache-Control; }
   if (bereq.url ~ "\\.(m3u8|mpd)$") { set beresp.ttl = 1s; set beresp.uncacheable = false; unset beresp.http.Cache-Control; }
 }
-"""
-        elif mode == "pass":
-            body = "sub vcl_recv { return (pass); }\n"
+""",
+    }
+
+    def launch(self, role):
+        w = self.suite.work
+        vcl = w / f"{self.label}.vcl"
         vcl.write_text(f"""vcl 4.1;
-backend origin {{ .host = "127.0.0.1"; .port = "{origin_port}"; }}
-{body}""")
+backend origin {{ .host = "127.0.0.1"; .port = "{role.origin}"; }}
+{self.VCL[role.mode]}""")
         cmd = ["varnishd", "-F", "-a", f"127.0.0.1:{self.port}", "-f", str(vcl), "-n", str(w / f"{self.label}-state"),
                "-s", "malloc,512m", "-T", "none", "-p", "thread_pools=1", "-p", "thread_pool_min=50"]
         self.proc = Proc(self.label, cmd, w)
         wait_port(self.port, 30)
-        return self
 
 
 class Traefik(Peer):
-    kind = "traefik"
+    """Traefik 3.7; its open-source edition has no cache, so it only passes through."""
 
-    def start(self, origin_port):
+    kind = "traefik"
+    modes = ("pass",)
+
+    def launch(self, role):
         w = self.suite.work
         dyn = w / f"{self.label}-dynamic.yaml"
         dyn.write_text(f"""http:
@@ -289,7 +316,7 @@ class Traefik(Peer):
   services:
     bench:
       loadBalancer:
-        servers: [{{ url: "http://127.0.0.1:{origin_port}" }}]
+        servers: [{{ url: "http://127.0.0.1:{role.origin}" }}]
 """)
         static = w / f"{self.label}-static.yaml"
         static.write_text(f"""entryPoints:
@@ -306,32 +333,33 @@ serversTransport: {{ maxIdleConnsPerHost: 64 }}
         end = time.time() + 10
         while time.time() < end and get(self.port, "/", timeout=1)[0] == 404:
             time.sleep(0.1)
-        return self
 
 
 class HAProxy(Peer):
     kind = "haproxy"
+    modes = ("pass", "tcp")
 
-    def start(self, backend_port, mode="http"):
+    def launch(self, role):
         w = self.suite.work
         cfg = w / f"{self.label}.cfg"
-        timeouts = "timeout connect 5s\n  timeout client 60s\n  timeout server 60s"
+        mode = "tcp" if role.mode == "tcp" else "http"
         extra = "  http-reuse always\n" if mode == "http" else ""
         cfg.write_text(f"""global
   nbthread 1
   maxconn 8000
 defaults
   mode {mode}
-  {timeouts}
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
 frontend f
   bind 127.0.0.1:{self.port}
   default_backend b
 backend b
-{extra}  server s1 127.0.0.1:{backend_port} maxconn 4000
+{extra}  server s1 127.0.0.1:{role.origin} maxconn 4000
 """)
         self.proc = Proc(self.label, ["haproxy", "-f", str(cfg), "-db"], w)
         wait_port(self.port)
-        return self
 
 
 # ---------------------------------------------------------------------------------------------------- load
@@ -440,378 +468,413 @@ class CountingOrigin:
 
 
 class Suite:
+    """One run's context: the work directory, the load settings, the results; scenarios (below) use it to start
+    peers and measure them."""
+
     def __init__(self, args):
         self.args = args
         self.work = Path(tempfile.mkdtemp(prefix="dime-bench-"))
         os.chmod(self.work, 0o755)  # nginx workers run as www-data
         self.results = {"mode": "quick" if args.quick else "full", "machine": machine(), "scenarios": {}}
-        q = args.quick
-        self.seconds, self.rounds, self.conns = (3, 1, 32) if q else (10, 3, 32)
+        seconds, rounds = (3, 1) if args.quick else (10, 3)
+        self.seconds = args.duration or seconds
+        self.rounds = args.rounds or rounds
+        self.conns = args.connections
 
     def origin_files(self):
         root = self.work / "www"
-        root.mkdir(exist_ok=True)
-        (root / "1k.bin").write_bytes(os.urandom(1024))
-        (root / "1m.bin").write_bytes(os.urandom(1 << 20))
+        if not root.exists():
+            root.mkdir()
+            (root / "1k.bin").write_bytes(os.urandom(1024))
+            (root / "1m.bin").write_bytes(os.urandom(1 << 20))
         return root
 
-    # -- cached hits
-    def hits(self):
-        say("scenario: cached hits (1 KiB, 1 MiB)")
-        origin = Nginx(self, "origin").start_origin(self.origin_files(), {"Cache-Control": "max-age=3600"})
-        peers = [Dime(self, "dime").start(origin.port, cache=True),
-                 Nginx(self, "nginx").start_cache(origin.port, tuned=False),
-                 Varnish(self, "varnish").start(origin.port, "default")]
-        out = {}
-        try:
-            for obj in ["/1k.bin", "/1m.bin"]:
-                for p in peers:
-                    for _ in range(3):
-                        get(p.port, obj)
-                runs = {p.label: [] for p in peers}
-                for r in range(self.rounds):
-                    for p in peers:
-                        idle()
-                        say(f"  {obj} round {r + 1}/{self.rounds}: {p.label}")
-                        runs[p.label].append(measure(p, obj, self.seconds, self.conns))
-                out[obj.strip("/")] = {label: median_of(v) for label, v in runs.items()}
-        finally:
-            for p in [*peers, origin]:
-                p.stop()
-        self.results["scenarios"]["cached_hits"] = out
+    def peers(self, origin_port, *specs):
+        """Starts one peer per (class, label, mode) in front of `origin_port`, in order."""
+        return [cls(self, label).start(Role(mode, origin_port)) for cls, label, mode in specs]
 
-    # -- the access log's cost
-    def accesslog(self):
-        say("scenario: the access log's cost (dime, cached 1 KiB hits, access log on vs off, lines to a file)")
-        origin = Nginx(self, "origin-log").start_origin(self.origin_files(), {"Cache-Control": "max-age=3600"})
-        peers = [Dime(self, "dime-log-off").start(origin.port, cache=True),
-                 Dime(self, "dime-log-on").start(origin.port, cache=True, access_log=True)]
-        runs = {p.label: [] for p in peers}
-        try:
-            for p in peers:
-                for _ in range(3):
-                    get(p.port, "/1k.bin")
-            # The difference sought is a few percent, below this kind of VM's round-to-round noise (+-10 %): ten
-            # alternating 5 s rounds in every mode, medians.
-            for r in range(10):
-                for p in (peers if r % 2 == 0 else peers[::-1]):
-                    idle()
-                    say(f"  round {r + 1}/10: {p.label}")
-                    runs[p.label].append(measure(p, "/1k.bin", 5, self.conns))
-        finally:
-            for p in [*peers, origin]:
-                p.stop()
-        self.results["scenarios"]["access_log"] = {label: median_of(v) for label, v in runs.items()}
-
-    # -- pass-through
-    def passthrough(self):
-        say("scenario: uncached pass-through (1 KiB; Traefik measured here, its edition has no cache)")
-        origin = Nginx(self, "origin-pass").start_origin(self.origin_files(), {"Cache-Control": "no-store"})
-        peers = [Dime(self, "dime-pass").start(origin.port, cache=False),
-                 Nginx(self, "nginx-pass").start_pass(origin.port),
-                 Varnish(self, "varnish-pass").start(origin.port, "pass"),
-                 Traefik(self, "traefik").start(origin.port),
-                 HAProxy(self, "haproxy").start(origin.port)]
-        runs = {"direct": [], **{p.label: [] for p in peers}}
-        try:
-            for r in range(self.rounds):
+    def rounds_of(self, targets, path, rounds=None, seconds=None):
+        """wrk rounds over `targets` (label → peer), alternating, the order reversed every other round; the
+        medians per label."""
+        rounds, seconds = rounds or self.rounds, seconds or self.seconds
+        runs = {label: [] for label in targets}
+        for r in range(rounds):
+            order = list(targets.items())
+            for label, peer in (order if r % 2 == 0 else order[::-1]):
                 idle()
-                say(f"  round {r + 1}/{self.rounds}: origin direct")
-                runs["direct"].append(measure(origin, "/1k.bin", self.seconds, self.conns))
-                for p in peers:
-                    idle()
-                    say(f"  round {r + 1}/{self.rounds}: {p.label}")
-                    runs[p.label].append(measure(p, "/1k.bin", self.seconds, self.conns))
+                say(f"  {path} round {r + 1}/{rounds}: {label}")
+                runs[label].append(measure(peer, path, seconds, self.conns))
+        return {label: median_of(v) for label, v in runs.items()}
+
+
+def stop_all(*procs):
+    for p in procs:
+        if p:
+            p.stop()
+
+
+def warm(peers, path, times=3):
+    for p in peers:
+        for _ in range(times):
+            get(p.port, path)
+
+
+# ---------------------------------------------------------------------------------------------------- scenarios
+
+
+def hits(s):
+    say("scenario: cached hits (1 KiB, 1 MiB)")
+    origin = file_origin(s, "origin", {"Cache-Control": "max-age=3600"})
+    peers = s.peers(origin.port, (Dime, "dime", "cache"), (Nginx, "nginx", "cache"), (Varnish, "varnish", "cache"))
+    out = {}
+    try:
+        for obj in ["/1k.bin", "/1m.bin"]:
+            warm(peers, obj)
+            out[obj.strip("/")] = s.rounds_of({p.label: p for p in peers}, obj)
+    finally:
+        stop_all(*peers, origin)
+    return {"cached_hits": out}
+
+
+def accesslog(s):
+    say("scenario: the access log's cost (dime, cached 1 KiB hits, access log on vs off, lines to a file)")
+    origin = file_origin(s, "origin-log", {"Cache-Control": "max-age=3600"})
+    peers = [Dime(s, "dime-log-off").start(Role("cache", origin.port)),
+             Dime(s, "dime-log-on").start(Role("cache", origin.port, access_log=True))]
+    try:
+        warm(peers, "/1k.bin")
+        # The difference sought is a few percent, below this kind of VM's round-to-round noise (+-10 %): ten
+        # alternating 5 s rounds in every mode, medians.
+        out = s.rounds_of({p.label: p for p in peers}, "/1k.bin", rounds=10, seconds=5)
+    finally:
+        stop_all(*peers, origin)
+    return {"access_log": out}
+
+
+def passthrough(s):
+    say("scenario: uncached pass-through (1 KiB; Traefik measured here, its edition has no cache)")
+    origin = file_origin(s, "origin-pass", {"Cache-Control": "no-store"})
+    peers = s.peers(origin.port, (Dime, "dime-pass", "pass"), (Nginx, "nginx-pass", "pass"),
+                    (Varnish, "varnish-pass", "pass"), (Traefik, "traefik", "pass"), (HAProxy, "haproxy", "pass"))
+    try:
+        out = s.rounds_of({"direct": origin, **{p.label: p for p in peers}}, "/1k.bin")
+    finally:
+        stop_all(*peers, origin)
+    return {"passthrough": out}
+
+
+HERD = 500
+
+
+def herd(s):
+    say(f"scenario: thundering herd ({HERD} concurrent requests for one new object)")
+    out = {}
+    for case_no, (case, cache_control) in enumerate([("max-age=60", "max-age=60"),
+                                                     ("no-cache (live origin)", "no-cache")]):
+        origin = CountingOrigin(delay=0.3, cache_control=cache_control)
+        peers = s.peers(origin.port, (Dime, "dime-herd", "cache"), (Nginx, "nginx-herd-default", "cache"),
+                        (Nginx, "nginx-herd-tuned", "tuned"), (Varnish, "varnish-herd-default", "cache"),
+                        (Varnish, "varnish-herd-tuned", "tuned"), (Traefik, "traefik-herd", "pass"))
+        try:
+            out[case] = {p.label: herd_one(p, origin, f"/herd/{case_no}/{p.label}/segment-1.ts", case) for p in peers}
         finally:
-            for p in [*peers, origin]:
-                p.stop()
-        self.results["scenarios"]["passthrough"] = {label: median_of(v) for label, v in runs.items()}
+            stop_all(*peers, origin)
+    return {"herd": out}
 
-    # -- thundering herd
-    def herd(self):
-        n = 500
-        say(f"scenario: thundering herd ({n} concurrent requests for one new object)")
-        out = {}
-        for case_no, (case, cache_control) in enumerate([("max-age=60", "max-age=60"),
-                                                         ("no-cache (live origin)", "no-cache")]):
-            origin = CountingOrigin(delay=0.3, cache_control=cache_control)
-            peers = [Dime(self, "dime-herd").start(origin.port, cache=True),
-                     Nginx(self, "nginx-herd-default").start_cache(origin.port, tuned=False),
-                     Nginx(self, "nginx-herd-tuned").start_cache(origin.port, tuned=True),
-                     Varnish(self, "varnish-herd-default").start(origin.port, "default"),
-                     Varnish(self, "varnish-herd-tuned").start(origin.port, "tuned"),
-                     Traefik(self, "traefik-herd").start(origin.port)]
-            row = {}
-            try:
-                for p in peers:
-                    path = f"/herd/{case_no}/{p.label}/segment-1.ts"
-                    idle()
-                    start = time.time()
-                    with concurrent.futures.ThreadPoolExecutor(max_workers=n) as pool:
-                        barrier = threading.Barrier(n)
 
-                        def one():
-                            barrier.wait(30)
-                            t = time.time()
-                            s, _, length = get(p.port, path, timeout=30)
-                            return s, length, time.time() - t
+def herd_one(peer, origin, path, case):
+    """HERD requests for `path` released at once through `peer`: origin requests, complete answers, latencies."""
+    idle()
+    start = time.time()
+    barrier = threading.Barrier(HERD)
 
-                        answers = list(pool.map(lambda _: one(), range(n)))
-                    ok = sum(1 for s, length, _ in answers if s == 200 and length == 65536)
-                    lat = sorted(t for _, _, t in answers)
-                    row[p.label] = {"origin_requests": origin.counts.get(path, 0), "ok": ok,
-                                    "p50_ms": lat[len(lat) // 2] * 1000, "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
-                                    "wall_s": time.time() - start}
-                    say(f"  {case}: {p.label}: {row[p.label]['origin_requests']} origin requests, {ok}/{n} complete")
-            finally:
-                for p in peers:
-                    p.stop()
-                origin.stop()
-            out[case] = row
-        self.results["scenarios"]["herd"] = out
+    def one():
+        barrier.wait(30)
+        t = time.time()
+        s, _, length = get(peer.port, path, timeout=30)
+        return s, length, time.time() - t
 
-    # -- live HLS swarm
-    def swarm(self):
-        viewers = 100 if self.args.quick else 300
-        seconds = 10 if self.args.quick else 30
-        say(f"scenario: live HLS swarm ({viewers} viewers for {seconds} s per peer, real nginx-rtmp + ffmpeg)")
-        w = self.work
-        hls = w / "hls"
+    with concurrent.futures.ThreadPoolExecutor(max_workers=HERD) as pool:
+        answers = list(pool.map(lambda _: one(), range(HERD)))
+    ok = sum(1 for s, length, _ in answers if s == 200 and length == 65536)
+    lat = sorted(t for _, _, t in answers)
+    row = {"origin_requests": origin.counts.get(path, 0), "ok": ok, "p50_ms": lat[len(lat) // 2] * 1000,
+           "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000, "wall_s": time.time() - start}
+    say(f"  {case}: {peer.label}: {row['origin_requests']} origin requests, {ok}/{HERD} complete")
+    return row
+
+
+class LiveOrigin:
+    """A real nginx-rtmp origin (HLS, 1 s segments, `Cache-Control: no-cache`) fed by ffmpeg, its HTTP requests
+    logged one URI per line."""
+
+    def __init__(self, work):
+        hls = work / "hls"
         hls.mkdir(exist_ok=True)
-        rtmp_port, http_port = free_port(), free_port()
+        self.rtmp_port, self.port = free_port(), free_port()
+        self.log = work / "rtmp-origin-access.log"
         user = "user root root;" if os.getuid() == 0 else ""
-        conf = w / "rtmp-origin.conf"
+        conf = work / "rtmp-origin.conf"
         conf.write_text(f"""{user}
 worker_processes 1;
 daemon off;
-pid {w}/rtmp-origin.pid;
-error_log {w}/rtmp-origin-error.log warn;
+pid {work}/rtmp-origin.pid;
+error_log {work}/rtmp-origin-error.log warn;
 load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
 events {{ worker_connections 4096; }}
 rtmp {{
   server {{
-    listen 127.0.0.1:{rtmp_port};
+    listen 127.0.0.1:{self.rtmp_port};
     application live {{ live on; hls on; hls_path {hls}; hls_fragment 1s; hls_playlist_length 6s; }}
   }}
 }}
 http {{
   log_format uri "$request_uri";
-  access_log {w}/rtmp-origin-access.log uri;
+  access_log {self.log} uri;
   types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}
   server {{
-    listen 127.0.0.1:{http_port};
+    listen 127.0.0.1:{self.port};
     location /hls/ {{ alias {hls}/; add_header Cache-Control no-cache; }}
   }}
 }}
 """)
-        origin = Proc("rtmp-origin", ["nginx", "-c", str(conf), "-p", str(w)], w)
-        wait_port(rtmp_port)
-        publisher = Proc("publisher", [
+        self.nginx = Proc("rtmp-origin", ["nginx", "-c", str(conf), "-p", str(work)], work)
+        wait_port(self.rtmp_port)
+        self.publisher = Proc("publisher", [
             "ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=30",
             "-f", "lavfi", "-i", "sine=frequency=440", "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
-            "-g", "30", "-c:a", "aac", "-f", "flv", f"rtmp://127.0.0.1:{rtmp_port}/live/stream"], w)
+            "-g", "30", "-c:a", "aac", "-f", "flv", f"rtmp://127.0.0.1:{self.rtmp_port}/live/stream"], work)
         end = time.time() + 30
-        while time.time() < end and get(http_port, "/hls/stream.m3u8")[2] < 100:
+        while time.time() < end and get(self.port, "/hls/stream.m3u8")[2] < 100:
             time.sleep(0.5)
         time.sleep(3)
-        makers = [("dime", lambda: Dime(self, "dime-live").start(http_port, cache=True)),
-                  ("nginx-default", lambda: Nginx(self, "nginx-live-default").start_cache(http_port, tuned=False)),
-                  ("nginx-tuned", lambda: Nginx(self, "nginx-live-tuned").start_live_cache(http_port)),
-                  ("varnish-default", lambda: Varnish(self, "varnish-live-default").start(http_port, "default")),
-                  ("varnish-tuned", lambda: Varnish(self, "varnish-live-tuned").start(http_port, "tuned")),
-                  ("traefik (no cache)", lambda: Traefik(self, "traefik-live").start(http_port))]
-        out = {}
-        log = w / "rtmp-origin-access.log"
-        try:
-            for label, make in makers:
-                peer = make()
-                idle()
-                say(f"  {label}: {viewers} viewers")
-                offset = log.stat().st_size if log.exists() else 0
-                before = cpu_seconds(peer.proc.pid)
-                stats = swarm_run(peer.port, viewers, seconds)
-                cpu = cpu_seconds(peer.proc.pid) - before
-                with open(log) as f:
-                    f.seek(offset)
-                    uris = [line.strip() for line in f]
+
+    def requests_since(self, offset):
+        with open(self.log) as f:
+            f.seek(offset)
+            return [line.strip() for line in f]
+
+    def offset(self):
+        return self.log.stat().st_size if self.log.exists() else 0
+
+    def stop(self):
+        stop_all(self.publisher, self.nginx)
+
+
+def swarm(s):
+    viewers, seconds = (100, 10) if s.args.quick else (300, 30)
+    say(f"scenario: live HLS swarm ({viewers} viewers for {seconds} s per peer, real nginx-rtmp + ffmpeg)")
+    origin = LiveOrigin(s.work)
+    specs = [(Dime, "dime-live", "cache", "dime"), (Nginx, "nginx-live-default", "cache", "nginx-default"),
+             (Nginx, "nginx-live-tuned", "tuned", "nginx-tuned"),
+             (Varnish, "varnish-live-default", "cache", "varnish-default"),
+             (Varnish, "varnish-live-tuned", "tuned", "varnish-tuned"),
+             (Traefik, "traefik-live", "pass", "traefik (no cache)")]
+    out = {}
+    try:
+        for cls, label, mode, name in specs:
+            peer = cls(s, label).start(Role(mode, origin.port))
+            try:
+                out[name] = swarm_one(peer, origin, name, viewers, seconds)
+            finally:
                 peer.stop()
-                segs = [u for u in uris if u.endswith(".ts")]
-                distinct = len(set(segs)) or 1
-                lat = sorted(stats["latencies"])
-                pct = (lambda q: lat[min(len(lat) - 1, int(len(lat) * q))] * 1000) if lat else (lambda q: 0.0)
-                out[label] = {
-                    "viewers": viewers, "seconds": seconds,
-                    "segments_served": stats["segments"], "playlists_served": stats["playlists"],
-                    "origin_segment_requests": len(segs), "distinct_segments": len(set(segs)),
-                    "origin_requests_per_segment": len(segs) / distinct,
-                    "origin_playlist_requests_per_s": sum(1 for u in uris if u.endswith(".m3u8")) / seconds,
-                    "segment_p50_ms": pct(0.5), "segment_p99_ms": pct(0.99),
-                    "errors": stats["errors"], "stalls": stats["stalls"], "max_gap_s": stats["max_gap_s"], "cpu_s": cpu,
-                }
-                r = out[label]
-                say(f"    origin requests per segment {r['origin_requests_per_segment']:.2f}, playlist requests/s "
-                    f"{r['origin_playlist_requests_per_s']:.1f}, segment p99 {r['segment_p99_ms']:.0f} ms, "
-                    f"stalls {r['stalls']}, errors {r['errors']}")
-        finally:
-            publisher.stop()
-            origin.stop()
-        self.results["scenarios"]["hls_swarm"] = out
+    finally:
+        origin.stop()
+    return {"hls_swarm": out}
 
-    # -- route propagation
-    def propagation(self):
-        edits = 3 if self.args.quick else 10
-        say(f"scenario: route propagation, {edits} edits each (dime: ConfigMap -> control -> edge long-poll; "
-            "Traefik: HTTP provider polling a config server every 10 s, as the old setup did)")
-        w = self.work
-        origin = Nginx(self, "origin-prop").start_origin(self.origin_files(), {})
-        out = {}
-        # dime: a real kube-apiserver, dime-control, one edge.
-        kube = w / "kube"
-        subprocess.run([str(ROOT / "scripts/kube-env"), "start", str(kube)], check=True, stdout=subprocess.DEVNULL)
-        env = dict(os.environ, KUBECONFIG=str(kube / "kubeconfig"))
-        control = edge = None
-        try:
-            def configmap(host):
-                text = (f"version: 1\nhttp:\n  routes:\n    - {{ name: r, match: [{{ hosts: [{host}] }}], upstream: o }}\n"
-                        f"  upstreams:\n    o: {{ servers: [{{ url: \"http://127.0.0.1:{origin.port}\" }}] }}\n")
-                doc = {"apiVersion": "v1", "kind": "ConfigMap",
-                       "metadata": {"name": "bench-routes", "namespace": "default", "labels": {"dime-routes": "true"}},
-                       "data": {"routes.yaml": text}}
-                subprocess.run(["kubectl", "apply", "-f", "-"], input=json.dumps(doc), text=True, env=env, check=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-            configmap("v0.prop.test")
-            tokens = w / "tokens"
-            tokens.write_text("bench-token-0123456789abcdef\n")
-            cport, eport, aport = free_port(), free_port(), free_port()
-            control = Proc("control", [str(ROOT / "target/release/dime-control"), "run", "--listen", f"127.0.0.1:{cport}",
-                                       "--token-file", str(tokens)], w, env)
-            wait_port(cport)
-            edge = Proc("edge-prop", [str(EDGE), "run", "--http", f"127.0.0.1:{eport}", "--admin", f"127.0.0.1:{aport}",
-                                      "--control", f"http://127.0.0.1:{cport}", "--control-token-file", str(tokens),
-                                      "--threads", "1", "--access-log", "false"], w)
-            wait_port(eport)
-            times = []
-            for i in range(1, edits + 1):
-                host = f"v{i}.prop.test"
-                configmap(host)
-                t = time.time()
-                while get(eport, "/1k.bin", host=host, timeout=2)[0] != 200:
-                    if time.time() - t > 30:
-                        raise RuntimeError("the edit never reached the edge")
-                    time.sleep(0.005)
-                times.append(time.time() - t)
-                say(f"  dime: edit {i}/{edits} routed after {times[-1] * 1000:.0f} ms")
-                time.sleep(0.5)
-            out["dime"] = times
-        finally:
-            for p in [edge, control]:
-                if p:
-                    p.stop()
-            subprocess.run([str(ROOT / "scripts/kube-env"), "stop", str(kube)], check=False)
-        # Traefik with its HTTP provider, polling a config server.
-        import http.server
+def swarm_one(peer, origin, name, viewers, seconds):
+    """`viewers` players on `peer` for `seconds`: what they saw, and what the origin was asked."""
+    idle()
+    say(f"  {name}: {viewers} viewers")
+    offset = origin.offset()
+    before = cpu_seconds(peer.proc.pid)
+    stats = swarm_run(peer.port, viewers, seconds)
+    cpu = cpu_seconds(peer.proc.pid) - before
+    uris = origin.requests_since(offset)
+    segs = [u for u in uris if u.endswith(".ts")]
+    distinct = len(set(segs)) or 1
+    lat = sorted(stats["latencies"])
+    pct = (lambda q: lat[min(len(lat) - 1, int(len(lat) * q))] * 1000) if lat else (lambda q: 0.0)
+    r = {
+        "viewers": viewers, "seconds": seconds,
+        "segments_served": stats["segments"], "playlists_served": stats["playlists"],
+        "origin_segment_requests": len(segs), "distinct_segments": len(set(segs)),
+        "origin_requests_per_segment": len(segs) / distinct,
+        "origin_playlist_requests_per_s": sum(1 for u in uris if u.endswith(".m3u8")) / seconds,
+        "segment_p50_ms": pct(0.5), "segment_p99_ms": pct(0.99),
+        "errors": stats["errors"], "stalls": stats["stalls"], "max_gap_s": stats["max_gap_s"], "cpu_s": cpu,
+    }
+    say(f"    origin requests per segment {r['origin_requests_per_segment']:.2f}, playlist requests/s "
+        f"{r['origin_playlist_requests_per_s']:.1f}, segment p99 {r['segment_p99_ms']:.0f} ms, "
+        f"stalls {r['stalls']}, errors {r['errors']}")
+    return r
 
-        config = {"body": b""}
 
-        def traefik_config(host):
-            config["body"] = json.dumps({"http": {
-                "routers": {"r": {"rule": f"Host(`{host}`)", "service": "o", "entryPoints": ["web"]}},
-                "services": {"o": {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{origin.port}"}]}}}}}).encode()
+def propagation(s):
+    edits = 3 if s.args.quick else 10
+    say(f"scenario: route propagation, {edits} edits each (dime: ConfigMap -> control -> edge long-poll; "
+        "Traefik: HTTP provider polling a config server every 10 s, as the old setup did)")
+    origin = file_origin(s, "origin-prop", {})
+    try:
+        out = {"dime": propagation_dime(s, origin.port, edits), "traefik": propagation_traefik(s, origin.port, edits)}
+    finally:
+        origin.stop()
+    return {"propagation": {
+        label: {"edits": len(v), "p50_ms": statistics.median(v) * 1000,
+                "p99_ms": sorted(v)[min(len(v) - 1, int(len(v) * 0.99))] * 1000, "max_ms": max(v) * 1000}
+        for label, v in out.items()}}
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(config["body"])))
-                self.end_headers()
-                self.wfile.write(config["body"])
 
-            def log_message(self, *args):
-                pass
+def routed_after(port, host, what):
+    """Seconds until `port` routes `host` (at most 30)."""
+    t = time.time()
+    while get(port, "/1k.bin", host=host, timeout=2)[0] != 200:
+        if time.time() - t > 30:
+            raise RuntimeError(f"the edit never reached {what}")
+        time.sleep(0.005)
+    return time.time() - t
 
-        traefik_config("v0.prop.test")
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        tport = free_port()
-        static = w / "traefik-prop.yaml"
-        static.write_text(f"""entryPoints:
+
+def propagation_dime(s, origin_port, edits):
+    """A real kube-apiserver, dime-control and one edge: a ConfigMap edit until the edge routes it."""
+    w = s.work
+    kube = w / "kube"
+    subprocess.run([str(ROOT / "scripts/kube-env"), "start", str(kube)], check=True, stdout=subprocess.DEVNULL)
+    env = dict(os.environ, KUBECONFIG=str(kube / "kubeconfig"))
+    control = edge = None
+
+    def configmap(host):
+        text = (f"version: 1\nhttp:\n  routes:\n    - {{ name: r, match: [{{ hosts: [{host}] }}], upstream: o }}\n"
+                f"  upstreams:\n    o: {{ servers: [{{ url: \"http://127.0.0.1:{origin_port}\" }}] }}\n")
+        doc = {"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "bench-routes", "namespace": "default", "labels": {"dime-routes": "true"}},
+               "data": {"routes.yaml": text}}
+        subprocess.run(["kubectl", "apply", "-f", "-"], input=json.dumps(doc), text=True, env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    try:
+        configmap("v0.prop.test")
+        tokens = w / "tokens"
+        tokens.write_text("bench-token-0123456789abcdef\n")
+        cport, eport, aport = free_port(), free_port(), free_port()
+        control = Proc("control", [str(ROOT / "target/release/dime-control"), "run", "--listen", f"127.0.0.1:{cport}",
+                                   "--token-file", str(tokens)], w, env)
+        wait_port(cport)
+        edge = Proc("edge-prop", [str(EDGE), "run", "--http", f"127.0.0.1:{eport}", "--admin", f"127.0.0.1:{aport}",
+                                  "--control", f"http://127.0.0.1:{cport}", "--control-token-file", str(tokens),
+                                  "--threads", "1", "--access-log", "false"], w)
+        wait_port(eport)
+        times = []
+        for i in range(1, edits + 1):
+            configmap(f"v{i}.prop.test")
+            times.append(routed_after(eport, f"v{i}.prop.test", "the edge"))
+            say(f"  dime: edit {i}/{edits} routed after {times[-1] * 1000:.0f} ms")
+            time.sleep(0.5)
+        return times
+    finally:
+        stop_all(edge, control)
+        subprocess.run([str(ROOT / "scripts/kube-env"), "stop", str(kube)], check=False)
+
+
+def propagation_traefik(s, origin_port, edits):
+    """Traefik with its HTTP provider polling a config server (the old setup): an edit until Traefik routes it."""
+    import http.server
+
+    config = {"body": b""}
+
+    def traefik_config(host):
+        config["body"] = json.dumps({"http": {
+            "routers": {"r": {"rule": f"Host(`{host}`)", "service": "o", "entryPoints": ["web"]}},
+            "services": {"o": {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{origin_port}"}]}}}}}).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(config["body"])))
+            self.end_headers()
+            self.wfile.write(config["body"])
+
+        def log_message(self, *args):
+            pass
+
+    traefik_config("v0.prop.test")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    tport = free_port()
+    static = s.work / "traefik-prop.yaml"
+    static.write_text(f"""entryPoints:
   web: {{ address: "127.0.0.1:{tport}" }}
 providers:
   http: {{ endpoint: "http://127.0.0.1:{server.server_address[1]}/", pollInterval: 10s }}
 log: {{ level: ERROR }}
 """)
-        traefik = Proc("traefik-prop", [shutil.which("traefik") or "traefik", f"--configFile={static}"], w,
-                       dict(os.environ, GOMAXPROCS="1"))
-        try:
-            wait_port(tport)
-            t = time.time()
-            while get(tport, "/1k.bin", host="v0.prop.test", timeout=2)[0] != 200 and time.time() - t < 30:
-                time.sleep(0.05)
-            times = []
-            for i in range(1, edits + 1):
-                host = f"v{i}.prop.test"
-                # Edits come at any moment relative to the poll.
-                time.sleep(1.3 * i % 10)
-                traefik_config(host)
-                t = time.time()
-                while get(tport, "/1k.bin", host=host, timeout=2)[0] != 200:
-                    if time.time() - t > 30:
-                        raise RuntimeError("the edit never reached Traefik")
-                    time.sleep(0.01)
-                times.append(time.time() - t)
-                say(f"  traefik: edit {i}/{edits} routed after {times[-1] * 1000:.0f} ms")
-            out["traefik"] = times
-        finally:
-            traefik.stop()
-            server.shutdown()
-            origin.stop()
-        self.results["scenarios"]["propagation"] = {
-            label: {"edits": len(v), "p50_ms": statistics.median(v) * 1000,
-                    "p99_ms": sorted(v)[min(len(v) - 1, int(len(v) * 0.99))] * 1000, "max_ms": max(v) * 1000}
-            for label, v in out.items()}
+    traefik = Proc("traefik-prop", [shutil.which("traefik") or "traefik", f"--configFile={static}"], s.work,
+                   dict(os.environ, GOMAXPROCS="1"))
+    try:
+        wait_port(tport)
+        routed_after(tport, "v0.prop.test", "Traefik")
+        times = []
+        for i in range(1, edits + 1):
+            # Edits come at any moment relative to the poll.
+            time.sleep(1.3 * i % 10)
+            traefik_config(f"v{i}.prop.test")
+            times.append(routed_after(tport, f"v{i}.prop.test", "Traefik"))
+            say(f"  traefik: edit {i}/{edits} routed after {times[-1] * 1000:.0f} ms")
+        return times
+    finally:
+        traefik.stop()
+        server.shutdown()
 
-    # -- TCP passthrough
-    def tcp(self):
-        say("scenario: TCP passthrough throughput (iperf3: direct, dime, HAProxy)")
-        server_port = free_port()
-        iperf = Proc("iperf3", ["iperf3", "-s", "-B", "127.0.0.1", "-p", str(server_port)], self.work)
-        wait_port(server_port)
-        origin = Nginx(self, "origin-tcp").start_origin(self.origin_files(), {})
-        dime = Dime(self, "dime-tcp").start(origin.port, cache=False, tcp=("bench", server_port))
-        ha = HAProxy(self, "haproxy-tcp").start(server_port, mode="tcp")
-        seconds = 3 if self.args.quick else 8
-        runs = {"direct": [], "dime": [], "haproxy": []}
-        try:
-            for r in range(self.rounds):
-                for label, port, proc in [("direct", server_port, None), ("dime", dime.tcp_port, dime.proc),
-                                          ("haproxy", ha.port, ha.proc)]:
-                    idle()
-                    say(f"  round {r + 1}/{self.rounds}: {label}")
-                    before = cpu_seconds(proc.pid) if proc else 0
-                    out = json.loads(subprocess.run(
-                        ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-J"],
-                        capture_output=True, text=True, timeout=seconds + 30, check=True).stdout)
-                    end = out["end"]["sum_received"]
-                    gib = end["bytes"] / (1 << 30)
-                    cpu = (cpu_seconds(proc.pid) - before) if proc else 0
-                    runs[label].append({"gbit_s": end["bits_per_second"] / 1e9,
-                                        "cpu_s_per_gib": cpu / gib if proc else 0.0})
-        finally:
-            for p in [dime, ha, origin]:
-                p.stop()
-            iperf.stop()
-        self.results["scenarios"]["tcp"] = {label: median_of(v) for label, v in runs.items()}
 
-    def run(self):
-        wanted = self.args.only.split(",") if self.args.only else ["hits", "accesslog", "passthrough", "herd", "swarm", "tcp", "propagation"]
-        try:
-            for name in wanted:
-                getattr(self, name)()
-        finally:
-            if not os.environ.get("DIME_BENCH_KEEP"):
-                shutil.rmtree(self.work, ignore_errors=True)
-        return self.results
+def tcp(s):
+    say("scenario: TCP passthrough throughput (iperf3: direct, dime, HAProxy)")
+    server_port = free_port()
+    iperf = Proc("iperf3", ["iperf3", "-s", "-B", "127.0.0.1", "-p", str(server_port)], s.work)
+    wait_port(server_port)
+    peers = s.peers(server_port, (Dime, "dime", "tcp"), (HAProxy, "haproxy", "tcp"))
+    seconds = s.args.duration or (3 if s.args.quick else 8)
+    runs = {"direct": [], **{p.label: [] for p in peers}}
+    try:
+        for r in range(s.rounds):
+            for label, port, proc in [("direct", server_port, None), *((p.label, p.port, p.proc) for p in peers)]:
+                idle()
+                say(f"  round {r + 1}/{s.rounds}: {label}")
+                runs[label].append(iperf_run(port, proc, seconds))
+    finally:
+        stop_all(*peers, iperf)
+    return {"tcp": {label: median_of(v) for label, v in runs.items()}}
+
+
+def iperf_run(port, proc, seconds):
+    """One iperf3 stream to `port` for `seconds`: Gbit/s, and `proc`'s CPU per GiB (0 without a proxy)."""
+    before = cpu_seconds(proc.pid) if proc else 0
+    out = json.loads(subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-J"],
+                                    capture_output=True, text=True, timeout=seconds + 30, check=True).stdout)
+    end = out["end"]["sum_received"]
+    gib = end["bytes"] / (1 << 30)
+    cpu = (cpu_seconds(proc.pid) - before) if proc else 0
+    return {"gbit_s": end["bits_per_second"] / 1e9, "cpu_s_per_gib": cpu / gib if proc else 0.0}
+
+
+SCENARIOS = {"hits": hits, "accesslog": accesslog, "passthrough": passthrough, "herd": herd, "swarm": swarm,
+             "tcp": tcp, "propagation": propagation}
+
+
+def run(args):
+    suite = Suite(args)
+    wanted = args.only.split(",") if args.only else list(SCENARIOS)
+    unknown = [w for w in wanted if w not in SCENARIOS]
+    if unknown:
+        sys.exit(f"unknown scenario {', '.join(unknown)} (scenarios: {', '.join(SCENARIOS)})")
+    try:
+        for name in wanted:
+            suite.results["scenarios"].update(SCENARIOS[name](suite))
+    finally:
+        if not os.environ.get("DIME_BENCH_KEEP"):
+            shutil.rmtree(suite.work, ignore_errors=True)
+    return suite.results
 
 
 async def http_get(reader, writer, path):
@@ -1053,11 +1116,16 @@ def main():
     mode.add_argument("--quick", action="store_true", help="short runs, one round (a few minutes)")
     mode.add_argument("--full", action="store_true", help="10 s runs, 3 alternating rounds, medians (default)")
     ap.add_argument("--only", help="comma-separated: hits,accesslog,passthrough,herd,swarm,tcp,propagation")
+    ap.add_argument("--rounds", type=int, help="alternating rounds per measurement (default: 1 quick, 3 full)")
+    ap.add_argument("--duration", type=int, help="seconds per round (default: 3 quick, 10 full)")
+    ap.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    ap.add_argument("--bodies", choices=["dir", "memory"], default="dir",
+                    help="dime's large cached bodies: in files next to nginx's cache (dir, default) or in memory files")
     ap.add_argument("--out", default=str(ROOT / "benches/results"), help="where results.json and report.md go")
     args = ap.parse_args()
     if not EDGE.exists():
         sys.exit(f"{EDGE} is missing: build it with cargo build --release -p dime-edge (benches/run does)")
-    res = Suite(args).run()
+    res = run(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     previous = out / f"{res['mode']}.json"

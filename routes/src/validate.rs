@@ -171,6 +171,27 @@ fn compile_route(
     if !upstreams.contains_key(&spec.upstream) {
         errors.push(origin.route(name, "upstream"), format!("`{}` is not a defined upstream/service", spec.upstream));
     }
+    let matches = compile_matches(spec, origin, errors);
+    let cache = spec.cache.as_ref().map(|c| compile_cache(c, &|f: &str| origin.route(name, f), errors));
+    let signed = spec.signed_urls.as_ref().map(|s| compile_signed(s, &|f: &str| origin.route(name, f), errors));
+    let https = spec
+        .https
+        .as_ref()
+        .map_or_else(HttpsPolicy::default, |h| compile_https(h, &|f: &str| origin.route(name, f), errors));
+    Route {
+        name: name.to_owned(),
+        matches,
+        upstream: spec.upstream.clone(),
+        priority: spec.priority,
+        cache,
+        signed,
+        https,
+    }
+}
+
+/// A route's `match` list: each entry's hosts and paths, every bad one reported where it was written.
+fn compile_matches(spec: &schema::RouteSpec, origin: &Written, errors: &mut Collector) -> Vec<Match> {
+    let name = spec.name.as_str();
     let mut matches = Vec::new();
     for (j, m) in spec.matches.iter().enumerate() {
         let mut hosts = Vec::new();
@@ -195,44 +216,37 @@ fn compile_route(
         }
         matches.push(Match { hosts, paths });
     }
-    let cache = spec.cache.as_ref().map(|c| compile_cache(c, &|f: &str| origin.route(name, f), errors));
-    let signed = spec.signed_urls.as_ref().map(|s| {
-        if s.keys.is_empty() {
-            errors.push(origin.route(name, "signed_urls.keys"), "name at least one signing key id");
-        }
-        for (i, k) in s.keys.iter().enumerate() {
-            if let Err(e) = check_name("signing key id", k) {
-                errors.push(origin.route(name, &format!("signed_urls.keys[{i}]")), e);
-            }
-        }
-        SignedUrls { keys: s.keys.clone(), bind_client_ip: s.bind_client_ip.unwrap_or(false) }
-    });
-    let https = spec.https.as_ref().map_or_else(HttpsPolicy::default, |h| {
-        let hsts = h.hsts_max_age.as_ref().and_then(|text| match parse_duration(text) {
-            Ok(d) => Some(format!(
-                "max-age={}{}",
-                d.as_secs(),
-                if h.hsts_include_subdomains.unwrap_or(false) { "; includeSubDomains" } else { "" }
-            )),
-            Err(e) => {
-                errors.push(origin.route(name, "https.hsts_max_age"), e);
-                None
-            }
-        });
-        if h.hsts_include_subdomains.is_some() && h.hsts_max_age.is_none() {
-            errors.push(origin.route(name, "https.hsts_include_subdomains"), "needs https.hsts_max_age");
-        }
-        HttpsPolicy { redirect: h.redirect.unwrap_or(false), hsts }
-    });
-    Route {
-        name: name.to_owned(),
-        matches,
-        upstream: spec.upstream.clone(),
-        priority: spec.priority,
-        cache,
-        signed,
-        https,
+    matches
+}
+
+fn compile_signed(s: &schema::SignedUrlsSpec, at: &dyn Fn(&str) -> Location, errors: &mut Collector) -> SignedUrls {
+    if s.keys.is_empty() {
+        errors.push(at("signed_urls.keys"), "name at least one signing key id");
     }
+    for (i, k) in s.keys.iter().enumerate() {
+        if let Err(e) = check_name("signing key id", k) {
+            errors.push(at(&format!("signed_urls.keys[{i}]")), e);
+        }
+    }
+    SignedUrls { keys: s.keys.clone(), bind_client_ip: s.bind_client_ip.unwrap_or(false) }
+}
+
+fn compile_https(h: &schema::HttpsSpec, at: &dyn Fn(&str) -> Location, errors: &mut Collector) -> HttpsPolicy {
+    let hsts = h.hsts_max_age.as_ref().and_then(|text| match parse_duration(text) {
+        Ok(d) => Some(format!(
+            "max-age={}{}",
+            d.as_secs(),
+            if h.hsts_include_subdomains.unwrap_or(false) { "; includeSubDomains" } else { "" }
+        )),
+        Err(e) => {
+            errors.push(at("https.hsts_max_age"), e);
+            None
+        }
+    });
+    if h.hsts_include_subdomains.is_some() && h.hsts_max_age.is_none() {
+        errors.push(at("https.hsts_include_subdomains"), "needs https.hsts_max_age");
+    }
+    HttpsPolicy { redirect: h.redirect.unwrap_or(false), hsts }
 }
 
 fn compile_cache(c: &schema::CacheSpec, at: &dyn Fn(&str) -> Location, errors: &mut Collector) -> CachePolicy {
@@ -342,83 +356,114 @@ fn insert_once<S>(
 
 /// Validates and compiles documents (from one or many sources) into one table. Names share one namespace across
 /// all of them: a route or upstream defined twice is an error naming both places.
-pub(crate) fn compile(
-    loaded: Vec<Loaded>,
-    services: &dyn ServiceResolver,
-    mut errors: Collector,
-) -> Result<RouteTable, RouteErrors> {
-    let mut upstream_specs: BTreeMap<String, (schema::UpstreamSpec, Written)> = BTreeMap::new();
-    let mut route_specs: BTreeMap<String, (schema::RouteSpec, Written)> = BTreeMap::new();
-    let mut tcp_upstream_specs: BTreeMap<String, (schema::TcpUpstreamSpec, Written)> = BTreeMap::new();
-    let mut tcp_route_specs: BTreeMap<String, (schema::TcpRouteSpec, Written)> = BTreeMap::new();
-    let mut certificate_specs = Vec::new();
-    let mut certificates = Vec::new();
-    for doc in loaded {
-        let Document { http, tcp, tls, .. } = doc.document;
-        for (index, mut spec) in tls.certificates.into_iter().enumerate() {
-            let compiled =
-                certs::compile_certificate(&mut spec, &doc.source, doc.dialect, index, services, &mut errors);
-            certificates.extend(compiled);
-            certificate_specs.push(spec);
+/// Every document's specs by name (a name defined twice is reported, the first kept), and its certificates.
+#[derive(Default)]
+struct Specs {
+    upstreams: BTreeMap<String, (schema::UpstreamSpec, Written)>,
+    routes: BTreeMap<String, (schema::RouteSpec, Written)>,
+    tcp_upstreams: BTreeMap<String, (schema::TcpUpstreamSpec, Written)>,
+    tcp_routes: BTreeMap<String, (schema::TcpRouteSpec, Written)>,
+    certificate_specs: Vec<schema::CertificateSpec>,
+    certificates: Vec<crate::Certificate>,
+}
+
+impl Specs {
+    fn gather(loaded: Vec<Loaded>, services: &dyn ServiceResolver, errors: &mut Collector) -> Specs {
+        let mut specs = Specs::default();
+        for doc in loaded {
+            let Document { http, tcp, tls, .. } = doc.document;
+            for (index, mut spec) in tls.certificates.into_iter().enumerate() {
+                let compiled = certs::compile_certificate(&mut spec, &doc.source, doc.dialect, index, services, errors);
+                specs.certificates.extend(compiled);
+                specs.certificate_specs.push(spec);
+            }
+            let written = |index| Written { source: doc.source.clone(), dialect: doc.dialect, index };
+            for (name, spec) in tcp.upstreams {
+                let kind = Kind { what: "TCP upstream", field: "", locate: Written::tcp_upstream };
+                insert_once(&mut specs.tcp_upstreams, name, spec, written(0), kind, errors);
+            }
+            for (index, spec) in tcp.routes.into_iter().enumerate() {
+                let kind = Kind { what: "TCP route", field: "name", locate: Written::tcp_route };
+                insert_once(&mut specs.tcp_routes, spec.name.clone(), spec, written(index), kind, errors);
+            }
+            for (name, spec) in http.upstreams {
+                let kind = Kind { what: "upstream", field: "", locate: Written::upstream };
+                insert_once(&mut specs.upstreams, name, spec, written(0), kind, errors);
+            }
+            for (index, spec) in http.routes.into_iter().enumerate() {
+                let kind = Kind { what: "route", field: "name", locate: Written::route };
+                insert_once(&mut specs.routes, spec.name.clone(), spec, written(index), kind, errors);
+            }
         }
-        let written = |index| Written { source: doc.source.clone(), dialect: doc.dialect, index };
-        for (name, spec) in tcp.upstreams {
-            let kind = Kind { what: "TCP upstream", field: "", locate: Written::tcp_upstream };
-            insert_once(&mut tcp_upstream_specs, name, spec, written(0), kind, &mut errors);
-        }
-        for (index, spec) in tcp.routes.into_iter().enumerate() {
-            let kind = Kind { what: "TCP route", field: "name", locate: Written::tcp_route };
-            insert_once(&mut tcp_route_specs, spec.name.clone(), spec, written(index), kind, &mut errors);
-        }
-        for (name, spec) in http.upstreams {
-            let kind = Kind { what: "upstream", field: "", locate: Written::upstream };
-            insert_once(&mut upstream_specs, name, spec, written(0), kind, &mut errors);
-        }
-        for (index, spec) in http.routes.into_iter().enumerate() {
-            let kind = Kind { what: "route", field: "name", locate: Written::route };
-            insert_once(&mut route_specs, spec.name.clone(), spec, written(index), kind, &mut errors);
+        resolve_services(&mut specs.upstreams, &mut specs.tcp_upstreams, services, errors);
+        specs
+    }
+
+    /// The table's document: what was accepted, in Dime's native schema (what `/config` shows and the version is
+    /// computed from).
+    fn document(self) -> Document {
+        Document {
+            version: schema::SCHEMA_VERSION,
+            http: schema::HttpSection {
+                routes: self.routes.into_values().map(|(s, _)| s).collect(),
+                upstreams: self.upstreams.into_iter().map(|(n, (s, _))| (n, s)).collect(),
+            },
+            tcp: schema::TcpSection {
+                routes: self.tcp_routes.into_values().map(|(s, _)| s).collect(),
+                upstreams: self.tcp_upstreams.into_iter().map(|(n, (s, _))| (n, s)).collect(),
+            },
+            tls: schema::TlsSection { certificates: self.certificate_specs },
         }
     }
-    resolve_services(&mut upstream_specs, &mut tcp_upstream_specs, services, &mut errors);
-    let upstreams: BTreeMap<String, Upstream> = upstream_specs
-        .iter()
-        .map(|(name, (spec, origin))| (name.clone(), compile_upstream(name, spec, origin, &mut errors)))
-        .collect();
-    let routes: Vec<Route> =
-        route_specs.values().map(|(spec, origin)| compile_route(spec, origin, &upstreams, &mut errors)).collect();
-    let tcp_upstreams: BTreeMap<String, Upstream> = tcp_upstream_specs
-        .iter()
-        .map(|(name, (spec, origin))| (name.clone(), compile_tcp_upstream(name, spec, origin, &mut errors)))
-        .collect();
-    let tcp_routes: Vec<TcpRoute> = tcp_route_specs
-        .values()
-        .map(|(spec, origin)| compile_tcp_route(spec, origin, &tcp_upstreams, &mut errors))
-        .collect();
-    // Without SNI there is nothing to tell two routes of one entrypoint apart.
+}
+
+/// Without SNI there is nothing to tell two TCP routes of one entrypoint apart: each entrypoint has one route.
+fn check_entrypoints(
+    routes: &[TcpRoute],
+    specs: &BTreeMap<String, (schema::TcpRouteSpec, Written)>,
+    errors: &mut Collector,
+) {
     let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
-    for route in &tcp_routes {
+    for route in routes {
         for e in &route.entrypoints {
             if let Some(other) = owner.insert(e, &route.name) {
-                let origin = &tcp_route_specs[&route.name].1;
                 errors.push(
-                    origin.tcp_route(&route.name, "entrypoints"),
+                    specs[&route.name].1.tcp_route(&route.name, "entrypoints"),
                     format!("entrypoint `{e}` is already served by TCP route `{other}`"),
                 );
             }
         }
     }
-    let document = Document {
-        version: schema::SCHEMA_VERSION,
-        http: schema::HttpSection {
-            routes: route_specs.values().map(|(s, _)| s.clone()).collect(),
-            upstreams: upstream_specs.into_iter().map(|(n, (s, _))| (n, s)).collect(),
-        },
-        tcp: schema::TcpSection {
-            routes: tcp_route_specs.values().map(|(s, _)| s.clone()).collect(),
-            upstreams: tcp_upstream_specs.into_iter().map(|(n, (s, _))| (n, s)).collect(),
-        },
-        tls: schema::TlsSection { certificates: certificate_specs },
-    };
+}
+
+/// Validates and compiles documents (from one or many sources) into one table. Names share one namespace across
+/// all of them: a route or upstream defined twice is an error naming both places.
+pub(crate) fn compile(
+    loaded: Vec<Loaded>,
+    services: &dyn ServiceResolver,
+    mut errors: Collector,
+) -> Result<RouteTable, RouteErrors> {
+    let mut specs = Specs::gather(loaded, services, &mut errors);
+    let upstreams: BTreeMap<String, Upstream> = specs
+        .upstreams
+        .iter()
+        .map(|(name, (spec, origin))| (name.clone(), compile_upstream(name, spec, origin, &mut errors)))
+        .collect();
+    let routes: Vec<Route> =
+        specs.routes.values().map(|(spec, origin)| compile_route(spec, origin, &upstreams, &mut errors)).collect();
+    let tcp_upstreams: BTreeMap<String, Upstream> = specs
+        .tcp_upstreams
+        .iter()
+        .map(|(name, (spec, origin))| (name.clone(), compile_tcp_upstream(name, spec, origin, &mut errors)))
+        .collect();
+    let tcp_routes: Vec<TcpRoute> = specs
+        .tcp_routes
+        .values()
+        .map(|(spec, origin)| compile_tcp_route(spec, origin, &tcp_upstreams, &mut errors))
+        .collect();
+    check_entrypoints(&tcp_routes, &specs.tcp_routes, &mut errors);
+    let certificates = std::mem::take(&mut specs.certificates);
+    let document = specs.document();
     let rules = compile_rules(&routes);
     let version = content_version(&document);
     errors.finish(RouteTable {

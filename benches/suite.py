@@ -171,6 +171,15 @@ class Peer:
 class Dime(Peer):
     kind = "dime"
     modes = ("pass", "cache", "tuned", "tcp")
+    binary = EDGE
+
+
+class DimeBaseline(Dime):
+    """Another build of dime-edge (`--baseline PATH`, e.g. before a change), run in the same rounds as this one."""
+
+    @property
+    def binary(self):
+        return self.suite.args.baseline
 
     def launch(self, role):
         w = self.suite.work
@@ -194,7 +203,7 @@ class Dime(Peer):
             args += ["--cache-body-dir", str(w / f"{self.label}-bodies")]
         routes.write_text(text)
         admin = free_port()
-        cmd = [str(EDGE), "run", "--routes", str(routes), "--http", f"127.0.0.1:{http_port}", "--admin",
+        cmd = [str(self.binary), "run", "--routes", str(routes), "--http", f"127.0.0.1:{http_port}", "--admin",
                f"127.0.0.1:{admin}", "--threads", "1", "--access-log", str(role.access_log).lower(),
                "--cache-size", "512MiB", *args]
         self.proc = Proc(self.label, cmd, w)
@@ -493,6 +502,10 @@ class Suite:
         """Starts one peer per (class, label, mode) in front of `origin_port`, in order."""
         return [cls(self, label).start(Role(mode, origin_port)) for cls, label, mode in specs]
 
+    def baseline(self, label, mode):
+        """The baseline build's peer spec for `peers`, when `--baseline` names one."""
+        return [(DimeBaseline, label, mode)] if self.args.baseline else []
+
     def rounds_of(self, targets, path, rounds=None, seconds=None):
         """wrk rounds over `targets` (label → peer), alternating, the order reversed every other round; the
         medians per label."""
@@ -525,7 +538,8 @@ def warm(peers, path, times=3):
 def hits(s):
     say("scenario: cached hits (1 KiB, 1 MiB)")
     origin = file_origin(s, "origin", {"Cache-Control": "max-age=3600"})
-    peers = s.peers(origin.port, (Dime, "dime", "cache"), (Nginx, "nginx", "cache"), (Varnish, "varnish", "cache"))
+    peers = s.peers(origin.port, (Dime, "dime", "cache"), *s.baseline("dime-baseline", "cache"),
+                    (Nginx, "nginx", "cache"), (Varnish, "varnish", "cache"))
     out = {}
     try:
         for obj in ["/1k.bin", "/1m.bin"]:
@@ -554,7 +568,8 @@ def accesslog(s):
 def passthrough(s):
     say("scenario: uncached pass-through (1 KiB; Traefik measured here, its edition has no cache)")
     origin = file_origin(s, "origin-pass", {"Cache-Control": "no-store"})
-    peers = s.peers(origin.port, (Dime, "dime-pass", "pass"), (Nginx, "nginx-pass", "pass"),
+    peers = s.peers(origin.port, (Dime, "dime-pass", "pass"), *s.baseline("dime-pass-baseline", "pass"),
+                    (Nginx, "nginx-pass", "pass"),
                     (Varnish, "varnish-pass", "pass"), (Traefik, "traefik", "pass"), (HAProxy, "haproxy", "pass"))
     try:
         out = s.rounds_of({"direct": origin, **{p.label: p for p in peers}}, "/1k.bin")
@@ -1121,6 +1136,8 @@ def main():
     ap.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     ap.add_argument("--bodies", choices=["dir", "memory"], default="dir",
                     help="dime's large cached bodies: in files next to nginx's cache (dir, default) or in memory files")
+    ap.add_argument("--baseline", type=Path,
+                    help="another dime-edge binary to run beside this one in the hits and pass-through rounds")
     ap.add_argument("--out", default=str(ROOT / "benches/results"), help="where results.json and report.md go")
     args = ap.parse_args()
     if not EDGE.exists():

@@ -174,13 +174,6 @@ class Dime(Peer):
     binary = EDGE
 
 
-class DimeBaseline(Dime):
-    """Another build of dime-edge (`--baseline PATH`, e.g. before a change), run in the same rounds as this one."""
-
-    @property
-    def binary(self):
-        return self.suite.args.baseline
-
     def launch(self, role):
         w = self.suite.work
         routes = w / f"{self.label}-routes.yaml"
@@ -209,6 +202,14 @@ class DimeBaseline(Dime):
         self.proc = Proc(self.label, cmd, w)
         wait_port(admin)
         wait_port(self.port)
+
+
+class DimeBaseline(Dime):
+    """Another build of dime-edge (`--baseline PATH`, e.g. before a change), run in the same rounds as this one."""
+
+    @property
+    def binary(self):
+        return self.suite.args.baseline
 
 
 class Nginx(Peer):

@@ -14,11 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::certs::{issue_by, served_serial};
-use support::{Edge, Origin};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use support::{free_port, Edge, Origin};
 
 /// pebble + its DNS, killed on drop.
 struct Pebble {

@@ -12,7 +12,7 @@ async fn config_needs_a_token_and_metrics_have_their_own_listener() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, "admin-token-0123456789abcdef\n").unwrap();
-    let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let metrics = support::free_addr();
     let edge = Edge::start(
         &one_route("web", "web.test", &[(&origin.url(), 1)]),
         &["--admin-token-file", tokens.to_str().unwrap(), "--metrics", &metrics.to_string()],

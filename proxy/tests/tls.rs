@@ -46,7 +46,7 @@ async fn sni_h2_and_certificate_reloads() {
             "#,
         origin.url()
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = support::free_port();
     let a = format!("{}:{}", d.join("a.crt").display(), d.join("a.key").display());
     let b = format!("{}:{}", d.join("b.crt").display(), d.join("b.key").display());
     let edge =
@@ -255,7 +255,7 @@ async fn certificates_from_the_route_table() {
         pem("inline.crt"),
         pem("inline.key"),
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = support::free_port();
     let edge = Edge::start(&format!("{native}---\n{traefik}"), &["--https", &format!("127.0.0.1:{port}")]).await;
 
     assert_eq!(served_serial(port, "t.test"), "serial=0C01");
@@ -297,7 +297,7 @@ async fn an_http2_download_outlives_the_header_timeout() {
             "#,
         origin.url()
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = support::free_port();
     let a = format!("{}:{}", d.join("a.crt").display(), d.join("a.key").display());
     let _edge =
         Edge::start(&routes, &["--https", &format!("127.0.0.1:{port}"), "--tls-cert", &a, "--header-timeout", "1s"])

@@ -18,8 +18,28 @@ pub fn closed_port() -> u16 {
     free_addr().port()
 }
 
-/// A loopback address free when asked (bound, then released).
+/// A free loopback port (see [`free_addr`]).
+pub fn free_port() -> u16 {
+    free_addr().port()
+}
+
+/// A loopback address free when asked (bound, then released), for a process the test starts to listen on. It
+/// is taken below the kernel's ephemeral range (32768–60999 by default), where port 0 would put it: there, any
+/// outgoing connection of a parallel test may take it as its local port before the process binds it (seen:
+/// Pingora retrying "address in use" while an ACME validation failed). Each call in a test binary gets another
+/// port; the start differs per process.
 pub fn free_addr() -> SocketAddr {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919);
+    for _ in 0..SPAN {
+        let port = FIRST + start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port as u16)) {
+            return listener.local_addr().unwrap();
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 

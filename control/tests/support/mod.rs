@@ -17,7 +17,7 @@ pub const TOKEN: &str = "control-test-token-0123456789";
 pub const CONTROL_IDENTITY_TOKEN: &str = "dime-control-serviceaccount-token-0123456789";
 
 #[allow(unused_imports)]
-pub use dime_testkit::{eventually, repo, Edge, Origin};
+pub use dime_testkit::{eventually, free_port, repo, Edge, Origin};
 
 /// etcd + kube-apiserver for one test, stopped on drop.
 pub struct Kube {
@@ -148,7 +148,7 @@ pub fn start_control_with(kube: &Kube, tls_cert: Option<&str>) -> Control {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dime-control"));
     cmd.args(["run", "--namespace", "default", "--listen", &format!("127.0.0.1:{port}"), "--token-file"]).arg(&tokens);
     if let Some(t) = tls_cert {
@@ -161,10 +161,6 @@ pub fn start_control_with(kube: &Kube, tls_cert: Option<&str>) -> Control {
         .unwrap();
     let scheme = if tls_cert.is_some() { "https://localhost" } else { "http://127.0.0.1" };
     Control { child, url: format!("{scheme}:{port}"), dir }
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub fn secs(n: u64) -> std::time::Duration {

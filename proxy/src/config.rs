@@ -191,6 +191,24 @@ pub struct RunArgs {
     /// Renew a certificate this long before it expires (720h: 30 days).
     #[arg(long, env = "DIME_ACME_RENEW_BEFORE", value_name = "DURATION", default_value = "720h")]
     pub acme_renew_before: String,
+    /// This edge's name in the fleet [default: the host name].
+    #[arg(long, env = "DIME_EDGE_NAME", value_name = "NAME")]
+    pub edge_name: Option<String>,
+    /// Peer listener: other edges fetch the cache misses this edge owns here (e.g. its overlay address).
+    #[arg(long, env = "DIME_PEER_LISTEN", value_name = "ADDR")]
+    pub peer_listen: Option<String>,
+    /// The URL other edges reach the peer listener at, http://IP:PORT [default: http://<--peer-listen>].
+    #[arg(long, env = "DIME_PEER_ADVERTISE", value_name = "URL")]
+    pub peer_advertise: Option<String>,
+    /// The fleet, without control: NAME=URL of every edge, this one included (the same list on every edge).
+    #[arg(long, env = "DIME_PEERS", value_name = "NAME=URL", value_delimiter = ',')]
+    pub peers: Vec<String>,
+    /// Tokens edges present to each other, one per line (the first is the one sent; several for rotation).
+    #[arg(long, env = "DIME_PEER_TOKEN_FILE", value_name = "FILE")]
+    pub peer_token_file: Option<PathBuf>,
+    /// How long a peer may take to accept a connection before the next member (or the origin) is asked.
+    #[arg(long, env = "DIME_PEER_TIMEOUT", value_name = "DURATION", default_value = "200ms")]
+    pub peer_timeout: String,
 }
 
 type Fields = serde_json::Map<String, serde_json::Value>;
@@ -277,6 +295,7 @@ pub struct EdgeConfig {
     pub cache: CacheSettings,
     pub admin_token_file: Option<PathBuf>,
     pub signing_keys: Option<PathBuf>,
+    pub fleet: Option<crate::fleet::FleetSettings>,
 }
 
 /// Where the route table comes from.
@@ -413,6 +432,51 @@ fn acme_name(text: &str) -> Result<String, ConfigError> {
     Ok(name)
 }
 
+/// The fleet section: present when `--peers` or `--peer-listen` is given; every member checked
+/// ([`crate::fleet::check_members`]).
+fn fleet_settings(s: &RunArgs) -> Result<Option<crate::fleet::FleetSettings>, ConfigError> {
+    use crate::fleet::{check_members, FleetSettings, Member};
+    if s.peers.is_empty() && s.peer_listen.is_none() {
+        return Ok(None);
+    }
+    let listen = s.peer_listen.as_deref().ok_or_else(|| {
+        invalid("peer_listen", "--peers needs a peer listener that the other edges fetch from (--peer-listen ADDR)")
+    })?;
+    let listen = addr("peer_listen", listen)?;
+    let advertise = match &s.peer_advertise {
+        Some(url) => url.clone(),
+        None if listen.ip().is_unspecified() => {
+            let hint = format!("give the address the other edges use: --peer-advertise http://IP:{}", listen.port());
+            return Err(invalid("peer_advertise", format!("--peer-listen {listen} is every address; {hint}")));
+        }
+        None => format!("http://{listen}"),
+    };
+    if s.peers.is_empty() {
+        return Err(invalid("peers", "list the fleet's edges, this one included: --peers NAME=URL,..."));
+    }
+    let members =
+        s.peers.iter().map(|p| Member::parse(p)).collect::<Result<Vec<_>, _>>().map_err(|e| invalid("peers", e))?;
+    let name = s.edge_name.clone().unwrap_or_else(host_name);
+    check_members(&name, &advertise, &members).map_err(|e| invalid("peers", e))?;
+    let token_file = s.peer_token_file.clone().ok_or_else(|| {
+        invalid(
+            "peer_token_file",
+            "edges authenticate each other: give --peer-token-file FILE (the same on every edge)",
+        )
+    })?;
+    let timeout = duration("peer_timeout", &s.peer_timeout)?;
+    Ok(Some(FleetSettings { name, listen, advertise, members, token_file, timeout }))
+}
+
+/// The kernel's host name (the default edge name), or `dime-edge` if it cannot be read.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "dime-edge".to_owned())
+}
+
 fn acme_settings(s: &RunArgs, https: &[SocketAddr]) -> Result<Option<crate::acme::AcmeSettings>, ConfigError> {
     if s.acme_domain.is_empty() {
         return Ok(None);
@@ -483,6 +547,7 @@ impl EdgeConfig {
             cache: cache_settings(&s)?,
             admin_token_file: s.admin_token_file.clone(),
             signing_keys: s.signing_keys.clone(),
+            fleet: fleet_settings(&s)?,
         })
     }
 

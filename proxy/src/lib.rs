@@ -21,6 +21,7 @@ pub mod cache;
 pub mod config;
 pub mod downstream;
 pub mod files;
+pub mod fleet;
 pub mod logging;
 pub mod metrics;
 pub mod server;

@@ -24,6 +24,7 @@ pub struct Metrics {
     pub upstream_response_duration: HistogramVec,
     pub upstream_connect_failures: IntCounterVec,
     pub upstream_retries: IntCounterVec,
+    pub peer_requests: IntCounterVec,
     pub upstream_unavailable: IntCounterVec,
     pub upstream_endpoint_healthy: IntGaugeVec,
     pub upstream_dns_failures: IntCounterVec,
@@ -156,6 +157,14 @@ impl Metrics {
                 "dime_upstream_retries_total",
                 "Requests retried on another server after a connect failure.",
                 &["upstream"]
+            ),
+            peer_requests: build!(
+                r,
+                IntCounterVec,
+                "dime_peer_requests_total",
+                "Fleet tier requests: sent to the owner edge (result ok, connect_failed, error) and served to other \
+                 edges (fetched, unauthorized, forbidden).",
+                &["direction", "result"]
             ),
             upstream_unavailable: build!(
                 r,

@@ -124,6 +124,7 @@ struct Opened {
     admin_tokens: Vec<String>,
     keys: Arc<crate::signed::Keys>,
     certs: Option<Arc<crate::tls::CertStore>>,
+    fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 fn open_files(cfg: &EdgeConfig, metrics: &Arc<Metrics>) -> Result<Opened, StartError> {
@@ -147,7 +148,15 @@ fn open_files(cfg: &EdgeConfig, metrics: &Arc<Metrics>) -> Result<Opened, StartE
         }
         Some(crate::tls::CertStore::new(cfg.tls_certs.clone(), metrics.clone()).map_err(|e| setting("tls_cert", e))?)
     };
-    Ok(Opened { admin_tokens, keys: Arc::new(keys), certs })
+    let fleet = match &cfg.fleet {
+        Some(f) => {
+            let tokens = crate::config::read_tokens(&f.token_file).map_err(|e| setting("peer_token_file", e))?;
+            tracing::info!(edge = f.name, members = f.members.len(), peer_listen = %f.listen, "fleet tier on");
+            Some(Arc::new(crate::fleet::Fleet::new(f, tokens)))
+        }
+        None => None,
+    };
+    Ok(Opened { admin_tokens, keys: Arc::new(keys), certs, fleet })
 }
 
 /// The route source the settings name, checked at start: a routes file must be valid, a control token file
@@ -195,8 +204,9 @@ fn pingora_server(cfg: &EdgeConfig) -> Server {
         threads: cfg.threads,
         grace_period_seconds: Some(bound.saturating_sub(1)),
         graceful_shutdown_timeout_seconds: Some(1),
-        // Pingora counts attempts, not retries: the first try plus `retries` more.
-        max_retries: cfg.retries + 1,
+        // Pingora counts attempts, not retries: the first try plus `retries` more, plus, in a fleet, two peers
+        // (the owner and the next member) that may fail before the origin is asked.
+        max_retries: cfg.retries + 1 + if cfg.fleet.is_some() { 2 } else { 0 },
         // One single-threaded runtime per worker thread: connections stay on the thread that accepted them,
         // which avoids cross-thread wake-ups on every request (measured in docs/benchmarks.md).
         work_stealing: false,
@@ -249,6 +259,22 @@ fn http_service(
         }
     }
     Ok(http)
+}
+
+/// The peer listener (`--peer-listen`): the same proxy and cache as the viewers' entrypoints, for requests from
+/// the fleet's other edges (authenticated by the gate, never sent on to another peer).
+fn peer_service(
+    cfg: &EdgeConfig,
+    conf: &Arc<ServerConf>,
+    listen: std::net::SocketAddr,
+    proxy: DimeProxy,
+) -> Service<Downstream<pingora_proxy::HttpProxy<DimeProxy>>> {
+    let (metrics, state) = (proxy.state.metrics.clone(), proxy.state.clone());
+    let proxy = pingora_proxy::http_proxy(conf, proxy);
+    let downstream = Downstream { inner: Arc::new(proxy), metrics, state, limits: cfg.clients };
+    let mut service = Service::new("dime peer".to_owned(), downstream);
+    service.add_tcp(&listen.to_string());
+    service
 }
 
 /// The admin listener, and the metrics-only one when asked for.
@@ -321,7 +347,12 @@ pub fn run(cfg: EdgeConfig) -> Result<(), StartError> {
         cache: cache.clone(),
         keys: opened.keys,
         challenges,
+        fleet: opened.fleet,
+        peer_listener: false,
     };
+    if let Some(fleet) = &cfg.fleet {
+        server.add_service(peer_service(&cfg, &conf, fleet.listen, DimeProxy { peer_listener: true, ..proxy.clone() }));
+    }
     server.add_service(http_service(&cfg, &conf, proxy, opened.certs.as_ref())?);
     for (name, address) in &cfg.tcp {
         let mut service =

@@ -38,8 +38,9 @@ use crate::state::State;
 
 mod direct;
 mod gate;
+mod tier;
 pub use gate::set_forwarded_headers;
-use gate::{client_ip, is_tls, request_host, respond, Admit, Arrival};
+use gate::{client_ip, is_tls, request_host, respond, Admit, Arrival, Sender};
 
 /// How many times a request waiting for another request's fetch may wait again (each lock timeout hands the fetch
 /// to one waiter); after that it fetches uncached.
@@ -61,7 +62,7 @@ pub struct ProxySettings {
     pub keepalive_secs: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct DimeProxy {
     pub state: Arc<State>,
     pub settings: ProxySettings,
@@ -70,6 +71,10 @@ pub struct DimeProxy {
     pub keys: Arc<crate::signed::Keys>,
     /// ACME HTTP-01 tokens on offer.
     pub challenges: Arc<crate::acme::Challenges>,
+    /// The other edges (`--peers`), when this edge is part of a fleet.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
+    /// This instance serves the peer listener: requests come from other edges.
+    pub peer_listener: bool,
 }
 
 mod ctx;
@@ -119,6 +124,9 @@ impl ProxyHttp for DimeProxy {
             cache: None,
             key: None,
             direct: None,
+            from_peer: false,
+            peer: None,
+            peers_tried: 0,
             _in_flight: InFlight::new(&self.state.metrics),
         }
     }
@@ -133,8 +141,13 @@ impl ProxyHttp for DimeProxy {
         }
         let active = self.state.current();
         let table = active.as_ref().map(|a| &a.table);
-        let admit =
-            gate::admit(&Arrival::of(session), table, &self.challenges, &self.keys, dime_routes::clock::unix_now);
+        let sender = match (&self.fleet, self.peer_listener) {
+            (Some(fleet), true) => Sender::Peer(gate::peer_token(session.req_header(), fleet)),
+            _ => Sender::Viewer,
+        };
+        ctx.from_peer = self.peer_listener;
+        let arrival = Arrival::of(session, sender);
+        let admit = gate::admit(&arrival, table, &self.challenges, &self.keys, dime_routes::clock::unix_now);
         ctx.route = admit.route();
         ctx.active = active;
         match admit {
@@ -164,6 +177,12 @@ impl ProxyHttp for DimeProxy {
                 gate::redirect_to_https(session, self.settings.https_port).await?;
                 Ok(true)
             }
+            Admit::PeerRefused(status) => {
+                let result = if status == 401 { "unauthorized" } else { "forbidden" };
+                self.state.metrics.peer_requests.with_label_values(&["served", result]).inc();
+                respond(session, status, "dime-edge peer listener: a peer token is required\n".into()).await?;
+                Ok(true)
+            }
             Admit::Forbidden(_, reason) => {
                 // Refused before the cache or the origin is touched.
                 let labels = [ctx.route_name(), reason.as_str()];
@@ -174,12 +193,23 @@ impl ProxyHttp for DimeProxy {
         }
     }
 
-    /// Phase 5: the next server by weight, skipping those this request already failed on. `Err` (503) when the
-    /// route has no pool or no healthy server is left.
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Self::CTX) -> Result<Box<HttpPeer>> {
+    /// Phase 5: on a cache miss in a fleet, the member that owns the key ([`tier::target`]); otherwise the next
+    /// server by weight, skipping those this request already failed on. `Err` (503) when the route has no pool or
+    /// no healthy server is left.
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<Box<HttpPeer>> {
         let Some(pool) = ctx.pool.clone() else {
             return Err(Error::explain(ErrorType::HTTPStatus(503), "route has no upstream pool"));
         };
+        ctx.peer = None;
+        if let Some((member, fleet)) = tier::target(self, session, ctx) {
+            let peer = tier::peer(&member, &fleet, Some(pool.spec.read_timeout));
+            ctx.tried.push(member.addr);
+            ctx.peers_tried += 1;
+            ctx.endpoint = None;
+            ctx.peer = Some(member);
+            ctx.peer_chosen_at = Some(Instant::now());
+            return Ok(Box::new(peer));
+        }
         let Some(endpoint) = pool.select(&ctx.tried) else {
             self.state.metrics.upstream_unavailable.with_label_values(&[pool.name()]).inc();
             tracing::warn!(route = ctx.route_name(), upstream = pool.name(), tried = ?ctx.tried, "no healthy upstream server");
@@ -370,6 +400,16 @@ impl ProxyHttp for DimeProxy {
         ctx: &mut Self::CTX,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        if let (Some(member), Some(fleet)) = (ctx.peer.take(), &self.fleet) {
+            // A peer that cannot be reached costs the viewer nothing: the next member, or the origin.
+            self.state.metrics.peer_requests.with_label_values(&["sent", "connect_failed"]).inc();
+            if fleet.record_failure(member.addr) {
+                tracing::warn!(peer = member.name, address = %member.addr, "peer ejected after repeated failures");
+            }
+            tracing::debug!(peer = member.name, error = %e, "peer unreachable; trying the next member or the origin");
+            e.set_retry(true);
+            return e;
+        }
         let upstream = ctx.upstream_name().to_owned();
         self.state.metrics.upstream_connect_failures.with_label_values(&[&upstream]).inc();
         if let Some(ep) = &ctx.endpoint {
@@ -378,8 +418,9 @@ impl ProxyHttp for DimeProxy {
             }
         }
         let idempotent = session.req_header().method.is_idempotent();
-        let others_left = ctx.pool.as_ref().is_some_and(|p| p.endpoints().list.len() > ctx.tried.len());
-        if idempotent && others_left && ctx.tried.len() <= self.settings.retries {
+        let origin_tries = ctx.tried.len() - ctx.peer_tries();
+        let others_left = ctx.pool.as_ref().is_some_and(|p| p.endpoints().list.len() > origin_tries);
+        if idempotent && others_left && origin_tries <= self.settings.retries {
             self.state.metrics.upstream_retries.with_label_values(&[&upstream]).inc();
             tracing::debug!(upstream, peer = %peer, error = %e, "connect failed; retrying on another server");
             e.set_retry(true);
@@ -397,7 +438,10 @@ impl ProxyHttp for DimeProxy {
         ctx: &mut Self::CTX,
         client_reused: bool,
     ) -> Box<Error> {
-        if e.esource() == &ErrorSource::Upstream {
+        if let (Some(member), Some(fleet)) = (&ctx.peer, &self.fleet) {
+            self.state.metrics.peer_requests.with_label_values(&["sent", "error"]).inc();
+            fleet.record_failure(member.addr);
+        } else if e.esource() == &ErrorSource::Upstream {
             if let Some(ep) = &ctx.endpoint {
                 ep.record_failure();
             }
@@ -421,9 +465,18 @@ impl ProxyHttp for DimeProxy {
         ctx: &mut Self::CTX,
     ) -> Result<()> {
         let client = client_ip(session);
-        let trusted = client.is_some_and(|ip| self.settings.trusted_proxies.iter().any(|n| n.contains(&ip)));
+        // An authenticated peer is a trusted proxy: the viewer's address it forwards is kept.
+        let trusted =
+            ctx.from_peer || client.is_some_and(|ip| self.settings.trusted_proxies.iter().any(|n| n.contains(&ip)));
         let original_host = request_host(session.req_header()).to_owned();
         set_forwarded_headers(upstream_request, client, trusted, &original_host, is_tls(session))?;
+        if ctx.from_peer {
+            tier::unmark(upstream_request);
+        }
+        if let (Some(_), Some(fleet)) = (&ctx.peer, &self.fleet) {
+            // To the owner: the viewer's Host (the owner routes by it), marked as a peer request.
+            return tier::mark(upstream_request, fleet);
+        }
         // Signed-URL tokens are the edge's business, not the origin's.
         if let Some(query) = upstream_request.uri.query().filter(|q| q.contains("dime_")) {
             let path = upstream_request.uri.path();
@@ -456,8 +509,14 @@ impl ProxyHttp for DimeProxy {
         if let Some(ep) = &ctx.endpoint {
             ep.record_success();
         }
-        if ctx.cache.is_some() {
+        if let (Some(member), Some(fleet)) = (&ctx.peer, &self.fleet) {
+            fleet.record_success(member.addr);
+            self.state.metrics.peer_requests.with_label_values(&["sent", "ok"]).inc();
+        } else if ctx.cache.is_some() {
             self.state.metrics.cache_origin_fetches.with_label_values(&[ctx.route_name()]).inc();
+        }
+        if ctx.from_peer {
+            self.state.metrics.peer_requests.with_label_values(&["served", "fetched"]).inc();
         }
         if let Some(sent) = ctx.sent_at {
             let up = ctx.upstream_name().to_owned();

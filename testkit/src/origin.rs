@@ -16,10 +16,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 /// An HTTP/1.1 origin that says who it is and what it received (like the whoami workload): `x-origin`, the
-/// `x-seen-*` headers and, by default, a one-line body naming itself and the path. What else it does for one
-/// request is written at the test site with [`ask`] and travels in the request's query; `/healthz` answers 200
-/// or 503 as `set_healthy` says, `/slow` answers after one second, and `set_down(true)` makes every request
-/// answer 503 (an outage that still accepts connections).
+/// `x-seen-*` headers (`x-seen-headers` names every request header) and, by default, a one-line body naming
+/// itself and the path. What else it does for one request is written at the test site with [`ask`] and travels
+/// in the request's query; `/healthz` answers 200 or 503 as `set_healthy` says, `/slow` answers after one
+/// second, and `set_down(true)` makes every request answer 503 (an outage that still accepts connections).
 #[derive(Clone)]
 pub struct Origin {
     pub name: String,
@@ -214,7 +214,8 @@ async fn answer(req: Request<Incoming>, s: Shared) -> Result<Response<OriginBody
         .header("x-seen-xff", seen("x-forwarded-for"))
         .header("x-seen-xfp", seen("x-forwarded-proto"))
         .header("x-seen-xfh", seen("x-forwarded-host"))
-        .header("x-seen-query", req.uri().query().unwrap_or(""));
+        .header("x-seen-query", req.uri().query().unwrap_or(""))
+        .header("x-seen-headers", req.headers().keys().map(|k| k.as_str()).collect::<Vec<_>>().join(","));
     if let Some(cc) = q("cc") {
         resp = resp.header("cache-control", cc);
     }

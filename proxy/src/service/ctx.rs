@@ -30,6 +30,12 @@ pub struct RequestCtx {
     pub(super) key: Option<(Kind, CacheKey)>,
     /// Set when `request_filter` answered a cache hit itself (see `direct`).
     pub(super) direct: Option<direct::Direct>,
+    /// The request came in on the peer listener (from another edge): never sent on to a peer.
+    pub(super) from_peer: bool,
+    /// The fleet member this attempt fetches from (instead of the origin).
+    pub(super) peer: Option<crate::fleet::Member>,
+    /// How many of `tried` were fleet members.
+    pub(super) peers_tried: usize,
     pub(super) _in_flight: InFlight,
 }
 
@@ -46,6 +52,9 @@ impl RequestCtx {
     }
     pub(super) fn cache_policy(&self) -> Option<&dime_routes::CachePolicy> {
         self.route()?.cache.as_ref()
+    }
+    pub(super) fn peer_tries(&self) -> usize {
+        self.peers_tried
     }
 }
 

@@ -20,10 +20,26 @@ pub(super) struct Arrival<'a> {
     pub query: Option<&'a str>,
     pub tls: bool,
     pub client: Option<IpAddr>,
+    pub sender: Sender,
+}
+
+/// Who sent a request: a viewer (the HTTP and HTTPS entrypoints) or, on the peer listener, an edge, with what
+/// its peer token was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sender {
+    Viewer,
+    Peer(PeerToken),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PeerToken {
+    Missing,
+    Wrong,
+    Accepted,
 }
 
 impl<'a> Arrival<'a> {
-    pub(super) fn of(session: &'a Session) -> Self {
+    pub(super) fn of(session: &'a Session, sender: Sender) -> Self {
         let req = session.req_header();
         Arrival {
             host: request_host(req),
@@ -31,14 +47,27 @@ impl<'a> Arrival<'a> {
             query: req.uri.query(),
             tls: is_tls(session),
             client: client_ip(session),
+            sender,
         }
     }
 }
 
-/// What happens to a request, in the order the checks run: an ACME token this edge offers is answered
-/// first (before routing and redirects, so validation works on any route); then there must be a table and a
-/// route; a route that wants HTTPS redirects plain requests; a route with signed URLs refuses requests without a
-/// valid token. Anything else goes on to the route (the cache and the origin).
+/// How a request on the peer listener identifies its sender: its peer token, checked against the peer tokens.
+pub(super) fn peer_token(req: &RequestHeader, fleet: &crate::fleet::Fleet) -> PeerToken {
+    let presented = req.headers.get(crate::fleet::PEER_TOKEN_HEADER).and_then(|v| v.to_str().ok());
+    match presented {
+        None => PeerToken::Missing,
+        Some(token) if fleet.accepts(token) => PeerToken::Accepted,
+        Some(_) => PeerToken::Wrong,
+    }
+}
+
+/// What happens to a request, in the order the checks run: on the peer listener, a request without a valid peer
+/// token is refused first (the peer listener is not an open proxy); an ACME token this edge offers is answered
+/// (before routing and redirects, so validation works on any route); then there must be a table and a route (a
+/// peer, too, gets only hosts the table routes); a route that wants HTTPS redirects plain requests from viewers;
+/// a route with signed URLs refuses viewers without a valid token (a peer's request was checked by the edge the
+/// viewer asked). Anything else goes on to the route (the cache and the origin).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Admit {
     /// Proxy on the route at this index of the table.
@@ -53,6 +82,8 @@ pub(super) enum Admit {
     RedirectToHttps(usize),
     /// `403`: a signed URL was required and this one is not valid; the route's index.
     Forbidden(usize, Reject),
+    /// On the peer listener: `401` without a peer token, `403` with a wrong one.
+    PeerRefused(u16),
 }
 
 impl Admit {
@@ -60,7 +91,7 @@ impl Admit {
     pub(super) fn route(&self) -> Option<usize> {
         match self {
             Admit::Route(i) | Admit::RedirectToHttps(i) | Admit::Forbidden(i, _) => Some(*i),
-            Admit::Challenge(_) | Admit::NoTable | Admit::NoRoute => None,
+            Admit::Challenge(_) | Admit::NoTable | Admit::NoRoute | Admit::PeerRefused(_) => None,
         }
     }
 }
@@ -74,16 +105,22 @@ pub(super) fn admit(
     keys: &crate::signed::Keys,
     now: impl FnOnce() -> u64,
 ) -> Admit {
-    if let Some(answer) = challenges.answer(arrival.path) {
+    match arrival.sender {
+        Sender::Peer(PeerToken::Missing) => return Admit::PeerRefused(401),
+        Sender::Peer(PeerToken::Wrong) => return Admit::PeerRefused(403),
+        Sender::Peer(PeerToken::Accepted) | Sender::Viewer => {}
+    }
+    let viewer = arrival.sender == Sender::Viewer;
+    if let Some(answer) = challenges.answer(arrival.path).filter(|_| viewer) {
         return Admit::Challenge(answer);
     }
     let Some(table) = table else { return Admit::NoTable };
     let Some(index) = table.find_index(arrival.host, arrival.path) else { return Admit::NoRoute };
     let route = &table.routes()[index];
-    if route.https.redirect && !arrival.tls {
+    if route.https.redirect && !arrival.tls && viewer {
         return Admit::RedirectToHttps(index);
     }
-    if let Some(signed) = &route.signed {
+    if let Some(signed) = route.signed.as_ref().filter(|_| viewer) {
         if let Err(reason) = crate::signed::verify(keys, signed, arrival.path, arrival.query, arrival.client, now()) {
             return Admit::Forbidden(index, reason);
         }

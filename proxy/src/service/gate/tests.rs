@@ -20,7 +20,12 @@ http:
 "#;
 
 fn arrival<'a>(host: &'a str, path: &'a str, query: Option<&'a str>, tls: bool) -> Arrival<'a> {
-    Arrival { host, path, query, tls, client: Some("127.0.0.1".parse().unwrap()) }
+    Arrival { host, path, query, tls, client: Some("127.0.0.1".parse().unwrap()), sender: Sender::Viewer }
+}
+
+/// The same request on the peer listener, from an edge whose token was `token`.
+fn from_peer<'a>(token: PeerToken, host: &'a str, path: &'a str, query: Option<&'a str>) -> Arrival<'a> {
+    Arrival { sender: Sender::Peer(token), ..arrival(host, path, query, false) }
 }
 
 /// An answer in words, with the route by name (the table orders routes by priority, not as written).
@@ -33,6 +38,7 @@ fn said(table: &RouteTable, admit: Admit) -> String {
         Admit::NoRoute => "404 no route".into(),
         Admit::RedirectToHttps(i) => format!("308 {}", name(i)),
         Admit::Forbidden(i, reason) => format!("403 {} {}", name(i), reason.as_str()),
+        Admit::PeerRefused(status) => format!("{status} peer refused"),
     }
 }
 
@@ -46,7 +52,7 @@ fn the_gate_decides_in_order() {
     challenges.insert("tok", "tok.thumbprint".into());
     let challenge = format!("{}tok", crate::acme::CHALLENGE_PREFIX);
     let unknown = format!("{}other", crate::acme::CHALLENGE_PREFIX);
-    let cases: [(&str, Arrival<'_>, bool, &str); 10] = [
+    let cases: [(&str, Arrival<'_>, bool, &str); 17] = [
         ("plain route", arrival("web.test", "/", None, false), true, "route web"),
         ("no table yet", arrival("web.test", "/", None, false), false, "503 no table"),
         ("unknown host", arrival("other.test", "/", None, false), true, "404 no route"),
@@ -58,6 +64,15 @@ fn the_gate_decides_in_order() {
         ("acme, no table", arrival("x.test", &challenge, None, false), false, "challenge tok.thumbprint"),
         ("acme, https route", arrival("secure.test", &challenge, None, false), true, "challenge tok.thumbprint"),
         ("another edge's token", arrival("web.test", &unknown, None, false), true, "route web"),
+        // The peer listener: only edges with a peer token, only hosts the table routes; the asking edge already
+        // checked the viewer's signed URL, and peers speak plain HTTP to each other.
+        ("peer without token", from_peer(PeerToken::Missing, "web.test", "/", None), true, "401 peer refused"),
+        ("peer, wrong token", from_peer(PeerToken::Wrong, "web.test", "/", None), true, "403 peer refused"),
+        ("peer, before acme", from_peer(PeerToken::Missing, "x.test", &challenge, None), false, "401 peer refused"),
+        ("peer", from_peer(PeerToken::Accepted, "web.test", "/", None), true, "route web"),
+        ("peer, unknown host", from_peer(PeerToken::Accepted, "other.test", "/", None), true, "404 no route"),
+        ("peer, https route", from_peer(PeerToken::Accepted, "secure.test", "/a", None), true, "route secure"),
+        ("peer, signed route", from_peer(PeerToken::Accepted, "video.test", "/hls/a.ts", None), true, "route signed"),
     ];
     for (name, arrival, with_table, want) in cases {
         let got = admit(&arrival, with_table.then_some(&table), &challenges, &keys, || now);

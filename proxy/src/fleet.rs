@@ -1,0 +1,202 @@
+//! The fleet tier: edges that know each other fetch a cache miss from the edge that owns the object's key, so
+//! the whole fleet asks the origin about once per object (Apache Traffic Server's consistent-hash parents,
+//! Fastly's shielding). The owner is chosen on a ketama ring (`pingora-ketama`, nginx's consistent hash) over the
+//! members' peer addresses; every edge given the same members computes the same owner for a key, and a member
+//! joining or leaving moves about 1/N of the keys.
+//!
+//! A request that came from a peer is never sent to another peer; an owner that cannot be reached or fails is
+//! skipped for the next member on the ring, and when the next one is this edge, for the origin.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use dime_routes::Invalid;
+use parking_lot::Mutex;
+use pingora_ketama::{Bucket, Continuum};
+
+/// The request header a peer request carries: the asking edge's name (and the mark that stops a second hop).
+pub const PEER_HEADER: &str = "x-dime-peer";
+/// The peer token, presented by the asking edge, checked by the peer listener, removed before the origin.
+pub const PEER_TOKEN_HEADER: &str = "x-dime-peer-token";
+/// Failures in a row after which a member is skipped for [`EJECT_FOR`].
+const EJECT_AFTER: u32 = 3;
+const EJECT_FOR: Duration = Duration::from_secs(10);
+
+/// One edge of the fleet: its name and the peer listener other edges fetch from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    /// As advertised: `http://IP:PORT`.
+    pub url: String,
+    pub addr: SocketAddr,
+}
+
+impl Member {
+    /// `NAME=http://IP:PORT`, as `--peers` lists members.
+    pub fn parse(entry: &str) -> Result<Member, Invalid> {
+        let (name, url) = entry
+            .split_once('=')
+            .ok_or_else(|| Invalid(format!("`{entry}`: expected NAME=URL, e.g. edge-a=http://10.147.17.5:8444")))?;
+        let name = name.trim();
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            return Err(Invalid(format!("`{entry}`: an edge name is letters, digits, `-`, `_` and `.`")));
+        }
+        let url = url.trim();
+        Ok(Member { name: name.to_owned(), url: url.to_owned(), addr: peer_addr(url)? })
+    }
+}
+
+/// The socket address of a peer URL. Only `http://IP:PORT`: the ring hashes addresses, so every edge must see the
+/// same one for a member, which a DNS name would not promise.
+pub fn peer_addr(url: &str) -> Result<SocketAddr, Invalid> {
+    url.strip_prefix("http://")
+        .map(|rest| rest.trim_end_matches('/'))
+        .and_then(|rest| rest.parse::<SocketAddr>().ok())
+        .ok_or_else(|| Invalid(format!("`{url}`: a peer URL is http://IP:PORT (e.g. http://10.147.17.5:8444)")))
+}
+
+/// The members as given, checked: no name or address twice, this edge among them with the URL it advertises.
+pub fn check_members(me: &str, advertise: &str, members: &[Member]) -> Result<(), Invalid> {
+    for (i, m) in members.iter().enumerate() {
+        if let Some(first) = members[..i].iter().find(|o| o.name == m.name) {
+            return Err(Invalid(format!("edge `{}` is listed twice ({} and {})", m.name, first.url, m.url)));
+        }
+        if let Some(first) = members[..i].iter().find(|o| o.addr == m.addr) {
+            return Err(Invalid(format!("`{}` and `{}` have the same address {}", first.name, m.name, m.addr)));
+        }
+    }
+    match members.iter().find(|m| m.name == me) {
+        None => Err(Invalid(format!("this edge, `{me}`, is not in the list (add {me}={advertise})"))),
+        Some(m) if peer_addr(advertise)? != m.addr => {
+            Err(Invalid(format!("this edge, `{me}`, is listed as {} but advertises {advertise}", m.url)))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// The fleet settings (`--edge-name`, `--peer-*`, `--peers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetSettings {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub advertise: String,
+    pub members: Vec<Member>,
+    pub token_file: PathBuf,
+    pub timeout: Duration,
+}
+
+/// The members on a ketama ring.
+pub struct Ring {
+    members: Vec<Member>,
+    continuum: Continuum,
+}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring").field("members", &self.members).finish_non_exhaustive()
+    }
+}
+
+impl Ring {
+    pub fn new(members: Vec<Member>) -> Ring {
+        let buckets: Vec<Bucket> = members.iter().map(|m| Bucket::new(m.addr, 1)).collect();
+        Ring { continuum: Continuum::new(&buckets), members }
+    }
+
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// The members in the order a key tries them: its owner first, then the next distinct members on the ring.
+    pub fn candidates<'a>(&'a self, key: &[u8]) -> impl Iterator<Item = &'a Member> + 'a {
+        let mut seen: Vec<SocketAddr> = Vec::with_capacity(self.members.len());
+        let limit = self.members.len();
+        self.continuum
+            .node_iter(key)
+            .take(limit.saturating_mul(160).max(1))
+            .filter(move |addr| {
+                if seen.len() == limit || seen.contains(addr) {
+                    return false;
+                }
+                seen.push(**addr);
+                true
+            })
+            .filter_map(|addr| self.members.iter().find(|m| m.addr == *addr))
+    }
+
+    /// The member that owns `key`.
+    pub fn owner(&self, key: &[u8]) -> Option<&Member> {
+        self.candidates(key).next()
+    }
+}
+
+/// This edge's view of the fleet while it runs.
+#[derive(Debug)]
+pub struct Fleet {
+    pub me: String,
+    ring: ArcSwap<Ring>,
+    /// Tokens a peer may present; the first is the one this edge presents.
+    tokens: Vec<String>,
+    pub timeout: Duration,
+    failures: Mutex<HashMap<SocketAddr, (u32, Instant)>>,
+}
+
+impl Fleet {
+    pub fn new(settings: &FleetSettings, tokens: Vec<String>) -> Fleet {
+        Fleet {
+            me: settings.name.clone(),
+            ring: ArcSwap::from_pointee(Ring::new(settings.members.clone())),
+            tokens,
+            timeout: settings.timeout,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn ring(&self) -> Arc<Ring> {
+        self.ring.load_full()
+    }
+
+    /// The member to ask for `key`: the first on the ring that this request has not tried and that is not
+    /// ejected; `None` when that is this edge (it fetches from the origin itself) or no member is left.
+    pub fn ask_for(&self, key: &[u8], tried: &[SocketAddr]) -> Option<Member> {
+        let ring = self.ring();
+        let now = Instant::now();
+        let failures = self.failures.lock();
+        let ejected =
+            |addr: &SocketAddr| failures.get(addr).is_some_and(|(n, until)| *n >= EJECT_AFTER && *until > now);
+        let next =
+            ring.candidates(key).find(|m| m.name == self.me || !(tried.contains(&m.addr) || ejected(&m.addr)))?;
+        (next.name != self.me).then(|| next.clone())
+    }
+
+    /// The token this edge presents to its peers.
+    pub fn token(&self) -> &str {
+        self.tokens.first().map_or("", String::as_str)
+    }
+
+    /// Whether a peer request's token is one of the peer tokens.
+    pub fn accepts(&self, presented: &str) -> bool {
+        dime_routes::token_accepted(&self.tokens, presented)
+    }
+
+    /// A request to `member` failed (connect, timeout, a bad answer); after [`EJECT_AFTER`] in a row it is
+    /// skipped for [`EJECT_FOR`]. Returns true when this failure ejected it.
+    pub fn record_failure(&self, member: SocketAddr) -> bool {
+        let mut failures = self.failures.lock();
+        let entry = failures.entry(member).or_insert((0, Instant::now()));
+        entry.0 += 1;
+        entry.1 = Instant::now() + EJECT_FOR;
+        entry.0 == EJECT_AFTER
+    }
+
+    pub fn record_success(&self, member: SocketAddr) {
+        self.failures.lock().remove(&member);
+    }
+}
+
+#[cfg(test)]
+mod tests;

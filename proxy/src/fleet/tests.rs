@@ -1,0 +1,150 @@
+use super::*;
+use proptest::prelude::*;
+
+fn members(n: usize) -> Vec<Member> {
+    (0..n)
+        .map(|i| {
+            let url = format!("http://10.0.{}.{}:8444", i / 200, i % 200 + 1);
+            Member { name: format!("edge-{i}"), addr: peer_addr(&url).unwrap(), url }
+        })
+        .collect()
+}
+
+fn settings(me: &str, members: Vec<Member>) -> FleetSettings {
+    FleetSettings {
+        name: me.into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        advertise: String::new(),
+        members,
+        token_file: PathBuf::new(),
+        timeout: Duration::from_millis(200),
+    }
+}
+
+fn keys(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("video.example.com\n/hls/stream-{}/seg-{i}.ts", i % 7)).collect()
+}
+
+#[test]
+fn members_parse_and_bad_lists_are_refused_with_the_reason() {
+    let m = Member::parse("edge-a=http://10.147.17.5:8444").unwrap();
+    assert_eq!((m.name.as_str(), m.addr.to_string().as_str()), ("edge-a", "10.147.17.5:8444"));
+    for bad in [
+        "edge-a",
+        "=http://1.2.3.4:1",
+        "edge a=http://1.2.3.4:1",
+        "a=https://1.2.3.4:1",
+        "a=http://edge:80",
+        "a=http://1.2.3.4",
+    ] {
+        assert!(Member::parse(bad).is_err(), "{bad}");
+    }
+    let list = |text: &str| text.split(',').map(Member::parse).collect::<Result<Vec<_>, _>>().unwrap();
+    let two = list("a=http://10.0.0.1:1,b=http://10.0.0.2:1");
+    assert!(check_members("a", "http://10.0.0.1:1", &two).is_ok());
+    let err = check_members("c", "http://10.0.0.3:1", &two).unwrap_err().0;
+    assert!(err.contains("`c`, is not in the list"), "{err}");
+    let err = check_members("a", "http://10.0.0.9:1", &two).unwrap_err().0;
+    assert!(err.contains("advertises http://10.0.0.9:1"), "{err}");
+    let err = check_members("a", "http://10.0.0.1:1", &list("a=http://10.0.0.1:1,a=http://10.0.0.2:1")).unwrap_err().0;
+    assert!(err.contains("`a` is listed twice"), "{err}");
+    let err = check_members("a", "http://10.0.0.1:1", &list("a=http://10.0.0.1:1,b=http://10.0.0.1:1")).unwrap_err().0;
+    assert!(err.contains("the same address"), "{err}");
+}
+
+#[test]
+fn every_member_owns_a_share_of_the_keys() {
+    let ring = Ring::new(members(4));
+    let mut counts = HashMap::new();
+    for k in keys(4000) {
+        *counts.entry(ring.owner(k.as_bytes()).unwrap().name.clone()).or_insert(0) += 1;
+    }
+    assert_eq!(counts.len(), 4);
+    for (name, n) in counts {
+        assert!((600..=1400).contains(&n), "{name} owns {n} of 4000 keys");
+    }
+}
+
+#[test]
+fn candidates_list_every_member_once_owner_first() {
+    let ring = Ring::new(members(5));
+    for k in keys(50) {
+        let order: Vec<&str> = ring.candidates(k.as_bytes()).map(|m| m.name.as_str()).collect();
+        assert_eq!(order.len(), 5, "{order:?}");
+        assert_eq!(order[0], ring.owner(k.as_bytes()).unwrap().name);
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 5);
+    }
+}
+
+#[test]
+fn a_key_goes_to_its_owner_or_past_failed_members_to_the_origin() {
+    let all = members(3);
+    let ring = Ring::new(all.clone());
+    let key = keys(200).into_iter().find(|k| ring.owner(k.as_bytes()).unwrap().name == "edge-1").unwrap();
+    let fleet = Fleet::new(&settings("edge-0", all.clone()), vec!["t".repeat(16)]);
+    let owner = fleet.ask_for(key.as_bytes(), &[]).unwrap();
+    assert_eq!(owner.name, "edge-1");
+    // The owner failed for this request: the next on the ring, unless that is this edge (then the origin).
+    let next: Vec<&str> = ring.candidates(key.as_bytes()).map(|m| m.name.as_str()).collect();
+    let after = fleet.ask_for(key.as_bytes(), &[owner.addr]).map(|m| m.name);
+    if next[1] == "edge-0" {
+        assert_eq!(after, None);
+    } else {
+        assert_eq!(after.as_deref(), Some(next[1]));
+    }
+    // On the owner itself the key is fetched from the origin.
+    let on_owner = Fleet::new(&settings("edge-1", all.clone()), vec![]);
+    assert_eq!(on_owner.ask_for(key.as_bytes(), &[]), None);
+    // Ejected after three failures in a row, for every request; back after a success.
+    for i in 0..3 {
+        assert_eq!(fleet.record_failure(owner.addr), i == 2);
+    }
+    assert_ne!(fleet.ask_for(key.as_bytes(), &[]).map(|m| m.name), Some("edge-1".to_owned()));
+    fleet.record_success(owner.addr);
+    assert_eq!(fleet.ask_for(key.as_bytes(), &[]).map(|m| m.name), Some("edge-1".to_owned()));
+}
+
+#[test]
+fn peer_tokens_are_checked() {
+    let fleet =
+        Fleet::new(&settings("edge-0", members(2)), vec!["new-peer-token-0123".into(), "old-peer-token-0123".into()]);
+    assert_eq!(fleet.token(), "new-peer-token-0123");
+    assert!(fleet.accepts("old-peer-token-0123"));
+    assert!(!fleet.accepts("old-peer-token-012"));
+}
+
+proptest! {
+    /// Adding one member to N moves about 1/(N+1) of the keys, all of them to the new member.
+    #[test]
+    fn a_new_member_takes_about_its_share_and_only_that(n in 2usize..12) {
+        let before = Ring::new(members(n));
+        let after = Ring::new(members(n + 1));
+        let keys = keys(3000);
+        let mut moved = 0;
+        for k in &keys {
+            let (a, b) = (before.owner(k.as_bytes()).unwrap(), after.owner(k.as_bytes()).unwrap());
+            if a != b {
+                moved += 1;
+                prop_assert_eq!(&b.name, &format!("edge-{n}"), "a key moved between two old members");
+            }
+        }
+        let share = moved as f64 / keys.len() as f64;
+        let ideal = 1.0 / (n + 1) as f64;
+        prop_assert!(share > ideal * 0.5 && share < ideal * 1.6, "moved {share:.3}, ideal {ideal:.3}");
+    }
+
+    /// Every edge computes the same owner whatever order it was given the members in.
+    #[test]
+    fn rings_agree_whatever_the_order_of_members(n in 1usize..10, rotate in 0usize..10) {
+        let mut shuffled = members(n);
+        shuffled.rotate_left(rotate % n);
+        shuffled.reverse();
+        let (a, b) = (Ring::new(members(n)), Ring::new(shuffled));
+        for k in keys(300) {
+            prop_assert_eq!(a.owner(k.as_bytes()), b.owner(k.as_bytes()));
+        }
+    }
+}

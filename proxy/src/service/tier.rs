@@ -1,0 +1,49 @@
+//! The fleet tier on the request path ([`crate::fleet`]): which member a cache miss is fetched from, how the
+//! request to it is marked and authenticated, and what the owner removes before it asks the origin.
+
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_http::RequestHeader;
+use pingora_proxy::Session;
+
+use super::{DimeProxy, RequestCtx};
+use crate::fleet::{Fleet, Member, PEER_HEADER, PEER_TOKEN_HEADER};
+
+/// The member to fetch this request from instead of the origin, if any: only a cache miss on a caching route
+/// (GET or HEAD), never for a request that came from a peer (no second hop), skipping members this request
+/// already failed on; `None` when this edge owns the key.
+pub(super) fn target(
+    proxy: &DimeProxy,
+    session: &Session,
+    ctx: &RequestCtx,
+) -> Option<(Member, std::sync::Arc<Fleet>)> {
+    let fleet = proxy.fleet.as_ref()?;
+    if ctx.from_peer || ctx.cache_policy().is_none() || !session.cache.enabled() {
+        return None;
+    }
+    let key = session.cache.cache_key().primary_key_str()?;
+    fleet.ask_for(key.as_bytes(), &ctx.tried).map(|m| (m, fleet.clone()))
+}
+
+/// The connection to `member`'s peer listener: plain HTTP on the overlay, connecting within the fleet's
+/// `--peer-timeout`; reading as for the route's origin (the owner may itself be waiting on the origin).
+pub(super) fn peer(member: &Member, fleet: &Fleet, read_timeout: Option<std::time::Duration>) -> HttpPeer {
+    let mut peer = HttpPeer::new(member.addr, false, String::new());
+    peer.options.connection_timeout = Some(fleet.timeout);
+    peer.options.total_connection_timeout = Some(fleet.timeout);
+    peer.options.read_timeout = read_timeout;
+    peer
+}
+
+/// Marks a request to a peer: this edge's name (so the owner never sends it on to another peer) and the peer
+/// token, in headers of their own (the viewer's `Authorization`, if any, goes on to the origin untouched).
+pub(super) fn mark(upstream_request: &mut RequestHeader, fleet: &Fleet) -> pingora_core::Result<()> {
+    upstream_request.insert_header(PEER_HEADER, fleet.me.as_str())?;
+    upstream_request.insert_header(PEER_TOKEN_HEADER, fleet.token())?;
+    Ok(())
+}
+
+/// On the owner: the peer's name and token are the fleet's business, not the origin's.
+pub(super) fn unmark(upstream_request: &mut RequestHeader) {
+    upstream_request.remove_header(PEER_HEADER);
+    upstream_request.remove_header(PEER_TOKEN_HEADER);
+}

@@ -1,0 +1,161 @@
+//! The fleet tier with static members (`--peers`), all real processes on loopback: three edges in front of one
+//! origin fetch each object from the origin once between them, however many viewers ask which edge; an edge
+//! that goes away costs the viewers nothing; the peer listener is not an open proxy; bad member lists are refused
+//! at start, by name.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::{ask, cached_route, free_addr, Edge, Origin};
+
+const PEER_TOKEN: &str = "fleet-peer-token-0123456789";
+
+/// Three edges, `a`, `b` and `c`, each knowing all three; with their peer listeners.
+struct Fleet {
+    edges: Vec<Edge>,
+    peers: Vec<SocketAddr>,
+    _dir: tempfile::TempDir,
+}
+
+async fn fleet(origin: &Origin) -> Fleet {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("peer-tokens");
+    std::fs::write(&token_file, format!("{PEER_TOKEN}\n")).unwrap();
+    let names = ["a", "b", "c"];
+    let peers: Vec<SocketAddr> = names.iter().map(|_| free_addr()).collect();
+    let list: Vec<String> = names.iter().zip(&peers).map(|(n, p)| format!("{n}=http://{p}")).collect();
+    let list = list.join(",");
+    let routes = cached_route("v", "video.test", &origin.url(), "{}");
+    let mut edges = Vec::new();
+    for (name, peer) in names.iter().zip(&peers) {
+        let peer = peer.to_string();
+        let token = token_file.to_str().unwrap();
+        let args = ["--edge-name", name, "--peer-listen", &peer, "--peers", &list, "--peer-token-file", token];
+        edges.push(Edge::start(&routes, &args).await);
+    }
+    Fleet { edges, peers, _dir: dir }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_object_is_fetched_from_the_origin_once_for_the_whole_fleet() {
+    let origin = Origin::start("o").await;
+    let fleet = fleet(&origin).await;
+    // Every viewer of every edge asks for every object, one edge after the other.
+    let paths: Vec<String> = (0..24).map(|i| format!("/hls/seg-{i}.ts")).collect();
+    for path in &paths {
+        for edge in &fleet.edges {
+            let r = edge.get("video.test", ask(path).size(20_000).cache_control("max-age=60")).await;
+            assert_eq!((r.status, r.bytes.len()), (200, 20_000), "{path}");
+        }
+    }
+    for path in &paths {
+        assert_eq!(origin.hits_for(path), 1, "{path} fetched from the origin more than once");
+    }
+    // Some of the objects were fetched from another edge: no edge owns them all.
+    let mut sent = 0.0;
+    for edge in &fleet.edges {
+        sent += edge.metric(r#"dime_peer_requests_total{direction="sent",result="ok"}"#).await;
+    }
+    assert!(sent >= 24.0, "each object was asked of its owner by the two edges that do not own it: {sent}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_on_every_edge_wait_on_one_origin_fetch() {
+    let origin = Origin::start("o").await;
+    let fleet = Arc::new(fleet(&origin).await);
+    let target = ask("/hls/herd.ts").size(100_000).delay(Duration::from_millis(300)).cache_control("no-cache");
+    let mut viewers = Vec::new();
+    for i in 0..45 {
+        let (fleet, target) = (fleet.clone(), target.clone());
+        viewers.push(tokio::spawn(async move { fleet.edges[i % 3].get("video.test", target).await }));
+    }
+    for v in viewers {
+        let r = v.await.unwrap();
+        assert_eq!((r.status, r.bytes.len()), (200, 100_000));
+    }
+    assert_eq!(origin.hits_for("/hls/herd.ts"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_that_goes_away_costs_the_viewers_nothing() {
+    let origin = Origin::start("o").await;
+    let mut fleet = fleet(&origin).await;
+    fleet.edges[2].stop();
+    for i in 0..30 {
+        let path = format!("/hls/after-{i}.ts");
+        for edge in &fleet.edges[..2] {
+            let r = edge.get("video.test", ask(&path).size(1000).cache_control("max-age=60")).await;
+            assert_eq!(r.status, 200, "{path} through a fleet with a stopped member");
+        }
+        // A key the stopped edge owned is fetched by the next member or from the origin: still once, or twice at
+        // most (each remaining edge on its own), never an error.
+        assert!((1..=2).contains(&origin.hits_for(&path)), "{path}: {}", origin.hits_for(&path));
+    }
+    let failed = fleet.edges[0].metric(r#"dime_peer_requests_total{direction="sent",result="connect_failed"}"#).await
+        + fleet.edges[1].metric(r#"dime_peer_requests_total{direction="sent",result="connect_failed"}"#).await;
+    assert!(failed >= 1.0, "the stopped member was tried and counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_peer_listener_serves_only_authenticated_peers_and_routed_hosts() {
+    let origin = Origin::start("o").await;
+    let fleet = fleet(&origin).await;
+    let client = reqwest::Client::new();
+    let peer = |token: Option<&str>, host: &str| {
+        let mut req = client.get(format!("http://{}/hls/x.ts", fleet.peers[0])).header("host", host);
+        if let Some(t) = token {
+            req = req.header("x-dime-peer-token", t).header("x-dime-peer", "b");
+        }
+        req.send()
+    };
+    assert_eq!(peer(None, "video.test").await.unwrap().status(), 401);
+    assert_eq!(peer(Some("not-the-peer-token-0123"), "video.test").await.unwrap().status(), 403);
+    assert_eq!(peer(Some(PEER_TOKEN), "elsewhere.test").await.unwrap().status(), 404);
+    let ok = peer(Some(PEER_TOKEN), "video.test").await.unwrap();
+    assert_eq!(ok.status(), 200);
+    // The origin never sees the fleet's name or token.
+    let seen = ok.headers()["x-seen-headers"].to_str().unwrap().to_owned();
+    assert!(seen.contains("host") && !seen.contains("x-dime-peer"), "the origin was sent: {seen}");
+    assert_eq!(origin.hits_for("/hls/x.ts"), 1);
+    let refused = fleet.edges[0].metric(r#"dime_peer_requests_total{direction="served",result="unauthorized"}"#).await;
+    assert_eq!(refused, 1.0);
+}
+
+#[test]
+fn bad_member_lists_are_refused_at_start_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.yaml");
+    std::fs::write(&routes, cached_route("v", "video.test", "http://127.0.0.1:9", "{}")).unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("{PEER_TOKEN}\n")).unwrap();
+    let start = |extra: &[&str]| {
+        let out = Command::new(support::workspace_binary("dime-edge"))
+            .args(["run", "--routes", routes.to_str().unwrap(), "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args(["--peer-token-file", tokens.to_str().unwrap(), "--edge-name", "a"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let listen = ["--peer-listen", "127.0.0.1:18444"];
+    let cases: [(&[&str], &str); 5] = [
+        (&["--peers", "a=http://127.0.0.1:18444,a=http://127.0.0.1:18445"], "edge `a` is listed twice"),
+        (&["--peers", "b=http://127.0.0.1:18445"], "this edge, `a`, is not in the list"),
+        (&["--peers", "a=http://127.0.0.1:18444,b=https://peer-b:8444"], "a peer URL is http://IP:PORT"),
+        (&["--peers", "a=http://127.0.0.1:18999"], "advertises http://127.0.0.1:18444"),
+        (&["--peers", "a=http://127.0.0.1:18444,b=http://127.0.0.1:18444"], "the same address"),
+    ];
+    for (extra, want) in cases {
+        let (code, stderr) = start(&[&listen[..], extra].concat());
+        assert_eq!(code, Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains("peers") && stderr.contains(want), "{extra:?}: {stderr}");
+    }
+    let (code, stderr) = start(&["--peers", "a=http://127.0.0.1:18444"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--peer-listen"), "{stderr}");
+}

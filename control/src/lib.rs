@@ -3,6 +3,7 @@
 //! ([`compile`]), and serves it to edges ([`serve`]). `main.rs` parses flags and wires them together.
 
 pub mod compile;
+pub mod fleet;
 pub mod metrics;
 pub mod secrets;
 pub mod serve;

@@ -37,6 +37,13 @@ enum Command {
         /// (`dime-edge --control-ca`).
         #[arg(long, env = "DIME_TLS_CERT", value_name = "CERT:KEY")]
         tls_cert: Option<String>,
+        /// Namespace of the edges' Leases (control's own; in a cluster, POD_NAMESPACE from the downward API).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "dime-system")]
+        lease_namespace: String,
+        /// How long an edge's Lease lasts without a poll from it (the edges long-poll for 30 s; control renews
+        /// the Lease of a parked poll every third of this).
+        #[arg(long, env = "DIME_EDGE_LEASE", value_name = "DURATION", default_value = "90s", value_parser = lease)]
+        edge_lease: std::time::Duration,
     },
 }
 
@@ -81,14 +88,38 @@ fn settings(
 }
 
 /// Watches and serves until SIGTERM; `Err` when the API cannot be reached at start or the listener fails.
+fn lease(text: &str) -> Result<std::time::Duration, dime_routes::Invalid> {
+    let d = dime_routes::parse_duration(text)?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err(dime_routes::Invalid(format!("`{text}`: a Lease lasts at least 1s")));
+    }
+    Ok(d)
+}
+
+/// What `run` needs to know of the fleet's Leases.
+struct Leases {
+    namespace: String,
+    duration: std::time::Duration,
+}
+
 async fn run(
     namespaces: Vec<String>,
     listen: std::net::SocketAddr,
     tokens: Vec<String>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    leases: Leases,
 ) -> Result<(), RunError> {
     let client = kube::Client::try_default().await.map_err(RunError::Kube)?;
     let shared = Arc::new(Shared::new(tokens).map_err(RunError::Metrics)?);
+    let on_change = {
+        let shared = shared.clone();
+        move || shared.fleet_changed()
+    };
+    let fleet =
+        dime_control::fleet::Fleet::start(client.clone(), &leases.namespace, leases.duration, on_change.clone());
+    let _ = shared.fleet.set(fleet);
+    // A Lease expiring changes the fleet without a watch event: look again every tenth of a Lease.
+    tokio::spawn(dime_control::fleet::tick(leases.duration / 10, on_change));
     tokio::spawn(dime_control::watch::run(client, namespaces, shared.clone()));
     tokio::select! {
         r = serve::serve(listen, shared, tls) => r.map_err(|error| RunError::Listen { listen, error }),
@@ -100,7 +131,8 @@ async fn run(
 }
 
 fn main() -> ExitCode {
-    let Command::Run { namespaces, listen, token_file, tls_cert } = Cli::parse().command;
+    let Command::Run { namespaces, listen, token_file, tls_cert, lease_namespace, edge_lease } = Cli::parse().command;
+    let leases = Leases { namespace: lease_namespace, duration: edge_lease };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
@@ -115,7 +147,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .map_err(RunError::Runtime)
-        .and_then(|runtime| runtime.block_on(run(namespaces, listen, tokens, tls)));
+        .and_then(|runtime| runtime.block_on(run(namespaces, listen, tokens, tls, leases)));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub events_failed: IntCounter,
     pub requests: IntCounterVec,
     pub long_polls: IntGauge,
+    /// Edges by state against the table served now: current, stale, refusing, gone.
+    pub edges: IntGaugeVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -122,6 +124,16 @@ impl Metrics {
             long_polls: register(
                 &r,
                 IntGauge::with_opts(opts("dime_control_long_polls", "Edges waiting on a long-poll now."))?,
+            ),
+            edges: register(
+                &r,
+                IntGaugeVec::new(
+                    opts(
+                        "dime_control_edges",
+                        "Edges with a Lease, by state against the table served now (current, stale, refusing, gone).",
+                    ),
+                    &["state"],
+                )?,
             ),
             registry: r,
         })

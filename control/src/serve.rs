@@ -2,6 +2,7 @@
 //! tokens), `/healthz`, `/readyz`, `/metrics`. An axum [`app`] (routing and extractors; tested without a socket),
 //! served over plain TCP or TLS by [`serve`].
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,6 +15,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
+use sha2::Digest;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
@@ -42,6 +44,16 @@ pub struct Shared {
     pub tokens: Vec<String>,
     pub metrics: Metrics,
     pub status: Mutex<Status>,
+    /// The fleet's Leases, once the API client exists (`None` in tests of the API alone).
+    pub fleet: std::sync::OnceLock<Arc<crate::fleet::Fleet>>,
+    published: Mutex<Published>,
+}
+
+/// The compiled table (version, JSON) and the members last served with it.
+#[derive(Debug, Clone, Default)]
+struct Published {
+    table: Option<(String, String)>,
+    members: Vec<crate::fleet::Member>,
 }
 
 pub use dime_routes::clock::unix_secs_f64 as unix;
@@ -49,7 +61,67 @@ pub use dime_routes::clock::unix_secs_f64 as unix;
 impl Shared {
     pub fn new(tokens: Vec<String>) -> Result<Self, prometheus::Error> {
         let (current, _) = watch::channel(None);
-        Ok(Shared { current, tokens, metrics: Metrics::new()?, status: Mutex::new(Status::default()) })
+        Ok(Shared {
+            current,
+            tokens,
+            metrics: Metrics::new()?,
+            status: Mutex::new(Status::default()),
+            fleet: std::sync::OnceLock::new(),
+            published: Mutex::new(Published::default()),
+        })
+    }
+
+    /// A newly compiled table: served with the fleet's members.
+    pub fn publish_table(&self, version: String, json: String) {
+        self.published.lock().table = Some((version, json));
+        self.serve_current();
+    }
+
+    /// The Leases changed or one may have expired: serves the table again if the members changed, and updates
+    /// `dime_control_edges`.
+    pub fn fleet_changed(&self) {
+        let Some(fleet) = self.fleet.get() else { return };
+        let members = fleet.members();
+        let served = self.table_version();
+        let mut counts = BTreeMap::from([("current", 0), ("stale", 0), ("refusing", 0), ("gone", 0)]);
+        for e in fleet.edges(served.as_deref()) {
+            *counts.entry(e.state).or_default() += 1;
+        }
+        for (state, n) in counts {
+            self.metrics.edges.with_label_values(&[state]).set(n);
+        }
+        let mut published = self.published.lock();
+        if published.members != members {
+            published.members = members;
+            drop(published);
+            self.serve_current();
+        }
+    }
+
+    /// The version of the table being served (without the fleet part of the ETag).
+    pub fn table_version(&self) -> Option<String> {
+        self.published.lock().table.as_ref().map(|(v, _)| v.clone())
+    }
+
+    /// The table and the members as one answer: the members in a `fleet` field of the JSON, the ETag the table's
+    /// version and, with members, a hash of them (so a membership change reaches long-polls like a table edit).
+    fn serve_current(&self) {
+        let Published { table, members } = self.published.lock().clone();
+        let Some((version, json)) = table else { return };
+        let served = if members.is_empty() {
+            Served { version, json: json.into() }
+        } else {
+            let mut value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+            value["fleet"] = serde_json::json!({ "members": members });
+            let text = serde_json::to_string(&members).unwrap_or_default();
+            let digest = sha2::Sha256::digest(text.as_bytes());
+            let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+            Served { version: format!("{version}.{hash}"), json: serde_json::to_vec(&value).unwrap_or_default().into() }
+        };
+        if self.current.borrow().as_ref().is_some_and(|s| s.version == served.version) {
+            return;
+        }
+        self.current.send_replace(Some(Arc::new(served)));
     }
 
     fn status(&self) -> parking_lot::MutexGuard<'_, Status> {
@@ -140,6 +212,7 @@ pub fn app(shared: Arc<Shared>) -> Router {
         .route("/readyz", get(|State(shared): State<Arc<Shared>>| async move { shared.readyz() }))
         .route("/metrics", get(metrics))
         .route("/v1/routes", get(routes))
+        .route("/v1/edges", get(edges))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(shared)
 }
@@ -159,10 +232,31 @@ async fn routes(State(shared): State<Arc<Shared>>, headers: HeaderMap, RawQuery(
     r
 }
 
+/// `GET /v1/edges`: every edge with a Lease, what it runs and whether it refused the table served now.
+async fn edges(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if !authorized(&shared, &headers) {
+        return reply(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
+    }
+    let served = shared.table_version();
+    let edges = shared.fleet.get().map(|f| f.edges(served.as_deref())).unwrap_or_default();
+    let body = serde_json::json!({ "served_version": served, "edges": edges });
+    let mut r = reply(StatusCode::OK, serde_json::to_vec_pretty(&body).unwrap_or_default());
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r
+}
+
 async fn routes_answer(shared: &Shared, headers: &HeaderMap, wait: Duration) -> Response {
     if !authorized(shared, headers) {
         return reply(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
     }
+    // An edge says who it is on every poll: its Lease is renewed now and while the poll is parked.
+    let heard = match (shared.fleet.get(), crate::fleet::Report::from_headers(headers)) {
+        (Some(fleet), Some(report)) => {
+            fleet.heard(report.clone());
+            Some((fleet.clone(), report))
+        }
+        _ => None,
+    };
     let known =
         headers.get(http::header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(|v| v.trim_matches('"').to_owned());
     let Some(served) = shared.current.borrow().clone() else {
@@ -174,14 +268,25 @@ async fn routes_answer(shared: &Shared, headers: &HeaderMap, wait: Duration) -> 
     // Long-poll: answer when the version changes, or 304 when the wait is over.
     let mut rx = shared.current.subscribe();
     let _waiting = Waiting::new(&shared.metrics.long_polls);
+    let renew_every = heard.as_ref().map_or(MAX_WAIT, |(f, _)| f.duration() / 3).max(Duration::from_millis(100));
     let changed = tokio::time::timeout(wait, async {
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
         loop {
-            if rx.changed().await.is_err() {
-                return None;
-            }
-            let now = rx.borrow().clone();
-            if let Some(s) = now.filter(|s| s.version != served.version) {
-                return Some(s);
+            tokio::select! {
+                c = rx.changed() => {
+                    if c.is_err() {
+                        return None;
+                    }
+                    let now = rx.borrow().clone();
+                    if let Some(s) = now.filter(|s| s.version != served.version) {
+                        return Some(s);
+                    }
+                }
+                _ = renew.tick() => {
+                    if let Some((fleet, report)) = &heard {
+                        fleet.heard(report.clone());
+                    }
+                }
             }
         }
     })

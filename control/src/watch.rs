@@ -15,7 +15,7 @@ use kube::{Api, Client, Resource};
 
 use crate::compile::{self, RejectReason, Rejection, Source};
 use crate::secrets::{Cluster, Secrets};
-use crate::serve::{Served, Shared};
+use crate::serve::Shared;
 
 /// ConfigMaps with native Dime routes.
 pub const NATIVE_LABEL: &str = "dime-routes=true";
@@ -229,7 +229,7 @@ fn report_rejections(
 fn serve_table(shared: &Arc<Shared>, compiled: &compile::Compiled) {
     let m = &shared.metrics;
     let version = compiled.table.version().to_owned();
-    if shared.current.borrow().as_ref().is_some_and(|s| s.version == version) {
+    if shared.table_version().as_deref() == Some(version.as_str()) {
         return;
     }
     tracing::info!(%version, routes = compiled.table.routes().len(), tcp_routes = compiled.table.tcp_routes().len(), accepted = ?compiled.accepted, rejected = compiled.rejected.len(), "route table compiled");
@@ -238,8 +238,7 @@ fn serve_table(shared: &Arc<Shared>, compiled: &compile::Compiled) {
     m.table_routes.with_label_values(&["http"]).set(compiled.table.routes().len() as i64);
     m.table_routes.with_label_values(&["tcp"]).set(compiled.table.tcp_routes().len() as i64);
     m.table_published_time.set(crate::serve::unix(SystemTime::now()));
-    let served = Served { version, json: compiled.table.to_json().into() };
-    shared.current.send_replace(Some(Arc::new(served)));
+    shared.publish_table(version, compiled.table.to_json());
 }
 
 fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>

@@ -295,6 +295,8 @@ pub struct EdgeConfig {
     pub cache: CacheSettings,
     pub admin_token_file: Option<PathBuf>,
     pub signing_keys: Option<PathBuf>,
+    /// `--edge-name`, or the host name: how this edge introduces itself to control and to its peers.
+    pub edge_name: String,
     pub fleet: Option<crate::fleet::FleetSettings>,
 }
 
@@ -451,13 +453,17 @@ fn fleet_settings(s: &RunArgs) -> Result<Option<crate::fleet::FleetSettings>, Co
         }
         None => format!("http://{listen}"),
     };
-    if s.peers.is_empty() {
-        return Err(invalid("peers", "list the fleet's edges, this one included: --peers NAME=URL,..."));
+    if s.peers.is_empty() && s.control.is_empty() {
+        let hint = "list the fleet's edges, this one included (--peers NAME=URL,...), or take them from --control";
+        return Err(invalid("peers", hint));
     }
     let members =
         s.peers.iter().map(|p| Member::parse(p)).collect::<Result<Vec<_>, _>>().map_err(|e| invalid("peers", e))?;
-    let name = s.edge_name.clone().unwrap_or_else(host_name);
-    check_members(&name, &advertise, &members).map_err(|e| invalid("peers", e))?;
+    let name = edge_name(s);
+    if !members.is_empty() {
+        check_members(&name, &advertise, &members).map_err(|e| invalid("peers", e))?;
+    }
+    crate::fleet::peer_addr(&advertise).map_err(|e| invalid("peer_advertise", e))?;
     let token_file = s.peer_token_file.clone().ok_or_else(|| {
         invalid(
             "peer_token_file",
@@ -466,6 +472,10 @@ fn fleet_settings(s: &RunArgs) -> Result<Option<crate::fleet::FleetSettings>, Co
     })?;
     let timeout = duration("peer_timeout", &s.peer_timeout)?;
     Ok(Some(FleetSettings { name, listen, advertise, members, token_file, timeout }))
+}
+
+fn edge_name(s: &RunArgs) -> String {
+    s.edge_name.clone().unwrap_or_else(host_name)
 }
 
 /// The kernel's host name (the default edge name), or `dime-edge` if it cannot be read.
@@ -547,6 +557,7 @@ impl EdgeConfig {
             cache: cache_settings(&s)?,
             admin_token_file: s.admin_token_file.clone(),
             signing_keys: s.signing_keys.clone(),
+            edge_name: edge_name(&s),
             fleet: fleet_settings(&s)?,
         })
     }

@@ -138,6 +138,8 @@ impl Ring {
 #[derive(Debug)]
 pub struct Fleet {
     pub me: String,
+    /// This edge as a member (its advertised peer URL), on the ring whatever control's list says.
+    own: Option<Member>,
     ring: ArcSwap<Ring>,
     /// Tokens a peer may present; the first is the one this edge presents.
     tokens: Vec<String>,
@@ -147,8 +149,14 @@ pub struct Fleet {
 
 impl Fleet {
     pub fn new(settings: &FleetSettings, tokens: Vec<String>) -> Fleet {
+        let own = peer_addr(&settings.advertise).ok().map(|addr| Member {
+            name: settings.name.clone(),
+            url: settings.advertise.clone(),
+            addr,
+        });
         Fleet {
             me: settings.name.clone(),
+            own,
             ring: ArcSwap::from_pointee(Ring::new(settings.members.clone())),
             tokens,
             timeout: settings.timeout,
@@ -158,6 +166,34 @@ impl Fleet {
 
     pub fn ring(&self) -> Arc<Ring> {
         self.ring.load_full()
+    }
+
+    /// The members control serves with the table (this edge added if it is not among them yet, e.g. before its
+    /// first Lease): the ring is rebuilt when they changed. Entries with a bad URL are skipped and logged.
+    pub fn set_members(&self, listed: &[(String, String)]) {
+        let mut members: Vec<Member> = Vec::new();
+        for (name, url) in listed {
+            match peer_addr(url) {
+                Ok(addr) if !members.iter().any(|m| m.name == *name || m.addr == addr) => {
+                    members.push(Member { name: name.clone(), url: url.clone(), addr });
+                }
+                Ok(_) => tracing::warn!(edge = name, url, "control lists a member twice; keeping the first"),
+                Err(e) => tracing::warn!(edge = name, error = %e, "control lists a member with an unusable URL"),
+            }
+        }
+        if let Some(own) = &self.own {
+            members.retain(|m| m.name == own.name || m.addr != own.addr);
+            if !members.iter().any(|m| m.name == own.name) {
+                members.push(own.clone());
+            }
+        }
+        members.sort_by(|a, b| a.name.cmp(&b.name));
+        if self.ring().members() == members.as_slice() {
+            return;
+        }
+        let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+        tracing::info!(members = ?names, "fleet members changed");
+        self.ring.store(Arc::new(Ring::new(members)));
     }
 
     /// The member to ask for `key`: the first on the ring that this request has not tried and that is not
@@ -196,6 +232,26 @@ impl Fleet {
     pub fn record_success(&self, member: SocketAddr) {
         self.failures.lock().remove(&member);
     }
+}
+
+/// A table payload from control: the route table's text, and the fleet's members if control sent them (in a
+/// `fleet` field next to the table's own).
+pub fn split_payload(text: &str) -> (std::borrow::Cow<'_, str>, Option<Vec<(String, String)>>) {
+    if !text.contains("\"fleet\"") {
+        return (text.into(), None);
+    }
+    let Ok(serde_json::Value::Object(mut doc)) = serde_json::from_str::<serde_json::Value>(text) else {
+        return (text.into(), None);
+    };
+    let Some(fleet) = doc.remove("fleet") else { return (text.into(), None) };
+    let members = fleet["members"]
+        .as_array()
+        .map(|list| {
+            list.iter().filter_map(|m| Some((m["name"].as_str()?.to_owned(), m["url"].as_str()?.to_owned()))).collect()
+        })
+        .unwrap_or_default();
+    let table = serde_json::to_string(&serde_json::Value::Object(doc)).unwrap_or_default();
+    (table.into(), Some(members))
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ pub struct Metrics {
     pub upstream_connect_failures: IntCounterVec,
     pub upstream_retries: IntCounterVec,
     pub peer_requests: IntCounterVec,
+    pub fleet_members: IntGauge,
     pub upstream_unavailable: IntCounterVec,
     pub upstream_endpoint_healthy: IntGaugeVec,
     pub upstream_dns_failures: IntCounterVec,
@@ -120,6 +121,12 @@ impl Metrics {
                 &["route"]
             ),
             requests_in_flight: build!(r, IntGauge, "dime_http_requests_in_flight", "Requests being processed now."),
+            fleet_members: build!(
+                r,
+                IntGauge,
+                "dime_fleet_members",
+                "Edges on this edge's ring (itself included; 0 without a fleet)."
+            ),
             connections_open: build!(
                 r,
                 IntGauge,

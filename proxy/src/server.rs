@@ -152,7 +152,11 @@ fn open_files(cfg: &EdgeConfig, metrics: &Arc<Metrics>) -> Result<Opened, StartE
         Some(f) => {
             let tokens = crate::config::read_tokens(&f.token_file).map_err(|e| setting("peer_token_file", e))?;
             tracing::info!(edge = f.name, members = f.members.len(), peer_listen = %f.listen, "fleet tier on");
-            Some(Arc::new(crate::fleet::Fleet::new(f, tokens)))
+            let fleet = crate::fleet::Fleet::new(f, tokens);
+            if !f.members.is_empty() {
+                metrics.fleet_members.set(fleet.ring().members().len() as i64);
+            }
+            Some(Arc::new(fleet))
         }
         None => None,
     };
@@ -161,7 +165,11 @@ fn open_files(cfg: &EdgeConfig, metrics: &Arc<Metrics>) -> Result<Opened, StartE
 
 /// The route source the settings name, checked at start: a routes file must be valid, a control token file
 /// readable, a state directory writable.
-fn route_source(cfg: &EdgeConfig, state: &Arc<State>) -> Result<Routes, StartError> {
+fn route_source(
+    cfg: &EdgeConfig,
+    state: &Arc<State>,
+    fleet: Option<&Arc<crate::fleet::Fleet>>,
+) -> Result<Routes, StartError> {
     match &cfg.routes {
         RouteSource::File(path) => {
             let source = FileSource { path: path.clone(), state: state.clone() };
@@ -191,6 +199,9 @@ fn route_source(cfg: &EdgeConfig, state: &Arc<State>) -> Result<Routes, StartErr
                 token: tokens.swap_remove(0),
                 state_dir: state_dir.clone(),
                 state: state.clone(),
+                edge_name: cfg.edge_name.clone(),
+                fleet: cfg.fleet.as_ref().zip(fleet.cloned()).map(|(f, fleet)| (f.advertise.clone(), fleet)),
+                refused: parking_lot::Mutex::new(None),
             }))
         }
     }
@@ -334,7 +345,7 @@ pub fn run(cfg: EdgeConfig) -> Result<(), StartError> {
         certs: opened.certs.clone(),
     };
     let state = Arc::new(State::new(metrics.clone(), resolver, holdings));
-    let source = route_source(&cfg, &state)?;
+    let source = route_source(&cfg, &state, opened.fleet.as_ref())?;
 
     let mut server = pingora_server(&cfg);
     let conf = server.configuration.clone();

@@ -134,6 +134,18 @@ pub async fn apply_rbac(client: &Client) {
                     .await
                     .unwrap(),
             ),
+            "Role" => drop(
+                Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(client.clone(), "dime-system")
+                    .create(&pp, &serde_yaml::from_value(value).unwrap())
+                    .await
+                    .unwrap(),
+            ),
+            "RoleBinding" => drop(
+                Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(client.clone(), "dime-system")
+                    .create(&pp, &serde_yaml::from_value(value).unwrap())
+                    .await
+                    .unwrap(),
+            ),
             other => panic!("unexpected kind {other} in rbac.yaml"),
         }
     }
@@ -145,6 +157,11 @@ pub fn start_control(kube: &Kube) -> Control {
 
 /// Control serving https with `CERT:KEY` when given; `url` is then https://localhost:PORT.
 pub fn start_control_with(kube: &Kube, tls_cert: Option<&str>) -> Control {
+    start_control_args(kube, tls_cert, &[])
+}
+
+/// [`start_control_with`], with more `dime-control run` arguments.
+pub fn start_control_args(kube: &Kube, tls_cert: Option<&str>, extra: &[&str]) -> Control {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
@@ -154,6 +171,7 @@ pub fn start_control_with(kube: &Kube, tls_cert: Option<&str>) -> Control {
     if let Some(t) = tls_cert {
         cmd.args(["--tls-cert", t]);
     }
+    cmd.args(extra);
     let child = cmd
         .env("KUBECONFIG", kube.control_kubeconfig())
         .stderr(std::fs::File::create(dir.path().join("control.log")).unwrap())

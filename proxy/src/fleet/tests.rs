@@ -108,6 +108,21 @@ fn a_key_goes_to_its_owner_or_past_failed_members_to_the_origin() {
 }
 
 #[test]
+fn members_from_control_always_include_this_edge_and_a_payload_splits() {
+    let mut s = settings("edge-0", Vec::new());
+    s.advertise = "http://10.0.0.1:8444".into();
+    let fleet = Fleet::new(&s, vec![]);
+    fleet.set_members(&[("edge-1".into(), "http://10.0.0.2:8444".into()), ("bad".into(), "https://x:1".into())]);
+    let names: Vec<String> = fleet.ring().members().iter().map(|m| m.name.clone()).collect();
+    assert_eq!(names, ["edge-0", "edge-1"]);
+    let payload = r#"{"version":1,"http":{"routes":[]},"fleet":{"members":[{"name":"a","url":"http://10.0.0.9:1"}]}}"#;
+    let (table, members) = split_payload(payload);
+    assert!(!table.contains("fleet") && table.contains("routes"), "{table}");
+    assert_eq!(members.unwrap(), [("a".to_owned(), "http://10.0.0.9:1".to_owned())]);
+    assert!(split_payload(r#"{"version":1}"#).1.is_none());
+}
+
+#[test]
 fn peer_tokens_are_checked() {
     let fleet =
         Fleet::new(&settings("edge-0", members(2)), vec!["new-peer-token-0123".into(), "old-peer-token-0123".into()]);

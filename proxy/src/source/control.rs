@@ -135,6 +135,7 @@ async fn poll(
     token: &str,
     etag: Option<&str>,
     wait: Duration,
+    said: &[(&'static str, String)],
 ) -> Result<Answer, FetchError> {
     let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
         .await
@@ -146,6 +147,9 @@ async fn poll(
         .header(http::header::USER_AGENT, concat!("dime-edge/", env!("CARGO_PKG_VERSION")));
     if let Some(e) = etag {
         req = req.header(http::header::IF_NONE_MATCH, format!("\"{e}\""));
+    }
+    for (name, value) in said {
+        req = req.header(*name, value.as_str());
     }
     let req = req.body(Empty::new()).map_err(|e| fail("status", e.to_string()))?;
     let resp = sender.send_request(req).await.map_err(|e| fail("connect", e.to_string()))?;
@@ -176,9 +180,10 @@ async fn fetch(
     token: &str,
     etag: Option<&str>,
     wait: Duration,
+    said: &[(&'static str, String)],
 ) -> Result<Answer, FetchError> {
     let stream = open(url, tls).await?;
-    tokio::time::timeout(wait + ANSWER_SLACK, poll(stream, url, token, etag, wait))
+    tokio::time::timeout(wait + ANSWER_SLACK, poll(stream, url, token, etag, wait, said))
         .await
         .map_err(|_| fail("timeout", format!("no answer within {:?}", wait + ANSWER_SLACK)))?
 }
@@ -203,6 +208,13 @@ pub struct ControlSource {
     pub token: String,
     pub state_dir: Option<PathBuf>,
     pub state: Arc<State>,
+    /// How this edge introduces itself on each poll (control keeps its Lease and shows it in `/v1/edges`).
+    pub edge_name: String,
+    /// The fleet, when this edge has a peer listener: its advertised URL goes to control, the members control
+    /// serves come back to its ring.
+    pub fleet: Option<(String, Arc<crate::fleet::Fleet>)>,
+    /// The last payload this edge refused: control's version of it, and the first error.
+    pub refused: parking_lot::Mutex<Option<(String, String)>>,
 }
 
 impl std::fmt::Debug for ControlSource {
@@ -216,6 +228,33 @@ impl std::fmt::Debug for ControlSource {
 }
 
 impl ControlSource {
+    /// What this edge says of itself on a poll: its name, its peer URL, the table it runs and the last one it
+    /// refused (header names in `dime_control::fleet`).
+    fn said(&self) -> Vec<(&'static str, String)> {
+        let mut said = vec![("x-dime-edge", self.edge_name.clone())];
+        if let Some((url, _)) = &self.fleet {
+            said.push(("x-dime-peer-url", url.clone()));
+        }
+        if let Some(active) = self.state.current() {
+            said.push(("x-dime-applied", active.table.version().to_owned()));
+        }
+        if let Some((version, why)) = self.refused.lock().clone() {
+            said.push(("x-dime-refused", version));
+            // A header value: one line, printable, bounded.
+            let why: String = why.chars().filter(|c| !c.is_control()).take(200).collect();
+            said.push(("x-dime-refused-reason", why));
+        }
+        said
+    }
+
+    /// The members control sent with a table go to the ring.
+    fn take_members(&self, members: Option<Vec<(String, String)>>) {
+        if let (Some((_, fleet)), Some(members)) = (&self.fleet, members) {
+            fleet.set_members(&members);
+            self.state.metrics.fleet_members.set(fleet.ring().members().len() as i64);
+        }
+    }
+
     /// Reads the last good table from the state dir, if there is one. A file that does not validate (damaged, or
     /// written by another version) is reported and not used.
     pub fn load_state(&self) -> Option<dime_routes::RouteTable> {
@@ -228,7 +267,9 @@ impl ControlSource {
                 return None;
             }
         };
-        match dime_routes::parse(&path.display().to_string(), &text) {
+        let (table, members) = crate::fleet::split_payload(&text);
+        self.take_members(members);
+        match dime_routes::parse(&path.display().to_string(), &table) {
             Ok(t) => Some(t),
             Err(errors) => {
                 for e in errors.iter() {
@@ -251,17 +292,32 @@ impl ControlSource {
     async fn take(&self, url: &ControlUrl, etag: Option<String>, body: &[u8]) -> Result<String, Option<String>> {
         let source = format!("control:{}", url.text);
         let text = String::from_utf8_lossy(body);
+        let (text, members) = crate::fleet::split_payload(&text);
         match dime_routes::parse(&source, &text) {
             Ok(table) => {
-                if etag.as_deref().is_some_and(|e| e != table.version()) {
-                    tracing::warn!(etag = ?etag, version = table.version(), "control's ETag differs from the table's content version; using the content version");
-                }
+                // Control's ETag is the table's version, followed by `.` and a hash of the members it sent.
                 let version = table.version().to_owned();
+                let next = match etag.filter(|e| e.split('.').next() == Some(version.as_str())) {
+                    Some(tag) => tag,
+                    None => {
+                        tracing::warn!(version = table.version(), "control's ETag does not name the table's content version; long-polling on the content version");
+                        version.clone()
+                    }
+                };
+                self.take_members(members);
                 let changed = self.state.current().is_none_or(|a| a.table.version() != version);
                 if changed && table.routes().is_empty() && table.tcp_routes().is_empty() {
                     tracing::warn!(control = %url.text, "control serves an empty route table (no route ConfigMaps accepted): every route is removed");
                 }
                 self.state.apply(table, &source, EmptyTable::Allowed).await;
+                if self.state.current().is_none_or(|a| a.table.version() != version) {
+                    // Valid, but this edge cannot run it (e.g. a signing key or TCP entrypoint it lacks): said
+                    // to control, and the table in service stays.
+                    let why = self.state.last_rejected().and_then(|r| r.errors.first().cloned()).unwrap_or_default();
+                    *self.refused.lock() = Some((next.clone(), why));
+                    return Ok(next);
+                }
+                *self.refused.lock() = None;
                 if let Some(dir) = &self.state_dir {
                     match persist(dir, body) {
                         Ok(()) => tracing::debug!(dir = %dir.display(), %version, "saved route table"),
@@ -271,12 +327,14 @@ impl ControlSource {
                         }
                     }
                 }
-                Ok(version)
+                Ok(next)
             }
             Err(errors) => {
                 // Keep the table in service; wait for the next version rather than fetching this one again.
                 self.state.metrics.routes_fetch_failures.with_label_values(&["invalid"]).inc();
                 self.state.reject(&source, &errors);
+                let first = errors.iter().next().map(|e| e.to_string()).unwrap_or_default();
+                *self.refused.lock() = Some((etag.clone().unwrap_or_default(), first));
                 Err(etag)
             }
         }
@@ -302,7 +360,8 @@ impl ControlSource {
     /// table taken (or refused) moves it on.
     async fn pass(&self, etag: &mut Option<String>, wait: Duration, failures: u32) -> Pass {
         for url in &self.urls {
-            match fetch(url, self.tls.as_ref(), &self.token, etag.as_deref(), wait).await {
+            let said = self.said();
+            match fetch(url, self.tls.as_ref(), &self.token, etag.as_deref(), wait, &said).await {
                 Ok(answer) => return self.answered(url, answer, etag, failures).await,
                 Err(e) => {
                     self.state.metrics.routes_fetch_failures.with_label_values(&[e.reason]).inc();

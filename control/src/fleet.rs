@@ -1,0 +1,305 @@
+//! The fleet, kept in the cluster: one `coordination.k8s.io/v1` Lease per edge in control's namespace, renewed
+//! while the edge polls (on each poll, and while its long-poll is parked), expiring when it stops. Every control
+//! replica writes and watches the same Leases, so all serve the same fleet, a restart loses nothing, and
+//! `kubectl get leases -n dime-system -l dime.dev/edge` shows it. Leases, not a custom resource: they are the
+//! Kubernetes record of "who is alive, renewed until when" (node heartbeats, leader election), need no CRD to
+//! install, and RBAC grants them per namespace.
+//!
+//! An edge says who it is on every poll, in request headers: its name, its peer URL, the table version it
+//! applied and the last one it refused and why (the Envoy ACK/NACK view, `GET /v1/edges`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use http::HeaderMap;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{ObjectMeta, Patch, PatchParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client};
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::time::Instant;
+
+pub const EDGE_HEADER: &str = "x-dime-edge";
+pub const PEER_URL_HEADER: &str = "x-dime-peer-url";
+pub const APPLIED_HEADER: &str = "x-dime-applied";
+pub const REFUSED_HEADER: &str = "x-dime-refused";
+pub const REFUSED_WHY_HEADER: &str = "x-dime-refused-reason";
+
+/// The label every edge Lease carries (its value: the edge's name).
+pub const LEASE_LABEL: &str = "dime.dev/edge";
+const PEER_URL: &str = "dime.dev/peer-url";
+const APPLIED: &str = "dime.dev/applied-version";
+const REFUSED: &str = "dime.dev/refused-version";
+const REFUSED_WHY: &str = "dime.dev/refused-reason";
+
+/// What an edge says of itself on a poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub name: String,
+    pub peer_url: Option<String>,
+    pub applied: Option<String>,
+    pub refused: Option<(String, String)>,
+}
+
+impl Report {
+    /// The report in a poll's headers; `None` for a client that does not say its name (not an edge of the fleet).
+    pub fn from_headers(headers: &HeaderMap) -> Option<Report> {
+        let text =
+            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
+        let name = text(EDGE_HEADER)?;
+        if name.len() > 63 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            return None;
+        }
+        let refused = text(REFUSED_HEADER).map(|v| (v.to_owned(), text(REFUSED_WHY_HEADER).unwrap_or("").to_owned()));
+        Some(Report {
+            name: name.to_owned(),
+            peer_url: text(PEER_URL_HEADER).map(str::to_owned),
+            applied: text(APPLIED_HEADER).map(str::to_owned),
+            refused,
+        })
+    }
+}
+
+/// One edge as `GET /v1/edges` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EdgeView {
+    pub name: String,
+    pub peer_url: Option<String>,
+    pub applied_version: Option<String>,
+    pub refused_version: Option<String>,
+    pub refused_reason: Option<String>,
+    /// Unix seconds of the last renewal.
+    pub last_seen: i64,
+    /// `current` (runs the table served now), `stale` (runs an older one), `refusing` (refused the one served
+    /// now), `gone` (its Lease expired).
+    pub state: &'static str,
+}
+
+/// A fleet member as the edges get it with the table.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Member {
+    pub name: String,
+    pub url: String,
+}
+
+/// The fleet's Leases: written by [`Fleet::heard`], read from a reflector.
+pub struct Fleet {
+    api: Api<Lease>,
+    store: Store<Lease>,
+    duration: Duration,
+    /// When this replica last wrote each edge's Lease, and what it wrote.
+    written: Mutex<BTreeMap<String, (Instant, Report)>>,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet").field("duration", &self.duration).finish_non_exhaustive()
+    }
+}
+
+impl Fleet {
+    /// Starts watching the edge Leases of `namespace`; `changed` is called on every change of them.
+    pub fn start(
+        client: Client,
+        namespace: &str,
+        duration: Duration,
+        changed: impl Fn() + Send + 'static,
+    ) -> Arc<Fleet> {
+        let api: Api<Lease> = Api::namespaced(client, namespace);
+        let (store, writer) = reflector::store();
+        let events = watcher(api.clone(), watcher::Config::default().labels(LEASE_LABEL));
+        let mut stream = reflector::reflector(writer, events).default_backoff().touched_objects().boxed();
+        tokio::spawn(async move {
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(_) => changed(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot watch the edge Leases; the fleet shown is the last one read")
+                    }
+                }
+            }
+        });
+        Arc::new(Fleet { api, store, duration, written: Mutex::new(BTreeMap::new()) })
+    }
+
+    /// How long an edge's Lease lasts without renewal.
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
+    /// An edge polled (or is still parked on a long-poll): renews its Lease when a third of it has passed since
+    /// this replica last did, or at once when what the edge says changed.
+    pub fn heard(self: &Arc<Self>, report: Report) {
+        let now = Instant::now();
+        {
+            let mut written = self.written.lock();
+            let fresh =
+                written.get(&report.name).is_some_and(|(at, said)| *said == report && now < *at + self.duration / 3);
+            if fresh {
+                return;
+            }
+            written.insert(report.name.clone(), (now, report.clone()));
+        }
+        let fleet = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = fleet.renew(&report).await {
+                tracing::warn!(edge = report.name, error = %e, "cannot renew the edge's Lease");
+                fleet.written.lock().remove(&report.name);
+            }
+        });
+    }
+
+    async fn renew(&self, report: &Report) -> Result<(), kube::Error> {
+        let name = format!("dime-edge-{}", report.name.to_ascii_lowercase().replace(['_', '.'], "-"));
+        let mut annotations = BTreeMap::new();
+        let mut put = |k: &str, v: Option<&String>| {
+            annotations.insert(k.to_owned(), v.cloned().unwrap_or_default());
+        };
+        put(PEER_URL, report.peer_url.as_ref());
+        put(APPLIED, report.applied.as_ref());
+        put(REFUSED, report.refused.as_ref().map(|(v, _)| v));
+        put(REFUSED_WHY, report.refused.as_ref().map(|(_, why)| why));
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some(BTreeMap::from([(LEASE_LABEL.to_owned(), report.name.clone())])),
+                annotations: Some(annotations),
+                ..Default::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(report.name.clone()),
+                lease_duration_seconds: Some(self.duration.as_secs().max(1) as i32),
+                renew_time: Some(MicroTime(k8s_openapi::jiff::Timestamp::now())),
+                ..Default::default()
+            }),
+        };
+        let mut value = serde_json::to_value(&lease).unwrap_or_default();
+        value["apiVersion"] = "coordination.k8s.io/v1".into();
+        value["kind"] = "Lease".into();
+        let params = PatchParams::apply("dime-control").force();
+        self.api.patch(&name, &params, &Patch::Apply(&value)).await.map(|_| ())
+    }
+
+    /// Every edge with a Lease, with its state against the table version served now.
+    pub fn edges(&self, served: Option<&str>) -> Vec<EdgeView> {
+        let now = k8s_openapi::jiff::Timestamp::now().as_second();
+        let mut edges: Vec<EdgeView> = self.store.state().iter().filter_map(|lease| view(lease, served, now)).collect();
+        edges.sort_by(|a, b| a.name.cmp(&b.name));
+        edges
+    }
+
+    /// The live members with a peer URL, as the edges get them.
+    pub fn members(&self) -> Vec<Member> {
+        let mut members: Vec<Member> = self
+            .edges(None)
+            .into_iter()
+            .filter(|e| e.state != "gone")
+            .filter_map(|e| Some(Member { url: e.peer_url.clone()?, name: e.name }))
+            .collect();
+        members.sort();
+        members
+    }
+}
+
+fn view(lease: &Lease, served: Option<&str>, now: i64) -> Option<EdgeView> {
+    let spec = lease.spec.as_ref()?;
+    let name = spec.holder_identity.clone()?;
+    let annotation =
+        |k: &str| lease.metadata.annotations.as_ref().and_then(|a| a.get(k)).filter(|v| !v.is_empty()).cloned();
+    let last_seen = spec.renew_time.as_ref().map_or(0, |t| t.0.as_second());
+    let expires = last_seen + i64::from(spec.lease_duration_seconds.unwrap_or(0));
+    // The refused version is control's ETag: the table's version, maybe `.` and the members' hash.
+    let (applied, refused) = (annotation(APPLIED), annotation(REFUSED));
+    let state = if expires <= now {
+        "gone"
+    } else if served.is_some() && refused.as_deref().and_then(|r| r.split('.').next()) == served {
+        "refusing"
+    } else if served.is_none() || applied.as_deref() == served {
+        "current"
+    } else {
+        "stale"
+    };
+    Some(EdgeView {
+        name,
+        peer_url: annotation(PEER_URL),
+        applied_version: applied,
+        refused_version: refused,
+        refused_reason: annotation(REFUSED_WHY),
+        last_seen,
+        state,
+    })
+}
+
+/// Drives `changed` every `every` (expiry changes the fleet without a watch event), until the process ends.
+pub async fn tick(every: Duration, changed: impl Fn()) {
+    let mut interval = tokio::time::interval(every);
+    loop {
+        interval.tick().await;
+        changed();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn lease(name: &str, renewed: i64, applied: &str, refused: &str) -> Lease {
+        let annotations = BTreeMap::from([
+            (PEER_URL.to_owned(), format!("http://10.0.0.1:8444/{name}")),
+            (APPLIED.to_owned(), applied.to_owned()),
+            (REFUSED.to_owned(), refused.to_owned()),
+            (REFUSED_WHY.to_owned(), if refused.is_empty() { String::new() } else { "bad".into() }),
+        ]);
+        Lease {
+            metadata: ObjectMeta { annotations: Some(annotations), ..Default::default() },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(name.into()),
+                lease_duration_seconds: Some(90),
+                renew_time: Some(MicroTime(k8s_openapi::jiff::Timestamp::from_second(renewed).unwrap())),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn an_edge_is_current_stale_refusing_or_gone() {
+        let now = 1_800_000_000;
+        let cases = [
+            ("runs the table served", lease("a", now - 10, "v2", ""), "current"),
+            ("runs an older table", lease("b", now - 10, "v1", ""), "stale"),
+            (
+                "refused the one served (ETag with the members' hash)",
+                lease("c", now - 10, "v1", "v2.ab12cd34"),
+                "refusing",
+            ),
+            ("refused an older one, runs the served one", lease("d", now - 10, "v2", "v1"), "current"),
+            ("not renewed for longer than its Lease", lease("e", now - 91, "v2", ""), "gone"),
+        ];
+        for (what, lease, want) in cases {
+            assert_eq!(view(&lease, Some("v2"), now).unwrap().state, want, "{what}");
+        }
+        let v = view(&lease("c", now, "v1", "v2"), Some("v2"), now).unwrap();
+        assert_eq!((v.refused_version.as_deref(), v.refused_reason.as_deref()), (Some("v2"), Some("bad")));
+    }
+
+    #[test]
+    fn a_poll_names_its_edge_or_is_not_an_edge_of_the_fleet() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(Report::from_headers(&headers), None);
+        headers.insert(EDGE_HEADER, "edge-a".parse().unwrap());
+        headers.insert(APPLIED_HEADER, "v1".parse().unwrap());
+        headers.insert(REFUSED_HEADER, "v2".parse().unwrap());
+        headers.insert(REFUSED_WHY_HEADER, "no key".parse().unwrap());
+        let r = Report::from_headers(&headers).unwrap();
+        assert_eq!((r.name.as_str(), r.applied.as_deref(), r.peer_url), ("edge-a", Some("v1"), None));
+        assert_eq!(r.refused, Some(("v2".into(), "no key".into())));
+        headers.insert(EDGE_HEADER, "not a name/".parse().unwrap());
+        assert_eq!(Report::from_headers(&headers), None);
+    }
+}

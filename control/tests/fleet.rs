@@ -1,0 +1,146 @@
+//! The fleet kept in the cluster, all real: etcd + kube-apiserver (RBAC) → dime-control (as its ServiceAccount,
+//! with the manifests' Role for Leases) → three dime-edge processes pulling with --control and a peer listener
+//! each, no --peers. The edges appear as Leases and in `GET /v1/edges`; control serves the members with the
+//! table, so each object is fetched from the origin once for the fleet; an edge that stops is marked gone when its
+//! Lease expires and leaves the others' rings.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::Duration;
+
+use indoc::formatdoc;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{ListParams, PostParams};
+use kube::Api;
+use support::*;
+
+const PEER_TOKEN: &str = "fleet-peer-token-0123456789";
+
+fn routes(origin: &Origin) -> String {
+    formatdoc!(
+        r#"
+            version: 1
+            http:
+              routes:
+                - {{ name: video, match: [{{ hosts: [video.test] }}], upstream: o, cache: {{}} }}
+              upstreams:
+                o: {{ servers: [{{ url: "{}" }}] }}
+            "#,
+        origin.url()
+    )
+}
+
+async fn edges_view(http: &reqwest::Client, control: &Control) -> serde_json::Value {
+    let r = http.get(format!("{}/v1/edges", control.url)).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    serde_json::from_str(&r.text().await.unwrap()).unwrap()
+}
+
+/// The state of each edge in `/v1/edges`, by name.
+fn states(view: &serde_json::Value) -> Vec<(String, String)> {
+    view["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap().to_owned(), e["state"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_lives_in_leases_and_reaches_every_edge() {
+    let kube = Kube::start();
+    let k = kube.client().await;
+    apply_rbac(&k).await;
+    let origin = Origin::start("o").await;
+    let cms: Api<ConfigMap> = Api::namespaced(k.clone(), "default");
+    let pp = PostParams::default();
+    cms.create(&pp, &configmap("video", ("dime-routes", "true"), "routes.yaml", &routes(&origin))).await.unwrap();
+    // Short Leases, so that a stopped edge is gone within the test.
+    let control = start_control_args(&kube, None, &["--edge-lease", "3s"]);
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    std::fs::write(w.join("token"), format!("{TOKEN}\n")).unwrap();
+    std::fs::write(w.join("peer-tokens"), format!("{PEER_TOKEN}\n")).unwrap();
+    let mut edges = Vec::new();
+    for name in ["a", "b", "c"] {
+        let peer = dime_testkit::free_addr().to_string();
+        let state = w.join(format!("state-{name}"));
+        let mut args = vec!["--edge-name", name, "--peer-listen", &peer];
+        let tokens = w.join("peer-tokens");
+        args.extend(["--peer-token-file", tokens.to_str().unwrap()]);
+        edges.push(Edge::with_control(&[&control.url], &w.join("token"), &state, &args).await);
+    }
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+
+    // Every edge appears, current, with its peer URL; as a Lease too.
+    let (h, c) = (&http, &control);
+    eventually(secs(20), ms(100), "the three edges never all showed as current", String::new, || async move {
+        let view = edges_view(h, c).await;
+        let want: Vec<(String, String)> = ["a", "b", "c"].iter().map(|n| (n.to_string(), "current".into())).collect();
+        (states(&view) == want).then_some(())
+    })
+    .await;
+    let view = edges_view(&http, &control).await;
+    assert!(view["edges"][0]["peer_url"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{view}");
+    let leases: Api<Lease> = Api::namespaced(k.clone(), "dime-system");
+    let listed = leases.list(&ListParams::default().labels("dime.dev/edge")).await.unwrap();
+    let mut holders: Vec<String> =
+        listed.items.iter().filter_map(|l| l.spec.as_ref()?.holder_identity.clone()).collect();
+    holders.sort();
+    assert_eq!(holders, ["a", "b", "c"]);
+
+    // The members reach every edge's ring; then the fleet fetches each object from the origin once.
+    for edge in &edges {
+        eventually(
+            secs(20),
+            ms(100),
+            "an edge never got the three members",
+            || edge.log_text(),
+            || async move { (edge.metric("dime_fleet_members").await == 3.0).then_some(()) },
+        )
+        .await;
+    }
+    for i in 0..12 {
+        let path = format!("/hls/seg-{i}.ts");
+        for edge in &edges {
+            let r = edge.get("video.test", dime_testkit::ask(&path).size(5000).cache_control("max-age=60")).await;
+            assert_eq!(r.status, 200);
+        }
+        assert_eq!(origin.hits_for(&path), 1, "{path}");
+    }
+
+    eventually(secs(5), ms(100), "dime_control_edges never counted three current", String::new, || async move {
+        let metrics = h.get(format!("{}/metrics", c.url)).send().await.ok()?.text().await.ok()?;
+        metrics.contains("dime_control_edges{state=\"current\"} 3").then_some(())
+    })
+    .await;
+
+    // Edge b stops: its Lease expires, it is shown gone, and the others drop it from their rings.
+    edges[1].stop();
+    eventually(secs(20), ms(200), "edge b never showed as gone", String::new, || async move {
+        let view = edges_view(h, c).await;
+        states(&view).contains(&("b".into(), "gone".into())).then_some(())
+    })
+    .await;
+    // The gauge follows within a tenth of a Lease.
+    eventually(secs(5), ms(100), "dime_control_edges never counted b as gone", String::new, || async move {
+        let metrics = h.get(format!("{}/metrics", c.url)).send().await.ok()?.text().await.ok()?;
+        metrics.contains("dime_control_edges{state=\"gone\"} 1").then_some(())
+    })
+    .await;
+    let a = &edges[0];
+    eventually(
+        secs(20),
+        ms(100),
+        "edge a kept b on its ring",
+        || a.log_text(),
+        || async move { (a.metric("dime_fleet_members").await == 2.0).then_some(()) },
+    )
+    .await;
+    for i in 0..6 {
+        let r = a.get("video.test", dime_testkit::ask(&format!("/hls/after-{i}.ts")).size(100)).await;
+        assert_eq!(r.status, 200);
+    }
+}

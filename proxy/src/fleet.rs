@@ -196,16 +196,18 @@ impl Fleet {
         self.ring.store(Arc::new(Ring::new(members)));
     }
 
-    /// The member to ask for `key`: the first on the ring that this request has not tried and that is not
-    /// ejected; `None` when that is this edge (it fetches from the origin itself) or no member is left.
-    pub fn ask_for(&self, key: &[u8], tried: &[SocketAddr]) -> Option<Member> {
+    /// The member to ask for `key`: the first on the ring (among `only`, a route's shield, when given) that this
+    /// request has not tried and that is not ejected; `None` when that is this edge (it fetches from the origin
+    /// itself) or no member is left.
+    pub fn ask_for(&self, key: &[u8], tried: &[SocketAddr], only: Option<&[String]>) -> Option<Member> {
         let ring = self.ring();
         let now = Instant::now();
         let failures = self.failures.lock();
         let ejected =
             |addr: &SocketAddr| failures.get(addr).is_some_and(|(n, until)| *n >= EJECT_AFTER && *until > now);
-        let next =
-            ring.candidates(key).find(|m| m.name == self.me || !(tried.contains(&m.addr) || ejected(&m.addr)))?;
+        let eligible = |m: &Member| only.is_none_or(|names| names.contains(&m.name));
+        let usable = |m: &Member| m.name == self.me || !(tried.contains(&m.addr) || ejected(&m.addr));
+        let next = ring.candidates(key).filter(|m| eligible(m)).find(|m| usable(m))?;
         (next.name != self.me).then(|| next.clone())
     }
 

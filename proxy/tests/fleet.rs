@@ -23,6 +23,11 @@ struct Fleet {
 }
 
 async fn fleet(origin: &Origin) -> Fleet {
+    fleet_with(&cached_route("v", "video.test", &origin.url(), "{}")).await
+}
+
+/// The three edges with `routes`.
+async fn fleet_with(routes: &str) -> Fleet {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("peer-tokens");
     std::fs::write(&token_file, format!("{PEER_TOKEN}\n")).unwrap();
@@ -30,13 +35,12 @@ async fn fleet(origin: &Origin) -> Fleet {
     let peers: Vec<SocketAddr> = names.iter().map(|_| free_addr()).collect();
     let list: Vec<String> = names.iter().zip(&peers).map(|(n, p)| format!("{n}=http://{p}")).collect();
     let list = list.join(",");
-    let routes = cached_route("v", "video.test", &origin.url(), "{}");
     let mut edges = Vec::new();
     for (name, peer) in names.iter().zip(&peers) {
         let peer = peer.to_string();
         let token = token_file.to_str().unwrap();
         let args = ["--edge-name", name, "--peer-listen", &peer, "--peers", &list, "--peer-token-file", token];
-        edges.push(Edge::start(&routes, &args).await);
+        edges.push(Edge::start(routes, &args).await);
     }
     Fleet { edges, peers, _dir: dir }
 }
@@ -62,6 +66,39 @@ async fn each_object_is_fetched_from_the_origin_once_for_the_whole_fleet() {
         sent += edge.metric(r#"dime_peer_requests_total{direction="sent",result="ok"}"#).await;
     }
     assert!(sent >= 24.0, "each object was asked of its owner by the two edges that do not own it: {sent}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_opts_out_of_the_tier_or_names_its_shield() {
+    let origin = Origin::start("o").await;
+    let routes = indoc::formatdoc!(
+        r#"
+            version: 1
+            http:
+              routes:
+                - {{ name: islands, match: [{{ hosts: [islands.test] }}], upstream: o, cache: {{}}, tier: none }}
+                - {{ name: shielded, match: [{{ hosts: [far.test] }}], upstream: o, cache: {{}}, tier: {{ shield: [a] }} }}
+              upstreams:
+                o: {{ servers: [{{ url: "{}" }}] }}
+            "#,
+        origin.url()
+    );
+    let fleet = fleet_with(&routes).await;
+    for i in 0..6 {
+        for (host, path) in [("islands.test", format!("/own/{i}.ts")), ("far.test", format!("/far/{i}.ts"))] {
+            for edge in &fleet.edges {
+                let r = edge.get(host, ask(&path).size(1000).cache_control("max-age=60")).await;
+                assert_eq!(r.status, 200);
+            }
+        }
+        assert_eq!(origin.hits_for(&format!("/own/{i}.ts")), 3, "tier: none: each edge fetches for itself");
+        assert_eq!(origin.hits_for(&format!("/far/{i}.ts")), 1, "the shield fetches once for the fleet");
+    }
+    // Only the shield asked the origin for the shielded route; b and c asked the shield.
+    let sent = |e: usize| fleet.edges[e].metric(r#"dime_peer_requests_total{direction="sent",result="ok"}"#);
+    assert_eq!(sent(0).await, 0.0);
+    assert_eq!(sent(1).await, 6.0);
+    assert_eq!(sent(2).await, 6.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

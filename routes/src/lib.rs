@@ -38,7 +38,7 @@ pub use load::Dialect;
 pub use matcher::{normalize_host, HostPattern, PathMatch};
 pub use table::{
     CachePolicy, Certificate, CertificateSource, HealthCheck, Match, Probe, Route, RouteTable, Server, SignedUrls,
-    TcpRoute, Upstream,
+    TcpRoute, Tier, Upstream,
 };
 pub use tokens::{parse_tokens, read_token_file, token_accepted, TokenFileError};
 pub use validate::default_priority;

@@ -166,6 +166,25 @@ pub struct RouteSpec {
     /// HTTPS behaviour of the route: redirect plain HTTP, send HSTS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub https: Option<HttpsSpec>,
+    /// The fleet tier for this caching route: absent, every edge owns its share of the keys; `none`, every edge
+    /// fetches this route's misses from the origin itself; `{ shield: [edge-a, ...] }`, only these edges own keys
+    /// (a shield in front of a far origin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<TierSpec>,
+}
+
+/// `tier: none` or `tier: { shield: [...] }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TierSpec {
+    Mode(String),
+    Shield(ShieldSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShieldSpec {
+    pub shield: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

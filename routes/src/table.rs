@@ -148,6 +148,19 @@ pub struct Route {
     pub cache: Option<CachePolicy>,
     pub signed: Option<SignedUrls>,
     pub https: HttpsPolicy,
+    pub tier: Tier,
+}
+
+/// Which edges own a caching route's keys in a fleet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Tier {
+    /// Every member, on the ring.
+    #[default]
+    Fleet,
+    /// None: each edge fetches from the origin.
+    Off,
+    /// Only these members (by edge name), in ring order.
+    Shield(Vec<String>),
 }
 
 /// A route's HTTPS behaviour (defaults: no redirect, no HSTS).

@@ -417,3 +417,24 @@ fn traefik_tls_certificates_translate_paths_and_inline_pem() {
         assert!(errors.contains(want), "{want:?} not in {errors}");
     }
 }
+
+#[test]
+fn a_caching_route_chooses_its_fleet_tier() {
+    let doc = |tier: &str, cache: &str| {
+        format!(
+            "version: 1\nhttp:\n  routes:\n    - {{ name: v, upstream: o{cache}, tier: {tier} }}\n  upstreams:\n    o: {{ servers: [{{ url: \"http://127.0.0.1:9\" }}] }}\n"
+        )
+    };
+    let tier_of = |tier: &str| parse("routes.yaml", &doc(tier, ", cache: {}")).unwrap().routes()[0].tier.clone();
+    assert_eq!(tier_of("none"), crate::Tier::Off);
+    assert_eq!(tier_of("fleet"), crate::Tier::Fleet);
+    assert_eq!(tier_of("{ shield: [edge-a, edge-b] }"), crate::Tier::Shield(vec!["edge-a".into(), "edge-b".into()]));
+    let plain = "version: 1\nhttp:\n  routes:\n    - { name: v, upstream: o, cache: {} }\n  upstreams:\n    o: { servers: [{ url: \"http://127.0.0.1:9\" }] }\n";
+    assert_eq!(parse("routes.yaml", plain).unwrap().routes()[0].tier, crate::Tier::Fleet, "on by default");
+    let errors = errors_of(&doc("sometimes", ", cache: {}"));
+    assert!(errors.iter().any(|e| e.contains("http.routes[0] (v).tier") && e.contains("`sometimes`")), "{errors:?}");
+    let errors = errors_of(&doc("{ shield: [] }", ", cache: {}"));
+    assert!(errors.iter().any(|e| e.contains("tier.shield") && e.contains("at least one edge")), "{errors:?}");
+    let errors = errors_of(&doc("none", ""));
+    assert!(errors.iter().any(|e| e.contains("for caching routes")), "{errors:?}");
+}

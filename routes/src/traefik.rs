@@ -346,6 +346,7 @@ fn translate_router(
         cache,
         signed_urls: None,
         https: None,
+        tier: None,
     })
 }
 

@@ -11,7 +11,7 @@ use crate::error::{Collector, Location, RouteErrors};
 use crate::load::{Dialect, Loaded};
 use crate::matcher::{HostPattern, Index, PathMatch, Rule};
 use crate::schema::{self, Document};
-use crate::table::{CachePolicy, HttpsPolicy, Match, Route, RouteTable, SignedUrls, TcpRoute, Upstream};
+use crate::table::{CachePolicy, HttpsPolicy, Match, Route, RouteTable, SignedUrls, TcpRoute, Tier, Upstream};
 use crate::ServiceResolver;
 
 mod certs;
@@ -178,6 +178,10 @@ fn compile_route(
         .https
         .as_ref()
         .map_or_else(HttpsPolicy::default, |h| compile_https(h, &|f: &str| origin.route(name, f), errors));
+    let tier = spec
+        .tier
+        .as_ref()
+        .map_or(Tier::Fleet, |t| compile_tier(t, cache.is_some(), &|f: &str| origin.route(name, f), errors));
     Route {
         name: name.to_owned(),
         matches,
@@ -186,6 +190,32 @@ fn compile_route(
         cache,
         signed,
         https,
+        tier,
+    }
+}
+
+fn compile_tier(t: &schema::TierSpec, caching: bool, at: &dyn Fn(&str) -> Location, errors: &mut Collector) -> Tier {
+    if !caching {
+        errors.push(at("tier"), "the fleet tier is for caching routes: add `cache:` or remove `tier`");
+    }
+    match t {
+        schema::TierSpec::Mode(m) if m == "none" => Tier::Off,
+        schema::TierSpec::Mode(m) if m == "fleet" => Tier::Fleet,
+        schema::TierSpec::Mode(m) => {
+            errors.push(at("tier"), format!("`{m}`: write `none`, `fleet` or `{{ shield: [EDGE, ...] }}`"));
+            Tier::Fleet
+        }
+        schema::TierSpec::Shield(s) => {
+            if s.shield.is_empty() {
+                errors.push(at("tier.shield"), "name at least one edge");
+            }
+            for (i, name) in s.shield.iter().enumerate() {
+                if let Err(e) = check_name("edge", name) {
+                    errors.push(at(&format!("tier.shield[{i}]")), e);
+                }
+            }
+            Tier::Shield(s.shield.clone())
+        }
     }
 }
 

@@ -85,11 +85,11 @@ fn a_key_goes_to_its_owner_or_past_failed_members_to_the_origin() {
     let ring = Ring::new(all.clone());
     let key = keys(200).into_iter().find(|k| ring.owner(k.as_bytes()).unwrap().name == "edge-1").unwrap();
     let fleet = Fleet::new(&settings("edge-0", all.clone()), vec!["t".repeat(16)]);
-    let owner = fleet.ask_for(key.as_bytes(), &[]).unwrap();
+    let owner = fleet.ask_for(key.as_bytes(), &[], None).unwrap();
     assert_eq!(owner.name, "edge-1");
     // The owner failed for this request: the next on the ring, unless that is this edge (then the origin).
     let next: Vec<&str> = ring.candidates(key.as_bytes()).map(|m| m.name.as_str()).collect();
-    let after = fleet.ask_for(key.as_bytes(), &[owner.addr]).map(|m| m.name);
+    let after = fleet.ask_for(key.as_bytes(), &[owner.addr], None).map(|m| m.name);
     if next[1] == "edge-0" {
         assert_eq!(after, None);
     } else {
@@ -97,14 +97,14 @@ fn a_key_goes_to_its_owner_or_past_failed_members_to_the_origin() {
     }
     // On the owner itself the key is fetched from the origin.
     let on_owner = Fleet::new(&settings("edge-1", all.clone()), vec![]);
-    assert_eq!(on_owner.ask_for(key.as_bytes(), &[]), None);
+    assert_eq!(on_owner.ask_for(key.as_bytes(), &[], None), None);
     // Ejected after three failures in a row, for every request; back after a success.
     for i in 0..3 {
         assert_eq!(fleet.record_failure(owner.addr), i == 2);
     }
-    assert_ne!(fleet.ask_for(key.as_bytes(), &[]).map(|m| m.name), Some("edge-1".to_owned()));
+    assert_ne!(fleet.ask_for(key.as_bytes(), &[], None).map(|m| m.name), Some("edge-1".to_owned()));
     fleet.record_success(owner.addr);
-    assert_eq!(fleet.ask_for(key.as_bytes(), &[]).map(|m| m.name), Some("edge-1".to_owned()));
+    assert_eq!(fleet.ask_for(key.as_bytes(), &[], None).map(|m| m.name), Some("edge-1".to_owned()));
 }
 
 #[test]
@@ -120,6 +120,20 @@ fn members_from_control_always_include_this_edge_and_a_payload_splits() {
     assert!(!table.contains("fleet") && table.contains("routes"), "{table}");
     assert_eq!(members.unwrap(), [("a".to_owned(), "http://10.0.0.9:1".to_owned())]);
     assert!(split_payload(r#"{"version":1}"#).1.is_none());
+}
+
+#[test]
+fn a_shield_owns_every_key_of_its_route() {
+    let all = members(4);
+    let shield = vec!["edge-2".to_owned()];
+    let fleet = Fleet::new(&settings("edge-0", all.clone()), vec![]);
+    for k in keys(40) {
+        assert_eq!(fleet.ask_for(k.as_bytes(), &[], Some(&shield)).map(|m| m.name).as_deref(), Some("edge-2"));
+    }
+    // On the shield itself, and once the shield failed: the origin.
+    let on_shield = Fleet::new(&settings("edge-2", all.clone()), vec![]);
+    assert_eq!(on_shield.ask_for(b"k", &[], Some(&shield)), None);
+    assert_eq!(fleet.ask_for(b"k", &[all[2].addr], Some(&shield)), None);
 }
 
 #[test]

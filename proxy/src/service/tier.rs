@@ -17,11 +17,17 @@ pub(super) fn target(
     ctx: &RequestCtx,
 ) -> Option<(Member, std::sync::Arc<Fleet>)> {
     let fleet = proxy.fleet.as_ref()?;
-    if ctx.from_peer || ctx.cache_policy().is_none() || !session.cache.enabled() {
+    let route = ctx.route()?;
+    if ctx.from_peer || route.cache.is_none() || !session.cache.enabled() {
         return None;
     }
+    let only = match &route.tier {
+        dime_routes::Tier::Off => return None,
+        dime_routes::Tier::Fleet => None,
+        dime_routes::Tier::Shield(names) => Some(names.as_slice()),
+    };
     let key = session.cache.cache_key().primary_key_str()?;
-    fleet.ask_for(key.as_bytes(), &ctx.tried).map(|m| (m, fleet.clone()))
+    fleet.ask_for(key.as_bytes(), &ctx.tried, only).map(|m| (m, fleet.clone()))
 }
 
 /// The connection to `member`'s peer listener: plain HTTP on the overlay, connecting within the fleet's

@@ -25,6 +25,9 @@ pub struct Metrics {
     pub upstream_connect_failures: IntCounterVec,
     pub upstream_retries: IntCounterVec,
     pub peer_requests: IntCounterVec,
+    pub peer_fetch_duration: HistogramVec,
+    pub origin_bytes: IntCounterVec,
+    pub peer_served_bytes: IntCounter,
     pub fleet_members: IntGauge,
     pub upstream_unavailable: IntCounterVec,
     pub upstream_endpoint_healthy: IntGaugeVec,
@@ -151,6 +154,25 @@ impl Metrics {
                 "Time from sending the request upstream to its response header.",
                 &["upstream"],
             )?,
+            peer_fetch_duration: histogram(
+                &r,
+                "dime_peer_fetch_duration_seconds",
+                "Fleet tier: time from choosing the owner edge to its response header, by route.",
+                &["route"],
+            )?,
+            origin_bytes: build!(
+                r,
+                IntCounterVec,
+                "dime_cache_origin_bytes_total",
+                "Response body bytes fetched from origins on caching routes (not from other edges), by route.",
+                &["route"]
+            ),
+            peer_served_bytes: build!(
+                r,
+                IntCounter,
+                "dime_peer_served_bytes_total",
+                "Response body bytes this edge sent to other edges of the fleet (not counted as sent to clients)."
+            ),
             upstream_connect_failures: build!(
                 r,
                 IntCounterVec,
@@ -440,5 +462,20 @@ pub fn status_class(status: u16) -> &'static str {
         400..=499 => "4xx",
         500..=599 => "5xx",
         _ => "other",
+    }
+}
+
+/// The `method` label of a request: the common methods by name, the rest `OTHER` (bounded label values).
+pub fn method_label(method: &http::Method) -> &'static str {
+    use http::Method as M;
+    match *method {
+        M::GET => "GET",
+        M::HEAD => "HEAD",
+        M::POST => "POST",
+        M::PUT => "PUT",
+        M::DELETE => "DELETE",
+        M::OPTIONS => "OPTIONS",
+        M::PATCH => "PATCH",
+        _ => "OTHER",
     }
 }

@@ -11,7 +11,8 @@
 //! 5. `upstream_peer` — the server to connect to (again for each retry).
 //! 6. `connected_to_upstream` / `fail_to_connect` — connection outcome (health, retries).
 //! 7. `upstream_request_filter` — forwarding headers on the request to the origin.
-//! 8. `upstream_response_filter` — the origin answered (health, timings).
+//! 8. `upstream_response_filter` — the origin (or the owner edge) answered (health, timings);
+//!    `upstream_response_body_filter` — bytes from an origin counted, per chunk.
 //! 9. `response_cache_filter` and `cache_vary_filter` — whether and how the response is stored.
 //! 10. `response_filter` — HSTS and `Cache-Status` on what goes to the client (hits and fetches).
 //! 11. `should_serve_stale`, `error_while_proxy` — only when something fails.
@@ -80,20 +81,6 @@ pub struct DimeProxy {
 mod ctx;
 use ctx::InFlight;
 pub use ctx::RequestCtx;
-
-fn method_label(method: &http::Method) -> &'static str {
-    use http::Method as M;
-    match *method {
-        M::GET => "GET",
-        M::HEAD => "HEAD",
-        M::POST => "POST",
-        M::PUT => "PUT",
-        M::DELETE => "DELETE",
-        M::OPTIONS => "OPTIONS",
-        M::PATCH => "PATCH",
-        _ => "OTHER",
-    }
-}
 
 /// The cache key of a request: host, path and the query parameters that matter (see `cache::key`).
 fn cache_key(req: &RequestHeader, kind: Kind, query_keys: Option<&[String]>) -> CacheKey {
@@ -511,7 +498,11 @@ impl ProxyHttp for DimeProxy {
         }
         if let (Some(member), Some(fleet)) = (&ctx.peer, &self.fleet) {
             fleet.record_success(member.addr);
-            self.state.metrics.peer_requests.with_label_values(&["sent", "ok"]).inc();
+            let m = &self.state.metrics;
+            m.peer_requests.with_label_values(&["sent", "ok"]).inc();
+            if let Some(chosen) = ctx.peer_chosen_at {
+                m.peer_fetch_duration.with_label_values(&[ctx.route_name()]).observe(chosen.elapsed().as_secs_f64());
+            }
         } else if ctx.cache.is_some() {
             self.state.metrics.cache_origin_fetches.with_label_values(&[ctx.route_name()]).inc();
         }
@@ -529,6 +520,21 @@ impl ProxyHttp for DimeProxy {
         Ok(())
     }
 
+    /// Phase 8, per body chunk from upstream: counts the bytes fetched from an origin on a caching route (the
+    /// denominator of origin offload). Never fails, never delays.
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Self::CTX,
+    ) -> Result<Option<Duration>> {
+        if let (Some(b), Some(_), None) = (body.as_ref(), &ctx.cache, &ctx.peer) {
+            self.state.metrics.origin_bytes.with_label_values(&[ctx.route_name()]).inc_by(b.len() as u64);
+        }
+        Ok(None)
+    }
+
     /// Phase 12: metrics and the access line; called once per request however it ended (answered by the gate, a
     /// direct hit, the cache or the origin, or failed).
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
@@ -536,14 +542,18 @@ impl ProxyHttp for DimeProxy {
         let direct = ctx.direct.as_ref();
         let status = session.response_written().map(|r| r.status.as_u16()).or(direct.map(|d| d.status)).unwrap_or(0);
         let route = ctx.route_name();
-        let method = method_label(&session.req_header().method);
+        let method = crate::metrics::method_label(&session.req_header().method);
         let elapsed = ctx.start.elapsed();
         let m = &self.state.metrics;
         m.requests.with_label_values(&[route, method, status_class(status)]).inc();
         m.request_duration.with_label_values(&[route]).observe(elapsed.as_secs_f64());
         let sent = session.as_downstream().body_bytes_sent() + direct.map_or(0, |d| d.body_bytes);
         let read = session.as_downstream().body_bytes_read();
-        m.response_bytes.with_label_values(&[route]).inc_by(sent as u64);
+        if ctx.from_peer {
+            m.peer_served_bytes.inc_by(sent as u64);
+        } else {
+            m.response_bytes.with_label_values(&[route]).inc_by(sent as u64);
+        }
         m.request_bytes.with_label_values(&[route]).inc_by(read as u64);
         if let Some(waited) = session.cache.lock_duration() {
             m.cache_lock_waits.with_label_values(&[route]).inc();

@@ -66,6 +66,22 @@ async fn each_object_is_fetched_from_the_origin_once_for_the_whole_fleet() {
         sent += edge.metric(r#"dime_peer_requests_total{direction="sent",result="ok"}"#).await;
     }
     assert!(sent >= 24.0, "each object was asked of its owner by the two edges that do not own it: {sent}");
+    // Origin offload for the fleet: three viewers' bytes for each byte from the origin (bytes sent to other edges
+    // are not counted as served to viewers). Counted in Pingora's logging phase, just after each response.
+    let edges = &fleet.edges;
+    let want = (3.0 * 24.0 * 20_000.0, 24.0 * 20_000.0);
+    let last = std::sync::Mutex::new((0.0, 0.0));
+    let detail = || format!("served, fetched: {:?}, want {want:?}", last.lock().unwrap());
+    support::eventually(Duration::from_secs(5), Duration::from_millis(20), "offload", detail, || async {
+        let (mut served, mut fetched) = (0.0, 0.0);
+        for edge in edges {
+            served += edge.metric(r#"dime_http_response_body_bytes_total{route="v"}"#).await;
+            fetched += edge.metric(r#"dime_cache_origin_bytes_total{route="v"}"#).await;
+        }
+        *last.lock().unwrap() = (served, fetched);
+        ((served, fetched) == want).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -140,6 +140,7 @@ class Role:
     mode: str
     origin: int
     access_log: bool = False
+    extra: tuple = ()
 
 
 class Peer:
@@ -198,7 +199,7 @@ class Dime(Peer):
         admin = free_port()
         cmd = [str(self.binary), "run", "--routes", str(routes), "--http", f"127.0.0.1:{http_port}", "--admin",
                f"127.0.0.1:{admin}", "--threads", "1", "--access-log", str(role.access_log).lower(),
-               "--cache-size", "512MiB", *args]
+               "--cache-size", "512MiB", *args, *role.extra]
         self.proc = Proc(self.label, cmd, w)
         wait_port(admin)
         wait_port(self.port)
@@ -874,8 +875,73 @@ def iperf_run(port, proc, seconds):
     return {"gbit_s": end["bits_per_second"] / 1e9, "cpu_s_per_gib": cpu / gib if proc else 0.0}
 
 
+FLEET_OBJECTS = 120
+
+
+def fleet(s):
+    sizes = (1, 2, 4) if s.args.quick else (1, 2, 4, 8)
+    say(f"scenario: the fleet ({FLEET_OBJECTS} objects of 64 KiB, each asked for once at every edge; "
+        f"{', '.join(map(str, sizes))} edges: dime with the tier, dime islands, nginx islands)")
+    out = {}
+    for n in sizes:
+        for system in ("dime-tier", "dime-islands", "nginx-islands"):
+            origin = CountingOrigin(delay=0.02, cache_control="max-age=600")
+            edges = fleet_edges(s, system, n, origin.port)
+            try:
+                out[f"{system} x{n}"] = {"edges": n, "system": system, **fleet_run(edges, origin, f"/f/{system}/{n}")}
+            finally:
+                stop_all(*edges, origin)
+            r = out[f"{system} x{n}"]
+            say(f"  {system} x{n}: {r['origin_requests_per_object']:.2f} origin requests per object, "
+                f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms")
+    return {"fleet": out}
+
+
+def fleet_edges(s, system, n, origin_port):
+    """`n` edges of `system` in front of the origin: dime with a peer listener each and the same --peers list,
+    dime without peers, or nginx proxy_cache."""
+    if system == "nginx-islands":
+        return s.peers(origin_port, *((Nginx, f"nginx-fleet-{n}-{i}", "cache") for i in range(n)))
+    names = [f"e{i}" for i in range(n)]
+    edges = [Dime(s, f"{system}-{n}-{i}") for i in range(n)]
+    extra = [()] * n
+    if system == "dime-tier":
+        tokens = s.work / "peer-tokens"
+        tokens.write_text("bench-peer-token-0123456789\n")
+        listens = [free_port() for _ in names]
+        peers = ",".join(f"{name}=http://127.0.0.1:{port}" for name, port in zip(names, listens))
+        extra = [("--edge-name", name, "--peer-listen", f"127.0.0.1:{port}", "--peers", peers,
+                  "--peer-token-file", str(tokens)) for name, port in zip(names, listens)]
+    return [edge.start(Role("cache", origin_port, extra=x)) for edge, x in zip(edges, extra)]
+
+
+def fleet_run(edges, origin, prefix):
+    """Every object asked for once at every edge (16 at a time, objects in order, edges interleaved): the origin's
+    load, the viewers' latencies, the edges' CPU."""
+    idle()
+    jobs = [(edge, f"{prefix}/seg-{i}.ts") for i in range(FLEET_OBJECTS) for edge in edges]
+    before = [cpu_seconds(e.proc.pid) for e in edges]
+
+    def one(job):
+        edge, path = job
+        t = time.time()
+        status, _, length = get(edge.port, path, timeout=30)
+        return status == 200 and length == 65536, time.time() - t
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(one, jobs))
+    cpu = sum(cpu_seconds(e.proc.pid) - b for e, b in zip(edges, before))
+    lat = sorted(t for _, t in answers)
+    fetched = sum(n for path, n in origin.counts.items() if path.startswith(prefix))
+    return {"requests": len(jobs), "ok": sum(1 for ok, _ in answers if ok),
+            "origin_requests_per_object": fetched / FLEET_OBJECTS,
+            "origin_mib": fetched * 65536 / (1 << 20),
+            "p50_ms": lat[len(lat) // 2] * 1000, "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
+            "cpu_ms_per_1k": cpu * 1000 / (len(jobs) / 1000)}
+
+
 SCENARIOS = {"hits": hits, "accesslog": accesslog, "passthrough": passthrough, "herd": herd, "swarm": swarm,
-             "tcp": tcp, "propagation": propagation}
+             "tcp": tcp, "propagation": propagation, "fleet": fleet}
 
 
 def run(args):
@@ -1066,6 +1132,14 @@ def report(res):
         for label, r in t.items():
             lines.append(f"| {label} | {r['gbit_s']:.1f} | {r['cpu_s_per_gib']:.2f} | {ratio(r['gbit_s'], t['direct']['gbit_s'])} |")
         lines.append("")
+    if "fleet" in sc:
+        lines += [f"## The fleet: {FLEET_OBJECTS} objects of 64 KiB, each asked for once at every edge", "",
+                  "| system | edges | origin requests per object | origin MiB | complete | p50 ms | p99 ms | CPU ms/1k req |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in sc["fleet"].values():
+            lines.append(f"| {r['system']} | {r['edges']} | {r['origin_requests_per_object']:.2f} | {r['origin_mib']:.1f} | "
+                         f"{r['ok']}/{r['requests']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['cpu_ms_per_1k']:.1f} |")
+        lines.append("")
     if "propagation" in sc:
         pr = sc["propagation"]
         lines += ["## Route propagation: a route edit until the edge routes it", "",
@@ -1119,6 +1193,14 @@ plot {using}
                 for label, r in sc["hls_swarm"].items()]
         bars("hls-swarm-origin", "Live HLS swarm: origin load (log scale)", "requests", rows,
              ["origin requests per segment", "origin playlist requests/s"], logscale=True)
+    if "fleet" in sc:
+        fl = sc["fleet"]
+        sizes = sorted({r["edges"] for r in fl.values()})
+        systems = ["dime-tier", "dime-islands", "nginx-islands"]
+        rows = [[f"{n}-edges"] + [round(fl[f"{sys} x{n}"]["origin_requests_per_object"], 2) for sys in systems]
+                for n in sizes]
+        bars("fleet-origin", "The fleet: origin requests per object by number of edges", "origin requests per object",
+             rows, systems)
     if "propagation" in sc:
         rows = [[label, round(r["p50_ms"]), round(r["max_ms"])] for label, r in sc["propagation"].items()]
         bars("propagation", "Route edit until the edge routes it", "ms (log scale)", rows, ["p50", "max"],
@@ -1131,7 +1213,7 @@ def main():
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="short runs, one round (a few minutes)")
     mode.add_argument("--full", action="store_true", help="10 s runs, 3 alternating rounds, medians (default)")
-    ap.add_argument("--only", help="comma-separated: hits,accesslog,passthrough,herd,swarm,tcp,propagation")
+    ap.add_argument("--only", help="comma-separated: hits,accesslog,passthrough,herd,swarm,tcp,propagation,fleet")
     ap.add_argument("--rounds", type=int, help="alternating rounds per measurement (default: 1 quick, 3 full)")
     ap.add_argument("--duration", type=int, help="seconds per round (default: 3 quick, 10 full)")
     ap.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")

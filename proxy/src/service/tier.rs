@@ -6,6 +6,7 @@ use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 
 use super::{DimeProxy, RequestCtx};
+use crate::cache::policy::Kind;
 use crate::fleet::{Fleet, Member, PEER_HEADER, PEER_TOKEN_HEADER};
 
 /// The member to fetch this request from instead of the origin, if any: only a cache miss on a caching route
@@ -27,7 +28,38 @@ pub(super) fn target(
         dime_routes::Tier::Shield(names) => Some(names.as_slice()),
     };
     let key = session.cache.cache_key().primary_key_str()?;
-    fleet.ask_for(key.as_bytes(), &ctx.tried, only).map(|m| (m, fleet.clone()))
+    let kind = ctx.cache.as_ref().and_then(|c| c.kind).unwrap_or(Kind::Other);
+    fleet.ask_for(ring_key(key, kind).as_bytes(), &ctx.tried, only).map(|m| (m, fleet.clone()))
+}
+
+/// What the ring hashes for an object: its cache key; for a live playlist or segment, the key up to the last `/`
+/// of the path, so that a stream's playlists and segments have one owner. The owner then fetches every playlist
+/// from the origin before any edge can learn a segment name from it, and judges it first (`cache::live`): a
+/// segment it fills for another edge was never created before its own playlist listed it, so no later playlist
+/// drops it (with a segment on another owner than its playlist, that owner would drop and fetch it again).
+fn ring_key(key: &str, kind: Kind) -> &str {
+    match kind {
+        Kind::Playlist | Kind::Segment => {
+            let path_end = key.find('?').unwrap_or(key.len());
+            key[..path_end].rfind('/').map_or(key, |slash| &key[..=slash])
+        }
+        Kind::Other => key,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_streams_playlist_and_segments_share_one_owner() {
+        let key = |path: &str| format!("live.test\n{path}");
+        let (playlist, segment) = (key("/hls/stream.m3u8"), key("/hls/stream-8.ts?v=1"));
+        assert_eq!(ring_key(&playlist, Kind::Playlist), "live.test\n/hls/");
+        assert_eq!(ring_key(&segment, Kind::Segment), "live.test\n/hls/");
+        assert_eq!(ring_key(&key("/a/b.bin"), Kind::Other), key("/a/b.bin"));
+        assert_eq!(ring_key(&key("/dash/s/a.m4s?x=/y"), Kind::Segment), "live.test\n/dash/s/");
+    }
 }
 
 /// The connection to `member`'s peer listener: plain HTTP on the overlay, connecting within the fleet's

@@ -47,21 +47,6 @@ fn ring_key(key: &str, kind: Kind) -> &str {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_streams_playlist_and_segments_share_one_owner() {
-        let key = |path: &str| format!("live.test\n{path}");
-        let (playlist, segment) = (key("/hls/stream.m3u8"), key("/hls/stream-8.ts?v=1"));
-        assert_eq!(ring_key(&playlist, Kind::Playlist), "live.test\n/hls/");
-        assert_eq!(ring_key(&segment, Kind::Segment), "live.test\n/hls/");
-        assert_eq!(ring_key(&key("/a/b.bin"), Kind::Other), key("/a/b.bin"));
-        assert_eq!(ring_key(&key("/dash/s/a.m4s?x=/y"), Kind::Segment), "live.test\n/dash/s/");
-    }
-}
-
 /// The connection to `member`'s peer listener: plain HTTP on the overlay, connecting within the fleet's
 /// `--peer-timeout`; reading as for the route's origin (the owner may itself be waiting on the origin).
 pub(super) fn peer(member: &Member, fleet: &Fleet, read_timeout: Option<std::time::Duration>) -> HttpPeer {
@@ -84,4 +69,19 @@ pub(super) fn mark(upstream_request: &mut RequestHeader, fleet: &Fleet) -> pingo
 pub(super) fn unmark(upstream_request: &mut RequestHeader) {
     upstream_request.remove_header(PEER_HEADER);
     upstream_request.remove_header(PEER_TOKEN_HEADER);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_streams_playlist_and_segments_share_one_owner() {
+        let key = |path: &str| format!("live.test\n{path}");
+        let (playlist, segment) = (key("/hls/stream.m3u8"), key("/hls/stream-8.ts?v=1"));
+        assert_eq!(ring_key(&playlist, Kind::Playlist), "live.test\n/hls/");
+        assert_eq!(ring_key(&segment, Kind::Segment), "live.test\n/hls/");
+        assert_eq!(ring_key(&key("/a/b.bin"), Kind::Other), key("/a/b.bin"));
+        assert_eq!(ring_key(&key("/dash/s/a.m4s?x=/y"), Kind::Segment), "live.test\n/dash/s/");
+    }
 }

@@ -923,7 +923,8 @@ def fleet_run(edges, origin, prefix):
     each pass's latencies, the edges' CPU per request."""
     idle()
     before = [cpu_seconds(e.proc.pid) for e in edges]
-    paths = [f"{prefix}/seg-{i}.ts" for i in range(FLEET_OBJECTS)]
+    # One directory per object: a live stream's objects share one owner, these spread over the ring.
+    paths = [f"{prefix}/{i}/seg.ts" for i in range(FLEET_OBJECTS)]
     passes = {"fill": [(edges[0], p) for p in paths], "spread": [(e, p) for p in paths for e in edges[1:]],
               "hit": [(e, p) for p in paths for e in edges]}
 

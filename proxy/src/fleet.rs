@@ -22,6 +22,9 @@ use pingora_ketama::{Bucket, Continuum};
 pub const PEER_HEADER: &str = "x-dime-peer";
 /// The peer token, presented by the asking edge, checked by the peer listener, removed before the origin.
 pub const PEER_TOKEN_HEADER: &str = "x-dime-peer-token";
+/// On an answer of the peer listener: the owner itself refused (no table, no route, no peer token), so the
+/// asking edge tries the next member or the origin.
+pub const REFUSED_HEADER: &str = "x-dime-peer-refused";
 /// Failures in a row after which a member is skipped for [`EJECT_FOR`].
 const EJECT_AFTER: u32 = 3;
 const EJECT_FOR: Duration = Duration::from_secs(10);

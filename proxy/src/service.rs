@@ -151,13 +151,13 @@ impl ProxyHttp for DimeProxy {
                 Ok(true)
             }
             Admit::NoTable => {
-                respond(session, 503, "dime-edge has no route table yet\n".into()).await?;
+                gate::refuse(session, 503, "dime-edge has no route table yet\n".into(), self.peer_listener).await?;
                 Ok(true)
             }
             Admit::NoRoute => {
                 let req = session.req_header();
                 let body = format!("no route for host `{}` and path `{}`\n", request_host(req), req.uri.path());
-                respond(session, 404, body).await?;
+                gate::refuse(session, 404, body, self.peer_listener).await?;
                 Ok(true)
             }
             Admit::RedirectToHttps(_) => {
@@ -167,7 +167,8 @@ impl ProxyHttp for DimeProxy {
             Admit::PeerRefused(status) => {
                 let result = if status == 401 { "unauthorized" } else { "forbidden" };
                 self.state.metrics.peer_requests.with_label_values(&["served", result]).inc();
-                respond(session, status, "dime-edge peer listener: a peer token is required\n".into()).await?;
+                let body = "dime-edge peer listener: a peer token is required\n".to_owned();
+                gate::refuse(session, status, body, true).await?;
                 Ok(true)
             }
             Admit::Forbidden(_, reason) => {
@@ -387,13 +388,8 @@ impl ProxyHttp for DimeProxy {
         ctx: &mut Self::CTX,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        if let (Some(member), Some(fleet)) = (ctx.peer.take(), &self.fleet) {
+        if tier::unreachable(self, ctx, &e) {
             // A peer that cannot be reached costs the viewer nothing: the next member, or the origin.
-            self.state.metrics.peer_requests.with_label_values(&["sent", "connect_failed"]).inc();
-            if fleet.record_failure(member.addr) {
-                tracing::warn!(peer = member.name, address = %member.addr, "peer ejected after repeated failures");
-            }
-            tracing::debug!(peer = member.name, error = %e, "peer unreachable; trying the next member or the origin");
             e.set_retry(true);
             return e;
         }
@@ -425,6 +421,7 @@ impl ProxyHttp for DimeProxy {
         ctx: &mut Self::CTX,
         client_reused: bool,
     ) -> Box<Error> {
+        let from_peer_answer = ctx.peer.is_some();
         if let (Some(member), Some(fleet)) = (&ctx.peer, &self.fleet) {
             self.state.metrics.peer_requests.with_label_values(&["sent", "error"]).inc();
             fleet.record_failure(member.addr);
@@ -436,6 +433,10 @@ impl ProxyHttp for DimeProxy {
         let mut e = e.more_context(format!("peer: {peer}"));
         if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
             e.set_retry(false);
+        } else if from_peer_answer {
+            // A failed owner edge costs the viewer nothing while nothing has reached it yet: the next member or
+            // the origin. Once a response started, a retry would mix two answers: the error stands.
+            e.set_retry(session.response_written().is_none());
         } else {
             e.retry.decide_reuse(client_reused);
         }
@@ -490,11 +491,14 @@ impl ProxyHttp for DimeProxy {
     async fn upstream_response_filter(
         &self,
         _session: &mut Session,
-        _upstream_response: &mut ResponseHeader,
+        upstream_response: &mut ResponseHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
         if let Some(ep) = &ctx.endpoint {
             ep.record_success();
+        }
+        if let Some(e) = tier::refused(self, upstream_response, ctx) {
+            return Err(e);
         }
         if let (Some(member), Some(fleet)) = (&ctx.peer, &self.fleet) {
             fleet.record_success(member.addr);

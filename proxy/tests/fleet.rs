@@ -157,6 +157,36 @@ async fn an_edge_that_goes_away_costs_the_viewers_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_refuses_costs_the_viewers_nothing() {
+    // Edge c was given another peer token: it refuses a and b, and they refuse it; viewers never see it.
+    let origin = Origin::start("o").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (good, other) = (dir.path().join("good"), dir.path().join("other"));
+    std::fs::write(&good, format!("{PEER_TOKEN}\n")).unwrap();
+    std::fs::write(&other, "another-peer-token-0123456789\n").unwrap();
+    let peers: Vec<SocketAddr> = (0..3).map(|_| free_addr()).collect();
+    let list = format!("a=http://{},b=http://{},c=http://{}", peers[0], peers[1], peers[2]);
+    let routes = cached_route("v", "video.test", &origin.url(), "{}");
+    let mut edges = Vec::new();
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        let (listen, token) = (peers[i].to_string(), if i == 2 { &other } else { &good });
+        let token = token.to_str().unwrap();
+        let args = ["--edge-name", name, "--peer-listen", &listen, "--peers", &list, "--peer-token-file", token];
+        edges.push(Edge::start(&routes, &args).await);
+    }
+    for i in 0..20 {
+        let path = format!("/vod/refused-{i}/seg.ts");
+        for edge in &edges {
+            let r = edge.get("video.test", ask(&path).size(1000).cache_control("max-age=60")).await;
+            assert_eq!(r.status, 200, "{path}: {}", r.body);
+        }
+    }
+    let refused = r#"dime_peer_requests_total{direction="sent",result="refused"}"#;
+    let (a, c) = (edges[0].metric(refused).await, edges[2].metric(refused).await);
+    assert!(a >= 1.0 && c >= 1.0, "refusals were met and counted: a {a}, c {c}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_peer_listener_serves_only_authenticated_peers_and_routed_hosts() {
     let origin = Origin::start("o").await;
     let fleet = fleet(&origin).await;
@@ -169,7 +199,9 @@ async fn the_peer_listener_serves_only_authenticated_peers_and_routed_hosts() {
         req.send()
     };
     assert_eq!(peer(None, "video.test").await.unwrap().status(), 401);
-    assert_eq!(peer(Some("not-the-peer-token-0123"), "video.test").await.unwrap().status(), 403);
+    let wrong = peer(Some("not-the-peer-token-0123"), "video.test").await.unwrap();
+    assert_eq!(wrong.status(), 403);
+    assert_eq!(wrong.headers()["x-dime-peer-refused"], "403", "marked as the owner's refusal, not the origin's");
     assert_eq!(peer(Some(PEER_TOKEN), "elsewhere.test").await.unwrap().status(), 404);
     let ok = peer(Some(PEER_TOKEN), "video.test").await.unwrap();
     assert_eq!(ok.status(), 200);

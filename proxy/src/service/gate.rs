@@ -150,8 +150,29 @@ pub(super) async fn respond(session: &mut Session, status: u16, body: String) ->
     respond_with(session, status, "text/plain; charset=utf-8", body).await
 }
 
+/// A refusal of the gate (no table, no route, no peer token). To another edge it is marked
+/// ([`crate::fleet::REFUSED_HEADER`]), so that edge knows it is this edge refusing, not the origin answering,
+/// and asks the next member or the origin instead of passing the refusal to its viewer.
+pub(super) async fn refuse(session: &mut Session, status: u16, body: String, to_peer: bool) -> Result<()> {
+    let extra = to_peer.then(|| (crate::fleet::REFUSED_HEADER, status.to_string()));
+    respond_full(session, status, "text/plain; charset=utf-8", body, extra).await
+}
+
 pub(super) async fn respond_with(session: &mut Session, status: u16, content_type: &str, body: String) -> Result<()> {
-    let mut resp = ResponseHeader::build(status, Some(3))?;
+    respond_full(session, status, content_type, body, None).await
+}
+
+async fn respond_full(
+    session: &mut Session,
+    status: u16,
+    content_type: &str,
+    body: String,
+    extra: Option<(&'static str, String)>,
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(4))?;
+    if let Some((name, value)) = extra {
+        resp.insert_header(name, value)?;
+    }
     resp.insert_header(http::header::CONTENT_TYPE, content_type.to_owned())?;
     resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
     resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;

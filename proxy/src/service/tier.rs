@@ -71,6 +71,38 @@ pub(super) fn unmark(upstream_request: &mut RequestHeader) {
     upstream_request.remove_header(PEER_TOKEN_HEADER);
 }
 
+/// The owner refused this request (its gate marked the answer: no table, no route, not our token): counted, the
+/// member charged with a failure, and an error that Pingora retries (the next member or the origin). `None` for
+/// any other answer, which is the owner's (or its origin's) to give.
+pub(super) fn refused(
+    proxy: &DimeProxy,
+    upstream_response: &pingora_http::ResponseHeader,
+    ctx: &mut RequestCtx,
+) -> Option<Box<pingora_core::Error>> {
+    let refused = upstream_response.headers.get(crate::fleet::REFUSED_HEADER)?;
+    let (member, fleet) = (ctx.peer.take()?, proxy.fleet.as_ref()?);
+    let status = refused.to_str().unwrap_or_default().to_owned();
+    proxy.state.metrics.peer_requests.with_label_values(&["sent", "refused"]).inc();
+    if fleet.record_failure(member.addr) {
+        tracing::warn!(peer = member.name, status, "peer ejected: it refuses this edge's requests");
+    }
+    let why = format!("peer {} refused ({status})", member.name);
+    let mut e = pingora_core::Error::explain(pingora_core::ErrorType::HTTPStatus(502), why);
+    e.set_retry(true);
+    Some(e)
+}
+
+/// The connection to the owner failed: counted, the member charged; true if this attempt was to a peer.
+pub(super) fn unreachable(proxy: &DimeProxy, ctx: &mut RequestCtx, e: &pingora_core::Error) -> bool {
+    let (Some(member), Some(fleet)) = (ctx.peer.take(), proxy.fleet.as_ref()) else { return false };
+    proxy.state.metrics.peer_requests.with_label_values(&["sent", "connect_failed"]).inc();
+    if fleet.record_failure(member.addr) {
+        tracing::warn!(peer = member.name, address = %member.addr, "peer ejected after repeated failures");
+    }
+    tracing::debug!(peer = member.name, error = %e, "peer unreachable; trying the next member or the origin");
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,8 @@
 //! - Cache: [`cache`] (policy, keys, storage with its byte budget, live playlists, locks); [`socket_send`] writes
 //!   direct hits to the client socket (`sendfile` for file bodies).
 //! - TLS: [`tls`] (one SNI certificate store for flags, tables and ACME), [`acme`] (HTTP-01 orders, with `instant-acme`).
+//! - Fleet: [`fleet`] (members from `--peers` or control, the ketama ring, peer tokens); `service/tier.rs` sends a
+//!   cache miss to the edge that owns it, and the peer listener serves the other edges.
 //! - Around them: [`admin`] (`/metrics`, `/healthz`, `/readyz`, `/config`, purge), [`metrics`], [`logging`] and
 //!   [`access`] (buffered, off the request path), [`signed`] (signed viewer URLs), [`files`].
 //!

@@ -224,8 +224,8 @@ impl Fleet {
         dime_routes::token_accepted(&self.tokens, presented)
     }
 
-    /// A request to `member` failed (connect, timeout, a bad answer); after [`EJECT_AFTER`] in a row it is
-    /// skipped for [`EJECT_FOR`]. Returns true when this failure ejected it.
+    /// A request to `member` failed (connect, timeout, a refusal); after `EJECT_AFTER` (3) in a row it is
+    /// skipped for `EJECT_FOR` (10 s). Returns true when this failure ejected it.
     pub fn record_failure(&self, member: SocketAddr) -> bool {
         let mut failures = self.failures.lock();
         let entry = failures.entry(member).or_insert((0, Instant::now()));

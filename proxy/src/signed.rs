@@ -47,10 +47,6 @@ pub struct KeyError(String);
 impl Keys {
     /// Reads `ID SECRET` lines (`#` comments allowed); secrets of at least 32 characters.
     pub fn parse(name: &str, text: &str) -> Result<Self, KeyError> {
-        Self::parse_lines(name, text).map_err(KeyError)
-    }
-
-    fn parse_lines(name: &str, text: &str) -> Result<Self, String> {
         let mut keys = BTreeMap::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -61,19 +57,19 @@ impl Keys {
             let (id, secret) = line
                 .split_once(char::is_whitespace)
                 .map(|(i, s)| (i, s.trim()))
-                .ok_or_else(|| format!("{at}: expected `ID SECRET`"))?;
+                .ok_or_else(|| KeyError(format!("{at}: expected `ID SECRET`")))?;
             if !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                return Err(format!("{at}: invalid key id `{id}` (letters, digits, `-`, `_`, `.`)"));
+                return Err(KeyError(format!("{at}: invalid key id `{id}` (letters, digits, `-`, `_`, `.`)")));
             }
             if secret.len() < 32 {
-                return Err(format!("{at}: the secret of `{id}` is shorter than 32 characters"));
+                return Err(KeyError(format!("{at}: the secret of `{id}` is shorter than 32 characters")));
             }
             if keys.insert(id.to_owned(), hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes())).is_some() {
-                return Err(format!("{at}: key id `{id}` appears twice"));
+                return Err(KeyError(format!("{at}: key id `{id}` appears twice")));
             }
         }
         if keys.is_empty() {
-            return Err(format!("{name}: no key in the file"));
+            return Err(KeyError(format!("{name}: no key in the file")));
         }
         Ok(Keys(keys))
     }

@@ -71,7 +71,7 @@ impl HttpClient for Transport {
             let fail = |why: String| instant_acme::Error::Other(Box::new(TransportError { url: url.clone(), why }));
             match tokio::time::timeout(REQUEST_TIMEOUT, exchange(&tls, req)).await {
                 Err(_) => Err(fail("no answer in time".into())),
-                Ok(Err(why)) => Err(fail(why)),
+                Ok(Err(why)) => Err(fail(why.to_string())),
                 Ok(Ok(resp)) => Ok(BytesResponse::from(resp)),
             }
         })
@@ -82,7 +82,7 @@ impl HttpClient for Transport {
 async fn exchange(
     tls: &pingora_rustls::TlsConnector,
     req: http::Request<BodyWrapper<Bytes>>,
-) -> Result<http::Response<Full<Bytes>>, String> {
+) -> Result<http::Response<Full<Bytes>>, Box<dyn std::error::Error + Send + Sync>> {
     let (mut parts, body) = req.into_parts();
     if parts.uri.scheme_str() != Some("https") {
         return Err("ACME URLs must be https://".into());

@@ -41,7 +41,7 @@ pub fn build_pools(
             None => {
                 let mut pool = Pool::new(spec.clone());
                 if let Some(file) = spec.tls.as_ref().and_then(|t| t.ca_file.as_deref()) {
-                    pool.ca = Some(load_ca(file).map_err(|e| (name.clone(), format!("tls.ca_file {file}: {e}")))?);
+                    pool.ca = Some(load_ca(file).map_err(|e| (name.clone(), ca_message(file, &e)))?);
                 }
                 Arc::new(pool)
             }
@@ -51,21 +51,31 @@ pub fn build_pools(
     Ok(pools)
 }
 
+/// `tls.ca_file FILE: why` (a read error already names the file).
+fn ca_message(file: &str, e: &crate::tls::TlsError) -> String {
+    match e {
+        crate::tls::TlsError::Read { error, .. } => format!("tls.ca_file {file}: {error}"),
+        other => format!("tls.ca_file {file}: {other}"),
+    }
+}
+
 /// Reads a PEM CA bundle (one or more certificates).
-fn load_ca(path: &str) -> Result<Arc<pingora_core::protocols::tls::CaType>, String> {
+fn load_ca(path: &str) -> Result<Arc<pingora_core::protocols::tls::CaType>, crate::tls::TlsError> {
+    use crate::tls::TlsError;
     use pingora_core::utils::tls::{parse_x509, WrappedX509};
-    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
+    let pem = std::fs::read(path).map_err(|error| TlsError::Read { path: path.to_owned(), error })?;
     let mut certs = Vec::new();
     for block in x509_parser::pem::Pem::iter_from_buffer(&pem) {
-        let block = block.map_err(|e| format!("not PEM: {e}"))?;
+        let block = block.map_err(|e| TlsError::Pem(format!("not PEM: {e}")))?;
         if block.label != "CERTIFICATE" {
             continue;
         }
-        x509_parser::parse_x509_certificate(&block.contents).map_err(|e| format!("bad certificate: {e}"))?;
+        x509_parser::parse_x509_certificate(&block.contents)
+            .map_err(|e| TlsError::Pem(format!("bad certificate: {e}")))?;
         certs.push(WrappedX509::new(block.contents, parse_x509));
     }
     if certs.is_empty() {
-        return Err("no certificate in the file".into());
+        return Err(TlsError::Pem("no certificate in the file".into()));
     }
     Ok(Arc::from(certs.into_boxed_slice()))
 }

@@ -31,13 +31,12 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{ProxyHttp, Session};
 
 use crate::cache::policy::{self, Decision, Kind};
-use crate::cache::request::{cache_outcome, policy_response, stored_header, CacheCtx};
-use crate::cache::status::{self, Outcome};
+use crate::cache::request::{cache_status, policy_response, stored_header, CacheCtx};
 use crate::cache::{key, Cache};
-use crate::metrics::status_class;
 use crate::state::State;
 
 mod direct;
+mod done;
 mod gate;
 mod tier;
 pub use gate::set_forwarded_headers;
@@ -81,16 +80,6 @@ pub struct DimeProxy {
 mod ctx;
 use ctx::InFlight;
 pub use ctx::RequestCtx;
-
-/// The cache key of a request: host, path and the query parameters that matter (see `cache::key`).
-fn cache_key(req: &RequestHeader, kind: Kind, query_keys: Option<&[String]>) -> CacheKey {
-    let primary = key::primary_key(request_host(req), req.uri.path(), req.uri.query(), kind, query_keys);
-    // pingora-cache hashes the primary key each time it needs it (lookup, lock, eviction); hash it once.
-    let hash = pingora_cache::key::hash_key(&primary);
-    let mut cache_key = CacheKey::new(primary, "");
-    cache_key.set_primary_bin_override(hash);
-    cache_key
-}
 
 #[async_trait]
 impl ProxyHttp for DimeProxy {
@@ -263,7 +252,8 @@ impl ProxyHttp for DimeProxy {
         }
         let kind = ctx.cache.as_ref().and_then(|c| c.kind).unwrap_or(Kind::Other);
         let query_keys = ctx.cache_policy().and_then(|p| p.query_keys.as_deref());
-        Ok(cache_key(session.req_header(), kind, query_keys))
+        let req = session.req_header();
+        Ok(key::cache_key(request_host(req), &req.uri, kind, query_keys))
     }
 
     /// Phase 9: the route's cache policy ([`policy::decide`]) applied to the origin's response: `Cacheable` with
@@ -338,20 +328,7 @@ impl ProxyHttp for DimeProxy {
             }
         }
         let Some(cache_ctx) = &ctx.cache else { return Ok(()) };
-        let outcome = cache_outcome(session.cache.phase(), cache_ctx);
-        let ttl = match outcome {
-            Outcome::Hit | Outcome::Stale | Outcome::Revalidated => session
-                .cache
-                .maybe_cache_meta()
-                .map(|m| status::ttl_left(m.fresh_until(), std::time::SystemTime::now())),
-            _ => None,
-        };
-        let stored = cache_ctx.stored && matches!(outcome, Outcome::Miss | Outcome::Expired);
-        let detail = match outcome {
-            Outcome::Stale => Some("stale"),
-            _ => cache_ctx.skip,
-        };
-        let value = status::answer(&self.state.metrics, ctx.route_name(), outcome, ttl, stored, detail);
+        let value = cache_status(&session.cache, cache_ctx, &self.state.metrics, ctx.route_name());
         resp.insert_header("cache-status", value)?;
         Ok(())
     }
@@ -543,49 +520,7 @@ impl ProxyHttp for DimeProxy {
     /// direct hit, the cache or the origin, or failed).
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
         crate::downstream::request_done();
-        let direct = ctx.direct.as_ref();
-        let status = session.response_written().map(|r| r.status.as_u16()).or(direct.map(|d| d.status)).unwrap_or(0);
-        let route = ctx.route_name();
-        let method = crate::metrics::method_label(&session.req_header().method);
-        let elapsed = ctx.start.elapsed();
-        let m = &self.state.metrics;
-        m.requests.with_label_values(&[route, method, status_class(status)]).inc();
-        m.request_duration.with_label_values(&[route]).observe(elapsed.as_secs_f64());
-        let sent = session.as_downstream().body_bytes_sent() + direct.map_or(0, |d| d.body_bytes);
-        let read = session.as_downstream().body_bytes_read();
-        if ctx.from_peer {
-            m.peer_served_bytes.inc_by(sent as u64);
-        } else {
-            m.response_bytes.with_label_values(&[route]).inc_by(sent as u64);
-        }
-        m.request_bytes.with_label_values(&[route]).inc_by(read as u64);
-        if let Some(waited) = session.cache.lock_duration() {
-            m.cache_lock_waits.with_label_values(&[route]).inc();
-            m.cache_lock_wait_duration.with_label_values(&[route]).observe(waited.as_secs_f64());
-        }
-        if self.settings.access_log {
-            let req = session.req_header();
-            let direct_error = direct.and_then(|d| d.error.as_ref());
-            let error: Option<&dyn std::fmt::Display> = match (e, direct_error) {
-                (Some(e), _) => Some(e),
-                (None, Some(d)) => Some(d),
-                (None, None) => None,
-            };
-            let line = crate::access::Line {
-                client: client_ip(session),
-                method: req.method.as_str(),
-                host: request_host(req),
-                path: &req.uri,
-                status,
-                route,
-                upstream: ctx.upstream_name(),
-                server: ctx.endpoint.as_ref().map(|e| e.addr),
-                bytes: sent,
-                duration: elapsed,
-                error,
-            };
-            crate::access::log(self.settings.log_format, &line);
-        }
+        done::record(self, session, e, ctx);
     }
 }
 

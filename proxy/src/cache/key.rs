@@ -48,6 +48,16 @@ pub fn primary_key(host: &str, path: &str, query: Option<&str>, kind: Kind, quer
     key
 }
 
+/// The cache key of a request for `host` and `uri`: [`primary_key`], hashed once (pingora-cache hashes the
+/// primary key each time it needs it: lookup, lock, eviction).
+pub fn cache_key(host: &str, uri: &http::Uri, kind: Kind, query_keys: Option<&[String]>) -> pingora_cache::CacheKey {
+    let primary = primary_key(host, uri.path(), uri.query(), kind, query_keys);
+    let hash = pingora_cache::key::hash_key(&primary);
+    let mut cache_key = pingora_cache::CacheKey::new(primary, "");
+    cache_key.set_primary_bin_override(hash);
+    cache_key
+}
+
 /// The host part of a primary key, and the rest; for purging by host and prefix.
 pub fn split_primary(key: &str) -> (&str, &str) {
     key.split_once('\n').unwrap_or((key, ""))

@@ -53,6 +53,29 @@ pub fn stored_header(resp: &ResponseHeader) -> Result<ResponseHeader> {
     Ok(header)
 }
 
+/// The `Cache-Status` of a response Pingora's cache phases handled (a hit, stale, revalidated or fetched), with
+/// the hit accounting ([`super::status::answer`], shared with direct hits).
+pub fn cache_status(
+    cache: &pingora_cache::HttpCache,
+    cache_ctx: &CacheCtx,
+    metrics: &crate::metrics::Metrics,
+    route: &str,
+) -> String {
+    let outcome = cache_outcome(cache.phase(), cache_ctx);
+    let ttl = match outcome {
+        Outcome::Hit | Outcome::Stale | Outcome::Revalidated => {
+            cache.maybe_cache_meta().map(|m| super::status::ttl_left(m.fresh_until(), std::time::SystemTime::now()))
+        }
+        _ => None,
+    };
+    let stored = cache_ctx.stored && matches!(outcome, Outcome::Miss | Outcome::Expired);
+    let detail = match outcome {
+        Outcome::Stale => Some("stale"),
+        _ => cache_ctx.skip,
+    };
+    super::status::answer(metrics, route, outcome, ttl, stored, detail)
+}
+
 /// How a request fared in the cache, for Cache-Status and metrics.
 pub fn cache_outcome(phase: CachePhase, ctx: &CacheCtx) -> Outcome<'static> {
     if let Some(reason) = ctx.bypass {

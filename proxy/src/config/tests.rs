@@ -1,4 +1,6 @@
 use super::*;
+use crate::downstream::ClientLimits;
+use std::time::Duration;
 
 fn config(args: &[&str]) -> Result<EdgeConfig, ConfigError> {
     EdgeConfig::from_argv(args.iter().copied())

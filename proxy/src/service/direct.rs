@@ -56,7 +56,7 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
         return Ok(false);
     }
     let kind = policy::classify(req.uri.path());
-    let key = super::cache_key(req, kind, policy.query_keys.as_deref());
+    let key = crate::cache::key::cache_key(super::request_host(req), &req.uri, kind, policy.query_keys.as_deref());
     // Most hits are on small objects: the one lookup comes before the header checks.
     let object = proxy.cache.store.complete(&key.combined_bin());
     let Some(object) = object.filter(|_| !NEEDS_HIT_PATH.iter().any(|h| req.headers.contains_key(h))) else {

@@ -103,6 +103,7 @@ impl ProxyHttp for DimeProxy {
             from_peer: false,
             peer: None,
             peers_tried: 0,
+            origin_bytes: 0,
             _in_flight: InFlight::new(&self.state.metrics),
         }
     }
@@ -378,7 +379,7 @@ impl ProxyHttp for DimeProxy {
             }
         }
         let idempotent = session.req_header().method.is_idempotent();
-        let origin_tries = ctx.tried.len() - ctx.peer_tries();
+        let origin_tries = ctx.tried.len() - ctx.peers_tried;
         let others_left = ctx.pool.as_ref().is_some_and(|p| p.endpoints().list.len() > origin_tries);
         if idempotent && others_left && origin_tries <= self.settings.retries {
             self.state.metrics.upstream_retries.with_label_values(&[&upstream]).inc();
@@ -511,7 +512,7 @@ impl ProxyHttp for DimeProxy {
         ctx: &mut Self::CTX,
     ) -> Result<Option<Duration>> {
         if let (Some(b), Some(_), None) = (body.as_ref(), &ctx.cache, &ctx.peer) {
-            self.state.metrics.origin_bytes.with_label_values(&[ctx.route_name()]).inc_by(b.len() as u64);
+            ctx.origin_bytes += b.len() as u64;
         }
         Ok(None)
     }

@@ -180,7 +180,7 @@ fn acme_name(text: &str) -> Result<String, ConfigError> {
 
 /// The fleet section: present when `--peers` or `--peer-listen` is given; every member checked
 /// ([`crate::fleet::check_members`]).
-fn fleet_settings(s: &RunArgs) -> Result<Option<crate::fleet::FleetSettings>, ConfigError> {
+fn fleet_settings(s: &RunArgs, name: &str) -> Result<Option<crate::fleet::FleetSettings>, ConfigError> {
     use crate::fleet::{check_members, FleetSettings, Member};
     if s.peers.is_empty() && s.peer_listen.is_none() {
         return Ok(None);
@@ -203,7 +203,7 @@ fn fleet_settings(s: &RunArgs) -> Result<Option<crate::fleet::FleetSettings>, Co
     }
     let members =
         s.peers.iter().map(|p| Member::parse(p)).collect::<Result<Vec<_>, _>>().map_err(|e| invalid("peers", e))?;
-    let name = edge_name(s);
+    let name = name.to_owned();
     if !members.is_empty() {
         check_members(&name, &advertise, &members).map_err(|e| invalid("peers", e))?;
     }
@@ -262,6 +262,8 @@ impl EdgeConfig {
     /// Checks the layered settings and builds the edge's configuration. Pure: files named by settings (tokens,
     /// keys, directories) are read or created at start-up, by [`crate::server::run`].
     pub fn from_settings(s: RunArgs) -> Result<Self, ConfigError> {
+        // The default (the host name) is read once, here.
+        let name = edge_name(&s);
         let https = addrs("https", &s.https)?;
         let threads = s.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         if threads == 0 {
@@ -301,8 +303,8 @@ impl EdgeConfig {
             cache: cache_settings(&s)?,
             admin_token_file: s.admin_token_file.clone(),
             signing_keys: s.signing_keys.clone(),
-            edge_name: edge_name(&s),
-            fleet: fleet_settings(&s)?,
+            fleet: fleet_settings(&s, &name)?,
+            edge_name: name,
         })
     }
 

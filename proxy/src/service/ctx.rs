@@ -36,6 +36,8 @@ pub struct RequestCtx {
     pub(super) peer: Option<crate::fleet::Member>,
     /// How many of `tried` were fleet members.
     pub(super) peers_tried: usize,
+    /// Body bytes received from an origin on a caching route (counted once, at the end).
+    pub(super) origin_bytes: u64,
     pub(super) _in_flight: InFlight,
 }
 
@@ -52,9 +54,6 @@ impl RequestCtx {
     }
     pub(super) fn cache_policy(&self) -> Option<&dime_routes::CachePolicy> {
         self.route()?.cache.as_ref()
-    }
-    pub(super) fn peer_tries(&self) -> usize {
-        self.peers_tried
     }
 }
 

@@ -25,6 +25,9 @@ pub(super) fn record(proxy: &DimeProxy, session: &mut Session, e: Option<&Error>
         m.response_bytes.with_label_values(&[route]).inc_by(sent as u64);
     }
     m.request_bytes.with_label_values(&[route]).inc_by(read as u64);
+    if ctx.origin_bytes > 0 {
+        m.origin_bytes.with_label_values(&[route]).inc_by(ctx.origin_bytes);
+    }
     if let Some(waited) = session.cache.lock_duration() {
         m.cache_lock_waits.with_label_values(&[route]).inc();
         m.cache_lock_wait_duration.with_label_values(&[route]).observe(waited.as_secs_f64());

@@ -38,6 +38,16 @@ async fn edges_view(http: &reqwest::Client, control: &Control) -> serde_json::Va
     serde_json::from_str(&r.text().await.unwrap()).unwrap()
 }
 
+/// Waits (5 s) until control's `/metrics` has the line `sample`: its gauges follow within a tenth of a Lease.
+async fn control_counts(http: &reqwest::Client, control: &Control, sample: &str) {
+    let what = format!("control's /metrics never said {sample}");
+    eventually(secs(5), ms(100), &what, String::new, || async move {
+        let metrics = http.get(format!("{}/metrics", control.url)).send().await.ok()?.text().await.ok()?;
+        metrics.lines().any(|l| l == sample).then_some(())
+    })
+    .await;
+}
+
 /// The state of each edge in `/v1/edges`, by name.
 fn states(view: &serde_json::Value) -> Vec<(String, String)> {
     view["edges"]
@@ -111,11 +121,7 @@ async fn the_fleet_lives_in_leases_and_reaches_every_edge() {
         assert_eq!(origin.hits_for(&path), 1, "{path}");
     }
 
-    eventually(secs(5), ms(100), "dime_control_edges never counted three current", String::new, || async move {
-        let metrics = h.get(format!("{}/metrics", c.url)).send().await.ok()?.text().await.ok()?;
-        metrics.contains("dime_control_edges{state=\"current\"} 3").then_some(())
-    })
-    .await;
+    control_counts(h, c, "dime_control_edges{state=\"current\"} 3").await;
 
     // Edge b stops: its Lease expires, it is shown gone, and the others drop it from their rings.
     edges[1].stop();
@@ -124,12 +130,7 @@ async fn the_fleet_lives_in_leases_and_reaches_every_edge() {
         states(&view).contains(&("b".into(), "gone".into())).then_some(())
     })
     .await;
-    // The gauge follows within a tenth of a Lease.
-    eventually(secs(5), ms(100), "dime_control_edges never counted b as gone", String::new, || async move {
-        let metrics = h.get(format!("{}/metrics", c.url)).send().await.ok()?.text().await.ok()?;
-        metrics.contains("dime_control_edges{state=\"gone\"} 1").then_some(())
-    })
-    .await;
+    control_counts(h, c, "dime_control_edges{state=\"gone\"} 1").await;
     let a = &edges[0];
     eventually(
         secs(20),

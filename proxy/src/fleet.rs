@@ -25,6 +25,10 @@ pub const PEER_TOKEN_HEADER: &str = "x-dime-peer-token";
 /// On an answer of the peer listener: the owner itself refused (no table, no route, no peer token), so the
 /// asking edge tries the next member or the origin.
 pub const REFUSED_HEADER: &str = "x-dime-peer-refused";
+/// On every other answer of the peer listener: the answering edge's name. The asking edge takes an answer only
+/// from the member it asked: a response without it (not a Dime edge's, e.g. another service on that address) or
+/// with another name (a stale member list) is a failure of that member, never stored.
+pub const OWNER_HEADER: &str = "x-dime-owner";
 /// Failures in a row after which a member is skipped for [`EJECT_FOR`].
 const EJECT_AFTER: u32 = 3;
 const EJECT_FOR: Duration = Duration::from_secs(10);
@@ -232,6 +236,17 @@ impl Fleet {
         entry.0 += 1;
         entry.1 = Instant::now() + EJECT_FOR;
         entry.0 == EJECT_AFTER
+    }
+
+    /// `member` broke a response after its header had gone on to the viewer (a truncated or garbled body): it is
+    /// skipped for `EJECT_FOR` at once. Returns true when it was not ejected already.
+    pub fn eject(&self, member: SocketAddr) -> bool {
+        let mut failures = self.failures.lock();
+        let now = Instant::now();
+        let entry = failures.entry(member).or_insert((0, now));
+        let was = entry.0 >= EJECT_AFTER && entry.1 > now;
+        *entry = (entry.0.max(EJECT_AFTER), now + EJECT_FOR);
+        !was
     }
 
     pub fn record_success(&self, member: SocketAddr) {

@@ -15,7 +15,7 @@
 //!    `upstream_response_body_filter` — bytes from an origin counted, per chunk.
 //! 9. `response_cache_filter` and `cache_vary_filter` — whether and how the response is stored.
 //! 10. `response_filter` — HSTS and `Cache-Status` on what goes to the client (hits and fetches).
-//! 11. `should_serve_stale`, `error_while_proxy` — only when something fails.
+//! 11. `should_serve_stale`, `error_while_proxy`, `fail_to_proxy` — only when something fails.
 //! 12. `logging` — metrics and the access line, once per request however it ended.
 
 use std::sync::Arc;
@@ -28,7 +28,7 @@ use pingora_cache::{CacheKey, CacheMeta, CacheOptionOverrides, NoCacheReason, Re
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
-use pingora_proxy::{ProxyHttp, Session};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::cache::policy::{self, Decision, Kind};
 use crate::cache::request::{cache_status, policy_response, stored_header, CacheCtx};
@@ -103,6 +103,7 @@ impl ProxyHttp for DimeProxy {
             from_peer: false,
             peer: None,
             peers_tried: 0,
+            peer_answered: false,
             origin_bytes: 0,
             _in_flight: InFlight::new(&self.state.metrics),
         }
@@ -179,6 +180,7 @@ impl ProxyHttp for DimeProxy {
             return Err(Error::explain(ErrorType::HTTPStatus(503), "route has no upstream pool"));
         };
         ctx.peer = None;
+        ctx.peer_answered = false;
         if let Some((member, fleet)) = tier::target(self, session, ctx) {
             let peer = tier::peer(&member, &fleet, Some(pool.spec.read_timeout));
             ctx.tried.push(member.addr);
@@ -328,6 +330,9 @@ impl ProxyHttp for DimeProxy {
                 resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.as_str())?;
             }
         }
+        if ctx.from_peer {
+            tier::vouch(resp, self)?;
+        }
         let Some(cache_ctx) = &ctx.cache else { return Ok(()) };
         let value = cache_status(&session.cache, cache_ctx, &self.state.metrics, ctx.route_name());
         resp.insert_header("cache-status", value)?;
@@ -402,14 +407,22 @@ impl ProxyHttp for DimeProxy {
         let from_peer_answer = ctx.peer.is_some();
         if let (Some(member), Some(fleet)) = (&ctx.peer, &self.fleet) {
             self.state.metrics.peer_requests.with_label_values(&["sent", "error"]).inc();
-            fleet.record_failure(member.addr);
+            // A body broken after the member's header was accepted (truncated, garbled): the member is skipped
+            // at once, not after three such answers.
+            let broken = ctx.peer_answered;
+            if (broken && fleet.eject(member.addr)) || (!broken && fleet.record_failure(member.addr)) {
+                tracing::warn!(peer = member.name, error = %e, "peer ejected after a failed answer");
+            }
         } else if e.esource() == &ErrorSource::Upstream {
             if let Some(ep) = &ctx.endpoint {
                 ep.record_failure();
             }
         }
         let mut e = e.more_context(format!("peer: {peer}"));
-        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
+        // Once the answer is being stored, the request is not tried again: the cache takes one answer per fill
+        // (Pingora panics on a second), and the partial one is dropped, never stored.
+        let storing = session.cache.miss_handler().is_some();
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() || storing {
             e.set_retry(false);
         } else if from_peer_answer {
             // A failed owner edge costs the viewer nothing while nothing has reached it yet: the next member or
@@ -419,6 +432,25 @@ impl ProxyHttp for DimeProxy {
             e.retry.decide_reuse(client_reused);
         }
         e
+    }
+
+    /// Phase 11, when the request failed for good: the error response, as Pingora's default writes it; to a peer
+    /// it is marked as this edge's own failure ([`crate::fleet::REFUSED_HEADER`]), so the asking edge tries the
+    /// next member or the origin instead of passing it on (the origin's own error answers are not marked).
+    /// Returns the status written, 0 when the client is gone.
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Self::CTX) -> FailToProxy {
+        let code = error_status(e);
+        let written = match code {
+            0 => Ok(()),
+            _ if ctx.from_peer && session.response_written().is_none() => {
+                gate::refuse(session, code, format!("{code} from peer listener\n"), true).await
+            }
+            _ => session.respond_error(code).await,
+        };
+        if let Err(e) = written {
+            tracing::debug!(error = %e, "the error response could not be sent");
+        }
+        FailToProxy { error_code: code, can_reuse_downstream: false }
     }
 
     /// Phase 7: the request as the origin gets it: `X-Forwarded-For/-Proto/-Host` (kept from trusted proxies
@@ -475,10 +507,11 @@ impl ProxyHttp for DimeProxy {
         if let Some(ep) = &ctx.endpoint {
             ep.record_success();
         }
-        if let Some(e) = tier::refused(self, upstream_response, ctx) {
+        if let Some(e) = tier::check_answer(self, upstream_response, ctx) {
             return Err(e);
         }
         if let (Some(member), Some(fleet)) = (&ctx.peer, &self.fleet) {
+            ctx.peer_answered = true;
             fleet.record_success(member.addr);
             let m = &self.state.metrics;
             m.peer_requests.with_label_values(&["sent", "ok"]).inc();
@@ -522,6 +555,19 @@ impl ProxyHttp for DimeProxy {
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
         crate::downstream::request_done();
         done::record(self, session, e, ctx);
+    }
+}
+
+/// The status of the error response for a failed request, by Pingora's rule (its default `fail_to_proxy`, which
+/// keeps it private): an HTTP status error's own, 502 for the upstream's failures, 0 when the client's connection
+/// is gone, 400 for the client's other errors, 500 for ours.
+fn error_status(e: &Error) -> u16 {
+    match (e.etype(), e.esource()) {
+        (ErrorType::HTTPStatus(code), _) => *code,
+        (_, ErrorSource::Upstream) => 502,
+        (ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed, ErrorSource::Downstream) => 0,
+        (_, ErrorSource::Downstream) => 400,
+        (_, ErrorSource::Internal | ErrorSource::Unset) => 500,
     }
 }
 

@@ -186,6 +186,131 @@ async fn a_member_that_refuses_costs_the_viewers_nothing() {
     assert!(a >= 1.0 && c >= 1.0, "refusals were met and counted: a {a}, c {c}");
 }
 
+/// What a member that is not a working Dime edge answers, for [`answers_that_are_not_the_owners_are_never_used`].
+#[derive(Debug, Clone, Copy)]
+enum Bad {
+    /// Bytes that are not HTTP.
+    Garbage,
+    /// An error of whatever listens there, without the owner's mark.
+    ErrorUnmarked,
+    /// A whole answer, but not from the edge listed at that address (no mark).
+    OkUnmarked,
+    /// The owner's answer, broken off after its header and part of its body.
+    Truncated,
+}
+
+/// A member at `addr` that answers every request the `bad` way; counts the connections it was sent.
+fn fake_member(bad: Bad) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = asked.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer: Vec<u8> = match bad {
+                    Bad::Garbage => b"\x00\x01 this is not HTTP \xff\r\n\r\n".to_vec(),
+                    Bad::ErrorUnmarked => {
+                        b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\nconnection: close\r\n\r\noops"
+                            .to_vec()
+                    }
+                    Bad::OkUnmarked => [
+                        &b"HTTP/1.1 200 OK\r\ncontent-length: 5000\r\ncache-control: max-age=60\r\n"[..],
+                        b"connection: close\r\n\r\n",
+                        &[b'F'; 5000],
+                    ]
+                    .concat(),
+                    Bad::Truncated => [
+                        &b"HTTP/1.1 200 OK\r\ncontent-length: 5000\r\ncache-control: max-age=60\r\n"[..],
+                        b"x-dime-owner: bad\r\n\r\n",
+                        &[b'F'; 1000],
+                    ]
+                    .concat(),
+                };
+                let _ = conn.write_all(&answer).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    (addr, asked)
+}
+
+/// Edge `a` in a fleet of itself and the member `bad` at `fake`.
+async fn shielded_edge(routes: &str, fake: SocketAddr, tokens: &std::path::Path) -> Edge {
+    let me = free_addr().to_string();
+    let list = format!("a=http://{me},bad=http://{fake}");
+    let args =
+        ["--edge-name", "a", "--peer-listen", &me, "--peers", &list, "--peer-token-file", tokens.to_str().unwrap()];
+    Edge::start(routes, &args).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_that_are_not_the_owners_are_never_used() {
+    // Edge `a` shields its route behind member `bad`, a listener in this test that is not a working Dime edge.
+    let origin = Origin::start("o").await;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("{PEER_TOKEN}\n")).unwrap();
+    let routes = indoc::formatdoc!(
+        r#"
+            version: 1
+            http:
+              routes:
+                - {{ name: v, match: [{{ hosts: [video.test] }}], upstream: o, cache: {{}}, tier: {{ shield: [bad] }} }}
+              upstreams:
+                o: {{ servers: [{{ url: "{}" }}] }}
+            "#,
+        origin.url()
+    );
+    let sent = |result: &str| format!(r#"dime_peer_requests_total{{direction="sent",result="{result}"}}"#);
+    for bad in [Bad::Garbage, Bad::ErrorUnmarked, Bad::OkUnmarked] {
+        let (fake, asked) = fake_member(bad);
+        let edge = shielded_edge(&routes, fake, &tokens).await;
+        let path = format!("/vod/{bad:?}/seg.ts");
+        // The viewer gets the origin's object; the second viewer gets it from the cache: what was stored is the
+        // origin's, not the member's.
+        for viewer in 0..2 {
+            let r = edge.get("video.test", ask(&path).size(5000).cache_control("max-age=60")).await;
+            assert_eq!(r.status, 200, "{bad:?}, viewer {viewer}: {}", r.body);
+            assert_eq!(r.bytes, support::pattern_body(5000), "{bad:?}, viewer {viewer}: not the origin's bytes");
+            assert!(r.headers.get("x-dime-owner").is_none(), "{bad:?}: the mark is the fleet's, not the viewer's");
+        }
+        assert_eq!(origin.hits_for(&path), 1, "{bad:?}");
+        assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 1, "{bad:?}: the member was asked");
+        assert_eq!(edge.metric(&sent("error")).await, 1.0, "{bad:?}: counted as the member's failure");
+        assert_eq!(edge.metric(&sent("ok")).await, 0.0, "{bad:?}");
+    }
+
+    // An answer broken off after its header was accepted: that viewer's response fails (the fill had begun and
+    // Pingora's cache takes one answer per fill, as when an origin breaks off), nothing of it is stored, the
+    // member is skipped at once and the next viewers get the origin's objects.
+    let (fake, asked) = fake_member(Bad::Truncated);
+    let edge = shielded_edge(&routes, fake, &tokens).await;
+    let broken = edge.try_get("video.test", ask("/vod/t/seg.ts").size(5000).cache_control("max-age=60")).await;
+    let whole = broken.as_ref().is_some_and(|r| r.status == 200 && r.bytes.len() == 5000);
+    assert!(!whole, "the broken answer reached the viewer as whole: {broken:?}");
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+    for path in ["/vod/t/seg.ts", "/vod/t/next.ts"] {
+        let r = edge.get("video.test", ask(path).size(5000).cache_control("max-age=60")).await;
+        assert_eq!((r.status, &r.bytes), (200, &support::pattern_body(5000)), "{path} after the broken answer");
+        assert_eq!(origin.hits_for(path), 1, "{path}");
+    }
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1, "the member that broke an answer is skipped");
+    assert_eq!(edge.metric(&sent("error")).await, 1.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_peer_listener_serves_only_authenticated_peers_and_routed_hosts() {
     let origin = Origin::start("o").await;

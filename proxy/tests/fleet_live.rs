@@ -96,13 +96,15 @@ async fn four_edges_cost_the_live_origin_one_fetch_per_segment_and_survive_losin
     tokio::time::sleep(KILL_AT).await;
     let before_kill = origin.requests();
     let fetched_before_kill = fetched.lock().unwrap().clone();
-    let mut owner = None;
-    for (i, edge) in edges.iter().enumerate() {
-        if edge.metric(r#"dime_peer_requests_total{direction="served",result="fetched"}"#).await > 0.0 {
-            owner = Some(i);
-        }
+    // The owner is the edge that serves the others (from its cache or by filling): every peer request of the
+    // stream goes to it, whether or not it had to ask the origin for that one.
+    let mut served = Vec::new();
+    for edge in &edges {
+        served.push(edge.metric("dime_peer_served_bytes_total").await);
     }
-    let owner = owner.expect("one edge serves the stream to the others");
+    let owners: Vec<usize> = (0..EDGES).filter(|&i| served[i] > 0.0).collect();
+    assert_eq!(owners.len(), 1, "one edge serves the stream to the others; bytes served to peers per edge: {served:?}");
+    let owner = owners[0];
     killed.store(owner, Ordering::SeqCst);
     let _ = std::process::Command::new("kill").args(["-9", &edges[owner].pid().to_string()]).status();
     for v in viewers {

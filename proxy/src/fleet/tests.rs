@@ -105,6 +105,10 @@ fn a_key_goes_to_its_owner_or_past_failed_members_to_the_origin() {
     assert_ne!(fleet.ask_for(key.as_bytes(), &[], None).map(|m| m.name), Some("edge-1".to_owned()));
     fleet.record_success(owner.addr);
     assert_eq!(fleet.ask_for(key.as_bytes(), &[], None).map(|m| m.name), Some("edge-1".to_owned()));
+    // A member that broke a response is ejected at once (once).
+    assert!(fleet.eject(owner.addr));
+    assert!(!fleet.eject(owner.addr));
+    assert_ne!(fleet.ask_for(key.as_bytes(), &[], None).map(|m| m.name), Some("edge-1".to_owned()));
 }
 
 #[test]

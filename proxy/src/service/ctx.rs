@@ -34,6 +34,8 @@ pub struct RequestCtx {
     pub(super) from_peer: bool,
     /// The fleet member this attempt fetches from (instead of the origin).
     pub(super) peer: Option<crate::fleet::Member>,
+    /// The member's answer header was accepted (`upstream_response_filter`): a failure after it is a broken body.
+    pub(super) peer_answered: bool,
     /// How many of `tried` were fleet members.
     pub(super) peers_tried: usize,
     /// Body bytes received from an origin on a caching route (counted once, at the end).

@@ -71,7 +71,9 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
         Some(keepalive) if socket.is_some() && meta.is_fresh(now) && meta.variance().is_none() => {
             let (metrics, route) = (&proxy.state.metrics, ctx.route_name());
             let ttl = Some(status::ttl_left(meta.fresh_until(), now));
-            response_head(&object, keepalive, || status::answer(metrics, route, Outcome::Hit, ttl, false, None))
+            let owner = proxy.fleet.as_ref().filter(|_| ctx.from_peer).map(|fleet| fleet.me.as_str());
+            let cache_status = || status::answer(metrics, route, Outcome::Hit, ttl, false, None);
+            response_head(&object, keepalive, owner, cache_status)
         }
         _ => None,
     };
@@ -117,8 +119,14 @@ static SET_HERE: [header::HeaderName; 6] = [
 
 /// The response head for a direct hit on `object`, written straight from the stored header (no copy of it), or
 /// `None` when the object is not one a direct hit answers. `cache_status` gives the `Cache-Status` value (and
-/// counts the hit), asked only once the object qualifies.
-fn response_head(object: &Object, keepalive: bool, cache_status: impl FnOnce() -> String) -> Option<BytesMut> {
+/// counts the hit), asked only once the object qualifies. `owner` is this edge's name when the request came from a
+/// peer: the answer carries the mark the asking edge checks ([`crate::fleet::OWNER_HEADER`]).
+fn response_head(
+    object: &Object,
+    keepalive: bool,
+    owner: Option<&str>,
+    cache_status: impl FnOnce() -> String,
+) -> Option<BytesMut> {
     let meta = object.meta();
     let stored = meta.response_header();
     if stored.status != http::StatusCode::OK || stored.headers.contains_key(header::VARY) {
@@ -142,6 +150,9 @@ fn response_head(object: &Object, keepalive: bool, cache_status: impl FnOnce() -
     field(b"cache-status", cache_status().as_bytes());
     field(b"date", get_cached_date().as_bytes());
     field(b"connection", if keepalive { b"keep-alive" } else { b"close" });
+    if let Some(owner) = owner {
+        field(crate::fleet::OWNER_HEADER.as_bytes(), owner.as_bytes());
+    }
     buf.put_slice(b"\r\n");
     Some(buf)
 }

@@ -7,7 +7,7 @@ use pingora_proxy::Session;
 
 use super::{DimeProxy, RequestCtx};
 use crate::cache::policy::Kind;
-use crate::fleet::{Fleet, Member, PEER_HEADER, PEER_TOKEN_HEADER};
+use crate::fleet::{Fleet, Member, OWNER_HEADER, PEER_HEADER, PEER_TOKEN_HEADER, REFUSED_HEADER};
 
 /// The member to fetch this request from instead of the origin, if any: only a cache miss on a caching route
 /// (GET or HEAD), never for a request that came from a peer (no second hop), skipping members this request
@@ -71,25 +71,48 @@ pub(super) fn unmark(upstream_request: &mut RequestHeader) {
     upstream_request.remove_header(PEER_TOKEN_HEADER);
 }
 
-/// The owner refused this request (its gate marked the answer: no table, no route, not our token): counted, the
-/// member charged with a failure, and an error that Pingora retries (the next member or the origin). `None` for
-/// any other answer, which is the owner's (or its origin's) to give.
-pub(super) fn refused(
+/// The owner's answer, checked before anything uses it. A refusal of its gate or its own failure (marked
+/// [`REFUSED_HEADER`]: no table, no route, not our token, its origin unreachable), or an answer without the mark
+/// of the member asked ([`OWNER_HEADER`]: not a Dime edge at that address, or another one than listed), is that
+/// member's failure: counted, the member charged, and an error that Pingora retries (the next member or the
+/// origin), so nothing of it is stored or reaches the viewer. `None` for an answer of the owner (its cache's or
+/// its origin's, whatever the status), with the mark removed.
+pub(super) fn check_answer(
     proxy: &DimeProxy,
-    upstream_response: &pingora_http::ResponseHeader,
+    upstream_response: &mut pingora_http::ResponseHeader,
     ctx: &mut RequestCtx,
 ) -> Option<Box<pingora_core::Error>> {
-    let refused = upstream_response.headers.get(crate::fleet::REFUSED_HEADER)?;
-    let (member, fleet) = (ctx.peer.take()?, proxy.fleet.as_ref()?);
-    let status = refused.to_str().unwrap_or_default().to_owned();
-    proxy.state.metrics.peer_requests.with_label_values(&["sent", "refused"]).inc();
+    let (member, fleet) = (ctx.peer.as_ref()?, proxy.fleet.as_ref()?);
+    let refused = upstream_response.headers.get(REFUSED_HEADER).map(|v| v.to_str().unwrap_or_default().to_owned());
+    let marked = upstream_response.headers.get(OWNER_HEADER).is_some_and(|v| v.as_bytes() == member.name.as_bytes());
+    let (result, why) = match refused {
+        Some(status) => ("refused", format!("peer {} refused ({status})", member.name)),
+        None if marked => {
+            upstream_response.remove_header(OWNER_HEADER);
+            return None;
+        }
+        None => {
+            let status = upstream_response.status.as_u16();
+            ("error", format!("peer {} answered {status} without its mark (not that Dime edge)", member.name))
+        }
+    };
+    proxy.state.metrics.peer_requests.with_label_values(&["sent", result]).inc();
     if fleet.record_failure(member.addr) {
-        tracing::warn!(peer = member.name, status, "peer ejected: it refuses this edge's requests");
+        tracing::warn!(peer = member.name, reason = why, "peer ejected: its answers cannot be used");
     }
-    let why = format!("peer {} refused ({status})", member.name);
+    // Taken: the error below is this member's, already counted (`error_while_proxy` sees no peer).
+    ctx.peer = None;
     let mut e = pingora_core::Error::explain(pingora_core::ErrorType::HTTPStatus(502), why);
     e.set_retry(true);
     Some(e)
+}
+
+/// On the owner: marks an answer to a peer with this edge's name ([`OWNER_HEADER`]).
+pub(super) fn vouch(resp: &mut pingora_http::ResponseHeader, proxy: &DimeProxy) -> pingora_core::Result<()> {
+    match &proxy.fleet {
+        Some(fleet) => resp.insert_header(OWNER_HEADER, fleet.me.as_str()).map(|_| ()),
+        None => Ok(()),
+    }
 }
 
 /// The connection to the owner failed: counted, the member charged; true if this attempt was to a peer.

@@ -419,15 +419,22 @@ impl ProxyHttp for DimeProxy {
             }
         }
         let mut e = e.more_context(format!("peer: {peer}"));
-        // Once the answer is being stored, the request is not tried again: the cache takes one answer per fill
-        // (Pingora panics on a second), and the partial one is dropped, never stored.
         let storing = session.cache.miss_handler().is_some();
-        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() || storing {
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
             e.set_retry(false);
         } else if from_peer_answer {
             // A failed owner edge costs the viewer nothing while nothing has reached it yet: the next member or
-            // the origin. Once a response started, a retry would mix two answers: the error stands.
-            e.set_retry(session.response_written().is_none());
+            // the origin. Once a response started, a retry would mix two answers: the error stands. A fill that
+            // had begun is given up first (its lock released for the edge's other viewers): the cache takes one
+            // answer per fill, and the owner's partial one is never stored.
+            let unseen = session.response_written().is_none();
+            if unseen && storing {
+                session.cache.disable(NoCacheReason::UpstreamError);
+            }
+            e.set_retry(unseen);
+        } else if storing {
+            // The origin broke a fill off: the one answer this fill takes was begun (Pingora panics on a second).
+            e.set_retry(false);
         } else {
             e.retry.decide_reuse(client_reused);
         }

@@ -114,8 +114,10 @@ impl Cache {
         let eviction: &'static lru::Manager<LRU_SHARDS> =
             Box::leak(Box::new(lru::Manager::with_capacity(settings.size, (settings.size / 16384).max(1024))));
         let lock: &'static lock::FillLock = Box::leak(Box::new(lock::FillLock::new(settings.lock_timeout)));
-        store.set_drop_hook(Box::new(move |key| {
-            eviction.remove(CacheEntryKeyRef::from_entry_id(key, None));
+        store.set_drop_hook(Box::new(move |key, gone| {
+            if gone == storage::Gone::Object {
+                eviction.remove(CacheEntryKeyRef::from_entry_id(key, None));
+            }
             lock.forget(key);
         }));
         Cache { store, eviction, lock, settings }

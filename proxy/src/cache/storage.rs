@@ -167,8 +167,18 @@ pub trait StoreObserver: Send + Sync {
 }
 
 /// Told about every object the store drops on its own (for live playlists), so the eviction manager and the
-/// fill lock forget it too.
-pub type DropHook = Box<dyn Fn(&CompactCacheKey) + Send + Sync>;
+/// fill lock forget it too, and about every fill that failed.
+pub type DropHook = Box<dyn Fn(&CompactCacheKey, Gone) + Send + Sync>;
+
+/// What [`DropHook`] is told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gone {
+    /// A stored object was dropped.
+    Object,
+    /// A fill ended without its object (its origin broke off, or the request gave it up): its fill lock, released
+    /// to let readers stream the partial, must not make the next requests wait on it.
+    Fill,
+}
 
 type Shard<T> = RwLock<HashMap<HashBinary, T>>;
 /// Writes in progress for one key, by write id.
@@ -212,6 +222,13 @@ impl MemStore {
         }
     }
 
+    /// A fill of `key` ended without its object: told to the drop hook.
+    pub(super) fn fill_failed(&self, key: &CompactCacheKey) {
+        if let Some(hook) = self.on_drop.get() {
+            hook(key, Gone::Fill);
+        }
+    }
+
     /// Sets what is told about objects the store drops itself (once; later calls are ignored).
     pub fn set_drop_hook(&self, hook: DropHook) {
         let _ = self.on_drop.set(hook);
@@ -249,7 +266,7 @@ impl MemStore {
             self.count.fetch_sub(1, Ordering::Relaxed);
             self.report();
             if let Some(hook) = self.on_drop.get() {
-                hook(&o.compact);
+                hook(&o.compact, Gone::Object);
             }
             dropped = true;
         }

@@ -101,6 +101,7 @@ impl Drop for Writer {
         if !self.finished {
             self.partial.state.send_replace(WriteState::Failed);
             self.store.remove_partial(&self.hash, self.id);
+            self.store.fill_failed(&self.compact);
             if let Some(o) = &self.store.observer {
                 o.write_failed();
             }

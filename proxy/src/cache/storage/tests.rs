@@ -75,10 +75,15 @@ async fn an_unfinished_write_fails_its_readers_and_stores_nothing() {
     let (_, mut reader) = s.lookup(&k, &span()).await.unwrap().unwrap();
     let pending = tokio::spawn(async move { read_all(&mut reader).await });
     tokio::time::sleep(Duration::from_millis(20)).await;
+    let told = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let hook = told.clone();
+    s.set_drop_hook(Box::new(move |key, gone| hook.lock().push((key.primary_bin(), gone))));
     drop(w); // the origin aborted mid-body
     assert!(pending.await.unwrap().is_err(), "a reader must see an error, not a clean end of body");
     assert!(s.lookup(&k, &span()).await.unwrap().is_none());
     assert_eq!((s.objects(), s.bytes()), (0, 0));
+    // The fill lock is told, so the next request fetches instead of waiting on the failed fill's release.
+    assert_eq!(*told.lock(), [(k.to_compact().primary_bin(), Gone::Fill)]);
 }
 
 #[tokio::test]

@@ -141,6 +141,7 @@ class Role:
     origin: int
     access_log: bool = False
     extra: tuple = ()
+    route: str = ""  # dime only: more of the route's flow mapping, e.g. ", tier: none"
 
 
 class Peer:
@@ -181,7 +182,7 @@ class Dime(Peer):
         cache_opt = ", cache: {}" if role.mode in ("cache", "tuned") else ""
         text = (
             "version: 1\nhttp:\n  routes:\n"
-            f"    - {{ name: bench, match: [{{ hosts: [bench.test] }}], upstream: origin{cache_opt} }}\n"
+            f"    - {{ name: bench, match: [{{ hosts: [bench.test] }}], upstream: origin{cache_opt}{role.route} }}\n"
             f"  upstreams:\n    origin: {{ servers: [{{ url: \"http://127.0.0.1:{role.origin}\" }}] }}\n"
         )
         http_port, args = self.port, []
@@ -895,12 +896,44 @@ def fleet(s):
             spread = f", second edge's miss p50 {r['spread_p50_ms']:.2f} ms" if "spread_p50_ms" in r else ""
             say(f"  {system} x{n}: {r['origin_requests_per_object']:.2f} origin requests per object{spread}, "
                 f"local hit p50 {r['hit_p50_ms']:.2f} ms")
-    return {"fleet": out}
+    hop = fleet_hop(s)
+    say(f"  the tier's hop: a miss through the owner p50 {hop['via_owner_p50_ms']:.2f} ms, from the origin "
+        f"{hop['from_origin_p50_ms']:.2f} ms: +{hop['hop_p50_ms']:.2f} ms")
+    return {"fleet": out, "fleet_hop": hop}
 
 
-def fleet_edges(s, system, n, origin_port):
+HOP_OBJECTS = 200
+
+
+def fleet_hop(s):
+    """What the tier's extra hop costs a miss: two edges whose route names the second as its shield, an origin
+    that answers at once; one request at a time, alternately a new object on the first edge (fetched through the
+    second, which fetches it from the origin) and a new object on the second (from the origin itself)."""
+    origin = CountingOrigin(delay=0, cache_control="max-age=600")
+    edges = fleet_edges(s, "dime-tier", 2, origin.port, route=", tier: { shield: [e1] }")
+    via, direct = [], []
+    try:
+        idle()
+        for i in range(HOP_OBJECTS):
+            for edge, prefix, out in ((edges[0], "/hop/via", via), (edges[1], "/hop/direct", direct)):
+                t = time.time()
+                status, _, length = get(edge.port, f"{prefix}/{i}/seg.ts", timeout=30)
+                if status != 200 or length != 65536:
+                    raise RuntimeError(f"fleet hop: {prefix}/{i}/seg.ts answered {status} with {length} bytes")
+                out.append(time.time() - t)
+        fetched = sum(n for path, n in origin.counts.items() if path.startswith("/hop/via"))
+        if fetched != HOP_OBJECTS:
+            raise RuntimeError(f"fleet hop: {fetched} origin fetches for {HOP_OBJECTS} objects through the owner")
+    finally:
+        stop_all(*edges, origin)
+    p50 = lambda xs: sorted(xs)[len(xs) // 2] * 1000
+    return {"objects": HOP_OBJECTS, "via_owner_p50_ms": p50(via), "from_origin_p50_ms": p50(direct),
+            "hop_p50_ms": p50(via) - p50(direct)}
+
+
+def fleet_edges(s, system, n, origin_port, route=""):
     """`n` edges of `system` in front of the origin: dime with a peer listener each and the same --peers list,
-    dime without peers, or nginx proxy_cache."""
+    dime without peers, or nginx proxy_cache. `route`: more of dime's route (see `Role`)."""
     if system == "nginx-islands":
         return s.peers(origin_port, *((Nginx, f"nginx-fleet-{n}-{i}", "cache") for i in range(n)))
     names = [f"e{i}" for i in range(n)]
@@ -913,7 +946,7 @@ def fleet_edges(s, system, n, origin_port):
         peers = ",".join(f"{name}=http://127.0.0.1:{port}" for name, port in zip(names, listens))
         extra = [("--edge-name", name, "--peer-listen", f"127.0.0.1:{port}", "--peers", peers,
                   "--peer-token-file", str(tokens)) for name, port in zip(names, listens)]
-    return [edge.start(Role("cache", origin_port, extra=x)) for edge, x in zip(edges, extra)]
+    return [edge.start(Role("cache", origin_port, extra=x, route=route)) for edge, x in zip(edges, extra)]
 
 
 def fleet_run(edges, origin, prefix):
@@ -1157,6 +1190,11 @@ def report(res):
                          f"{r['ok']}/{r['requests']} | {r['fill_p50_ms']:.2f} | {spread50} | {spread99} | "
                          f"{r['hit_p50_ms']:.2f} | {r['cpu_ms_per_1k']:.1f} |")
         lines.append("")
+    if "fleet_hop" in sc:
+        h = sc["fleet_hop"]
+        lines += [f"The tier's hop ({h['objects']} misses each, one at a time, origin answering at once): through "
+                  f"the owner p50 {h['via_owner_p50_ms']:.2f} ms, from the origin p50 {h['from_origin_p50_ms']:.2f} ms, "
+                  f"the hop **+{h['hop_p50_ms']:.2f} ms** (goal: at most 1 ms).", ""]
     if "propagation" in sc:
         pr = sc["propagation"]
         lines += ["## Route propagation: a route edit until the edge routes it", "",

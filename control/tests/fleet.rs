@@ -1,8 +1,9 @@
 //! The fleet kept in the cluster, all real: etcd + kube-apiserver (RBAC) → dime-control (as its ServiceAccount,
 //! with the manifests' Role for Leases) → three dime-edge processes pulling with --control and a peer listener
 //! each, no --peers. The edges appear as Leases and in `GET /v1/edges`; control serves the members with the
-//! table, so each object is fetched from the origin once for the fleet; an edge that stops is marked gone when its
-//! Lease expires and leaves the others' rings.
+//! table, so each object is fetched from the origin once for the fleet; a table the edges refuse shows them
+//! refusing, with the reason; an edge that stops is marked gone when its Lease expires and leaves the others'
+//! rings.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -121,6 +122,40 @@ async fn the_fleet_lives_in_leases_and_reaches_every_edge() {
         assert_eq!(origin.hits_for(&path), 1, "{path}");
     }
 
+    control_counts(h, c, "dime_control_edges{state=\"current\"} 3").await;
+
+    // A table control accepts but the edges cannot apply (an upstream's CA file is not on them): every edge
+    // refuses it, keeps serving the last good table, and is shown refusing with its reason; fixed, all current.
+    let missing_ca = "/nonexistent/dime-fleet-test-ca.pem";
+    let refused_routes = format!(
+        "{}    secure: {{ servers: [{{ url: \"https://127.0.0.1:9\" }}], tls: {{ ca_file: {missing_ca} }} }}\n",
+        routes(&origin)
+    )
+    .replace(
+        "cache: {} }\n",
+        "cache: {} }\n    - { name: secure, match: [{ hosts: [secure.test] }], upstream: secure }\n",
+    );
+    let set_routes = |text: String| async {
+        let mut cm = cms.get("video").await.unwrap();
+        cm.data = Some(std::collections::BTreeMap::from([("routes.yaml".to_owned(), text)]));
+        cms.replace("video", &pp, &cm).await.unwrap();
+    };
+    set_routes(refused_routes).await;
+    eventually(secs(20), ms(100), "the edges were never shown refusing", String::new, || async move {
+        let view = edges_view(h, c).await;
+        let want: Vec<(String, String)> = ["a", "b", "c"].iter().map(|n| (n.to_string(), "refusing".into())).collect();
+        (states(&view) == want).then_some(())
+    })
+    .await;
+    let view = edges_view(&http, &control).await;
+    let reason = view["edges"][0]["refused_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(missing_ca) && reason.contains("secure"), "the refusal's reason: {view}");
+    control_counts(h, c, "dime_control_edges{state=\"refusing\"} 3").await;
+    for edge in &edges {
+        let r = edge.get("video.test", dime_testkit::ask("/hls/seg-0.ts").size(5000).cache_control("max-age=60")).await;
+        assert_eq!(r.status, 200, "the last good table keeps serving");
+    }
+    set_routes(routes(&origin)).await;
     control_counts(h, c, "dime_control_edges{state=\"current\"} 3").await;
 
     // Edge b stops: its Lease expires, it is shown gone, and the others drop it from their rings.

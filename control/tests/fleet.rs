@@ -1,5 +1,5 @@
 //! The fleet kept in the cluster, all real: etcd + kube-apiserver (RBAC) → dime-control (as its ServiceAccount,
-//! with the manifests' Role for Leases) → three dime-edge processes pulling with --control and a peer listener
+//! with the manifests' Role for Leases) → four dime-edge processes pulling with --control and a peer listener
 //! each, no --peers. The edges appear as Leases and in `GET /v1/edges`; control serves the members with the
 //! table, so each object is fetched from the origin once for the fleet; a table the edges refuse shows them
 //! refusing, with the reason; an edge that stops is marked gone when its Lease expires and leaves the others'
@@ -18,6 +18,7 @@ use kube::Api;
 use support::*;
 
 const PEER_TOKEN: &str = "fleet-peer-token-0123456789";
+const NAMES: [&str; 4] = ["a", "b", "c", "d"];
 
 fn routes(origin: &Origin) -> String {
     formatdoc!(
@@ -75,7 +76,7 @@ async fn the_fleet_lives_in_leases_and_reaches_every_edge() {
     std::fs::write(w.join("token"), format!("{TOKEN}\n")).unwrap();
     std::fs::write(w.join("peer-tokens"), format!("{PEER_TOKEN}\n")).unwrap();
     let mut edges = Vec::new();
-    for name in ["a", "b", "c"] {
+    for name in NAMES {
         let peer = dime_testkit::free_addr().to_string();
         let state = w.join(format!("state-{name}"));
         let mut args = vec!["--edge-name", name, "--peer-listen", &peer];
@@ -87,9 +88,9 @@ async fn the_fleet_lives_in_leases_and_reaches_every_edge() {
 
     // Every edge appears, current, with its peer URL; as a Lease too.
     let (h, c) = (&http, &control);
-    eventually(secs(20), ms(100), "the three edges never all showed as current", String::new, || async move {
+    eventually(secs(20), ms(100), "the four edges never all showed as current", String::new, || async move {
         let view = edges_view(h, c).await;
-        let want: Vec<(String, String)> = ["a", "b", "c"].iter().map(|n| (n.to_string(), "current".into())).collect();
+        let want: Vec<(String, String)> = NAMES.iter().map(|n| (n.to_string(), "current".into())).collect();
         (states(&view) == want).then_some(())
     })
     .await;
@@ -100,16 +101,16 @@ async fn the_fleet_lives_in_leases_and_reaches_every_edge() {
     let mut holders: Vec<String> =
         listed.items.iter().filter_map(|l| l.spec.as_ref()?.holder_identity.clone()).collect();
     holders.sort();
-    assert_eq!(holders, ["a", "b", "c"]);
+    assert_eq!(holders, NAMES);
 
     // The members reach every edge's ring; then the fleet fetches each object from the origin once.
     for edge in &edges {
         eventually(
             secs(20),
             ms(100),
-            "an edge never got the three members",
+            "an edge never got the four members",
             || edge.log_text(),
-            || async move { (edge.metric("dime_fleet_members").await == 3.0).then_some(()) },
+            || async move { (edge.metric("dime_fleet_members").await == 4.0).then_some(()) },
         )
         .await;
     }
@@ -122,7 +123,7 @@ async fn the_fleet_lives_in_leases_and_reaches_every_edge() {
         assert_eq!(origin.hits_for(&path), 1, "{path}");
     }
 
-    control_counts(h, c, "dime_control_edges{state=\"current\"} 3").await;
+    control_counts(h, c, "dime_control_edges{state=\"current\"} 4").await;
 
     // A table control accepts but the edges cannot apply (an upstream's CA file is not on them): every edge
     // refuses it, keeps serving the last good table, and is shown refusing with its reason; fixed, all current.
@@ -143,20 +144,20 @@ async fn the_fleet_lives_in_leases_and_reaches_every_edge() {
     set_routes(refused_routes).await;
     eventually(secs(20), ms(100), "the edges were never shown refusing", String::new, || async move {
         let view = edges_view(h, c).await;
-        let want: Vec<(String, String)> = ["a", "b", "c"].iter().map(|n| (n.to_string(), "refusing".into())).collect();
+        let want: Vec<(String, String)> = NAMES.iter().map(|n| (n.to_string(), "refusing".into())).collect();
         (states(&view) == want).then_some(())
     })
     .await;
     let view = edges_view(&http, &control).await;
     let reason = view["edges"][0]["refused_reason"].as_str().unwrap_or_default();
     assert!(reason.contains(missing_ca) && reason.contains("secure"), "the refusal's reason: {view}");
-    control_counts(h, c, "dime_control_edges{state=\"refusing\"} 3").await;
+    control_counts(h, c, "dime_control_edges{state=\"refusing\"} 4").await;
     for edge in &edges {
         let r = edge.get("video.test", dime_testkit::ask("/hls/seg-0.ts").size(5000).cache_control("max-age=60")).await;
         assert_eq!(r.status, 200, "the last good table keeps serving");
     }
     set_routes(routes(&origin)).await;
-    control_counts(h, c, "dime_control_edges{state=\"current\"} 3").await;
+    control_counts(h, c, "dime_control_edges{state=\"current\"} 4").await;
 
     // Edge b stops: its Lease expires, it is shown gone, and the others drop it from their rings.
     edges[1].stop();
@@ -172,7 +173,7 @@ async fn the_fleet_lives_in_leases_and_reaches_every_edge() {
         ms(100),
         "edge a kept b on its ring",
         || a.log_text(),
-        || async move { (a.metric("dime_fleet_members").await == 2.0).then_some(()) },
+        || async move { (a.metric("dime_fleet_members").await == 3.0).then_some(()) },
     )
     .await;
     for i in 0..6 {

@@ -9,6 +9,7 @@ use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
 
 use crate::cache::policy::{classify, Kind};
+use crate::cache::storage::Selector;
 use crate::cache::{key, Cache};
 use crate::state::{unix, State};
 
@@ -128,27 +129,50 @@ impl Admin {
         if let Some(resp) = self.refusal(req) {
             return resp;
         }
-        let (what, purged) = if let Some(url) = query_param(req.query, "url") {
-            let Some(primary) = self.primary_for_url(&url) else {
-                return json(
-                    StatusCode::BAD_REQUEST,
-                    serde_json::json!({"error": format!("`{url}` is not an http(s)://host/path URL")}),
-                );
-            };
-            (url, self.cache.purge_matching(|k| k == primary))
-        } else if let Some(host) = query_param(req.query, "host") {
-            let prefix = query_param(req.query, "prefix").unwrap_or_else(|| "/".into());
-            let start = format!("{}\n{prefix}", dime_routes::normalize_host(&host));
-            (format!("{host}{prefix}*"), self.cache.purge_matching(|k| k.starts_with(&start)))
-        } else {
-            return json(
-                StatusCode::BAD_REQUEST,
-                serde_json::json!({"error": "give ?url=URL or ?host=HOST[&prefix=/path/]"}),
-            );
+        let (what, soft) = match self.purge_target(req.query) {
+            Ok(target) => target,
+            Err(error) => return json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": error })),
         };
-        self.state.metrics.cache_purged.inc_by(purged as u64);
-        tracing::info!(target = %what, purged, "cache purge");
-        json(StatusCode::OK, serde_json::json!({"purged": purged}))
+        let (purged, fills) = self.cache.purge(&what, soft);
+        let kind = match what {
+            Selector::Key(_) => "url",
+            Selector::Prefix(_) => "prefix",
+            Selector::Tag(_) => "tag",
+        };
+        self.state.metrics.cache_purged.with_label_values(&[kind]).inc_by(purged as u64);
+        tracing::info!(kind, target = ?what, soft, purged, fills_abandoned = fills, "cache purge");
+        json(StatusCode::OK, serde_json::json!({"purged": purged, "fills_abandoned": fills, "soft": soft}))
+    }
+
+    /// What a purge request's query names: `url=URL`, `host=HOST[&prefix=/path/]` or `tag=TAG` (one of them),
+    /// and `soft=1` to make the objects stale instead of removing them.
+    fn purge_target(&self, query: Option<&str>) -> Result<(Selector, bool), String> {
+        let soft = match query_param(query, "soft").as_deref() {
+            None | Some("0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(other) => return Err(format!("soft is 1 or 0, not `{other}`")),
+        };
+        let given = ["url", "host", "tag"].iter().filter(|p| query_param(query, p).is_some()).count();
+        if given != 1 {
+            return Err("give one of ?url=URL, ?host=HOST[&prefix=/path/], ?tag=TAG (and soft=1 to mark stale)".into());
+        }
+        if let Some(url) = query_param(query, "url") {
+            let primary =
+                self.primary_for_url(&url).ok_or_else(|| format!("`{url}` is not an http(s)://host/path URL"))?;
+            return Ok((Selector::Key(primary), soft));
+        }
+        if let Some(host) = query_param(query, "host") {
+            let prefix = query_param(query, "prefix").unwrap_or_else(|| "/".into());
+            if !prefix.starts_with('/') {
+                return Err(format!("prefix `{prefix}` does not start with /"));
+            }
+            return Ok((Selector::Prefix(format!("{}\n{prefix}", dime_routes::normalize_host(&host))), soft));
+        }
+        let tag = query_param(query, "tag").unwrap_or_default();
+        if tag.is_empty() || tag.len() > crate::cache::tags::MAX_TAG_LEN {
+            return Err(format!("a tag is 1 to {} bytes", crate::cache::tags::MAX_TAG_LEN));
+        }
+        Ok((Selector::Tag(tag), soft))
     }
 
     /// The primary cache key a URL has, with the query parameters its route keeps.

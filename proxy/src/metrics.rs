@@ -50,7 +50,7 @@ pub struct Metrics {
     pub cache_budget_bytes: IntGauge,
     pub cache_evictions: IntCounter,
     pub cache_write_failures: IntCounter,
-    pub cache_purged: IntCounter,
+    pub cache_purged: IntCounterVec,
     pub cache_direct_responses: IntCounterVec,
     pub cache_sendfile_bytes: IntCounter,
     pub cache_live_playlists: IntCounterVec,
@@ -315,7 +315,14 @@ impl Metrics {
                 "dime_cache_write_failures_total",
                 "Objects whose fetch failed mid-body and were not stored."
             ),
-            cache_purged: build!(r, IntCounter, "dime_cache_purged_total", "Objects removed by purge requests."),
+            cache_purged: build!(
+                r,
+                IntCounterVec,
+                "dime_cache_purged_total",
+                "Objects removed (or made stale, soft) by purge requests, by what named them: url, prefix, tag.",
+                &["kind"]
+            ),
+
             cache_direct_responses: build!(
                 r,
                 IntCounterVec,

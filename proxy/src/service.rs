@@ -317,7 +317,8 @@ impl ProxyHttp for DimeProxy {
         }
     }
 
-    /// Phase 10: HSTS on TLS requests of routes that set it; on caching routes `Cache-Status` and the outcome's
+    /// Phase 10: HSTS on TLS requests of routes that set it; cache tags removed for viewers on caching routes
+    /// (kept for peers, which index them too, and with `keep_tag_headers`); on caching routes `Cache-Status` and the outcome's
     /// count ([`status::answer`], the same builder as direct hits). `Err` only if a header cannot be set.
     async fn response_filter(
         &self,
@@ -332,6 +333,10 @@ impl ProxyHttp for DimeProxy {
         }
         if ctx.from_peer {
             tier::vouch(resp, self)?;
+        }
+        if ctx.strips_tags() {
+            resp.remove_header(crate::cache::tags::SURROGATE_KEY);
+            resp.remove_header(crate::cache::tags::CACHE_TAG);
         }
         let Some(cache_ctx) = &ctx.cache else { return Ok(()) };
         let value = cache_status(&session.cache, cache_ctx, &self.state.metrics, ctx.route_name());

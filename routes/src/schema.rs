@@ -278,6 +278,10 @@ pub struct CacheSpec {
     /// segments only `_HLS_msn`, `_HLS_part` and `_HLS_skip`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_keys: Option<Vec<String>>,
+    /// Pass the origin's `Surrogate-Key` and `Cache-Tag` headers on to viewers (default false: they are the
+    /// cache's, for purging by tag, and removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_tag_headers: Option<bool>,
 }
 
 /// Never prints an inline private key.

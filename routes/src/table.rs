@@ -197,6 +197,8 @@ pub struct CachePolicy {
     pub negative_ttl: Duration,
     pub respect_origin: bool,
     pub query_keys: Option<Vec<String>>,
+    /// `Surrogate-Key` and `Cache-Tag` go on to viewers.
+    pub keep_tag_headers: bool,
 }
 
 impl Default for CachePolicy {
@@ -211,6 +213,7 @@ impl Default for CachePolicy {
             negative_ttl: Duration::from_secs(1),
             respect_origin: false,
             query_keys: None,
+            keep_tag_headers: false,
         }
     }
 }

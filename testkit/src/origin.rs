@@ -126,6 +126,14 @@ impl Ask {
     pub fn cache_control(self, value: &str) -> Self {
         self.with("cc", value)
     }
+    /// The answer's `Surrogate-Key` (space-separated cache tags, Fastly's header).
+    pub fn surrogate_key(self, keys: &str) -> Self {
+        self.with("skey", keys)
+    }
+    /// The answer's `Cache-Tag` (comma-separated cache tags, Cloudflare's header).
+    pub fn cache_tag(self, tags: &str) -> Self {
+        self.with("ctag", tags)
+    }
     /// The answer's status.
     pub fn status(self, status: u16) -> Self {
         self.with("status", status)
@@ -218,6 +226,12 @@ async fn answer(req: Request<Incoming>, s: Shared) -> Result<Response<OriginBody
         .header("x-seen-headers", req.headers().keys().map(|k| k.as_str()).collect::<Vec<_>>().join(","));
     if let Some(cc) = q("cc") {
         resp = resp.header("cache-control", cc);
+    }
+    if let Some(keys) = q("skey") {
+        resp = resp.header("surrogate-key", keys);
+    }
+    if let Some(tags) = q("ctag") {
+        resp = resp.header("cache-tag", tags);
     }
     let body = match num("size") {
         Some(n) => pattern_body(n),

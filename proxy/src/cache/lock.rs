@@ -60,7 +60,13 @@ impl FillLock {
     /// Forgets a released key at once (after a purge: the next request must fetch, not wait on a fill of an
     /// object that is gone). A key whose fill is in progress is left alone.
     pub fn forget(&self, key: &impl CacheHashKey) {
-        let (shard, k) = Self::slot(key);
+        self.forget_hash(&key.combined_bin());
+    }
+
+    /// [`FillLock::forget`] by the key's hash.
+    pub fn forget_hash(&self, hash: &pingora_cache::key::HashBinary) {
+        let k = u128::from_be_bytes(*hash);
+        let shard = (k % SHARDS as u128) as usize;
         let mut table = self.shards[shard].lock();
         if table.get(&k).is_some_and(|e| e.released.is_some()) {
             table.remove(&k);

@@ -9,6 +9,7 @@ pub mod policy;
 pub mod request;
 pub mod status;
 pub mod storage;
+pub mod tags;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,13 +124,20 @@ impl Cache {
         Cache { store, eviction, lock, settings }
     }
 
-    /// Purges every object whose primary key (`host\npath?query`) matches; returns how many.
-    pub fn purge_matching(&self, matches: impl Fn(&str) -> bool) -> usize {
-        let removed = self.store.remove_matching(matches);
-        for key in &removed {
-            self.eviction.remove(CacheEntryKeyRef::from_entry_id(key, None));
+    /// Purges what `what` names ([`storage::MemStore::purge_selected`]); returns how many stored objects it removed (or
+    /// made stale, with `soft`) and how many fills in flight it abandoned. The fill lock forgets every key met,
+    /// so the next request fetches instead of waiting on a fill that will not be stored.
+    pub fn purge(&self, what: &storage::Selector, soft: bool) -> (usize, usize) {
+        let purged = self.store.purge_selected(what, soft, std::time::SystemTime::now());
+        for key in &purged.objects {
+            if !soft {
+                self.eviction.remove(CacheEntryKeyRef::from_entry_id(key, None));
+            }
             self.lock.forget(key);
         }
-        removed.len()
+        for hash in &purged.fills {
+            self.lock.forget_hash(hash);
+        }
+        (purged.objects.len(), purged.fills.len())
     }
 }

@@ -38,6 +38,7 @@ use tokio::sync::watch;
 use super::body::{BodyFile, FILE_BODY_MIN, READ_CHUNK};
 use super::live::index::{Completed, LiveIndex, VodTtl};
 use super::live::Format;
+use super::tags::{self, TagIndex};
 
 const SHARDS: usize = 32;
 
@@ -100,6 +101,8 @@ pub struct Object {
     primary: Arc<str>,
     /// The key as the eviction manager knows it, to tell it about purges.
     compact: CompactCacheKey,
+    /// Its cache tags ([`super::tags`]), indexed for purging by tag.
+    tags: Box<[Arc<str>]>,
     size: usize,
 }
 
@@ -147,6 +150,8 @@ enum WriteState {
 /// An object being written: readers follow `state` and read `chunks` by index.
 struct Partial {
     meta: CacheMeta,
+    /// The primary key text, for purges that meet the fill in flight.
+    primary: Arc<str>,
     chunks: RwLock<Vec<Bytes>>,
     state: watch::Sender<WriteState>,
     /// Readers get the body only when it is complete (playlists, see the module doc).
@@ -169,6 +174,34 @@ pub trait StoreObserver: Send + Sync {
 /// Told about every object the store drops on its own (for live playlists), so the eviction manager and the
 /// fill lock forget it too, and about every fill that failed.
 pub type DropHook = Box<dyn Fn(&CompactCacheKey, Gone) + Send + Sync>;
+
+/// What a purge names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// One URL, every variant of it: its primary key (`host\npath?query`).
+    Key(String),
+    /// Every URL whose primary key starts with this (`host\n/prefix`).
+    Prefix(String),
+    /// Every object stored with this cache tag ([`super::tags`]).
+    Tag(String),
+}
+
+impl Selector {
+    fn matches(&self, primary: &str, tags: impl FnOnce() -> Box<[Arc<str>]>) -> bool {
+        match self {
+            Selector::Key(key) => primary == key,
+            Selector::Prefix(prefix) => primary.starts_with(prefix.as_str()),
+            Selector::Tag(tag) => tags().iter().any(|t| **t == **tag),
+        }
+    }
+}
+
+/// What a purge met: the stored objects (removed or made stale) and the fills in flight it abandoned.
+#[derive(Debug, Default)]
+pub struct Purged {
+    pub objects: Vec<CompactCacheKey>,
+    pub fills: Vec<HashBinary>,
+}
 
 /// What [`DropHook`] is told about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +226,7 @@ pub struct MemStore {
     observer: Option<Box<dyn StoreObserver>>,
     body_dir: Option<std::path::PathBuf>,
     live: LiveIndex,
+    tags: TagIndex,
     on_drop: OnceLock<DropHook>,
 }
 
@@ -218,6 +252,7 @@ impl MemStore {
             observer,
             body_dir,
             live: LiveIndex::new(),
+            tags: TagIndex::default(),
             on_drop: OnceLock::new(),
         }
     }
@@ -262,6 +297,7 @@ impl MemStore {
             }
         }
         if let Some(o) = removed {
+            self.tags.remove(hash, &o.tags);
             self.bytes.fetch_sub(o.size, Ordering::Relaxed);
             self.count.fetch_sub(1, Ordering::Relaxed);
             self.report();
@@ -315,8 +351,13 @@ impl MemStore {
 
     fn insert(&self, hash: HashBinary, object: Object) {
         let size = object.size;
+        let tags = object.tags.clone();
         let old = self.objects[shard_of(&hash)].write().insert(hash, Arc::new(object));
         self.bytes.fetch_add(size, Ordering::Relaxed);
+        if let Some(old) = &old {
+            self.tags.remove(&hash, &old.tags);
+        }
+        self.tags.add(hash, &tags);
         match old {
             Some(old) => {
                 self.bytes.fetch_sub(old.size, Ordering::Relaxed);
@@ -331,6 +372,7 @@ impl MemStore {
     fn remove(&self, hash: &HashBinary) -> Option<Arc<Object>> {
         let old = self.objects[shard_of(hash)].write().remove(hash);
         if let Some(o) = &old {
+            self.tags.remove(hash, &o.tags);
             self.bytes.fetch_sub(o.size, Ordering::Relaxed);
             self.count.fetch_sub(1, Ordering::Relaxed);
             self.report();
@@ -338,14 +380,77 @@ impl MemStore {
         old
     }
 
-    /// Removes every complete object whose primary key matches; returns their keys, so the caller can tell the
-    /// eviction manager.
-    pub fn remove_matching(&self, matches: impl Fn(&str) -> bool) -> Vec<CompactCacheKey> {
-        let mut hashes = Vec::new();
-        for shard in self.objects.iter() {
-            hashes.extend(shard.read().iter().filter(|(_, o)| matches(&o.primary)).map(|(h, _)| *h));
+    /// Stores `object` unless its fill was abandoned. Checked under the fills' lock a purge takes to abandon
+    /// them, so a fill either is abandoned before it is stored or is stored before the purge looks at objects.
+    fn insert_unless_abandoned(&self, hash: HashBinary, partial: &Partial, object: Object) -> bool {
+        let _fills = self.partials[shard_of(&hash)].read();
+        if partial.abandoned.load(Ordering::Relaxed) {
+            return false;
         }
-        hashes.iter().filter_map(|h| self.remove(h)).map(|o| o.compact.clone()).collect()
+        self.insert(hash, object);
+        true
+    }
+
+    /// Purges what `what` names: fills in flight are abandoned first (they finish for the readers they have,
+    /// are not stored, and no new reader joins them), then the stored objects are removed, or with `soft` made
+    /// stale as of `now` (kept, so they are revalidated, and served stale as their `stale-while-revalidate` and
+    /// `stale-if-error` allow). A purge by tag costs what it purges: the tag index names the objects.
+    pub fn purge_selected(&self, what: &Selector, soft: bool, now: SystemTime) -> Purged {
+        let mut purged = Purged::default();
+        for shard in self.partials.iter() {
+            let mut shard = shard.write();
+            shard.retain(|hash, writes| {
+                writes.retain(|(_, p)| {
+                    let hit = what.matches(&p.primary, || tags::of(p.meta.response_header()));
+                    if hit {
+                        p.abandoned.store(true, Ordering::Relaxed);
+                        purged.fills.push(*hash);
+                    }
+                    !hit
+                });
+                !writes.is_empty()
+            });
+        }
+        let hashes: Vec<HashBinary> = match what {
+            Selector::Tag(tag) => self.tags.tagged(tag),
+            _ => {
+                let mut hashes = Vec::new();
+                for shard in self.objects.iter() {
+                    let shard = shard.read();
+                    hashes.extend(
+                        shard.iter().filter(|(_, o)| what.matches(&o.primary, || o.tags.clone())).map(|(h, _)| *h),
+                    );
+                }
+                hashes
+            }
+        };
+        for hash in hashes {
+            if !soft {
+                purged.objects.extend(self.remove(&hash).map(|o| o.compact.clone()));
+                continue;
+            }
+            let mut shard = self.objects[shard_of(&hash)].write();
+            let Some(old) = shard.get(&hash).cloned() else { continue };
+            let mut meta = copy_meta(&old.meta);
+            let (swr, sie) = (meta.stale_while_revalidate_sec(), meta.stale_if_error_sec());
+            meta.update_freshness(meta.fresh_until().min(now), swr, sie);
+            let stale = Object {
+                meta,
+                body: old.body.clone(),
+                primary: old.primary.clone(),
+                compact: old.compact.clone(),
+                tags: old.tags.clone(),
+                size: old.size,
+            };
+            shard.insert(hash, Arc::new(stale));
+            purged.objects.push(old.compact.clone());
+        }
+        purged
+    }
+
+    /// How many distinct cache tags the stored objects carry.
+    pub fn tag_count(&self) -> usize {
+        self.tags.len()
     }
 
     /// The complete object `hash` names, if any (objects still being written are not returned).
@@ -423,6 +528,7 @@ impl Storage for MemStore {
         let whole = Format::of(path).is_some();
         let partial = Arc::new(Partial {
             meta: copy_meta(meta),
+            primary: primary.clone(),
             chunks: RwLock::new(Vec::new()),
             state,
             whole,
@@ -474,6 +580,7 @@ impl Storage for MemStore {
             body: old.body.clone(),
             primary: old.primary.clone(),
             compact: old.compact.clone(),
+            tags: old.tags.clone(),
             size: old.size,
         };
         shard.insert(hash, Arc::new(object));

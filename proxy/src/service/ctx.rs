@@ -57,6 +57,12 @@ impl RequestCtx {
     pub(super) fn cache_policy(&self) -> Option<&dime_routes::CachePolicy> {
         self.route()?.cache.as_ref()
     }
+
+    /// Whether the origin's cache tags are removed from this response: on a caching route, for a viewer (a peer
+    /// stores and indexes them too), unless the route keeps them (`keep_tag_headers`).
+    pub(super) fn strips_tags(&self) -> bool {
+        !self.from_peer && self.cache_policy().is_some_and(|p| !p.keep_tag_headers)
+    }
 }
 
 /// Keeps `dime_http_requests_in_flight` right however the request ends.

@@ -73,7 +73,7 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
             let ttl = Some(status::ttl_left(meta.fresh_until(), now));
             let owner = proxy.fleet.as_ref().filter(|_| ctx.from_peer).map(|fleet| fleet.me.as_str());
             let cache_status = || status::answer(metrics, route, Outcome::Hit, ttl, false, None);
-            response_head(&object, keepalive, owner, cache_status)
+            response_head(&object, keepalive, owner, ctx.strips_tags(), cache_status)
         }
         _ => None,
     };
@@ -120,11 +120,13 @@ static SET_HERE: [header::HeaderName; 6] = [
 /// The response head for a direct hit on `object`, written straight from the stored header (no copy of it), or
 /// `None` when the object is not one a direct hit answers. `cache_status` gives the `Cache-Status` value (and
 /// counts the hit), asked only once the object qualifies. `owner` is this edge's name when the request came from a
-/// peer: the answer carries the mark the asking edge checks ([`crate::fleet::OWNER_HEADER`]).
+/// peer: the answer carries the mark the asking edge checks ([`crate::fleet::OWNER_HEADER`]). `strip_tags` leaves
+/// the stored cache tags out ([`RequestCtx::strips_tags`]).
 fn response_head(
     object: &Object,
     keepalive: bool,
     owner: Option<&str>,
+    strip_tags: bool,
     cache_status: impl FnOnce() -> String,
 ) -> Option<BytesMut> {
     let meta = object.meta();
@@ -141,7 +143,8 @@ fn response_head(
         buf.put_slice(b"\r\n");
     };
     for (name, value) in stored.headers.iter() {
-        if !SET_HERE.contains(name) {
+        let tag = name == crate::cache::tags::SURROGATE_KEY || name == crate::cache::tags::CACHE_TAG;
+        if !(SET_HERE.contains(name) || strip_tags && tag) {
             field(name.as_str().as_bytes(), value.as_bytes());
         }
     }

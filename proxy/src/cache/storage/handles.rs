@@ -74,21 +74,16 @@ impl HandleMiss for Writer {
             }
         }
         let body = body_of(&chunks, self.written, self.store.body_dir.as_deref());
-        let size = body.len() + header_size(meta.response_header()) + self.primary.len();
-        if self.partial.abandoned.load(Ordering::Relaxed) {
-            // A playlist stopped vouching for this object while it was being fetched: readers that joined get
-            // what they asked for, nothing is kept.
-            self.partial.state.send_replace(WriteState::Done(chunks.len()));
-            self.finished = true;
-            self.store.remove_partial(&self.hash, self.id);
-            return Ok(MissFinishType::Created(0));
-        }
-        let object = Object { meta, body, primary: self.primary.clone(), compact: self.compact.clone(), size };
-        self.store.insert(self.hash, object);
+        let tags = tags::of(meta.response_header());
+        let size = body.len() + header_size(meta.response_header()) + self.primary.len() + tags::cost(&tags);
+        let object = Object { meta, body, primary: self.primary.clone(), compact: self.compact.clone(), tags, size };
+        // Abandoned while it was being fetched (a playlist stopped vouching for it, or a purge met it): readers
+        // that joined get what they asked for, nothing is kept.
+        let stored = self.store.insert_unless_abandoned(self.hash, &self.partial, object);
         self.partial.state.send_replace(WriteState::Done(chunks.len()));
         self.finished = true;
         self.store.remove_partial(&self.hash, self.id);
-        Ok(MissFinishType::Created(size))
+        Ok(MissFinishType::Created(if stored { size } else { 0 }))
     }
 
     fn streaming_write_tag(&self) -> Option<&[u8]> {

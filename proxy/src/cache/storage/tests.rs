@@ -109,8 +109,8 @@ async fn purge_and_prefix_removal_keep_the_byte_count_right() {
         w.finish().await.unwrap();
     }
     assert_eq!(s.objects(), 3);
-    let removed = s.remove_matching(|k| k.starts_with("v.test\n/hls/"));
-    assert_eq!(removed.len(), 2);
+    let purged = s.purge_selected(&Selector::Prefix("v.test\n/hls/".into()), false, SystemTime::now());
+    assert_eq!((purged.objects.len(), purged.fills.len()), (2, 0));
     let other = key("/other.html");
     let outcome = s.purge(PurgeTarget::Active(&other.to_compact()), PurgeType::Invalidation, &span()).await.unwrap();
     assert_eq!(outcome, PurgeOutcome::Purged(None));
@@ -129,4 +129,80 @@ async fn replacing_an_object_does_not_double_count_it() {
     assert_eq!(s.objects(), 1);
     let (_, hit) = s.lookup(&k, &span()).await.unwrap().unwrap();
     assert_eq!(s.bytes(), hit.get_eviction_weight());
+}
+
+fn tagged_meta(tags: &str) -> CacheMeta {
+    let now = SystemTime::now();
+    let mut h = ResponseHeader::build(200, None).unwrap();
+    h.insert_header("surrogate-key", tags).unwrap();
+    CacheMeta::new(now + Duration::from_secs(60), now, 10, 30, h)
+}
+
+async fn fill(s: &'static MemStore, path: &str, meta: &CacheMeta) {
+    let mut w = s.get_miss_handler(&key(path), meta, &span()).await.unwrap();
+    w.write_body(Bytes::from_static(b"body"), true).await.unwrap();
+    w.finish().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tag_purge_removes_exactly_the_tagged_objects_and_their_index() {
+    let s = store();
+    fill(s, "/a", &tagged_meta("red blue")).await;
+    fill(s, "/b", &tagged_meta("blue")).await;
+    fill(s, "/c", &tagged_meta("green")).await;
+    let before = s.bytes();
+    assert_eq!(s.tag_count(), 3);
+    let purged = s.purge_selected(&Selector::Tag("blue".into()), false, SystemTime::now());
+    assert_eq!(purged.objects.len(), 2);
+    assert!(s.lookup(&key("/a"), &span()).await.unwrap().is_none());
+    assert!(s.lookup(&key("/b"), &span()).await.unwrap().is_none());
+    assert!(s.lookup(&key("/c"), &span()).await.unwrap().is_some());
+    assert_eq!(s.tag_count(), 1, "only green is left in the index");
+    assert!(s.bytes() < before);
+    // Replacing an object re-indexes it under its new tags only.
+    fill(s, "/c", &tagged_meta("yellow")).await;
+    assert_eq!(s.purge_selected(&Selector::Tag("green".into()), false, SystemTime::now()).objects.len(), 0);
+    assert_eq!(s.purge_selected(&Selector::Tag("yellow".into()), false, SystemTime::now()).objects.len(), 1);
+    assert_eq!((s.objects(), s.bytes(), s.tag_count()), (0, 0, 0));
+}
+
+#[tokio::test]
+async fn a_soft_purge_keeps_the_object_stale_with_its_stale_windows() {
+    let s = store();
+    fill(s, "/soft", &tagged_meta("t")).await;
+    let now = SystemTime::now();
+    let purged = s.purge_selected(&Selector::Tag("t".into()), true, now);
+    assert_eq!(purged.objects.len(), 1);
+    let (meta, mut hit) = s.lookup(&key("/soft"), &span()).await.unwrap().unwrap();
+    assert!(!meta.is_fresh(now + Duration::from_millis(1)), "stale after the purge");
+    assert!(meta.serve_stale_while_revalidate(now + Duration::from_secs(5)));
+    assert!(meta.serve_stale_if_error(now + Duration::from_secs(20)));
+    assert_eq!(read_all(&mut hit).await.unwrap(), b"body");
+    assert_eq!(s.objects(), 1);
+    assert_eq!(s.tag_count(), 1, "still indexed: a later hard purge by tag finds it");
+}
+
+#[tokio::test]
+async fn a_fill_in_flight_when_a_purge_names_it_is_not_stored() {
+    let s = store();
+    let k = key("/inflight.ts");
+    let stored = |t: MissFinishType| matches!(t, MissFinishType::Created(n) if n > 0);
+    for what in [Selector::Tag("live".into()), Selector::Key("v.test\n/inflight.ts".into())] {
+        let mut w = s.get_miss_handler(&k, &tagged_meta("live"), &span()).await.unwrap();
+        w.write_body(Bytes::from_static(b"before "), false).await.unwrap();
+        let (_, mut joined) = s.lookup(&k, &span()).await.unwrap().unwrap();
+        assert_eq!(&joined.read_body().await.unwrap().unwrap()[..], b"before ");
+        let purged = s.purge_selected(&what, false, SystemTime::now());
+        assert_eq!((purged.objects.len(), purged.fills.len()), (0, 1), "{what:?}");
+        // No new reader joins it; it finishes for the readers it has and is not stored.
+        assert!(s.lookup(&k, &span()).await.unwrap().is_none(), "{what:?}");
+        w.write_body(Bytes::from_static(b"after"), true).await.unwrap();
+        assert!(!stored(w.finish().await.unwrap()), "{what:?}: stored after the purge");
+        assert_eq!(read_all(&mut joined).await.unwrap(), b"after", "{what:?}: a reader that had joined gets the rest");
+        assert_eq!(s.objects(), 0);
+    }
+    // A fill that starts after the purge is stored as usual.
+    let mut w = s.get_miss_handler(&k, &tagged_meta("live"), &span()).await.unwrap();
+    w.write_body(Bytes::from_static(b"new"), true).await.unwrap();
+    assert!(stored(w.finish().await.unwrap()));
 }

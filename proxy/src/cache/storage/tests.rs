@@ -206,3 +206,20 @@ async fn a_fill_in_flight_when_a_purge_names_it_is_not_stored() {
     w.write_body(Bytes::from_static(b"new"), true).await.unwrap();
     assert!(stored(w.finish().await.unwrap()));
 }
+
+#[tokio::test]
+async fn a_tag_purge_in_a_large_tagged_cache_removes_exactly_its_objects() {
+    // 100,000 objects over 10,000 tags (ten objects each), every object also tagged `all`.
+    let s = store();
+    for i in 0..100_000 {
+        fill(s, &format!("/o/{i}"), &tagged_meta(&format!("t{} all", i % 10_000))).await;
+    }
+    assert_eq!((s.objects(), s.tag_count()), (100_000, 10_001));
+    let purged = s.purge_selected(&Selector::Tag("t42".into()), false, SystemTime::now());
+    assert_eq!(purged.objects.len(), 10);
+    assert_eq!((s.objects(), s.tag_count()), (99_990, 10_000));
+    assert!(s.lookup(&key("/o/42"), &span()).await.unwrap().is_none());
+    assert!(s.lookup(&key("/o/43"), &span()).await.unwrap().is_some());
+    assert_eq!(s.purge_selected(&Selector::Tag("all".into()), false, SystemTime::now()).objects.len(), 99_990);
+    assert_eq!((s.objects(), s.bytes(), s.tag_count()), (0, 0, 0));
+}

@@ -50,6 +50,16 @@ async fn control_counts(http: &reqwest::Client, control: &Control, sample: &str)
     .await;
 }
 
+/// Waits (20 s) until `/v1/edges` shows every edge of [`NAMES`] in `state`.
+async fn all_shown(http: &reqwest::Client, control: &Control, state: &str) {
+    let what = format!("the edges were never all shown {state}");
+    eventually(secs(20), ms(100), &what, String::new, || async move {
+        let want: Vec<(String, String)> = NAMES.iter().map(|n| (n.to_string(), state.into())).collect();
+        (states(&edges_view(http, control).await) == want).then_some(())
+    })
+    .await;
+}
+
 /// The state of each edge in `/v1/edges`, by name.
 fn states(view: &serde_json::Value) -> Vec<(String, String)> {
     view["edges"]
@@ -88,12 +98,7 @@ async fn the_fleet_lives_in_leases_and_reaches_every_edge() {
 
     // Every edge appears, current, with its peer URL; as a Lease too.
     let (h, c) = (&http, &control);
-    eventually(secs(20), ms(100), "the four edges never all showed as current", String::new, || async move {
-        let view = edges_view(h, c).await;
-        let want: Vec<(String, String)> = NAMES.iter().map(|n| (n.to_string(), "current".into())).collect();
-        (states(&view) == want).then_some(())
-    })
-    .await;
+    all_shown(h, c, "current").await;
     let view = edges_view(&http, &control).await;
     assert!(view["edges"][0]["peer_url"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{view}");
     let leases: Api<Lease> = Api::namespaced(k.clone(), "dime-system");
@@ -142,12 +147,7 @@ async fn the_fleet_lives_in_leases_and_reaches_every_edge() {
         cms.replace("video", &pp, &cm).await.unwrap();
     };
     set_routes(refused_routes).await;
-    eventually(secs(20), ms(100), "the edges were never shown refusing", String::new, || async move {
-        let view = edges_view(h, c).await;
-        let want: Vec<(String, String)> = NAMES.iter().map(|n| (n.to_string(), "refusing".into())).collect();
-        (states(&view) == want).then_some(())
-    })
-    .await;
+    all_shown(h, c, "refusing").await;
     let view = edges_view(&http, &control).await;
     let reason = view["edges"][0]["refused_reason"].as_str().unwrap_or_default();
     assert!(reason.contains(missing_ca) && reason.contains("secure"), "the refusal's reason: {view}");

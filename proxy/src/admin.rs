@@ -34,6 +34,21 @@ pub struct AdminRequest<'a> {
 }
 
 /// A query parameter, decoded as a form (`%XX` and `+`) by `form_urlencoded`.
+/// What is wrong with a purge request's query.
+#[derive(Debug, thiserror::Error)]
+enum BadPurge {
+    #[error("give one of ?url=URL, ?host=HOST[&prefix=/path/], ?tag=TAG (and soft=1 to mark stale)")]
+    NotOne,
+    #[error("soft is 1 or 0, not `{0}`")]
+    Soft(String),
+    #[error("`{0}` is not an http(s)://host/path URL")]
+    Url(String),
+    #[error("prefix `{0}` does not start with /")]
+    Prefix(String),
+    #[error("a tag is 1 to {} bytes", crate::cache::tags::MAX_TAG_LEN)]
+    Tag,
+}
+
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
@@ -131,7 +146,7 @@ impl Admin {
         }
         let (what, soft) = match self.purge_target(req.query) {
             Ok(target) => target,
-            Err(error) => return json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": error })),
+            Err(error) => return json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": error.to_string() })),
         };
         let (purged, fills) = self.cache.purge(&what, soft);
         let kind = match what {
@@ -146,31 +161,30 @@ impl Admin {
 
     /// What a purge request's query names: `url=URL`, `host=HOST[&prefix=/path/]` or `tag=TAG` (one of them),
     /// and `soft=1` to make the objects stale instead of removing them.
-    fn purge_target(&self, query: Option<&str>) -> Result<(Selector, bool), String> {
+    fn purge_target(&self, query: Option<&str>) -> Result<(Selector, bool), BadPurge> {
         let soft = match query_param(query, "soft").as_deref() {
             None | Some("0" | "false") => false,
             Some("1" | "true") => true,
-            Some(other) => return Err(format!("soft is 1 or 0, not `{other}`")),
+            Some(other) => return Err(BadPurge::Soft(other.to_owned())),
         };
         let given = ["url", "host", "tag"].iter().filter(|p| query_param(query, p).is_some()).count();
         if given != 1 {
-            return Err("give one of ?url=URL, ?host=HOST[&prefix=/path/], ?tag=TAG (and soft=1 to mark stale)".into());
+            return Err(BadPurge::NotOne);
         }
         if let Some(url) = query_param(query, "url") {
-            let primary =
-                self.primary_for_url(&url).ok_or_else(|| format!("`{url}` is not an http(s)://host/path URL"))?;
+            let primary = self.primary_for_url(&url).ok_or(BadPurge::Url(url))?;
             return Ok((Selector::Key(primary), soft));
         }
         if let Some(host) = query_param(query, "host") {
             let prefix = query_param(query, "prefix").unwrap_or_else(|| "/".into());
             if !prefix.starts_with('/') {
-                return Err(format!("prefix `{prefix}` does not start with /"));
+                return Err(BadPurge::Prefix(prefix));
             }
             return Ok((Selector::Prefix(format!("{}\n{prefix}", dime_routes::normalize_host(&host))), soft));
         }
         let tag = query_param(query, "tag").unwrap_or_default();
         if tag.is_empty() || tag.len() > crate::cache::tags::MAX_TAG_LEN {
-            return Err(format!("a tag is 1 to {} bytes", crate::cache::tags::MAX_TAG_LEN));
+            return Err(BadPurge::Tag);
         }
         Ok((Selector::Tag(tag), soft))
     }

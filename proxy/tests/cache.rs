@@ -196,13 +196,19 @@ async fn stale_if_error_serves_cached_objects_through_an_origin_outage() {
     assert_eq!(edge.get("c.test", ask("/never.html").cache_control("max-age=1")).await.status, 503);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn purge_needs_a_token_and_removes_by_url_and_by_prefix() {
-    let origin = Origin::start("o").await;
+/// A caching edge whose admin listener takes purges with [`TOKEN`] (from a token file with a comment line); the
+/// directory holding the file lives as long as the edge must.
+async fn edge_with_purge(origin: &Origin) -> (Edge, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, format!("# admin tokens\n{TOKEN}\n")).unwrap();
-    let edge = edge_with_cache(&origin, "{}", &["--admin-token-file", tokens.to_str().unwrap()]).await;
+    (edge_with_cache(origin, "{}", &["--admin-token-file", tokens.to_str().unwrap()]).await, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_needs_a_token_and_removes_by_url_and_by_prefix() {
+    let origin = Origin::start("o").await;
+    let (edge, _dir) = edge_with_purge(&origin).await;
     let page = &ask("/index.html").cache_control("max-age=60").to_string();
     for p in ["/hls/a.ts", "/hls/b.ts", page] {
         edge.get("c.test", p).await;
@@ -248,10 +254,7 @@ async fn purge_needs_a_token_and_removes_by_url_and_by_prefix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tags_purge_what_they_name_hard_or_soft_and_stay_off_the_viewers_response() {
     let origin = Origin::start("o").await;
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
-    let edge = edge_with_cache(&origin, "{}", &["--admin-token-file", tokens.to_str().unwrap()]).await;
+    let (edge, _dir) = edge_with_purge(&origin).await;
     let cc = "max-age=60, stale-if-error=60";
     let a = ask("/a.html").cache_control(cc).surrogate_key("site news").to_string();
     let b = ask("/b.html").cache_control(cc).cache_tag("news,sports").to_string();

@@ -137,6 +137,18 @@ impl Object {
     pub fn compact_key(&self) -> &CompactCacheKey {
         &self.compact
     }
+
+    /// The same object (body, key, tags, size shared) with another meta: after a revalidation, a soft purge.
+    fn with_meta(&self, meta: CacheMeta) -> Object {
+        Object {
+            meta,
+            body: self.body.clone(),
+            primary: self.primary.clone(),
+            compact: self.compact.clone(),
+            tags: self.tags.clone(),
+            size: self.size,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -434,15 +446,7 @@ impl MemStore {
             let mut meta = copy_meta(&old.meta);
             let (swr, sie) = (meta.stale_while_revalidate_sec(), meta.stale_if_error_sec());
             meta.update_freshness(meta.fresh_until().min(now), swr, sie);
-            let stale = Object {
-                meta,
-                body: old.body.clone(),
-                primary: old.primary.clone(),
-                compact: old.compact.clone(),
-                tags: old.tags.clone(),
-                size: old.size,
-            };
-            shard.insert(hash, Arc::new(stale));
+            shard.insert(hash, Arc::new(old.with_meta(meta)));
             purged.objects.push(old.compact.clone());
         }
         purged
@@ -575,15 +579,7 @@ impl Storage for MemStore {
         self.live.revalidated(&String::from_utf8_lossy(key.primary_key()), meta.updated());
         let mut shard = self.objects[shard_of(&hash)].write();
         let Some(old) = shard.get(&hash).cloned() else { return Ok(false) };
-        let object = Object {
-            meta: copy_meta(meta),
-            body: old.body.clone(),
-            primary: old.primary.clone(),
-            compact: old.compact.clone(),
-            tags: old.tags.clone(),
-            size: old.size,
-        };
-        shard.insert(hash, Arc::new(object));
+        shard.insert(hash, Arc::new(old.with_meta(copy_meta(meta))));
         Ok(true)
     }
 

@@ -36,6 +36,11 @@ const PEER_URL: &str = "dime.dev/peer-url";
 const APPLIED: &str = "dime.dev/applied-version";
 const REFUSED: &str = "dime.dev/refused-version";
 const REFUSED_WHY: &str = "dime.dev/refused-reason";
+/// The purge log an edge follows, the last purge it applied, and when a replica heard it (Unix ms): written by
+/// their own field manager when an edge polls `/v1/purges`, beside the ones above.
+const PURGE_LOG: &str = "dime.dev/purge-log";
+const PURGE_APPLIED: &str = "dime.dev/purge-applied";
+const PURGE_ACKED_AT: &str = "dime.dev/purge-acked-at";
 
 /// What an edge says of itself on a poll.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +80,10 @@ pub struct EdgeView {
     pub refused_reason: Option<String>,
     /// Unix seconds of the last renewal.
     pub last_seen: i64,
+    /// The purge log this edge follows (its uid), the last purge it applied, and when that was heard (Unix ms).
+    pub purge_log: Option<String>,
+    pub purge_applied: Option<u64>,
+    pub purge_acked_at_ms: Option<i64>,
     /// `current` (runs the table served now), `stale` (runs an older one), `refusing` (refused the one served
     /// now), `gone` (its Lease expired).
     pub state: &'static str,
@@ -94,6 +103,8 @@ pub struct Fleet {
     duration: Duration,
     /// When this replica last wrote each edge's Lease, and what it wrote.
     written: Mutex<BTreeMap<String, (Instant, Report)>>,
+    /// The last purge acknowledgement this replica wrote for each edge: (log, seq).
+    acks_written: Mutex<BTreeMap<String, (String, u64)>>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -124,7 +135,13 @@ impl Fleet {
                 }
             }
         });
-        Arc::new(Fleet { api, store, duration, written: Mutex::new(BTreeMap::new()) })
+        Arc::new(Fleet {
+            api,
+            store,
+            duration,
+            written: Mutex::new(BTreeMap::new()),
+            acks_written: Mutex::new(BTreeMap::new()),
+        })
     }
 
     /// How long an edge's Lease lasts without renewal.
@@ -154,8 +171,41 @@ impl Fleet {
         });
     }
 
+    /// An edge polled the purge feed after applying purge `seq` of `log`: its Lease says so (at once, so the
+    /// replica that took the purge sees the acknowledgement), unless this replica already wrote that.
+    pub fn purge_acked(self: &Arc<Self>, edge: &str, log: &str, seq: u64) {
+        let said = (log.to_owned(), seq);
+        if self.acks_written.lock().insert(edge.to_owned(), said.clone()).as_ref() == Some(&said) {
+            return;
+        }
+        let (fleet, edge) = (self.clone(), edge.to_owned());
+        tokio::spawn(async move {
+            let at = k8s_openapi::jiff::Timestamp::now().as_millisecond();
+            let annotations = BTreeMap::from([
+                (PURGE_LOG.to_owned(), said.0.clone()),
+                (PURGE_APPLIED.to_owned(), said.1.to_string()),
+                (PURGE_ACKED_AT.to_owned(), at.to_string()),
+            ]);
+            let name = lease_name(&edge);
+            let value = serde_json::json!({
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {
+                    "name": name,
+                    "labels": { LEASE_LABEL: edge },
+                    "annotations": annotations,
+                },
+            });
+            let params = PatchParams::apply("dime-control-purges").force();
+            if let Err(e) = fleet.api.patch(&name, &params, &Patch::Apply(&value)).await {
+                tracing::warn!(edge, error = %e, "cannot record the edge's purge acknowledgement in its Lease");
+                fleet.acks_written.lock().remove(&edge);
+            }
+        });
+    }
+
     async fn renew(&self, report: &Report) -> Result<(), kube::Error> {
-        let name = format!("dime-edge-{}", report.name.to_ascii_lowercase().replace(['_', '.'], "-"));
+        let name = lease_name(&report.name);
         let mut annotations = BTreeMap::new();
         let mut put = |k: &str, v: Option<&String>| {
             annotations.insert(k.to_owned(), v.cloned().unwrap_or_default());
@@ -206,6 +256,11 @@ impl Fleet {
     }
 }
 
+/// The Lease of edge `name`: `dime-edge-NAME`, as a Kubernetes object name.
+fn lease_name(edge: &str) -> String {
+    format!("dime-edge-{}", edge.to_ascii_lowercase().replace(['_', '.'], "-"))
+}
+
 fn view(lease: &Lease, served: Option<&str>, now: i64) -> Option<EdgeView> {
     let spec = lease.spec.as_ref()?;
     let name = spec.holder_identity.clone()?;
@@ -231,6 +286,9 @@ fn view(lease: &Lease, served: Option<&str>, now: i64) -> Option<EdgeView> {
         refused_version: refused,
         refused_reason: annotation(REFUSED_WHY),
         last_seen,
+        purge_log: annotation(PURGE_LOG),
+        purge_applied: annotation(PURGE_APPLIED).and_then(|v| v.parse().ok()),
+        purge_acked_at_ms: annotation(PURGE_ACKED_AT).and_then(|v| v.parse().ok()),
         state,
     })
 }

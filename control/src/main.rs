@@ -33,6 +33,10 @@ enum Command {
         /// File of accepted bearer tokens, one per line (several, for rotation).
         #[arg(long, env = "DIME_TOKEN_FILE")]
         token_file: PathBuf,
+        /// File of purge tokens, one per line: `POST /v1/purge` and `GET /v1/purge/ID` take these and only these
+        /// (a purge token cannot read the route table, an edge token cannot purge). Without it, purging is off.
+        #[arg(long, env = "DIME_PURGE_TOKEN_FILE")]
+        purge_token_file: Option<PathBuf>,
         /// Serve the API over TLS with this PEM certificate chain and key: CERT_FILE:KEY_FILE. Edges pin the CA
         /// (`dime-edge --control-ca`).
         #[arg(long, env = "DIME_TLS_CERT", value_name = "CERT:KEY")]
@@ -44,6 +48,34 @@ enum Command {
         /// the Lease of a parked poll every third of this).
         #[arg(long, env = "DIME_EDGE_LEASE", value_name = "DURATION", default_value = "90s", value_parser = lease)]
         edge_lease: std::time::Duration,
+    },
+    /// Purge URLs, path prefixes or cache tags on every edge of the fleet, and report which edges applied it.
+    /// Exit 0: every live edge applied it; 3: taken, but some live edge had not within --wait; 1: not taken.
+    Purge {
+        /// A URL to purge, every variant of it (repeatable).
+        #[arg(long = "url", value_name = "URL")]
+        urls: Vec<String>,
+        /// Every object of a host under a path: HOST/PATH, e.g. video.example.com/hls/ (repeatable).
+        #[arg(long = "prefix", value_name = "HOST/PATH")]
+        prefixes: Vec<String>,
+        /// A cache tag (Surrogate-Key / Cache-Tag) to purge (repeatable).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Mark the objects stale (revalidated, served stale as their stale-* windows allow) instead of removing.
+        #[arg(long)]
+        soft: bool,
+        /// dime-control's API, e.g. https://dime-control.example.com:8443.
+        #[arg(long, env = "DIME_CONTROL")]
+        control: String,
+        /// A file with the purge token (its first line).
+        #[arg(long, env = "DIME_PURGE_TOKEN_FILE")]
+        token_file: PathBuf,
+        /// The CA that signed control's certificate, for https.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// How long to wait for the edges' acknowledgements.
+        #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = dime_routes::parse_duration)]
+        wait: std::time::Duration,
     },
 }
 
@@ -74,9 +106,15 @@ enum RunError {
 /// What `run` needs before it touches the network: the accepted tokens and the TLS acceptor.
 fn settings(
     token_file: &std::path::Path,
+    purge_token_file: Option<&std::path::Path>,
     tls_cert: Option<&str>,
-) -> Result<(Vec<String>, Option<tokio_rustls::TlsAcceptor>), SettingsError> {
-    let tokens = dime_routes::read_token_file(token_file)?;
+) -> Result<(Tokens, Option<tokio_rustls::TlsAcceptor>), SettingsError> {
+    let edge = dime_routes::read_token_file(token_file)?;
+    let purge = match purge_token_file {
+        Some(f) => dime_routes::read_token_file(f)?,
+        None => Vec::new(),
+    };
+    let tokens = Tokens { edge, purge };
     let tls = match tls_cert {
         None => None,
         Some(t) => {
@@ -96,6 +134,12 @@ fn lease(text: &str) -> Result<std::time::Duration, dime_routes::Invalid> {
     Ok(d)
 }
 
+/// The accepted bearer tokens: the edges' and the purgers'.
+struct Tokens {
+    edge: Vec<String>,
+    purge: Vec<String>,
+}
+
 /// What `run` needs to know of the fleet's Leases.
 struct Leases {
     namespace: String,
@@ -105,12 +149,12 @@ struct Leases {
 async fn run(
     namespaces: Vec<String>,
     listen: std::net::SocketAddr,
-    tokens: Vec<String>,
+    tokens: Tokens,
     tls: Option<tokio_rustls::TlsAcceptor>,
     leases: Leases,
 ) -> Result<(), RunError> {
     let client = kube::Client::try_default().await.map_err(RunError::Kube)?;
-    let shared = Arc::new(Shared::new(tokens).map_err(RunError::Metrics)?);
+    let shared = Arc::new(Shared::new(tokens.edge, tokens.purge).map_err(RunError::Metrics)?);
     let on_change = {
         let shared = shared.clone();
         move || shared.fleet_changed()
@@ -118,6 +162,11 @@ async fn run(
     let fleet =
         dime_control::fleet::Fleet::start(client.clone(), &leases.namespace, leases.duration, on_change.clone());
     let _ = shared.fleet.set(fleet);
+    let on_purge = {
+        let shared = shared.clone();
+        move || shared.purges_changed()
+    };
+    let _ = shared.purges.set(dime_control::purge::Log::start(client.clone(), &leases.namespace, on_purge));
     // A Lease expiring changes the fleet without a watch event: look again every tenth of a Lease.
     tokio::spawn(dime_control::fleet::tick(leases.duration / 10, on_change));
     tokio::spawn(dime_control::watch::run(client, namespaces, shared.clone()));
@@ -131,12 +180,20 @@ async fn run(
 }
 
 fn main() -> ExitCode {
-    let Command::Run { namespaces, listen, token_file, tls_cert, lease_namespace, edge_lease } = Cli::parse().command;
-    let leases = Leases { namespace: lease_namespace, duration: edge_lease };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
-    let (tokens, tls) = match settings(&token_file, tls_cert.as_deref()) {
+    let (namespaces, listen, token_file, purge_token_file, tls_cert, leases) = match Cli::parse().command {
+        Command::Run { namespaces, listen, token_file, purge_token_file, tls_cert, lease_namespace, edge_lease } => {
+            let leases = Leases { namespace: lease_namespace, duration: edge_lease };
+            (namespaces, listen, token_file, purge_token_file, tls_cert, leases)
+        }
+        Command::Purge { urls, prefixes, tags, soft, control, token_file, ca, wait } => {
+            let target = PurgeTarget { control, token_file, ca, wait };
+            return purge_command(urls, &prefixes, tags, soft, &target);
+        }
+    };
+    let (tokens, tls) = match settings(&token_file, purge_token_file.as_deref(), tls_cert.as_deref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("dime-control: {e}");
@@ -152,6 +209,39 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dime-control: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where `dime-control purge` sends its purge.
+struct PurgeTarget {
+    control: String,
+    token_file: PathBuf,
+    ca: Option<PathBuf>,
+    wait: std::time::Duration,
+}
+
+/// `dime-control purge`: the answer's JSON on stdout, a summary line on stderr.
+fn purge_command(urls: Vec<String>, prefixes: &[String], tags: Vec<String>, soft: bool, to: &PurgeTarget) -> ExitCode {
+    use dime_control::purge::cli;
+    let sent = cli::purge_of(urls, prefixes, tags, soft).and_then(|purge| {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        let runtime = runtime.map_err(|e| cli::CliError::Http { url: to.control.clone(), why: e.to_string() })?;
+        runtime.block_on(cli::send(&to.control, &to.token_file, to.ca.as_deref(), &purge, to.wait))
+    });
+    match sent {
+        Ok(sent) => {
+            println!("{}", serde_json::to_string_pretty(&sent.body).unwrap_or_default());
+            eprintln!("{}", cli::summary(&sent.body));
+            if sent.all_acked {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            }
+        }
+        Err(e) => {
+            eprintln!("dime-control purge: {e}");
             ExitCode::FAILURE
         }
     }

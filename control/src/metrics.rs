@@ -1,6 +1,6 @@
 //! Prometheus metrics of dime-control, all prefixed `dime_control_`, served on `/metrics`.
 
-use prometheus::{Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 #[derive(Debug)]
 pub struct Metrics {
@@ -23,6 +23,12 @@ pub struct Metrics {
     pub long_polls: IntGauge,
     /// Edges by state against the table served now: current, stale, refusing, gone.
     pub edges: IntGaugeVec,
+    /// `POST /v1/purge` requests by result: accepted, invalid, unauthorized, unavailable.
+    pub purge_requests: IntCounterVec,
+    /// From a purge accepted by this replica to its acknowledgement by the last live edge.
+    pub purge_ack_seconds: Histogram,
+    /// Purges in the log now.
+    pub purge_log_entries: IntGauge,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -134,6 +140,30 @@ impl Metrics {
                     ),
                     &["state"],
                 )?,
+            ),
+            purge_requests: register(
+                &r,
+                IntCounterVec::new(
+                    opts(
+                        "dime_control_purge_requests_total",
+                        "POST /v1/purge requests by result (accepted, invalid, unauthorized, unavailable).",
+                    ),
+                    &["result"],
+                )?,
+            ),
+            purge_ack_seconds: register(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "dime_control_purge_ack_seconds",
+                        "From a purge accepted by this replica to its acknowledgement by the last live edge.",
+                    )
+                    .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+                )?,
+            ),
+            purge_log_entries: register(
+                &r,
+                IntGauge::with_opts(opts("dime_control_purge_log_entries", "Purges held in the purge log now."))?,
             ),
             registry: r,
         })

@@ -1,5 +1,5 @@
 //! The HTTP API edges pull from: `GET /v1/routes` (ETag, If-None-Match → 304, long-poll `?wait=30s`, bearer
-//! tokens), `/healthz`, `/readyz`, `/metrics`. An axum [`app`] (routing and extractors; tested without a socket),
+//! tokens), `GET /v1/edges`, the purge endpoints of [`crate::purge::api`], `/healthz`, `/readyz`, `/metrics`. An axum [`app`] (routing and extractors; tested without a socket),
 //! served over plain TCP or TLS by [`serve`].
 
 use std::collections::BTreeMap;
@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
@@ -41,11 +41,20 @@ pub struct Status {
 #[derive(Debug)]
 pub struct Shared {
     pub current: watch::Sender<Option<Arc<Served>>>,
+    /// Edge tokens: the route table, the edges' view and the purge feed.
     pub tokens: Vec<String>,
+    /// Purge tokens (`--purge-token-file`): `POST /v1/purge` and `GET /v1/purge/ID` only. Empty: purging is off.
+    pub purge_tokens: Vec<String>,
     pub metrics: Metrics,
     pub status: Mutex<Status>,
     /// The fleet's Leases, once the API client exists (`None` in tests of the API alone).
     pub fleet: std::sync::OnceLock<Arc<crate::fleet::Fleet>>,
+    /// The purge log, once the API client exists.
+    pub purges: std::sync::OnceLock<Arc<crate::purge::Log>>,
+    /// The edges' purge acknowledgements as this replica saw them.
+    pub acks: crate::purge::acks::Acks,
+    /// Bumped whenever the Leases or the purge log change (purge waits look again).
+    pub edges_seen: watch::Sender<u64>,
     published: Mutex<Published>,
 }
 
@@ -59,16 +68,29 @@ struct Published {
 pub use dime_routes::clock::unix_secs_f64 as unix;
 
 impl Shared {
-    pub fn new(tokens: Vec<String>) -> Result<Self, prometheus::Error> {
+    pub fn new(tokens: Vec<String>, purge_tokens: Vec<String>) -> Result<Self, prometheus::Error> {
         let (current, _) = watch::channel(None);
         Ok(Shared {
             current,
             tokens,
+            purge_tokens,
             metrics: Metrics::new()?,
             status: Mutex::new(Status::default()),
             fleet: std::sync::OnceLock::new(),
+            purges: std::sync::OnceLock::new(),
+            acks: crate::purge::acks::Acks::default(),
+            edges_seen: watch::channel(0).0,
             published: Mutex::new(Published::default()),
         })
+    }
+
+    /// The Leases or the purge log changed: the acknowledgements are read again and purge waits look again.
+    pub fn purges_changed(&self) {
+        let (Some(log), Some(fleet)) = (self.purges.get(), self.fleet.get()) else { return };
+        let snapshot = log.snapshot();
+        self.metrics.purge_log_entries.set(snapshot.entries.len() as i64);
+        self.acks.learn(&snapshot, &fleet.edges(None));
+        self.edges_seen.send_modify(|n| *n += 1);
     }
 
     /// A newly compiled table: served with the fleet's members.
@@ -90,6 +112,7 @@ impl Shared {
         for (state, n) in counts {
             self.metrics.edges.with_label_values(&[state]).set(n);
         }
+        self.purges_changed();
         let mut published = self.published.lock();
         if published.members != members {
             published.members = members;
@@ -183,14 +206,26 @@ fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response {
     (status, body.into()).into_response()
 }
 
-fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
-    let presented =
-        headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    presented.is_some_and(|p| dime_routes::token_accepted(&shared.tokens, p.trim()))
+/// The bearer token a request presents.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    Some(value.strip_prefix("Bearer ")?.trim())
+}
+
+/// An edge token, or the refusal (401; 403 for a purge token, which cannot read what edges read).
+pub fn edge_refusal(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let token = bearer(headers);
+    if token.is_some_and(|t| dime_routes::token_accepted(&shared.tokens, t)) {
+        return None;
+    }
+    if token.is_some_and(|t| dime_routes::token_accepted(&shared.purge_tokens, t)) {
+        return Some(reply(StatusCode::FORBIDDEN, "a purge token cannot read what edges read: use an edge token\n"));
+    }
+    Some(reply(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n"))
 }
 
 /// `?wait=30s`, at most [`MAX_WAIT`]; absent or unreadable: no wait.
-fn wait_of(query: Option<&str>) -> Duration {
+pub fn wait_of(query: Option<&str>) -> Duration {
     let wait = query.and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "wait").map(|(_, v)| v));
     wait.and_then(|w| dime_routes::parse_duration(&w).ok()).unwrap_or(Duration::ZERO).min(MAX_WAIT)
 }
@@ -213,6 +248,9 @@ pub fn app(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/routes", get(routes))
         .route("/v1/edges", get(edges))
+        .route("/v1/purge", post(crate::purge::api::submit))
+        .route("/v1/purge/{id}", get(crate::purge::api::status))
+        .route("/v1/purges", get(crate::purge::api::feed))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(shared)
 }
@@ -234,8 +272,8 @@ async fn routes(State(shared): State<Arc<Shared>>, headers: HeaderMap, RawQuery(
 
 /// `GET /v1/edges`: every edge with a Lease, what it runs and whether it refused the table served now.
 async fn edges(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    if !authorized(&shared, &headers) {
-        return reply(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
+    if let Some(refusal) = edge_refusal(&shared, &headers) {
+        return refusal;
     }
     let served = shared.table_version();
     let edges = shared.fleet.get().map(|f| f.edges(served.as_deref())).unwrap_or_default();
@@ -246,8 +284,8 @@ async fn edges(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respons
 }
 
 async fn routes_answer(shared: &Shared, headers: &HeaderMap, wait: Duration) -> Response {
-    if !authorized(shared, headers) {
-        return reply(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
+    if let Some(refusal) = edge_refusal(shared, headers) {
+        return refusal;
     }
     // An edge says who it is on every poll: its Lease is renewed now and while the poll is parked.
     let heard = match (shared.fleet.get(), crate::fleet::Report::from_headers(headers)) {
@@ -378,9 +416,10 @@ mod tests {
     use http_body_util::BodyExt;
 
     const TOKEN: &str = "edge-token-0123456789";
+    const PURGE_TOKEN: &str = "purge-token-0123456789";
 
     fn shared_with(version: Option<&str>) -> Arc<Shared> {
-        let shared = Arc::new(Shared::new(vec![TOKEN.into()]).unwrap());
+        let shared = Arc::new(Shared::new(vec![TOKEN.into()], vec![PURGE_TOKEN.into()]).unwrap());
         if let Some(v) = version {
             let served = Served { version: v.into(), json: Bytes::from(format!("{{\"version\":\"{v}\"}}")) };
             shared.current.send_replace(Some(Arc::new(served)));

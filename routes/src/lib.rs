@@ -24,6 +24,7 @@ pub mod clock;
 pub mod duration;
 pub mod error;
 mod load;
+pub mod purge;
 pub mod matcher;
 pub mod rule;
 pub mod schema;

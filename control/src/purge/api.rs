@@ -1,0 +1,283 @@
+//! The purge endpoints: `POST /v1/purge` and `GET /v1/purge/ID` (purge tokens), `GET /v1/purges` (the edges'
+//! feed, edge tokens, long-polled).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use dime_routes::purge::{Entry, Purge};
+use http::{HeaderMap, StatusCode};
+use tokio::time::Instant;
+
+use super::acks::EdgeAck;
+use crate::serve::{bearer, wait_of, Shared};
+
+/// The largest purge request body.
+pub const MAX_BODY: usize = 64 * 1024;
+/// How long after a purge this replica keeps watching for the last acknowledgement (for the histogram).
+const TRACK_FOR: Duration = Duration::from_secs(60);
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response {
+    let mut r = (status, serde_json::to_vec_pretty(value).unwrap_or_default()).into_response();
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    json(status, &serde_json::json!({ "error": message.into() }))
+}
+
+/// A purge token, or the refusal: purging off (no `--purge-token-file`), no token, an edge token, a wrong one.
+fn purge_refusal(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    if shared.purge_tokens.is_empty() {
+        return Some(error(StatusCode::FORBIDDEN, "purging is off: start dime-control with --purge-token-file"));
+    }
+    let Some(token) = bearer(headers) else {
+        return Some(error(StatusCode::UNAUTHORIZED, "missing `Authorization: Bearer <purge token>`"));
+    };
+    if dime_routes::token_accepted(&shared.purge_tokens, token) {
+        return None;
+    }
+    if dime_routes::token_accepted(&shared.tokens, token) {
+        return Some(error(StatusCode::FORBIDDEN, "an edge token cannot purge: use a token of --purge-token-file"));
+    }
+    Some(error(StatusCode::UNAUTHORIZED, "wrong purge token"))
+}
+
+/// `POST /v1/purge`: validates, appends to the log, and with `?wait=` waits for the edges' acknowledgements.
+pub async fn submit(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: axum::body::Body,
+) -> Response {
+    let (result, response) = submitted(&shared, &headers, query.as_deref(), body).await;
+    shared.metrics.purge_requests.with_label_values(&[result]).inc();
+    response
+}
+
+async fn submitted(
+    shared: &Arc<Shared>,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: axum::body::Body,
+) -> (&'static str, Response) {
+    if let Some(refusal) = purge_refusal(shared, headers) {
+        return ("unauthorized", refusal);
+    }
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        let why = format!("the purge is over {} KiB: split it into several", MAX_BODY / 1024);
+        return ("invalid", error(StatusCode::PAYLOAD_TOO_LARGE, why));
+    };
+    let purge: Purge = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return ("invalid", error(StatusCode::BAD_REQUEST, format!("the purge is not valid JSON: {e}"))),
+    };
+    if let Err(errors) = purge.check() {
+        return ("invalid", json(StatusCode::BAD_REQUEST, &serde_json::json!({ "errors": errors })));
+    }
+    let (Some(log), Some(_)) = (shared.purges.get(), shared.fleet.get()) else {
+        return ("unavailable", error(StatusCode::SERVICE_UNAVAILABLE, "no purge log: not connected to Kubernetes"));
+    };
+    let accepted = Instant::now();
+    let entry = match log.append(purge).await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(error = %e, "purge not taken");
+            return ("unavailable", error(StatusCode::SERVICE_UNAVAILABLE, format!("{e}; nothing was purged")));
+        }
+    };
+    let uid = log.snapshot().uid.clone();
+    tracing::info!(id = entry.seq, targets = entry.purge.targets(), soft = entry.purge.soft, "purge accepted");
+    let tracked = (shared.clone(), uid.clone(), entry.clone());
+    tokio::spawn(async move {
+        let (shared, uid, entry) = tracked;
+        if wait_acked(&shared, &uid, &entry, accepted + TRACK_FOR).await.1 {
+            shared.metrics.purge_ack_seconds.observe(accepted.elapsed().as_secs_f64());
+        }
+    });
+    let (edges, done) = wait_acked(shared, &uid, &entry, accepted + wait_of(query)).await;
+    ("accepted", json(StatusCode::OK, &view(&uid, &entry, &edges, done)))
+}
+
+/// `GET /v1/purge/ID`: one purge of the log and every edge's answer to it (`?wait=` for the rest).
+pub async fn status(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Some(refusal) = purge_refusal(&shared, &headers) {
+        return refusal;
+    }
+    let Ok(id) = id.parse::<u64>() else {
+        return error(StatusCode::BAD_REQUEST, format!("`{id}` is not a purge id (a number)"));
+    };
+    let Some(log) = shared.purges.get() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "no purge log: not connected to Kubernetes");
+    };
+    let snapshot = log.snapshot();
+    let Some(entry) = snapshot.entries.get(&id).cloned() else {
+        let held = match (snapshot.entries.keys().next(), snapshot.entries.keys().next_back()) {
+            (Some(first), Some(last)) => format!("it holds {first} to {last}"),
+            _ => "it is empty".into(),
+        };
+        return error(StatusCode::NOT_FOUND, format!("purge {id} is not in the log ({held})"));
+    };
+    let deadline = Instant::now() + wait_of(query.as_deref());
+    let (edges, done) = wait_acked(&shared, &snapshot.uid, &entry, deadline).await;
+    json(StatusCode::OK, &view(&snapshot.uid, &entry, &edges, done))
+}
+
+fn view(log: &str, entry: &Entry, edges: &std::collections::BTreeMap<String, EdgeAck>, done: bool) -> serde_json::Value {
+    serde_json::json!({
+        "id": entry.seq,
+        "log": log,
+        "accepted_at_ms": entry.at_ms,
+        "purge": entry.purge,
+        "all_acked": done,
+        "edges": edges,
+    })
+}
+
+/// Every edge's answer to `entry`, once no live edge is pending or at `deadline`.
+async fn wait_acked(
+    shared: &Shared,
+    log: &str,
+    entry: &Entry,
+    deadline: Instant,
+) -> (std::collections::BTreeMap<String, EdgeAck>, bool) {
+    let mut changed = shared.edges_seen.subscribe();
+    loop {
+        let edges = shared.fleet.get().map(|f| f.edges(None)).unwrap_or_default();
+        let (answers, done) = shared.acks.of(log, entry, &edges);
+        if done || Instant::now() >= deadline {
+            return (answers, done);
+        }
+        tokio::select! {
+            c = changed.changed() => if c.is_err() { return (answers, done) },
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+/// `GET /v1/purges?after=SEQ&log=UID&wait=30s` (edge tokens): the purges after the edge's, at once when there
+/// are, else when one comes or the wait is over. `after` is also the edge's acknowledgement of every purge up to
+/// it, recorded in its Lease.
+pub async fn feed(State(shared): State<Arc<Shared>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    if let Some(refusal) = crate::serve::edge_refusal(&shared, &headers) {
+        return refusal;
+    }
+    let param = |name: &str| {
+        let q = query.as_deref().unwrap_or("");
+        form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    };
+    let after = match param("after").map(|a| a.parse::<u64>()) {
+        None => None,
+        Some(Ok(seq)) => Some((param("log").unwrap_or_default(), seq)),
+        Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "`after` is a purge sequence number"),
+    };
+    let Some(log) = shared.purges.get() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "no purge log: not connected to Kubernetes");
+    };
+    let mut rx = log.subscribe();
+    if !rx.borrow().loaded {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the purge log is not read yet");
+    }
+    if let (Some(fleet), Some(report), Some((uid, seq))) =
+        (shared.fleet.get(), crate::fleet::Report::from_headers(&headers), &after)
+    {
+        fleet.purge_acked(&report.name, uid, *seq);
+    }
+    let after = after.as_ref().map(|(l, s)| (l.as_str(), *s));
+    let mut feed = rx.borrow().feed(after);
+    if after.is_some() && !feed.gap && feed.purges.is_empty() {
+        let seen = (feed.log.clone(), feed.head);
+        let _ = tokio::time::timeout(wait_of(query.as_deref()), async {
+            while rx.changed().await.is_ok() {
+                let now = rx.borrow().clone();
+                if (now.uid.as_str(), now.head) != (seen.0.as_str(), seen.1) {
+                    return;
+                }
+            }
+        })
+        .await;
+        feed = rx.borrow().feed(after);
+    }
+    json(StatusCode::OK, &serde_json::to_value(&feed).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    const EDGE: &str = "edge-token-0123456789";
+    const PURGER: &str = "purge-token-0123456789";
+
+    async fn call(shared: &Arc<Shared>, method: &str, uri: &str, token: Option<&str>, body: Vec<u8>) -> (u16, String) {
+        let mut req = http::Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let app = crate::serve::app(shared.clone());
+        let resp = app.oneshot(req.body(axum::body::Body::from(body)).unwrap()).await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn purge_tokens_purge_and_edge_tokens_read_and_neither_does_the_other() {
+        let shared = Arc::new(Shared::new(vec![EDGE.into()], vec![PURGER.into()]).unwrap());
+        let tag = br#"{"tags":["a"]}"#.to_vec();
+        let cases = [
+            ("POST", "/v1/purge", None, 401, "missing `Authorization"),
+            ("POST", "/v1/purge", Some(EDGE), 403, "an edge token cannot purge"),
+            ("POST", "/v1/purge", Some("nobody-knows-this-token"), 401, "wrong purge token"),
+            ("GET", "/v1/purge/1", Some(EDGE), 403, "an edge token cannot purge"),
+            ("GET", "/v1/routes", Some(PURGER), 403, "a purge token cannot read"),
+            ("GET", "/v1/edges", Some(PURGER), 403, "a purge token cannot read"),
+            ("GET", "/v1/purges", Some(PURGER), 403, "a purge token cannot read"),
+            // Right token, but this replica has no Kubernetes client: nothing taken.
+            ("POST", "/v1/purge", Some(PURGER), 503, "no purge log"),
+            ("GET", "/v1/purges", Some(EDGE), 503, "no purge log"),
+        ];
+        for (method, uri, token, status, says) in cases {
+            let (got, body) = call(&shared, method, uri, token, tag.clone()).await;
+            assert_eq!(got, status, "{method} {uri} with {token:?}: {body}");
+            assert!(body.contains(says), "{method} {uri}: {body}");
+        }
+        let off = Arc::new(Shared::new(vec![EDGE.into()], vec![]).unwrap());
+        let (status, body) = call(&off, "POST", "/v1/purge", Some(EDGE), tag).await;
+        assert_eq!(status, 403);
+        assert!(body.contains("--purge-token-file"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_bad_purge_is_a_located_4xx_and_nothing_is_taken() {
+        let shared = Arc::new(Shared::new(vec![EDGE.into()], vec![PURGER.into()]).unwrap());
+        let huge = format!(r#"{{"tags":[{}]}}"#, vec!["\"t\""; 300_000].join(","));
+        let cases: [(&[u8], u16, &str); 5] = [
+            (br#"{"tags":["a"],"hosts":["x"]}"#, 400, "unknown field `hosts`"),
+            (br#"{}"#, 400, "an empty purge"),
+            (br#"{"urls":["v.test/a"]}"#, 400, "urls[0]"),
+            (b"not json", 400, "not valid JSON"),
+            (huge.as_bytes(), 413, "over 64 KiB"),
+        ];
+        for (body, status, says) in cases {
+            let (got, text) = call(&shared, "POST", "/v1/purge", Some(PURGER), body.to_vec()).await;
+            assert_eq!(got, status, "{text}");
+            assert!(text.contains(says), "{text}");
+        }
+        let metrics = String::from_utf8(shared.metrics.render()).unwrap();
+        assert!(metrics.contains("dime_control_purge_requests_total{result=\"invalid\"} 5"), "{metrics}");
+        assert!(!metrics.contains("result=\"accepted\""));
+        let (status, text) = call(&shared, "GET", "/v1/purge/x", Some(PURGER), vec![]).await;
+        assert_eq!((status, text.contains("not a purge id")), (400, true), "{text}");
+    }
+}

@@ -1,0 +1,207 @@
+//! A fleet purge as control takes it (`POST /v1/purge`), keeps it (the purge log) and serves it to the edges
+//! (`GET /v1/purges`): the wire format and its validation, shared by both sides so that what control accepts,
+//! every edge can apply.
+
+use serde::{Deserialize, Serialize};
+
+/// At most this many URLs, prefixes and tags together in one purge.
+pub const MAX_TARGETS: usize = 1000;
+/// The longest tag (the edges index no longer one; `Surrogate-Key` / `Cache-Tag` limits are of this order).
+pub const MAX_TAG_LEN: usize = 256;
+/// The longest URL or prefix.
+pub const MAX_URL_LEN: usize = 4096;
+
+/// What one purge names: URLs (every variant of each), host + path prefixes, cache tags; `soft` marks the
+/// objects stale instead of removing them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Purge {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefixes: Vec<Prefix>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub soft: bool,
+}
+
+/// Every object of `host` whose path starts with `prefix`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prefix {
+    pub host: String,
+    pub prefix: String,
+}
+
+/// A purge in the log: its sequence number (the purge's id) and when control accepted it (Unix ms).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: u64,
+    pub at_ms: i64,
+    pub purge: Purge,
+}
+
+/// One answer of `GET /v1/purges`: the log's identity and last sequence number, and the purges after the
+/// edge's. `gap`: the log no longer holds every purge the edge missed (or is another log than the edge's), so
+/// the edge cannot prove any of its objects fresh.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Feed {
+    pub log: String,
+    pub head: u64,
+    #[serde(default)]
+    pub gap: bool,
+    #[serde(default)]
+    pub purges: Vec<Entry>,
+}
+
+/// A purge is a list of things; an empty one is refused rather than taken as "nothing" or "everything".
+impl Purge {
+    /// Every problem, each naming the field and index it is at (`urls[2]: ...`).
+    pub fn check(&self) -> Result<(), Vec<String>> {
+        let mut errors = Vec::new();
+        let targets = self.urls.len() + self.prefixes.len() + self.tags.len();
+        if targets == 0 {
+            errors.push("an empty purge: give at least one of `urls`, `prefixes`, `tags`".to_owned());
+        }
+        if targets > MAX_TARGETS {
+            errors.push(format!("{targets} URLs, prefixes and tags: at most {MAX_TARGETS} in one purge"));
+        }
+        for (i, url) in self.urls.iter().enumerate() {
+            if let Err(why) = check_url(url) {
+                errors.push(format!("urls[{i}]: {why}"));
+            }
+        }
+        for (i, p) in self.prefixes.iter().enumerate() {
+            if let Err(why) = check_host(&p.host) {
+                errors.push(format!("prefixes[{i}].host: {why}"));
+            }
+            if !p.prefix.starts_with('/') || p.prefix.len() > MAX_URL_LEN || has_space(&p.prefix) {
+                errors.push(format!(
+                    "prefixes[{i}].prefix: `{}` is not a path (starts with /, no spaces, at most {MAX_URL_LEN} bytes)",
+                    shorten(&p.prefix)
+                ));
+            }
+        }
+        for (i, tag) in self.tags.iter().enumerate() {
+            if tag.is_empty() || tag.len() > MAX_TAG_LEN || has_space(tag) || tag.contains(',') {
+                errors.push(format!(
+                    "tags[{i}]: `{}` is not a tag (1 to {MAX_TAG_LEN} bytes, no spaces or commas)",
+                    shorten(tag)
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// How many things it names.
+    pub fn targets(&self) -> usize {
+        self.urls.len() + self.prefixes.len() + self.tags.len()
+    }
+}
+
+/// An `http(s)://host[/path][?query]` URL, split: (host, path, query).
+pub fn split_url(url: &str) -> Option<(&str, &str, Option<&str>)> {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"))?;
+    let (host, path_query) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some(match path_query.split_once('?') {
+        Some((p, q)) => (host, p, Some(q)),
+        None => (host, path_query, None),
+    })
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let bad = || format!("`{}` is not an http(s)://host/path URL", shorten(url));
+    if url.len() > MAX_URL_LEN || has_space(url) || url.contains('#') {
+        return Err(bad());
+    }
+    let (host, _, _) = split_url(url).ok_or_else(bad)?;
+    check_host(host).map_err(|why| format!("`{}`: {why}", shorten(url)))
+}
+
+fn check_host(host: &str) -> Result<(), String> {
+    let ok = !host.is_empty()
+        && host.len() <= 253 + 6
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{}` is not a host name", shorten(host)))
+    }
+}
+
+fn has_space(text: &str) -> bool {
+    text.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// A value as an error quotes it: at most 80 characters.
+fn shorten(text: &str) -> String {
+    if text.chars().count() <= 80 {
+        return text.to_owned();
+    }
+    let head: String = text.chars().take(77).collect();
+    format!("{head}...")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn purge(json: &str) -> Result<Purge, String> {
+        let p: Purge = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        p.check().map_err(|e| e.join("; "))?;
+        Ok(p)
+    }
+
+    #[test]
+    fn a_purge_names_urls_prefixes_or_tags_and_every_problem_is_located() {
+        let ok = purge(
+            r#"{"urls":["https://v.test/a.ts?x=1"],"prefixes":[{"host":"v.test","prefix":"/hls/"}],"tags":["t1"]}"#,
+        )
+        .unwrap();
+        assert_eq!((ok.targets(), ok.soft), (3, false));
+        assert!(purge(r#"{"tags":["a"],"soft":true}"#).unwrap().soft);
+        let cases = [
+            (r#"{}"#, "an empty purge"),
+            (r#"{"urls":[],"tags":[]}"#, "an empty purge"),
+            (r#"{"tag":["a"]}"#, "unknown field `tag`"),
+            (r#"{"prefixes":[{"host":"v.test","prefix":"/","regex":"x"}]}"#, "unknown field `regex`"),
+            (r#"{"urls":["ftp://v.test/a"]}"#, "urls[0]: `ftp://v.test/a` is not an http(s)://host/path URL"),
+            (r#"{"urls":["https:///a"]}"#, "urls[0]"),
+            (r#"{"prefixes":[{"host":"v.test","prefix":"hls"}]}"#, "prefixes[0].prefix: `hls` is not a path"),
+            (r#"{"prefixes":[{"host":"bad host","prefix":"/"}]}"#, "prefixes[0].host"),
+            (r#"{"tags":["ok","two words"]}"#, "tags[1]: `two words` is not a tag"),
+            (r#"{"tags":["a,b"]}"#, "tags[0]"),
+            (r#"{"tags":[""]}"#, "tags[0]"),
+            (r#"{"soft":"yes","tags":["a"]}"#, "invalid type"),
+        ];
+        for (json, want) in cases {
+            let got = purge(json).unwrap_err();
+            assert!(got.contains(want), "{json}: {got}");
+        }
+        let long = format!(r#"{{"tags":["{}"]}}"#, "x".repeat(MAX_TAG_LEN + 1));
+        assert!(purge(&long).unwrap_err().contains("tags[0]: `xxx"), "a long tag is quoted shortened");
+        let many: Vec<String> = (0..=MAX_TARGETS).map(|i| format!("t{i}")).collect();
+        let many = Purge { tags: many, ..Default::default() };
+        assert!(many.check().unwrap_err()[0].contains("at most 1000"));
+    }
+
+    #[test]
+    fn urls_split_into_host_path_and_query() {
+        assert_eq!(split_url("http://v.test"), Some(("v.test", "/", None)));
+        assert_eq!(split_url("https://v.test:8443/a/b?x=1"), Some(("v.test:8443", "/a/b", Some("x=1"))));
+        assert_eq!(split_url("v.test/a"), None);
+        assert_eq!(split_url("http:///a"), None);
+    }
+}

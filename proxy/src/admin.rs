@@ -8,9 +8,8 @@ use http::{Response, StatusCode};
 use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
 
-use crate::cache::policy::{classify, Kind};
 use crate::cache::storage::Selector;
-use crate::cache::{key, Cache};
+use crate::cache::Cache;
 use crate::state::{unix, State};
 
 #[derive(Debug)]
@@ -45,7 +44,7 @@ enum BadPurge {
     Url(String),
     #[error("prefix `{0}` does not start with /")]
     Prefix(String),
-    #[error("a tag is 1 to {} bytes", crate::cache::tags::MAX_TAG_LEN)]
+    #[error("a tag is 1 to {} bytes", dime_routes::purge::MAX_TAG_LEN)]
     Tag,
 }
 
@@ -148,14 +147,8 @@ impl Admin {
             Ok(target) => target,
             Err(error) => return json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": error.to_string() })),
         };
-        let (purged, fills) = self.cache.purge(&what, soft);
-        let kind = match what {
-            Selector::Key(_) => "url",
-            Selector::Prefix(_) => "prefix",
-            Selector::Tag(_) => "tag",
-        };
-        self.state.metrics.cache_purged.with_label_values(&[kind]).inc_by(purged as u64);
-        tracing::info!(kind, target = ?what, soft, purged, fills_abandoned = fills, "cache purge");
+        let (purged, fills) = crate::purge::purge_one(&self.state, &self.cache, &what, soft);
+        tracing::info!(kind = crate::purge::kind(&what), target = ?what, soft, purged, fills_abandoned = fills, "cache purge");
         json(StatusCode::OK, serde_json::json!({"purged": purged, "fills_abandoned": fills, "soft": soft}))
     }
 
@@ -172,42 +165,21 @@ impl Admin {
             return Err(BadPurge::NotOne);
         }
         if let Some(url) = query_param(query, "url") {
-            let primary = self.primary_for_url(&url).ok_or(BadPurge::Url(url))?;
-            return Ok((Selector::Key(primary), soft));
+            let what = crate::purge::url_selector(&self.state, &url).ok_or(BadPurge::Url(url))?;
+            return Ok((what, soft));
         }
         if let Some(host) = query_param(query, "host") {
             let prefix = query_param(query, "prefix").unwrap_or_else(|| "/".into());
             if !prefix.starts_with('/') {
                 return Err(BadPurge::Prefix(prefix));
             }
-            return Ok((Selector::Prefix(format!("{}\n{prefix}", dime_routes::normalize_host(&host))), soft));
+            return Ok((crate::purge::prefix_selector(&host, &prefix), soft));
         }
         let tag = query_param(query, "tag").unwrap_or_default();
-        if tag.is_empty() || tag.len() > crate::cache::tags::MAX_TAG_LEN {
+        if tag.is_empty() || tag.len() > dime_routes::purge::MAX_TAG_LEN {
             return Err(BadPurge::Tag);
         }
         Ok((Selector::Tag(tag), soft))
-    }
-
-    /// The primary cache key a URL has, with the query parameters its route keeps.
-    fn primary_for_url(&self, url: &str) -> Option<String> {
-        let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"))?;
-        let (host, path_query) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let (path, query) = match path_query.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (path_query, None),
-        };
-        let active = self.state.current();
-        let query_keys = active
-            .as_ref()
-            .and_then(|a| a.table.find(host, path))
-            .and_then(|r| r.cache.as_ref())
-            .and_then(|p| p.query_keys.clone());
-        let kind: Kind = classify(path);
-        Some(key::primary_key(host, path, query, kind, query_keys.as_deref()))
     }
 
     fn config_json(&self) -> Vec<u8> {

@@ -26,6 +26,7 @@ pub mod files;
 pub mod fleet;
 pub mod logging;
 pub mod metrics;
+pub mod purge;
 pub mod server;
 pub mod service;
 pub mod signed;

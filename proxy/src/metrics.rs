@@ -51,6 +51,10 @@ pub struct Metrics {
     pub cache_evictions: IntCounter,
     pub cache_write_failures: IntCounter,
     pub cache_purged: IntCounterVec,
+    pub purge_feed_failures: IntCounterVec,
+    pub purge_applied: IntGauge,
+    pub purges_applied: IntCounter,
+    pub purge_gaps: IntCounter,
     pub cache_direct_responses: IntCounterVec,
     pub cache_sendfile_bytes: IntCounter,
     pub cache_live_playlists: IntCounterVec,
@@ -319,8 +323,28 @@ impl Metrics {
                 r,
                 IntCounterVec,
                 "dime_cache_purged_total",
-                "Objects removed (or made stale, soft) by purge requests, by what named them: url, prefix, tag.",
+                "Objects removed (or made stale, soft) by purges, by what named them: url, prefix, tag, all (a purge-log gap).",
                 &["kind"]
+            ),
+            purge_feed_failures: build!(
+                r,
+                IntCounterVec,
+                "dime_purge_feed_failures_total",
+                "Failed polls of dime-control's purge feed, by reason (connect, tls, timeout, unauthorized, status, body).",
+                &["reason"]
+            ),
+            purge_applied: build!(
+                r,
+                IntGauge,
+                "dime_purge_applied_seq",
+                "The last fleet purge (its id in control's purge log) this edge applied; 0 before any."
+            ),
+            purges_applied: build!(r, IntCounter, "dime_purges_applied_total", "Fleet purges applied from control's purge log."),
+            purge_gaps: build!(
+                r,
+                IntCounter,
+                "dime_purge_gaps_total",
+                "Times this edge missed purges that control's log no longer held, and so dropped its whole cache."
             ),
 
             cache_direct_responses: build!(

@@ -207,6 +207,19 @@ fn route_source(
     }
 }
 
+/// With routes from control, the fleet's purges come from it too, on the same URLs with the same token.
+fn purge_feed(source: &Routes, state: &Arc<State>, cache: &Arc<Cache>) -> Option<crate::source::purges::PurgeFeed> {
+    let Routes::Control(c) = source else { return None };
+    Some(crate::source::purges::PurgeFeed {
+        urls: c.urls.clone(),
+        tls: c.tls.clone(),
+        token: c.token.clone(),
+        edge_name: c.edge_name.clone(),
+        state: state.clone(),
+        cache: cache.clone(),
+    })
+}
+
 /// Pingora's server with the edge's threads, retries and shutdown bound.
 fn pingora_server(cfg: &EdgeConfig) -> Server {
     // Pingora sleeps the grace period, then gives runtimes their shutdown timeout; together they are the bound.
@@ -373,6 +386,9 @@ pub fn run(cfg: EdgeConfig) -> Result<(), StartError> {
     }
     for service in admin_services(&cfg, &state, &cache, opened.admin_tokens) {
         server.add_service(service);
+    }
+    if let Some(feed) = purge_feed(&source, &state, &cache) {
+        server.add_service(background_service("purges", feed));
     }
     server.add_service(background_service("routes", source));
     if let Some(store) = opened.certs {

@@ -1,8 +1,9 @@
 //! Route sources. `FileSource` watches a routes file: each change is read, validated and applied atomically; an
 //! invalid change is rejected as a whole and the table in service stays. [`control::ControlSource`] pulls the
-//! table from dime-control.
+//! table from dime-control, and [`purges::PurgeFeed`] the fleet's purges.
 
 pub mod control;
+pub mod purges;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -196,6 +196,8 @@ pub enum Selector {
     Prefix(String),
     /// Every object stored with this cache tag ([`super::tags`]).
     Tag(String),
+    /// Everything (an edge that missed purges it can no longer learn: nothing it holds is provably fresh).
+    All,
 }
 
 impl Selector {
@@ -204,6 +206,7 @@ impl Selector {
             Selector::Key(key) => primary == key,
             Selector::Prefix(prefix) => primary.starts_with(prefix.as_str()),
             Selector::Tag(tag) => tags().iter().any(|t| **t == **tag),
+            Selector::All => true,
         }
     }
 }

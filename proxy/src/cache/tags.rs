@@ -16,7 +16,7 @@ pub const CACHE_TAG: &str = "cache-tag";
 /// At most this many tags per object, and this long each; more are ignored (Fastly's own limits are of this
 /// order), so that one response cannot make the index grow without bound.
 pub const MAX_TAGS: usize = 128;
-pub const MAX_TAG_LEN: usize = 256;
+pub const MAX_TAG_LEN: usize = dime_routes::purge::MAX_TAG_LEN;
 
 /// Bytes one indexed tag of an object costs beyond its text (its place in two hash sets and the object's list),
 /// counted in the cache budget.

@@ -21,7 +21,7 @@ use crate::tls::TlsError;
 pub const LONG_POLL: Duration = Duration::from_secs(30);
 /// Connecting to control, and the slack on top of the long-poll for the answer.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-const ANSWER_SLACK: Duration = Duration::from_secs(10);
+pub const ANSWER_SLACK: Duration = Duration::from_secs(10);
 /// Backoff after every control URL failed: doubling from the first step up to the cap, with full jitter.
 pub const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 pub const BACKOFF_CAP: Duration = Duration::from_secs(15);
@@ -76,18 +76,18 @@ enum Answer {
 }
 
 #[derive(Debug)]
-struct FetchError {
+pub(crate) struct FetchError {
     /// For the metric label: connect, tls, timeout, unauthorized, status, body.
-    reason: &'static str,
-    message: String,
+    pub reason: &'static str,
+    pub message: String,
 }
 
-fn fail(reason: &'static str, message: impl Into<String>) -> FetchError {
+pub(crate) fn fail(reason: &'static str, message: impl Into<String>) -> FetchError {
     FetchError { reason, message: message.into() }
 }
 
 /// A connection to control, plain or TLS.
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+pub(crate) trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 /// The trust for https control URLs: the pinned CA bundle (`--control-ca`), else the system's roots.
@@ -105,7 +105,7 @@ pub fn tls_connector(ca_file: Option<&Path>) -> Result<pingora_rustls::TlsConnec
 }
 
 /// A connection to control: TCP, then TLS for `https://` URLs (the name verified against the pinned CA).
-async fn open(url: &ControlUrl, tls: Option<&pingora_rustls::TlsConnector>) -> Result<Box<dyn Io>, FetchError> {
+pub(crate) async fn open(url: &ControlUrl, tls: Option<&pingora_rustls::TlsConnector>) -> Result<Box<dyn Io>, FetchError> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(url.authority.as_str()))
         .await
         .map_err(|_| fail("connect", format!("connect to {} timed out", url.authority)))?
@@ -128,6 +128,42 @@ async fn open(url: &ControlUrl, tls: Option<&pingora_rustls::TlsConnector>) -> R
     }
 }
 
+/// One `GET` of `target` (path and query under the control URL's prefix) on an open connection, with the
+/// token and what this edge says of itself: the response, its body still to read.
+pub(crate) async fn get(
+    stream: Box<dyn Io>,
+    url: &ControlUrl,
+    token: &str,
+    target: &str,
+    headers: &[(&'static str, String)],
+) -> Result<http::Response<hyper::body::Incoming>, FetchError> {
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+        .await
+        .map_err(|e| fail("connect", e.to_string()))?;
+    tokio::spawn(conn);
+    let mut req = http::Request::get(format!("{}{target}", url.prefix))
+        .header(http::header::HOST, url.authority.as_str())
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(http::header::USER_AGENT, concat!("dime-edge/", env!("CARGO_PKG_VERSION")));
+    for (name, value) in headers {
+        req = req.header(*name, value.as_str());
+    }
+    let req = req.body(Empty::new()).map_err(|e| fail("status", e.to_string()))?;
+    let resp = sender.send_request(req).await.map_err(|e| fail("connect", e.to_string()))?;
+    match resp.status() {
+        http::StatusCode::UNAUTHORIZED | http::StatusCode::FORBIDDEN => Err(fail(
+            "unauthorized",
+            format!("{}: control refused the token (--control-token-file)", resp.status()),
+        )),
+        _ => Ok(resp),
+    }
+}
+
+/// A response body, at most `limit` bytes.
+pub(crate) async fn body(resp: http::Response<hyper::body::Incoming>, limit: usize) -> Result<Bytes, FetchError> {
+    Ok(Limited::new(resp.into_body(), limit).collect().await.map_err(|e| fail("body", e.to_string()))?.to_bytes())
+}
+
 /// One long-poll `GET /v1/routes?wait=` on an open connection: the table, "not modified", or why not.
 async fn poll(
     stream: Box<dyn Io>,
@@ -137,37 +173,18 @@ async fn poll(
     wait: Duration,
     said: &[(&'static str, String)],
 ) -> Result<Answer, FetchError> {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-        .await
-        .map_err(|e| fail("connect", e.to_string()))?;
-    tokio::spawn(conn);
-    let mut req = http::Request::get(format!("{}/v1/routes?wait={}s", url.prefix, wait.as_secs()))
-        .header(http::header::HOST, url.authority.as_str())
-        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(http::header::USER_AGENT, concat!("dime-edge/", env!("CARGO_PKG_VERSION")));
+    let mut headers = said.to_vec();
     if let Some(e) = etag {
-        req = req.header(http::header::IF_NONE_MATCH, format!("\"{e}\""));
+        headers.push(("if-none-match", format!("\"{e}\"")));
     }
-    for (name, value) in said {
-        req = req.header(*name, value.as_str());
-    }
-    let req = req.body(Empty::new()).map_err(|e| fail("status", e.to_string()))?;
-    let resp = sender.send_request(req).await.map_err(|e| fail("connect", e.to_string()))?;
-    let status = resp.status();
+    let resp = get(stream, url, token, &format!("/v1/routes?wait={}s", wait.as_secs()), &headers).await?;
     let etag =
         resp.headers().get(http::header::ETAG).and_then(|v| v.to_str().ok()).map(|v| v.trim_matches('"').to_owned());
-    match status {
+    match resp.status() {
         http::StatusCode::NOT_MODIFIED => Ok(Answer::NotModified),
         http::StatusCode::OK => {
-            let body = Limited::new(resp.into_body(), MAX_PAYLOAD)
-                .collect()
-                .await
-                .map_err(|e| fail("body", format!("reading the table: {e}")))?
-                .to_bytes();
+            let body = body(resp, MAX_PAYLOAD).await.map_err(|e| fail("body", format!("reading the table: {}", e.message)))?;
             Ok(Answer::Table { etag, body })
-        }
-        http::StatusCode::UNAUTHORIZED | http::StatusCode::FORBIDDEN => {
-            Err(fail("unauthorized", format!("{status}: control refused the token (--control-token-file)")))
         }
         other => Err(fail("status", format!("answered {other}"))),
     }

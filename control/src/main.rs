@@ -48,6 +48,11 @@ enum Command {
         /// the Lease of a parked poll every third of this).
         #[arg(long, env = "DIME_EDGE_LEASE", value_name = "DURATION", default_value = "90s", value_parser = lease)]
         edge_lease: std::time::Duration,
+        /// How many purges the purge log (ConfigMap dime-purge-log) keeps. An edge cut off for longer than this
+        /// many purges drops its whole cache when it returns.
+        #[arg(long, env = "DIME_PURGE_LOG_ENTRIES", default_value_t = dime_control::purge::MAX_ENTRIES,
+              value_parser = log_entries)]
+        purge_log_entries: usize,
     },
     /// Purge URLs, path prefixes or cache tags on every edge of the fleet, and report which edges applied it.
     /// Exit 0: every live edge applied it; 3: taken, but some live edge had not within --wait; 1: not taken.
@@ -140,10 +145,19 @@ struct Tokens {
     purge: Vec<String>,
 }
 
+fn log_entries(text: &str) -> Result<usize, dime_routes::Invalid> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+        _ => Err(dime_routes::Invalid(format!("`{text}`: a number of purges from 1 to 100000"))),
+    }
+}
+
 /// What `run` needs to know of the fleet's Leases.
 struct Leases {
     namespace: String,
     duration: std::time::Duration,
+    /// The purge log's bound (it lives beside the Leases).
+    purge_log_entries: usize,
 }
 
 async fn run(
@@ -166,7 +180,12 @@ async fn run(
         let shared = shared.clone();
         move || shared.purges_changed()
     };
-    let _ = shared.purges.set(dime_control::purge::Log::start(client.clone(), &leases.namespace, on_purge));
+    let _ = shared.purges.set(dime_control::purge::Log::start(
+        client.clone(),
+        &leases.namespace,
+        leases.purge_log_entries,
+        on_purge,
+    ));
     // A Lease expiring changes the fleet without a watch event: look again every tenth of a Lease.
     tokio::spawn(dime_control::fleet::tick(leases.duration / 10, on_change));
     tokio::spawn(dime_control::watch::run(client, namespaces, shared.clone()));
@@ -184,8 +203,17 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
     let (namespaces, listen, token_file, purge_token_file, tls_cert, leases) = match Cli::parse().command {
-        Command::Run { namespaces, listen, token_file, purge_token_file, tls_cert, lease_namespace, edge_lease } => {
-            let leases = Leases { namespace: lease_namespace, duration: edge_lease };
+        Command::Run {
+            namespaces,
+            listen,
+            token_file,
+            purge_token_file,
+            tls_cert,
+            lease_namespace,
+            edge_lease,
+            purge_log_entries,
+        } => {
+            let leases = Leases { namespace: lease_namespace, duration: edge_lease, purge_log_entries };
             (namespaces, listen, token_file, purge_token_file, tls_cert, leases)
         }
         Command::Purge { urls, prefixes, tags, soft, control, token_file, ca, wait } => {

@@ -1,6 +1,9 @@
 //! Prometheus metrics of dime-control, all prefixed `dime_control_`, served on `/metrics`.
 
-use prometheus::{Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 
 #[derive(Debug)]
 pub struct Metrics {

@@ -29,7 +29,7 @@ use tokio::sync::watch;
 pub const LOG_NAME: &str = "dime-purge-log";
 /// The annotation with the last sequence number given (kept when old purges leave).
 const HEAD: &str = "dime.dev/purge-head";
-/// The log holds at most this many purges...
+/// By default the log holds at most this many purges (`--purge-log-entries`)...
 pub const MAX_ENTRIES: usize = 1000;
 /// ...and at most this many bytes of them (a ConfigMap holds at most 1 MiB).
 pub const MAX_BYTES: usize = 768 * 1024;
@@ -87,12 +87,19 @@ impl Snapshot {
     }
 }
 
-/// Adds `purge` as the next entry to a log's data and head, dropping the oldest past the bounds; the entry.
-pub fn append_to(data: &mut BTreeMap<String, String>, head: u64, purge: Purge, at_ms: i64) -> Entry {
+/// Adds `purge` as the next entry to a log's data and head, dropping the oldest past `max_entries` or
+/// [`MAX_BYTES`]; the entry.
+pub fn append_to(
+    data: &mut BTreeMap<String, String>,
+    head: u64,
+    purge: Purge,
+    at_ms: i64,
+    max_entries: usize,
+) -> Entry {
     let entry = Entry { seq: head + 1, at_ms, purge };
     data.insert(key(entry.seq), serde_json::to_string(&entry).unwrap_or_default());
     let mut bytes: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
-    while data.len() > 1 && (data.len() > MAX_ENTRIES || bytes > MAX_BYTES) {
+    while data.len() > 1 && (data.len() > max_entries || bytes > MAX_BYTES) {
         let Some((k, v)) = data.pop_first() else { break };
         bytes -= k.len() + v.len();
     }
@@ -118,15 +125,17 @@ pub enum AppendError {
 pub struct Log {
     api: Api<ConfigMap>,
     namespace: String,
+    max_entries: usize,
     current: watch::Sender<Arc<Snapshot>>,
 }
 
 impl Log {
-    /// Starts watching the log in `namespace`; `changed` is called on every change of it.
-    pub fn start(client: Client, namespace: &str, changed: impl Fn() + Send + 'static) -> Arc<Log> {
+    /// Starts watching the log in `namespace`, which keeps `max_entries` purges; `changed` is called on every
+    /// change of it.
+    pub fn start(client: Client, namespace: &str, max_entries: usize, changed: impl Fn() + Send + 'static) -> Arc<Log> {
         let api: Api<ConfigMap> = Api::namespaced(client, namespace);
         let (current, _) = watch::channel(Arc::new(Snapshot::default()));
-        let log = Arc::new(Log { api: api.clone(), namespace: namespace.to_owned(), current });
+        let log = Arc::new(Log { api: api.clone(), namespace: namespace.to_owned(), max_entries, current });
         let config = watcher::Config::default().fields(&format!("metadata.name={LOG_NAME}"));
         let mut events = watcher(api, config).default_backoff().boxed();
         let watching = log.clone();
@@ -186,7 +195,8 @@ impl Log {
                 ..Default::default()
             });
             let head = Snapshot::of(&cm).head;
-            let entry = append_to(cm.data.get_or_insert_with(BTreeMap::new), head, purge.clone(), at_ms);
+            let entry =
+                append_to(cm.data.get_or_insert_with(BTreeMap::new), head, purge.clone(), at_ms, self.max_entries);
             cm.metadata.annotations.get_or_insert_with(BTreeMap::new).insert(HEAD.into(), entry.seq.to_string());
             let written =
                 if creating { self.api.create(&pp, &cm).await } else { self.api.replace(LOG_NAME, &pp, &cm).await };

@@ -53,12 +53,13 @@ impl Acks {
             // Not past the log as read: a purge this replica has not read yet is recorded when it is.
             let upto = applied.min(log.head);
             let from = seen.recorded.get(&edge.name).copied().unwrap_or(0);
+            if upto <= from {
+                continue;
+            }
             for seq in log.entries.range(from + 1..=upto).map(|(s, _)| *s).collect::<Vec<_>>() {
                 seen.first.entry(seq).or_default().entry(edge.name.clone()).or_insert(at);
             }
-            if upto > from {
-                seen.recorded.insert(edge.name.clone(), upto);
-            }
+            seen.recorded.insert(edge.name.clone(), upto);
         }
         let oldest = log.entries.keys().next().copied().unwrap_or(u64::MAX);
         seen.first.retain(|seq, _| *seq >= oldest);
@@ -71,8 +72,8 @@ impl Acks {
         let mut answers = BTreeMap::new();
         let mut done = true;
         for edge in edges {
-            let applied = edge.purge_log.as_deref().unwrap_or("") == log
-                && edge.purge_applied.is_some_and(|a| a >= entry.seq);
+            let applied =
+                edge.purge_log.as_deref().unwrap_or("") == log && edge.purge_applied.is_some_and(|a| a >= entry.seq);
             let answer = if applied {
                 let at = times.and_then(|t| t.get(&edge.name)).copied().or(edge.purge_acked_at_ms);
                 EdgeAck { acked_ms: at.map(|at| (at - entry.at_ms).max(0)), state: "acked" }
@@ -126,8 +127,7 @@ mod tests {
         let l = log("L", &[1, 2]);
         acks.learn(&l, &[edge("a", "current", Some(("L", 1, 1010)))]);
         // a acknowledges 2 later: 1 keeps its first time.
-        let edges =
-            [edge("a", "current", Some(("L", 2, 2030))), edge("b", "current", None), edge("c", "gone", None)];
+        let edges = [edge("a", "current", Some(("L", 2, 2030))), edge("b", "current", None), edge("c", "gone", None)];
         acks.learn(&l, &edges);
         let (one, done) = acks.of("L", &l.entries[&1], &edges);
         assert_eq!(one["a"], EdgeAck { acked_ms: Some(10), state: "acked" });
@@ -147,6 +147,8 @@ mod tests {
         acks.learn(&log("L", &[1, 2]), &edges);
         let full = log("L", &[1, 2, 3]);
         acks.learn(&full, &edges);
+        // An older Lease read after a newer one (another replica's write arriving late) changes nothing.
+        acks.learn(&full, &[edge("a", "current", Some(("L", 1, 9999)))]);
         assert_eq!(acks.of("L", &full.entries[&3], &edges).0["a"].acked_ms, Some(5));
         // Another log (made again): the old acknowledgements do not count for it.
         let other = log("M", &[1]);

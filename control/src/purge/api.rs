@@ -130,7 +130,12 @@ pub async fn status(
     json(StatusCode::OK, &view(&snapshot.uid, &entry, &edges, done))
 }
 
-fn view(log: &str, entry: &Entry, edges: &std::collections::BTreeMap<String, EdgeAck>, done: bool) -> serde_json::Value {
+fn view(
+    log: &str,
+    entry: &Entry,
+    edges: &std::collections::BTreeMap<String, EdgeAck>,
+    done: bool,
+) -> serde_json::Value {
     serde_json::json!({
         "id": entry.seq,
         "log": log,

@@ -132,7 +132,8 @@ pub fn summary(body: &serde_json::Value) -> String {
     let pending: Vec<&String> = edges.iter().filter(|(_, e)| e["state"] == "pending").map(|(n, _)| n).collect();
     let gone = edges.values().filter(|e| e["state"] == "gone").count();
     let slowest = acked.iter().max().map_or(String::new(), |ms| format!(", the last after {ms} ms"));
-    let mut line = format!("purge {id}: applied by {} of {} live edges{slowest}", acked.len(), acked.len() + pending.len());
+    let mut line =
+        format!("purge {id}: applied by {} of {} live edges{slowest}", acked.len(), acked.len() + pending.len());
     if !pending.is_empty() {
         let names: Vec<&str> = pending.iter().map(|s| s.as_str()).collect();
         line.push_str(&format!("; not yet: {}", names.join(", ")));

@@ -23,7 +23,7 @@ fn the_log_numbers_purges_in_order_and_keeps_the_newest_within_its_bounds() {
     let mut data = BTreeMap::new();
     let mut head = 0;
     for i in 0..(MAX_ENTRIES + 5) {
-        head = append_to(&mut data, head, purge(&format!("t{i}")), 7).seq;
+        head = append_to(&mut data, head, purge(&format!("t{i}")), 7, MAX_ENTRIES).seq;
     }
     assert_eq!(head, MAX_ENTRIES as u64 + 5);
     assert_eq!(data.len(), MAX_ENTRIES);
@@ -35,10 +35,13 @@ fn the_log_numbers_purges_in_order_and_keeps_the_newest_within_its_bounds() {
     let mut data = BTreeMap::new();
     let mut head = 0;
     for _ in 0..5 {
-        head = append_to(&mut data, head, big.clone(), 7).seq;
+        head = append_to(&mut data, head, big.clone(), 7, MAX_ENTRIES).seq;
     }
     assert!(data.len() < 5 && !data.is_empty(), "{} entries", data.len());
-    assert!(data.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() <= MAX_BYTES.max(data.values().next().unwrap().len() + 10));
+    assert!(
+        data.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+            <= MAX_BYTES.max(data.values().next().unwrap().len() + 10)
+    );
 }
 
 #[test]
@@ -46,7 +49,7 @@ fn an_edge_gets_what_it_missed_or_is_told_it_missed_too_much() {
     let mut data = BTreeMap::new();
     let mut head = 0;
     for i in 0..5 {
-        head = append_to(&mut data, head, purge(&format!("t{i}")), 7).seq;
+        head = append_to(&mut data, head, purge(&format!("t{i}")), 7, MAX_ENTRIES).seq;
     }
     data.remove(&key(1));
     data.remove(&key(2));

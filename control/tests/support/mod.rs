@@ -13,6 +13,8 @@ use kube::{Api, Client, Config};
 use serde::Deserialize;
 
 pub const TOKEN: &str = "control-test-token-0123456789";
+/// The token of control's `--purge-token-file`.
+pub const PURGE_TOKEN: &str = "control-test-purge-token-0123456789";
 /// The token of control's ServiceAccount identity (a static token for `system:serviceaccount:dime-system:dime-control`).
 pub const CONTROL_IDENTITY_TOKEN: &str = "dime-control-serviceaccount-token-0123456789";
 
@@ -165,9 +167,12 @@ pub fn start_control_args(kube: &Kube, tls_cert: Option<&str>, extra: &[&str]) -
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
+    let purge_tokens = dir.path().join("purge-tokens");
+    std::fs::write(&purge_tokens, format!("{PURGE_TOKEN}\n")).unwrap();
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dime-control"));
     cmd.args(["run", "--namespace", "default", "--listen", &format!("127.0.0.1:{port}"), "--token-file"]).arg(&tokens);
+    cmd.arg("--purge-token-file").arg(&purge_tokens);
     if let Some(t) = tls_cert {
         cmd.args(["--tls-cert", t]);
     }

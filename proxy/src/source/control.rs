@@ -105,7 +105,10 @@ pub fn tls_connector(ca_file: Option<&Path>) -> Result<pingora_rustls::TlsConnec
 }
 
 /// A connection to control: TCP, then TLS for `https://` URLs (the name verified against the pinned CA).
-pub(crate) async fn open(url: &ControlUrl, tls: Option<&pingora_rustls::TlsConnector>) -> Result<Box<dyn Io>, FetchError> {
+pub(crate) async fn open(
+    url: &ControlUrl,
+    tls: Option<&pingora_rustls::TlsConnector>,
+) -> Result<Box<dyn Io>, FetchError> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(url.authority.as_str()))
         .await
         .map_err(|_| fail("connect", format!("connect to {} timed out", url.authority)))?
@@ -151,10 +154,9 @@ pub(crate) async fn get(
     let req = req.body(Empty::new()).map_err(|e| fail("status", e.to_string()))?;
     let resp = sender.send_request(req).await.map_err(|e| fail("connect", e.to_string()))?;
     match resp.status() {
-        http::StatusCode::UNAUTHORIZED | http::StatusCode::FORBIDDEN => Err(fail(
-            "unauthorized",
-            format!("{}: control refused the token (--control-token-file)", resp.status()),
-        )),
+        http::StatusCode::UNAUTHORIZED | http::StatusCode::FORBIDDEN => {
+            Err(fail("unauthorized", format!("{}: control refused the token (--control-token-file)", resp.status())))
+        }
         _ => Ok(resp),
     }
 }
@@ -183,7 +185,8 @@ async fn poll(
     match resp.status() {
         http::StatusCode::NOT_MODIFIED => Ok(Answer::NotModified),
         http::StatusCode::OK => {
-            let body = body(resp, MAX_PAYLOAD).await.map_err(|e| fail("body", format!("reading the table: {}", e.message)))?;
+            let body =
+                body(resp, MAX_PAYLOAD).await.map_err(|e| fail("body", format!("reading the table: {}", e.message)))?;
             Ok(Answer::Table { etag, body })
         }
         other => Err(fail("status", format!("answered {other}"))),

@@ -87,7 +87,14 @@ impl PurgeFeed {
         for entry in &feed.purges {
             let (purged, fills) = crate::purge::apply(&self.state, &self.cache, &entry.purge);
             self.state.metrics.purges_applied.inc();
-            tracing::info!(id = entry.seq, targets = entry.purge.targets(), soft = entry.purge.soft, purged, fills_abandoned = fills, "fleet purge applied");
+            tracing::info!(
+                id = entry.seq,
+                targets = entry.purge.targets(),
+                soft = entry.purge.soft,
+                purged,
+                fills_abandoned = fills,
+                "fleet purge applied"
+            );
         }
         let applied = feed.purges.last().map_or(feed.head, |e| e.seq.max(feed.head));
         self.state.metrics.purge_applied.set(applied as i64);

@@ -1,0 +1,276 @@
+//! Fleet purge, all real: etcd + kube-apiserver (RBAC) → two dime-control replicas (as their ServiceAccount,
+//! sharing the purge log ConfigMap and the edges' Leases) → five dime-edge processes, three pulling from
+//! replica A and two from replica B. A purge sent to either replica reaches every edge and is acknowledged by
+//! all; URL, prefix and tag purges remove exactly what they name; a soft purge revalidates and serves stale while
+//! the origin fails; a fill in flight is not stored; bad purges are refused and lose nothing; an edge stopped
+//! during a purge applies it when it returns; an edge frozen past the log's bound drops its whole cache.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use indoc::formatdoc;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::PostParams;
+use kube::Api;
+use support::*;
+
+const NAMES: [&str; 5] = ["a", "b", "c", "d", "e"];
+/// The log keeps this many purges in the test, so that a gap is quick to make.
+const LOG_ENTRIES: &str = "6";
+
+fn routes(origin: &Origin) -> String {
+    formatdoc!(
+        r#"
+            version: 1
+            http:
+              routes:
+                - {{ name: video, match: [{{ hosts: [video.test] }}], upstream: o, cache: {{}} }}
+              upstreams:
+                o: {{ servers: [{{ url: "{}" }}] }}
+            "#,
+        origin.url()
+    )
+}
+
+/// An object of the test: its request target (the origin's behaviour in the query) and its URL.
+struct Object {
+    target: String,
+}
+
+impl Object {
+    fn new(ask: dime_testkit::Ask) -> Object {
+        Object { target: ask.cache_control("max-age=300, stale-if-error=300").to_string() }
+    }
+    fn url(&self) -> String {
+        format!("http://video.test{}", self.target)
+    }
+}
+
+async fn hit(edge: &Edge, object: &Object) -> bool {
+    let r = edge.get("video.test", object.target.as_str()).await;
+    assert_eq!(r.status, 200, "{}: {}", object.target, r.body);
+    r.header("cache-status").contains("hit")
+}
+
+/// Every edge: each object is (`true`) or is not a hit now.
+async fn hits(edges: &[Edge], objects: &[(&Object, bool)], when: &str) {
+    for (i, edge) in edges.iter().enumerate() {
+        for (object, want) in objects {
+            assert_eq!(hit(edge, object).await, *want, "{when}: edge {} {}", NAMES[i], object.target);
+        }
+    }
+}
+
+/// POSTs a purge (JSON) to `control` with `token`: status and answer.
+async fn purge(http: &reqwest::Client, control: &Control, token: &str, body: &str) -> (u16, serde_json::Value) {
+    let r = http
+        .post(format!("{}/v1/purge?wait=5s", control.url))
+        .bearer_auth(token)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+}
+
+/// A purge every edge acknowledged: its id.
+async fn purged_everywhere(http: &reqwest::Client, control: &Control, body: &str) -> u64 {
+    let (status, answer) = purge(http, control, PURGE_TOKEN, body).await;
+    assert_eq!(status, 200, "{answer}");
+    let log = std::fs::read_to_string(control.dir.path().join("control.log")).unwrap_or_default();
+    assert_eq!(answer["all_acked"], true, "{answer}\ncontrol's log:\n{log}");
+    let edges = answer["edges"].as_object().unwrap();
+    assert_eq!(edges.len(), NAMES.len(), "{answer}");
+    assert!(edges.values().all(|e| e["state"] == "acked" && e["acked_ms"].as_i64().is_some()), "{answer}");
+    answer["id"].as_u64().unwrap()
+}
+
+async fn start_edge(controls: &[&str], dir: &std::path::Path, name: &str) -> Edge {
+    let state = dir.join(format!("state-{name}"));
+    Edge::with_control(controls, &dir.join("token"), &state, &["--edge-name", name]).await
+}
+
+fn signal(edge: &Edge, which: &str) {
+    let status = Command::new("kill").args([which, &edge.pid().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_sent_to_any_replica_reaches_every_edge() {
+    let kube = Kube::start();
+    let k = kube.client().await;
+    apply_rbac(&k).await;
+    let origin = Origin::start("o").await;
+    let cms: Api<ConfigMap> = Api::namespaced(k.clone(), "default");
+    let pp = PostParams::default();
+    cms.create(&pp, &configmap("video", ("dime-routes", "true"), "routes.yaml", &routes(&origin))).await.unwrap();
+    let a = start_control_args(&kube, None, &["--purge-log-entries", LOG_ENTRIES]);
+    let b = start_control_args(&kube, None, &["--purge-log-entries", LOG_ENTRIES]);
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    std::fs::write(w.join("token"), format!("{TOKEN}\n")).unwrap();
+    let mut edges = Vec::new();
+    for (i, name) in NAMES.iter().enumerate() {
+        let control = if i < 3 { &a.url } else { &b.url };
+        edges.push(start_edge(&[control], w, name).await);
+    }
+    for edge in &edges {
+        let what = "an edge never got its table";
+        eventually(
+            secs(20),
+            ms(100),
+            what,
+            || edge.log_text(),
+            || async move { (edge.admin("/readyz").await.0 == 200).then_some(()) },
+        )
+        .await;
+    }
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    // Every edge follows the log (its Lease says which purge it applied last), on either replica.
+    let (h, c) = (&http, &b);
+    eventually(secs(20), ms(100), "the edges never all followed the purge log", String::new, || async move {
+        let r = h.get(format!("{}/v1/edges", c.url)).bearer_auth(TOKEN).send().await.ok()?;
+        let view: serde_json::Value = serde_json::from_str(&r.text().await.ok()?).ok()?;
+        let following = view["edges"].as_array()?.iter().filter(|e| e["purge_applied"].is_u64()).count();
+        (following == NAMES.len()).then_some(())
+    })
+    .await;
+
+    let keep = Object::new(dime_testkit::ask("/keep.html").surrogate_key("site"));
+    let page = Object::new(dime_testkit::ask("/page.html"));
+    let seg_x = Object::new(dime_testkit::ask("/hls/x.ts").size(3000));
+    let seg_y = Object::new(dime_testkit::ask("/hls/y.ts").size(3000));
+    let news = Object::new(dime_testkit::ask("/news.html").surrogate_key("news site"));
+    let sport = Object::new(dime_testkit::ask("/sport.html").cache_tag("sport,site"));
+    let all = [&keep, &page, &seg_x, &seg_y, &news, &sport];
+    for edge in &edges {
+        for o in all {
+            hit(edge, o).await;
+        }
+    }
+    let cached: Vec<(&Object, bool)> = all.iter().map(|o| (*o, true)).collect();
+    hits(&edges, &cached, "filled").await;
+
+    // URL purge through A; every edge, on A or B, acknowledges it; only that URL is gone.
+    purged_everywhere(&http, &a, &serde_json::json!({ "urls": [page.url()] }).to_string()).await;
+    hits(&edges, &[(&page, false), (&keep, true), (&news, true)], "after the URL purge").await;
+    // Prefix purge through B.
+    let prefix = r#"{"prefixes": [{"host": "video.test", "prefix": "/hls/"}]}"#;
+    purged_everywhere(&http, &b, prefix).await;
+    hits(&edges, &[(&seg_x, false), (&seg_y, false), (&keep, true)], "after the prefix purge").await;
+    // Tag purge with the CLI, through B: `news` names news.html only (sport.html's tags are sport, site).
+    let out = Command::new(env!("CARGO_BIN_EXE_dime-control"))
+        .args(["purge", "--tag", "news", "--control", &b.url, "--token-file"])
+        .arg(b.dir.path().join("purge-tokens"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "dime-control purge: {said}");
+    assert!(said.contains("applied by 5 of 5 live edges"), "{said}");
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["all_acked"], true);
+    hits(&edges, &[(&news, false), (&sport, true), (&keep, true)], "after the tag purge").await;
+    let tagged = edges[0].metric(r#"dime_cache_purged_total{kind="tag"}"#).await;
+    assert_eq!(tagged, 1.0, "edge a purged one object by tag");
+
+    // Soft purge: kept but stale, so revalidated; served stale while the origin fails.
+    purged_everywhere(&http, &a, r#"{"tags": ["sport"], "soft": true}"#).await;
+    let before = origin.hits_for("/sport.html");
+    assert!(!hit(&edges[0], &sport).await, "a soft-purged object is revalidated");
+    assert_eq!(origin.hits_for("/sport.html"), before + 1);
+    assert!(hit(&edges[0], &sport).await, "and fresh again after");
+    purged_everywhere(&http, &a, r#"{"tags": ["sport"], "soft": true}"#).await;
+    origin.set_down(true);
+    let r = edges[1].get("video.test", sport.target.as_str()).await;
+    assert_eq!(r.status, 200, "served stale while the origin is down");
+    assert!(r.header("cache-status").contains("detail=stale"), "{}", r.header("cache-status"));
+    origin.set_down(false);
+
+    // A fill in flight when the purge arrives is not stored: the next request fetches again.
+    let slow = Object::new(dime_testkit::ask("/slow.html").size(4000).chunks(4, Duration::from_millis(400)));
+    let filling = {
+        let (e, target) = (&edges[2], slow.target.clone());
+        let url = format!("http://{}{target}", e.http);
+        let client = e.client.clone();
+        tokio::spawn(async move { client.get(url).header("host", "video.test").send().await.unwrap().status() })
+    };
+    eventually(secs(5), ms(20), "the slow fill never started", String::new, || async {
+        (origin.hits_for("/slow.html") == 1).then_some(())
+    })
+    .await;
+    purged_everywhere(&http, &b, &serde_json::json!({ "urls": [slow.url()] }).to_string()).await;
+    assert_eq!(filling.await.unwrap(), 200, "the viewer of the abandoned fill still gets it");
+    assert!(!hit(&edges[2], &slow).await, "the fill that began before the purge was not stored");
+    assert_eq!(origin.hits_for("/slow.html"), 2);
+
+    // Bad purges: a clear 4xx each, and nothing purged.
+    let head = purge(&http, &a, PURGE_TOKEN, r#"{"tags":["site"],"soft":true}"#).await.1["id"].as_u64().unwrap();
+    let huge = serde_json::json!({ "tags": vec!["t".repeat(200); 5000] }).to_string();
+    assert!(huge.len() > 1_000_000);
+    let bad: [(&str, &str, u16, &str); 5] = [
+        (PURGE_TOKEN, r#"{"tags":["site"],"host":"video.test"}"#, 400, "unknown field `host`"),
+        (PURGE_TOKEN, "{}", 400, "an empty purge"),
+        (PURGE_TOKEN, &huge, 413, "over 64 KiB"),
+        (TOKEN, r#"{"tags":["site"]}"#, 403, "an edge token cannot purge"),
+        ("not-a-token-of-this-control", r#"{"tags":["site"]}"#, 401, "wrong purge token"),
+    ];
+    for (token, body, status, says) in bad {
+        let (got, answer) = purge(&http, &b, token, body).await;
+        assert_eq!(got, status, "{answer}");
+        assert!(answer.to_string().contains(says), "{answer}");
+    }
+    let r = http.get(format!("{}/v1/routes", a.url)).bearer_auth(PURGE_TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 403, "a purge token cannot read the route table");
+    let r = http.get(format!("{}/v1/purge/{}", a.url, head + 1)).bearer_auth(PURGE_TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 404, "no purge was added by the bad ones");
+    // (`site` soft-purged just above: keep.html revalidates once, then is a hit again.)
+    let before = origin.hits_for("/keep.html");
+    hits(&edges, &[(&keep, false)], "revalidated after the soft purge").await;
+    assert_eq!(origin.hits_for("/keep.html"), before + NAMES.len(), "one revalidation per edge");
+    hits(&edges, &[(&keep, true)], "the bad purges removed nothing").await;
+
+    // An edge stopped during a purge: pending while away, acknowledged once back; never the purged object.
+    edges[4].stop();
+    let (status, answer) = purge(&http, &a, PURGE_TOKEN, r#"{"tags":["site"]}"#).await;
+    assert_eq!(status, 200);
+    assert_eq!((answer["all_acked"].clone(), answer["edges"]["e"]["state"].clone()), (false.into(), "pending".into()));
+    let id = answer["id"].as_u64().unwrap();
+    edges[4] = start_edge(&[&b.url], w, "e").await;
+    let status_of = format!("{}/v1/purge/{id}?wait=20s", b.url);
+    let later = http.get(&status_of).bearer_auth(PURGE_TOKEN).send().await.unwrap().text().await.unwrap();
+    let later: serde_json::Value = serde_json::from_str(&later).unwrap();
+    assert_eq!(later["all_acked"], true, "{later}");
+    assert_eq!(later["edges"]["e"]["state"], "acked");
+    hits(&edges, &[(&keep, false)], "purged by tag site").await;
+
+    // An edge frozen (SIGSTOP) while more purges pass than the log keeps: back, it cannot prove anything fresh
+    // and drops its whole cache; the others keep theirs.
+    hits(&edges, &[(&keep, true)], "refilled").await;
+    signal(&edges[3], "-STOP");
+    for i in 0..8 {
+        let (status, _) = purge(&http, &a, PURGE_TOKEN, &format!(r#"{{"tags":["other-{i}"]}}"#)).await;
+        assert_eq!(status, 200);
+    }
+    signal(&edges[3], "-CONT");
+    let d = &edges[3];
+    eventually(
+        secs(20),
+        ms(100),
+        "edge d never saw the gap",
+        || d.log_text(),
+        || async move { (d.metric("dime_purge_gaps_total").await == 1.0).then_some(()) },
+    )
+    .await;
+    assert!(d.log_with("missed fleet purges").await.contains("dropped every cached object"));
+    assert!(!hit(d, &keep).await, "edge d dropped what it could not prove fresh");
+    assert!(hit(&edges[0], &keep).await, "edge a missed nothing and keeps its cache");
+
+    let metrics = http.get(format!("{}/metrics", a.url)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("dime_control_purge_requests_total{result=\"accepted\"}"), "{metrics}");
+    assert!(metrics.lines().any(|l| l.starts_with("dime_control_purge_ack_seconds_count ")), "{metrics}");
+}

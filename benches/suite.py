@@ -984,8 +984,157 @@ def fleet_run(edges, origin, prefix):
             "origin_mib": fetched * 65536 / (1 << 20), "cpu_ms_per_1k": cpu * 1000 / (requests / 1000), **out}
 
 
+PURGE_EDGES = 10
+
+
+def fleet_purge(s):
+    purges = 20 if s.args.quick else 50
+    say(f"scenario: fleet purge, {PURGE_EDGES} edges on 2 dime-control replicas on a real kube-apiserver, {purges} "
+        "purges (the API call until every edge has applied it), against the per-edge loop it replaces")
+    origin = file_origin(s, "origin-purge", {"Cache-Control": "max-age=600", "Surrogate-Key": "bench-object"})
+    w = s.work
+    kube = w / "kube-purge"
+    subprocess.run([str(ROOT / "scripts/kube-env"), "start", str(kube)], check=True, stdout=subprocess.DEVNULL)
+    env = dict(os.environ, KUBECONFIG=str(kube / "kubeconfig"))
+    procs = []
+    try:
+        text = ("version: 1\nhttp:\n  routes:\n    - { name: r, match: [{ hosts: [purge.test] }], upstream: o, cache: {} }\n"
+                f"  upstreams:\n    o: {{ servers: [{{ url: \"http://127.0.0.1:{origin.port}\" }}] }}\n")
+        doc = {"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "bench-purge", "namespace": "default", "labels": {"dime-routes": "true"}},
+               "data": {"routes.yaml": text}}
+        subprocess.run(["kubectl", "create", "namespace", "dime-system"], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["kubectl", "apply", "-f", "-"], input=json.dumps(doc), text=True, env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        tokens, purge_tokens = w / "purge-edge-tokens", w / "purge-tokens"
+        tokens.write_text("bench-edge-token-0123456789\n")
+        purge_tokens.write_text("bench-purge-token-0123456789\n")
+        controls = []
+        for name in ("a", "b"):
+            port = free_port()
+            procs.append(Proc(f"control-purge-{name}", [
+                str(ROOT / "target/release/dime-control"), "run", "--namespace", "default", "--listen",
+                f"127.0.0.1:{port}", "--token-file", str(tokens), "--purge-token-file", str(purge_tokens)], w, env))
+            wait_port(port)
+            controls.append(port)
+        edges = []
+        for i in range(PURGE_EDGES):
+            http_port, admin = free_port(), free_port()
+            procs.append(Proc(f"edge-purge-{i}", [
+                str(EDGE), "run", "--http", f"127.0.0.1:{http_port}", "--admin", f"127.0.0.1:{admin}",
+                "--control", f"http://127.0.0.1:{controls[i % 2]}", "--control-token-file", str(tokens),
+                "--admin-token-file", str(tokens), "--edge-name", f"e{i}", "--threads", "1",
+                "--access-log", "false"], w))
+            edges.append((http_port, admin))
+        for http_port, _ in edges:
+            wait_port(http_port)
+        following = lambda: sum(1 for e in edges_view(controls[0]) if isinstance(e.get("purge_applied"), int))
+        end = time.time() + 60
+        while following() < PURGE_EDGES:
+            if time.time() > end:
+                raise RuntimeError("fleet purge: the edges never all followed the purge log")
+            time.sleep(0.1)
+        for http_port, _ in edges:
+            for _ in range(2):
+                if get(http_port, "/1k.bin", host="purge.test")[0] != 200:
+                    raise RuntimeError("fleet purge: an edge did not serve the object")
+        return {"fleet_purge": purge_run(s, controls, edges, purges)}
+    finally:
+        stop_all(*procs, origin)
+        subprocess.run([str(ROOT / "scripts/kube-env"), "stop", str(kube)], check=False)
+
+
+def edges_view(port):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("GET", "/v1/edges", headers={"Authorization": "Bearer bench-edge-token-0123456789"})
+        return json.loads(c.getresponse().read()).get("edges", [])
+    except (OSError, ValueError):
+        return []
+    finally:
+        c.close()
+
+
+def post(port, path, token, body=b""):
+    """One POST: (status, body as JSON or None, seconds)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    t = time.time()
+    try:
+        c.request("POST", path, body=body, headers={"Authorization": f"Bearer {token}",
+                                                    "Content-Type": "application/json"})
+        r = c.getresponse()
+        text = r.read()
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            answer = None
+        return r.status, answer, time.time() - t
+    finally:
+        c.close()
+
+
+def purge_run(s, controls, edges, purges):
+    """`purges` tag purges, alternately through each replica, each answered once every edge applied it; the same
+    number of per-edge loops (the ansible way: POST /purge to each edge's admin listener, one after the other);
+    hit latency on one edge, idle and while purges run."""
+    idle()
+    fleet, last_ack = [], []
+    for i in range(purges):
+        body = json.dumps({"tags": [f"bench-{i}"]}).encode()
+        status, answer, took = post(controls[i % 2], "/v1/purge?wait=5s", "bench-purge-token-0123456789", body)
+        if status != 200 or not answer or not answer.get("all_acked"):
+            raise RuntimeError(f"fleet purge {i}: {status} {answer}")
+        fleet.append(took)
+        last_ack.append(max(e["acked_ms"] for e in answer["edges"].values()) / 1000)
+    loop = []
+    for i in range(purges):
+        t = time.time()
+        for _, admin in edges:
+            status, _, _ = post(admin, f"/purge?tag=bench-loop-{i}", "bench-edge-token-0123456789")
+            if status != 200:
+                raise RuntimeError(f"admin purge answered {status}")
+        loop.append(time.time() - t)
+
+    def hit_latencies(n=500):
+        out = []
+        for _ in range(n):
+            t = time.time()
+            status, headers, _ = get(edges[0][0], "/1k.bin", host="purge.test")
+            if status != 200 or "hit" not in headers.get("cache-status", ""):
+                raise RuntimeError(f"fleet purge: a hit answered {status} {headers.get('cache-status')}")
+            out.append(time.time() - t)
+        return out
+
+    idle_hits = hit_latencies()
+    done = threading.Event()
+
+    def purging():
+        for i in range(1000):
+            if done.is_set():
+                return
+            post(controls[i % 2], "/v1/purge", "bench-purge-token-0123456789",
+                 json.dumps({"tags": [f"bench-during-{i}"]}).encode())
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=purging, daemon=True)
+    thread.start()
+    try:
+        busy_hits = hit_latencies()
+    finally:
+        done.set()
+        thread.join(30)
+    q = lambda xs, p: sorted(xs)[min(len(xs) - 1, int(len(xs) * p))] * 1000
+    return {"edges": len(edges), "purges": purges,
+            "fleet_p50_ms": q(fleet, 0.5), "fleet_p99_ms": q(fleet, 0.99), "fleet_max_ms": max(fleet) * 1000,
+            "last_ack_p50_ms": q(last_ack, 0.5), "last_ack_p99_ms": q(last_ack, 0.99),
+            "loop_p50_ms": q(loop, 0.5), "loop_p99_ms": q(loop, 0.99),
+            "hit_idle_p50_ms": q(idle_hits, 0.5), "hit_idle_p99_ms": q(idle_hits, 0.99),
+            "hit_purging_p50_ms": q(busy_hits, 0.5), "hit_purging_p99_ms": q(busy_hits, 0.99)}
+
+
 SCENARIOS = {"hits": hits, "accesslog": accesslog, "passthrough": passthrough, "herd": herd, "swarm": swarm,
-             "tcp": tcp, "propagation": propagation, "fleet": fleet}
+             "tcp": tcp, "propagation": propagation, "fleet": fleet, "purge": fleet_purge}
 
 
 def run(args):
@@ -1195,6 +1344,16 @@ def report(res):
         lines += [f"The tier's hop ({h['objects']} misses each, one at a time, origin answering at once): through "
                   f"the owner p50 {h['via_owner_p50_ms']:.2f} ms, from the origin p50 {h['from_origin_p50_ms']:.2f} ms, "
                   f"the hop **+{h['hop_p50_ms']:.2f} ms** (goal: at most 1 ms).", ""]
+    if "fleet_purge" in sc:
+        fp = sc["fleet_purge"]
+        lines += [f"## Fleet purge: {fp['edges']} edges, 2 control replicas, {fp['purges']} tag purges", "",
+                  "| | p50 ms | p99 ms |", "| --- | ---: | ---: |",
+                  f"| `POST /v1/purge?wait` until every edge applied it (client's view) | {fp['fleet_p50_ms']:.1f} | {fp['fleet_p99_ms']:.1f} |",
+                  f"| the last edge's `acked_ms` (control's view) | {fp['last_ack_p50_ms']:.1f} | {fp['last_ack_p99_ms']:.1f} |",
+                  f"| loop over the edges' admin `POST /purge` (the old way) | {fp['loop_p50_ms']:.1f} | {fp['loop_p99_ms']:.1f} |",
+                  f"| a cached hit on one edge, idle | {fp['hit_idle_p50_ms']:.2f} | {fp['hit_idle_p99_ms']:.2f} |",
+                  f"| the same hit while purges run (100/s) | {fp['hit_purging_p50_ms']:.2f} | {fp['hit_purging_p99_ms']:.2f} |",
+                  "", "Goal: p99 under 150 ms for the fleet.", ""]
     if "propagation" in sc:
         pr = sc["propagation"]
         lines += ["## Route propagation: a route edit until the edge routes it", "",
@@ -1256,6 +1415,11 @@ plot {using}
                 for n in sizes]
         bars("fleet-origin", "The fleet: origin requests per object by number of edges", "origin requests per object",
              rows, systems)
+    if "fleet_purge" in sc:
+        fp = sc["fleet_purge"]
+        rows = [["fleet-purge", round(fp["fleet_p50_ms"], 1), round(fp["fleet_p99_ms"], 1)],
+                ["per-edge-loop", round(fp["loop_p50_ms"], 1), round(fp["loop_p99_ms"], 1)]]
+        bars("fleet-purge", f"Purge {fp['edges']} edges: until every edge applied it", "ms", rows, ["p50", "p99"])
     if "propagation" in sc:
         rows = [[label, round(r["p50_ms"]), round(r["max_ms"])] for label, r in sc["propagation"].items()]
         bars("propagation", "Route edit until the edge routes it", "ms (log scale)", rows, ["p50", "max"],
@@ -1268,7 +1432,7 @@ def main():
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="short runs, one round (a few minutes)")
     mode.add_argument("--full", action="store_true", help="10 s runs, 3 alternating rounds, medians (default)")
-    ap.add_argument("--only", help="comma-separated: hits,accesslog,passthrough,herd,swarm,tcp,propagation,fleet")
+    ap.add_argument("--only", help="comma-separated: hits,accesslog,passthrough,herd,swarm,tcp,propagation,fleet,purge")
     ap.add_argument("--rounds", type=int, help="alternating rounds per measurement (default: 1 quick, 3 full)")
     ap.add_argument("--duration", type=int, help="seconds per round (default: 3 quick, 10 full)")
     ap.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")

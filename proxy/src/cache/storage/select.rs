@@ -1,0 +1,37 @@
+//! What a purge names in the store, and what it met.
+
+use std::sync::Arc;
+
+use pingora_cache::key::{CompactCacheKey, HashBinary};
+
+/// What a purge names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// One URL, every variant of it: its primary key (`host\npath?query`).
+    Key(String),
+    /// Every URL whose primary key starts with this (`host\n/prefix`).
+    Prefix(String),
+    /// Every object stored with this cache tag ([`crate::cache::tags`]).
+    Tag(String),
+    /// Everything (an edge that missed purges it can no longer learn: nothing it holds is provably fresh).
+    All,
+}
+
+impl Selector {
+    pub(super) fn matches(&self, primary: &str, tags: impl FnOnce() -> Box<[Arc<str>]>) -> bool {
+        match self {
+            Selector::Key(key) => primary == key,
+            Selector::Prefix(prefix) => primary.starts_with(prefix.as_str()),
+            Selector::Tag(tag) => tags().iter().any(|t| **t == **tag),
+            Selector::All => true,
+        }
+    }
+}
+
+/// What a purge met: the stored objects (removed or made stale) and the fills in flight it abandoned.
+#[derive(Debug, Default)]
+pub struct Purged {
+    pub objects: Vec<CompactCacheKey>,
+    pub fills: Vec<HashBinary>,
+}
+

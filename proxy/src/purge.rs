@@ -31,7 +31,7 @@ pub fn prefix_selector(host: &str, prefix: &str) -> Selector {
 /// The metric label of what a selector names.
 pub fn kind(what: &Selector) -> &'static str {
     match what {
-        Selector::Key(_) => "url",
+        Selector::Key(_) | Selector::Keys(_) => "url",
         Selector::Prefix(_) => "prefix",
         Selector::Tag(_) => "tag",
         Selector::All => "all",
@@ -48,12 +48,17 @@ pub fn purge_one(state: &State, cache: &Cache, what: &Selector, soft: bool) -> (
 /// Applies a fleet purge: every URL, prefix and tag it names. (objects purged, fills abandoned).
 pub fn apply(state: &State, cache: &Cache, purge: &Purge) -> (usize, usize) {
     let mut selectors: Vec<Selector> = Vec::with_capacity(purge.targets());
+    let mut keys = std::collections::HashSet::new();
     for url in &purge.urls {
         match url_selector(state, url) {
-            Some(s) => selectors.push(s),
+            Some(Selector::Key(key)) => drop(keys.insert(key)),
             // Control validates the same way; a purge from a newer control may still say more than this edge reads.
-            None => tracing::warn!(url, "a fleet purge names a URL this edge cannot read; skipped"),
+            _ => tracing::warn!(url, "a fleet purge names a URL this edge cannot read; skipped"),
         }
+    }
+    // A URL purge looks at every stored object: all of a purge's URLs in one pass.
+    if !keys.is_empty() {
+        selectors.push(Selector::Keys(keys));
     }
     selectors.extend(purge.prefixes.iter().map(|p| prefix_selector(&p.host, &p.prefix)));
     selectors.extend(purge.tags.iter().map(|t| Selector::Tag(t.clone())));

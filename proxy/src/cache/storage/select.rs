@@ -1,5 +1,6 @@
 //! What a purge names in the store, and what it met.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use pingora_cache::key::{CompactCacheKey, HashBinary};
@@ -9,6 +10,8 @@ use pingora_cache::key::{CompactCacheKey, HashBinary};
 pub enum Selector {
     /// One URL, every variant of it: its primary key (`host\npath?query`).
     Key(String),
+    /// Several URLs at once (a fleet purge's list): one pass over the store for all of them.
+    Keys(HashSet<String>),
     /// Every URL whose primary key starts with this (`host\n/prefix`).
     Prefix(String),
     /// Every object stored with this cache tag ([`crate::cache::tags`]).
@@ -21,6 +24,7 @@ impl Selector {
     pub(super) fn matches(&self, primary: &str, tags: impl FnOnce() -> Box<[Arc<str>]>) -> bool {
         match self {
             Selector::Key(key) => primary == key,
+            Selector::Keys(keys) => keys.contains(primary),
             Selector::Prefix(prefix) => primary.starts_with(prefix.as_str()),
             Selector::Tag(tag) => tags().iter().any(|t| **t == **tag),
             Selector::All => true,
@@ -34,4 +38,3 @@ pub struct Purged {
     pub objects: Vec<CompactCacheKey>,
     pub fills: Vec<HashBinary>,
 }
-

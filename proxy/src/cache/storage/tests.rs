@@ -118,6 +118,19 @@ async fn purge_and_prefix_removal_keep_the_byte_count_right() {
 }
 
 #[tokio::test]
+async fn a_list_of_urls_is_purged_in_one_pass_exactly() {
+    let s = store();
+    for p in ["/a", "/b", "/c"] {
+        fill(s, p, &meta()).await;
+    }
+    let keys = ["v.test\n/a", "v.test\n/c", "v.test\n/not-stored"].map(str::to_owned).into_iter().collect();
+    let purged = s.purge_selected(&Selector::Keys(keys), false, SystemTime::now());
+    assert_eq!(purged.objects.len(), 2);
+    assert!(s.lookup(&key("/b"), &span()).await.unwrap().is_some());
+    assert_eq!(s.objects(), 1);
+}
+
+#[tokio::test]
 async fn replacing_an_object_does_not_double_count_it() {
     let s = store();
     let k = key("/same");

@@ -79,8 +79,7 @@ async fn idempotent_requests_fail_over_when_one_upstream_is_down() {
     // After repeated failures the dead address leaves rotation.
     let dead_addr = dead.trim_start_matches("http://");
     let sample = format!("dime_upstream_endpoint_healthy{{address=\"{dead_addr}\",upstream=\"f\"}}");
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(edge.metric(&sample).await, 0.0);
+    assert_eq!(edge.metric_reaches(&sample, 0.0).await, 0.0, "the dead address never left rotation");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,13 +100,17 @@ async fn failing_health_checks_take_servers_out_and_none_left_gives_503() {
         b.url()
     );
     let edge = Edge::start(&routes, &[]).await;
+    let healthy = |o: &Origin| {
+        let address = o.url().trim_start_matches("http://").to_owned();
+        format!("dime_upstream_endpoint_healthy{{address=\"{address}\",upstream=\"h\"}}")
+    };
     b.set_healthy(false);
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(edge.metric_reaches(&healthy(&b), 0.0).await, 0.0, "b never marked unhealthy");
     for _ in 0..20 {
         assert_eq!(edge.get("h.test", "/").await.header("x-origin"), "a");
     }
     a.set_healthy(false);
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(edge.metric_reaches(&healthy(&a), 0.0).await, 0.0, "a never marked unhealthy");
     let r = edge.get("h.test", "/").await;
     assert_eq!(r.status, 503);
     let log = edge.log_with("no healthy upstream server").await;
@@ -116,7 +119,7 @@ async fn failing_health_checks_take_servers_out_and_none_left_gives_503() {
         "{log}"
     );
     b.set_healthy(true);
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(edge.metric_reaches(&healthy(&b), 1.0).await, 1.0, "b never came back");
     assert_eq!(edge.get("h.test", "/").await.header("x-origin"), "b");
 }
 

@@ -21,7 +21,7 @@ pub enum Selector {
 }
 
 impl Selector {
-    pub(super) fn matches(&self, primary: &str, tags: impl FnOnce() -> Box<[Arc<str>]>) -> bool {
+    pub(crate) fn matches(&self, primary: &str, tags: impl FnOnce() -> Box<[Arc<str>]>) -> bool {
         match self {
             Selector::Key(key) => primary == key,
             Selector::Keys(keys) => keys.contains(primary),

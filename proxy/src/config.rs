@@ -156,6 +156,13 @@ pub struct RunArgs {
     /// (page cache: on ext4 or xfs the kernel uses large pages, which makes sending them cheaper).
     #[arg(long, env = "DIME_CACHE_BODY_DIR", value_name = "DIR")]
     pub cache_body_dir: Option<PathBuf>,
+    /// Disk tier: objects kept here survive restarts and the cache can be larger than memory (the memory cache
+    /// becomes the hot tier in front of it); unset, memory only.
+    #[arg(long, env = "DIME_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Byte budget of the disk tier's files, a hard bound (e.g. 20GiB).
+    #[arg(long, env = "DIME_CACHE_DISK_SIZE", value_name = "BYTES", default_value = "10GiB")]
+    pub cache_disk_size: String,
     /// Signed-URL keys, lines of `ID SECRET` (secret at least 32 characters); routes with `signed_urls` name the
     /// ids they accept.
     #[arg(long, env = "DIME_SIGNING_KEYS", value_name = "FILE")]

@@ -60,6 +60,8 @@ pub struct Metrics {
     pub cache_live_playlists: IntCounterVec,
     pub cache_live_dropped: IntCounter,
     pub cache_live_unreadable: IntCounter,
+    /// The disk tier's (`--cache-dir`).
+    pub disk: DiskMetrics,
     pub downstream_closed: IntCounterVec,
     pub log_lines_dropped: IntCounter,
     pub signed_url_rejections: IntCounterVec,
@@ -466,6 +468,7 @@ impl Metrics {
                     &["route"],
                 )?,
             ),
+            disk: DiskMetrics::register(&r)?,
             registry: r,
         };
         m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1.0);
@@ -481,6 +484,60 @@ impl Metrics {
             tracing::error!(error = %e, "metrics encoding failed");
         }
         out
+    }
+}
+
+/// The disk tier's metrics (`--cache-dir`); the memory tier's are `dime_cache_stored_bytes` and its neighbours.
+#[derive(Debug)]
+pub struct DiskMetrics {
+    pub enabled: IntGauge,
+    pub budget_bytes: IntGauge,
+    pub stored_bytes: IntGauge,
+    pub objects: IntGauge,
+    pub hits: IntCounter,
+    pub writes: IntCounter,
+    pub evictions: IntCounter,
+    pub errors: IntCounterVec,
+    pub index_load_seconds: Gauge,
+}
+
+impl DiskMetrics {
+    /// The kinds `dime_cache_disk_errors_total` counts, shown at 0 from the start.
+    pub const ERROR_KINDS: [&'static str; 8] =
+        ["truncated", "checksum", "garbled", "io", "full", "read_only", "busy", "unavailable"];
+
+    fn register(r: &Registry) -> Result<Self, prometheus::Error> {
+        let m = DiskMetrics {
+            enabled: build!(r, IntGauge, "dime_cache_disk_enabled", "1 while the disk tier serves and stores, 0 when off."),
+            budget_bytes: build!(r, IntGauge, "dime_cache_disk_budget_bytes", "The disk tier's byte budget (--cache-disk-size)."),
+            stored_bytes: build!(r, IntGauge, "dime_cache_disk_stored_bytes", "Bytes of the disk tier's object files."),
+            objects: build!(r, IntGauge, "dime_cache_disk_objects", "Objects in the disk tier."),
+            hits: build!(r, IntCounter, "dime_cache_disk_hits_total", "Memory misses answered from the disk tier."),
+            writes: build!(r, IntCounter, "dime_cache_disk_writes_total", "Objects written to the disk tier."),
+            evictions: build!(
+                r,
+                IntCounter,
+                "dime_cache_disk_evictions_total",
+                "Objects evicted from the disk tier to stay within its budget."
+            ),
+            errors: build!(
+                r,
+                IntCounterVec,
+                "dime_cache_disk_errors_total",
+                "Disk tier problems, by kind: truncated, checksum, garbled (damaged files, dropped and refetched), io, full, read_only (writes), busy (too many writes waiting; kept in memory only), unavailable (--cache-dir unusable at start).",
+                &["kind"]
+            ),
+            index_load_seconds: build!(
+                r,
+                Gauge,
+                "dime_cache_index_load_seconds",
+                "How long rebuilding the disk tier's index from its files took at start."
+            ),
+        };
+        for kind in Self::ERROR_KINDS {
+            m.errors.with_label_values(&[kind]);
+        }
+        Ok(m)
     }
 }
 

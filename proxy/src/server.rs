@@ -210,6 +210,10 @@ fn route_source(
 /// With routes from control, the fleet's purges come from it too, on the same URLs with the same token.
 fn purge_feed(source: &Routes, state: &Arc<State>, cache: &Arc<Cache>) -> Option<crate::source::purges::PurgeFeed> {
     let Routes::Control(c) = source else { return None };
+    // Nothing is served from disk before the purges missed while this edge was down are applied.
+    if let Some(disk) = cache.store.disk() {
+        disk.require_catch_up();
+    }
     Some(crate::source::purges::PurgeFeed {
         urls: c.urls.clone(),
         tls: c.tls.clone(),

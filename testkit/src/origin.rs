@@ -28,6 +28,8 @@ pub struct Origin {
     per_path: Arc<Mutex<HashMap<String, usize>>>,
     healthy: Arc<AtomicBool>,
     down: Arc<AtomicBool>,
+    /// `304 Not Modified` answers given (see [`Ask::etag`]).
+    pub not_modified: Arc<AtomicUsize>,
     task: Arc<tokio::task::JoinHandle<()>>,
 }
 
@@ -38,6 +40,7 @@ struct Shared {
     per_path: Arc<Mutex<HashMap<String, usize>>>,
     healthy: Arc<AtomicBool>,
     down: Arc<AtomicBool>,
+    not_modified: Arc<AtomicUsize>,
 }
 
 impl Origin {
@@ -50,6 +53,7 @@ impl Origin {
             per_path: Arc::new(Mutex::new(HashMap::new())),
             healthy: Arc::new(AtomicBool::new(true)),
             down: Arc::new(AtomicBool::new(false)),
+            not_modified: Arc::new(AtomicUsize::new(0)),
         };
         let s = shared.clone();
         let task = tokio::spawn(async move {
@@ -70,6 +74,7 @@ impl Origin {
             per_path: shared.per_path,
             healthy: shared.healthy,
             down: shared.down,
+            not_modified: shared.not_modified,
             task: Arc::new(task),
         }
     }
@@ -149,6 +154,10 @@ impl Ask {
     /// Sends `n` bytes of the body, then drops the connection.
     pub fn abort_after(self, n: usize) -> Self {
         self.with("abort", n)
+    }
+    /// The answer's `ETag` (quoted); a request whose `If-None-Match` names it gets `304 Not Modified`.
+    pub fn etag(self, tag: &str) -> Self {
+        self.with("etag", tag)
     }
     /// With [`Ask::abort_after`]: announces the full `Content-Length` before breaking off.
     pub fn announce_length(self) -> Self {
@@ -232,6 +241,14 @@ async fn answer(req: Request<Incoming>, s: Shared) -> Result<Response<OriginBody
     }
     if let Some(tags) = q("ctag") {
         resp = resp.header("cache-tag", tags);
+    }
+    if let Some(tag) = q("etag") {
+        let etag = format!("\"{tag}\"");
+        if seen("if-none-match").split(',').any(|t| t.trim() == etag) {
+            s.not_modified.fetch_add(1, Ordering::SeqCst);
+            return Ok(resp.status(304).header("etag", etag).body(full(Bytes::new())).unwrap());
+        }
+        resp = resp.header("etag", etag);
     }
     let body = match num("size") {
         Some(n) => pattern_body(n),

@@ -15,7 +15,8 @@ pub mod tags;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pingora_cache::eviction::{lru, CacheEntryKeyRef, EvictionManager};
+use pingora_cache::eviction::{lru, CacheEntryKey, CacheEntryKeyRef, EvictionManager};
+use pingora_cache::key::{CacheHashKey, HashBinary};
 use pingora_cache::lock::CacheKeyLockImpl;
 
 use crate::metrics::Metrics;
@@ -34,6 +35,8 @@ pub struct CacheSettings {
     pub lock_timeout: Duration,
     /// Where large bodies live (`--cache-body-dir`); `None` for anonymous memory files (see [`body`]).
     pub body_dir: Option<std::path::PathBuf>,
+    /// The disk tier (`--cache-dir`, `--cache-disk-size`); `None`: memory only.
+    pub disk: Option<disk::DiskSettings>,
 }
 
 impl CacheSettings {
@@ -85,6 +88,50 @@ impl StoreObserver for MetricsObserver {
     }
 }
 
+struct DiskMetricsObserver(Arc<Metrics>);
+
+impl disk::DiskObserver for DiskMetricsObserver {
+    fn stored(&self, bytes: usize, objects: usize) {
+        self.0.disk.stored_bytes.set(bytes as i64);
+        self.0.disk.objects.set(objects as i64);
+    }
+    fn hit(&self) {
+        self.0.disk.hits.inc();
+    }
+    fn written(&self) {
+        self.0.disk.writes.inc();
+    }
+    fn evicted(&self) {
+        self.0.disk.evictions.inc();
+    }
+    fn error(&self, kind: &'static str) {
+        self.0.disk.errors.with_label_values(&[kind]).inc();
+    }
+    fn enabled(&self, on: bool) {
+        self.0.disk.enabled.set(i64::from(on));
+    }
+    fn loaded(&self, seconds: f64) {
+        self.0.disk.index_load_seconds.set(seconds);
+    }
+}
+
+/// Opens the disk tier and starts loading its index; `None` (memory only, said once in the log and in
+/// `dime_cache_disk_errors_total{kind="unavailable"}`) when the directory cannot be used.
+fn open_disk(settings: &disk::DiskSettings, metrics: &Arc<Metrics>) -> Option<Arc<disk::DiskTier>> {
+    metrics.disk.budget_bytes.set(settings.size as i64);
+    match disk::DiskTier::open(settings, Box::new(DiskMetricsObserver(metrics.clone()))) {
+        Ok(tier) => {
+            tier.load();
+            Some(tier)
+        }
+        Err(e) => {
+            metrics.disk.errors.with_label_values(&["unavailable"]).inc();
+            tracing::error!(dir = %settings.dir.display(), error = %e, "the cache directory cannot be used; the cache runs in memory only");
+            None
+        }
+    }
+}
+
 const LRU_SHARDS: usize = 16;
 
 /// The process-wide cache. pingora-cache wants `'static` references; the parts live for the whole process.
@@ -110,6 +157,7 @@ impl Cache {
     /// Builds the cache once per process (the parts are leaked on purpose: they must outlive every request).
     pub fn new(settings: CacheSettings, metrics: Arc<Metrics>) -> Self {
         metrics.cache_budget_bytes.set(settings.size as i64);
+        let disk = settings.disk.as_ref().and_then(|d| open_disk(d, &metrics));
         let store: &'static MemStore =
             Box::leak(Box::new(MemStore::new(Some(Box::new(MetricsObserver(metrics))), settings.body_dir.clone())));
         // Capacity is a preallocation hint: assume ~16 KiB objects on average.
@@ -122,11 +170,23 @@ impl Cache {
             }
             lock.forget(key);
         }));
+        if let Some(disk) = disk {
+            // An object read from disk into memory is admitted to the memory budget like a fill.
+            store.set_disk(
+                disk,
+                Box::new(move |key, size| {
+                    let admitted = CacheEntryKey::key_only(key.clone());
+                    for gone in eviction.admit(admitted, size, std::time::SystemTime::now()) {
+                        store.evict_from_memory(&gone.key().combined_bin());
+                    }
+                }),
+            );
+        }
         Cache { store, eviction, lock, settings }
     }
 
     /// Purges what `what` names ([`storage::MemStore::purge_selected`]); returns how many stored objects it removed (or
-    /// made stale, with `soft`) and how many fills in flight it abandoned. The fill lock forgets every key met,
+    /// made stale, with `soft`) in memory or on disk, and how many fills in flight it abandoned. The fill lock forgets every key met,
     /// so the next request fetches instead of waiting on a fill that will not be stored.
     pub fn purge(&self, what: &storage::Selector, soft: bool) -> (usize, usize) {
         let purged = self.store.purge_selected(what, soft, std::time::SystemTime::now());
@@ -139,6 +199,9 @@ impl Cache {
         for hash in &purged.fills {
             self.lock.forget_hash(hash);
         }
-        (purged.objects.len(), purged.fills.len())
+        let in_memory: std::collections::HashSet<HashBinary> =
+            purged.objects.iter().map(|k| k.combined_bin()).collect();
+        let disk_only = purged.disk.iter().filter(|h| !in_memory.contains(*h)).count();
+        (purged.objects.len() + disk_only, purged.fills.len())
     }
 }

@@ -212,6 +212,8 @@ pub struct MemStore {
     live: LiveIndex,
     tags: TagIndex,
     on_drop: OnceLock<DropHook>,
+    disk: OnceLock<Arc<crate::cache::disk::DiskTier>>,
+    on_promote: OnceLock<PromoteHook>,
 }
 
 impl std::fmt::Debug for MemStore {
@@ -238,6 +240,8 @@ impl MemStore {
             live: LiveIndex::new(),
             tags: TagIndex::default(),
             on_drop: OnceLock::new(),
+            disk: OnceLock::new(),
+            on_promote: OnceLock::new(),
         }
     }
 
@@ -256,6 +260,11 @@ impl MemStore {
     /// Drops the object `hash` names if it was created before `before`, and abandons fills of it that started
     /// before then (they finish for the readers they have, but are not stored, and no new reader joins them).
     pub fn drop_older(&self, hash: &HashBinary, before: SystemTime) -> bool {
+        // The disk copy first (whatever its age: a copy is cheap to refetch), so a read from disk racing this
+        // cannot put it back in memory.
+        if let Some(disk) = self.disk.get() {
+            disk.forget(hash, None);
+        }
         let removed = {
             let mut shard = self.objects[shard_of(hash)].write();
             match shard.get(hash) {
@@ -333,10 +342,10 @@ impl MemStore {
         }
     }
 
-    fn insert(&self, hash: HashBinary, object: Object) {
+    fn insert_arc(&self, hash: HashBinary, object: Arc<Object>) {
         let size = object.size;
         let tags = object.tags.clone();
-        let old = self.objects[shard_of(&hash)].write().insert(hash, Arc::new(object));
+        let old = self.objects[shard_of(&hash)].write().insert(hash, object);
         self.bytes.fetch_add(size, Ordering::Relaxed);
         if let Some(old) = &old {
             self.tags.remove(&hash, &old.tags);
@@ -366,12 +375,15 @@ impl MemStore {
 
     /// Stores `object` unless its fill was abandoned. Checked under the fills' lock a purge takes to abandon
     /// them, so a fill either is abandoned before it is stored or is stored before the purge looks at objects.
+    /// The disk copy is started under the same lock.
     fn insert_unless_abandoned(&self, hash: HashBinary, partial: &Partial, object: Object) -> bool {
         let _fills = self.partials[shard_of(&hash)].read();
         if partial.abandoned.load(Ordering::Relaxed) {
             return false;
         }
-        self.insert(hash, object);
+        let object = Arc::new(object);
+        self.insert_arc(hash, object.clone());
+        self.keep_on_disk(hash, &object, partial.whole);
         true
     }
 
@@ -394,6 +406,10 @@ impl MemStore {
                 });
                 !writes.is_empty()
             });
+        }
+        // Disk copies before memory ones: a read from disk racing the purge then cannot put one back.
+        if let Some(disk) = self.disk.get() {
+            purged.disk = disk.purge(what);
         }
         let hashes: Vec<HashBinary> = match what {
             Selector::Tag(tag) => self.tags.tagged(tag),
@@ -467,7 +483,10 @@ impl Storage for MemStore {
         if let Some(p) = self.partial(&hash, None) {
             return Ok(Some(partial_hit(p)));
         }
-        let object = self.objects[shard_of(&hash)].read().get(&hash).cloned();
+        let mut object = self.objects[shard_of(&hash)].read().get(&hash).cloned();
+        if object.is_none() {
+            object = self.read_from_disk(hash).await;
+        }
         Ok(object.map(|o| {
             let meta = copy_meta(&o.meta);
             let len = o.body.len();
@@ -536,6 +555,10 @@ impl Storage for MemStore {
             return Ok(PurgeOutcome::NotFound);
         }
         let hash = target.key().combined_bin();
+        // The budget's eviction leaves the disk copy; an invalidation removes it too.
+        if let (PurgeType::Invalidation, Some(disk)) = (kind, self.disk.get()) {
+            disk.forget(&hash, None);
+        }
         if self.remove(&hash).is_none() {
             return Ok(PurgeOutcome::NotFound);
         }
@@ -568,6 +591,8 @@ mod handles;
 use handles::{Hit, Writer};
 mod select;
 pub use select::{Purged, Selector};
+mod tiered;
+pub use tiered::PromoteHook;
 
 #[cfg(test)]
 mod tests;

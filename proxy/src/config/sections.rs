@@ -9,6 +9,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::{LogFormat, RunArgs};
+use crate::cache::disk::DiskSettings;
 use crate::cache::CacheSettings;
 use crate::downstream::ClientLimits;
 use crate::source::control::ControlUrl;
@@ -162,7 +163,12 @@ fn cache_settings(s: &RunArgs) -> Result<CacheSettings, ConfigError> {
         return Err(invalid("cache_max_object", "larger than cache_size"));
     }
     let lock_timeout = duration("cache_lock_timeout", &s.cache_lock_timeout)?;
-    Ok(CacheSettings { size, max_object, lock_timeout, body_dir: s.cache_body_dir.clone() })
+    let disk_size = self::size("cache_disk_size", &s.cache_disk_size)?;
+    if disk_size < max_object {
+        return Err(invalid("cache_disk_size", "smaller than cache_max_object"));
+    }
+    let disk = s.cache_dir.clone().map(|dir| DiskSettings { dir, size: disk_size });
+    Ok(CacheSettings { size, max_object, lock_timeout, body_dir: s.cache_body_dir.clone(), disk })
 }
 
 /// A name HTTP-01 can issue a certificate for, normalized (lower case, no trailing dot).

@@ -4,6 +4,10 @@
 //! writes that into the edge's Lease, where every replica reads it). An edge that was cut off gets every purge it
 //! missed on its first poll back; one that missed more than the log holds is told so and drops its whole cache,
 //! since nothing in it is provably fresh.
+//!
+//! With a disk tier, the cursor is kept in the cache directory after each answer, and the disk tier serves
+//! nothing after a start until the first answer is applied: a restarted edge first applies what it missed (or
+//! drops its disk cache on a gap, or when it has no cursor to prove where it stopped).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,7 +102,26 @@ impl PurgeFeed {
         }
         let applied = feed.purges.last().map_or(feed.head, |e| e.seq.max(feed.head));
         self.state.metrics.purge_applied.set(applied as i64);
+        if let Some(disk) = self.cache.store.disk() {
+            disk.save_cursor(&feed.log, applied);
+            disk.caught_up();
+        }
         Some((feed.log, applied))
+    }
+
+    /// Where to start: the cursor kept with the disk cache. Without one, objects on disk cannot be shown to have
+    /// outlived no purge, so they are dropped before the disk tier opens.
+    fn first_cursor(&self) -> Cursor {
+        let disk = self.cache.store.disk()?;
+        let saved = disk.saved_cursor();
+        if saved.is_none() {
+            let dropped = disk.purge(&Selector::All).len();
+            tracing::warn!(
+                dropped,
+                "no record of the fleet purges this edge applied before it stopped: the disk cache is dropped (objects still loading are dropped as they load)"
+            );
+        }
+        saved
     }
 
     /// One pass over the control URLs, in order, until one answers.
@@ -124,16 +147,19 @@ impl PurgeFeed {
 #[async_trait]
 impl BackgroundService for PurgeFeed {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut cursor: Cursor = None;
+        let mut cursor: Cursor = self.first_cursor();
         let mut failures: u32 = 0;
+        let mut first = true;
         loop {
-            // The first poll does not wait: control answers it at once with every purge it holds.
-            let wait = if cursor.is_some() { LONG_POLL } else { Duration::ZERO };
+            // The first poll does not wait: control answers it at once with every purge it holds after the
+            // cursor (a restarted edge's disk cache waits for that answer).
+            let wait = if first { Duration::ZERO } else { LONG_POLL };
             let answered = tokio::select! {
                 a = self.pass(&mut cursor, wait, failures) => a,
                 _ = shutdown.changed() => return,
             };
             if answered {
+                first = false;
                 failures = 0;
                 continue;
             }

@@ -98,8 +98,8 @@ impl DiskTier {
             *live = index;
             let mut purged = 0;
             for what in &queued {
-                let (count, files) = self.purge_in(&mut live, what);
-                purged += count;
+                let (removed, files) = self.purge_in(&mut live, what);
+                purged += removed.len();
                 gone.extend(files);
             }
             live.loaded = true;

@@ -268,6 +268,13 @@ impl DiskTier {
         }
     }
 
+    /// A file whose checks passed but whose meta cannot be decoded: forgotten, deleted and counted.
+    pub fn refuse(&self, hash: &HashBinary, ticket: u64, error: &dyn std::fmt::Display) {
+        self.observer.error("garbled");
+        tracing::warn!(file = %self.object_path(hash, ticket).display(), reason = %error, "cache file with an unreadable meta dropped");
+        self.forget(hash, Some(ticket));
+    }
+
     /// Runs `promote` (putting a read object in memory) only if `hash` still has the file `ticket` names, under
     /// the index lock: a purge that removed it meanwhile wins, and the object is not put back in memory.
     pub fn promote_if_current(&self, hash: &HashBinary, ticket: u64, promote: impl FnOnce()) -> bool {
@@ -423,25 +430,25 @@ impl DiskTier {
         }
     }
 
-    /// Removes what `what` names (files being written are cancelled); how many objects. While the index is
+    /// Removes what `what` names (files being written are cancelled); the keys removed. While the index is
     /// loading, the purge is kept and applied to it once loaded.
-    pub fn purge(&self, what: &Selector) -> usize {
+    pub fn purge(&self, what: &Selector) -> Vec<HashBinary> {
         let mut index = self.index.lock();
         if !index.loaded {
             index.queued.push(what.clone());
-            return 0;
+            return Vec::new();
         }
-        let (count, gone) = self.purge_in(&mut index, what);
+        let (removed, gone) = self.purge_in(&mut index, what);
         self.report(&index);
         drop(index);
         for path in &gone {
             let _ = std::fs::remove_file(path);
         }
-        count
+        removed
     }
 
-    /// Removes what `what` names from `index`: how many, and the files to delete.
-    fn purge_in(&self, index: &mut Index, what: &Selector) -> (usize, Vec<PathBuf>) {
+    /// Removes what `what` names from `index`: the keys removed, and the files to delete.
+    fn purge_in(&self, index: &mut Index, what: &Selector) -> (Vec<HashBinary>, Vec<PathBuf>) {
         let hashes: Vec<HashBinary> = match what {
             Selector::Tag(tag) => self.tags.tagged(tag),
             _ => index
@@ -452,14 +459,14 @@ impl DiskTier {
                 .collect(),
         };
         let mut gone = Vec::new();
-        let mut count = 0;
-        for hash in &hashes {
-            if let Some(old) = index.entries.remove(hash) {
-                count += 1;
-                gone.extend(self.unindex(index, hash, &old));
+        let mut removed = Vec::with_capacity(hashes.len());
+        for hash in hashes {
+            if let Some(old) = index.entries.remove(&hash) {
+                removed.push(hash);
+                gone.extend(self.unindex(index, &hash, &old));
             }
         }
-        (count, gone)
+        (removed, gone)
     }
 
     /// Objects and bytes on disk.

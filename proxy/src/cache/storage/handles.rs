@@ -5,7 +5,7 @@ use super::*;
 
 /// The stored form of a completed body: a file when large enough (and the file can be made), else
 /// one contiguous buffer.
-fn body_of(chunks: &[Bytes], len: usize, dir: Option<&std::path::Path>) -> Body {
+pub(super) fn body_of(chunks: &[Bytes], len: usize, dir: Option<&std::path::Path>) -> Body {
     if len >= FILE_BODY_MIN {
         match BodyFile::new(chunks, len, dir) {
             Ok(file) => return Body::File(Arc::new(file)),

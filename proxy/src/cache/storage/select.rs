@@ -32,9 +32,12 @@ impl Selector {
     }
 }
 
-/// What a purge met: the stored objects (removed or made stale) and the fills in flight it abandoned.
+/// What a purge met: the stored objects (removed or made stale), the fills in flight it abandoned, the disk
+/// copies it removed.
 #[derive(Debug, Default)]
 pub struct Purged {
     pub objects: Vec<CompactCacheKey>,
     pub fills: Vec<HashBinary>,
+    /// The disk copies removed (many of them also in `objects`, the memory ones).
+    pub disk: Vec<HashBinary>,
 }

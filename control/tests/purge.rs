@@ -90,9 +90,12 @@ async fn purged_everywhere(http: &reqwest::Client, control: &Control, body: &str
     answer["id"].as_u64().unwrap()
 }
 
+/// An edge with a disk tier, so purges are checked on disk copies too and a restart keeps the cache.
 async fn start_edge(controls: &[&str], dir: &std::path::Path, name: &str) -> Edge {
     let state = dir.join(format!("state-{name}"));
-    Edge::with_control(controls, &dir.join("token"), &state, &["--edge-name", name]).await
+    let cache = dir.join(format!("cache-{name}"));
+    let args = ["--edge-name", name, "--cache-dir", cache.to_str().unwrap()];
+    Edge::with_control(controls, &dir.join("token"), &state, &args).await
 }
 
 fn signal(edge: &Edge, which: &str) {
@@ -234,7 +237,23 @@ async fn a_purge_sent_to_any_replica_reaches_every_edge() {
     assert_eq!(origin.hits_for("/keep.html"), before + NAMES.len(), "one revalidation per edge");
     hits(&edges, &[(&keep, true)], "the bad purges removed nothing").await;
 
-    // An edge stopped during a purge: pending while away, acknowledged once back; never the purged object.
+    // An edge stopped (SIGKILL) during a purge: pending while away, acknowledged once back; never the purged
+    // object, though its disk tier kept it; what the purge did not name is served from disk without the origin.
+    let on_disk = Object::new(dime_testkit::ask("/vod/site.mp4").size(5000).surrogate_key("site"));
+    let untouched = Object::new(dime_testkit::ask("/vod/other.mp4").size(5000));
+    let e = &edges[4];
+    let written = e.metric("dime_cache_disk_writes_total").await;
+    for o in [&on_disk, &untouched] {
+        hit(e, o).await;
+    }
+    eventually(
+        secs(10),
+        ms(50),
+        "edge e never wrote its objects to disk",
+        || e.log_text(),
+        || async move { (e.metric("dime_cache_disk_writes_total").await >= written + 2.0).then_some(()) },
+    )
+    .await;
     edges[4].stop();
     let (status, answer) = purge(&http, &a, PURGE_TOKEN, r#"{"tags":["site"]}"#).await;
     assert_eq!(status, 200);
@@ -247,6 +266,10 @@ async fn a_purge_sent_to_any_replica_reaches_every_edge() {
     assert_eq!(later["all_acked"], true, "{later}");
     assert_eq!(later["edges"]["e"]["state"], "acked");
     hits(&edges, &[(&keep, false)], "purged by tag site").await;
+    let before = origin.hits_for("/vod/other.mp4");
+    assert!(hit(&edges[4], &untouched).await, "edge e serves what the purge did not name from its disk");
+    assert_eq!(origin.hits_for("/vod/other.mp4"), before);
+    assert!(!hit(&edges[4], &on_disk).await, "edge e applied the purge it missed to its disk");
 
     // An edge frozen (SIGSTOP) while more purges pass than the log keeps: back, it cannot prove anything fresh
     // and drops its whole cache; the others keep theirs.

@@ -349,9 +349,14 @@ impl DiskTier {
     }
 
     fn write_now(&self, hash: HashBinary, ticket: u64, object: &dyn Persist) {
+        self.write_and_commit(hash, ticket, object);
+        // Counted down only once the file is in place or gone, so "no write pending" means settled.
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn write_and_commit(&self, hash: HashBinary, ticket: u64, object: &dyn Persist) {
         let tmp = self.root.join("tmp").join(format!("{ticket:x}"));
         let written = write_file(&tmp, object);
-        self.pending.fetch_sub(1, Ordering::AcqRel);
         let file_len = match written {
             Ok(len) => len,
             Err(e) => {

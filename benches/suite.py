@@ -23,6 +23,7 @@ import dataclasses
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -200,7 +201,7 @@ class Dime(Peer):
         admin = free_port()
         cmd = [str(self.binary), "run", "--routes", str(routes), "--http", f"127.0.0.1:{http_port}", "--admin",
                f"127.0.0.1:{admin}", "--threads", "1", "--access-log", str(role.access_log).lower(),
-               "--cache-size", "512MiB", *args, *role.extra]
+               *([] if "--cache-size" in role.extra else ["--cache-size", "512MiB"]), *args, *role.extra]
         self.proc = Proc(self.label, cmd, w)
         wait_port(admin)
         wait_port(self.port)
@@ -391,10 +392,10 @@ def get(port, path, host="bench.test", timeout=10):
         c.close()
 
 
-def wrk(port, path, seconds, connections):
+def wrk(port, path, seconds, connections, script=None):
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", "Host: bench.test",
-         f"http://127.0.0.1:{port}{path}"],
+         *(["-s", str(script)] if script else []), f"http://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
 
     def ms(text):
@@ -410,9 +411,9 @@ def wrk(port, path, seconds, connections):
     return res
 
 
-def measure(peer, path, seconds, connections):
+def measure(peer, path, seconds, connections, script=None):
     before = cpu_seconds(peer.proc.pid)
-    r = wrk(peer.port, path, seconds, connections)
+    r = wrk(peer.port, path, seconds, connections, script)
     r["cpu_ms_per_1k"] = (cpu_seconds(peer.proc.pid) - before) * 1000 / (r["requests"] / 1000)
     r["peak_rss_mib"] = peak_rss_mib(peer.proc.pid)
     if r["non2xx"]:
@@ -509,9 +510,9 @@ class Suite:
         """The baseline build's peer spec for `peers`, when `--baseline` names one."""
         return [(DimeBaseline, label, mode)] if self.args.baseline else []
 
-    def rounds_of(self, targets, path, rounds=None, seconds=None):
+    def rounds_of(self, targets, path, rounds=None, seconds=None, script=None):
         """wrk rounds over `targets` (label → peer), alternating, the order reversed every other round; the
-        medians per label."""
+        medians per label. `script`: a wrk Lua script choosing each request's path."""
         rounds, seconds = rounds or self.rounds, seconds or self.seconds
         runs = {label: [] for label in targets}
         for r in range(rounds):
@@ -519,7 +520,7 @@ class Suite:
             for label, peer in (order if r % 2 == 0 else order[::-1]):
                 idle()
                 say(f"  {path} round {r + 1}/{rounds}: {label}")
-                runs[label].append(measure(peer, path, seconds, self.conns))
+                runs[label].append(measure(peer, path, seconds, self.conns, script))
         return {label: median_of(v) for label, v in runs.items()}
 
 
@@ -1179,8 +1180,103 @@ def purge_hit_rounds(controls, port, pids, rounds, n):
             "purges_per_s_while_hits": statistics.median(rates)}
 
 
+# The disk scenario: objects of each size, a working set 4x the memory tier, and a restart under load.
+DISK_CASES = [("100k", 100 << 10, 32), ("1m", 1 << 20, 64)]  # (label, object bytes, memory tier MiB)
+DISK_RESTART_WINDOW = 10
+
+
+def disk_origin(s, label, size):
+    """nginx serving one file of `size` bytes under every /o/N.bin, cacheable for an hour."""
+    root = s.work / f"{label}-www"
+    root.mkdir(exist_ok=True)
+    (root / "obj.bin").write_bytes(os.urandom(size))
+    origin = Nginx(s, label)
+    origin.run_with(f"""  server {{
+    listen 127.0.0.1:{origin.port};
+    root {root};
+    location /o/ {{ add_header Cache-Control "max-age=3600"; rewrite ^ /obj.bin break; }}
+  }}""")
+    return origin
+
+
+def random_keys_script(s, name, count):
+    script = s.work / f"{name}.lua"
+    script.write_text(f"""math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "/o/" .. math.random(0, {count - 1}) .. ".bin")
+end
+""")
+    return script
+
+
+def disk(s):
+    """Dime's disk tier against nginx proxy_cache on disk, same run: hits from a working set 4x the memory tier
+    (random keys), then a restart under load: origin requests in the first 10 s and the time to the first hit."""
+    say("scenario: disk tier (working set 4x the memory tier, random keys; then a restart under load)")
+    out = {}
+    cases = DISK_CASES[:1] if s.args.quick else DISK_CASES
+    for label, size, memory_mib in cases:
+        count = memory_mib * 4 * (1 << 20) // size
+        origin = disk_origin(s, f"disk-origin-{label}", size)
+        dime_role = Role("cache", origin.port, extra=(
+            "--cache-size", f"{memory_mib}MiB", "--cache-dir", str(s.work / f"dime-disk-{label}-cache"),
+            "--cache-disk-size", "2GiB", "--cache-max-object", "2MiB"))
+        peers = [Dime(s, f"dime-disk-{label}").start(dime_role), Nginx(s, f"nginx-disk-{label}").start(
+            Role("cache", origin.port))]
+        roles = {peers[0].label: dime_role, peers[1].label: Role("cache", origin.port)}
+        script = random_keys_script(s, f"disk-{label}", count)
+        try:
+            for p in peers:
+                say(f"  filling {count} objects of {label} into {p.label}")
+                for n in range(count):
+                    get(p.port, f"/o/{n}.bin")
+            time.sleep(2)  # the last disk writes land (dime writes after the memory insert, off the request path)
+            hits_out = s.rounds_of({p.label: p for p in peers}, "/o/0.bin", script=script)
+            restart = {p.label: disk_restart(s, p, roles[p.label], count) for p in peers}
+        finally:
+            stop_all(*peers, origin)
+        out[label] = {"objects": count, "memory_mib": memory_mib, "hits": hits_out, "restart": restart}
+    return {"disk": out}
+
+
+def disk_restart(s, peer, role, count):
+    """Restarts `peer` (SIGTERM, then the same configuration and cache directory) while 8 clients ask for random
+    objects; the origin requests (answers marked as fetched) in the first seconds, and the time to the first hit."""
+    say(f"  restart under load: {peer.label}")
+    stop_at = time.time() + DISK_RESTART_WINDOW + 3
+    answers, lock = [], threading.Lock()
+
+    def client():
+        rnd = random.Random()
+        while time.time() < stop_at:
+            status, headers, _ = get(peer.port, f"/o/{rnd.randrange(count)}.bin", timeout=5)
+            cache = headers.get("cache-status") or headers.get("x-cache-status") or ""
+            with lock:
+                answers.append((time.time(), status, cache))
+            if status == 0:
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(1)
+    peer.stop()
+    restarted = time.time()
+    peer.start(role)
+    for t in threads:
+        t.join()
+    after = [a for a in answers if a[0] >= restarted and a[1] == 200]
+    window = [a for a in after if a[0] < restarted + DISK_RESTART_WINDOW]
+    hit = lambda c: c.startswith("dime; hit") or c == "HIT"
+    fetched = sum(1 for _, _, c in window if not hit(c))
+    first_hit = next((t - restarted for t, _, c in after if hit(c)), None)
+    return {"origin_requests_first_10s": fetched, "answers_first_10s": len(window),
+            "first_hit_s": first_hit, "errors": sum(1 for a in answers if a[0] >= restarted and a[1] not in (0, 200))}
+
+
 SCENARIOS = {"hits": hits, "accesslog": accesslog, "passthrough": passthrough, "herd": herd, "swarm": swarm,
-             "tcp": tcp, "propagation": propagation, "fleet": fleet, "purge": fleet_purge}
+             "tcp": tcp, "propagation": propagation, "fleet": fleet, "purge": fleet_purge,
+             "disk": disk}
 
 
 def run(args):
@@ -1327,6 +1423,23 @@ def report(res):
                              f"{r['cpu_ms_per_1k']:.1f} | {r['peak_rss_mib']:.0f} | "
                              f"{'—' if label == 'dime' else ratio(d['rps'], r['rps'])} | "
                              f"{'—' if label == 'dime' else ratio(d['cpu_ms_per_1k'], r['cpu_ms_per_1k'])} |")
+        lines.append("")
+    if "disk" in sc:
+        lines += ["## Disk tier: hits from a working set 4x the memory tier (random keys), and a restart under load", "",
+                  "| objects | peer | req/s | p50 ms | p99 ms | CPU ms/1k req | dime/nginx req/s | dime/nginx CPU per req | "
+                  "origin requests in the first 10 s after a restart (of answers) | first hit after the restart s |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for size, case in sc["disk"].items():
+            h, rs = case["hits"], case["restart"]
+            d = h[f"dime-disk-{size}"]
+            for label, r in h.items():
+                x = rs[label]
+                first = "never" if x["first_hit_s"] is None else f"{x['first_hit_s']:.2f}"
+                mine = label.startswith("dime")
+                lines.append(f"| {case['objects']} × {size} ({case['memory_mib']} MiB memory) | {label} | {r['rps']:.0f} | "
+                             f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['cpu_ms_per_1k']:.1f} | "
+                             f"{'—' if mine else ratio(d['rps'], r['rps'])} | {'—' if mine else ratio(d['cpu_ms_per_1k'], r['cpu_ms_per_1k'])} | "
+                             f"{x['origin_requests_first_10s']} (of {x['answers_first_10s']}) | {first} |")
         lines.append("")
     if "access_log" in sc:
         a = sc["access_log"]
@@ -1481,7 +1594,7 @@ def main():
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="short runs, one round (a few minutes)")
     mode.add_argument("--full", action="store_true", help="10 s runs, 3 alternating rounds, medians (default)")
-    ap.add_argument("--only", help="comma-separated: hits,accesslog,passthrough,herd,swarm,tcp,propagation,fleet,purge")
+    ap.add_argument("--only", help="comma-separated: hits,accesslog,passthrough,herd,swarm,tcp,propagation,fleet,purge,disk")
     ap.add_argument("--rounds", type=int, help="alternating rounds per measurement (default: 1 quick, 3 full)")
     ap.add_argument("--duration", type=int, help="seconds per round (default: 3 quick, 10 full)")
     ap.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")

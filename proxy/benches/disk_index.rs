@@ -41,7 +41,7 @@ fn fill(dir: &std::path::Path, n: usize) {
     let body_crc = crc32fast::hash(&body);
     for i in 0..n {
         let primary = format!("v.test\n/vod/show-{}/seg-{i}.ts", i % 100);
-        let key = CacheKey::new("", primary.clone(), "");
+        let key = CacheKey::new(primary.clone(), "");
         let hash = key.combined_bin();
         let head = Head {
             primary,
@@ -71,16 +71,20 @@ fn main() {
     for n in [10_000, 100_000] {
         let dir = tempfile::tempdir_in(std::env::var("DIME_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into())).unwrap();
         fill(dir.path(), n);
-        let mut warm: Vec<Duration> = (0..3).map(|_| load(dir.path())).map(|(t, held)| {
-            assert_eq!(held, n);
-            t
-        }).collect();
+        let mut warm: Vec<Duration> = (0..3)
+            .map(|_| load(dir.path()))
+            .map(|(t, held)| {
+                assert_eq!(held, n);
+                t
+            })
+            .collect();
         warm.sort();
         let cold = std::fs::write("/proc/sys/vm/drop_caches", "3").ok().map(|()| load(dir.path()).0);
         println!(
             "disk index of {n:>7} objects: {:>7.1} ms (page cache warm, median of 3){}",
             warm[1].as_secs_f64() * 1e3,
-            cold.map(|t| format!(", {:.1} ms after dropping the page cache", t.as_secs_f64() * 1e3)).unwrap_or_default()
+            cold.map(|t| format!(", {:.1} ms after dropping the page cache", t.as_secs_f64() * 1e3))
+                .unwrap_or_default()
         );
     }
 }

@@ -6,7 +6,7 @@
 //!   dime-control (long-poll, with a state file); [`state`] prepares, installs (one atomic swap) and reports them.
 //! - Requests: [`downstream`] (connection limits, start hold, watchdog) → [`service`] (Pingora's phases: the gate,
 //!   direct hits, the cache phases, the origin) → [`upstream`] (pools, health, DNS) ; [`tcp`] for TCP routes.
-//! - Cache: [`cache`] (policy, keys, storage with its byte budget, live playlists, locks); [`socket_send`] writes
+//! - Cache: [`cache`] (policy, keys, storage with its byte budget, the disk tier behind it, live playlists, locks); [`socket_send`] writes
 //!   direct hits to the client socket (`sendfile` for file bodies).
 //! - TLS: [`tls`] (one SNI certificate store for flags, tables and ACME), [`acme`] (HTTP-01 orders, with `instant-acme`).
 //! - Fleet: [`fleet`] (members from `--peers` or control, the ketama ring, peer tokens); `service/tier.rs` sends a

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -125,11 +125,29 @@ impl DiskTier {
 
     /// Every whole file's head, oldest first, one per key (the newest write); damaged files deleted and counted.
     fn scan(&self) -> (Vec<Found>, usize) {
+        let Ok(dirs) = std::fs::read_dir(self.root.join("objects")) else { return (Vec::new(), 0) };
+        let dirs: Vec<PathBuf> = dirs.flatten().map(|d| d.path()).collect();
+        // A key's files are all in one subdirectory (its hash's first byte), so the subdirectories are read in
+        // parallel without two threads ever meeting the same key.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+        let per_thread = dirs.len().div_ceil(threads).max(1);
+        let parts: Vec<(Vec<Found>, usize)> = std::thread::scope(|scope| {
+            let running: Vec<_> =
+                dirs.chunks(per_thread).map(|part| scope.spawn(move || self.scan_dirs(part))).collect();
+            running.into_iter().map(|t| t.join().unwrap_or_default()).collect()
+        });
+        let damaged = parts.iter().map(|(_, d)| d).sum();
+        let mut found: Vec<Found> = parts.into_iter().flat_map(|(f, _)| f).collect();
+        found.sort_by_key(|f| f.modified);
+        (found, damaged)
+    }
+
+    /// [`DiskTier::scan`] of some subdirectories.
+    fn scan_dirs(&self, dirs: &[PathBuf]) -> (Vec<Found>, usize) {
         let mut newest: HashMap<HashBinary, Found> = HashMap::new();
         let mut damaged = 0;
-        let Ok(dirs) = std::fs::read_dir(self.root.join("objects")) else { return (Vec::new(), 0) };
-        for dir in dirs.flatten() {
-            let Ok(files) = std::fs::read_dir(dir.path()) else { continue };
+        for dir in dirs {
+            let Ok(files) = std::fs::read_dir(dir) else { continue };
             for file in files.flatten() {
                 let path = file.path();
                 let name = file.file_name();
@@ -163,9 +181,7 @@ impl DiskTier {
                 }
             }
         }
-        let mut found: Vec<Found> = newest.into_values().collect();
-        found.sort_by_key(|f| f.modified);
-        (found, damaged)
+        (newest.into_values().collect(), damaged)
     }
 }
 

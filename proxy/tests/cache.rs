@@ -164,8 +164,14 @@ async fn the_byte_budget_holds_when_filled_far_past_it() {
         let r = edge.get("c.test", ask(&format!("/fill/{i}.bin")).size(32768).cache_control("max-age=600")).await;
         assert_eq!(r.status, 200);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await; // evictions are applied just after each admission
-    let stored = edge.metric("dime_cache_stored_bytes").await;
+    // Evictions are applied just after each admission: wait for the last one.
+    let e = &edge;
+    let stored =
+        eventually(Duration::from_secs(5), Duration::from_millis(20), "over budget", String::new, || async move {
+            let stored = e.metric("dime_cache_stored_bytes").await;
+            (stored <= (1 << 20) as f64).then_some(stored)
+        })
+        .await;
     assert!(stored > 0.0 && stored <= (1 << 20) as f64, "stored {stored} bytes with a 1 MiB budget");
     assert!(edge.metric("dime_cache_evictions_total").await > 100.0);
     // An object over the size limit passes through and is not stored.
@@ -337,9 +343,19 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background(
         assert!(std::time::Instant::now() < deadline, "no background refresh");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let fresh = edge.get("c.test", path).await;
-    assert!(fresh.header("cache-status").starts_with("dime; hit; ttl="), "{}", fresh.header("cache-status"));
+    // Stored just after the origin answered it.
+    let e = &edge;
+    let fresh = eventually(
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        "never fresh again",
+        String::new,
+        || async move {
+            let r = e.get("c.test", path).await;
+            r.header("cache-status").starts_with("dime; hit; ttl=").then_some(r)
+        },
+    )
+    .await;
     assert!(!fresh.header("cache-status").contains("ttl=-"), "{}", fresh.header("cache-status"));
     assert_eq!(origin.hits_for("/news.html"), 2);
 }

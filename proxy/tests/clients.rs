@@ -147,7 +147,7 @@ async fn connections_past_the_cap_are_closed_and_counted() {
     for _ in 0..3 {
         held.push(TcpStream::connect(edge.http).await.unwrap());
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(edge.metric_reaches("dime_http_connections_open", 3.0).await, 3.0, "the edge took the three");
     let mut extra = TcpStream::connect(edge.http).await.unwrap();
     assert!(closed_within(&mut extra, Duration::from_secs(2)).await, "the fourth connection was not closed");
     assert_eq!(edge.metric(r#"dime_downstream_closed_total{reason="max-connections"}"#).await, 1.0);
@@ -158,7 +158,7 @@ async fn connections_past_the_cap_are_closed_and_counted() {
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     // Room again once one goes.
     drop(held.pop());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(edge.metric_reaches("dime_http_connections_open", 2.0).await, 2.0, "the edge saw one go");
     assert_eq!(status_of_one_request(edge.http).await, 200);
 }
 

@@ -134,7 +134,16 @@ async fn sigterm_finishes_open_requests_refuses_new_ones_and_exits_within_the_bo
     let client = edge.client.clone();
     let in_flight =
         tokio::spawn(async move { client.get(url).header("host", "r.test").send().await.map(|r| r.status()) });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // In flight: the origin has it (and answers it a second later).
+    let o = &origin;
+    support::eventually(
+        Duration::from_secs(5),
+        Duration::from_millis(10),
+        "never reached the origin",
+        String::new,
+        || async move { (o.hits_for("/slow") == 1).then_some(()) },
+    )
+    .await;
     let signalled = Instant::now();
     assert!(Command::new("kill").args(["-TERM", &edge.pid().to_string()]).status().unwrap().success());
 

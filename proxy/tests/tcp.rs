@@ -91,10 +91,10 @@ async fn bytes_flow_both_ways_and_half_close_reaches_the_server() {
     let mut answer = String::new();
     tokio::time::timeout(Duration::from_secs(5), c.read_to_string(&mut answer)).await.unwrap().unwrap();
     assert_eq!(answer, "a:hello");
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(edge.metric(r#"dime_tcp_connections_total{route="echo"}"#).await, 1.0);
-    assert_eq!(edge.metric(r#"dime_tcp_bytes_total{direction="to_upstream",route="echo"}"#).await, 5.0);
-    assert_eq!(edge.metric(r#"dime_tcp_bytes_total{direction="to_client",route="echo"}"#).await, 7.0);
+    // Counted as the connection ends, just after the client saw it end.
+    assert_eq!(edge.metric_reaches(r#"dime_tcp_connections_total{route="echo"}"#, 1.0).await, 1.0);
+    assert_eq!(edge.metric_reaches(r#"dime_tcp_bytes_total{direction="to_upstream",route="echo"}"#, 5.0).await, 5.0);
+    assert_eq!(edge.metric_reaches(r#"dime_tcp_bytes_total{direction="to_client",route="echo"}"#, 7.0).await, 7.0);
     assert_eq!(edge.metric(r#"dime_tcp_connections_active{route="echo"}"#).await, 0.0);
 }
 

@@ -102,7 +102,9 @@ struct Index {
     on_disk: usize,
 }
 
-const LRU_SHARDS: usize = 16;
+/// One shard: an exact LRU (the memory tier's is sharded, which makes it approximate over few objects). Its lock
+/// is taken on blocking threads, next to file I/O that costs far more.
+const LRU_SHARDS: usize = 1;
 
 pub struct DiskTier {
     root: PathBuf,

@@ -219,13 +219,12 @@ async fn purges_met_while_the_index_loads_apply_to_it() {
 async fn the_byte_budget_holds_and_evicts_the_oldest() {
     let dir = tempfile::tempdir().unwrap();
     let (tier, counts) = open(dir.path(), 50_000);
-    let hashes: Vec<HashBinary> = (0..30)
-        .map(|i| {
-            let h = put(&tier, &format!("v.test\n/{i}"), &[], 5000);
-            h
-        })
-        .collect();
-    settle(&tier, &counts, 30).await;
+    // One at a time, so the order of the writes is the order of the keys.
+    let mut hashes = Vec::new();
+    for i in 0..30 {
+        hashes.push(put(&tier, &format!("v.test\n/{i}"), &[], 5000));
+        settle(&tier, &counts, i + 1).await;
+    }
     let (objects, bytes) = tier.held();
     assert!(bytes <= 50_000, "{bytes} bytes on disk with a 50,000-byte budget");
     assert!(objects >= 8, "{objects} objects kept");

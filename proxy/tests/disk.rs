@@ -191,7 +191,7 @@ async fn sigkill_during_fills_never_leaves_a_body_that_differs_from_the_origins(
         .await;
         tokio::time::sleep(Duration::from_millis(fastrand::u64(0..50))).await;
         std::process::Command::new("kill").args(["-KILL", &edge.pid().to_string()]).status().unwrap();
-        let completed = futures_count(fills).await;
+        let completed = whole_answers(fills).await;
         assert!(completed < 100, "round {round}: every fill had completed before the kill");
     }
     let last = Arc::new(edge(&origin, &args).await);
@@ -217,7 +217,7 @@ async fn sigkill_during_fills_never_leaves_a_body_that_differs_from_the_origins(
 }
 
 /// How many of the fills got a whole response.
-async fn futures_count(fills: Vec<tokio::task::JoinHandle<Option<support::Reply>>>) -> usize {
+async fn whole_answers(fills: Vec<tokio::task::JoinHandle<Option<support::Reply>>>) -> usize {
     let mut whole = 0;
     for f in fills {
         whole += usize::from(matches!(f.await, Ok(Some(r)) if r.status == 200));

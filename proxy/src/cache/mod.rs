@@ -199,9 +199,14 @@ impl Cache {
         for hash in &purged.fills {
             self.lock.forget_hash(hash);
         }
-        let in_memory: std::collections::HashSet<HashBinary> =
-            purged.objects.iter().map(|k| k.combined_bin()).collect();
-        let disk_only = purged.disk.iter().filter(|h| !in_memory.contains(*h)).count();
+        // Objects purged on disk and in memory count once.
+        let disk_only = if purged.disk.is_empty() {
+            0
+        } else {
+            let in_memory: std::collections::HashSet<HashBinary> =
+                purged.objects.iter().map(|k| k.combined_bin()).collect();
+            purged.disk.iter().filter(|h| !in_memory.contains(*h)).count()
+        };
         (purged.objects.len() + disk_only, purged.fills.len())
     }
 }

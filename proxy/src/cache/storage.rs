@@ -138,6 +138,18 @@ impl Object {
         &self.compact
     }
 
+    /// An object from its parts, its size (what it counts for in the budget) worked out from them.
+    fn assemble(
+        meta: CacheMeta,
+        body: Body,
+        primary: Arc<str>,
+        compact: CompactCacheKey,
+        tags: Box<[Arc<str>]>,
+    ) -> Object {
+        let size = body.len() + header_size(meta.response_header()) + primary.len() + tags::cost(&tags);
+        Object { meta, body, primary, compact, tags, size }
+    }
+
     /// The same object (body, key, tags, size shared) with another meta: after a revalidation, a soft purge.
     fn with_meta(&self, meta: CacheMeta) -> Object {
         Object {

@@ -74,12 +74,11 @@ impl DiskTier {
         let mut max_ticket = 0;
         for f in found {
             max_ticket = max_ticket.max(f.ticket);
-            let tags: Box<[Arc<str>]> = f.head.tags.iter().map(|t| Arc::from(t.as_str())).collect();
             let entry = Entry {
                 ticket: f.ticket,
                 stage: Stage::OnDisk,
+                tags: f.head.shared_tags(),
                 primary: f.head.primary.into(),
-                tags,
                 compact: f.head.compact.clone(),
                 file_len: f.file_len,
             };
@@ -152,22 +151,16 @@ impl DiskTier {
                 let path = file.path();
                 let name = file.file_name();
                 let read = match name.to_str().and_then(parse_name) {
-                    Some(id) => read_head(&path).map(|h| (id, h)),
+                    Some((hash, ticket)) => read_head(&path)
+                        .and_then(|h| of_key(&h.0, &hash).map(|()| h))
+                        .map(|(head, file_len, modified)| Found { hash, ticket, head, file_len, modified }),
                     None => Err(ReadError::Corrupt(Corrupt::Garbled("file name"))),
                 };
                 let found = match read {
-                    Ok(((hash, ticket), (head, file_len, modified))) if head.compact.combined_bin() == hash => {
-                        Found { hash, ticket, head, file_len, modified }
-                    }
-                    other => {
-                        let (kind, why) = match other {
-                            Ok(_) => ("garbled", "it holds another key".to_owned()),
-                            Err(ReadError::Corrupt(c)) => (c.kind(), c.to_string()),
-                            Err(ReadError::Io(e)) => ("io", e.to_string()),
-                        };
-                        self.observer.error(kind);
+                    Ok(found) => found,
+                    Err(e) => {
+                        self.refused(&path, &e, "damaged cache file dropped at start");
                         damaged += 1;
-                        tracing::warn!(file = %path.display(), kind, reason = why, "damaged cache file dropped at start");
                         let _ = std::fs::remove_file(&path);
                         continue;
                     }

@@ -249,25 +249,26 @@ impl DiskTier {
     /// is forgotten, deleted and counted; `None` then.
     pub fn read(&self, hash: &HashBinary, ticket: u64) -> Option<Loaded> {
         let path = self.object_path(hash, ticket);
-        match read_file(&path) {
-            Ok(loaded) if loaded.head.compact.combined_bin() == *hash => {
+        match read_file(&path).and_then(|loaded| of_key(&loaded.head, hash).map(|()| loaded)) {
+            Ok(loaded) => {
                 let key = CacheEntryKey::key_only(loaded.head.compact.clone());
                 self.lru.access(&key, loaded.body.len(), std::time::SystemTime::now());
                 self.observer.hit();
                 Some(loaded)
             }
-            result => {
-                let (kind, why) = match result {
-                    Ok(_) => ("garbled", "it holds another key".to_owned()),
-                    Err(ReadError::Corrupt(c)) => (c.kind(), c.to_string()),
-                    Err(ReadError::Io(e)) => ("io", e.to_string()),
-                };
-                self.observer.error(kind);
-                tracing::warn!(file = %path.display(), kind, reason = why, "damaged cache file dropped; the object is fetched again");
+            Err(e) => {
+                self.refused(&path, &e, "damaged cache file dropped; the object is fetched again");
                 self.forget(hash, Some(ticket));
                 None
             }
         }
+    }
+
+    /// Counts and logs a file refused for `e`.
+    fn refused(&self, path: &Path, e: &ReadError, what: &'static str) {
+        let kind = e.kind();
+        self.observer.error(kind);
+        tracing::warn!(file = %path.display(), kind, reason = %e, "{what}");
     }
 
     /// A file whose checks passed but whose meta cannot be decoded: forgotten, deleted and counted.
@@ -488,20 +489,34 @@ impl DiskTier {
     }
 }
 
+/// Why a file was refused.
+#[derive(Debug, thiserror::Error)]
 enum ReadError {
-    Corrupt(Corrupt),
-    Io(io::Error),
+    #[error(transparent)]
+    Corrupt(#[from] Corrupt),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error("it holds another key than its name says")]
+    OtherKey,
 }
 
-impl From<io::Error> for ReadError {
-    fn from(e: io::Error) -> Self {
-        ReadError::Io(e)
+impl ReadError {
+    /// The `dime_cache_disk_errors_total{kind}` label.
+    fn kind(&self) -> &'static str {
+        match self {
+            ReadError::Corrupt(c) => c.kind(),
+            ReadError::Io(_) => "io",
+            ReadError::OtherKey => "garbled",
+        }
     }
 }
 
-impl From<Corrupt> for ReadError {
-    fn from(e: Corrupt) -> Self {
-        ReadError::Corrupt(e)
+/// `head` is what the file named for `hash` must hold.
+fn of_key(head: &Head, hash: &HashBinary) -> Result<(), ReadError> {
+    if head.compact.combined_bin() == *hash {
+        Ok(())
+    } else {
+        Err(ReadError::OtherKey)
     }
 }
 

@@ -83,6 +83,13 @@ pub struct Head {
     pub meta_header: Vec<u8>,
 }
 
+impl Head {
+    /// The tags as the store holds them.
+    pub fn shared_tags(&self) -> Box<[std::sync::Arc<str>]> {
+        self.tags.iter().map(|t| std::sync::Arc::from(t.as_str())).collect()
+    }
+}
+
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
     out.extend_from_slice(bytes);

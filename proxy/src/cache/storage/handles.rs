@@ -75,8 +75,8 @@ impl HandleMiss for Writer {
         }
         let body = body_of(&chunks, self.written, self.store.body_dir.as_deref());
         let tags = tags::of(meta.response_header());
-        let size = body.len() + header_size(meta.response_header()) + self.primary.len() + tags::cost(&tags);
-        let object = Object { meta, body, primary: self.primary.clone(), compact: self.compact.clone(), tags, size };
+        let object = Object::assemble(meta, body, self.primary.clone(), self.compact.clone(), tags);
+        let size = object.size;
         // Abandoned while it was being fetched (a playlist stopped vouching for it, or a purge met it): readers
         // that joined get what they asked for, nothing is kept.
         let stored = self.store.insert_unless_abandoned(self.hash, &self.partial, object);

@@ -30,18 +30,13 @@ impl Persist for Object {
     }
 
     fn body(&self, out: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
-        match &self.body {
-            Body::Memory(b) => out(b),
-            Body::File(f) => {
-                let mut start = 0;
-                while start < f.len() {
-                    let piece = f.read(start, start + READ_CHUNK)?;
-                    start += piece.len();
-                    out(&piece)?;
-                }
-                Ok(())
-            }
+        let (mut start, len) = (0, self.body.len());
+        while start < len {
+            let piece = self.body.piece(start, len).map_err(|e| io::Error::other(e.to_string()))?;
+            start += piece.len();
+            out(&piece)?;
         }
+        Ok(())
     }
 }
 
@@ -112,8 +107,6 @@ fn object_of(loaded: crate::cache::disk::Loaded, body_dir: Option<&std::path::Pa
     let meta = CacheMeta::deserialize(&head.meta_internal, &head.meta_header)?;
     let len = loaded.body.len();
     let body = handles::body_of(&[Bytes::from(loaded.body)], len, body_dir);
-    let tags: Box<[Arc<str>]> = head.tags.iter().map(|t| Arc::from(t.as_str())).collect();
-    let primary: Arc<str> = head.primary.into();
-    let size = body.len() + header_size(meta.response_header()) + primary.len() + tags::cost(&tags);
-    Ok(Object { meta, body, primary, compact: head.compact, tags, size })
+    let tags = head.shared_tags();
+    Ok(Object::assemble(meta, body, head.primary.into(), head.compact, tags))
 }

@@ -1,5 +1,5 @@
 //! The cache against real origins: hits, one origin fetch per object under a herd, objects streamed to waiting
-//! viewers, no truncated object ever stored, the byte budget, stale serving, purge.
+//! viewers, no truncated object ever stored, the byte budget, stale serving (purge: purge.rs).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -9,8 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use support::{ask, cached_route, eventually, pattern_body, Edge, Origin};
-
-const TOKEN: &str = "test-admin-token-0123456789";
 
 async fn edge_with_cache(origin: &Origin, cache: &str, extra: &[&str]) -> Edge {
     Edge::start(&cached_route("c", "c.test", &origin.url(), cache), extra).await
@@ -200,109 +198,6 @@ async fn stale_if_error_serves_cached_objects_through_an_origin_outage() {
     assert!(r.body.starts_with("origin=o"));
     // A path never cached has nothing to fall back on.
     assert_eq!(edge.get("c.test", ask("/never.html").cache_control("max-age=1")).await.status, 503);
-}
-
-/// A caching edge whose admin listener takes purges with [`TOKEN`] (from a token file with a comment line); the
-/// directory holding the file lives as long as the edge must.
-async fn edge_with_purge(origin: &Origin) -> (Edge, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, format!("# admin tokens\n{TOKEN}\n")).unwrap();
-    (edge_with_cache(origin, "{}", &["--admin-token-file", tokens.to_str().unwrap()]).await, dir)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn purge_needs_a_token_and_removes_by_url_and_by_prefix() {
-    let origin = Origin::start("o").await;
-    let (edge, _dir) = edge_with_purge(&origin).await;
-    let page = &ask("/index.html").cache_control("max-age=60").to_string();
-    for p in ["/hls/a.ts", "/hls/b.ts", page] {
-        edge.get("c.test", p).await;
-    }
-    assert_eq!(edge.metric("dime_cache_objects").await, 3.0);
-    let purge = |query: &str, token: Option<&str>| {
-        let mut req = edge.client.post(format!("http://{}/purge?{query}", edge.admin));
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        req.send()
-    };
-    assert_eq!(purge("host=c.test&prefix=/hls/", None).await.unwrap().status(), 401);
-    assert_eq!(purge("host=c.test&prefix=/hls/", Some("wrong-token-wrong-token")).await.unwrap().status(), 403);
-    assert_eq!(edge.metric("dime_cache_objects").await, 3.0);
-
-    let r = purge("host=c.test&prefix=/hls/", Some(TOKEN)).await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.text().await.unwrap(), r#"{"fills_abandoned":0,"purged":2,"soft":false}"#);
-    let url =
-        form_urlencoded::Serializer::new(String::new()).append_pair("url", &format!("http://c.test{page}")).finish();
-    let r = purge(&url, Some(TOKEN)).await.unwrap();
-    assert_eq!(r.text().await.unwrap(), r#"{"fills_abandoned":0,"purged":1,"soft":false}"#);
-    assert_eq!(edge.metric("dime_cache_objects").await, 0.0);
-    assert!(edge.get("c.test", "/hls/a.ts").await.header("cache-status").contains("fwd=miss"));
-    assert_eq!(edge.metric(r#"dime_cache_purged_total{kind="prefix"}"#).await, 2.0);
-    assert_eq!(edge.metric(r#"dime_cache_purged_total{kind="url"}"#).await, 1.0);
-    // Bad purges name what is wrong and purge nothing.
-    for (query, want) in [
-        ("", "give one of"),
-        ("tag=a&url=http://c.test/x", "give one of"),
-        ("tag=", "a tag is 1 to"),
-        ("host=c.test&prefix=hls", "does not start with /"),
-        ("tag=a&soft=maybe", "soft is 1 or 0"),
-    ] {
-        let r = purge(query, Some(TOKEN)).await.unwrap();
-        assert_eq!(r.status(), 400, "{query}");
-        assert!(r.text().await.unwrap().contains(want), "{query}");
-    }
-    assert_eq!(edge.metric("dime_cache_objects").await, 1.0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tags_purge_what_they_name_hard_or_soft_and_stay_off_the_viewers_response() {
-    let origin = Origin::start("o").await;
-    let (edge, _dir) = edge_with_purge(&origin).await;
-    let cc = "max-age=60, stale-if-error=60";
-    let a = ask("/a.html").cache_control(cc).surrogate_key("site news").to_string();
-    let b = ask("/b.html").cache_control(cc).cache_tag("news,sports").to_string();
-    let c = ask("/c.html").cache_control(cc).cache_tag("sports").to_string();
-    for p in [&a, &b, &c] {
-        let r = edge.get("c.test", p.as_str()).await;
-        assert!(r.header("surrogate-key").is_empty() && r.header("cache-tag").is_empty(), "tags reached the viewer");
-        let r = edge.get("c.test", p.as_str()).await;
-        assert!(r.header("cache-status").contains("hit"), "{p}");
-        assert!(r.header("surrogate-key").is_empty() && r.header("cache-tag").is_empty(), "tags on a hit");
-    }
-    let purge = |query: &'static str| {
-        edge.client
-            .post(format!("http://{}/purge?{query}", edge.admin))
-            .header("authorization", format!("Bearer {TOKEN}"))
-            .send()
-    };
-    // Both headers' tags are indexed: `news` names a (Surrogate-Key) and b (Cache-Tag), not c.
-    let r = purge("tag=news").await.unwrap();
-    assert_eq!(r.text().await.unwrap(), r#"{"fills_abandoned":0,"purged":2,"soft":false}"#);
-    assert!(edge.get("c.test", a.as_str()).await.header("cache-status").contains("fwd=miss"));
-    assert!(edge.get("c.test", b.as_str()).await.header("cache-status").contains("fwd=miss"));
-    assert!(edge.get("c.test", c.as_str()).await.header("cache-status").contains("hit"), "c was not named");
-    assert_eq!(edge.metric(r#"dime_cache_purged_total{kind="tag"}"#).await, 2.0);
-
-    // Soft: c is kept but stale; with the origin down it is served stale (stale-if-error), not an error.
-    let r = purge("tag=sports&soft=1").await.unwrap();
-    assert_eq!(r.text().await.unwrap(), r#"{"fills_abandoned":0,"purged":2,"soft":true}"#);
-    let before = origin.hits_for("/c.html");
-    let r = edge.get("c.test", c.as_str()).await;
-    assert_eq!(r.status, 200);
-    assert_eq!(
-        origin.hits_for("/c.html"),
-        before + 1,
-        "a soft-purged object is revalidated: {}",
-        r.header("cache-status")
-    );
-    purge("tag=sports&soft=1").await.unwrap();
-    origin.stop();
-    let r = edge.get("c.test", c.as_str()).await;
-    assert_eq!(r.status, 200, "served stale while the origin is down");
-    assert!(r.header("cache-status").contains("fwd=stale"), "{}", r.header("cache-status"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

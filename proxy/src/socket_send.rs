@@ -91,13 +91,13 @@ pub async fn send(
         out.sent.body += n - to_header;
     }
     let Some(file) = file else { return Ok(out.sent) };
-    let len = file.len() as u64;
-    let mut offset = 0u64;
-    while offset < len {
-        let want = usize::try_from(len - offset).unwrap_or(usize::MAX);
+    let (start, end) = (file.offset(), file.offset() + file.len() as u64);
+    let mut offset = start;
+    while offset < end {
+        let want = usize::try_from(end - offset).unwrap_or(usize::MAX);
         let result = rustix::fs::sendfile(socket, file.fd(), Some(&mut offset), want);
         out.step(result, "sendfile").await?;
-        out.sent.body = offset as usize;
+        out.sent.body = (offset - start) as usize;
     }
     Ok(out.sent)
 }

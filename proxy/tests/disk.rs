@@ -65,7 +65,10 @@ fn object_files(dir: &Path) -> Vec<PathBuf> {
 async fn after_sigkill_fresh_objects_are_hits_without_the_origin_and_stale_ones_revalidate() {
     let origin = Origin::start("o").await;
     let dir = tempfile::tempdir().unwrap();
-    let args = disk_args(dir.path(), "8MiB", "64MiB");
+    let mut args = disk_args(dir.path(), "8MiB", "64MiB");
+    let tokens = dir.path().join("admin-tokens");
+    std::fs::write(&tokens, "disk-test-admin-token-0123456789\n").unwrap();
+    args.extend(["--admin-token-file".to_owned(), tokens.to_str().unwrap().to_owned()]);
     let sizes = [0, 1, 1000, 65_536, 200_000, 1_000_000];
     let fresh: Vec<String> = sizes
         .iter()
@@ -91,14 +94,16 @@ async fn after_sigkill_fresh_objects_are_hits_without_the_origin_and_stale_ones_
         assert_eq!(r.status, 200);
         assert!(r.header("cache-status").starts_with("dime; hit"), "{path}: {}", r.header("cache-status"));
         assert_eq!(r.bytes, pattern_body(n), "{path}: the bytes the origin sent");
-        // The second read is from memory, with Range and HEAD.
+        // Range and HEAD too, from the file kept open since the first hit.
         let range = second.request(reqwest::Method::GET, HOST, path, &[("range", "bytes=0-0")]).await;
         assert_eq!(range.status, if n == 0 { 416 } else { 206 }, "{path}");
         let head = second.request(reqwest::Method::HEAD, HOST, path, &[]).await;
         assert_eq!(head.header("content-length"), n.to_string(), "{path}");
     }
     assert_eq!(origin.hits(), before, "no origin request for an object fresh on disk");
-    assert_eq!(second.metric("dime_cache_disk_hits_total").await, fresh.len() as f64);
+    // Disk objects are answered from their open files, not copied into memory: all three reads are disk hits.
+    assert_eq!(second.metric("dime_cache_disk_hits_total").await, 3.0 * fresh.len() as f64);
+    assert_eq!(second.metric("dime_cache_objects").await, 0.0, "nothing was read into the memory tier");
 
     // The short-lived object is stale now (11 s after its fill: the time must pass): revalidated, 304, served.
     tokio::time::sleep(Duration::from_secs(11).saturating_sub(filled.elapsed()) + Duration::from_millis(300)).await;
@@ -107,6 +112,19 @@ async fn after_sigkill_fresh_objects_are_hits_without_the_origin_and_stale_ones_
     assert_eq!(r.bytes, pattern_body(5000));
     assert_eq!(origin.not_modified.load(std::sync::atomic::Ordering::SeqCst), 1, "revalidated with the origin");
     assert_eq!(origin.hits(), before + 1);
+    // The 304 made the open file's object fresh again: a hit without the origin.
+    let r = second.get(HOST, &short).await;
+    assert!(r.header("cache-status").starts_with("dime; hit"), "after the 304: {}", r.header("cache-status"));
+    assert_eq!(origin.hits(), before + 1);
+
+    // A purge lets go of the open file: the next request is a miss that goes to the origin.
+    let purge = second.client.post(format!("http://{}/purge?url=http://{HOST}{}", second.admin, fresh[4]));
+    let purged = purge.bearer_auth("disk-test-admin-token-0123456789").send().await.unwrap();
+    assert_eq!(purged.text().await.unwrap(), r#"{"fills_abandoned":0,"purged":1,"soft":false}"#);
+    let r = second.get(HOST, &fresh[4]).await;
+    assert!(r.header("cache-status").contains("fwd=miss"), "after the purge: {}", r.header("cache-status"));
+    assert_eq!(r.bytes, pattern_body(200_000));
+    assert_eq!(origin.hits(), before + 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,10 +32,13 @@ pub const FILE_BODY_MIN: usize = 128 << 10;
 /// second copy of all of it.
 pub const READ_CHUNK: usize = 1 << 20;
 
-/// An immutable body in a file only the store holds.
+/// An immutable body in a file: one only the store holds, or the body part of a disk tier file
+/// ([`BodyFile::in_file`]).
 #[derive(Debug)]
 pub struct BodyFile {
     file: File,
+    /// Where the body starts in the file.
+    offset: u64,
     len: usize,
 }
 
@@ -63,7 +66,13 @@ impl BodyFile {
         if dir.is_none() {
             fcntl_add_seals(&file, SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE | SealFlags::SEAL)?;
         }
-        Ok(BodyFile { file, len })
+        Ok(BodyFile { file, offset: 0, len })
+    }
+
+    /// The `len` bytes at `offset` of an open file nobody writes to any more (a disk tier file: written under
+    /// another name, then renamed).
+    pub fn in_file(file: File, offset: u64, len: usize) -> BodyFile {
+        BodyFile { file, offset, len }
     }
 
     /// Makes `dir` if it is missing (owner-only) and checks at start that it can hold body files (writable, on a
@@ -92,8 +101,41 @@ impl BodyFile {
     pub fn read(&self, start: usize, end: usize) -> io::Result<Bytes> {
         let end = end.min(self.len);
         let mut buf = BytesMut::zeroed(end.saturating_sub(start));
-        self.file.read_exact_at(&mut buf, start as u64)?;
+        self.file.read_exact_at(&mut buf, self.offset + start as u64)?;
         Ok(buf.freeze())
+    }
+
+    /// Copies bytes `start..end` out of the file if the kernel has all of them in memory (`RWF_NOWAIT`), so the
+    /// caller never waits for a disk; `None` when some must come from the disk.
+    pub fn read_cached(&self, start: usize, end: usize) -> io::Result<Option<Bytes>> {
+        let end = end.min(self.len);
+        let mut buf = BytesMut::zeroed(end.saturating_sub(start));
+        let mut got = 0;
+        while got < buf.len() {
+            let at = self.offset + (start + got) as u64;
+            let mut parts = [io::IoSliceMut::new(&mut buf[got..])];
+            match rustix::io::preadv2(&self.file, &mut parts, at, rustix::io::ReadWriteFlags::NOWAIT) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => got += n,
+                Err(Errno::AGAIN) | Err(Errno::OPNOTSUPP) => return Ok(None),
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Some(buf.freeze()))
+    }
+
+    /// Whether the kernel holds the body's last byte in memory: checked before a `sendfile`, which would wait
+    /// for the disk on the event loop otherwise. The whole body was read through when the file was opened
+    /// ([`crate::cache::disk`]); what the kernel drops under memory pressure goes from the end of a file first
+    /// only roughly, so this is a cheap guard against a file it dropped, not a proof.
+    pub fn tail_cached(&self) -> bool {
+        self.len == 0 || matches!(self.read_cached(self.len - 1, self.len), Ok(Some(_)))
+    }
+
+    /// Where the body starts in [`BodyFile::fd`]'s file.
+    pub fn offset(&self) -> u64 {
+        self.offset
     }
 
     /// The descriptor `sendfile` reads from.
@@ -119,6 +161,17 @@ mod tests {
         assert!(again.write_all(b"x").is_err());
         assert!(again.set_len(1).is_err());
         assert!(BodyFile::new(&CHUNKS, 12, None).is_err(), "a length mismatch is refused");
+    }
+
+    #[test]
+    fn a_body_inside_a_file_reads_from_its_offset() {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"headhello world").unwrap();
+        let body = BodyFile::in_file(file, 4, 11);
+        assert_eq!(&body.read(0, 11).unwrap()[..], b"hello world");
+        assert_eq!(&body.read(6, 100).unwrap()[..], b"world");
+        assert_eq!(body.read_cached(0, 5).unwrap().as_deref(), Some(&b"hello"[..]), "just written: in memory");
+        assert!(body.tail_cached());
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub mod tags;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pingora_cache::eviction::{lru, CacheEntryKey, CacheEntryKeyRef, EvictionManager};
+use pingora_cache::eviction::{lru, CacheEntryKeyRef, EvictionManager};
 use pingora_cache::key::{CacheHashKey, HashBinary};
 use pingora_cache::lock::CacheKeyLockImpl;
 
@@ -171,16 +171,7 @@ impl Cache {
             lock.forget(key);
         }));
         if let Some(disk) = disk {
-            // An object read from disk into memory is admitted to the memory budget like a fill.
-            store.set_disk(
-                disk,
-                Box::new(move |key, size| {
-                    let admitted = CacheEntryKey::key_only(key.clone());
-                    for gone in eviction.admit(admitted, size, std::time::SystemTime::now()) {
-                        store.evict_from_memory(&gone.key().combined_bin());
-                    }
-                }),
-            );
+            store.set_disk(disk);
         }
         Cache { store, eviction, lock, settings }
     }

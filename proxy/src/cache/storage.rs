@@ -71,13 +71,19 @@ fn header_size(h: &ResponseHeader) -> usize {
 enum Body {
     Memory(Bytes),
     File(Arc<BodyFile>),
+    /// In its disk tier file ([`opened`]): read without waiting for the disk on the event loop.
+    Disk(Arc<BodyFile>),
+}
+
+fn read_error(e: std::io::Error) -> Box<Error> {
+    Error::because(ErrorType::ReadError, "reading a cached body from its file", e)
 }
 
 impl Body {
     fn len(&self) -> usize {
         match self {
             Body::Memory(b) => b.len(),
-            Body::File(f) => f.len(),
+            Body::File(f) | Body::Disk(f) => f.len(),
         }
     }
 
@@ -86,9 +92,24 @@ impl Body {
     fn piece(&self, start: usize, end: usize) -> Result<Bytes> {
         match self {
             Body::Memory(b) => Ok(b.slice(start..end)),
-            Body::File(f) => f
-                .read(start, end.min(start.saturating_add(READ_CHUNK)))
-                .map_err(|e| Error::because(ErrorType::ReadError, "reading a cached body from its file", e)),
+            Body::File(f) | Body::Disk(f) => {
+                f.read(start, end.min(start.saturating_add(READ_CHUNK))).map_err(read_error)
+            }
+        }
+    }
+
+    /// [`Body::piece`] for a reader on the event loop: a piece of a disk file that is not all in the page cache
+    /// is read on a blocking thread.
+    async fn piece_async(&self, start: usize, end: usize) -> Result<Bytes> {
+        let Body::Disk(f) = self else { return self.piece(start, end) };
+        let end = end.min(start.saturating_add(READ_CHUNK));
+        if let Some(piece) = f.read_cached(start, end).map_err(read_error)? {
+            return Ok(piece);
+        }
+        let file = f.clone();
+        match tokio::task::spawn_blocking(move || file.read(start, end)).await {
+            Ok(read) => read.map_err(read_error),
+            Err(e) => Error::e_explain(ErrorType::ReadError, format!("the disk read did not finish: {e}")),
         }
     }
 }
@@ -121,7 +142,21 @@ impl Object {
     pub fn payload(&self) -> crate::socket_send::Payload<'_> {
         match &self.body {
             Body::Memory(b) => crate::socket_send::Payload::Memory(b),
-            Body::File(f) => crate::socket_send::Payload::File(f),
+            Body::File(f) | Body::Disk(f) => crate::socket_send::Payload::File(f),
+        }
+    }
+
+    /// Whether this is a disk tier object answered from its open file (not in the memory tier's budget).
+    pub fn from_disk(&self) -> bool {
+        matches!(self.body, Body::Disk(_))
+    }
+
+    /// Whether the body can be sent now without waiting for the disk: always, but for a disk object whose file
+    /// the kernel no longer holds in memory ([`BodyFile::tail_cached`]).
+    pub fn sendable_now(&self) -> bool {
+        match &self.body {
+            Body::Disk(f) => f.tail_cached(),
+            _ => true,
         }
     }
 
@@ -225,7 +260,7 @@ pub struct MemStore {
     tags: TagIndex,
     on_drop: OnceLock<DropHook>,
     disk: OnceLock<Arc<crate::cache::disk::DiskTier>>,
-    on_promote: OnceLock<PromoteHook>,
+    opened: opened::Opened,
 }
 
 impl std::fmt::Debug for MemStore {
@@ -253,7 +288,7 @@ impl MemStore {
             tags: TagIndex::default(),
             on_drop: OnceLock::new(),
             disk: OnceLock::new(),
-            on_promote: OnceLock::new(),
+            opened: opened::Opened::new(),
         }
     }
 
@@ -457,9 +492,11 @@ impl MemStore {
         self.tags.len()
     }
 
-    /// The complete object `hash` names, if any (objects still being written are not returned).
+    /// The complete object `hash` names, if any: in memory, or on disk with its file open (objects still
+    /// being written are not returned, nor disk objects whose file is not open yet).
     pub fn complete(&self, hash: &HashBinary) -> Option<Arc<Object>> {
-        self.objects[shard_of(hash)].read().get(hash).cloned()
+        let object = self.objects[shard_of(hash)].read().get(hash).cloned();
+        object.or_else(|| self.open_on_disk(hash))
     }
 
     fn partial(&self, hash: &HashBinary, id: Option<u64>) -> Option<Arc<Partial>> {
@@ -497,7 +534,13 @@ impl Storage for MemStore {
         }
         let mut object = self.objects[shard_of(&hash)].read().get(&hash).cloned();
         if object.is_none() {
-            object = self.read_from_disk(hash).await;
+            object = match self.open_on_disk(&hash) {
+                Some(o) => {
+                    self.disk_hit(&o);
+                    Some(o)
+                }
+                None => self.open_from_disk(hash).await,
+            };
         }
         Ok(object.map(|o| {
             let meta = copy_meta(&o.meta);
@@ -585,7 +628,9 @@ impl Storage for MemStore {
         // A playlist the origin says is unchanged (304) was seen again now.
         self.live.revalidated(&String::from_utf8_lossy(key.primary_key()), meta.updated());
         let mut shard = self.objects[shard_of(&hash)].write();
-        let Some(old) = shard.get(&hash).cloned() else { return Ok(false) };
+        let Some(old) = shard.get(&hash).cloned() else {
+            return Ok(self.opened.update(&hash, |old| old.with_meta(copy_meta(meta))));
+        };
         shard.insert(hash, Arc::new(old.with_meta(copy_meta(meta))));
         Ok(true)
     }
@@ -601,10 +646,10 @@ impl Storage for MemStore {
 
 mod handles;
 use handles::{Hit, Writer};
+mod opened;
 mod select;
 pub use select::{Purged, Selector};
 mod tiered;
-pub use tiered::PromoteHook;
 
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@
 //! for eviction, and logged like any request. What it saves: Pingora's hit path copies the stored header twice,
 //! runs every response phase and writes header and body in two sends.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::{BufMut, BytesMut};
@@ -57,9 +58,11 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
     }
     let kind = policy::classify(req.uri.path());
     let key = crate::cache::key::cache_key(super::request_host(req), &req.uri, kind, policy.query_keys.as_deref());
-    // Most hits are on small objects: the one lookup comes before the header checks.
+    // Most hits are on small objects: the one lookup comes before the header checks. A disk object whose body
+    // the kernel no longer holds in memory goes the hit path too, which reads it without blocking the event loop.
     let object = proxy.cache.store.complete(&key.combined_bin());
-    let Some(object) = object.filter(|_| !NEEDS_HIT_PATH.iter().any(|h| req.headers.contains_key(h))) else {
+    let ready = |o: &Arc<Object>| !NEEDS_HIT_PATH.iter().any(|h| req.headers.contains_key(h)) && o.sendable_now();
+    let Some(object) = object.filter(ready) else {
         ctx.key = Some((kind, key));
         return Ok(false);
     };
@@ -82,8 +85,12 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
         return Ok(false);
     };
 
-    let entry = CacheEntryKey::from_entry_id(object.compact_key().clone(), None);
-    EvictionManager::access(proxy.cache.eviction, &entry, object.size(), meta.fresh_until());
+    if object.from_disk() {
+        proxy.cache.store.disk_hit(&object);
+    } else {
+        let entry = CacheEntryKey::from_entry_id(object.compact_key().clone(), None);
+        EvictionManager::access(proxy.cache.eviction, &entry, object.size(), meta.fresh_until());
+    }
     let metrics = &proxy.state.metrics;
     ctx.cache = Some(CacheCtx { kind: Some(kind), ..Default::default() });
 

@@ -119,6 +119,7 @@ pub struct DiskTier {
     enabled: AtomicBool,
     /// Off until the fleet purges missed while this edge was down are applied (with control).
     caught_up: AtomicBool,
+    on_gone: std::sync::OnceLock<GoneHook>,
 }
 
 impl std::fmt::Debug for DiskTier {
@@ -127,12 +128,18 @@ impl std::fmt::Debug for DiskTier {
     }
 }
 
-/// What a disk read gives back: the head and the checked body.
+/// A checked object file, open: its head, and where its body lies in the file.
 #[derive(Debug)]
-pub struct Loaded {
+pub struct OpenFile {
     pub head: Head,
-    pub body: Vec<u8>,
+    pub file: std::fs::File,
+    pub body_offset: u64,
+    pub body_len: u64,
 }
+
+/// Told when a key leaves the index (purged, evicted, replaced, refused), under the index lock: whoever keeps
+/// a file of it open lets it go ([`DiskTier::if_current`] adds under the same lock).
+pub type GoneHook = Box<dyn Fn(&HashBinary) + Send + Sync>;
 
 fn hex(hash: &HashBinary) -> String {
     hash.iter().map(|b| format!("{b:02x}")).collect()
@@ -177,6 +184,7 @@ impl DiskTier {
             pending: AtomicUsize::new(0),
             enabled: AtomicBool::new(true),
             caught_up: AtomicBool::new(true),
+            on_gone: std::sync::OnceLock::new(),
         }))
     }
 
@@ -216,8 +224,13 @@ impl DiskTier {
         }
     }
 
+    /// Sets what is told about keys leaving the index (once; later calls are ignored).
+    pub fn set_gone_hook(&self, hook: GoneHook) {
+        let _ = self.on_gone.set(hook);
+    }
+
     /// Whether the tier serves and stores now.
-    fn active(&self) -> bool {
+    pub fn active(&self) -> bool {
         self.enabled.load(Ordering::Acquire) && self.caught_up.load(Ordering::Acquire)
     }
 
@@ -245,16 +258,14 @@ impl DiskTier {
         index.entries.get(hash).filter(|e| e.stage == Stage::OnDisk).map(|e| e.ticket)
     }
 
-    /// Reads and checks `hash`'s file (blocking: call it from a blocking thread). A damaged or vanished file
-    /// is forgotten, deleted and counted; `None` then.
-    pub fn read(&self, hash: &HashBinary, ticket: u64) -> Option<Loaded> {
+    /// Opens `hash`'s file and checks all of it, body included (blocking: call it from a blocking thread). A
+    /// damaged or vanished file is forgotten, deleted and counted; `None` then. Counted as a hit.
+    pub fn open_checked(&self, hash: &HashBinary, ticket: u64) -> Option<OpenFile> {
         let path = self.object_path(hash, ticket);
-        match read_file(&path).and_then(|loaded| of_key(&loaded.head, hash).map(|()| loaded)) {
-            Ok(loaded) => {
-                let key = CacheEntryKey::key_only(loaded.head.compact.clone());
-                self.lru.access(&key, loaded.body.len(), std::time::SystemTime::now());
-                self.observer.hit();
-                Some(loaded)
+        match open_file(&path).and_then(|open| of_key(&open.head, hash).map(|()| open)) {
+            Ok(open) => {
+                self.touch(&open.head.compact);
+                Some(open)
             }
             Err(e) => {
                 self.refused(&path, &e, "damaged cache file dropped; the object is fetched again");
@@ -262,6 +273,15 @@ impl DiskTier {
                 None
             }
         }
+    }
+
+    /// A hit on `key`'s file: its place in the LRU, and the hit counted.
+    pub fn touch(&self, key: &CompactCacheKey) {
+        let entry = CacheEntryKey::key_only(key.clone());
+        // The weight only matters to an entry the LRU no longer holds (a purge raced this hit): `access` then
+        // admits it weightless, and it goes when the LRU reaches it (nothing is indexed under it any more).
+        self.lru.access(&entry, 0, std::time::SystemTime::now());
+        self.observer.hit();
     }
 
     /// Counts and logs a file refused for `e`.
@@ -278,13 +298,13 @@ impl DiskTier {
         self.forget(hash, Some(ticket));
     }
 
-    /// Runs `promote` (putting a read object in memory) only if `hash` still has the file `ticket` names, under
-    /// the index lock: a purge that removed it meanwhile wins, and the object is not put back in memory.
-    pub fn promote_if_current(&self, hash: &HashBinary, ticket: u64, promote: impl FnOnce()) -> bool {
+    /// Runs `keep` (keeping an opened file for later hits) only if `hash` still has the file `ticket` names,
+    /// under the index lock: a purge that removed it meanwhile wins, and the file is not kept.
+    pub fn if_current(&self, hash: &HashBinary, ticket: u64, keep: impl FnOnce()) -> bool {
         let index = self.index.lock();
         let current = index.entries.get(hash).is_some_and(|e| e.ticket == ticket && e.stage == Stage::OnDisk);
         if current {
-            promote();
+            keep();
         }
         current
     }
@@ -344,6 +364,9 @@ impl DiskTier {
         self.tags.remove(hash, &old.tags);
         if old.stage != Stage::OnDisk {
             return None;
+        }
+        if let Some(hook) = self.on_gone.get() {
+            hook(hash);
         }
         index.bytes = index.bytes.saturating_sub(old.file_len);
         index.on_disk = index.on_disk.saturating_sub(1);
@@ -520,8 +543,15 @@ fn of_key(head: &Head, hash: &HashBinary) -> Result<(), ReadError> {
     }
 }
 
-/// Reads a whole object file and checks every part of it.
-fn read_file(path: &Path) -> Result<Loaded, ReadError> {
+/// The buffer a body is checked through, one per blocking thread (a fresh one per file would cost the kernel
+/// clearing its pages each time).
+const CHECK_BUF: usize = 256 << 10;
+
+/// Opens an object file and checks every part of it: the body is read through once for its checksum.
+fn open_file(path: &Path) -> Result<OpenFile, ReadError> {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
     let mut file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
     let mut fixed_bytes = [0u8; record::FIXED_LEN];
@@ -530,10 +560,22 @@ fn read_file(path: &Path) -> Result<Loaded, ReadError> {
     let mut head = vec![0u8; fixed.head_len as usize];
     file.read_exact(&mut head)?;
     let head = record::head(&fixed, &head)?;
-    let mut body = vec![0u8; fixed.body_len as usize];
-    file.read_exact(&mut body)?;
-    record::body(&fixed, &body)?;
-    Ok(Loaded { head, body })
+    let (read, crc) = BUF.with_borrow_mut(|buf| {
+        buf.resize(CHECK_BUF, 0);
+        let mut crc = crc32fast::Hasher::new();
+        let mut read = 0u64;
+        loop {
+            match file.read(buf)? {
+                0 => return Ok::<_, io::Error>((read, crc.finalize())),
+                n => {
+                    crc.update(&buf[..n]);
+                    read += n as u64;
+                }
+            }
+        }
+    })?;
+    record::body_read(&fixed, read, crc)?;
+    Ok(OpenFile { head, file, body_offset: fixed.body_offset(), body_len: fixed.body_len })
 }
 
 fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> io::Result<usize> {

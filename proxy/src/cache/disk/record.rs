@@ -217,11 +217,17 @@ pub fn head(fixed: &Fixed, bytes: &[u8]) -> Result<Head, Corrupt> {
 }
 
 /// Checks a body read back against `fixed`.
+#[cfg(test)]
 pub fn body(fixed: &Fixed, body: &[u8]) -> Result<(), Corrupt> {
-    if body.len() as u64 != fixed.body_len {
-        return Err(Corrupt::Length { expected: fixed.body_len, found: body.len() as u64 });
+    body_read(fixed, body.len() as u64, crc32fast::hash(body))
+}
+
+/// Checks a body read back in pieces against `fixed`: `len` bytes read in all, `crc` their CRC-32.
+pub fn body_read(fixed: &Fixed, len: u64, crc: u32) -> Result<(), Corrupt> {
+    if len != fixed.body_len {
+        return Err(Corrupt::Length { expected: fixed.body_len, found: len });
     }
-    if crc32fast::hash(body) != fixed.body_crc {
+    if crc != fixed.body_crc {
         return Err(Corrupt::Checksum("body"));
     }
     Ok(())

@@ -123,9 +123,11 @@ async fn objects_survive_a_restart_and_read_back_whole() {
     assert_eq!(again.held().0, 2);
     for (hash, len) in [(a, 300_000), (b, 10)] {
         let ticket = again.lookup(&hash).expect("indexed after the restart");
-        let loaded = again.read(&hash, ticket).expect("read back");
-        assert_eq!(loaded.body.len(), len);
-        assert!(loaded.body.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+        let open = again.open_checked(&hash, ticket).expect("read back");
+        assert_eq!(open.body_len, len as u64);
+        let mut body = vec![0; len];
+        open.file.read_exact_at(&mut body, open.body_offset).unwrap();
+        assert!(body.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
     }
     assert_eq!(counts.hits.load(Ordering::Relaxed), 2);
     // A new write after the restart does not reuse a ticket (a file of the old run is never overwritten).
@@ -156,10 +158,10 @@ async fn damaged_files_are_never_served_and_are_counted() {
     // Read in this run: every damaged one is refused and forgotten; the intact one is served.
     for (i, hash) in hashes.iter().enumerate().take(3) {
         let ticket = tier.lookup(hash).unwrap();
-        assert!(tier.read(hash, ticket).is_none(), "{} was served", urls[i]);
+        assert!(tier.open_checked(hash, ticket).is_none(), "{} was served", urls[i]);
         assert!(tier.lookup(hash).is_none(), "{} still indexed", urls[i]);
     }
-    assert!(tier.read(&hashes[4], tier.lookup(&hashes[4]).unwrap()).is_some());
+    assert!(tier.open_checked(&hashes[4], tier.lookup(&hashes[4]).unwrap()).is_some());
     assert_eq!(*counts.errors.lock().unwrap(), ["checksum", "truncated", "io"]);
 
     // At the next start, the garbage file is refused from its head.

@@ -121,7 +121,7 @@ impl HandleHit for Hit {
                 if start >= end {
                     return Ok(None);
                 }
-                let piece = object.body.piece(*start, *end)?;
+                let piece = object.body.piece_async(*start, *end).await?;
                 *start += piece.len();
                 Ok(Some(piece))
             }
@@ -182,8 +182,10 @@ impl HandleHit for Hit {
         }
     }
 
+    /// A hit on a disk object answered from its open file is counted by the disk tier's LRU (it is not in the
+    /// memory budget's); the budget's eviction manager is told about memory objects only.
     fn should_count_access(&self) -> bool {
-        matches!(self, Hit::Complete { .. })
+        matches!(self, Hit::Complete { object, .. } if !matches!(object.body, Body::Disk(_)))
     }
 
     fn get_eviction_weight(&self) -> usize {

@@ -1,17 +1,14 @@
 //! The memory store in front of the disk tier ([`crate::cache::disk`]): which objects are kept on disk, how a
-//! memory miss is answered from disk (read and checked off the event loop, then put in memory), and the order
-//! that keeps purges exact across both (the disk copy is removed before the memory copy, and an object read
-//! from disk is put in memory only while its file is still the current one).
+//! memory miss is answered from disk (the file opened and checked off the event loop, then kept open for the
+//! hits that follow, [`super::opened`]), and the order that keeps purges exact across both (the disk copy is
+//! removed before the memory copy, and an opened file is kept only while it is still the current one).
 
 use std::io;
 use std::time::SystemTime;
 
 use super::*;
 use crate::cache::disk::record::Head;
-use crate::cache::disk::{DiskTier, Persist, MIN_FRESH};
-
-/// Told when an object read from disk is put in memory, so the memory budget's eviction manager admits it.
-pub type PromoteHook = Box<dyn Fn(&CompactCacheKey, usize) + Send + Sync>;
+use crate::cache::disk::{DiskTier, OpenFile, Persist, MIN_FRESH};
 
 impl Persist for Object {
     fn head(&self) -> io::Result<Head> {
@@ -41,14 +38,20 @@ impl Persist for Object {
 }
 
 impl MemStore {
-    /// Puts the disk tier behind this store (once; later calls are ignored).
-    pub fn set_disk(&self, disk: Arc<DiskTier>, promoted: PromoteHook) {
+    /// Puts the disk tier behind this store (once; later calls are ignored). Keys leaving the disk index close
+    /// their open files.
+    pub fn set_disk(&'static self, disk: Arc<DiskTier>) {
+        disk.set_gone_hook(Box::new(|hash| self.opened.remove(hash)));
         let _ = self.disk.set(disk);
-        let _ = self.on_promote.set(promoted);
     }
 
     pub fn disk(&self) -> Option<&Arc<DiskTier>> {
         self.disk.get()
+    }
+
+    /// Disk tier files kept open for hits.
+    pub fn open_files(&self) -> usize {
+        self.opened.len()
     }
 
     /// Starts keeping a just-stored object on disk when it is worth it: not a live playlist (`whole`), and fresh
@@ -63,16 +66,29 @@ impl MemStore {
         disk.write(hash, object.primary.clone(), object.tags.clone(), object.compact.clone(), persist);
     }
 
-    /// A memory miss answered from disk: the file read and checked on a blocking thread, the object put in
-    /// memory (and admitted to its budget) unless a purge removed the file meanwhile.
-    pub(super) async fn read_from_disk(&'static self, hash: HashBinary) -> Option<Arc<Object>> {
+    /// The disk object `hash` names if its file is open and the tier serves (not counted as a hit: see
+    /// [`MemStore::disk_hit`]).
+    pub(super) fn open_on_disk(&self, hash: &HashBinary) -> Option<Arc<Object>> {
+        self.disk.get().filter(|d| d.active())?;
+        self.opened.get(hash)
+    }
+
+    /// Counts a hit on a disk object answered from its open file, and keeps its place in the disk LRU.
+    pub fn disk_hit(&self, object: &Object) {
+        if let Some(disk) = self.disk.get() {
+            disk.touch(&object.compact);
+        }
+    }
+
+    /// A miss in memory and among the open files answered from disk: the file opened and checked whole on a
+    /// blocking thread, then kept open for the next hits unless a purge removed it meanwhile.
+    pub(super) async fn open_from_disk(&'static self, hash: HashBinary) -> Option<Arc<Object>> {
         let disk = self.disk.get()?;
         let ticket = disk.lookup(&hash)?;
         let reader = disk.clone();
-        let body_dir = self.body_dir.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            let loaded = reader.read(&hash, ticket)?;
-            match object_of(loaded, body_dir.as_deref()) {
+        let open = tokio::task::spawn_blocking(move || {
+            let open = reader.open_checked(&hash, ticket)?;
+            match object_of(open) {
                 Ok(object) => Some(object),
                 Err(e) => {
                     reader.refuse(&hash, ticket, &e);
@@ -80,33 +96,17 @@ impl MemStore {
                 }
             }
         });
-        let object = Arc::new(read.await.ok()??);
-        let promoted = disk.promote_if_current(&hash, ticket, || self.insert_arc(hash, object.clone()));
-        if !promoted {
-            return None;
-        }
-        if let Some(hook) = self.on_promote.get() {
-            hook(&object.compact, object.size);
-        }
-        Some(object)
-    }
-
-    /// Removes `hash` from memory only, as the memory budget's eviction does (the disk copy stays).
-    pub fn evict_from_memory(&self, hash: &HashBinary) {
-        if self.remove(hash).is_some() {
-            if let Some(o) = &self.observer {
-                o.evicted();
-            }
-        }
+        let object = Arc::new(open.await.ok()??);
+        disk.if_current(&hash, ticket, || self.opened.put(hash, object.clone())).then_some(object)
     }
 }
 
-/// The object a disk file holds, its body placed as a filled one would be.
-fn object_of(loaded: crate::cache::disk::Loaded, body_dir: Option<&std::path::Path>) -> Result<Object> {
-    let head = loaded.head;
+/// The object a checked disk file holds, its body left in the file.
+fn object_of(open: OpenFile) -> Result<Object> {
+    let head = open.head;
     let meta = CacheMeta::deserialize(&head.meta_internal, &head.meta_header)?;
-    let len = loaded.body.len();
-    let body = handles::body_of(&[Bytes::from(loaded.body)], len, body_dir);
+    let len = usize::try_from(open.body_len).map_err(|e| Error::because(ErrorType::InternalError, "body length", e))?;
+    let body = Body::Disk(Arc::new(BodyFile::in_file(open.file, open.body_offset, len)));
     let tags = head.shared_tags();
     Ok(Object::assemble(meta, body, head.primary.into(), head.compact, tags))
 }

@@ -20,8 +20,10 @@ const SHARDS: usize = 8;
 /// Files kept open at most, unless the descriptor limit is lower (a quarter of it then).
 pub const MAX_OPEN: usize = 4096;
 
+type Shard = Mutex<LruCache<HashBinary, Arc<Object>>>;
+
 pub(super) struct Opened {
-    shards: Box<[Mutex<LruCache<HashBinary, Arc<Object>>>]>,
+    shards: Box<[Shard]>,
 }
 
 impl Opened {
@@ -32,7 +34,7 @@ impl Opened {
         Opened { shards: (0..SHARDS).map(|_| Mutex::new(LruCache::new(per_shard))).collect() }
     }
 
-    fn shard(&self, hash: &HashBinary) -> &Mutex<LruCache<HashBinary, Arc<Object>>> {
+    fn shard(&self, hash: &HashBinary) -> &Shard {
         &self.shards[hash[1] as usize % SHARDS]
     }
 

@@ -330,3 +330,35 @@ async fn a_full_disk_turns_the_tier_off_without_a_viewer_error() {
     let p = ask("/full/1.bin").size(100_000).cache_control("max-age=3600").to_string();
     assert!(edge.get(HOST, &p).await.header("cache-status").starts_with("dime; hit"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vary_variants_are_kept_apart_on_disk_across_a_restart() {
+    let origin = Origin::start("o").await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = disk_args(dir.path(), "8MiB", "64MiB");
+    let path = ask("/site.css").size(3000).cache_control("max-age=3600").vary_encoding().to_string();
+    let variants: [&[(&str, &str)]; 3] = [&[("accept-encoding", "gzip")], &[("accept-encoding", "br")], &[]];
+    let body = |asked: &[(&str, &str)]| {
+        let mut body = format!("encoding={}\n", asked.first().map_or("", |h| h.1)).into_bytes();
+        body.extend(pattern_body(3000));
+        body
+    };
+    let mut first = edge(&origin, &args).await;
+    for asked in variants {
+        let r = first.request(reqwest::Method::GET, HOST, &path, asked).await;
+        assert_eq!(r.bytes, body(asked), "{asked:?}");
+    }
+    assert_eq!(origin.hits(), 3, "one fill per variant");
+    on_disk(&first, 3).await;
+    first.stop(); // SIGKILL
+
+    let second = edge(&origin, &args).await;
+    loaded(&second).await;
+    // Each variant twice: once when its file is opened, once from the open file.
+    for asked in variants.iter().chain(variants.iter()) {
+        let r = second.request(reqwest::Method::GET, HOST, &path, asked).await;
+        assert!(r.header("cache-status").starts_with("dime; hit"), "{asked:?}: {}", r.header("cache-status"));
+        assert_eq!(r.bytes, body(asked), "{asked:?}: its own variant's bytes");
+    }
+    assert_eq!(origin.hits(), 3, "no origin request after the restart");
+}

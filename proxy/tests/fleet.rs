@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{ask, cached_route, free_addr, Edge, Origin};
+use support::{ask, cached_route, eventually, free_addr, Edge, Origin};
 
 const PEER_TOKEN: &str = "fleet-peer-token-0123456789";
 
@@ -19,7 +19,28 @@ const PEER_TOKEN: &str = "fleet-peer-token-0123456789";
 struct Fleet {
     edges: Vec<Edge>,
     peers: Vec<SocketAddr>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+const NAMES: [&str; 3] = ["a", "b", "c"];
+
+impl Fleet {
+    /// What member `i` runs with: its name, its peer listener, the member list and the peer token.
+    fn member_args(&self, i: usize) -> Vec<String> {
+        let list: Vec<String> = NAMES.iter().zip(&self.peers).map(|(n, p)| format!("{n}=http://{p}")).collect();
+        let token = self.dir.path().join("peer-tokens");
+        let args = ["--edge-name", NAMES[i], "--peer-listen", &self.peers[i].to_string(), "--peers", &list.join(",")];
+        let mut args: Vec<String> = args.map(str::to_owned).to_vec();
+        args.extend(["--peer-token-file".to_owned(), token.to_str().unwrap().to_owned()]);
+        args
+    }
+
+    /// Starts member `i` with `routes`, and `extra` arguments.
+    async fn start_member(&self, i: usize, routes: &str, extra: &[String]) -> Edge {
+        let mut args = self.member_args(i);
+        args.extend_from_slice(extra);
+        Edge::start(routes, &args.iter().map(String::as_str).collect::<Vec<_>>()).await
+    }
 }
 
 async fn fleet(origin: &Origin) -> Fleet {
@@ -28,21 +49,20 @@ async fn fleet(origin: &Origin) -> Fleet {
 
 /// The three edges with `routes`.
 async fn fleet_with(routes: &str) -> Fleet {
+    fleet_extra(routes, |_| Vec::new()).await
+}
+
+/// The three edges with `routes`, member `i` with the arguments `extra(i)` too.
+async fn fleet_extra(routes: &str, extra: impl Fn(usize) -> Vec<String>) -> Fleet {
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("peer-tokens");
-    std::fs::write(&token_file, format!("{PEER_TOKEN}\n")).unwrap();
-    let names = ["a", "b", "c"];
-    let peers: Vec<SocketAddr> = names.iter().map(|_| free_addr()).collect();
-    let list: Vec<String> = names.iter().zip(&peers).map(|(n, p)| format!("{n}=http://{p}")).collect();
-    let list = list.join(",");
-    let mut edges = Vec::new();
-    for (name, peer) in names.iter().zip(&peers) {
-        let peer = peer.to_string();
-        let token = token_file.to_str().unwrap();
-        let args = ["--edge-name", name, "--peer-listen", &peer, "--peers", &list, "--peer-token-file", token];
-        edges.push(Edge::start(routes, &args).await);
+    std::fs::write(dir.path().join("peer-tokens"), format!("{PEER_TOKEN}\n")).unwrap();
+    let peers: Vec<SocketAddr> = NAMES.iter().map(|_| free_addr()).collect();
+    let mut fleet = Fleet { edges: Vec::new(), peers, dir };
+    for i in 0..NAMES.len() {
+        let edge = fleet.start_member(i, routes, &extra(i)).await;
+        fleet.edges.push(edge);
     }
-    Fleet { edges, peers, _dir: dir }
+    fleet
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,4 +393,57 @@ fn bad_member_lists_are_refused_at_start_by_name() {
     let (code, stderr) = start(&["--peers", "a=http://127.0.0.1:18444"]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("--peer-listen"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_answer_their_peers_from_disk_after_a_restart() {
+    let origin = Origin::start("o").await;
+    let routes = cached_route("v", "video.test", &origin.url(), "{}");
+    let caches = tempfile::tempdir().unwrap();
+    let disk = |i: usize, run: &str| {
+        let dir = caches.path().join(format!("{}-{run}", NAMES[i]));
+        ["--cache-dir", dir.to_str().unwrap(), "--cache-disk-size", "64MiB"].map(str::to_owned).to_vec()
+    };
+    let mut fleet = fleet_extra(&routes, |i| disk(i, "1")).await;
+    let paths: Vec<String> = (0..12)
+        .map(|i| ask(&format!("/vod/disk-{i}/seg.ts")).size(30_000).cache_control("max-age=600").to_string())
+        .collect();
+    for path in &paths {
+        for edge in &fleet.edges {
+            assert_eq!(edge.get("video.test", path).await.bytes.len(), 30_000, "{path}");
+        }
+    }
+    assert_eq!(origin.hits(), paths.len(), "once per object for the fleet");
+    // Every edge's copies are on its disk (written off the request path).
+    for edge in &fleet.edges {
+        let log = || edge.log_text();
+        eventually(Duration::from_secs(10), Duration::from_millis(50), "copies on disk", log, || async {
+            let memory = edge.metric("dime_cache_objects").await;
+            (memory > 0.0 && edge.metric("dime_cache_disk_objects").await == memory).then_some(())
+        })
+        .await;
+    }
+
+    // All three killed; `b` and `c` come back with their disks, `a` with an empty one.
+    for edge in &mut fleet.edges {
+        edge.stop();
+    }
+    fleet.edges.clear();
+    for i in 0..NAMES.len() {
+        let edge = fleet.start_member(i, &routes, &disk(i, if i == 0 { "2" } else { "1" })).await;
+        edge.log_with("disk cache index loaded").await;
+        fleet.edges.push(edge);
+    }
+    let before = origin.hits();
+    for path in &paths {
+        let r = fleet.edges[0].get("video.test", path).await;
+        assert_eq!((r.status, r.bytes.len()), (200, 30_000), "{path}");
+    }
+    // What `a` owns it fetches again (its disk is new); the rest its owners answer from their disks.
+    let asked = fleet.edges[0].metric(r#"dime_peer_requests_total{direction="sent",result="ok"}"#).await as usize;
+    assert!(asked >= 1, "a asked its peers");
+    let from_disk = fleet.edges[1].metric("dime_cache_disk_hits_total").await
+        + fleet.edges[2].metric("dime_cache_disk_hits_total").await;
+    assert_eq!(from_disk as usize, asked, "each peer request answered from the owner's disk");
+    assert_eq!(origin.hits() - before, paths.len() - asked, "only a's own objects went to the origin");
 }

@@ -159,6 +159,11 @@ impl Ask {
     pub fn etag(self, tag: &str) -> Self {
         self.with("etag", tag)
     }
+    /// Answers with `Vary: Accept-Encoding` and a body that starts with the line `encoding=<the request's
+    /// Accept-Encoding>`, so each variant can be told apart.
+    pub fn vary_encoding(self) -> Self {
+        self.with("vary", 1)
+    }
     /// With [`Ask::abort_after`]: announces the full `Content-Length` before breaking off.
     pub fn announce_length(self) -> Self {
         self.with("cl", 1)
@@ -250,10 +255,14 @@ async fn answer(req: Request<Incoming>, s: Shared) -> Result<Response<OriginBody
         }
         resp = resp.header("etag", etag);
     }
-    let body = match num("size") {
+    let mut body = match num("size") {
         Some(n) => pattern_body(n),
         None => format!("origin={} path={}\n", s.name, req.uri().path()).into_bytes(),
     };
+    if q("vary").is_some() {
+        resp = resp.header("vary", "Accept-Encoding");
+        body.splice(0..0, format!("encoding={}\n", seen("accept-encoding")).into_bytes());
+    }
     let chunks = num("chunks");
     let abort = num("abort");
     if chunks.is_none() && abort.is_none() {

@@ -19,6 +19,9 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, FileExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use rustix::fs::{fcntl_add_seals, memfd_create, MemfdFlags, Mode, OFlags, SealFlags};
@@ -40,7 +43,15 @@ pub struct BodyFile {
     /// Where the body starts in the file.
     offset: u64,
     len: usize,
+    /// When [`BodyFile::tail_cached`] last found the body in memory (ms since [`EPOCH`]; 0: never).
+    seen_cached: AtomicU64,
 }
+
+/// What [`BodyFile::tail_cached`]'s times count from.
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// How long a body found in memory is taken to stay there before it is checked again.
+const CACHED_FOR: Duration = Duration::from_secs(1);
 
 fn unlinked_file(dir: &Path) -> io::Result<OwnedFd> {
     let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
@@ -66,13 +77,13 @@ impl BodyFile {
         if dir.is_none() {
             fcntl_add_seals(&file, SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE | SealFlags::SEAL)?;
         }
-        Ok(BodyFile { file, offset: 0, len })
+        Ok(BodyFile { file, offset: 0, len, seen_cached: AtomicU64::new(0) })
     }
 
     /// The `len` bytes at `offset` of an open file nobody writes to any more (a disk tier file: written under
     /// another name, then renamed).
     pub fn in_file(file: File, offset: u64, len: usize) -> BodyFile {
-        BodyFile { file, offset, len }
+        BodyFile { file, offset, len, seen_cached: AtomicU64::new(0) }
     }
 
     /// Makes `dir` if it is missing (owner-only) and checks at start that it can hold body files (writable, on a
@@ -127,10 +138,21 @@ impl BodyFile {
 
     /// Whether the kernel holds the body's last byte in memory: checked before a `sendfile`, which would wait
     /// for the disk on the event loop otherwise. The whole body was read through when the file was opened
-    /// ([`crate::cache::disk`]); what the kernel drops under memory pressure goes from the end of a file first
-    /// only roughly, so this is a cheap guard against a file it dropped, not a proof.
+    /// ([`crate::cache::disk`]), so this guards against a file the kernel dropped since (under memory pressure,
+    /// a file nobody read for a while), not against every page it may have dropped: a cheap guard, not a proof.
+    /// A body found in memory is not checked again for [`CACHED_FOR`] (a hot file stays in memory), which
+    /// saves a system call on most hits.
     pub fn tail_cached(&self) -> bool {
-        self.len == 0 || matches!(self.read_cached(self.len - 1, self.len), Ok(Some(_)))
+        let now = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1;
+        let seen = self.seen_cached.load(Ordering::Relaxed);
+        if seen != 0 && now.saturating_sub(seen) < CACHED_FOR.as_millis() as u64 {
+            return true;
+        }
+        let cached = self.len == 0 || matches!(self.read_cached(self.len - 1, self.len), Ok(Some(_)));
+        if cached {
+            self.seen_cached.store(now, Ordering::Relaxed);
+        }
+        cached
     }
 
     /// Where the body starts in [`BodyFile::fd`]'s file.

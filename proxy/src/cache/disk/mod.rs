@@ -8,8 +8,9 @@
 //!   `tmp/`, then renamed into `objects/`. No `fsync`: like nginx's `proxy_cache`, the cache is a copy of the
 //!   origin, and what the kernel had not written out when the power went is detected (lengths and CRC-32s of
 //!   the head and the body, [`record`]) and refetched, never served.
-//! - Reads happen off the event loop too, on a memory miss; the whole file is checked before the object is put
-//!   in memory and served. A damaged file is deleted and counted (`dime_cache_disk_errors_total{kind}`).
+//! - Reads happen off the event loop too: on a memory miss, a blocking thread opens the file and checks all of
+//!   it ([`DiskTier::open_checked`]); the memory store then keeps it open and answers hits from it
+//!   (`storage/opened.rs`). A damaged file is deleted and counted (`dime_cache_disk_errors_total{kind}`).
 //! - The index (key → file) is in memory, rebuilt at start from the files' heads by a background thread; until
 //!   it is loaded, the disk tier neither serves nor stores, and requests go to the origin.
 //! - Purges remove disk copies too (a soft purge as well: the memory copy is made stale, the disk copy goes).

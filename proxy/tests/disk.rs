@@ -1,5 +1,7 @@
 //! The disk tier (`--cache-dir`) with a real edge process: objects survive SIGKILL and are served without the
-//! origin, damaged files are never served, both byte budgets hold, a full disk costs viewers nothing.
+//! origin (Range, HEAD, Vary variants, revalidation, stale-if-error, purges of open files), damaged files are never
+//! served, both byte budgets hold, a full disk costs viewers nothing. (The fleet tier on disk objects:
+//! tests/fleet.rs.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -19,9 +21,10 @@ fn disk_args(dir: &Path, memory: &str, disk: &str) -> Vec<String> {
     ["--cache-dir", &dir, "--cache-size", memory, "--cache-disk-size", disk].map(str::to_owned).to_vec()
 }
 
+/// A cached route that serves stale objects through an origin outage for a minute.
 async fn edge(origin: &Origin, args: &[String]) -> Edge {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Edge::start(&cached_route("c", HOST, &origin.url(), "{}"), &args).await
+    Edge::start(&cached_route("c", HOST, &origin.url(), "{ stale_if_error: 60s }"), &args).await
 }
 
 /// Waits until the disk tier holds `objects` objects (writes land off the request path).
@@ -62,7 +65,7 @@ fn object_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_sigkill_fresh_objects_are_hits_without_the_origin_and_stale_ones_revalidate() {
+async fn after_sigkill_fresh_objects_are_hits_without_the_origin_and_stale_ones_revalidate_or_outlast_an_outage() {
     let origin = Origin::start("o").await;
     let dir = tempfile::tempdir().unwrap();
     let mut args = disk_args(dir.path(), "8MiB", "64MiB");
@@ -77,13 +80,15 @@ async fn after_sigkill_fresh_objects_are_hits_without_the_origin_and_stale_ones_
         .collect();
     // Fresh for 11 s when stored: long enough to go to disk, stale by the time it is asked for again.
     let short = ask("/page.html").size(5000).cache_control("max-age=11").etag("v1").to_string();
+    let outage = ask("/outage.html").size(4000).cache_control("max-age=11").to_string();
     let mut first = edge(&origin, &args).await;
     for path in &fresh {
         assert_eq!(first.get(HOST, path).await.status, 200);
     }
     let filled = Instant::now();
     assert_eq!(first.get(HOST, &short).await.status, 200);
-    on_disk(&first, fresh.len() + 1).await;
+    assert_eq!(first.get(HOST, &outage).await.status, 200);
+    on_disk(&first, fresh.len() + 2).await;
     first.stop(); // SIGKILL
 
     let before = origin.hits();
@@ -107,6 +112,13 @@ async fn after_sigkill_fresh_objects_are_hits_without_the_origin_and_stale_ones_
 
     // The short-lived object is stale now (11 s after its fill: the time must pass): revalidated, 304, served.
     tokio::time::sleep(Duration::from_secs(11).saturating_sub(filled.elapsed()) + Duration::from_millis(300)).await;
+    // The other one, stale on disk while the origin is down, is served stale (stale-if-error).
+    origin.set_down(true);
+    let r = second.get(HOST, &outage).await;
+    assert_eq!((r.status, &r.bytes), (200, &pattern_body(4000)), "served through the outage");
+    assert!(r.header("cache-status").contains("detail=stale"), "{}", r.header("cache-status"));
+    origin.set_down(false);
+    let before = origin.hits(); // from here, with the outage's 503 counted
     let r = second.get(HOST, &short).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.bytes, pattern_body(5000));

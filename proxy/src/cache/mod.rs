@@ -133,6 +133,8 @@ fn open_disk(settings: &disk::DiskSettings, metrics: &Arc<Metrics>) -> Option<Ar
 }
 
 const LRU_SHARDS: usize = 16;
+/// Entries each LRU shard has room for before it first grows.
+const LRU_PREALLOCATED: usize = 256;
 
 /// The process-wide cache. pingora-cache wants `'static` references; the parts live for the whole process.
 pub struct Cache {
@@ -160,9 +162,11 @@ impl Cache {
         let disk = settings.disk.as_ref().and_then(|d| open_disk(d, &metrics));
         let store: &'static MemStore =
             Box::leak(Box::new(MemStore::new(Some(Box::new(MetricsObserver(metrics))), settings.body_dir.clone())));
-        // Capacity is a preallocation hint: assume ~16 KiB objects on average.
+        // The capacity is what pingora-lru preallocates, per shard: kept small, the maps grow with the cache. Sized
+        // for a budget full of 16 KiB objects in every shard, it held 31 MiB resident from the start with a 512 MiB
+        // budget, before anything was cached (docs/benchmarks.md, "Resident memory").
         let eviction: &'static lru::Manager<LRU_SHARDS> =
-            Box::leak(Box::new(lru::Manager::with_capacity(settings.size, (settings.size / 16384).max(1024))));
+            Box::leak(Box::new(lru::Manager::with_capacity(settings.size, LRU_PREALLOCATED)));
         let lock: &'static lock::FillLock = Box::leak(Box::new(lock::FillLock::new(settings.lock_timeout)));
         store.set_drop_hook(Box::new(move |key, gone| {
             if gone == storage::Gone::Object {

@@ -179,7 +179,7 @@ impl DiskTier {
             budget: settings.size,
             index: Mutex::new(Index::default()),
             tags: TagIndex::default(),
-            lru: lru::Manager::with_capacity(settings.size, (settings.size / (256 << 10)).max(1024)),
+            lru: lru::Manager::with_capacity(settings.size, 1024), // grows with the index
             observer,
             next_ticket: AtomicU64::new(1),
             pending: AtomicUsize::new(0),

@@ -92,6 +92,19 @@ def cpu_seconds(pid):
     return total / HZ
 
 
+def rss_mib(pid):
+    """Resident memory now, of `pid` and its descendants."""
+    total = 0
+    for p in tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
 def peak_rss_mib(pid):
     total = 0
     for p in tree(pid):
@@ -142,6 +155,7 @@ class Role:
     origin: int
     access_log: bool = False
     extra: tuple = ()
+    tls: bool = False  # clients connect with TLS 1.3 (HTTP/1.1 or HTTP/2 by ALPN), the suite's own certificate
     route: str = ""  # dime only: more of the route's flow mapping, e.g. ", tier: none"
 
 
@@ -194,6 +208,10 @@ class Dime(Peer):
             )
             http_port = free_port()
             args = ["--tcp", f"bench=127.0.0.1:{self.port}"]
+        if role.tls:
+            cert, key = self.suite.certificate()
+            http_port = free_port()
+            args += ["--https", f"127.0.0.1:{self.port}", "--tls-cert", f"{cert}:{key}"]
         if self.suite.args.bodies == "dir":
             # Large bodies in files next to nginx's proxy_cache files (same filesystem, see docs/cache.md).
             args += ["--cache-body-dir", str(w / f"{self.label}-bodies")]
@@ -222,8 +240,13 @@ class Nginx(Peer):
     def launch(self, role):
         upstream = f"  upstream origin {{ server 127.0.0.1:{role.origin}; keepalive 64; }}\n"
         if role.mode == "pass":
+            listen = f"listen 127.0.0.1:{self.port};"
+            if role.tls:
+                cert, key = self.suite.certificate()
+                listen = (f"listen 127.0.0.1:{self.port} ssl http2; ssl_certificate {cert}; ssl_certificate_key {key}; "
+                          "ssl_protocols TLSv1.3;")
             self.run_with(upstream + f"""  server {{
-    listen 127.0.0.1:{self.port};
+    {listen}
     location / {{ proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; }}
   }}""")
         elif role.mode == "cache":
@@ -392,10 +415,10 @@ def get(port, path, host="bench.test", timeout=10):
         c.close()
 
 
-def wrk(port, path, seconds, connections, script=None):
+def wrk(port, path, seconds, connections, script=None, scheme="http"):
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", "Host: bench.test",
-         *(["-s", str(script)] if script else []), f"http://127.0.0.1:{port}{path}"],
+         *(["-s", str(script)] if script else []), f"{scheme}://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
 
     def ms(text):
@@ -411,9 +434,34 @@ def wrk(port, path, seconds, connections, script=None):
     return res
 
 
-def measure(peer, path, seconds, connections, script=None):
+def h2load(port, path, seconds, connections):
+    """HTTP/2 over TLS (ALPN h2), one stream at a time per connection, as wrk does for HTTP/1.1. h2load gives no
+    percentiles: p50 is its mean time per request, p99 its longest."""
+    out = subprocess.run(
+        ["h2load", f"-c{connections}", "-m1", "-t1", f"-D{seconds}", "-H", ":authority: bench.test",
+         f"https://127.0.0.1:{port}{path}"], capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+
+    def ms(text):
+        m = re.match(r"([\d.]+)(us|ms|s)", text)
+        return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+
+    rps = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))
+    done = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", out)
+    times = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", out)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    if not done or int(done.group(1)) == 0:
+        raise RuntimeError(f"h2load made no successful request:\n{out}")
+    return {"rps": rps, "requests": int(done.group(1)), "p50_ms": ms(times.group(3)), "p99_ms": ms(times.group(2)),
+            "non2xx": sum(int(codes.group(i)) for i in (2, 3, 4))}
+
+
+def measure(peer, path, seconds, connections, script=None, proto="http"):
+    """One run against `peer`: `proto` http (wrk), https (wrk over TLS 1.3) or h2 (h2load over TLS)."""
     before = cpu_seconds(peer.proc.pid)
-    r = wrk(peer.port, path, seconds, connections, script)
+    if proto == "h2":
+        r = h2load(peer.port, path, seconds, connections)
+    else:
+        r = wrk(peer.port, path, seconds, connections, script, scheme=proto)
     r["cpu_ms_per_1k"] = (cpu_seconds(peer.proc.pid) - before) * 1000 / (r["requests"] / 1000)
     r["peak_rss_mib"] = peak_rss_mib(peer.proc.pid)
     if r["non2xx"]:
@@ -500,7 +548,18 @@ class Suite:
             root.mkdir()
             (root / "1k.bin").write_bytes(os.urandom(1024))
             (root / "1m.bin").write_bytes(os.urandom(1 << 20))
+            (root / "100k.bin").write_bytes(os.urandom(100 << 10))
         return root
+
+    def certificate(self):
+        """The suite's self-signed certificate for bench.test (EC P-256), made once: (cert path, key path)."""
+        cert, key = self.work / "bench-cert.pem", self.work / "bench-key.pem"
+        if not cert.exists():
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=bench.test",
+                            "-addext", "subjectAltName=DNS:bench.test"], check=True, capture_output=True)
+            os.chmod(key, 0o644)  # nginx's workers (www-data) read it
+        return cert, key
 
     def peers(self, origin_port, *specs):
         """Starts one peer per (class, label, mode) in front of `origin_port`, in order."""
@@ -510,17 +569,19 @@ class Suite:
         """The baseline build's peer spec for `peers`, when `--baseline` names one."""
         return [(DimeBaseline, label, mode)] if self.args.baseline else []
 
-    def rounds_of(self, targets, path, rounds=None, seconds=None, script=None):
-        """wrk rounds over `targets` (label → peer), alternating, the order reversed every other round; the
-        medians per label. `script`: a wrk Lua script choosing each request's path."""
+    def rounds_of(self, targets, path, rounds=None, seconds=None, script=None, proto="http"):
+        """Load rounds over `targets` (label → peer), alternating, the order reversed every other round; the
+        medians per label. `script`: a wrk Lua script choosing each request's path, or a function of (label,
+        round) making one (for keys that must be new in every run). `proto`: see `measure`."""
         rounds, seconds = rounds or self.rounds, seconds or self.seconds
         runs = {label: [] for label in targets}
         for r in range(rounds):
             order = list(targets.items())
             for label, peer in (order if r % 2 == 0 else order[::-1]):
                 idle()
-                say(f"  {path} round {r + 1}/{rounds}: {label}")
-                runs[label].append(measure(peer, path, seconds, self.conns, script))
+                say(f"  {path} ({proto}) round {r + 1}/{rounds}: {label}")
+                run_script = script(label, r) if callable(script) else script
+                runs[label].append(measure(peer, path, seconds, self.conns, run_script, proto))
         return {label: median_of(v) for label, v in runs.items()}
 
 
@@ -580,6 +641,45 @@ def passthrough(s):
     finally:
         stop_all(*peers, origin)
     return {"passthrough": out}
+
+
+def uncached(s):
+    """What is not a cache hit, dime against nginx (and HAProxy for plain HTTP) in the same rounds: pass-through of
+    1 KiB and 100 KiB over HTTP/1.1, over HTTPS (TLS 1.3, HTTP/1.1) and over HTTP/2; misses that store a new
+    100 KiB object per request; resident memory idle (after start) and at its peak under load."""
+    say("scenario: uncached traffic (pass-through over HTTP/1.1, HTTPS and HTTP/2; misses that store)")
+    out = {}
+    origin = file_origin(s, "origin-uncached", {"Cache-Control": "no-store"})
+    plain = s.peers(origin.port, (Dime, "dime-pass", "pass"), *s.baseline("dime-pass-baseline", "pass"),
+                    (Nginx, "nginx-pass", "pass"), (HAProxy, "haproxy", "pass"))
+    tls = [Dime(s, "dime-tls").start(Role("pass", origin.port, tls=True)),
+           Nginx(s, "nginx-tls").start(Role("pass", origin.port, tls=True))]
+    try:
+        time.sleep(1)
+        idle_rss = {p.label: rss_mib(p.proc.pid) for p in plain + tls}
+        for obj in ["/1k.bin", "/100k.bin"]:
+            name = obj.strip("/").removesuffix(".bin")
+            out[f"pass {name} http/1.1"] = s.rounds_of({p.label: p for p in plain}, obj)
+            out[f"pass {name} https"] = s.rounds_of({p.label: p for p in tls}, obj, proto="https")
+            out[f"pass {name} h2"] = s.rounds_of({p.label: p for p in tls}, obj, proto="h2")
+    finally:
+        stop_all(*plain, *tls, origin)
+    origin = disk_origin(s, "origin-miss", 100 << 10)
+    caching = s.peers(origin.port, (Dime, "dime-miss", "cache"), (Nginx, "nginx-miss", "cache"))
+    try:
+        def fresh_keys(label, r):
+            script = s.work / f"miss-{label}-{r}.lua"
+            script.write_text(f"""local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", "/o/{label}-{r}-" .. n .. ".bin")
+end
+""")
+            return script
+        out["miss 100k http/1.1"] = s.rounds_of({p.label: p for p in caching}, "/o/new.bin", script=fresh_keys)
+    finally:
+        stop_all(*caching, origin)
+    return {"uncached": {"cases": out, "idle_rss_mib": idle_rss}}
 
 
 HERD = 500
@@ -1276,7 +1376,7 @@ def disk_restart(s, peer, role, count):
 
 SCENARIOS = {"hits": hits, "accesslog": accesslog, "passthrough": passthrough, "herd": herd, "swarm": swarm,
              "tcp": tcp, "propagation": propagation, "fleet": fleet, "purge": fleet_purge,
-             "disk": disk}
+             "disk": disk, "uncached": uncached}
 
 
 def run(args):
@@ -1460,6 +1560,22 @@ def report(res):
                          f"{r['peak_rss_mib']:.0f} | {'—' if label == 'dime-pass' else ratio(d['rps'], r['rps'])} | "
                          f"{'—' if label in ('dime-pass', 'direct') else ratio(d['cpu_ms_per_1k'], r['cpu_ms_per_1k'])} |")
         lines.append("")
+    if "uncached" in sc:
+        u = sc["uncached"]
+        lines += ["## Uncached traffic: pass-through over HTTP/1.1, HTTPS and HTTP/2, misses that store", "",
+                  "| case | peer | req/s | p50 ms | p99 ms | CPU ms/1k req | idle RSS MiB | peak RSS MiB | dime/peer req/s | dime/peer CPU per req |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for case, peers in u["cases"].items():
+            d = next(r for label, r in peers.items() if label.startswith("dime") and "baseline" not in label)
+            for label, r in peers.items():
+                mine = r is d
+                idle_rss = u["idle_rss_mib"].get(label)
+                lines.append(f"| {case} | {label} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                             f"{r['cpu_ms_per_1k']:.1f} | {'—' if idle_rss is None else f'{idle_rss:.0f}'} | "
+                             f"{r['peak_rss_mib']:.0f} | {'—' if mine else ratio(d['rps'], r['rps'])} | "
+                             f"{'—' if mine else ratio(d['cpu_ms_per_1k'], r['cpu_ms_per_1k'])} |")
+        lines += ["", "HTTP/2 rows come from h2load, which gives no percentiles: p50 is its mean time per request, "
+                  "p99 its longest. Idle RSS: right after start, before any request.", ""]
     if "herd" in sc:
         lines += ["## Thundering herd: 500 concurrent requests for one new object (origin answers in 300 ms)", "",
                   "| origin Cache-Control | peer | origin requests | complete answers | p50 ms | p99 ms |",
@@ -1594,7 +1710,7 @@ def main():
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="short runs, one round (a few minutes)")
     mode.add_argument("--full", action="store_true", help="10 s runs, 3 alternating rounds, medians (default)")
-    ap.add_argument("--only", help="comma-separated: hits,accesslog,passthrough,herd,swarm,tcp,propagation,fleet,purge,disk")
+    ap.add_argument("--only", help="comma-separated: hits,accesslog,passthrough,herd,swarm,tcp,propagation,fleet,purge,disk,uncached")
     ap.add_argument("--rounds", type=int, help="alternating rounds per measurement (default: 1 quick, 3 full)")
     ap.add_argument("--duration", type=int, help="seconds per round (default: 3 quick, 10 full)")
     ap.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")

@@ -6,15 +6,13 @@ use clap::{CommandFactory, FromArgMatches};
 use dime_edge::config::{Cli, Command, EdgeConfig, RunArgs};
 
 // The proxy allocates and frees small buffers on every request; mimalloc does that faster than glibc's malloc
-// (measured: see docs/benchmarks.md).
+// (measured: see docs/benchmarks.md). Built without transparent huge pages (the `no_thp` feature) and committing
+// arena memory as it is used (`.cargo/config.toml`): its defaults held 24-27 MiB resident where 14-17 MiB do
+// (docs/benchmarks.md, "Resident memory").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    // mimalloc asks for transparent huge pages for its arenas: 2 MiB resident for each page touched, which put
-    // the idle edge at 24 MiB resident instead of 14 (docs/benchmarks.md, "Resident memory"). Off for this
-    // process (inherited by nothing else: the edge starts no programs); failing to turn it off costs only memory.
-    let _ = rustix::thread::disable_transparent_huge_pages(true);
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,

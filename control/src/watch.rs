@@ -115,14 +115,35 @@ fn send_event(recorder: &Recorder, shared: &Arc<Shared>, reference: ObjectRefere
     });
 }
 
-fn truncate(mut note: String, max: usize) -> String {
-    if note.len() > max {
-        let mut cut = max.saturating_sub(3);
-        while !note.is_char_boundary(cut) {
-            cut -= 1;
+/// The longest Event note Kubernetes takes is 1 KiB.
+const EVENT_NOTE_MAX: usize = 1024;
+
+/// `head`, then as many whole `items` (joined by "; ") as fit in `max` bytes with room for "; and N more"
+/// naming the rest; an item longer than all the room left is cut short.
+fn bounded_list(head: &str, items: &[String], max: usize) -> String {
+    let mut note = head.to_owned();
+    for (i, item) in items.iter().enumerate() {
+        let left = items.len() - i - 1;
+        let tail = if left > 0 { format!("; and {left} more") } else { String::new() };
+        let sep = if i > 0 { "; " } else { "" };
+        if note.len() + sep.len() + item.len() + tail.len() <= max {
+            note.push_str(sep);
+            note.push_str(item);
+            continue;
         }
-        note.truncate(cut);
-        note.push_str("...");
+        if i == 0 {
+            let room = max.saturating_sub(note.len() + tail.len() + 3);
+            let mut cut = room.min(item.len());
+            while !item.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            note.push_str(&item[..cut]);
+            note.push_str("...");
+            note.push_str(&tail);
+            return note;
+        }
+        note.push_str(&format!("; and {} more", items.len() - i));
+        return note;
     }
     note
 }
@@ -190,17 +211,18 @@ fn report_rejections(
             if let Some(reference) = refs.get(&r.configmap) {
                 let note = match r.reason {
                     RejectReason::Invalid => {
-                        format!("not applied, {} error(s): {}", r.errors.len(), r.errors.join("; "))
+                        bounded_list(&format!("not applied, {} error(s): ", r.errors.len()), &r.errors, EVENT_NOTE_MAX)
                     }
-                    RejectReason::Conflict => format!(
-                        "not applied, conflicts with ConfigMaps earlier in namespace/name order: {}",
-                        r.errors.join("; ")
+                    RejectReason::Conflict => bounded_list(
+                        "not applied, conflicts with ConfigMaps earlier in namespace/name order: ",
+                        &r.errors,
+                        EVENT_NOTE_MAX,
                     ),
                 };
                 let event = Event {
                     type_: EventType::Warning,
                     reason: "RoutesRejected".into(),
-                    note: Some(truncate(note, 1000)),
+                    note: Some(note),
                     action: "CompileRoutes".into(),
                     secondary: None,
                 };
@@ -338,5 +360,25 @@ pub async fn run(client: Client, namespaces: Vec<String>, shared: Arc<Shared>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded_list;
+
+    #[test]
+    fn an_event_note_lists_whole_errors_and_counts_the_rest() {
+        let errors: Vec<String> =
+            (0..50).map(|i| format!("ns/cm/key:{i}: http.routers.r{i}.sticky: not supported")).collect();
+        let note = bounded_list("not applied, 50 error(s): ", &errors, 1024);
+        assert!(note.len() <= 1024, "{}", note.len());
+        let listed = note.matches("not supported").count();
+        assert!(listed > 5, "{note}");
+        assert!(note.ends_with(&format!("; and {} more", 50 - listed)), "{note}");
+        assert_eq!(bounded_list("h: ", &errors[..2], 1024), format!("h: {}; {}", errors[0], errors[1]));
+        let long = vec!["x".repeat(5000), "y".into()];
+        let note = bounded_list("h: ", &long, 100);
+        assert!(note.len() <= 100 && note.ends_with("...; and 1 more"), "{note}");
     }
 }

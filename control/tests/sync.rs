@@ -94,7 +94,7 @@ async fn traefik_configmaps_become_the_served_table_and_edits_reach_long_polls()
     .await;
     assert_eq!(event.type_.as_deref(), Some("Warning"));
     let note = event.note.unwrap_or_default();
-    assert!(note.contains("default/broken-config/b.yaml: http.routers.broken.rule"), "{note}");
+    assert!(note.contains("default/broken-config/b.yaml:3: http.routers.broken.rule"), "{note}");
     let metrics = http.get(format!("{}/metrics", control.url)).send().await.unwrap().text().await.unwrap();
     assert!(
         metrics.contains(

@@ -85,7 +85,9 @@ fn check_prints_every_error_with_its_location_and_exits_1() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let name = bad.display().to_string();
     for want in [
-        format!("{name}: http.routers.r1.rule: `Query(`a`)`: unsupported matcher `Query`"),
+        format!(
+            "{name}:3: http.routers.r1.rule: `Query(`a`)`: `Query` (Traefik query matchers) is not supported by Dime"
+        ),
         format!("{name}: http.routers.r2.service: `gone` is not a defined upstream/service"),
         format!("{name}: http.services.s.loadBalancer.servers[0].url: `http://s.test:99999`: invalid port"),
         format!("{name}: 3 error(s)"),

@@ -102,7 +102,7 @@ pub(crate) fn load(source: &str, text: &str, errors: &mut Collector) -> Vec<Load
             }
         } else if has("http") || has("tcp") || has("tls") {
             if let Some(dynamic) = typed::<traefik::Dynamic>(source, line, &doc, errors) {
-                let document = traefik::translate(source, dynamic, errors);
+                let document = traefik::translate(source, &doc, line, dynamic, errors);
                 out.push(Loaded { source: source.to_owned(), dialect: Dialect::Traefik, document });
             }
         } else {

@@ -119,9 +119,9 @@ http:
     let errors = errors_of(text);
     assert_eq!(errors.len(), 4, "{errors:#?}");
     let want = [
-        "routes.yaml: http.routers.r1.rule: `HostRegexp(`.*`)`: unsupported matcher `HostRegexp`",
+        "routes.yaml:4: http.routers.r1.rule: `HostRegexp(`.*`)`: `HostRegexp` (Traefik host regular expressions) is not supported by Dime; instead, write Host(`*.example.com`) for a wildcard",
         "routes.yaml: http.routers.r2.service: `missing` is not a defined upstream/service",
-        "routes.yaml: http.routers.r3.middlewares[0]: middleware `nope` is not defined",
+        "routes.yaml:6: http.routers.r3.middlewares[0]: middleware `nope` is not defined",
         "routes.yaml: http.services.s.loadBalancer.servers[0].url: `ftp://x`: unsupported scheme `ftp`",
     ];
     for w in want {
@@ -136,9 +136,16 @@ fn unsupported_traefik_features_are_errors_not_ignored() {
             "http:\n  routers:\n    r: { rule: \"Host(`a`)\", service: s, tls: { certResolver: le } }\n",
             "http.routers.r.tls.certResolver",
         ),
-        ("http:\n  services:\n    s: { weighted: {} }\n", "unknown field `weighted`"),
-        ("http:\n  services:\n    s: { loadBalancer: { servers: [], sticky: {} } }\n", "unknown field `sticky`"),
-        ("http:\n  middlewares:\n    m: { headers: {} }\n", "unknown field `headers`"),
+        (
+            "http:\n  services:\n    s: { weighted: {} }\n",
+            "`weighted` (Traefik weighted round robin services) is not supported",
+        ),
+        (
+            "http:\n  services:\n    s: { loadBalancer: { servers: [], sticky: {} } }\n",
+            "http.services.s.loadBalancer.sticky: `sticky` (Traefik sticky sessions) is not supported by Dime",
+        ),
+        ("http:\n  middlewares:\n    m: { headers: {} }\n", "`headers` (Traefik Headers middleware) is not supported"),
+        ("udp:\n  routers: {}\nhttp: {}\n", "`udp` (Traefik UDP routers and services) is not supported by Dime"),
         ("http:\n  middlewares:\n    m: { plugin: { other: {} } }\n", "unsupported plugin"),
         (
             "tcp:\n  routers:\n    r: { rule: \"HostSNI(`a.com`)\", entryPoints: [rtmp], service: s }\n",
@@ -405,7 +412,7 @@ fn traefik_tls_certificates_translate_paths_and_inline_pem() {
     for (text, want) in [
         (
             "tls:\n  options:\n    default: { minVersion: VersionTLS13 }\n",
-            "old.yaml: tls.options: `tls.options` is not supported",
+            "old.yaml:2: tls.options: `tls.options` is not supported",
         ),
         (
             "tls:\n  certificates:\n    - { certFile: /a, keyFile: /b, stores: [other] }\n",
@@ -437,4 +444,55 @@ fn a_caching_route_chooses_its_fleet_tier() {
     assert!(errors.iter().any(|e| e.contains("tier.shield") && e.contains("at least one edge")), "{errors:?}");
     let errors = errors_of(&doc("none", ""));
     assert!(errors.iter().any(|e| e.contains("for caching routes")), "{errors:?}");
+}
+
+/// The migration corpus (`examples/traefik/`): every fragment the old setup shipped reads without an error, and a
+/// fragment using features beyond the subset gets exactly the errors its `.errors` file lists, all in one run.
+/// `DIME_BLESS=1 cargo test -p dime-routes corpus` rewrites the `.errors` files after a deliberate change.
+#[test]
+fn the_traefik_corpus_reports_every_problem_at_once() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/traefik");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let name = format!("examples/traefik/{}", path.file_name().unwrap().to_str().unwrap());
+        let text = std::fs::read_to_string(&path).unwrap();
+        let got: Vec<String> = match parse(&name, &text) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.iter().map(|e| e.to_string()).collect(),
+        };
+        let golden = path.with_extension("errors");
+        if std::env::var_os("DIME_BLESS").is_some() {
+            let body: String = got.iter().map(|e| format!("{e}\n")).collect();
+            if body.is_empty() {
+                let _ = std::fs::remove_file(&golden);
+            } else {
+                std::fs::write(&golden, body).unwrap();
+            }
+        }
+        let want: Vec<String> =
+            std::fs::read_to_string(&golden).map(|t| t.lines().map(str::to_owned).collect()).unwrap_or_default();
+        assert_eq!(got, want, "{name}: the errors differ from {}", golden.display());
+        checked += 1;
+    }
+    assert!(checked >= 3, "the corpus has the old setup's fragments and the migration one");
+}
+
+proptest::proptest! {
+    /// Validation never stops early: a document with N independent problems (each router using a feature Dime
+    /// does not have) gets N errors.
+    #[test]
+    fn every_independent_problem_is_reported(kinds in proptest::collection::vec(0usize..4, 1..12)) {
+        let mut text = String::from("http:\n  routers:\n");
+        for (i, kind) in kinds.iter().enumerate() {
+            let problem = ["sticky: {}", "observability: {}", "rule2: x", "tls: { certResolver: le }"][*kind];
+            text += &format!("    r{i}: {{ rule: \"Host(`h{i}.example.com`)\", service: s, {problem} }}\n");
+        }
+        text += "  services:\n    s: { loadBalancer: { servers: [{ url: \"http://127.0.0.1:1\" }] } }\n";
+        let errors = errors_of(&text);
+        proptest::prop_assert_eq!(errors.len(), kinds.len(), "{:#?}", errors);
+    }
 }

@@ -9,6 +9,10 @@
 use crate::error::Invalid;
 use std::collections::BTreeMap;
 
+/// Keys of a Traefik mapping that Dime does not read, kept (instead of refusing the first one, as
+/// `deny_unknown_fields` would) so that one check reports all of them.
+pub type Unknown = BTreeMap<String, serde_yaml::Value>;
+
 use serde::Deserialize;
 
 use crate::error::{Collector, Location};
@@ -16,7 +20,6 @@ use crate::rule::{self, Matcher};
 use crate::schema::{self, CacheSpec, MatchSpec, PathSpec};
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Dynamic {
     #[serde(default)]
     pub http: Option<Http>,
@@ -24,10 +27,12 @@ pub struct Dynamic {
     pub tcp: Option<Tcp>,
     #[serde(default)]
     pub tls: Option<Tls>,
+    /// Keys Dime does not read, each reported with what it is in Traefik ([`report_unknown`]).
+    #[serde(flatten)]
+    pub unknown: Unknown,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Tls {
     #[serde(default)]
     pub certificates: Vec<TlsCertificate>,
@@ -35,10 +40,12 @@ pub struct Tls {
     pub options: Option<serde_yaml::Value>,
     #[serde(default)]
     pub stores: Option<serde_yaml::Value>,
+    /// Keys Dime does not read, each reported with what it is in Traefik ([`report_unknown`]).
+    #[serde(flatten)]
+    pub unknown: Unknown,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TlsCertificate {
     #[serde(rename = "certFile")]
     pub cert_file: String,
@@ -46,19 +53,23 @@ pub struct TlsCertificate {
     pub key_file: String,
     #[serde(default)]
     pub stores: Option<Vec<String>>,
+    /// Keys Dime does not read, each reported with what it is in Traefik ([`report_unknown`]).
+    #[serde(flatten)]
+    pub unknown: Unknown,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Tcp {
     #[serde(default)]
     pub routers: Option<BTreeMap<String, TcpRouter>>,
     #[serde(default)]
     pub services: Option<BTreeMap<String, TcpService>>,
+    /// Keys Dime does not read, each reported with what it is in Traefik ([`report_unknown`]).
+    #[serde(flatten)]
+    pub unknown: Unknown,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TcpRouter {
     pub rule: String,
     #[serde(rename = "entryPoints")]
@@ -66,31 +77,39 @@ pub struct TcpRouter {
     pub service: String,
     #[serde(default)]
     pub tls: Option<serde_yaml::Value>,
+    /// Keys Dime does not read, each reported with what it is in Traefik ([`report_unknown`]).
+    #[serde(flatten)]
+    pub unknown: Unknown,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TcpService {
     #[serde(rename = "loadBalancer")]
     pub load_balancer: TcpLoadBalancer,
+    /// Keys Dime does not read, each reported with what it is in Traefik ([`report_unknown`]).
+    #[serde(flatten)]
+    pub unknown: Unknown,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TcpLoadBalancer {
     pub servers: Vec<TcpServer>,
+    /// Keys Dime does not read, each reported with what it is in Traefik ([`report_unknown`]).
+    #[serde(flatten)]
+    pub unknown: Unknown,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TcpServer {
     pub address: String,
     #[serde(default)]
     pub weight: Option<u32>,
+    /// Keys Dime does not read, each reported with what it is in Traefik ([`report_unknown`]).
+    #[serde(flatten)]
+    pub unknown: Unknown,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Http {
     #[serde(default)]
     pub routers: Option<BTreeMap<String, Router>>,
@@ -98,10 +117,12 @@ pub struct Http {
     pub services: Option<BTreeMap<String, Service>>,
     #[serde(default)]
     pub middlewares: Option<BTreeMap<String, Middleware>>,
+    /// Keys Dime does not read, each reported with what it is in Traefik ([`report_unknown`]).
+    #[serde(flatten)]
+    pub unknown: Unknown,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Router {
     pub rule: String,
     pub service: String,
@@ -113,35 +134,43 @@ pub struct Router {
     pub entry_points: Option<serde_yaml::Value>,
     #[serde(default)]
     pub tls: Option<serde_yaml::Value>,
+    /// Keys Dime does not read, each reported with what it is in Traefik ([`report_unknown`]).
+    #[serde(flatten)]
+    pub unknown: Unknown,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Service {
-    #[serde(rename = "loadBalancer")]
-    pub load_balancer: LoadBalancer,
+    #[serde(default, rename = "loadBalancer")]
+    pub load_balancer: Option<LoadBalancer>,
+    /// Keys Dime does not read, each reported with what it is in Traefik ([`report_unknown`]).
+    #[serde(flatten)]
+    pub unknown: Unknown,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LoadBalancer {
     pub servers: Vec<Server>,
     #[serde(default, rename = "healthCheck")]
     pub health_check: Option<HealthCheck>,
     #[serde(default, rename = "passHostHeader")]
     pub pass_host_header: Option<bool>,
+    /// Keys Dime does not read, each reported with what it is in Traefik ([`report_unknown`]).
+    #[serde(flatten)]
+    pub unknown: Unknown,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Server {
     pub url: String,
     #[serde(default)]
     pub weight: Option<u32>,
+    /// Keys Dime does not read, each reported with what it is in Traefik ([`report_unknown`]).
+    #[serde(flatten)]
+    pub unknown: Unknown,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct HealthCheck {
     pub path: String,
     #[serde(default)]
@@ -150,19 +179,24 @@ pub struct HealthCheck {
     pub timeout: Option<String>,
     #[serde(default)]
     pub hostname: Option<String>,
+    /// Keys Dime does not read, each reported with what it is in Traefik ([`report_unknown`]).
+    #[serde(flatten)]
+    pub unknown: Unknown,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Middleware {
-    pub plugin: BTreeMap<String, SimpleCache>,
+    #[serde(default)]
+    pub plugin: Option<BTreeMap<String, SimpleCache>>,
+    /// Keys Dime does not read, each reported with what it is in Traefik ([`report_unknown`]).
+    #[serde(flatten)]
+    pub unknown: Unknown,
 }
 
 /// Options of the `plugin-simplecache` Traefik plugin. Dime caches in memory under `--cache-size`, so `path`
 /// (its disk directory) and `cleanup` are accepted for compatibility and have no effect; `maxExpiry` (seconds)
 /// bounds freshness.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SimpleCache {
     #[serde(default)]
     pub path: Option<String>,
@@ -172,6 +206,9 @@ pub struct SimpleCache {
     pub cleanup: Option<u64>,
     #[serde(default, rename = "addStatusHeader")]
     pub add_status_header: Option<bool>,
+    /// Keys Dime does not read, each reported with what it is in Traefik ([`report_unknown`]).
+    #[serde(flatten)]
+    pub unknown: Unknown,
 }
 
 const SIMPLECACHE: &str = "plugin-simplecache";
@@ -187,8 +224,29 @@ fn local_name(name: &str) -> Result<&str, Invalid> {
     }
 }
 
-/// Translates one Traefik document into a native one. Errors are pushed with `source` as their location.
-pub(crate) fn translate(source: &str, dynamic: Dynamic, errors: &mut Collector) -> schema::Document {
+mod features;
+
+/// Translates one Traefik document (`text`, starting at line `first_line` of `source`) into a native one. Every
+/// problem is pushed with `source` as its location: every key Dime does not read, at any depth, and every
+/// unsupported matcher, in one pass.
+pub(crate) fn translate(
+    source: &str,
+    text: &str,
+    first_line: usize,
+    dynamic: Dynamic,
+    errors: &mut Collector,
+) -> schema::Document {
+    let from = errors.errors.len();
+    let mut report = features::Reporter { source, text, first_line, errors };
+    report.all_unknown(&dynamic);
+    let doc = translate_all(&mut report, dynamic);
+    report.add_lines(from);
+    doc
+}
+
+fn translate_all(report: &mut features::Reporter<'_>, dynamic: Dynamic) -> schema::Document {
+    let (source, text, first_line) = (report.source, report.text, report.first_line);
+    let errors = &mut *report.errors;
     let mut doc = schema::Document { version: schema::SCHEMA_VERSION, ..Default::default() };
     if let Some(tcp) = dynamic.tcp {
         translate_tcp(source, tcp, &mut doc, errors);
@@ -200,18 +258,32 @@ pub(crate) fn translate(source: &str, dynamic: Dynamic, errors: &mut Collector) 
     let middlewares = http.middlewares.unwrap_or_default();
     for (name, mw) in &middlewares {
         let at = Location::new(source, format!("http.middlewares.{name}.plugin"));
-        if mw.plugin.len() != 1 || !mw.plugin.contains_key(SIMPLECACHE) {
-            let found: Vec<&str> = mw.plugin.keys().map(String::as_str).collect();
-            errors.push(at, format!("unsupported plugin(s) {found:?}: Dime supports only `{SIMPLECACHE}`"));
+        match &mw.plugin {
+            Some(plugin) if plugin.len() != 1 || !plugin.contains_key(SIMPLECACHE) => {
+                let found: Vec<&str> = plugin.keys().map(String::as_str).collect();
+                errors.push(at, format!("unsupported plugin(s) {found:?}: Dime supports only `{SIMPLECACHE}`"));
+            }
+            Some(_) => {}
+            None if mw.unknown.is_empty() => errors
+                .push(at, format!("a middleware needs its kind; Dime supports `plugin: {{ {SIMPLECACHE}: ... }}`")),
+            None => {} // its kind is reported as unsupported
         }
     }
+    let mut report = features::Reporter { source, text, first_line, errors };
     for (name, router) in http.routers.unwrap_or_default() {
-        if let Some(route) = translate_router(source, &name, router, &middlewares, errors) {
+        if let Some(route) = translate_router(&mut report, &name, router, &middlewares) {
             doc.http.routes.push(route);
         }
     }
     for (name, service) in http.services.unwrap_or_default() {
-        doc.http.upstreams.insert(name, translate_service(service.load_balancer));
+        match service.load_balancer {
+            Some(lb) => drop(doc.http.upstreams.insert(name, translate_service(lb))),
+            None if service.unknown.is_empty() => {
+                let at = report.at(&format!("http.services.{name}"));
+                report.errors.push(at, "a service needs a `loadBalancer`");
+            }
+            None => {} // its kind is reported as unsupported
+        }
     }
     doc
 }
@@ -264,10 +336,12 @@ fn check_router_tls(tls: Option<&serde_yaml::Value>, at: &dyn Fn(&str) -> Locati
         Some(serde_yaml::Value::Mapping(m)) => {
             for key in m.keys() {
                 let key = key.as_str().unwrap_or("?");
-                errors.push(
-                    at(&format!("tls.{key}")),
-                    format!("`{key}` is not supported: certificates come from `tls.certificates` or the edge's --tls-cert, chosen by SNI"),
-                );
+                let message = match key {
+                    "certResolver" => "`certResolver` (Traefik ACME certificate resolvers) is not supported by Dime; instead, write the edge's --acme-domain (ACME HTTP-01)".to_owned(),
+                    "options" => "`options` (Traefik TLS options) is not supported by Dime: its HTTPS entrypoints use TLS 1.2+ with their own cipher suites".to_owned(),
+                    _ => format!("`{key}` is not supported: certificates come from `tls.certificates` or the edge's --tls-cert, chosen by SNI"),
+                };
+                errors.push(at(&format!("tls.{key}")), message);
             }
         }
         Some(_) => errors.push(at("tls"), "expected `tls: {}`"),
@@ -289,8 +363,10 @@ fn router_cache(
             Ok(base) => match middlewares.get(base) {
                 None => errors.push(at(&field), format!("middleware `{mw}` is not defined in http.middlewares")),
                 Some(def) => {
-                    let max_ttl = def.plugin.get(SIMPLECACHE).and_then(|c| c.max_expiry).map(|s| format!("{s}s"));
-                    cache = Some(CacheSpec { max_ttl, ..Default::default() });
+                    if let Some(plugin) = def.plugin.as_ref().and_then(|p| p.get(SIMPLECACHE)) {
+                        let max_ttl = plugin.max_expiry.map(|s| format!("{s}s"));
+                        cache = Some(CacheSpec { max_ttl, ..Default::default() });
+                    }
                 }
             },
         }
@@ -299,13 +375,15 @@ fn router_cache(
 }
 
 fn translate_router(
-    source: &str,
+    report: &mut features::Reporter<'_>,
     name: &str,
     router: Router,
     middlewares: &BTreeMap<String, Middleware>,
-    errors: &mut Collector,
 ) -> Option<schema::RouteSpec> {
+    let source = report.source;
     let at = |field: &str| Location::new(source, format!("http.routers.{name}.{field}"));
+    let unsupported = report.unsupported_matchers(&format!("http.routers.{name}.rule"), &router.rule);
+    let errors = &mut *report.errors;
     if router.entry_points.is_some() {
         errors.push(
             at("entryPoints"),
@@ -321,6 +399,9 @@ fn translate_router(
             return None;
         }
     };
+    if unsupported {
+        return None;
+    }
     let expr = match rule::parse(&router.rule) {
         Ok(e) => e,
         Err(e) => {

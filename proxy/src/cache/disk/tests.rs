@@ -1,6 +1,8 @@
 use std::sync::atomic::AtomicUsize;
 use std::sync::Mutex as StdMutex;
 
+use std::os::unix::fs::FileExt;
+
 use super::*;
 
 #[derive(Default)]

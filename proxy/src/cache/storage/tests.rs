@@ -1,6 +1,7 @@
 use std::time::{Duration, SystemTime};
 
 use pingora_cache::trace::Span;
+use pingora_http::ResponseHeader;
 
 use super::*;
 

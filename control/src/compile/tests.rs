@@ -26,7 +26,7 @@ fn a_malformed_configmap_is_rejected_alone() {
     assert_eq!(c.rejected.len(), 1);
     assert_eq!(c.rejected[0].configmap, "default/broken");
     assert_eq!(c.rejected[0].reason, RejectReason::Invalid);
-    assert!(c.rejected[0].errors[0].starts_with("default/broken/b.yaml: http.routers.r.rule"), "{:?}", c.rejected);
+    assert!(c.rejected[0].errors[0].starts_with("default/broken/b.yaml:3: http.routers.r.rule"), "{:?}", c.rejected);
 }
 
 #[test]

@@ -138,7 +138,7 @@ fn matcher(name: &str) -> (String, Option<&'static str>) {
         "HostSNI" | "HostSNIRegexp" | "ALPN" => {
             ("a Traefik TCP matcher", Some("a `tcp.routers` entry with HostSNI(`*`)"))
         }
-        _ => ("not a Traefik matcher", Some("Host, PathPrefix or Path")),
+        _ => return (format!("`{name}` is not a Traefik matcher"), Some("Host, PathPrefix or Path")),
     };
     (format!("`{name}` ({what}) is not supported by Dime"), instead)
 }

@@ -23,13 +23,34 @@ pub struct Cli {
 pub enum Command {
     /// Run the edge.
     Run(Box<RunArgs>),
-    /// Validate a routes file: prints every error with its location, exits 1 if there is any.
+    /// Validate routes files: prints every error with its location, exits 1 if there is any. With --report, a
+    /// migration report of Traefik configurations instead.
     Check {
-        /// Routes file (native schema or the Traefik subset; several YAML documents allowed).
-        file: PathBuf,
+        /// Routes files (native schema or the Traefik subset; several YAML documents allowed), or a
+        /// `kubectl get configmap -o yaml` dump, whose data keys are read as dime-control reads them. Several
+        /// files are checked together, as control compiles ConfigMaps together.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print, per router, service and middleware, whether Dime supports it as is, with a change (which), or
+        /// not (why, and the nearest Dime feature). Exits 1 unless everything is supported as is.
+        #[arg(long)]
+        report: bool,
+        /// Format of the report.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text, requires = "report")]
+        format: ReportFormat,
     },
     /// Mint a signed viewer URL for a route with `signed_urls`.
     Sign(SignArgs),
+}
+
+/// `dime-edge check --report --format`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// For people: by file, each part with its verdict and notes.
+    #[default]
+    Text,
+    /// For scripts: `{"entries": [{"source", "kind", "name", "verdict", "notes"}], ...}`.
+    Json,
 }
 
 #[derive(Debug, Args)]

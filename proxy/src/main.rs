@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use dime_edge::config::{Cli, Command, EdgeConfig, RunArgs};
+use dime_edge::config::{Cli, Command, EdgeConfig, ReportFormat, RunArgs};
 
 // The proxy allocates and frees small buffers on every request; mimalloc does that faster than glibc's malloc
 // (measured: see docs/benchmarks.md). Built without transparent huge pages (the `no_thp` feature) and committing
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     match cli.command {
-        Command::Check { file } => check(&file),
+        Command::Check { files, report, format } => check(&files, report.then_some(format)),
         Command::Sign(args) => sign(&args),
         Command::Run(_) => {
             let run = matches.subcommand_matches("run").unwrap_or(&matches);
@@ -71,16 +71,51 @@ fn sign(args: &dime_edge::config::SignArgs) -> ExitCode {
     }
 }
 
-fn check(file: &std::path::Path) -> ExitCode {
-    let name = file.display().to_string();
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("{name}: cannot read: {e}");
-            return ExitCode::FAILURE;
+/// The report for scripts: its entries, and how many have each verdict.
+fn report_json(report: &dime_routes::report::Report) -> serde_json::Value {
+    let (as_is, with_change, not_supported) = report.counts();
+    serde_json::json!({
+        "entries": report.entries,
+        "summary": { "as_is": as_is, "with_change": with_change, "not_supported": not_supported },
+    })
+}
+
+/// `dime-edge check`: every file read (a `kubectl get configmap` dump is split into its data keys, named
+/// `namespace/name/key`), then all of them compiled together; or, with `report`, the migration report.
+fn check(files: &[std::path::PathBuf], report: Option<ReportFormat>) -> ExitCode {
+    let mut texts: Vec<(String, String)> = Vec::new();
+    for file in files {
+        let name = file.display().to_string();
+        match std::fs::read_to_string(file) {
+            Ok(text) => match dime_routes::report::configmap_fragments(&text) {
+                Some(fragments) => texts.extend(fragments),
+                None => texts.push((name, text)),
+            },
+            Err(e) => {
+                eprintln!("{name}: cannot read: {e}");
+                return ExitCode::FAILURE;
+            }
         }
-    };
-    match dime_routes::parse(&name, &text) {
+    }
+    let fragments: Vec<dime_routes::Fragment> =
+        texts.iter().map(|(source, text)| dime_routes::Fragment { source, text }).collect();
+    let name = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
+    if let Some(format) = report {
+        let report = dime_routes::report::migration_report(&fragments);
+        match format {
+            ReportFormat::Text => print!("{}", report.to_text()),
+            ReportFormat::Json => match serde_json::to_string_pretty(&report_json(&report)) {
+                Ok(json) => println!("{json}"),
+                Err(e) => {
+                    eprintln!("dime-edge: cannot write the report: {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+        }
+        let (_, change, not) = report.counts();
+        return if change + not == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
+    match dime_routes::compile(&fragments) {
         Ok(table) => {
             println!(
                 "{name}: ok — {} routes, {} upstreams, version {}",

@@ -72,6 +72,53 @@ async fn metrics_exposition_passes_promtool_and_counts_requests() {
 }
 
 #[test]
+fn check_report_gives_every_part_of_a_traefik_setup_its_verdict() {
+    let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/traefik");
+    let files: Vec<String> = ["migration-unsupported.yaml", "video-config.yaml", "whoami-config.yaml"]
+        .iter()
+        .map(|f| format!("{corpus}/{f}"))
+        .collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_dime-edge"))
+        .args(["check", "--report", "--format", "json"])
+        .args(&files)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "not everything is supported as is");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let verdict = |kind: &str, name: &str| {
+        let entries = report["entries"].as_array().unwrap();
+        let e = entries.iter().find(|e| e["kind"] == kind && e["name"] == name).unwrap();
+        (e["verdict"].as_str().unwrap().to_owned(), e["notes"].to_string())
+    };
+    assert_eq!(verdict("router", "video-router").0, "as_is");
+    let (v, notes) = verdict("middleware", "to-https");
+    assert_eq!(v, "with_change");
+    assert!(notes.contains("https: { redirect: true }"), "{notes}");
+    let (v, notes) = verdict("service", "site");
+    assert_eq!(v, "not_supported");
+    assert!(notes.contains("`sticky` (Traefik sticky sessions) is not supported by Dime"), "{notes}");
+    assert_eq!(report["summary"], serde_json::json!({ "as_is": 7, "with_change": 4, "not_supported": 6 }));
+
+    // A `kubectl get configmap -o yaml` dump: each data key is a fragment named as control names it.
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("fragments.yaml");
+    let fragment = std::fs::read_to_string(&files[1]).unwrap().replace('\n', "\n        ");
+    std::fs::write(
+        &dump,
+        format!(
+            "apiVersion: v1\nkind: List\nitems:\n  - kind: ConfigMap\n    metadata: {{ name: video-config, namespace: media }}\n    data:\n      video.yaml: |\n        {fragment}\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dime-edge")).args(["check", "--report"]).arg(&dump).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("media/video-config/video.yaml\n  router video-router: supported as is"), "{text}");
+    let out = Command::new(env!("CARGO_BIN_EXE_dime-edge")).arg("check").arg(&dump).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
 fn check_prints_every_error_with_its_location_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");

@@ -26,6 +26,7 @@ pub mod error;
 mod load;
 pub mod matcher;
 pub mod purge;
+pub mod report;
 pub mod rule;
 pub mod schema;
 mod table;

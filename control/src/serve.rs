@@ -192,12 +192,17 @@ impl Shared {
             }
         }
         for r in &status.rejected {
-            text.push_str(&format!("rejected configmap {} ({:?}): {}\n", r.configmap, r.reason, r.errors.join("; ")));
+            let head = format!("rejected configmap {} ({:?}), {} error(s): ", r.configmap, r.reason, r.errors.len());
+            text.push_str(&crate::watch::bounded_list(&head, &r.errors, READYZ_LINE_MAX));
+            text.push('\n');
         }
         // Still ready: the table served is the last good one, which is what edges need.
         reply(StatusCode::OK, text)
     }
 }
+
+/// The longest `/readyz` line about one rejected ConfigMap: whole errors, then how many more.
+const READYZ_LINE_MAX: usize = 4096;
 
 /// The longest long-poll a client may ask for.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);

@@ -120,7 +120,7 @@ const EVENT_NOTE_MAX: usize = 1024;
 
 /// `head`, then as many whole `items` (joined by "; ") as fit in `max` bytes with room for "; and N more"
 /// naming the rest; an item longer than all the room left is cut short.
-fn bounded_list(head: &str, items: &[String], max: usize) -> String {
+pub(crate) fn bounded_list(head: &str, items: &[String], max: usize) -> String {
     let mut note = head.to_owned();
     for (i, item) in items.iter().enumerate() {
         let left = items.len() - i - 1;

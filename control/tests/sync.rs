@@ -104,6 +104,7 @@ async fn traefik_configmaps_become_the_served_table_and_edits_reach_long_polls()
     );
     let readyz = http.get(format!("{}/readyz", control.url)).send().await.unwrap().text().await.unwrap();
     assert!(readyz.contains("rejected configmap default/broken-config"), "{readyz}");
+    assert!(readyz.contains("1 error(s): default/broken-config/b.yaml:3: http.routers.broken.rule"), "{readyz}");
 
     // An edit reaches a long-polling client.
     let poll = {

@@ -237,16 +237,13 @@ pub(crate) fn translate(
     errors: &mut Collector,
 ) -> schema::Document {
     let from = errors.errors.len();
-    let mut report = features::Reporter { source, text, first_line, errors };
-    report.all_unknown(&dynamic);
-    let doc = translate_all(&mut report, dynamic);
-    report.add_lines(from);
+    features::Reporter { source, errors: &mut *errors }.all_unknown(&dynamic);
+    let doc = translate_all(source, dynamic, errors);
+    features::add_lines(errors, from, source, text, first_line);
     doc
 }
 
-fn translate_all(report: &mut features::Reporter<'_>, dynamic: Dynamic) -> schema::Document {
-    let (source, text, first_line) = (report.source, report.text, report.first_line);
-    let errors = &mut *report.errors;
+fn translate_all(source: &str, dynamic: Dynamic, errors: &mut Collector) -> schema::Document {
     let mut doc = schema::Document { version: schema::SCHEMA_VERSION, ..Default::default() };
     if let Some(tcp) = dynamic.tcp {
         translate_tcp(source, tcp, &mut doc, errors);
@@ -269,9 +266,8 @@ fn translate_all(report: &mut features::Reporter<'_>, dynamic: Dynamic) -> schem
             None => {} // its kind is reported as unsupported
         }
     }
-    let mut report = features::Reporter { source, text, first_line, errors };
     for (name, router) in http.routers.unwrap_or_default() {
-        if let Some(route) = translate_router(&mut report, &name, router, &middlewares) {
+        if let Some(route) = translate_router(source, &name, router, &middlewares, errors) {
             doc.http.routes.push(route);
         }
     }
@@ -279,8 +275,7 @@ fn translate_all(report: &mut features::Reporter<'_>, dynamic: Dynamic) -> schem
         match service.load_balancer {
             Some(lb) => drop(doc.http.upstreams.insert(name, translate_service(lb))),
             None if service.unknown.is_empty() => {
-                let at = report.at(&format!("http.services.{name}"));
-                report.errors.push(at, "a service needs a `loadBalancer`");
+                errors.push(Location::new(source, format!("http.services.{name}")), "a service needs a `loadBalancer`")
             }
             None => {} // its kind is reported as unsupported
         }
@@ -375,15 +370,15 @@ fn router_cache(
 }
 
 fn translate_router(
-    report: &mut features::Reporter<'_>,
+    source: &str,
     name: &str,
     router: Router,
     middlewares: &BTreeMap<String, Middleware>,
+    errors: &mut Collector,
 ) -> Option<schema::RouteSpec> {
-    let source = report.source;
     let at = |field: &str| Location::new(source, format!("http.routers.{name}.{field}"));
-    let unsupported = report.unsupported_matchers(&format!("http.routers.{name}.rule"), &router.rule);
-    let errors = &mut *report.errors;
+    let rule_at = format!("http.routers.{name}.rule");
+    let unsupported = features::Reporter { source, errors: &mut *errors }.unsupported_matchers(&rule_at, &router.rule);
     if router.entry_points.is_some() {
         errors.push(
             at("entryPoints"),

@@ -5,12 +5,9 @@
 use super::{Dynamic, Unknown};
 use crate::error::{Collector, Location};
 
-/// Reports problems of one document, with lines found in its text.
+/// Reports the problems of one document (their lines are added at the end, by [`add_lines`]).
 pub(super) struct Reporter<'a> {
     pub source: &'a str,
-    /// The document's text and the line of the file it starts on.
-    pub text: &'a str,
-    pub first_line: usize,
     pub errors: &'a mut Collector,
 }
 
@@ -151,13 +148,6 @@ fn sentence(what: String, instead: Option<&str>) -> String {
 }
 
 impl Reporter<'_> {
-    /// The location of `path` (dotted, as in errors), with its line when the text shows it.
-    pub fn at(&self, path: &str) -> Location {
-        let mut location = Location::new(self.source, path);
-        location.line = line_of(self.text, path).map(|l| l + self.first_line - 1);
-        location
-    }
-
     fn unknown(&mut self, path: &str, keys: &Unknown, level: Level) {
         for key in keys.keys() {
             let field = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
@@ -169,18 +159,7 @@ impl Reporter<'_> {
                 }
                 None => format!("`{key}` is not a field Dime reads here (it reads: {})", level.known()),
             };
-            let at = self.at(&field);
-            self.errors.push(at, message);
-        }
-    }
-
-    /// Gives the errors pushed since the `from`-th one, that name a field of this document but no line, the line
-    /// the text shows for their field.
-    pub fn add_lines(&mut self, from: usize) {
-        for e in self.errors.errors.iter_mut().skip(from) {
-            if e.location.line.is_none() && e.location.source == self.source && !e.location.field.is_empty() {
-                e.location.line = line_of(self.text, &e.location.field).map(|l| l + self.first_line - 1);
-            }
+            self.errors.push(Location::new(self.source, field), message);
         }
     }
 
@@ -190,8 +169,7 @@ impl Reporter<'_> {
         let mut any = false;
         for name in names.into_iter().filter(|n| !matches!(*n, "Host" | "PathPrefix" | "Path")) {
             let (what, instead) = matcher(name);
-            let at = self.at(path);
-            self.errors.push(at, format!("`{rule}`: {}", sentence(what, instead)));
+            self.errors.push(Location::new(self.source, path), format!("`{rule}`: {}", sentence(what, instead)));
             any = true;
         }
         any
@@ -244,6 +222,16 @@ impl Reporter<'_> {
             for (i, c) in tls.certificates.iter().enumerate() {
                 self.unknown(&format!("tls.certificates[{i}]"), &c.unknown, Level::TlsCertificate);
             }
+        }
+    }
+}
+
+/// Gives the errors of `source` pushed since the `from`-th one that name a field but no line the line `text`
+/// (which starts at line `first_line` of `source`) shows for their field.
+pub(super) fn add_lines(errors: &mut Collector, from: usize, source: &str, text: &str, first_line: usize) {
+    for e in errors.errors.iter_mut().skip(from) {
+        if e.location.line.is_none() && e.location.source == source && !e.location.field.is_empty() {
+            e.location.line = line_of(text, &e.location.field).map(|l| l + first_line - 1);
         }
     }
 }

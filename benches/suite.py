@@ -92,29 +92,25 @@ def cpu_seconds(pid):
     return total / HZ
 
 
-def rss_mib(pid):
-    """Resident memory now, of `pid` and its descendants."""
+def status_mib(pid, field):
+    """A memory field of /proc/PID/status (VmRSS: now; VmHWM: the peak), summed over `pid` and its descendants."""
     total = 0
     for p in tree(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     total += int(line.split()[1])
         except OSError:
             pass
     return total / 1024
+
+
+def rss_mib(pid):
+    return status_mib(pid, "VmRSS")
 
 
 def peak_rss_mib(pid):
-    total = 0
-    for p in tree(pid):
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
+    return status_mib(pid, "VmHWM")
 
 
 class Proc:

@@ -27,19 +27,26 @@ async fn edge(origin: &Origin, args: &[String]) -> Edge {
     Edge::start(&cached_route("c", HOST, &origin.url(), "{ stale_if_error: 60s }"), &args).await
 }
 
-/// Waits until the disk tier holds `objects` objects (writes land off the request path).
-async fn on_disk(edge: &Edge, objects: usize) {
-    let held = eventually(
-        Duration::from_secs(10),
-        Duration::from_millis(50),
-        "objects written to disk",
+/// Waits (at most `within`, reading every `every`) until the edge's `sample` is at least `want`; its value.
+async fn at_least(edge: &Edge, sample: &str, want: f64, within: Duration, every: Duration) -> f64 {
+    let what = format!("{sample} >= {want}");
+    eventually(
+        within,
+        every,
+        &what,
         || edge.log_text(),
         || async {
-            let n = edge.metric("dime_cache_disk_objects").await as usize;
-            (n >= objects).then_some(n)
+            let n = edge.metric(sample).await;
+            (n >= want).then_some(n)
         },
     )
-    .await;
+    .await
+}
+
+/// Waits until the disk tier holds `objects` objects (writes land off the request path).
+async fn on_disk(edge: &Edge, objects: usize) {
+    let (within, every) = (Duration::from_secs(10), Duration::from_millis(50));
+    let held = at_least(edge, "dime_cache_disk_objects", objects as f64, within, every).await as usize;
     assert_eq!(held, objects, "{}", edge.log_text());
 }
 
@@ -211,14 +218,8 @@ async fn sigkill_during_fills_never_leaves_a_body_that_differs_from_the_origins(
                 tokio::spawn(async move { edge.try_get(HOST, &p).await })
             })
             .collect();
-        eventually(
-            Duration::from_secs(20),
-            Duration::from_millis(5),
-            "some objects on disk",
-            || edge.log_text(),
-            || async { (edge.metric("dime_cache_disk_writes_total").await >= 5.0).then_some(()) },
-        )
-        .await;
+        // Some objects on disk before the kill.
+        at_least(&edge, "dime_cache_disk_writes_total", 5.0, Duration::from_secs(20), Duration::from_millis(5)).await;
         tokio::time::sleep(Duration::from_millis(fastrand::u64(0..50))).await;
         std::process::Command::new("kill").args(["-KILL", &edge.pid().to_string()]).status().unwrap();
         let completed = whole_answers(fills).await;
@@ -267,14 +268,8 @@ async fn both_byte_budgets_hold_and_the_disk_serves_what_memory_evicted() {
     for i in 0..96 {
         assert_eq!(edge.get(HOST, path(i)).await.status, 200);
     }
-    eventually(
-        Duration::from_secs(10),
-        Duration::from_millis(50),
-        "disk writes settled",
-        || edge.log_text(),
-        || async { (edge.metric("dime_cache_disk_writes_total").await >= 96.0).then_some(()) },
-    )
-    .await;
+    // The disk writes settled.
+    at_least(&edge, "dime_cache_disk_writes_total", 96.0, Duration::from_secs(10), Duration::from_millis(50)).await;
     let disk = edge.metric("dime_cache_disk_stored_bytes").await;
     let files: u64 = object_files(dir.path()).iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
     assert!(disk > 0.0 && disk <= (2 << 20) as f64, "disk tier holds {disk} bytes with a 2 MiB budget");

@@ -62,8 +62,4 @@ impl Opened {
             None => false,
         }
     }
-
-    pub(super) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len()).sum()
-    }
 }

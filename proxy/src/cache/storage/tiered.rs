@@ -49,11 +49,6 @@ impl MemStore {
         self.disk.get()
     }
 
-    /// Disk tier files kept open for hits.
-    pub fn open_files(&self) -> usize {
-        self.opened.len()
-    }
-
     /// Starts keeping a just-stored object on disk when it is worth it: not a live playlist (`whole`), and fresh
     /// for at least [`MIN_FRESH`]. Called under the fills' lock, like the memory insert.
     pub(super) fn keep_on_disk(&self, hash: HashBinary, object: &Arc<Object>, whole: bool) {

@@ -15,6 +15,9 @@ use crate::serve::{bearer, wait_of, Shared};
 
 /// The largest purge request body.
 pub const MAX_BODY: usize = 64 * 1024;
+/// How much of a refused body is read and dropped before the answer, and for how long, so that a client still
+/// sending it reads the answer instead of a connection reset (nginx's lingering close does the same).
+const DRAIN: (usize, Duration) = (4 * 1024 * 1024, Duration::from_secs(2));
 /// How long after a purge this replica keeps watching for the last acknowledgement (for the histogram).
 const TRACK_FOR: Duration = Duration::from_secs(60);
 
@@ -26,6 +29,41 @@ fn json(status: StatusCode, value: &serde_json::Value) -> Response {
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     json(status, &serde_json::json!({ "error": message.into() }))
+}
+
+/// The body if it is at most `limit` bytes; else (or if it breaks off) what is left of it, unread.
+async fn read_up_to(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, axum::body::Body> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut read = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return Err(body) };
+        let Ok(data) = frame.into_data() else { continue };
+        if read.len() + data.len() > limit {
+            return Err(body);
+        }
+        read.extend_from_slice(&data);
+    }
+    Ok(read.freeze())
+}
+
+/// `refusal`, sent without reading the request's `body`: with `Connection: close`, because the connection cannot
+/// carry another request. What is left of the body is read and dropped first, up to [`DRAIN`].
+async fn closing(mut refusal: Response, body: axum::body::Body) -> Response {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let drain = async {
+        let mut left = DRAIN.0;
+        while let Some(Ok(frame)) = body.frame().await {
+            left = left.saturating_sub(frame.data_ref().map_or(0, |d| d.len()));
+            if left == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN.1, drain).await;
+    refusal.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    refusal
 }
 
 /// A purge token, or the refusal: purging off (no `--purge-token-file`), no token, an edge token, a wrong one.
@@ -64,11 +102,14 @@ async fn submitted(
     body: axum::body::Body,
 ) -> (&'static str, Response) {
     if let Some(refusal) = purge_refusal(shared, headers) {
-        return ("unauthorized", refusal);
+        return ("unauthorized", closing(refusal, body).await);
     }
-    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
-        let why = format!("the purge is over {} KiB: split it into several", MAX_BODY / 1024);
-        return ("invalid", error(StatusCode::PAYLOAD_TOO_LARGE, why));
+    let body = match read_up_to(body, MAX_BODY).await {
+        Ok(body) => body,
+        Err(rest) => {
+            let why = format!("the purge is over {} KiB: split it into several", MAX_BODY / 1024);
+            return ("invalid", closing(error(StatusCode::PAYLOAD_TOO_LARGE, why), rest).await);
+        }
     };
     let purge: Purge = match serde_json::from_slice(&body) {
         Ok(p) => p,
@@ -284,5 +325,36 @@ mod tests {
         assert!(!metrics.contains("result=\"accepted\""));
         let (status, text) = call(&shared, "GET", "/v1/purge/x", Some(PURGER), vec![]).await;
         assert_eq!((status, text.contains("not a purge id")), (400, true), "{text}");
+    }
+
+    /// Over a real socket with a pooling client: a refused body (too large, or sent with the wrong token) ends
+    /// its connection with `Connection: close`, and the client's next request, on a new connection, is answered.
+    /// Without the header the client reused the connection the server had closed and got no answer.
+    #[tokio::test]
+    async fn a_refused_body_closes_its_connection_and_says_so() {
+        let shared = Arc::new(Shared::new(vec![EDGE.into()], vec![PURGER.into()]).unwrap());
+        let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        tokio::spawn(crate::serve::serve(listen, shared, None));
+        let http = reqwest::Client::new();
+        let url = format!("http://{listen}/v1/purge");
+        let huge = format!(r#"{{"tags":[{}]}}"#, vec!["\"t\""; 300_000].join(","));
+        let mut up = false;
+        for _ in 0..50 {
+            up = http.get(format!("http://{listen}/healthz")).send().await.is_ok();
+            if up {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(up, "the API never listened on {listen}");
+        for round in 0..20 {
+            for (token, body, status) in [(PURGER, &huge, 413), (EDGE, &huge, 403), (PURGER, &"{}".to_owned(), 400)] {
+                let r = http.post(&url).bearer_auth(token).body(body.clone()).send().await;
+                let r = r.unwrap_or_else(|e| panic!("round {round}, {status} expected: {e:?}"));
+                assert_eq!(r.status().as_u16(), status, "round {round}");
+                let close = r.headers().get("connection").is_some_and(|v| v == "close");
+                assert_eq!(close, status != 400, "round {round}: only a refusal with the body unread closes");
+            }
+        }
     }
 }

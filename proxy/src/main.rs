@@ -73,11 +73,7 @@ fn sign(args: &dime_edge::config::SignArgs) -> ExitCode {
 
 /// The report for scripts: its entries, and how many have each verdict.
 fn report_json(report: &dime_routes::report::Report) -> serde_json::Value {
-    let (as_is, with_change, not_supported) = report.counts();
-    serde_json::json!({
-        "entries": report.entries,
-        "summary": { "as_is": as_is, "with_change": with_change, "not_supported": not_supported },
-    })
+    serde_json::json!({ "entries": report.entries, "summary": report.counts() })
 }
 
 /// `dime-edge check`: every file read (a `kubectl get configmap` dump is split into its data keys, named
@@ -112,8 +108,9 @@ fn check(files: &[std::path::PathBuf], report: Option<ReportFormat>) -> ExitCode
                 }
             },
         }
-        let (_, change, not) = report.counts();
-        return if change + not == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        let c = report.counts();
+        let clean = c.with_change + c.not_supported + c.to_fix == 0;
+        return if clean { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
     match dime_routes::compile(&fragments) {
         Ok(table) => {

@@ -97,7 +97,7 @@ fn check_report_gives_every_part_of_a_traefik_setup_its_verdict() {
     let (v, notes) = verdict("service", "site");
     assert_eq!(v, "not_supported");
     assert!(notes.contains("`sticky` (Traefik sticky sessions) is not supported by Dime"), "{notes}");
-    assert_eq!(report["summary"], serde_json::json!({ "as_is": 7, "with_change": 4, "not_supported": 6 }));
+    assert_eq!(report["summary"], serde_json::json!({ "as_is": 7, "with_change": 4, "not_supported": 6, "to_fix": 0 }));
 
     // A `kubectl get configmap -o yaml` dump: each data key is a fragment named as control names it.
     let dir = tempfile::tempdir().unwrap();
@@ -135,12 +135,14 @@ fn check_prints_every_error_with_its_location_and_exits_1() {
         format!(
             "{name}:3: http.routers.r1.rule: `Query(`a`)`: `Query` (Traefik query matchers) is not supported by Dime"
         ),
-        format!("{name}: http.routers.r2.service: `gone` is not a defined upstream/service"),
-        format!("{name}: http.services.s.loadBalancer.servers[0].url: `http://s.test:99999`: invalid port"),
+        format!("{name}:4: http.routers.r2.service: `gone` is not a defined upstream/service"),
+        format!("{name}:6: http.services.s.loadBalancer.servers[0].url: `http://s.test:99999`: invalid port"),
         format!("{name}: 3 error(s)"),
     ] {
         assert!(stderr.contains(&want), "missing {want:?} in\n{stderr}");
     }
+    let lines: Vec<&str> = stderr.lines().map(|l| l.split(": ").next().unwrap_or("")).collect();
+    assert_eq!(lines, [format!("{name}:3"), format!("{name}:4"), format!("{name}:6"), name], "in the order written");
 
     let good = dir.path().join("good.yaml");
     std::fs::write(&good, include_str!("../../examples/routes.yaml")).unwrap();

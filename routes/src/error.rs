@@ -107,6 +107,18 @@ impl Collector {
     pub fn push(&mut self, location: Location, message: impl Into<String>) {
         self.errors.push(RouteError::new(location, message));
     }
+    /// Orders the errors by line within each source, the sources staying in the order they were first met.
+    pub fn sort_by_place(&mut self) {
+        let mut sources: Vec<String> = Vec::new();
+        for e in &self.errors {
+            if !sources.contains(&e.location.source) {
+                sources.push(e.location.source.clone());
+            }
+        }
+        let rank = |e: &RouteError| sources.iter().position(|s| *s == e.location.source);
+        self.errors.sort_by_cached_key(|e| (rank(e), e.location.line.unwrap_or(usize::MAX)));
+    }
+
     pub fn finish<T>(self, value: T) -> Result<T, RouteErrors> {
         if self.errors.is_empty() {
             Ok(value)

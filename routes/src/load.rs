@@ -1,7 +1,7 @@
 //! Reading route text: YAML (or JSON) with one or more documents, each either a native document (it has
 //! `version:`) or a Traefik dynamic configuration (it has `http:` or `tcp:`).
 
-use serde::de::DeserializeOwned;
+use recover::Read;
 
 use crate::error::{Collector, Location};
 use crate::schema::{self, Document};
@@ -20,6 +20,9 @@ pub struct Loaded {
     pub source: String,
     pub dialect: Dialect,
     pub document: Document,
+    /// The document's text and the line of `source` it starts on, to give later errors their lines.
+    pub text: std::sync::Arc<str>,
+    pub first_line: usize,
 }
 
 /// Splits `text` into YAML documents with the line each starts on (1-based).
@@ -40,82 +43,86 @@ fn split_documents(text: &str) -> Vec<(usize, String)> {
 }
 
 fn yaml_error(source: &str, first_line: usize, e: &serde_yaml::Error, errors: &mut Collector) {
-    let text = e.to_string();
-    let message = match text.rfind(" at line ") {
-        Some(cut) => text[..cut].to_owned(),
-        None => text,
-    };
-    let (field, message) = match message.split_once(": ") {
-        Some((path, rest)) if !path.contains(' ') && !path.is_empty() => (path.to_owned(), rest.to_owned()),
-        _ => (String::new(), message),
-    };
+    let (field, message) = recover::split(e);
     let mut location = Location::new(source, field);
     location.line = e.location().map(|l| l.line() + first_line - 1);
     errors.push(location, message);
-}
-
-fn typed<T: DeserializeOwned>(source: &str, line: usize, text: &str, errors: &mut Collector) -> Option<T> {
-    match serde_yaml::from_str(text) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            yaml_error(source, line, &e, errors);
-            None
-        }
-    }
 }
 
 /// Reads every document in `text`. `source` names it in errors (a file path, or `namespace/name/key`).
 pub(crate) fn load(source: &str, text: &str, errors: &mut Collector) -> Vec<Loaded> {
     let mut out = Vec::new();
     for (line, doc) in split_documents(text) {
-        let value: serde_yaml::Value = match serde_yaml::from_str(&doc) {
-            Ok(v) => v,
-            Err(e) => {
-                yaml_error(source, line, &e, errors);
-                continue;
-            }
-        };
-        let mapping = match value {
-            serde_yaml::Value::Null => continue,
-            serde_yaml::Value::Mapping(m) => m,
-            _ => {
-                let mut at = Location::new(source, "");
-                at.line = Some(line);
-                errors.push(at, "expected a mapping at the top of the document");
-                continue;
-            }
-        };
-        let has = |key: &str| mapping.contains_key(key);
-        if has("version") {
-            let version = mapping.get("version").and_then(serde_yaml::Value::as_u64);
-            if version != Some(u64::from(schema::SCHEMA_VERSION)) {
-                let mut at = Location::new(source, "version");
-                at.line = Some(line);
-                errors.push(
-                    at,
-                    format!("unsupported schema version (this build reads `version: {}`)", schema::SCHEMA_VERSION),
-                );
-                continue;
-            }
-            if let Some(document) = typed::<Document>(source, line, &doc, errors) {
-                out.push(Loaded { source: source.to_owned(), dialect: Dialect::Native, document });
-            }
-        } else if has("http") || has("tcp") || has("tls") {
-            if let Some(dynamic) = typed::<traefik::Dynamic>(source, line, &doc, errors) {
-                let document = traefik::translate(source, &doc, line, dynamic, errors);
-                out.push(Loaded { source: source.to_owned(), dialect: Dialect::Traefik, document });
-            }
-        } else {
-            let mut at = Location::new(source, "");
-            at.line = Some(line);
-            errors.push(
-                at,
-                "neither a Dime routes document (needs `version: 1`) nor a Traefik dynamic configuration (`http:`, `tcp:` or `tls:`)",
-            );
-        }
+        load_one(source, line, &doc, errors, &mut out);
     }
     out
 }
 
+fn load_one(source: &str, line: usize, doc: &str, errors: &mut Collector, out: &mut Vec<Loaded>) {
+    let value: serde_yaml::Value = match serde_yaml::from_str(doc) {
+        Ok(v) => v,
+        Err(e) => {
+            yaml_error(source, line, &e, errors);
+            return;
+        }
+    };
+    let mapping = match value {
+        serde_yaml::Value::Null => return,
+        serde_yaml::Value::Mapping(m) => m,
+        _ => {
+            let mut at = Location::new(source, "");
+            at.line = Some(line);
+            errors.push(at, "expected a mapping at the top of the document");
+            return;
+        }
+    };
+    let has = |key: &str| mapping.contains_key(key);
+    if has("version") {
+        let version = mapping.get("version").and_then(serde_yaml::Value::as_u64);
+        if version != Some(u64::from(schema::SCHEMA_VERSION)) {
+            let mut at = Location::new(source, "version");
+            at.line = Some(line);
+            errors.push(
+                at,
+                format!("unsupported schema version (this build reads `version: {}`)", schema::SCHEMA_VERSION),
+            );
+            return;
+        }
+        if let Read::Value(document) = recover::read::<Document>(source, line, doc, errors) {
+            out.push(Loaded {
+                source: source.to_owned(),
+                dialect: Dialect::Native,
+                document,
+                text: doc.into(),
+                first_line: line,
+            });
+        }
+    } else if has("http") || has("tcp") || has("tls") {
+        match recover::read::<traefik::Dynamic>(source, line, doc, errors) {
+            Read::Value(dynamic) => {
+                let document = traefik::translate(source, doc, line, dynamic, errors);
+                out.push(Loaded {
+                    source: source.to_owned(),
+                    dialect: Dialect::Traefik,
+                    document,
+                    text: doc.into(),
+                    first_line: line,
+                });
+            }
+            Read::Pruned(dynamic) => traefik::report_unsupported(source, doc, line, &dynamic, errors),
+            Read::Failed => {}
+        }
+    } else {
+        let mut at = Location::new(source, "");
+        at.line = Some(line);
+        errors.push(
+            at,
+            "neither a Dime routes document (needs `version: 1`) nor a Traefik dynamic configuration (`http:`, `tcp:` or `tls:`)",
+        );
+    }
+}
+
+pub(crate) mod lines;
+mod recover;
 #[cfg(test)]
 mod tests;

@@ -22,6 +22,18 @@ pub enum Verdict {
     WithChange(Vec<String>),
     /// Not supported: the notes say why, and the nearest Dime feature where there is one.
     NotSupported(Vec<String>),
+    /// Written wrongly (a value of the wrong type, a required field missing): to fix before anything else can
+    /// be said of it. The notes say what is wrong, and may name unsupported features too.
+    ToFix(Vec<String>),
+}
+
+/// How many parts have each verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub as_is: usize,
+    pub with_change: usize,
+    pub not_supported: usize,
+    pub to_fix: usize,
 }
 
 /// One router, service, middleware (or the rest of a document) and its verdict.
@@ -121,9 +133,22 @@ fn note(e: &crate::RouteError) -> String {
     }
 }
 
+/// serde's words for a value that does not have the shape the schema asks for.
+const MISTAKES: [&str; 6] = [
+    "invalid type: ",
+    "invalid value: ",
+    "missing field `",
+    "invalid length ",
+    "unknown variant `",
+    "duplicate field `",
+];
+
 fn verdict(notes: Vec<String>) -> Verdict {
+    let mistake = |n: &String| MISTAKES.iter().any(|m| n.contains(&format!(": {m}")));
     if notes.is_empty() {
         Verdict::AsIs
+    } else if notes.iter().any(mistake) {
+        Verdict::ToFix(notes)
     } else if notes.iter().all(|n| n.contains("; instead, write ")) {
         Verdict::WithChange(notes)
     } else {
@@ -132,14 +157,15 @@ fn verdict(notes: Vec<String>) -> Verdict {
 }
 
 impl Report {
-    /// How many entries have each verdict: (as is, with a change, not supported).
-    pub fn counts(&self) -> (usize, usize, usize) {
-        let mut counts = (0, 0, 0);
+    /// How many entries have each verdict.
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts::default();
         for e in &self.entries {
             match e.verdict {
-                Verdict::AsIs => counts.0 += 1,
-                Verdict::WithChange(_) => counts.1 += 1,
-                Verdict::NotSupported(_) => counts.2 += 1,
+                Verdict::AsIs => counts.as_is += 1,
+                Verdict::WithChange(_) => counts.with_change += 1,
+                Verdict::NotSupported(_) => counts.not_supported += 1,
+                Verdict::ToFix(_) => counts.to_fix += 1,
             }
         }
         counts
@@ -159,6 +185,7 @@ impl Report {
                     Verdict::AsIs => ("supported as is", &[][..]),
                     Verdict::WithChange(n) => ("supported with a change", &n[..]),
                     Verdict::NotSupported(n) => ("not supported", &n[..]),
+                    Verdict::ToFix(n) => ("to fix (written wrongly)", &n[..]),
                 };
                 let name = if e.name.is_empty() { String::new() } else { format!(" {}", e.name) };
                 out += &format!("  {}{name}: {label}\n", e.kind);
@@ -167,8 +194,11 @@ impl Report {
                 }
             }
         }
-        let (as_is, change, not) = self.counts();
-        out += &format!("{as_is} supported as is, {change} supported with a change, {not} not supported\n");
+        let c = self.counts();
+        out += &format!(
+            "{} supported as is, {} supported with a change, {} not supported, {} to fix\n",
+            c.as_is, c.with_change, c.not_supported, c.to_fix
+        );
         out
     }
 }

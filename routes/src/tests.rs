@@ -120,9 +120,9 @@ http:
     assert_eq!(errors.len(), 4, "{errors:#?}");
     let want = [
         "routes.yaml:4: http.routers.r1.rule: `HostRegexp(`.*`)`: `HostRegexp` (Traefik host regular expressions) is not supported by Dime; instead, write Host(`*.example.com`) for a wildcard",
-        "routes.yaml: http.routers.r2.service: `missing` is not a defined upstream/service",
+        "routes.yaml:5: http.routers.r2.service: `missing` is not a defined upstream/service",
         "routes.yaml:6: http.routers.r3.middlewares[0]: middleware `nope` is not defined",
-        "routes.yaml: http.services.s.loadBalancer.servers[0].url: `ftp://x`: unsupported scheme `ftp`",
+        "routes.yaml:8: http.services.s.loadBalancer.servers[0].url: `ftp://x`: unsupported scheme `ftp`",
     ];
     for w in want {
         assert!(errors.iter().any(|e| e.starts_with(w)), "missing {w:?} in {errors:#?}");
@@ -175,14 +175,15 @@ fn native_errors_name_route_index_and_field() {
     let text = "version: 1\nhttp:\n  routes:\n    - name: r\n      match: [{ hosts: [\"a.com:80\"], paths: [{ prefix: nope }] }]\n      upstream: u\n";
     let errors = errors_of(text);
     assert!(
-        errors.iter().any(|e| e.starts_with("routes.yaml: http.routes[0] (r).match[0].hosts[0]: invalid host")),
+        errors.iter().any(|e| e.starts_with("routes.yaml:5: http.routes[0] (r).match[0].hosts[0]: invalid host")),
         "{errors:#?}"
     );
     assert!(
         errors.iter().any(|e| e.contains("http.routes[0] (r).match[0].paths[0]: invalid path `nope`")),
         "{errors:#?}"
     );
-    assert!(errors.iter().any(|e| e.contains("http.routes[0] (r).upstream: `u` is not a defined")), "{errors:#?}");
+    let upstream = "routes.yaml:6: http.routes[0] (r).upstream: `u` is not a defined";
+    assert!(errors.iter().any(|e| e.starts_with(upstream)), "{errors:#?}");
 }
 
 #[test]
@@ -446,19 +447,21 @@ fn a_caching_route_chooses_its_fleet_tier() {
     assert!(errors.iter().any(|e| e.contains("for caching routes")), "{errors:?}");
 }
 
-/// The migration corpus (`examples/traefik/`): every fragment the old setup shipped reads without an error, and a
-/// fragment using features beyond the subset gets exactly the errors its `.errors` file lists, all in one run.
+/// The corpus: every fragment the old setup shipped (`examples/traefik/`) reads without an error, and a fragment
+/// with features beyond the subset or mistakes (there, and native ones in `examples/invalid/`) gets exactly the
+/// errors its `.errors` file lists, all in one run.
 /// `DIME_BLESS=1 cargo test -p dime-routes corpus` rewrites the `.errors` files after a deliberate change.
 #[test]
-fn the_traefik_corpus_reports_every_problem_at_once() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/traefik");
+fn the_corpus_reports_every_problem_at_once() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
+    let entries = ["examples/traefik", "examples/invalid"].map(|d| std::fs::read_dir(root.join(d)).unwrap());
+    for entry in entries.into_iter().flatten() {
         let path = entry.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
             continue;
         }
-        let name = format!("examples/traefik/{}", path.file_name().unwrap().to_str().unwrap());
+        let name = path.strip_prefix(&root).unwrap().to_str().unwrap().to_owned();
         let text = std::fs::read_to_string(&path).unwrap();
         let got: Vec<String> = match parse(&name, &text) {
             Ok(_) => Vec::new(),
@@ -478,7 +481,7 @@ fn the_traefik_corpus_reports_every_problem_at_once() {
         assert_eq!(got, want, "{name}: the errors differ from {}", golden.display());
         checked += 1;
     }
-    assert!(checked >= 3, "the corpus has the old setup's fragments and the migration one");
+    assert!(checked >= 6, "the corpus has the old setup's fragments, the migration ones and a native one");
 }
 
 proptest::proptest! {
@@ -492,6 +495,26 @@ proptest::proptest! {
             text += &format!("    r{i}: {{ rule: \"Host(`h{i}.example.com`)\", service: s, {problem} }}\n");
         }
         text += "  services:\n    s: { loadBalancer: { servers: [{ url: \"http://127.0.0.1:1\" }] } }\n";
+        let errors = errors_of(&text);
+        proptest::prop_assert_eq!(errors.len(), kinds.len(), "{:#?}", errors);
+    }
+
+    /// The same for the native schema: N routes, each with one structural problem (an unknown key, a wrong
+    /// type, an unknown key in a nested mapping or sequence item) or a value the validator refuses, get N errors.
+    #[test]
+    fn every_independent_native_problem_is_reported(kinds in proptest::collection::vec(0usize..5, 1..12)) {
+        let mut text = String::from("version: 1\nhttp:\n  routes:\n");
+        for (i, kind) in kinds.iter().enumerate() {
+            let problem = [
+                "colour: blue",
+                "priority: high",
+                "cache: { sizes: 1 }",
+                "match: [{ hosts: [h.test], hostz: [x] }]",
+                "cache: { default_ttl: soon }",
+            ][*kind];
+            text += &format!("    - {{ name: r{i}, upstream: o, {problem} }}\n");
+        }
+        text += "  upstreams:\n    o: { servers: [{ url: \"http://127.0.0.1:1\" }] }\n";
         let errors = errors_of(&text);
         proptest::prop_assert_eq!(errors.len(), kinds.len(), "{:#?}", errors);
     }

@@ -243,6 +243,23 @@ pub(crate) fn translate(
     doc
 }
 
+/// Only the features Dime does not have, for a document that cannot be translated (parts of it were refused).
+pub(crate) fn report_unsupported(
+    source: &str,
+    text: &str,
+    first_line: usize,
+    dynamic: &Dynamic,
+    errors: &mut Collector,
+) {
+    let from = errors.errors.len();
+    let mut reporter = features::Reporter { source, errors: &mut *errors };
+    reporter.all_unknown(dynamic);
+    for (name, router) in dynamic.http.iter().flat_map(|h| h.routers.iter().flatten()) {
+        reporter.unsupported_matchers(&format!("http.routers.{name}.rule"), &router.rule);
+    }
+    features::add_lines(errors, from, source, text, first_line);
+}
+
 fn translate_all(source: &str, dynamic: Dynamic, errors: &mut Collector) -> schema::Document {
     let mut doc = schema::Document { version: schema::SCHEMA_VERSION, ..Default::default() };
     if let Some(tcp) = dynamic.tcp {
@@ -472,7 +489,8 @@ fn translate_tcp(source: &str, tcp: Tcp, doc: &mut schema::Document, errors: &mu
     for (name, router) in tcp.routers.unwrap_or_default() {
         let at = |field: &str| Location::new(source, format!("tcp.routers.{name}.{field}"));
         let compact: String = router.rule.chars().filter(|c| !c.is_whitespace()).collect();
-        if compact != "HostSNI(`*`)" && compact != "HostSNI(\"*\")" {
+        let every_connection = compact == "HostSNI(`*`)" || compact == "HostSNI(\"*\")";
+        if !every_connection {
             errors.push(
                 at("rule"),
                 format!(
@@ -480,10 +498,18 @@ fn translate_tcp(source: &str, tcp: Tcp, doc: &mut schema::Document, errors: &mu
                     router.rule
                 ),
             );
-            continue;
         }
         if router.tls.is_some() {
-            errors.push(at("tls"), "TLS on TCP routers is not supported by this version of Dime");
+            let passthrough = router.tls.as_ref().and_then(|t| t.get("passthrough")).and_then(|p| p.as_bool());
+            let why = if passthrough == Some(true) {
+                "TLS passthrough on TCP routers is not supported by Dime; instead, route the port with HostSNI(`*`) and no `tls`: the bytes, TLS or not, go to the server untouched"
+            } else {
+                "TLS on TCP routers is not supported by this version of Dime"
+            };
+            errors.push(at("tls"), why);
+        }
+        if !every_connection {
+            continue;
         }
         match local_name(&router.service) {
             Ok(service) => doc.tcp.routes.push(schema::TcpRouteSpec {

@@ -29,9 +29,17 @@ struct Written {
     dialect: Dialect,
     /// Position in the native `http.routes` list (routes only).
     index: usize,
+    /// The document's text and first line in `source`, for the line of a field.
+    text: std::sync::Arc<str>,
+    first_line: usize,
 }
 
 impl Written {
+    fn at(&self, path: String) -> Location {
+        let line = crate::load::lines::line_of(&self.text, &path).map(|l| l + self.first_line - 1);
+        Location { line, ..Location::new(&self.source, path) }
+    }
+
     fn route(&self, name: &str, field: &str) -> Location {
         let path = match self.dialect {
             Dialect::Native => format!("http.routes[{}] ({name}).{field}", self.index),
@@ -45,7 +53,7 @@ impl Written {
                 format!("http.routers.{name}.{field}")
             }
         };
-        Location::new(&self.source, path)
+        self.at(path)
     }
 
     fn tcp_route(&self, name: &str, field: &str) -> Location {
@@ -60,7 +68,7 @@ impl Written {
                 format!("tcp.routers.{name}.{field}")
             }
         };
-        Location::new(&self.source, path)
+        self.at(path)
     }
 
     fn tcp_upstream(&self, name: &str, field: &str) -> Location {
@@ -68,7 +76,7 @@ impl Written {
             Dialect::Native => format!("tcp.upstreams.{name}.{field}"),
             Dialect::Traefik => format!("tcp.services.{name}.loadBalancer.{field}"),
         };
-        Location::new(&self.source, path)
+        self.at(path)
     }
 
     fn upstream(&self, name: &str, field: &str) -> Location {
@@ -79,7 +87,7 @@ impl Written {
                 format!("http.services.{name}.loadBalancer.{field}")
             }
         };
-        Location::new(&self.source, path)
+        self.at(path)
     }
 }
 
@@ -408,7 +416,13 @@ impl Specs {
                 specs.certificates.extend(compiled);
                 specs.certificate_specs.push(spec);
             }
-            let written = |index| Written { source: doc.source.clone(), dialect: doc.dialect, index };
+            let written = |index| Written {
+                source: doc.source.clone(),
+                dialect: doc.dialect,
+                index,
+                text: doc.text.clone(),
+                first_line: doc.first_line,
+            };
             for (name, spec) in tcp.upstreams {
                 let kind = Kind { what: "TCP upstream", field: "", locate: Written::tcp_upstream };
                 insert_once(&mut specs.tcp_upstreams, name, spec, written(0), kind, errors);
@@ -497,6 +511,7 @@ pub(crate) fn compile(
     let document = specs.document();
     let rules = compile_rules(&routes);
     let version = content_version(&document);
+    errors.sort_by_place();
     errors.finish(RouteTable {
         version,
         document,

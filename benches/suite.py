@@ -232,6 +232,8 @@ class BarePingora(Peer):
 
     def launch(self, role):
         cmd = [str(BARE_PINGORA), f"127.0.0.1:{self.port}", f"127.0.0.1:{role.origin}"]
+        if role.tls:
+            cmd += [str(p) for p in self.suite.certificate()]
         self.proc = Proc(self.label, cmd, self.suite.work)
         wait_port(self.port)
 
@@ -666,7 +668,8 @@ def uncached(s):
                     (Nginx, "nginx-pass", "pass"), (HAProxy, "haproxy", "pass"),
                     (BarePingora, "pingora-bare", "pass"))
     tls = [Dime(s, "dime-tls").start(Role("pass", origin.port, tls=True)),
-           Nginx(s, "nginx-tls").start(Role("pass", origin.port, tls=True))]
+           Nginx(s, "nginx-tls").start(Role("pass", origin.port, tls=True)),
+           BarePingora(s, "pingora-bare-tls").start(Role("pass", origin.port, tls=True))]
     try:
         time.sleep(1)
         idle_rss = {p.label: rss_mib(p.proc.pid) for p in plain + tls}
@@ -1590,7 +1593,8 @@ def report(res):
         lines += ["", "HTTP/2 rows come from h2load, which gives no percentiles: p50 is its mean time per request, "
                   "p99 its longest. Idle RSS: right after start, before any request.", ""]
         for case, peers in u["cases"].items():
-            bare, nginx = peers.get("pingora-bare"), next((r for l, r in peers.items() if l.startswith("nginx")), None)
+            bare = next((r for label, r in peers.items() if label.startswith("pingora-bare")), None)
+            nginx = next((r for label, r in peers.items() if label.startswith("nginx")), None)
             if bare and nginx:
                 d = next(r for label, r in peers.items() if label.startswith("dime") and "baseline" not in label)
                 lines.append(f"- {case}: Pingora alone costs {ratio(bare['cpu_ms_per_1k'], nginx['cpu_ms_per_1k'])}× "

@@ -4,7 +4,8 @@
 //! mimalloc). `benches/suite.py` runs it next to dime-edge and nginx in its `uncached` scenario, so the report can
 //! say how much of the gap to nginx is Pingora's own and how much is Dime's.
 //!
-//! `cargo run --release -p dime-edge --example bare_pingora -- LISTEN UPSTREAM` (both `host:port`).
+//! `cargo run --release -p dime-edge --example bare_pingora -- LISTEN UPSTREAM [CERT KEY]` (`host:port`; with a
+//! PEM certificate and key, LISTEN takes TLS with HTTP/2 by ALPN, as dime-edge's `--https`).
 
 use async_trait::async_trait;
 use pingora_core::server::configuration::ServerConf;
@@ -33,9 +34,13 @@ impl ProxyHttp for Bare {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [listen, upstream] = args.as_slice() else {
-        eprintln!("usage: bare_pingora LISTEN UPSTREAM  (both host:port)");
-        std::process::exit(2);
+    let (listen, upstream, tls) = match args.as_slice() {
+        [listen, upstream] => (listen, upstream, None),
+        [listen, upstream, cert, key] => (listen, upstream, Some((cert, key))),
+        _ => {
+            eprintln!("usage: bare_pingora LISTEN UPSTREAM [CERT KEY]  (host:port; PEM files for TLS)");
+            std::process::exit(2);
+        }
     };
     let Ok(upstream) = upstream.parse() else {
         eprintln!("bare_pingora: UPSTREAM `{upstream}` is not an address:port");
@@ -45,7 +50,20 @@ fn main() {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let mut proxy = pingora_proxy::http_proxy_service(&server.configuration, Bare { upstream });
-    proxy.add_tcp(listen);
+    match tls {
+        None => proxy.add_tcp(listen),
+        Some((cert, key)) => {
+            let mut settings = match pingora_core::listeners::tls::TlsSettings::intermediate(cert, key) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("bare_pingora: {cert}, {key}: {e}");
+                    std::process::exit(2);
+                }
+            };
+            settings.enable_h2();
+            proxy.add_tls_with_settings(listen, None, settings);
+        }
+    }
     server.add_service(proxy);
     server.run_forever();
 }

@@ -320,7 +320,8 @@ impl ProxyHttp for DimeProxy {
 
     /// Phase 10: HSTS on TLS requests of routes that set it; cache tags removed for viewers on caching routes
     /// (kept for peers, which index them too, and with `keep_tag_headers`); on caching routes `Cache-Status` and the outcome's
-    /// count ([`status::answer`], the same builder as direct hits). `Err` only if a header cannot be set.
+    /// count ([`status::answer`], the same builder as direct hits), exposed to cross-origin pages the origin lets
+    /// read ([`crate::cache::cors`]). `Err` only if a header cannot be set.
     async fn response_filter(
         &self,
         session: &mut Session,
@@ -342,6 +343,9 @@ impl ProxyHttp for DimeProxy {
         let Some(cache_ctx) = &ctx.cache else { return Ok(()) };
         let value = cache_status(&session.cache, cache_ctx, &self.state.metrics, ctx.route_name());
         resp.insert_header("cache-status", value)?;
+        if let Some(exposed) = crate::cache::cors::exposed(&resp.headers) {
+            resp.insert_header(crate::cache::cors::EXPOSE, exposed)?;
+        }
         Ok(())
     }
 

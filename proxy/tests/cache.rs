@@ -53,6 +53,36 @@ async fn second_request_is_a_hit_and_head_and_ranges_come_from_the_cache() {
     assert_eq!(edge.metric(r#"dime_cache_requests_total{result="hit",route="c"}"#).await, 4.0);
 }
 
+/// A player on another origin reads `Cache-Status` and `Age` only if they are in `Access-Control-Expose-Headers`:
+/// the edge adds them where the origin allows cross-origin reads, on a miss, a direct hit and Pingora's hit path
+/// alike, keeps what the origin listed, and adds nothing where the origin allows no cross-origin read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_origin_pages_may_read_the_cache_status_where_the_origin_allows_them() {
+    let origin = Origin::start("o").await;
+    let edge = edge_with_cache(&origin, "{}", &[]).await;
+    let open = &ask("/seg.ts").size(500).cache_control("max-age=60").allow_origin("*").expose_headers("X-Stream");
+    let open = &open.to_string();
+    let want = "X-Stream, Cache-Status, Age";
+    let miss = edge.get("c.test", open).await;
+    assert_eq!(
+        (miss.header("cache-status"), miss.header("access-control-expose-headers")),
+        ("dime; fwd=miss; stored", want)
+    );
+    let direct = edge.get("c.test", open).await;
+    assert!(direct.header("cache-status").contains("hit"));
+    assert_eq!(direct.header("access-control-expose-headers"), want, "direct hit: {:?}", direct.headers);
+    assert_eq!(direct.header("access-control-allow-origin"), "*");
+    let ranged = edge.request(reqwest::Method::GET, "c.test", open, &[("range", "bytes=0-9")]).await;
+    assert_eq!((ranged.status, ranged.header("access-control-expose-headers")), (206, want), "Pingora's hit path");
+    assert_eq!(edge.metric(r#"dime_cache_direct_responses_total{body="memory"}"#).await, 1.0);
+
+    let closed = &ask("/private.ts").size(500).cache_control("max-age=60").to_string();
+    for _ in 0..2 {
+        let r = edge.get("c.test", closed).await;
+        assert_eq!(r.header("access-control-expose-headers"), "", "no cross-origin read allowed: {:?}", r.headers);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_concurrent_viewers_cause_one_origin_fetch() {
     let origin = Origin::start("o").await;

@@ -139,6 +139,14 @@ impl Ask {
     pub fn cache_tag(self, tags: &str) -> Self {
         self.with("ctag", tags)
     }
+    /// The answer's `Access-Control-Allow-Origin` (cross-origin pages may read it).
+    pub fn allow_origin(self, origin: &str) -> Self {
+        self.with("acao", origin)
+    }
+    /// The answer's `Access-Control-Expose-Headers`.
+    pub fn expose_headers(self, names: &str) -> Self {
+        self.with("aceh", names)
+    }
     /// The answer's status.
     pub fn status(self, status: u16) -> Self {
         self.with("status", status)
@@ -246,6 +254,12 @@ async fn answer(req: Request<Incoming>, s: Shared) -> Result<Response<OriginBody
     }
     if let Some(tags) = q("ctag") {
         resp = resp.header("cache-tag", tags);
+    }
+    if let Some(origin) = q("acao") {
+        resp = resp.header("access-control-allow-origin", origin);
+    }
+    if let Some(names) = q("aceh") {
+        resp = resp.header("access-control-expose-headers", names);
     }
     if let Some(tag) = q("etag") {
         let etag = format!("\"{tag}\"");

@@ -2,6 +2,7 @@
 //! in-memory store), and [`Cache`], the process-wide runtime (store, eviction, lock) that the proxy phases use.
 
 pub mod body;
+pub mod cors;
 pub mod disk;
 pub mod key;
 pub mod live;

@@ -149,11 +149,16 @@ fn response_head(
         buf.put_slice(value);
         buf.put_slice(b"\r\n");
     };
+    let exposed = crate::cache::cors::exposed(&stored.headers);
     for (name, value) in stored.headers.iter() {
         let tag = name == crate::cache::tags::SURROGATE_KEY || name == crate::cache::tags::CACHE_TAG;
-        if !(SET_HERE.contains(name) || strip_tags && tag) {
+        let replaced = exposed.is_some() && name == crate::cache::cors::EXPOSE;
+        if !(SET_HERE.contains(name) || strip_tags && tag || replaced) {
             field(name.as_str().as_bytes(), value.as_bytes());
         }
+    }
+    if let Some(exposed) = &exposed {
+        field(crate::cache::cors::EXPOSE.as_str().as_bytes(), exposed.as_bytes());
     }
     field(b"content-length", object.body_len().to_string().as_bytes());
     field(b"age", meta.age().as_secs().to_string().as_bytes());

@@ -3,7 +3,10 @@
 // decoded, at most --max-stalls stalls. Prints what it saw as JSON; exit 0 when every check holds, 1 otherwise.
 //
 //   node scripts/browser/play.mjs --url URL [--seconds 22] [--min-played 15] [--max-stalls 1]
-//        [--screenshot FILE.png] [--chromium /usr/bin/chromium]
+//        [--screenshot FILE.png] [--chromium /usr/bin/chromium] [--trust-spki BASE64]
+//
+// --trust-spki: the browser trusts a certificate with this public key (base64 SHA-256 of its SubjectPublicKeyInfo),
+// as the live demo's self-signed one, without touching the system's trust store.
 import { parseArgs } from "node:util";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,6 +21,7 @@ const { values: opt } = parseArgs({
     "max-stalls": { type: "string", default: "1" },
     screenshot: { type: "string" },
     chromium: { type: "string", default: "/usr/bin/chromium" },
+    "trust-spki": { type: "string" },
   },
 });
 if (!opt.url) {
@@ -30,7 +34,13 @@ const browser = await puppeteer.launch({
   executablePath: opt.chromium,
   headless: true,
   userDataDir: profile,
-  args: ["--no-sandbox", "--disable-gpu", "--mute-audio", "--autoplay-policy=no-user-gesture-required"],
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--mute-audio",
+    "--autoplay-policy=no-user-gesture-required",
+    ...(opt["trust-spki"] ? [`--ignore-certificate-errors-spki-list=${opt["trust-spki"]}`] : []),
+  ],
 });
 let seen;
 const problems = [];

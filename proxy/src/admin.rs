@@ -1,4 +1,7 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/config`. Loopback by default.
+//! The admin listener: `/` (the status page, [`status`]), `/metrics`, `/healthz`, `/readyz`, `/config`.
+//! Loopback by default.
+
+pub mod status;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -21,6 +24,8 @@ pub struct Admin {
     pub tokens: Vec<String>,
     /// Serve `/metrics`, `/healthz` and `/readyz` only (the `--metrics` listener for Prometheus).
     pub metrics_only: bool,
+    /// The status page's chart data, sampled by [`status::Sampler`].
+    pub history: Arc<status::History>,
 }
 
 /// An admin request, as far as the handlers care.
@@ -72,8 +77,13 @@ impl Admin {
         if req.path == "/purge" {
             return self.purge(req);
         }
-        if req.path == "/config" && !self.tokens.is_empty() {
-            if let Some(resp) = self.refusal(req) {
+        if matches!(req.path, "/config" | "/") && !self.tokens.is_empty() {
+            if let Some(mut resp) = self.refusal(req) {
+                if req.path == "/" {
+                    // A browser asks for the token (as the password) instead of showing the refusal.
+                    let ask = http::HeaderValue::from_static("Basic realm=\"dime-edge admin\", charset=\"UTF-8\"");
+                    resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, ask);
+                }
                 return resp;
             }
         }
@@ -102,18 +112,35 @@ impl Admin {
                 ),
             },
             "/config" => reply(StatusCode::OK, "application/json", self.config_json()),
+            "/" => {
+                let mut resp = reply(
+                    StatusCode::OK,
+                    "text/html; charset=utf-8",
+                    status::render(&self.state, &self.history).into_bytes(),
+                );
+                resp.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+                resp
+            }
             _ => reply(
                 StatusCode::NOT_FOUND,
                 "text/plain",
-                b"not found: try /metrics, /healthz, /readyz, /config\n".to_vec(),
+                b"not found: try /, /metrics, /healthz, /readyz, /config\n".to_vec(),
             ),
         }
     }
 
-    /// Checks the bearer token: the refusal to send (401 without one, 403 with a wrong one), or `None`.
+    /// Checks the token, given as `Authorization: Bearer TOKEN` or, from a browser, as the password of HTTP Basic
+    /// authentication (any user name): the refusal to send (401 without one, 403 with a wrong one), or `None`.
     fn refusal(&self, req: &AdminRequest<'_>) -> Option<Response<Vec<u8>>> {
         let json = |status, v: serde_json::Value| reply(status, "application/json", v.to_string().into_bytes());
-        let presented = req.authorization.and_then(|a| a.strip_prefix("Bearer ")).map(str::trim);
+        let basic = req.authorization.and_then(|a| a.strip_prefix("Basic ")).and_then(|b| {
+            use base64::Engine as _;
+            let decoded = base64::engine::general_purpose::STANDARD.decode(b.trim()).ok()?;
+            let text = String::from_utf8(decoded).ok()?;
+            text.split_once(':').map(|(_, password)| password.to_owned())
+        });
+        let bearer = req.authorization.and_then(|a| a.strip_prefix("Bearer ")).map(str::trim);
+        let presented = bearer.or(basic.as_deref());
         let Some(presented) = presented else {
             return Some(json(
                 StatusCode::UNAUTHORIZED,
@@ -207,6 +234,7 @@ impl Admin {
                 "url": s.control,
                 "last_success_unix": s.last_success.map(unix),
                 "last_error": s.last_error,
+                "failovers": s.failovers,
             })),
         });
         serde_json::to_vec_pretty(&body).unwrap_or_default()

@@ -311,6 +311,7 @@ fn admin_services(
     state: &Arc<State>,
     cache: &Arc<Cache>,
     tokens: Vec<String>,
+    history: &Arc<crate::admin::status::History>,
 ) -> Vec<Service<HttpServer<Admin>>> {
     let listener = |name: &str, addr: std::net::SocketAddr, app: Admin| {
         let mut service = Service::new(name.to_owned(), HttpServer::new_app(app));
@@ -321,10 +322,16 @@ fn admin_services(
     let mut services = vec![listener(
         "dime admin",
         cfg.admin,
-        Admin { state: state.clone(), cache: cache.clone(), tokens, metrics_only: false },
+        Admin { state: state.clone(), cache: cache.clone(), tokens, metrics_only: false, history: history.clone() },
     )];
     if let Some(addr) = cfg.metrics {
-        let app = Admin { state: state.clone(), cache: cache.clone(), tokens: Vec::new(), metrics_only: true };
+        let app = Admin {
+            state: state.clone(),
+            cache: cache.clone(),
+            tokens: Vec::new(),
+            metrics_only: true,
+            history: history.clone(),
+        };
         services.push(listener("dime metrics", addr, app));
     }
     services
@@ -388,7 +395,8 @@ pub fn run(cfg: EdgeConfig) -> Result<(), StartError> {
         service.add_tcp(&address.to_string());
         server.add_service(service);
     }
-    for service in admin_services(&cfg, &state, &cache, opened.admin_tokens) {
+    let history = Arc::new(crate::admin::status::History::default());
+    for service in admin_services(&cfg, &state, &cache, opened.admin_tokens, &history) {
         server.add_service(service);
     }
     if let Some(feed) = purge_feed(&source, &state, &cache) {
@@ -401,6 +409,8 @@ pub fn run(cfg: EdgeConfig) -> Result<(), StartError> {
     if let Some(manager) = acme {
         server.add_service(background_service("acme", manager));
     }
+    let sampler = crate::admin::status::Sampler { history, metrics: state.metrics.clone() };
+    server.add_service(background_service("status history", sampler));
     server.add_service(background_service("upstream upkeep", Upkeep { state }));
     server.add_service(background_service("drain", Drain { metrics, bound: cfg.shutdown_timeout }));
     tracing::info!(http = ?cfg.http, https = ?cfg.https, tcp = ?cfg.tcp, admin = %cfg.admin, threads = cfg.threads, "dime-edge starting");

@@ -38,6 +38,8 @@ pub struct SyncStatus {
     pub control: String,
     pub last_success: Option<SystemTime>,
     pub last_error: Option<String>,
+    /// How many times the edge moved to another control URL (the one in use stopped answering).
+    pub failovers: u64,
 }
 
 #[derive(Debug)]

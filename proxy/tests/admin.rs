@@ -40,3 +40,61 @@ async fn config_needs_a_token_and_metrics_have_their_own_listener() {
     let purge = http.post(format!("http://{metrics}/purge?url=http://web.test/")).send().await.unwrap();
     assert_eq!(purge.status(), 404, "purge is not on the metrics listener");
 }
+
+/// The status page (`/`) takes the same token as `/config`, from a browser as the Basic password; without it the
+/// answer asks for credentials. It shows the live table and routes, and never the token. (Its values are checked
+/// against /metrics and /config in a real browser by `scripts/live-demo --smoke`, scripts/browser/status.mjs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_takes_the_admin_token_and_shows_the_table() {
+    let origin = Origin::start("o").await;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "admin-token-0123456789abcdef\n").unwrap();
+    let edge = Edge::start(
+        &one_route("web", "web.test", &[(&origin.url(), 1)]),
+        &["--admin-token-file", tokens.to_str().unwrap()],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/", edge.admin);
+    let refused = http.get(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert!(refused.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic realm="));
+    let wrong = http.get(&url).basic_auth("admin", Some("wrong-token-0123456789")).send().await.unwrap();
+    assert_eq!(wrong.status(), 403);
+    let bearer = http.get(&url).bearer_auth("admin-token-0123456789abcdef").send().await.unwrap();
+    assert_eq!(bearer.status(), 200);
+    assert_eq!(edge.get("web.test", "/page").await.status, 200);
+    // The request is counted once its answer is sent, so the page may be asked for a moment before that.
+    let (http2, url2) = (&http, &url);
+    let html = support::eventually(
+        std::time::Duration::from_secs(5),
+        std::time::Duration::from_millis(50),
+        "the status page never counted the request",
+        String::new,
+        || async move {
+            let page = http2.get(url2).basic_auth("anyone", Some("admin-token-0123456789abcdef")).send().await.ok()?;
+            assert_eq!(page.status(), 200);
+            assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+            let html = page.text().await.ok()?;
+            html.contains("data-field=\"requests\" data-value=\"1\"").then_some(html)
+        },
+    )
+    .await;
+    let config: serde_json::Value = serde_json::from_str(
+        &http
+            .get(format!("http://{}/config", edge.admin))
+            .bearer_auth("admin-token-0123456789abcdef")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let version = config["active"]["version"].as_str().unwrap();
+    assert!(html.contains(&format!("data-field=\"version\" data-value=\"{version}\"")), "{html}");
+    assert!(html.contains("<tr data-route=\"web\">"), "{html}");
+    assert!(!html.contains("admin-token-0123456789abcdef"), "the token is never rendered");
+}

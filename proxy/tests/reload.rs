@@ -85,7 +85,7 @@ async fn an_invalid_edit_keeps_the_old_table_serving_and_says_why() {
     let (_, config) = edge.admin("/config").await;
     let path = edge.routes.display().to_string();
     assert!(
-        config.contains(&format!("{path}: http.routes[0] (r).upstream: `nowhere` is not a defined upstream")),
+        config.contains(&format!("{path}:4: http.routes[0] (r).upstream: `nowhere` is not a defined upstream")),
         "{config}"
     );
     let log = edge.log_with("`nowhere` is not a defined upstream").await;

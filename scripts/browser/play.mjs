@@ -37,6 +37,7 @@ const browser = await puppeteer.launch({
   args: [
     "--no-sandbox",
     "--disable-gpu",
+    "--disable-dev-shm-usage",
     "--mute-audio",
     "--autoplay-policy=no-user-gesture-required",
     ...(opt["trust-spki"] ? [`--ignore-certificate-errors-spki-list=${opt["trust-spki"]}`] : []),

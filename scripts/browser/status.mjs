@@ -54,7 +54,7 @@ const browser = await puppeteer.launch({
   executablePath: opt.chromium,
   headless: true,
   userDataDir: profile,
-  args: ["--no-sandbox", "--disable-gpu"],
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
 });
 let page_;
 let html = "";

@@ -67,6 +67,11 @@ async fn edges_follow_configmaps_and_keep_serving_through_api_and_control_outage
 
     edge.until("video.edge.mycdndomain.us", 200, Some(&answer("video"))).await;
     edge.until("whoami.edge.mycdndomain.us", 200, Some(&answer("whoami"))).await;
+    // The status page names the control URL in use (the second: the first never answered, so no failover).
+    let (status, page) = edge.admin("/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains(&format!("<td data-field=\"control\">{control_url}</td>")), "{page}");
+    assert!(page.contains("data-field=\"failovers\" data-value=\"0\""), "{page}");
     // The table is saved right after it is applied (fsync included), so give the write a moment.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !state_dir.join("routes.json").exists() {

@@ -42,6 +42,18 @@ pub struct SyncStatus {
     pub failovers: u64,
 }
 
+impl SyncStatus {
+    /// Control at `url` answered: it is the one in use now, and a move from another one is a failover.
+    pub fn answered(&mut self, url: &str, at: SystemTime) {
+        if !self.control.is_empty() && self.control != url {
+            self.failovers += 1;
+        }
+        url.clone_into(&mut self.control);
+        self.last_success = Some(at);
+        self.last_error = None;
+    }
+}
+
 #[derive(Debug)]
 pub struct State {
     active: ArcSwapOption<Active>,

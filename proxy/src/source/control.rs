@@ -412,14 +412,7 @@ impl ControlSource {
             }
         }
         self.state.metrics.routes_fetch_last_success.set(unix(SystemTime::now()));
-        self.record(|s| {
-            if !s.control.is_empty() && s.control != url.text {
-                s.failovers += 1;
-            }
-            s.control = url.text.clone();
-            s.last_success = Some(SystemTime::now());
-            s.last_error = None;
-        });
+        self.record(|s| s.answered(&url.text, SystemTime::now()));
         Pass::Answered
     }
 }

@@ -71,3 +71,17 @@ fn warnings_name_what_this_edge_cannot_serve() {
     let holds = Holdings { tcp_entrypoints: vec!["rtmp".into()], signing_key_ids: vec!["k9".into()], certs: None };
     assert_eq!(warnings(&t, &holds).len(), 1, "only the unverified upstream is left");
 }
+
+#[test]
+fn a_move_to_another_control_url_is_a_failover_and_the_first_answer_is_not() {
+    let mut sync = SyncStatus::default();
+    let at = std::time::SystemTime::now();
+    sync.answered("http://a:8080", at);
+    assert_eq!((sync.control.as_str(), sync.failovers), ("http://a:8080", 0), "the first answer moves from nothing");
+    sync.last_error = Some("a: connection refused".into());
+    sync.answered("http://a:8080", at);
+    assert_eq!((sync.failovers, sync.last_error.clone()), (0, None), "the same URL again");
+    sync.answered("http://b:8080", at);
+    sync.answered("http://a:8080", at);
+    assert_eq!((sync.control.as_str(), sync.failovers), ("http://a:8080", 2));
+}

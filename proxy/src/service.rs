@@ -418,8 +418,7 @@ impl ProxyHttp for DimeProxy {
         // An authenticated peer is a trusted proxy: the viewer's address it forwards is kept.
         let trusted =
             ctx.from_peer || client.is_some_and(|ip| self.settings.trusted_proxies.iter().any(|n| n.contains(&ip)));
-        let original_host = request_host(session.req_header()).to_owned();
-        set_forwarded_headers(upstream_request, client, trusted, &original_host, is_tls(session))?;
+        set_forwarded_headers(upstream_request, client, trusted, request_host(session.req_header()), is_tls(session))?;
         if ctx.from_peer {
             tier::unmark(upstream_request);
         }
@@ -477,12 +476,8 @@ impl ProxyHttp for DimeProxy {
             self.state.metrics.peer_requests.with_label_values(&["served", "fetched"]).inc();
         }
         if let Some(sent) = ctx.sent_at {
-            let up = ctx.upstream_name().to_owned();
-            self.state
-                .metrics
-                .upstream_response_duration
-                .with_label_values(&[&up])
-                .observe(sent.elapsed().as_secs_f64());
+            let histogram = self.state.metrics.upstream_response_duration.with_label_values(&[ctx.upstream_name()]);
+            histogram.observe(sent.elapsed().as_secs_f64());
         }
         Ok(())
     }

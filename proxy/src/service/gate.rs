@@ -2,6 +2,7 @@
 //! table yet, no route, redirects to HTTPS, signed-URL refusals), decided by [`admit`] without I/O; the
 //! plain-text answers; and the forwarding headers the origin is sent.
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use bytes::Bytes;
@@ -193,11 +194,17 @@ pub fn set_forwarded_headers(
     original_host: &str,
     tls: bool,
 ) -> Result<()> {
-    let client = client.map(|ip| ip.to_string()).unwrap_or_default();
-    let xff = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prior) if trusted && !prior.is_empty() => format!("{prior}, {client}"),
-        _ => client,
-    };
+    // One string, written once: the prior list (from a trusted proxy) and the client's address.
+    let mut xff = String::with_capacity(48);
+    if let Some(prior) = req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        if trusted && !prior.is_empty() {
+            xff.push_str(prior);
+            xff.push_str(", ");
+        }
+    }
+    if let Some(ip) = client {
+        let _ = write!(xff, "{ip}");
+    }
     req.insert_header("x-forwarded-for", xff)?;
     if !(trusted && req.headers.contains_key("x-forwarded-proto")) {
         req.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;

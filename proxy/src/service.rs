@@ -344,7 +344,7 @@ impl ProxyHttp for DimeProxy {
         let value = cache_status(&session.cache, cache_ctx, &self.state.metrics, ctx.route_name());
         resp.insert_header("cache-status", value)?;
         if let Some(exposed) = crate::cache::cors::exposed(&resp.headers) {
-            resp.insert_header(crate::cache::cors::EXPOSE, exposed)?;
+            resp.insert_header(http::header::ACCESS_CONTROL_EXPOSE_HEADERS, exposed)?;
         }
         Ok(())
     }

@@ -6,18 +6,22 @@ mod support;
 
 use support::{one_route, Edge, Origin};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn config_needs_a_token_and_metrics_have_their_own_listener() {
-    let origin = Origin::start("o").await;
+/// An edge with route `web` (host web.test) to `origin` and the admin token `admin-token-0123456789abcdef`; the
+/// directory holds the token file.
+async fn edge_with_admin_token(origin: &Origin, extra: &[&str]) -> (Edge, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, "admin-token-0123456789abcdef\n").unwrap();
+    let mut args = vec!["--admin-token-file", tokens.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    (Edge::start(&one_route("web", "web.test", &[(&origin.url(), 1)]), &args).await, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_needs_a_token_and_metrics_have_their_own_listener() {
+    let origin = Origin::start("o").await;
     let metrics = support::free_addr();
-    let edge = Edge::start(
-        &one_route("web", "web.test", &[(&origin.url(), 1)]),
-        &["--admin-token-file", tokens.to_str().unwrap(), "--metrics", &metrics.to_string()],
-    )
-    .await;
+    let (edge, _dir) = edge_with_admin_token(&origin, &["--metrics", &metrics.to_string()]).await;
     let http = reqwest::Client::new();
     let config = |token: Option<&'static str>| {
         let mut req = http.get(format!("http://{}/config", edge.admin));
@@ -47,14 +51,7 @@ async fn config_needs_a_token_and_metrics_have_their_own_listener() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_page_takes_the_admin_token_and_shows_the_table() {
     let origin = Origin::start("o").await;
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, "admin-token-0123456789abcdef\n").unwrap();
-    let edge = Edge::start(
-        &one_route("web", "web.test", &[(&origin.url(), 1)]),
-        &["--admin-token-file", tokens.to_str().unwrap()],
-    )
-    .await;
+    let (edge, _dir) = edge_with_admin_token(&origin, &[]).await;
     let http = reqwest::Client::new();
     let url = format!("http://{}/", edge.admin);
     let refused = http.get(&url).send().await.unwrap();

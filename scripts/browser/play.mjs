@@ -8,10 +8,7 @@
 // --trust-spki: the browser trusts a certificate with this public key (base64 SHA-256 of its SubjectPublicKeyInfo),
 // as the live demo's self-signed one, without touching the system's trust store.
 import { parseArgs } from "node:util";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import puppeteer from "puppeteer-core";
+import { withChromium } from "./chromium.mjs";
 
 const { values: opt } = parseArgs({
   options: {
@@ -29,24 +26,13 @@ if (!opt.url) {
   process.exit(2);
 }
 const seconds = Number(opt.seconds);
-const profile = mkdtempSync(join(tmpdir(), "dime-chromium-"));
-const browser = await puppeteer.launch({
-  executablePath: opt.chromium,
-  headless: true,
-  userDataDir: profile,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--mute-audio",
-    "--autoplay-policy=no-user-gesture-required",
-    ...(opt["trust-spki"] ? [`--ignore-certificate-errors-spki-list=${opt["trust-spki"]}`] : []),
-  ],
-});
-let seen;
 const problems = [];
-try {
-  const page = await browser.newPage();
+const chromiumArgs = [
+  "--mute-audio",
+  "--autoplay-policy=no-user-gesture-required",
+  ...(opt["trust-spki"] ? [`--ignore-certificate-errors-spki-list=${opt["trust-spki"]}`] : []),
+];
+const seen = await withChromium(opt.chromium, chromiumArgs, async (page) => {
   await page.setViewport({ width: 960, height: 720 });
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   await page.goto(opt.url, { waitUntil: "load", timeout: 20000 });
@@ -56,24 +42,20 @@ try {
   });
   const start = await page.evaluate(() => document.getElementById("video").currentTime);
   await new Promise((r) => setTimeout(r, seconds * 1000));
-  seen = await page.evaluate((start) => {
+  const state = await page.evaluate((start) => {
     const video = document.getElementById("video");
     const quality = video.getVideoPlaybackQuality();
     return { ...window.dime, played: video.currentTime - start, decodedFrames: quality.totalVideoFrames,
              droppedFrames: quality.droppedVideoFrames };
   }, start);
   if (opt.screenshot) await page.screenshot({ path: opt.screenshot });
-} finally {
-  await browser.close();
-  rmSync(profile, { recursive: true, force: true });
+  return state;
+});
+if (seen.fatal.length) problems.push(`fatal hls.js errors: ${seen.fatal.join("; ")}`);
+if (!(seen.played >= Number(opt["min-played"]))) {
+  problems.push(`playback advanced ${seen.played.toFixed(1)} s in ${seconds} s (at least ${opt["min-played"]} wanted)`);
 }
-if (seen) {
-  if (seen.fatal.length) problems.push(`fatal hls.js errors: ${seen.fatal.join("; ")}`);
-  if (!(seen.played >= Number(opt["min-played"]))) {
-    problems.push(`playback advanced ${seen.played.toFixed(1)} s in ${seconds} s (at least ${opt["min-played"]} wanted)`);
-  }
-  if (!(seen.decodedFrames > 0)) problems.push("no video frame was decoded");
-  if (seen.stalls > Number(opt["max-stalls"])) problems.push(`${seen.stalls} stalls (at most ${opt["max-stalls"]})`);
-}
+if (!(seen.decodedFrames > 0)) problems.push("no video frame was decoded");
+if (seen.stalls > Number(opt["max-stalls"])) problems.push(`${seen.stalls} stalls (at most ${opt["max-stalls"]})`);
 console.log(JSON.stringify({ ...seen, problems }, null, 2));
 process.exit(problems.length ? 1 : 0);

@@ -7,10 +7,7 @@
 //
 //   node scripts/browser/status.mjs --admin http://127.0.0.1:9901 --token TOKEN [--secret S]... [--screenshot F]
 import { parseArgs } from "node:util";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import puppeteer from "puppeteer-core";
+import { withChromium } from "./chromium.mjs";
 
 const { values: opt } = parseArgs({
   options: {
@@ -49,25 +46,18 @@ const bare = await fetch(`${opt.admin}/`);
 check(bare.status === 401, `without the token the page answered ${bare.status}, not 401`);
 check((bare.headers.get("www-authenticate") || "").startsWith("Basic"), "the refusal does not ask for credentials");
 
-const profile = mkdtempSync(join(tmpdir(), "dime-chromium-"));
-const browser = await puppeteer.launch({
-  executablePath: opt.chromium,
-  headless: true,
-  userDataDir: profile,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-});
-let page_;
 let html = "";
-try {
-  const page = await browser.newPage();
+const seen = await withChromium(opt.chromium, [], async (page) => {
   await page.setViewport({ width: 1100, height: 1000 });
   await page.authenticate({ username: "admin", password: opt.token });
   const answer = await page.goto(`${opt.admin}/`, { waitUntil: "load", timeout: 20000 });
   check(answer.status() === 200, `with the token the page answered ${answer.status()}`);
   html = await page.content();
-  page_ = await page.evaluate(() => {
+  const state = await page.evaluate(() => {
     const value = (row, field) => row.querySelector(`[data-field="${field}"]`)?.dataset.value;
-    const rows = (table) => [...document.querySelectorAll(`#${table} tr[data-${table === "cache" ? "tier" : table === "certificates" ? "cert" : table === "upstreams" ? "address" : "route"}]`)];
+    // Each table's rows carry the attribute that names them.
+    const key = { routes: "route", upstreams: "address", tcp: "route", certificates: "cert", cache: "tier" };
+    const rows = (table) => [...document.querySelectorAll(`#${table} tr[data-${key[table]}]`)];
     return {
       version: document.querySelector('#table [data-field="version"]')?.dataset.value,
       routes: rows("routes").map((r) => ({ name: r.dataset.route, requests: value(r, "requests"),
@@ -83,15 +73,12 @@ try {
     };
   });
   if (opt.screenshot) await page.screenshot({ path: opt.screenshot, fullPage: true });
-} finally {
-  await browser.close();
-  rmSync(profile, { recursive: true, force: true });
-}
+  return state;
+});
 
 const auth = { headers: { authorization: `Bearer ${opt.token}` } };
 const metrics = parseMetrics(await (await fetch(`${opt.admin}/metrics`)).text());
 const config = await (await fetch(`${opt.admin}/config`, auth)).json();
-const seen = page_;
 const active = config.active;
 check(seen.version === active.version, `version ${seen.version} on the page, ${active.version} in /config`);
 const routeNames = active.table.http.routes.map((r) => r.name);

@@ -32,9 +32,8 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// The body if it is at most `limit` bytes; else (or if it breaks off) what is left of it, unread.
-async fn read_up_to(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, axum::body::Body> {
+async fn read_up_to(mut body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, axum::body::Body> {
     use http_body_util::BodyExt;
-    let mut body = body;
     let mut read = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else { return Err(body) };
@@ -49,9 +48,8 @@ async fn read_up_to(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes
 
 /// `refusal`, sent without reading the request's `body`: with `Connection: close`, because the connection cannot
 /// carry another request. What is left of the body is read and dropped first, up to [`DRAIN`].
-async fn closing(mut refusal: Response, body: axum::body::Body) -> Response {
+async fn closing(mut refusal: Response, mut body: axum::body::Body) -> Response {
     use http_body_util::BodyExt;
-    let mut body = body;
     let drain = async {
         let mut left = DRAIN.0;
         while let Some(Ok(frame)) = body.frame().await {

@@ -6,7 +6,7 @@
 //! Every value a test compares is also in a `data-value` attribute, unformatted. No secret is rendered: no token,
 //! no signing key, no certificate or key material; a control URL loses any user:password part.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -44,12 +44,17 @@ pub struct History {
 impl History {
     fn sample(&self, metrics: &Metrics) {
         let requests = sum(&metrics.requests, |_| true);
-        let (hits, lookups) = cache_counts(metrics, None);
+        let hits = sum(&metrics.cache_requests, is_hit);
+        let lookups = sum(&metrics.cache_requests, |_| true);
+        self.push(Sample { at: unix(SystemTime::now()), requests, hits, lookups });
+    }
+
+    fn push(&self, sample: Sample) {
         let mut samples = self.samples.lock();
         if samples.len() == SAMPLES {
             samples.pop_front();
         }
-        samples.push_back(Sample { at: unix(SystemTime::now()), requests, hits, lookups });
+        samples.push_back(sample);
     }
 
     /// (seconds ago, requests/s, hit ratio if there were cache lookups) between consecutive samples, oldest first.
@@ -104,21 +109,32 @@ fn series(metric: &dyn Collector) -> Vec<(BTreeMap<String, String>, f64)> {
 
 /// The sum of the series whose labels `keep` accepts.
 fn sum(metric: &dyn Collector, keep: impl Fn(&BTreeMap<String, String>) -> bool) -> f64 {
-    // (`+ 0.0`: an empty float sum is -0.0, which would show as "-0.0 %".)
-    series(metric).into_iter().filter(|(l, _)| keep(l)).map(|(_, v)| v).sum::<f64>() + 0.0
+    series(metric).into_iter().filter(|(l, _)| keep(l)).map(|(_, v)| v).sum()
 }
 
 fn label_is(labels: &BTreeMap<String, String>, name: &str, value: &str) -> bool {
     labels.get(name).is_some_and(|v| v == value)
 }
 
-/// Cache hits (fresh or stale) and all cache lookups, of one route or of all.
-fn cache_counts(metrics: &Metrics, route: Option<&str>) -> (f64, f64) {
-    let of_route = |l: &BTreeMap<String, String>| route.is_none_or(|r| label_is(l, "route", r));
-    let hits = sum(&metrics.cache_requests, |l| {
-        of_route(l) && (label_is(l, "result", "hit") || label_is(l, "result", "stale"))
-    });
-    (hits, sum(&metrics.cache_requests, of_route))
+/// A cache lookup that was answered from the cache, fresh or stale.
+fn is_hit(labels: &BTreeMap<String, String>) -> bool {
+    label_is(labels, "result", "hit") || label_is(labels, "result", "stale")
+}
+
+/// The series `keep` accepts, summed per route (one pass over the metric for the whole page).
+fn by_route(metric: &dyn Collector, keep: impl Fn(&BTreeMap<String, String>) -> bool) -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    for (labels, value) in series(metric).into_iter().filter(|(l, _)| keep(l)) {
+        if let Some(route) = labels.get("route") {
+            *out.entry(route.clone()).or_insert(0.0) += value;
+        }
+    }
+    out
+}
+
+/// The value of `route` in a [`by_route`] map (0 when it has no series yet).
+fn of(map: &HashMap<String, f64>, route: &str) -> f64 {
+    map.get(route).copied().unwrap_or(0.0)
 }
 
 /// Escapes text for HTML content and attribute values. (Five characters: no template engine is needed for them.)
@@ -240,7 +256,7 @@ th {{ font-weight: 600; color: #555; font-size: 12px; }}
     upstreams_section(&mut html, state);
     tcp_section(&mut html, state, m);
     certificates_section(&mut html, m, now);
-    cache_section(&mut html, state, m);
+    cache_section(&mut html, m);
     html.push_str("</main></body></html>\n");
     html
 }
@@ -303,6 +319,9 @@ fn routes_section(html: &mut String, state: &State, m: &Metrics) {
         html.push_str("</table>\n");
         return;
     };
+    let requests = by_route(&m.requests, |_| true);
+    let (hits, lookups) = (by_route(&m.cache_requests, is_hit), by_route(&m.cache_requests, |_| true));
+    let (sent, fetched) = (by_route(&m.response_bytes, |_| true), by_route(&m.origin_bytes, |_| true));
     for route in active.table.routes() {
         let name = route.name.as_str();
         let mut matches: Vec<String> = route
@@ -317,12 +336,10 @@ fn routes_section(html: &mut String, state: &State, m: &Metrics) {
         if matches.is_empty() {
             matches.push("any host, any path".to_owned());
         }
-        let requests = sum(&m.requests, |l| label_is(l, "route", name));
+        let requests = of(&requests, name);
         let (hit_ratio, offload) = if route.cache.is_some() {
-            let (hits, lookups) = cache_counts(m, Some(name));
-            let sent = sum(&m.response_bytes, |l| label_is(l, "route", name));
-            let fetched = sum(&m.origin_bytes, |l| label_is(l, "route", name));
-            ((lookups > 0.0).then(|| hits / lookups), (sent > 0.0).then(|| 1.0 - fetched / sent))
+            let (hits, lookups, sent) = (of(&hits, name), of(&lookups, name), of(&sent, name));
+            ((lookups > 0.0).then(|| hits / lookups), (sent > 0.0).then(|| 1.0 - of(&fetched, name) / sent))
         } else {
             (None, None)
         };
@@ -386,10 +403,10 @@ fn tcp_section(html: &mut String, state: &State, m: &Metrics) {
         "<h2>TCP routes</h2>\n<table id=\"tcp\"><tr><th>route</th><th>entrypoints</th><th>upstream</th>\
          <th>open streams</th><th>connections</th></tr>",
     );
+    let (open, total) = (by_route(&m.tcp_active, |_| true), by_route(&m.tcp_connections, |_| true));
     for route in active.table.tcp_routes() {
         let name = route.name.as_str();
-        let open = sum(&m.tcp_active, |l| label_is(l, "route", name));
-        let total = sum(&m.tcp_connections, |l| label_is(l, "route", name));
+        let (open, total) = (of(&open, name), of(&total, name));
         let _ = write!(
             html,
             "<tr data-route=\"{n}\"><td>{n}</td><td>{}</td><td>{}</td>\
@@ -424,39 +441,24 @@ fn certificates_section(html: &mut String, m: &Metrics, now: f64) {
     html.push_str("</table>\n");
 }
 
-fn cache_section(html: &mut String, state: &State, m: &Metrics) {
-    let _ = state;
-    let row = |html: &mut String, tier: &str, budget: f64, stored: f64, objects: f64, evictions: f64| {
+fn cache_section(html: &mut String, m: &Metrics) {
+    html.push_str(
+        "<h2>Cache</h2>\n<table id=\"cache\"><tr><th>tier</th><th>budget</th><th>in use</th><th>objects</th>\
+         <th>evictions</th></tr>",
+    );
+    let d = &m.disk;
+    let memory = ("memory", [&m.cache_budget_bytes, &m.cache_stored_bytes, &m.cache_objects], &m.cache_evictions);
+    let disk = ("disk", [&d.budget_bytes, &d.stored_bytes, &d.objects], &d.evictions);
+    let tiers = if d.enabled.get() == 1 { vec![memory, disk] } else { vec![memory] };
+    for (tier, [budget, stored, objects], evictions) in tiers {
+        let (budget, stored, objects, evictions) = (budget.get(), stored.get(), objects.get(), evictions.get());
         let _ = write!(
             html,
             "<tr data-tier=\"{tier}\"><td>{tier}</td><td data-field=\"budget\" data-value=\"{budget}\">{}</td>\
              <td data-field=\"stored\" data-value=\"{stored}\">{}</td><td data-field=\"objects\" data-value=\"{objects}\">{objects}</td>\
              <td data-field=\"evictions\" data-value=\"{evictions}\">{evictions}</td></tr>",
-            bytes(budget),
-            bytes(stored),
-        );
-    };
-    html.push_str(
-        "<h2>Cache</h2>\n<table id=\"cache\"><tr><th>tier</th><th>budget</th><th>in use</th><th>objects</th>\
-         <th>evictions</th></tr>",
-    );
-    row(
-        html,
-        "memory",
-        m.cache_budget_bytes.get() as f64,
-        m.cache_stored_bytes.get() as f64,
-        m.cache_objects.get() as f64,
-        m.cache_evictions.get() as f64,
-    );
-    let d = &m.disk;
-    if d.enabled.get() == 1 {
-        row(
-            html,
-            "disk",
-            d.budget_bytes.get() as f64,
-            d.stored_bytes.get() as f64,
-            d.objects.get() as f64,
-            d.evictions.get() as f64,
+            bytes(budget as f64),
+            bytes(stored as f64),
         );
     }
     html.push_str("</table>\n");
@@ -476,15 +478,9 @@ mod tests {
     #[test]
     fn the_history_keeps_ten_minutes_and_gives_rates() {
         let history = History::default();
-        {
-            let mut s = history.samples.lock();
-            for i in 0..100 {
-                if s.len() == SAMPLES {
-                    s.pop_front();
-                }
-                let i = i as f64;
-                s.push_back(Sample { at: i * 10.0, requests: i * 50.0, hits: i * 3.0, lookups: i * 4.0 });
-            }
+        for i in 0..100 {
+            let i = f64::from(i);
+            history.push(Sample { at: i * 10.0, requests: i * 50.0, hits: i * 3.0, lookups: i * 4.0 });
         }
         let rates = history.rates(990.0);
         assert_eq!(rates.len(), SAMPLES - 1, "bounded");

@@ -4,14 +4,11 @@
 //! page can tell whether a segment came from the cache. The origin's policy is not widened: without
 //! `Access-Control-Allow-Origin` nothing is added, and a `*` list already exposes everything.
 
-use http::header::{HeaderName, ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS};
+use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS};
 use http::HeaderMap;
 
 /// The edge's headers a cross-origin page may read.
 const EDGE_HEADERS: [&str; 2] = ["Cache-Status", "Age"];
-
-/// The header this applies to.
-pub const EXPOSE: HeaderName = ACCESS_CONTROL_EXPOSE_HEADERS;
 
 /// The `Access-Control-Expose-Headers` value to send instead of the one in `headers`, or `None` to leave them as
 /// they are.

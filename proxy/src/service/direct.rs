@@ -152,13 +152,13 @@ fn response_head(
     let exposed = crate::cache::cors::exposed(&stored.headers);
     for (name, value) in stored.headers.iter() {
         let tag = name == crate::cache::tags::SURROGATE_KEY || name == crate::cache::tags::CACHE_TAG;
-        let replaced = exposed.is_some() && name == crate::cache::cors::EXPOSE;
+        let replaced = exposed.is_some() && name == header::ACCESS_CONTROL_EXPOSE_HEADERS;
         if !(SET_HERE.contains(name) || strip_tags && tag || replaced) {
             field(name.as_str().as_bytes(), value.as_bytes());
         }
     }
     if let Some(exposed) = &exposed {
-        field(crate::cache::cors::EXPOSE.as_str().as_bytes(), exposed.as_bytes());
+        field(header::ACCESS_CONTROL_EXPOSE_HEADERS.as_str().as_bytes(), exposed.as_bytes());
     }
     field(b"content-length", object.body_len().to_string().as_bytes());
     field(b"age", meta.age().as_secs().to_string().as_bytes());

@@ -144,9 +144,10 @@ pub(crate) fn read<T: DeserializeOwned>(
         Ok(v) => return Read::Value(v),
         Err(e) => e,
     };
+    // The first error is serde_yaml's own, with its exact line; the later ones are located in `text`.
     super::yaml_error(source, first_line, &first, errors);
     let Ok(mut value) = serde_yaml::from_str::<Value>(text) else { return Read::Failed };
-    let mut error = first;
+    let (mut error, mut reported) = (first, true);
     let mut renumber = Renumber::default();
     // Values taken out for a wrong type, as (mapping as written, key): their "missing field" is not news.
     let mut emptied: Vec<(Vec<Step>, String)> = Vec::new();
@@ -154,22 +155,35 @@ pub(crate) fn read<T: DeserializeOwned>(
     for _ in 0..MAX_ERRORS {
         let (path, message) = split(&error);
         let Some(at) = resolve(&value, &path) else { return Read::Failed };
-        let target = if let Some(key) = quoted(&message, "unknown field ") {
-            [at.clone(), vec![Step::Key(key.to_owned())]].concat()
-        } else if message.starts_with("missing field ") {
-            whole_mappings = true;
-            at.clone()
-        } else {
-            if let Some((Step::Key(k), parent)) = at.split_last() {
-                emptied.push((renumber.written(parent), k.clone()));
+        let at_written = renumber.written(&at);
+        let unknown = quoted(&message, "unknown field ").map(|k| Step::Key(k.to_owned()));
+        let missing = quoted(&message, "missing field ");
+        if !reported && !missing.is_some_and(|k| emptied.iter().any(|(m, key)| *m == at_written && key == k)) {
+            // An unknown key's line is its own, as serde_yaml gives for the first error.
+            let steps = [at_written.clone(), unknown.iter().cloned().collect()].concat();
+            let mut location = Location::new(source, lines::render(&at_written));
+            location.line = lines::line_at(text, &steps).map(|l| l + first_line - 1);
+            errors.push(location, message.clone());
+        }
+        reported = false;
+        let target = match (unknown, missing) {
+            (Some(key), _) => [at, vec![key]].concat(),
+            (None, Some(_)) => {
+                whole_mappings = true;
+                at
             }
-            at.clone()
+            (None, None) => {
+                if let Some((Step::Key(k), parent)) = at_written.split_last() {
+                    emptied.push((parent.to_vec(), k.clone()));
+                }
+                at
+            }
         };
         let written = renumber.written(&target);
         if !take_out(&mut value, &target) {
             return Read::Failed;
         }
-        if let (Some(Step::Index(i)), Some((_, parent))) = (written.last(), written.split_last()) {
+        if let Some((Step::Index(i), parent)) = written.split_last() {
             renumber.0.push((parent.to_vec(), *i));
         }
         let Ok(again) = serde_yaml::to_string(&value) else { return Read::Failed };
@@ -178,22 +192,6 @@ pub(crate) fn read<T: DeserializeOwned>(
             Ok(v) => return Read::Pruned(v),
             Err(e) => e,
         };
-        let (path, message) = split(&error);
-        let Some(at) = resolve(&value, &path) else { return Read::Failed };
-        let at_written = renumber.written(&at);
-        let repeat = quoted(&message, "missing field ")
-            .is_some_and(|k| emptied.iter().any(|(m, key)| *m == at_written && key == k));
-        if !repeat {
-            // An unknown key's line is its own, as serde_yaml gives for the first error.
-            let steps = match quoted(&message, "unknown field ") {
-                Some(k) => [at_written.clone(), vec![Step::Key(k.into())]].concat(),
-                None => at_written.clone(),
-            };
-            let field = lines::render(&at_written);
-            let mut location = Location::new(source, field);
-            location.line = lines::line_at(text, &steps).map(|l| l + first_line - 1);
-            errors.push(location, message);
-        }
     }
     Read::Failed
 }

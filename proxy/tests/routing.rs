@@ -175,3 +175,43 @@ async fn non_idempotent_requests_are_not_retried_on_another_server() {
     assert!(statuses.contains(&502), "a POST whose server refused the connection is not replayed: {statuses:?}");
     assert!(statuses.contains(&200), "{statuses:?}");
 }
+
+/// An origin that reads each request header and closes the connection without answering; its URL.
+async fn hang_up_origin() -> String {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut buf, mut seen) = ([0u8; 4096], Vec::new());
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                // Dropped here: closed without a byte of answer.
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_that_hangs_up_mid_exchange_gets_the_client_a_502_on_a_route_without_cache() {
+    // Pingora reports a failure after the connection (here: the origin closed before answering) through
+    // `error_while_proxy`. On a route without a cache that once panicked in Dime's handler (the cache's
+    // `miss_handler` outside a miss), so the client's connection was dropped without an answer, nothing was
+    // counted and the panic's backtrace kept ~30 MiB of debug information resident.
+    let origin = hang_up_origin().await;
+    let edge = Edge::start(&one_route("h", "h.test", &[(&origin, 1)]), &[]).await;
+    for _ in 0..3 {
+        let r = edge.get("h.test", "/").await;
+        assert_eq!(r.status, 502, "{}", r.body);
+    }
+    let sample = r#"dime_http_requests_total{method="GET",route="h",status="5xx"}"#;
+    assert_eq!(edge.metric(sample).await, 3.0);
+    let log = edge.log_text();
+    assert!(!log.contains("panicked"), "the edge panicked:\n{log}");
+}

@@ -2,7 +2,7 @@
 //! `service.rs` say when each runs): what counts against a server or a fleet member, what is retried, and the
 //! error response.
 
-use pingora_cache::NoCacheReason;
+use pingora_cache::{CachePhase, NoCacheReason};
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorSource, ErrorType};
 use pingora_proxy::{FailToProxy, Session};
@@ -65,7 +65,7 @@ pub(super) fn proxy_error(
         }
     }
     let mut e = e.more_context(format!("peer: {peer}"));
-    let storing = session.cache.miss_handler().is_some();
+    let storing = fills(session);
     if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
         e.set_retry(false);
     } else if from_peer_answer {
@@ -85,6 +85,13 @@ pub(super) fn proxy_error(
         e.retry.decide_reuse(client_reused);
     }
     e
+}
+
+/// Whether this request is filling the cache (a miss or an expired object whose answer is being stored).
+/// Pingora's `miss_handler` panics in any other phase, and `error_while_proxy` runs in all of them: on a route
+/// without a cache (`Disabled`) and on a bypass as well.
+fn fills(session: &mut Session) -> bool {
+    matches!(session.cache.phase(), CachePhase::Miss | CachePhase::Expired) && session.cache.miss_handler().is_some()
 }
 
 /// `fail_to_proxy`: writes the error response.

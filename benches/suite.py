@@ -10,7 +10,9 @@ Peers (all on 127.0.0.1, one worker/thread each, upstream keep-alive, access log
             measured as a pass-through and says so
   haproxy   HAProxy, for pass-through and TCP
   pingora   Pingora with nothing of Dime in it (proxy/examples/bare_pingora.rs: one upstream, no routing, cache,
-            metrics or headers), in the uncached scenario: the floor under dime's pass-through cost
+            metrics or headers), in the uncached scenario: the floor under dime's pass-through cost; and the same
+            with `--lean` (pingora-lean): each request fetched in `request_filter` with pingora-core's HTTP/1
+            client, past Pingora's proxy phases, the floor of any path inside Pingora
 
 Scenarios: cached hits (1 KiB, 1 MiB), uncached pass-through, thundering herd (500 concurrent requests for a new
 object: origin requests per peer), live HLS swarm (viewers following a real nginx-rtmp stream fed by ffmpeg),
@@ -84,15 +86,21 @@ def tree(pid):
     return out
 
 
-def cpu_seconds(pid):
-    total = 0
+def cpu_split(pid):
+    """CPU time of `pid` and its descendants in seconds: (user, system)."""
+    user = system = 0
     for p in tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            user += int(fields[11])
+            system += int(fields[12])
         except OSError:
             pass
-    return total / HZ
+    return user / HZ, system / HZ
+
+
+def cpu_seconds(pid):
+    return sum(cpu_split(pid))
 
 
 def status_mib(pid, field):
@@ -229,13 +237,22 @@ class BarePingora(Peer):
 
     kind = "pingora"
     modes = ("pass",)
+    lean = False
 
     def launch(self, role):
-        cmd = [str(BARE_PINGORA), f"127.0.0.1:{self.port}", f"127.0.0.1:{role.origin}"]
+        cmd = [str(BARE_PINGORA), *(["--lean"] if self.lean else []), f"127.0.0.1:{self.port}",
+               f"127.0.0.1:{role.origin}"]
         if role.tls:
             cmd += [str(p) for p in self.suite.certificate()]
         self.proc = Proc(self.label, cmd, self.suite.work)
         wait_port(self.port)
+
+
+class LeanPingora(BarePingora):
+    """bare_pingora `--lean`: every request fetched in `request_filter` with pingora-core's HTTP/1 client, past
+    Pingora's proxy phases: what any path inside Pingora costs at the least."""
+
+    lean = True
 
 
 class DimeBaseline(Dime):
@@ -470,12 +487,15 @@ def h2load(port, path, seconds, connections):
 
 def measure(peer, path, seconds, connections, script=None, proto="http"):
     """One run against `peer`: `proto` http (wrk), https (wrk over TLS 1.3) or h2 (h2load over TLS)."""
-    before = cpu_seconds(peer.proc.pid)
+    user_before, system_before = cpu_split(peer.proc.pid)
     if proto == "h2":
         r = h2load(peer.port, path, seconds, connections)
     else:
         r = wrk(peer.port, path, seconds, connections, script, scheme=proto)
-    r["cpu_ms_per_1k"] = (cpu_seconds(peer.proc.pid) - before) * 1000 / (r["requests"] / 1000)
+    user_after, system_after = cpu_split(peer.proc.pid)
+    per_1k = 1000 / (r["requests"] / 1000)
+    r["cpu_ms_per_1k"] = (user_after - user_before + system_after - system_before) * per_1k
+    r["user_ms_per_1k"] = (user_after - user_before) * per_1k
     r["peak_rss_mib"] = peak_rss_mib(peer.proc.pid)
     if r["non2xx"]:
         say(f"warning: {peer.label}: {r['non2xx']} non-2xx answers")
@@ -666,10 +686,11 @@ def uncached(s):
     origin = file_origin(s, "origin-uncached", {"Cache-Control": "no-store"})
     plain = s.peers(origin.port, (Dime, "dime-pass", "pass"), *s.baseline("dime-pass-baseline", "pass"),
                     (Nginx, "nginx-pass", "pass"), (HAProxy, "haproxy", "pass"),
-                    (BarePingora, "pingora-bare", "pass"))
+                    (BarePingora, "pingora-bare", "pass"), (LeanPingora, "pingora-lean", "pass"))
     tls = [Dime(s, "dime-tls").start(Role("pass", origin.port, tls=True)),
            Nginx(s, "nginx-tls").start(Role("pass", origin.port, tls=True)),
-           BarePingora(s, "pingora-bare-tls").start(Role("pass", origin.port, tls=True))]
+           BarePingora(s, "pingora-bare-tls").start(Role("pass", origin.port, tls=True)),
+           LeanPingora(s, "pingora-lean-tls").start(Role("pass", origin.port, tls=True))]
     try:
         time.sleep(1)
         idle_rss = {p.label: rss_mib(p.proc.pid) for p in plain + tls}
@@ -1594,12 +1615,19 @@ def report(res):
                   "p99 its longest. Idle RSS: right after start, before any request.", ""]
         for case, peers in u["cases"].items():
             bare = next((r for label, r in peers.items() if label.startswith("pingora-bare")), None)
+            lean = next((r for label, r in peers.items() if label.startswith("pingora-lean")), None)
             nginx = next((r for label, r in peers.items() if label.startswith("nginx")), None)
             if bare and nginx:
                 d = next(r for label, r in peers.items() if label.startswith("dime") and "baseline" not in label)
+                floor = (f"Pingora's leanest path (past its proxy phases) {ratio(lean['cpu_ms_per_1k'], nginx['cpu_ms_per_1k'])}×; "
+                         if lean else "")
                 lines.append(f"- {case}: Pingora alone costs {ratio(bare['cpu_ms_per_1k'], nginx['cpu_ms_per_1k'])}× "
-                             f"nginx's CPU per request; dime costs {ratio(d['cpu_ms_per_1k'], bare['cpu_ms_per_1k'])}× "
-                             "Pingora alone's.")
+                             f"nginx's CPU per request, {floor}dime costs "
+                             f"{ratio(d['cpu_ms_per_1k'], bare['cpu_ms_per_1k'])}× Pingora alone's.")
+                split = [(label, r) for label, r in peers.items() if "user_ms_per_1k" in r]
+                lines.append("  User / kernel µs per request: " + ", ".join(
+                    f"{label} {r['user_ms_per_1k']:.1f} / {r['cpu_ms_per_1k'] - r['user_ms_per_1k']:.1f}"
+                    for label, r in split) + ".")
         lines.append("")
     if "herd" in sc:
         lines += ["## Thundering herd: 500 concurrent requests for one new object (origin answers in 300 ms)", "",

@@ -1,5 +1,7 @@
 //! The edge routes real requests to real origins by host and path, with priority, weights and failover.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use indoc::formatdoc;

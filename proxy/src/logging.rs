@@ -8,18 +8,23 @@
 //!   runs before the process exits (SIGTERM, start-up errors). Measured: benches/run --only accesslog.
 //!   (`tracing-appender` does the same with one allocation and one channel message per line, and one write per
 //!   line: measurably dearer on cached hits, see docs/benchmarks.md.)
+//! - A panic is a bug: [`count_panics`] makes each one a single ERROR line (message, source location, thread; the
+//!   backtrace too when `RUST_BACKTRACE` asks for one) and counts it (`dime_panics_total`), where the standard
+//!   hook wrote free text to stderr that no log pipeline or alert would notice.
 //! - ERROR means an operator should act. Pingora logs some expected events at error level (an origin closing an
 //!   idle keep-alive connection shows up as `failed to acquire reusable stream`); [`demoted`] lists them, and they
 //!   are logged at debug.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+use crate::metrics::Metrics;
 
 /// Bytes buffered before new lines are dropped.
 pub const MAX_BUFFER: usize = 8 << 20;
@@ -158,6 +163,30 @@ pub fn init(format: LogFormat) {
     }
 }
 
+/// Replaces the standard panic hook: every panic, on any thread, is counted in `metrics.panics` and logged as one
+/// structured ERROR line. A backtrace is captured as the standard hook would (`RUST_BACKTRACE`), and then
+/// written in the same line.
+pub fn count_panics(metrics: Arc<Metrics>) {
+    std::panic::set_hook(Box::new(move |info| {
+        metrics.panics.inc();
+        let payload = info.payload();
+        let message = match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+            (Some(s), _) => s,
+            (None, Some(s)) => s.as_str(),
+            (None, None) => "(not a string)",
+        };
+        let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+        let thread = std::thread::current();
+        let thread = thread.name().unwrap_or("unnamed");
+        let backtrace = std::backtrace::Backtrace::capture();
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            tracing::error!(panic = message, location, thread, %backtrace, "panicked: a bug in dime-edge");
+        } else {
+            tracing::error!(panic = message, location, thread, "panicked: a bug in dime-edge");
+        }
+    }));
+}
+
 /// Appends whole formatted lines (the access log writes its own, see [`crate::access`]).
 pub fn append(lines: &[u8]) {
     BATCH.append(lines);
@@ -176,6 +205,18 @@ pub fn flush() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_is_counted() {
+        #![allow(clippy::unwrap_used)]
+        let metrics = Arc::new(Metrics::new().unwrap());
+        count_panics(metrics.clone());
+        let caught = std::panic::catch_unwind(|| panic!("a test panic"));
+        // Back to the standard hook for the rest of this test binary.
+        let _ = std::panic::take_hook();
+        assert!(caught.is_err());
+        assert!(metrics.panics.get() >= 1, "the panic was not counted");
+    }
 
     #[test]
     fn lines_are_kept_whole_until_written_and_dropped_past_the_bound() {

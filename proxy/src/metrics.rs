@@ -64,6 +64,7 @@ pub struct Metrics {
     pub disk: DiskMetrics,
     pub downstream_closed: IntCounterVec,
     pub log_lines_dropped: IntCounter,
+    pub panics: IntCounter,
     pub signed_url_rejections: IntCounterVec,
     pub tls_cert_expiry: GaugeVec,
     pub tls_reloads: IntCounterVec,
@@ -386,6 +387,12 @@ impl Metrics {
                 IntCounter,
                 "dime_log_lines_dropped_total",
                 "Log lines dropped because the log buffer was full (the writer could not keep up with stderr)."
+            ),
+            panics: build!(
+                r,
+                IntCounter,
+                "dime_panics_total",
+                "Panics in the edge: each one ended what it was doing (a request's connection, or a background task). A bug: report it with the logged panic line."
             ),
             downstream_closed: build!(
                 r,

@@ -361,6 +361,7 @@ fn acme_manager(
 pub fn run(cfg: EdgeConfig) -> Result<(), StartError> {
     raise_open_files_limit();
     let metrics = Arc::new(Metrics::new()?);
+    crate::logging::count_panics(metrics.clone());
     let opened = open_files(&cfg, &metrics)?;
     let resolver = Arc::new(SystemResolver { overrides: cfg.resolve.clone() });
     let holdings = Holdings {

@@ -216,4 +216,6 @@ async fn an_origin_that_hangs_up_mid_exchange_gets_the_client_a_502_on_a_route_w
     assert_eq!(edge.metric(sample).await, 3.0);
     let log = edge.log_text();
     assert!(!log.contains("panicked"), "the edge panicked:\n{log}");
+    let (_, metrics) = edge.admin("/metrics").await;
+    assert!(metrics.lines().any(|l| l == "dime_panics_total 0"), "dime_panics_total is not 0:\n{metrics}");
 }

@@ -179,11 +179,9 @@ pub fn count_panics(metrics: Arc<Metrics>) {
         let thread = std::thread::current();
         let thread = thread.name().unwrap_or("unnamed");
         let backtrace = std::backtrace::Backtrace::capture();
-        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
-            tracing::error!(panic = message, location, thread, %backtrace, "panicked: a bug in dime-edge");
-        } else {
-            tracing::error!(panic = message, location, thread, "panicked: a bug in dime-edge");
-        }
+        let backtrace = (backtrace.status() == std::backtrace::BacktraceStatus::Captured)
+            .then(|| tracing::field::display(backtrace));
+        tracing::error!(panic = message, location, thread, backtrace, "panicked: a bug in dime-edge");
     }));
 }
 

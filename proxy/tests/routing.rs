@@ -1,11 +1,9 @@
 //! The edge routes real requests to real origins by host and path, with priority, weights and failover.
 
-#![allow(clippy::unwrap_used)]
-
 mod support;
 
 use indoc::formatdoc;
-use support::{closed_port, one_route, Edge, Origin};
+use support::{ask, closed_port, one_route, Edge, Origin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_and_path_routing_with_priority_and_404_for_unknown_hosts() {
@@ -178,38 +176,16 @@ async fn non_idempotent_requests_are_not_retried_on_another_server() {
     assert!(statuses.contains(&200), "{statuses:?}");
 }
 
-/// An origin that reads each request header and closes the connection without answering; its URL.
-async fn hang_up_origin() -> String {
-    use tokio::io::AsyncReadExt;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut buf, mut seen) = ([0u8; 4096], Vec::new());
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-                // Dropped here: closed without a byte of answer.
-            });
-        }
-    });
-    url
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_origin_that_hangs_up_mid_exchange_gets_the_client_a_502_on_a_route_without_cache() {
     // Pingora reports a failure after the connection (here: the origin closed before answering) through
     // `error_while_proxy`. On a route without a cache that once panicked in Dime's handler (the cache's
     // `miss_handler` outside a miss), so the client's connection was dropped without an answer, nothing was
     // counted and the panic's backtrace kept ~30 MiB of debug information resident.
-    let origin = hang_up_origin().await;
-    let edge = Edge::start(&one_route("h", "h.test", &[(&origin, 1)]), &[]).await;
+    let origin = Origin::start("h").await;
+    let edge = Edge::start(&one_route("h", "h.test", &[(&origin.url(), 1)]), &[]).await;
     for _ in 0..3 {
-        let r = edge.get("h.test", "/").await;
+        let r = edge.get("h.test", ask("/").hang_up()).await;
         assert_eq!(r.status, 502, "{}", r.body);
     }
     let sample = r#"dime_http_requests_total{method="GET",route="h",status="5xx"}"#;

@@ -2,7 +2,6 @@
 //! asked for with [`ask`].
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -163,6 +162,10 @@ impl Ask {
     pub fn abort_after(self, n: usize) -> Self {
         self.with("abort", n)
     }
+    /// Reads the request, then drops the connection without a byte of answer.
+    pub fn hang_up(self) -> Self {
+        self.with("hangup", 1)
+    }
     /// The answer's `ETag` (quoted); a request whose `If-None-Match` names it gets `304 Not Modified`.
     pub fn etag(self, tag: &str) -> Self {
         self.with("etag", tag)
@@ -214,7 +217,8 @@ impl hyper::body::Body for ChannelBody {
 
 type OriginBody = http_body_util::Either<Full<Bytes>, ChannelBody>;
 
-async fn answer(req: Request<Incoming>, s: Shared) -> Result<Response<OriginBody>, Infallible> {
+/// `Err` only for [`Ask::hang_up`]: hyper then closes the connection without answering.
+async fn answer(req: Request<Incoming>, s: Shared) -> Result<Response<OriginBody>, std::io::Error> {
     let full = |b: Bytes| http_body_util::Either::Left(Full::new(b));
     if req.uri().path() == "/healthz" {
         let status = if s.healthy.load(Ordering::SeqCst) { 200 } else { 503 };
@@ -230,6 +234,9 @@ async fn answer(req: Request<Incoming>, s: Shared) -> Result<Response<OriginBody
         form_urlencoded::parse(req.uri().query()?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
     };
     let num = |name: &str| q(name).and_then(|v| v.parse::<usize>().ok());
+    if q("hangup").is_some() {
+        return Err(std::io::Error::other("origin hangs up before answering"));
+    }
     if req.uri().path() == "/slow" {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dime_routes::wire::{EdgeState, EdgeView, Etag, Member, Report};
 use futures::StreamExt;
-use http::HeaderMap;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{ObjectMeta, Patch, PatchParams};
@@ -21,14 +21,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 use parking_lot::Mutex;
-use serde::Serialize;
 use tokio::time::Instant;
-
-pub const EDGE_HEADER: &str = "x-dime-edge";
-pub const PEER_URL_HEADER: &str = "x-dime-peer-url";
-pub const APPLIED_HEADER: &str = "x-dime-applied";
-pub const REFUSED_HEADER: &str = "x-dime-refused";
-pub const REFUSED_WHY_HEADER: &str = "x-dime-refused-reason";
 
 /// The label every edge Lease carries (its value: the edge's name).
 pub const LEASE_LABEL: &str = "dime.dev/edge";
@@ -41,60 +34,6 @@ const REFUSED_WHY: &str = "dime.dev/refused-reason";
 const PURGE_LOG: &str = "dime.dev/purge-log";
 const PURGE_APPLIED: &str = "dime.dev/purge-applied";
 const PURGE_ACKED_AT: &str = "dime.dev/purge-acked-at";
-
-/// What an edge says of itself on a poll.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
-    pub name: String,
-    pub peer_url: Option<String>,
-    pub applied: Option<String>,
-    pub refused: Option<(String, String)>,
-}
-
-impl Report {
-    /// The report in a poll's headers; `None` for a client that does not say its name (not an edge of the fleet).
-    pub fn from_headers(headers: &HeaderMap) -> Option<Report> {
-        let text =
-            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
-        let name = text(EDGE_HEADER)?;
-        if name.len() > 63 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-            return None;
-        }
-        let refused = text(REFUSED_HEADER).map(|v| (v.to_owned(), text(REFUSED_WHY_HEADER).unwrap_or("").to_owned()));
-        Some(Report {
-            name: name.to_owned(),
-            peer_url: text(PEER_URL_HEADER).map(str::to_owned),
-            applied: text(APPLIED_HEADER).map(str::to_owned),
-            refused,
-        })
-    }
-}
-
-/// One edge as `GET /v1/edges` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EdgeView {
-    pub name: String,
-    pub peer_url: Option<String>,
-    pub applied_version: Option<String>,
-    pub refused_version: Option<String>,
-    pub refused_reason: Option<String>,
-    /// Unix seconds of the last renewal.
-    pub last_seen: i64,
-    /// The purge log this edge follows (its uid), the last purge it applied, and when that was heard (Unix ms).
-    pub purge_log: Option<String>,
-    pub purge_applied: Option<u64>,
-    pub purge_acked_at_ms: Option<i64>,
-    /// `current` (runs the table served now), `stale` (runs an older one), `refusing` (refused the one served
-    /// now), `gone` (its Lease expired).
-    pub state: &'static str,
-}
-
-/// A fleet member as the edges get it with the table.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Member {
-    pub name: String,
-    pub url: String,
-}
 
 /// The fleet's Leases: written by [`Fleet::heard`], read from a reflector.
 pub struct Fleet {
@@ -187,17 +126,10 @@ impl Fleet {
                 (PURGE_ACKED_AT.to_owned(), at.to_string()),
             ]);
             let name = lease_name(&edge);
-            let value = serde_json::json!({
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {
-                    "name": name,
-                    "labels": { LEASE_LABEL: edge },
-                    "annotations": annotations,
-                },
-            });
+            // Only the annotations, under their own field manager: the report's fields stay the other's.
+            let lease = Lease { metadata: lease_meta(&name, &edge, annotations), spec: None };
             let params = PatchParams::apply("dime-control-purges").force();
-            if let Err(e) = fleet.api.patch(&name, &params, &Patch::Apply(&value)).await {
+            if let Err(e) = fleet.api.patch(&name, &params, &Patch::Apply(&lease)).await {
                 tracing::warn!(edge, error = %e, "cannot record the edge's purge acknowledgement in its Lease");
                 fleet.acks_written.lock().remove(&edge);
             }
@@ -212,15 +144,10 @@ impl Fleet {
         };
         put(PEER_URL, report.peer_url.as_ref());
         put(APPLIED, report.applied.as_ref());
-        put(REFUSED, report.refused.as_ref().map(|(v, _)| v));
-        put(REFUSED_WHY, report.refused.as_ref().map(|(_, why)| why));
+        put(REFUSED, report.refused.as_ref().map(|r| &r.version));
+        put(REFUSED_WHY, report.refused.as_ref().map(|r| &r.reason));
         let lease = Lease {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                labels: Some(BTreeMap::from([(LEASE_LABEL.to_owned(), report.name.clone())])),
-                annotations: Some(annotations),
-                ..Default::default()
-            },
+            metadata: lease_meta(&name, &report.name, annotations),
             spec: Some(LeaseSpec {
                 holder_identity: Some(report.name.clone()),
                 lease_duration_seconds: Some(self.duration.as_secs().max(1) as i32),
@@ -228,11 +155,8 @@ impl Fleet {
                 ..Default::default()
             }),
         };
-        let mut value = serde_json::to_value(&lease).unwrap_or_default();
-        value["apiVersion"] = "coordination.k8s.io/v1".into();
-        value["kind"] = "Lease".into();
         let params = PatchParams::apply("dime-control").force();
-        self.api.patch(&name, &params, &Patch::Apply(&value)).await.map(|_| ())
+        self.api.patch(&name, &params, &Patch::Apply(&lease)).await.map(|_| ())
     }
 
     /// Every edge with a Lease, with its state against the table version served now.
@@ -248,11 +172,21 @@ impl Fleet {
         let mut members: Vec<Member> = self
             .edges(None)
             .into_iter()
-            .filter(|e| e.state != "gone")
+            .filter(|e| e.state != EdgeState::Gone)
             .filter_map(|e| Some(Member { url: e.peer_url.clone()?, name: e.name }))
             .collect();
         members.sort();
         members
+    }
+}
+
+/// The metadata of edge `edge`'s Lease `name`, with `annotations`.
+fn lease_meta(name: &str, edge: &str, annotations: BTreeMap<String, String>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        labels: Some(BTreeMap::from([(LEASE_LABEL.to_owned(), edge.to_owned())])),
+        annotations: Some(annotations),
+        ..Default::default()
     }
 }
 
@@ -268,16 +202,18 @@ fn view(lease: &Lease, served: Option<&str>, now: i64) -> Option<EdgeView> {
         |k: &str| lease.metadata.annotations.as_ref().and_then(|a| a.get(k)).filter(|v| !v.is_empty()).cloned();
     let last_seen = spec.renew_time.as_ref().map_or(0, |t| t.0.as_second());
     let expires = last_seen + i64::from(spec.lease_duration_seconds.unwrap_or(0));
-    // The refused version is control's ETag: the table's version, maybe `.` and the members' hash.
+    // The refused version is control's ETag: the table's version, maybe with the members' hash.
     let (applied, refused) = (annotation(APPLIED), annotation(REFUSED));
+    let refused_served =
+        served.is_some() && refused.as_deref().map(Etag::parse).as_ref().map(Etag::table_version) == served;
     let state = if expires <= now {
-        "gone"
-    } else if served.is_some() && refused.as_deref().and_then(|r| r.split('.').next()) == served {
-        "refusing"
+        EdgeState::Gone
+    } else if refused_served {
+        EdgeState::Refusing
     } else if served.is_none() || applied.as_deref() == served {
-        "current"
+        EdgeState::Current
     } else {
-        "stale"
+        EdgeState::Stale
     };
     Some(EdgeView {
         name,
@@ -329,35 +265,20 @@ mod tests {
     fn an_edge_is_current_stale_refusing_or_gone() {
         let now = 1_800_000_000;
         let cases = [
-            ("runs the table served", lease("a", now - 10, "v2", ""), "current"),
-            ("runs an older table", lease("b", now - 10, "v1", ""), "stale"),
+            ("runs the table served", lease("a", now - 10, "v2", ""), EdgeState::Current),
+            ("runs an older table", lease("b", now - 10, "v1", ""), EdgeState::Stale),
             (
                 "refused the one served (ETag with the members' hash)",
                 lease("c", now - 10, "v1", "v2.ab12cd34"),
-                "refusing",
+                EdgeState::Refusing,
             ),
-            ("refused an older one, runs the served one", lease("d", now - 10, "v2", "v1"), "current"),
-            ("not renewed for longer than its Lease", lease("e", now - 91, "v2", ""), "gone"),
+            ("refused an older one, runs the served one", lease("d", now - 10, "v2", "v1"), EdgeState::Current),
+            ("not renewed for longer than its Lease", lease("e", now - 91, "v2", ""), EdgeState::Gone),
         ];
         for (what, lease, want) in cases {
             assert_eq!(view(&lease, Some("v2"), now).unwrap().state, want, "{what}");
         }
         let v = view(&lease("c", now, "v1", "v2"), Some("v2"), now).unwrap();
         assert_eq!((v.refused_version.as_deref(), v.refused_reason.as_deref()), (Some("v2"), Some("bad")));
-    }
-
-    #[test]
-    fn a_poll_names_its_edge_or_is_not_an_edge_of_the_fleet() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(Report::from_headers(&headers), None);
-        headers.insert(EDGE_HEADER, "edge-a".parse().unwrap());
-        headers.insert(APPLIED_HEADER, "v1".parse().unwrap());
-        headers.insert(REFUSED_HEADER, "v2".parse().unwrap());
-        headers.insert(REFUSED_WHY_HEADER, "no key".parse().unwrap());
-        let r = Report::from_headers(&headers).unwrap();
-        assert_eq!((r.name.as_str(), r.applied.as_deref(), r.peer_url), ("edge-a", Some("v1"), None));
-        assert_eq!(r.refused, Some(("v2".into(), "no key".into())));
-        headers.insert(EDGE_HEADER, "not a name/".parse().unwrap());
-        assert_eq!(Report::from_headers(&headers), None);
     }
 }

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use dime_control::serve::{self, Shared};
+use dime_control::serve::{self, ClientLimits};
+use dime_control::state::Shared;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,6 +54,15 @@ enum Command {
         #[arg(long, env = "DIME_PURGE_LOG_ENTRIES", default_value_t = dime_control::purge::MAX_ENTRIES,
               value_parser = log_entries)]
         purge_log_entries: usize,
+        /// How long a client has, from connecting, to finish its TLS handshake and send a whole request header
+        /// (and between requests on a kept-alive connection); slower clients are closed.
+        #[arg(long, env = "DIME_HEADER_TIMEOUT", value_name = "DURATION", default_value = "15s",
+              value_parser = dime_routes::parse_duration)]
+        header_timeout: std::time::Duration,
+        /// Connections open at once; past it a new one is closed at once (an edge fails over to its next
+        /// control URL). Each edge holds two long-polls.
+        #[arg(long, env = "DIME_MAX_CONNECTIONS", default_value_t = 10_000)]
+        max_connections: usize,
     },
     /// Purge URLs, path prefixes or cache tags on every edge of the fleet, and report which edges applied it.
     /// Exit 0: every live edge applied it; 3: taken, but some live edge had not within --wait; 1: not taken.
@@ -160,13 +170,14 @@ struct Leases {
     purge_log_entries: usize,
 }
 
-async fn run(
-    namespaces: Vec<String>,
-    listen: std::net::SocketAddr,
-    tokens: Tokens,
+/// How the API listens: where, with which TLS, within which bounds.
+struct Listen {
+    addr: SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    leases: Leases,
-) -> Result<(), RunError> {
+    limits: ClientLimits,
+}
+
+async fn run(namespaces: Vec<String>, listen: Listen, tokens: Tokens, leases: Leases) -> Result<(), RunError> {
     let client = kube::Client::try_default().await.map_err(RunError::Kube)?;
     let shared = Arc::new(Shared::new(tokens.edge, tokens.purge).map_err(RunError::Metrics)?);
     let on_change = {
@@ -190,7 +201,9 @@ async fn run(
     tokio::spawn(dime_control::fleet::tick(leases.duration / 10, on_change));
     tokio::spawn(dime_control::watch::run(client, namespaces, shared.clone()));
     tokio::select! {
-        r = serve::serve(listen, shared, tls) => r.map_err(|error| RunError::Listen { listen, error }),
+        r = serve::serve(listen.addr, shared, listen.tls, listen.limits) => {
+            r.map_err(|error| RunError::Listen { listen: listen.addr, error })
+        }
         _ = shutdown() => {
             tracing::info!("SIGTERM: exiting");
             Ok(())
@@ -202,7 +215,7 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
-    let (namespaces, listen, token_file, purge_token_file, tls_cert, leases) = match Cli::parse().command {
+    let (namespaces, listen, token_file, purge_token_file, tls_cert, leases, limits) = match Cli::parse().command {
         Command::Run {
             namespaces,
             listen,
@@ -212,9 +225,12 @@ fn main() -> ExitCode {
             lease_namespace,
             edge_lease,
             purge_log_entries,
+            header_timeout,
+            max_connections,
         } => {
             let leases = Leases { namespace: lease_namespace, duration: edge_lease, purge_log_entries };
-            (namespaces, listen, token_file, purge_token_file, tls_cert, leases)
+            let limits = ClientLimits { header_timeout, max_connections: max_connections.max(1) };
+            (namespaces, listen, token_file, purge_token_file, tls_cert, leases, limits)
         }
         Command::Purge { urls, prefixes, tags, soft, control, token_file, ca, wait } => {
             let target = PurgeTarget { control, token_file, ca, wait };
@@ -228,11 +244,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outcome = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(RunError::Runtime)
-        .and_then(|runtime| runtime.block_on(run(namespaces, listen, tokens, tls, leases)));
+    let outcome =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(RunError::Runtime).and_then(
+            |runtime| runtime.block_on(run(namespaces, Listen { addr: listen, tls, limits }, tokens, leases)),
+        );
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -255,14 +270,14 @@ fn purge_command(urls: Vec<String>, prefixes: &[String], tags: Vec<String>, soft
     use dime_control::purge::cli;
     let sent = cli::purge_of(urls, prefixes, tags, soft).and_then(|purge| {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-        let runtime = runtime.map_err(|e| cli::CliError::Http { url: to.control.clone(), why: e.to_string() })?;
+        let runtime = runtime.map_err(|e| cli::CliError::Runtime { url: to.control.clone(), why: e.to_string() })?;
         runtime.block_on(cli::send(&to.control, &to.token_file, to.ca.as_deref(), &purge, to.wait))
     });
     match sent {
-        Ok(sent) => {
-            println!("{}", serde_json::to_string_pretty(&sent.body).unwrap_or_default());
-            eprintln!("{}", cli::summary(&sent.body));
-            if sent.all_acked {
+        Ok(status) => {
+            println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+            eprintln!("{}", status.summary());
+            if status.all_acked {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(3)

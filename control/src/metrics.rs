@@ -32,6 +32,10 @@ pub struct Metrics {
     pub purge_ack_seconds: Histogram,
     /// Purges in the log now.
     pub purge_log_entries: IntGauge,
+    /// Accepts of the API's listener that failed (out of descriptors, aborted connections).
+    pub accept_errors: IntCounter,
+    /// Connections closed at once because `--max-connections` were open.
+    pub connections_refused: IntCounter,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -167,6 +171,20 @@ impl Metrics {
             purge_log_entries: register(
                 &r,
                 IntGauge::with_opts(opts("dime_control_purge_log_entries", "Purges held in the purge log now."))?,
+            ),
+            accept_errors: register(
+                &r,
+                IntCounter::with_opts(opts(
+                    "dime_control_accept_errors_total",
+                    "Accepts of the API listener that failed (e.g. out of file descriptors); it accepts again.",
+                ))?,
+            ),
+            connections_refused: register(
+                &r,
+                IntCounter::with_opts(opts(
+                    "dime_control_connections_refused_total",
+                    "API connections closed at once because --max-connections were open.",
+                ))?,
             ),
             registry: r,
         })

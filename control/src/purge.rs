@@ -17,7 +17,8 @@ pub mod cli;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use dime_routes::purge::{Entry, Feed, Purge};
+use dime_routes::purge::{Entry, Purge};
+use dime_routes::wire::{Cursor, Feed};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ObjectMeta, PostParams};
@@ -66,9 +67,9 @@ impl Snapshot {
     /// What an edge that applied every purge of `log` up to `seq` gets (`None`: an edge that has not followed
     /// any log yet, which gets every purge held, since its cache may hold objects older than some of them).
     /// An edge that followed no log yet (`""`, 0) follows this one from its start.
-    pub fn feed(&self, after: Option<(&str, u64)>) -> Feed {
+    pub fn feed(&self, after: Option<&Cursor>) -> Feed {
         let mut feed = Feed { log: self.uid.clone(), head: self.head, gap: false, purges: Vec::new() };
-        let from = match after {
+        let from = match after.map(|c| (c.log.as_str(), c.applied)) {
             None => 0,
             Some((log, seq)) if log == self.uid && seq <= self.head => seq,
             Some(("", 0)) => 0,

@@ -1,317 +1,112 @@
-//! The HTTP API edges pull from: `GET /v1/routes` (ETag, If-None-Match → 304, long-poll `?wait=30s`, bearer
-//! tokens), `GET /v1/edges`, the purge endpoints of [`crate::purge::api`], `/healthz`, `/readyz`, `/metrics`. An axum [`app`] (routing and extractors; tested without a socket),
-//! served over plain TCP or TLS by [`serve`].
+//! Control's HTTP API, the one edges and operators talk to: [`wire::ROUTES`] (ETag, If-None-Match → 304,
+//! long-poll `?wait=30s`), [`wire::EDGES`], the purge endpoints of [`crate::purge::api`], `/healthz`, `/readyz`,
+//! `/metrics`. An axum [`app`] (routing and extractors; tested without a socket), served over plain TCP or TLS by
+//! [`serve`], which bounds what an unauthenticated client can hold (a header timeout, a connection cap) and
+//! outlives accept errors.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
+use dime_routes::wire::{self, Etag, WaitQuery};
 use http::{HeaderMap, StatusCode};
-use hyper_util::rt::TokioIo;
-use parking_lot::Mutex;
-use sha2::Digest;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
-use crate::compile::Rejection;
-use crate::metrics::Metrics;
+use crate::api::{json, ApiError, EdgeToken, Query, Reported};
+use crate::state::{Served, Shared};
 
-/// The table being served, rendered once per version.
-#[derive(Debug)]
-pub struct Served {
-    pub version: String,
-    pub json: Bytes,
+/// The API, without a socket: `app(shared).oneshot(request)` in tests.
+pub fn app(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route(wire::ROUTES, get(routes))
+        .route(wire::EDGES, get(edges))
+        .route(wire::PURGE, post(crate::purge::api::submit))
+        .route(&format!("{}/{{id}}", wire::PURGE), get(crate::purge::api::status))
+        .route(wire::PURGES, get(crate::purge::api::feed))
+        .fallback(|| async { ApiError::NotFound("not found".into()) })
+        .with_state(shared)
 }
 
-/// How the link to the Kubernetes API and the last compilation went, for `/readyz` and logs.
-#[derive(Debug, Default)]
-pub struct Status {
-    /// Since when, and why, the watches fail (None: they work).
-    pub api_error: Option<(SystemTime, String)>,
-    pub rejected: Vec<Rejection>,
-}
-
-#[derive(Debug)]
-pub struct Shared {
-    pub current: watch::Sender<Option<Arc<Served>>>,
-    /// Edge tokens: the route table, the edges' view and the purge feed.
-    pub tokens: Vec<String>,
-    /// Purge tokens (`--purge-token-file`): `POST /v1/purge` and `GET /v1/purge/ID` only. Empty: purging is off.
-    pub purge_tokens: Vec<String>,
-    pub metrics: Metrics,
-    pub status: Mutex<Status>,
-    /// The fleet's Leases, once the API client exists (`None` in tests of the API alone).
-    pub fleet: std::sync::OnceLock<Arc<crate::fleet::Fleet>>,
-    /// The purge log, once the API client exists.
-    pub purges: std::sync::OnceLock<Arc<crate::purge::Log>>,
-    /// The edges' purge acknowledgements as this replica saw them.
-    pub acks: crate::purge::acks::Acks,
-    /// Bumped whenever the Leases or the purge log change (purge waits look again).
-    pub edges_seen: watch::Sender<u64>,
-    published: Mutex<Published>,
-}
-
-/// The compiled table (version, JSON) and the members last served with it.
-#[derive(Debug, Clone, Default)]
-struct Published {
-    table: Option<(String, String)>,
-    members: Vec<crate::fleet::Member>,
-}
-
-pub use dime_routes::clock::unix_secs_f64 as unix;
-
-impl Shared {
-    pub fn new(tokens: Vec<String>, purge_tokens: Vec<String>) -> Result<Self, prometheus::Error> {
-        let (current, _) = watch::channel(None);
-        Ok(Shared {
-            current,
-            tokens,
-            purge_tokens,
-            metrics: Metrics::new()?,
-            status: Mutex::new(Status::default()),
-            fleet: std::sync::OnceLock::new(),
-            purges: std::sync::OnceLock::new(),
-            acks: crate::purge::acks::Acks::default(),
-            edges_seen: watch::channel(0).0,
-            published: Mutex::new(Published::default()),
-        })
-    }
-
-    /// The Leases or the purge log changed: the acknowledgements are read again and purge waits look again.
-    pub fn purges_changed(&self) {
-        let (Some(log), Some(fleet)) = (self.purges.get(), self.fleet.get()) else { return };
-        let snapshot = log.snapshot();
-        self.metrics.purge_log_entries.set(snapshot.entries.len() as i64);
-        self.acks.learn(&snapshot, &fleet.edges(None));
-        self.edges_seen.send_modify(|n| *n += 1);
-    }
-
-    /// A newly compiled table: served with the fleet's members.
-    pub fn publish_table(&self, version: String, json: String) {
-        self.published.lock().table = Some((version, json));
-        self.serve_current();
-    }
-
-    /// The Leases changed or one may have expired: serves the table again if the members changed, and updates
-    /// `dime_control_edges`.
-    pub fn fleet_changed(&self) {
-        let Some(fleet) = self.fleet.get() else { return };
-        let members = fleet.members();
-        let served = self.table_version();
-        let mut counts = BTreeMap::from([("current", 0), ("stale", 0), ("refusing", 0), ("gone", 0)]);
-        for e in fleet.edges(served.as_deref()) {
-            *counts.entry(e.state).or_default() += 1;
-        }
-        for (state, n) in counts {
-            self.metrics.edges.with_label_values(&[state]).set(n);
-        }
-        self.purges_changed();
-        let mut published = self.published.lock();
-        if published.members != members {
-            published.members = members;
-            drop(published);
-            self.serve_current();
-        }
-    }
-
-    /// The version of the table being served (without the fleet part of the ETag).
-    pub fn table_version(&self) -> Option<String> {
-        self.published.lock().table.as_ref().map(|(v, _)| v.clone())
-    }
-
-    /// The table and the members as one answer: the members in a `fleet` field of the JSON, the ETag the table's
-    /// version and, with members, a hash of them (so a membership change reaches long-polls like a table edit).
-    fn serve_current(&self) {
-        let Published { table, members } = self.published.lock().clone();
-        let Some((version, json)) = table else { return };
-        let served = if members.is_empty() {
-            Served { version, json: json.into() }
-        } else {
-            let mut value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
-            value["fleet"] = serde_json::json!({ "members": members });
-            let text = serde_json::to_string(&members).unwrap_or_default();
-            let digest = sha2::Sha256::digest(text.as_bytes());
-            let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-            Served { version: format!("{version}.{hash}"), json: serde_json::to_vec(&value).unwrap_or_default().into() }
-        };
-        if self.current.borrow().as_ref().is_some_and(|s| s.version == served.version) {
-            return;
-        }
-        self.current.send_replace(Some(Arc::new(served)));
-    }
-
-    fn status(&self) -> parking_lot::MutexGuard<'_, Status> {
-        self.status.lock()
-    }
-
-    /// A watch event arrived: the API is reachable.
-    pub fn api_ok(&self) {
-        let mut status = self.status();
-        if let Some((since, _)) = status.api_error.take() {
-            let down = SystemTime::now().duration_since(since).unwrap_or_default();
-            tracing::info!(down_for = ?down, "Kubernetes API reachable again");
-        }
-        self.metrics.api_up.set(1);
-    }
-
-    /// A watch failed: the last table keeps being served, and that is said.
-    pub fn api_error(&self, error: &str) {
-        self.metrics.watch_errors.inc();
-        self.metrics.api_up.set(0);
-        let serving = self.current.borrow().as_ref().map(|s| s.version.clone()).unwrap_or_else(|| "none".into());
-        tracing::warn!(error, serving_version = %serving, "Kubernetes watch failed; the last compiled table keeps serving");
-        let mut status = self.status();
-        let since = status.api_error.as_ref().map_or_else(SystemTime::now, |(t, _)| *t);
-        status.api_error = Some((since, error.to_owned()));
-    }
-
-    pub fn set_rejected(&self, rejected: Vec<Rejection>) {
-        self.status().rejected = rejected;
-    }
-
-    fn readyz(&self) -> Response {
-        let Some(served) = self.current.borrow().clone() else {
-            return reply(StatusCode::SERVICE_UNAVAILABLE, "not ready: first sync with the Kubernetes API not done\n");
-        };
-        let status = self.status();
-        let mut text = format!("ready: serving route table {}\n", served.version);
-        match &status.api_error {
-            None => text.push_str("kubernetes api: ok\n"),
-            Some((since, e)) => {
-                let ago = SystemTime::now().duration_since(*since).unwrap_or_default().as_secs();
-                text.push_str(&format!(
-                    "kubernetes api: unreachable for {ago}s ({e}); serving the last table compiled before\n"
-                ));
-            }
-        }
-        for r in &status.rejected {
-            let head = format!("rejected configmap {} ({:?}), {} error(s): ", r.configmap, r.reason, r.errors.len());
-            text.push_str(&crate::watch::bounded_list(&head, &r.errors, READYZ_LINE_MAX));
-            text.push('\n');
-        }
-        // Still ready: the table served is the last good one, which is what edges need.
-        reply(StatusCode::OK, text)
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.readiness() {
+        Some(text) => (StatusCode::OK, text).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "not ready: first sync with the Kubernetes API not done\n")
+            .into_response(),
     }
 }
 
-/// The longest `/readyz` line about one rejected ConfigMap: whole errors, then how many more.
-const READYZ_LINE_MAX: usize = 4096;
-
-/// The longest long-poll a client may ask for.
-pub const MAX_WAIT: Duration = Duration::from_secs(60);
-
-fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response {
-    (status, body.into()).into_response()
-}
-
-/// The bearer token a request presents.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    Some(value.strip_prefix("Bearer ")?.trim())
-}
-
-/// An edge token, or the refusal (401; 403 for a purge token, which cannot read what edges read).
-pub fn edge_refusal(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
-    let token = bearer(headers);
-    if token.is_some_and(|t| dime_routes::token_accepted(&shared.tokens, t)) {
-        return None;
-    }
-    if token.is_some_and(|t| dime_routes::token_accepted(&shared.purge_tokens, t)) {
-        return Some(reply(StatusCode::FORBIDDEN, "a purge token cannot read what edges read: use an edge token\n"));
-    }
-    Some(reply(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n"))
-}
-
-/// `?wait=30s`, at most [`MAX_WAIT`]; absent or unreadable: no wait.
-pub fn wait_of(query: Option<&str>) -> Duration {
-    let wait = query.and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "wait").map(|(_, v)| v));
-    wait.and_then(|w| dime_routes::parse_duration(&w).ok()).unwrap_or(Duration::ZERO).min(MAX_WAIT)
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let mut r = (StatusCode::OK, shared.metrics.render()).into_response();
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    r
 }
 
 fn table_response(served: &Served) -> Response {
-    let mut r = reply(StatusCode::OK, served.json.clone());
+    let mut r = (StatusCode::OK, served.json.clone()).into_response();
     let headers = r.headers_mut();
-    if let Ok(v) = format!("\"{}\"", served.version).parse() {
+    if let Ok(v) = served.etag.header().parse() {
         headers.insert(http::header::ETAG, v);
     }
     headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     r
 }
 
-/// The API, without a socket: `app(shared).oneshot(request)` in tests.
-pub fn app(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(|State(shared): State<Arc<Shared>>| async move { shared.readyz() }))
-        .route("/metrics", get(metrics))
-        .route("/v1/routes", get(routes))
-        .route("/v1/edges", get(edges))
-        .route("/v1/purge", post(crate::purge::api::submit))
-        .route("/v1/purge/{id}", get(crate::purge::api::status))
-        .route("/v1/purges", get(crate::purge::api::feed))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
-        .with_state(shared)
-}
-
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let mut r = reply(StatusCode::OK, shared.metrics.render());
-    r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
-    r
-}
-
 /// `GET /v1/routes`: the table with its ETag; with `If-None-Match` of the current version, waits up to `?wait=`
 /// for a newer one, then 304. Counted by status.
-async fn routes(State(shared): State<Arc<Shared>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    let r = routes_answer(&shared, &headers, wait_of(query.as_deref())).await;
+async fn routes(
+    State(shared): State<Arc<Shared>>,
+    auth: Result<EdgeToken, ApiError>,
+    reported: Option<Reported>,
+    query: Result<Query<WaitQuery>, ApiError>,
+    headers: HeaderMap,
+) -> Response {
+    let r = match (auth, query) {
+        (Err(e), _) | (_, Err(e)) => e.into_response(),
+        (Ok(EdgeToken), Ok(Query(q))) => routes_answer(&shared, reported, &headers, q.wait.duration()).await,
+    };
     shared.metrics.requests.with_label_values(&[r.status().as_str()]).inc();
     r
 }
 
 /// `GET /v1/edges`: every edge with a Lease, what it runs and whether it refused the table served now.
-async fn edges(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = edge_refusal(&shared, &headers) {
-        return refusal;
-    }
-    let served = shared.table_version();
-    let edges = shared.fleet.get().map(|f| f.edges(served.as_deref())).unwrap_or_default();
-    let body = serde_json::json!({ "served_version": served, "edges": edges });
-    let mut r = reply(StatusCode::OK, serde_json::to_vec_pretty(&body).unwrap_or_default());
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    r
+async fn edges(State(shared): State<Arc<Shared>>, _: EdgeToken) -> Response {
+    let served_version = shared.table_version();
+    let edges = shared.fleet.get().map(|f| f.edges(served_version.as_deref())).unwrap_or_default();
+    json(StatusCode::OK, &wire::EdgesAnswer { served_version, edges })
 }
 
-async fn routes_answer(shared: &Shared, headers: &HeaderMap, wait: Duration) -> Response {
-    if let Some(refusal) = edge_refusal(shared, headers) {
-        return refusal;
-    }
+async fn routes_answer(shared: &Shared, reported: Option<Reported>, headers: &HeaderMap, wait: Duration) -> Response {
     // An edge says who it is on every poll: its Lease is renewed now and while the poll is parked.
-    let heard = match (shared.fleet.get(), crate::fleet::Report::from_headers(headers)) {
-        (Some(fleet), Some(report)) => {
+    let heard = match (shared.fleet.get(), reported) {
+        (Some(fleet), Some(Reported(report))) => {
             fleet.heard(report.clone());
             Some((fleet.clone(), report))
         }
         _ => None,
     };
-    let known =
-        headers.get(http::header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(|v| v.trim_matches('"').to_owned());
+    let known = headers.get(http::header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(Etag::parse);
     let Some(served) = shared.current.borrow().clone() else {
-        return reply(StatusCode::SERVICE_UNAVAILABLE, "no route table yet\n");
+        return ApiError::Unavailable("no route table yet".into()).into_response();
     };
-    if known.as_deref() != Some(served.version.as_str()) {
+    if known.as_ref() != Some(&served.etag) {
         return table_response(&served);
     }
     // Long-poll: answer when the version changes, or 304 when the wait is over.
     let mut rx = shared.current.subscribe();
     let _waiting = Waiting::new(&shared.metrics.long_polls);
-    let renew_every = heard.as_ref().map_or(MAX_WAIT, |(f, _)| f.duration() / 3).max(Duration::from_millis(100));
+    let renew_every = heard.as_ref().map_or(wire::MAX_WAIT, |(f, _)| f.duration() / 3).max(Duration::from_millis(100));
     let changed = tokio::time::timeout(wait, async {
         let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
         loop {
@@ -321,7 +116,7 @@ async fn routes_answer(shared: &Shared, headers: &HeaderMap, wait: Duration) -> 
                         return None;
                     }
                     let now = rx.borrow().clone();
-                    if let Some(s) = now.filter(|s| s.version != served.version) {
+                    if let Some(s) = now.filter(|s| s.etag != served.etag) {
                         return Some(s);
                     }
                 }
@@ -336,7 +131,7 @@ async fn routes_answer(shared: &Shared, headers: &HeaderMap, wait: Duration) -> 
     .await;
     match changed {
         Ok(Some(newer)) => table_response(&newer),
-        _ => reply(StatusCode::NOT_MODIFIED, Bytes::new()),
+        _ => (StatusCode::NOT_MODIFIED, Bytes::new()).into_response(),
     }
 }
 
@@ -389,29 +184,84 @@ pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tok
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Serves until the process ends; over TLS when `tls` is given.
+/// What a client may hold before it has said anything: the bounds of [`serve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// From accepting a connection to its TLS handshake done and a whole request header read (also between
+    /// requests on a kept-alive connection).
+    pub header_timeout: Duration,
+    /// Connections open at once; past it a new one is closed at once (an edge fails over to the next control).
+    pub max_connections: usize,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits { header_timeout: Duration::from_secs(15), max_connections: 10_000 }
+    }
+}
+
+/// After a failed accept (out of descriptors, a connection reset before it was taken): the first pause, doubled
+/// up to the last while accepts keep failing.
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+
+/// Serves until the process ends; over TLS when `tls` is given. Only binding the listener fails it.
 pub async fn serve(
     listen: SocketAddr,
     shared: Arc<Shared>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: ClientLimits,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(listen).await?;
-    tracing::info!(%listen, tls = tls.is_some(), "serving /v1/routes");
+    tracing::info!(%listen, tls = tls.is_some(), max_connections = limits.max_connections, "serving /v1/routes");
+    let metrics = shared.clone();
     let app = app(shared);
+    let open = Arc::new(Semaphore::new(limits.max_connections));
+    let mut pause = ACCEPT_BACKOFF.0;
     loop {
-        let (stream, peer) = listener.accept().await?;
-        let (app, tls) = (app.clone(), tls.clone());
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| app.clone().oneshot(req));
-            let http = hyper::server::conn::http1::Builder::new();
-            match tls {
-                None => drop(http.serve_connection(TokioIo::new(stream), svc).await),
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(s) => drop(http.serve_connection(TokioIo::new(s), svc).await),
-                    Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                },
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => {
+                pause = ACCEPT_BACKOFF.0;
+                accepted
             }
-        });
+            Err(e) => {
+                // EMFILE, ENFILE, ENOBUFS, ECONNABORTED: the listener is fine; wait for the cause to pass.
+                metrics.metrics.accept_errors.inc();
+                tracing::warn!(error = %e, pause = ?pause, "accept failed; accepting again after a pause");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(ACCEPT_BACKOFF.1);
+                continue;
+            }
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            metrics.metrics.connections_refused.inc();
+            tracing::debug!(%peer, limit = limits.max_connections, "connection refused: at --max-connections");
+            drop(stream);
+            continue;
+        };
+        tokio::spawn(connection(stream, peer, app.clone(), tls.clone(), limits.header_timeout, permit));
+    }
+}
+
+/// One client connection: TLS if configured, then HTTP/1.1 requests, each header within `header_timeout`.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    header_timeout: Duration,
+    _open: OwnedSemaphorePermit,
+) {
+    let svc = hyper::service::service_fn(move |req| app.clone().oneshot(req));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    let Some(acceptor) = tls else {
+        let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+        return;
+    };
+    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => drop(http.serve_connection(TokioIo::new(s), svc).await),
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake not done within the header timeout"),
     }
 }
 
@@ -426,7 +276,7 @@ mod tests {
     fn shared_with(version: Option<&str>) -> Arc<Shared> {
         let shared = Arc::new(Shared::new(vec![TOKEN.into()], vec![PURGE_TOKEN.into()]).unwrap());
         if let Some(v) = version {
-            let served = Served { version: v.into(), json: Bytes::from(format!("{{\"version\":\"{v}\"}}")) };
+            let served = Served { etag: Etag::parse(v), json: Bytes::from(format!("{{\"version\":\"{v}\"}}")) };
             shared.current.send_replace(Some(Arc::new(served)));
         }
         shared
@@ -479,17 +329,9 @@ mod tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let served = Served { version: "v2".into(), json: Bytes::from_static(b"{}") };
+        let served = Served { etag: Etag::parse("v2"), json: Bytes::from_static(b"{}") };
         shared.current.send_replace(Some(Arc::new(served)));
         let (status, headers, _) = tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
         assert_eq!((status, headers["etag"].to_str().unwrap()), (StatusCode::OK, "\"v2\""));
-    }
-
-    #[test]
-    fn waits_are_bounded_and_lenient() {
-        assert_eq!(wait_of(Some("wait=30s")), Duration::from_secs(30));
-        assert_eq!(wait_of(Some("a=1&wait=10m")), MAX_WAIT);
-        assert_eq!(wait_of(Some("wait=soon")), Duration::ZERO);
-        assert_eq!(wait_of(None), Duration::ZERO);
     }
 }

@@ -15,7 +15,7 @@ use kube::{Api, Client, Resource};
 
 use crate::compile::{self, RejectReason, Rejection, Source};
 use crate::secrets::{Cluster, Secrets};
-use crate::serve::Shared;
+use crate::state::Shared;
 
 /// ConfigMaps with native Dime routes.
 pub const NATIVE_LABEL: &str = "dime-routes=true";
@@ -259,8 +259,8 @@ fn serve_table(shared: &Arc<Shared>, compiled: &compile::Compiled) {
     m.table_info.with_label_values(&[&version]).set(1);
     m.table_routes.with_label_values(&["http"]).set(compiled.table.routes().len() as i64);
     m.table_routes.with_label_values(&["tcp"]).set(compiled.table.tcp_routes().len() as i64);
-    m.table_published_time.set(crate::serve::unix(SystemTime::now()));
-    shared.publish_table(version, compiled.table.to_json());
+    m.table_published_time.set(crate::state::unix(SystemTime::now()));
+    shared.publish_table(Arc::new(compiled.table.clone()));
 }
 
 fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>

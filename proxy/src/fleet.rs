@@ -18,17 +18,6 @@ use dime_routes::Invalid;
 use parking_lot::Mutex;
 use pingora_ketama::{Bucket, Continuum};
 
-/// The request header a peer request carries: the asking edge's name (and the mark that stops a second hop).
-pub const PEER_HEADER: &str = "x-dime-peer";
-/// The peer token, presented by the asking edge, checked by the peer listener, removed before the origin.
-pub const PEER_TOKEN_HEADER: &str = "x-dime-peer-token";
-/// On an answer of the peer listener: the owner itself refused (no table, no route, no peer token), so the
-/// asking edge tries the next member or the origin.
-pub const REFUSED_HEADER: &str = "x-dime-peer-refused";
-/// On every other answer of the peer listener: the answering edge's name. The asking edge takes an answer only
-/// from the member it asked: a response without it (not a Dime edge's, e.g. another service on that address) or
-/// with another name (a stale member list) is a failure of that member, never stored.
-pub const OWNER_HEADER: &str = "x-dime-owner";
 /// Failures in a row after which a member is skipped for [`EJECT_FOR`].
 const EJECT_AFTER: u32 = 3;
 const EJECT_FOR: Duration = Duration::from_secs(10);
@@ -177,9 +166,9 @@ impl Fleet {
 
     /// The members control serves with the table (this edge added if it is not among them yet, e.g. before its
     /// first Lease): the ring is rebuilt when they changed. Entries with a bad URL are skipped and logged.
-    pub fn set_members(&self, listed: &[(String, String)]) {
+    pub fn set_members(&self, listed: &[dime_routes::wire::Member]) {
         let mut members: Vec<Member> = Vec::new();
-        for (name, url) in listed {
+        for dime_routes::wire::Member { name, url } in listed {
             match peer_addr(url) {
                 Ok(addr) if !members.iter().any(|m| m.name == *name || m.addr == addr) => {
                     members.push(Member { name: name.clone(), url: url.clone(), addr });
@@ -252,26 +241,6 @@ impl Fleet {
     pub fn record_success(&self, member: SocketAddr) {
         self.failures.lock().remove(&member);
     }
-}
-
-/// A table payload from control: the route table's text, and the fleet's members if control sent them (in a
-/// `fleet` field next to the table's own).
-pub fn split_payload(text: &str) -> (std::borrow::Cow<'_, str>, Option<Vec<(String, String)>>) {
-    if !text.contains("\"fleet\"") {
-        return (text.into(), None);
-    }
-    let Ok(serde_json::Value::Object(mut doc)) = serde_json::from_str::<serde_json::Value>(text) else {
-        return (text.into(), None);
-    };
-    let Some(fleet) = doc.remove("fleet") else { return (text.into(), None) };
-    let members = fleet["members"]
-        .as_array()
-        .map(|list| {
-            list.iter().filter_map(|m| Some((m["name"].as_str()?.to_owned(), m["url"].as_str()?.to_owned()))).collect()
-        })
-        .unwrap_or_default();
-    let table = serde_json::to_string(&serde_json::Value::Object(doc)).unwrap_or_default();
-    (table.into(), Some(members))
 }
 
 #[cfg(test)]

@@ -187,16 +187,13 @@ fn route_source(
             }
             let controls: Vec<&str> = urls.iter().map(|u| u.text.as_str()).collect();
             tracing::info!(?controls, state_dir = ?state_dir, "routes from dime-control");
-            let tls = match urls.iter().any(|u| u.tls_name.is_some()) {
-                true => Some(
-                    crate::source::control::tls_connector(ca_file.as_deref()).map_err(|e| setting("control_ca", e))?,
-                ),
-                false => None,
-            };
+            // The CA file matters (and is read) only for https control URLs.
+            let ca = ca_file.as_deref().filter(|_| urls.iter().any(|u| u.https));
+            let http = dime_client::http(ca).map_err(|e| setting("control_ca", e))?;
+            let token = tokens.swap_remove(0);
+            let controls = urls.iter().map(|u| dime_client::Control::new(u.clone(), token.clone(), http.clone()));
             Ok(Routes::Control(ControlSource {
-                urls: urls.clone(),
-                tls,
-                token: tokens.swap_remove(0),
+                controls: controls.collect(),
                 state_dir: state_dir.clone(),
                 state: state.clone(),
                 edge_name: cfg.edge_name.clone(),
@@ -215,9 +212,7 @@ fn purge_feed(source: &Routes, state: &Arc<State>, cache: &Arc<Cache>) -> Option
         disk.require_catch_up();
     }
     Some(crate::source::purges::PurgeFeed {
-        urls: c.urls.clone(),
-        tls: c.tls.clone(),
-        token: c.token.clone(),
+        controls: c.controls.clone(),
         edge_name: c.edge_name.clone(),
         state: state.clone(),
         cache: cache.clone(),

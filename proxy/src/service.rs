@@ -398,7 +398,7 @@ impl ProxyHttp for DimeProxy {
     }
 
     /// Phase 11, when the request failed for good: the error response, as Pingora's default writes it; to a peer
-    /// it is marked as this edge's own failure ([`crate::fleet::REFUSED_HEADER`]), so the asking edge tries the
+    /// it is marked as this edge's own failure ([`dime_routes::wire::PEER_REFUSED_HEADER`]), so the asking edge tries the
     /// next member or the origin instead of passing it on (the origin's own error answers are not marked).
     /// Returns the status written, 0 when the client is gone.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Self::CTX) -> FailToProxy {

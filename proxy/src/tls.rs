@@ -34,10 +34,6 @@ pub enum TlsError {
     Pem(String),
     #[error("{label}: {error}")]
     Load { label: String, error: Box<TlsError> },
-    /// The CA certificates to verify a peer with (a `--control-ca` style file, or the system's roots) cannot be
-    /// loaded.
-    #[error("{what}: {why}")]
-    Trust { what: String, why: String },
 }
 
 /// One `--tls-cert CERT:KEY`.

@@ -33,6 +33,7 @@ mod table;
 pub mod tokens;
 pub mod traefik;
 mod validate;
+pub mod wire;
 
 pub use duration::{format_duration, parse_duration};
 pub use error::{Invalid, Location, RouteError, RouteErrors};

@@ -42,19 +42,6 @@ pub struct Entry {
     pub purge: Purge,
 }
 
-/// One answer of `GET /v1/purges`: the log's identity and last sequence number, and the purges after the
-/// edge's. `gap`: the log no longer holds every purge the edge missed (or is another log than the edge's), so
-/// the edge cannot prove any of its objects fresh.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Feed {
-    pub log: String,
-    pub head: u64,
-    #[serde(default)]
-    pub gap: bool,
-    #[serde(default)]
-    pub purges: Vec<Entry>,
-}
-
 /// A purge is a list of things; an empty one is refused rather than taken as "nothing" or "everything".
 impl Purge {
     /// Every problem, each naming the field and index it is at (`urls[2]: ...`).

@@ -25,7 +25,7 @@ impl RouteTable {
     pub fn empty() -> Self {
         let document = schema::Document { version: schema::SCHEMA_VERSION, ..Default::default() };
         RouteTable {
-            version: crate::validate::content_version(&document),
+            version: content_version(&document),
             document,
             routes: Vec::new(),
             upstreams: BTreeMap::new(),
@@ -319,4 +319,11 @@ impl TcpRoute {
         };
         self.allow.iter().any(|net| net.contains(&ip))
     }
+}
+
+/// The content hash of a canonical document: 16 hex digits of its SHA-256.
+pub(crate) fn content_version(document: &schema::Document) -> String {
+    let bytes = serde_json::to_vec(document).unwrap_or_default();
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }

@@ -4,8 +4,6 @@ use crate::error::Invalid;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 use crate::duration::parse_duration;
 use crate::error::{Collector, Location, RouteErrors};
 use crate::load::{Dialect, Loaded};
@@ -510,7 +508,7 @@ pub(crate) fn compile(
     let certificates = std::mem::take(&mut specs.certificates);
     let document = specs.document();
     let rules = compile_rules(&routes);
-    let version = content_version(&document);
+    let version = crate::table::content_version(&document);
     errors.sort_by_place();
     errors.finish(RouteTable {
         version,
@@ -522,10 +520,4 @@ pub(crate) fn compile(
         tcp_upstreams,
         certificates,
     })
-}
-
-pub(crate) fn content_version(document: &Document) -> String {
-    let bytes = serde_json::to_vec(document).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }

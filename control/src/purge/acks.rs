@@ -8,19 +8,9 @@ use std::collections::BTreeMap;
 
 use dime_routes::purge::Entry;
 use parking_lot::Mutex;
-use serde::Serialize;
 
 use super::Snapshot;
-use crate::fleet::EdgeView;
-
-/// One edge's answer to one purge, as `POST /v1/purge?wait=` and `GET /v1/purge/ID` show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EdgeAck {
-    /// Milliseconds from control taking the purge to the edge having applied it; `null` while not.
-    pub acked_ms: Option<i64>,
-    /// `acked`, `pending` (live, not yet), or `gone` (its Lease expired before it acknowledged).
-    pub state: &'static str,
-}
+use dime_routes::wire::{AckState, EdgeAck, EdgeState, EdgeView};
 
 #[derive(Debug, Default)]
 struct Seen {
@@ -76,12 +66,12 @@ impl Acks {
                 edge.purge_log.as_deref().unwrap_or("") == log && edge.purge_applied.is_some_and(|a| a >= entry.seq);
             let answer = if applied {
                 let at = times.and_then(|t| t.get(&edge.name)).copied().or(edge.purge_acked_at_ms);
-                EdgeAck { acked_ms: at.map(|at| (at - entry.at_ms).max(0)), state: "acked" }
-            } else if edge.state == "gone" {
-                EdgeAck { acked_ms: None, state: "gone" }
+                EdgeAck { acked_ms: at.map(|at| (at - entry.at_ms).max(0)), state: AckState::Acked }
+            } else if edge.state == EdgeState::Gone {
+                EdgeAck { acked_ms: None, state: AckState::Gone }
             } else {
                 done = false;
-                EdgeAck { acked_ms: None, state: "pending" }
+                EdgeAck { acked_ms: None, state: AckState::Pending }
             };
             answers.insert(edge.name.clone(), answer);
         }
@@ -98,7 +88,7 @@ mod tests {
 
     use super::*;
 
-    fn edge(name: &str, state: &'static str, ack: Option<(&str, u64, i64)>) -> EdgeView {
+    fn edge(name: &str, state: EdgeState, ack: Option<(&str, u64, i64)>) -> EdgeView {
         EdgeView {
             name: name.into(),
             peer_url: None,
@@ -125,34 +115,38 @@ mod tests {
     fn an_acknowledgement_covers_every_purge_up_to_it_timed_when_first_seen() {
         let acks = Acks::default();
         let l = log("L", &[1, 2]);
-        acks.learn(&l, &[edge("a", "current", Some(("L", 1, 1010)))]);
+        acks.learn(&l, &[edge("a", EdgeState::Current, Some(("L", 1, 1010)))]);
         // a acknowledges 2 later: 1 keeps its first time.
-        let edges = [edge("a", "current", Some(("L", 2, 2030))), edge("b", "current", None), edge("c", "gone", None)];
+        let edges = [
+            edge("a", EdgeState::Current, Some(("L", 2, 2030))),
+            edge("b", EdgeState::Current, None),
+            edge("c", EdgeState::Gone, None),
+        ];
         acks.learn(&l, &edges);
         let (one, done) = acks.of("L", &l.entries[&1], &edges);
-        assert_eq!(one["a"], EdgeAck { acked_ms: Some(10), state: "acked" });
-        assert_eq!(one["b"], EdgeAck { acked_ms: None, state: "pending" });
-        assert_eq!(one["c"], EdgeAck { acked_ms: None, state: "gone" });
+        assert_eq!(one["a"], EdgeAck { acked_ms: Some(10), state: AckState::Acked });
+        assert_eq!(one["b"], EdgeAck { acked_ms: None, state: AckState::Pending });
+        assert_eq!(one["c"], EdgeAck { acked_ms: None, state: AckState::Gone });
         assert!(!done, "b is live and pending");
         let (two, _) = acks.of("L", &l.entries[&2], &edges);
         assert_eq!(two["a"].acked_ms, Some(30));
-        let edges = [edge("a", "current", Some(("L", 2, 2030))), edge("c", "gone", None)];
+        let edges = [edge("a", EdgeState::Current, Some(("L", 2, 2030))), edge("c", EdgeState::Gone, None)];
         assert!(acks.of("L", &l.entries[&2], &edges).1, "only a gone edge left: done");
     }
 
     #[test]
     fn an_ack_for_a_purge_not_read_yet_is_timed_once_it_is_read() {
         let acks = Acks::default();
-        let edges = [edge("a", "current", Some(("L", 3, 3005)))];
+        let edges = [edge("a", EdgeState::Current, Some(("L", 3, 3005)))];
         acks.learn(&log("L", &[1, 2]), &edges);
         let full = log("L", &[1, 2, 3]);
         acks.learn(&full, &edges);
         // An older Lease read after a newer one (another replica's write arriving late) changes nothing.
-        acks.learn(&full, &[edge("a", "current", Some(("L", 1, 9999)))]);
+        acks.learn(&full, &[edge("a", EdgeState::Current, Some(("L", 1, 9999)))]);
         assert_eq!(acks.of("L", &full.entries[&3], &edges).0["a"].acked_ms, Some(5));
         // Another log (made again): the old acknowledgements do not count for it.
         let other = log("M", &[1]);
         acks.learn(&other, &edges);
-        assert_eq!(acks.of("M", &other.entries[&1], &edges).0["a"].state, "pending");
+        assert_eq!(acks.of("M", &other.entries[&1], &edges).0["a"].state, AckState::Pending);
     }
 }

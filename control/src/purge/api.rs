@@ -1,17 +1,19 @@
 //! The purge endpoints: `POST /v1/purge` and `GET /v1/purge/ID` (purge tokens), `GET /v1/purges` (the edges'
 //! feed, edge tokens, long-polled).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use dime_routes::purge::{Entry, Purge};
-use http::{HeaderMap, StatusCode};
+use dime_routes::wire::{EdgeAck, FeedQuery, PurgeStatus, WaitQuery};
+use http::StatusCode;
 use tokio::time::Instant;
 
-use super::acks::EdgeAck;
-use crate::serve::{bearer, wait_of, Shared};
+use crate::api::{json, ApiError, EdgeToken, PurgeToken, Query, Reported};
+use crate::state::Shared;
 
 /// The largest purge request body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -21,14 +23,8 @@ const DRAIN: (usize, Duration) = (4 * 1024 * 1024, Duration::from_secs(2));
 /// How long after a purge this replica keeps watching for the last acknowledgement (for the histogram).
 const TRACK_FOR: Duration = Duration::from_secs(60);
 
-fn json(status: StatusCode, value: &serde_json::Value) -> Response {
-    let mut r = (status, serde_json::to_vec_pretty(value).unwrap_or_default()).into_response();
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    r
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    json(status, &serde_json::json!({ "error": message.into() }))
+fn no_log() -> ApiError {
+    ApiError::Unavailable("no purge log: not connected to Kubernetes".into())
 }
 
 /// The body if it is at most `limit` bytes; else (or if it breaks off) what is left of it, unread.
@@ -48,7 +44,7 @@ async fn read_up_to(mut body: axum::body::Body, limit: usize) -> Result<bytes::B
 
 /// `refusal`, sent without reading the request's `body`: with `Connection: close`, because the connection cannot
 /// carry another request. What is left of the body is read and dropped first, up to [`DRAIN`].
-async fn closing(mut refusal: Response, mut body: axum::body::Body) -> Response {
+async fn closing(refusal: ApiError, mut body: axum::body::Body) -> Response {
     use http_body_util::BodyExt;
     let drain = async {
         let mut left = DRAIN.0;
@@ -60,73 +56,74 @@ async fn closing(mut refusal: Response, mut body: axum::body::Body) -> Response 
         }
     };
     let _ = tokio::time::timeout(DRAIN.1, drain).await;
+    let mut refusal = refusal.into_response();
     refusal.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     refusal
 }
 
-/// A purge token, or the refusal: purging off (no `--purge-token-file`), no token, an edge token, a wrong one.
-fn purge_refusal(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
-    if shared.purge_tokens.is_empty() {
-        return Some(error(StatusCode::FORBIDDEN, "purging is off: start dime-control with --purge-token-file"));
+/// What became of a `POST /v1/purge`, as `dime_control_purge_requests_total` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Submitted {
+    Accepted,
+    Invalid,
+    Unauthorized,
+    Unavailable,
+}
+
+impl Submitted {
+    fn label(self) -> &'static str {
+        match self {
+            Submitted::Accepted => "accepted",
+            Submitted::Invalid => "invalid",
+            Submitted::Unauthorized => "unauthorized",
+            Submitted::Unavailable => "unavailable",
+        }
     }
-    let Some(token) = bearer(headers) else {
-        return Some(error(StatusCode::UNAUTHORIZED, "missing `Authorization: Bearer <purge token>`"));
-    };
-    if dime_routes::token_accepted(&shared.purge_tokens, token) {
-        return None;
-    }
-    if dime_routes::token_accepted(&shared.tokens, token) {
-        return Some(error(StatusCode::FORBIDDEN, "an edge token cannot purge: use a token of --purge-token-file"));
-    }
-    Some(error(StatusCode::UNAUTHORIZED, "wrong purge token"))
 }
 
 /// `POST /v1/purge`: validates, appends to the log, and with `?wait=` waits for the edges' acknowledgements.
+/// A refusal before the body is read drains it and closes the connection ([`closing`]).
 pub async fn submit(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
+    auth: Result<PurgeToken, ApiError>,
+    query: Result<Query<WaitQuery>, ApiError>,
     body: axum::body::Body,
 ) -> Response {
-    let (result, response) = submitted(&shared, &headers, query.as_deref(), body).await;
-    shared.metrics.purge_requests.with_label_values(&[result]).inc();
+    let (result, response) = match (auth, query) {
+        (Err(e), _) => (Submitted::Unauthorized, closing(e, body).await),
+        (Ok(_), Err(e)) => (Submitted::Invalid, closing(e, body).await),
+        (Ok(_), Ok(Query(q))) => match submitted(&shared, q.wait.duration(), body).await {
+            Ok(status) => (Submitted::Accepted, json(StatusCode::OK, &status)),
+            Err((result, response)) => (result, response),
+        },
+    };
+    shared.metrics.purge_requests.with_label_values(&[result.label()]).inc();
     response
 }
 
 async fn submitted(
     shared: &Arc<Shared>,
-    headers: &HeaderMap,
-    query: Option<&str>,
+    wait: Duration,
     body: axum::body::Body,
-) -> (&'static str, Response) {
-    if let Some(refusal) = purge_refusal(shared, headers) {
-        return ("unauthorized", closing(refusal, body).await);
-    }
+) -> Result<PurgeStatus, (Submitted, Response)> {
+    let invalid = |e: ApiError| (Submitted::Invalid, e.into_response());
     let body = match read_up_to(body, MAX_BODY).await {
         Ok(body) => body,
         Err(rest) => {
             let why = format!("the purge is over {} KiB: split it into several", MAX_BODY / 1024);
-            return ("invalid", closing(error(StatusCode::PAYLOAD_TOO_LARGE, why), rest).await);
+            return Err((Submitted::Invalid, closing(ApiError::TooLarge(why), rest).await));
         }
     };
-    let purge: Purge = match serde_json::from_slice(&body) {
-        Ok(p) => p,
-        Err(e) => return ("invalid", error(StatusCode::BAD_REQUEST, format!("the purge is not valid JSON: {e}"))),
-    };
-    if let Err(errors) = purge.check() {
-        return ("invalid", json(StatusCode::BAD_REQUEST, &serde_json::json!({ "errors": errors })));
-    }
-    let (Some(log), Some(_)) = (shared.purges.get(), shared.fleet.get()) else {
-        return ("unavailable", error(StatusCode::SERVICE_UNAVAILABLE, "no purge log: not connected to Kubernetes"));
-    };
+    let purge: Purge = serde_json::from_slice(&body)
+        .map_err(|e| invalid(ApiError::BadRequest(format!("the purge is not valid JSON: {e}"))))?;
+    purge.check().map_err(|errors| invalid(ApiError::Invalid(errors)))?;
+    let unavailable = |e: ApiError| (Submitted::Unavailable, e.into_response());
+    let (Some(log), Some(_)) = (shared.purges.get(), shared.fleet.get()) else { return Err(unavailable(no_log())) };
     let accepted = Instant::now();
-    let entry = match log.append(purge).await {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::warn!(error = %e, "purge not taken");
-            return ("unavailable", error(StatusCode::SERVICE_UNAVAILABLE, format!("{e}; nothing was purged")));
-        }
-    };
+    let entry = log.append(purge).await.map_err(|e| {
+        tracing::warn!(error = %e, "purge not taken");
+        unavailable(ApiError::Unavailable(format!("{e}; nothing was purged")))
+    })?;
     let uid = log.snapshot().uid.clone();
     tracing::info!(id = entry.seq, targets = entry.purge.targets(), soft = entry.purge.soft, "purge accepted");
     let tracked = (shared.clone(), uid.clone(), entry.clone());
@@ -136,62 +133,45 @@ async fn submitted(
             shared.metrics.purge_ack_seconds.observe(accepted.elapsed().as_secs_f64());
         }
     });
-    let (edges, done) = wait_acked(shared, &uid, &entry, accepted + wait_of(query)).await;
-    ("accepted", json(StatusCode::OK, &view(&uid, &entry, &edges, done)))
+    let (edges, done) = wait_acked(shared, &uid, &entry, accepted + wait).await;
+    Ok(view(&uid, &entry, edges, done))
 }
 
 /// `GET /v1/purge/ID`: one purge of the log and every edge's answer to it (`?wait=` for the rest).
 pub async fn status(
     State(shared): State<Arc<Shared>>,
+    _: PurgeToken,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    if let Some(refusal) = purge_refusal(&shared, &headers) {
-        return refusal;
-    }
-    let Ok(id) = id.parse::<u64>() else {
-        return error(StatusCode::BAD_REQUEST, format!("`{id}` is not a purge id (a number)"));
-    };
-    let Some(log) = shared.purges.get() else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "no purge log: not connected to Kubernetes");
-    };
+    Query(q): Query<WaitQuery>,
+) -> Result<Response, ApiError> {
+    let id = id.parse::<u64>().map_err(|_| ApiError::BadRequest(format!("`{id}` is not a purge id (a number)")))?;
+    let log = shared.purges.get().ok_or_else(no_log)?;
     let snapshot = log.snapshot();
     let Some(entry) = snapshot.entries.get(&id).cloned() else {
         let held = match (snapshot.entries.keys().next(), snapshot.entries.keys().next_back()) {
             (Some(first), Some(last)) => format!("it holds {first} to {last}"),
             _ => "it is empty".into(),
         };
-        return error(StatusCode::NOT_FOUND, format!("purge {id} is not in the log ({held})"));
+        return Err(ApiError::NotFound(format!("purge {id} is not in the log ({held})")));
     };
-    let deadline = Instant::now() + wait_of(query.as_deref());
+    let deadline = Instant::now() + q.wait.duration();
     let (edges, done) = wait_acked(&shared, &snapshot.uid, &entry, deadline).await;
-    json(StatusCode::OK, &view(&snapshot.uid, &entry, &edges, done))
+    Ok(json(StatusCode::OK, &view(&snapshot.uid, &entry, edges, done)))
 }
 
-fn view(
-    log: &str,
-    entry: &Entry,
-    edges: &std::collections::BTreeMap<String, EdgeAck>,
-    done: bool,
-) -> serde_json::Value {
-    serde_json::json!({
-        "id": entry.seq,
-        "log": log,
-        "accepted_at_ms": entry.at_ms,
-        "purge": entry.purge,
-        "all_acked": done,
-        "edges": edges,
-    })
+fn view(log: &str, entry: &Entry, edges: BTreeMap<String, EdgeAck>, done: bool) -> PurgeStatus {
+    PurgeStatus {
+        id: entry.seq,
+        log: log.to_owned(),
+        accepted_at_ms: entry.at_ms,
+        purge: entry.purge.clone(),
+        all_acked: done,
+        edges,
+    }
 }
 
 /// Every edge's answer to `entry`, once no live edge is pending or at `deadline`.
-async fn wait_acked(
-    shared: &Shared,
-    log: &str,
-    entry: &Entry,
-    deadline: Instant,
-) -> (std::collections::BTreeMap<String, EdgeAck>, bool) {
+async fn wait_acked(shared: &Shared, log: &str, entry: &Entry, deadline: Instant) -> (BTreeMap<String, EdgeAck>, bool) {
     let mut changed = shared.edges_seen.subscribe();
     loop {
         let edges = shared.fleet.get().map(|f| f.edges(None)).unwrap_or_default();
@@ -209,36 +189,25 @@ async fn wait_acked(
 /// `GET /v1/purges?after=SEQ&log=UID&wait=30s` (edge tokens): the purges after the edge's, at once when there
 /// are, else when one comes or the wait is over. `after` is also the edge's acknowledgement of every purge up to
 /// it, recorded in its Lease.
-pub async fn feed(State(shared): State<Arc<Shared>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    if let Some(refusal) = crate::serve::edge_refusal(&shared, &headers) {
-        return refusal;
-    }
-    let param = |name: &str| {
-        let q = query.as_deref().unwrap_or("");
-        form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
-    };
-    let after = match param("after").map(|a| a.parse::<u64>()) {
-        None => None,
-        Some(Ok(seq)) => Some((param("log").unwrap_or_default(), seq)),
-        Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "`after` is a purge sequence number"),
-    };
-    let Some(log) = shared.purges.get() else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "no purge log: not connected to Kubernetes");
-    };
+pub async fn feed(
+    State(shared): State<Arc<Shared>>,
+    _: EdgeToken,
+    reported: Option<Reported>,
+    Query(q): Query<FeedQuery>,
+) -> Result<Response, ApiError> {
+    let log = shared.purges.get().ok_or_else(no_log)?;
     let mut rx = log.subscribe();
     if !rx.borrow().loaded {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the purge log is not read yet");
+        return Err(ApiError::Unavailable("the purge log is not read yet".into()));
     }
-    if let (Some(fleet), Some(report), Some((uid, seq))) =
-        (shared.fleet.get(), crate::fleet::Report::from_headers(&headers), &after)
-    {
-        fleet.purge_acked(&report.name, uid, *seq);
+    let cursor = q.cursor();
+    if let (Some(fleet), Some(Reported(report)), Some(c)) = (shared.fleet.get(), reported, &cursor) {
+        fleet.purge_acked(&report.name, &c.log, c.applied);
     }
-    let after = after.as_ref().map(|(l, s)| (l.as_str(), *s));
-    let mut feed = rx.borrow().feed(after);
-    if after.is_some() && !feed.gap && feed.purges.is_empty() {
+    let mut feed = rx.borrow().feed(cursor.as_ref());
+    if cursor.is_some() && !feed.gap && feed.purges.is_empty() {
         let seen = (feed.log.clone(), feed.head);
-        let _ = tokio::time::timeout(wait_of(query.as_deref()), async {
+        let _ = tokio::time::timeout(q.wait.duration(), async {
             while rx.changed().await.is_ok() {
                 let now = rx.borrow().clone();
                 if (now.uid.as_str(), now.head) != (seen.0.as_str(), seen.1) {
@@ -247,9 +216,9 @@ pub async fn feed(State(shared): State<Arc<Shared>>, headers: HeaderMap, RawQuer
             }
         })
         .await;
-        feed = rx.borrow().feed(after);
+        feed = rx.borrow().feed(cursor.as_ref());
     }
-    json(StatusCode::OK, &serde_json::to_value(&feed).unwrap_or_default())
+    Ok(json(StatusCode::OK, &feed))
 }
 
 #[cfg(test)]
@@ -332,7 +301,7 @@ mod tests {
     async fn a_refused_body_closes_its_connection_and_says_so() {
         let shared = Arc::new(Shared::new(vec![EDGE.into()], vec![PURGER.into()]).unwrap());
         let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        tokio::spawn(crate::serve::serve(listen, shared, None));
+        tokio::spawn(crate::serve::serve(listen, shared, None, crate::serve::ClientLimits::default()));
         let http = reqwest::Client::new();
         let url = format!("http://{listen}/v1/purge");
         let huge = format!(r#"{{"tags":[{}]}}"#, vec!["\"t\""; 300_000].join(","));

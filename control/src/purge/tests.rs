@@ -5,6 +5,10 @@ fn purge(tag: &str) -> Purge {
     Purge { tags: vec![tag.into()], ..Default::default() }
 }
 
+fn at(log: &str, applied: u64) -> Cursor {
+    Cursor { log: log.into(), applied }
+}
+
 fn snapshot(uid: &str, data: &BTreeMap<String, String>, head: u64) -> Snapshot {
     let cm = ConfigMap {
         metadata: ObjectMeta {
@@ -56,15 +60,15 @@ fn an_edge_gets_what_it_missed_or_is_told_it_missed_too_much() {
     let s = snapshot("L", &data, head);
     let seqs = |f: Feed| (f.gap, f.purges.iter().map(|e| e.seq).collect::<Vec<_>>());
     assert_eq!(seqs(s.feed(None)), (false, vec![3, 4, 5]), "a new edge gets every purge held");
-    assert_eq!(seqs(s.feed(Some(("L", 2)))), (false, vec![3, 4, 5]), "missed 3 to 5, all held");
-    assert_eq!(seqs(s.feed(Some(("L", 4)))), (false, vec![5]));
-    assert_eq!(seqs(s.feed(Some(("L", 5)))), (false, vec![]), "up to date");
-    assert_eq!(seqs(s.feed(Some(("L", 1)))), (true, vec![]), "missed 2, which the log no longer holds");
-    assert_eq!(seqs(s.feed(Some(("M", 5)))), (true, vec![]), "another log");
-    assert_eq!(seqs(s.feed(Some(("L", 9)))), (true, vec![]), "ahead of the log: not this log's numbers");
-    assert_eq!(seqs(s.feed(Some(("", 0)))), (true, vec![]), "followed no log, but 1 and 2 are gone");
+    assert_eq!(seqs(s.feed(Some(&at("L", 2)))), (false, vec![3, 4, 5]), "missed 3 to 5, all held");
+    assert_eq!(seqs(s.feed(Some(&at("L", 4)))), (false, vec![5]));
+    assert_eq!(seqs(s.feed(Some(&at("L", 5)))), (false, vec![]), "up to date");
+    assert_eq!(seqs(s.feed(Some(&at("L", 1)))), (true, vec![]), "missed 2, which the log no longer holds");
+    assert_eq!(seqs(s.feed(Some(&at("M", 5)))), (true, vec![]), "another log");
+    assert_eq!(seqs(s.feed(Some(&at("L", 9)))), (true, vec![]), "ahead of the log: not this log's numbers");
+    assert_eq!(seqs(s.feed(Some(&at("", 0)))), (true, vec![]), "followed no log, but 1 and 2 are gone");
     let full = snapshot("L", &BTreeMap::from([(key(1), data[&key(3)].replace("\"seq\":3", "\"seq\":1"))]), 1);
-    assert_eq!(seqs(full.feed(Some(("", 0)))), (false, vec![1]), "followed no log: this one from its start");
+    assert_eq!(seqs(full.feed(Some(&at("", 0)))), (false, vec![1]), "followed no log: this one from its start");
     let empty = Snapshot { loaded: true, ..Default::default() };
-    assert_eq!(seqs(empty.feed(Some(("", 0)))), (false, vec![]));
+    assert_eq!(seqs(empty.feed(Some(&at("", 0)))), (false, vec![]));
 }

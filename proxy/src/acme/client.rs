@@ -1,7 +1,7 @@
 //! Issuing one certificate with ACME HTTP-01. The protocol (RFC 8555: JWS, nonces, account, order, authorization
-//! and certificate polling) is `instant-acme`'s; this module gives it the edge's own HTTPS transport (HTTP/1.1 on
-//! the edge's rustls, trusting `--acme-ca` or the system's roots, each exchange bounded in time and size), keeps
-//! the account key in `--acme-dir`, and offers the challenge answers through [`Challenges`].
+//! and certificate polling) is `instant-acme`'s; this module gives it Dime's one HTTP client ([`dime_client::http`]:
+//! trusting `--acme-ca` or the system's roots, each exchange bounded in time and size), keeps the account key in
+//! `--acme-dir`, and offers the challenge answers through [`Challenges`].
 
 use std::future::Future;
 use std::path::Path;
@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::rt::TokioIo;
+use http_body_util::{BodyExt, Full};
 use instant_acme::{
     Account, AuthorizationStatus, BodyWrapper, BytesResponse, ChallengeType, HttpClient, Identifier, Key, NewAccount,
     NewOrder, OrderStatus, RetryPolicy,
@@ -34,7 +33,7 @@ pub enum AcmeError {
     #[error("{0}")]
     Protocol(#[from] instant_acme::Error),
     #[error("ACME CA: {0}")]
-    Trust(#[from] crate::tls::TlsError),
+    Trust(#[from] dime_client::TrustError),
     #[error("{path}: {error}")]
     Io { path: String, error: std::io::Error },
     #[error("{name}: the ACME server offers no http-01 challenge")]
@@ -55,9 +54,9 @@ struct TransportError {
     why: String,
 }
 
-/// instant-acme's HTTP client: one HTTP/1.1 connection per request over the edge's rustls connector.
+/// instant-acme's HTTP client: Dime's one client, HTTPS only.
 struct Transport {
-    tls: pingora_rustls::TlsConnector,
+    http: reqwest::Client,
 }
 
 impl HttpClient for Transport {
@@ -65,49 +64,45 @@ impl HttpClient for Transport {
         &self,
         req: http::Request<BodyWrapper<Bytes>>,
     ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
-        let tls = self.tls.clone();
+        let http = self.http.clone();
         Box::pin(async move {
             let url = req.uri().to_string();
             let fail = |why: String| instant_acme::Error::Other(Box::new(TransportError { url: url.clone(), why }));
-            match tokio::time::timeout(REQUEST_TIMEOUT, exchange(&tls, req)).await {
+            match tokio::time::timeout(REQUEST_TIMEOUT, exchange(&http, req)).await {
                 Err(_) => Err(fail("no answer in time".into())),
-                Ok(Err(why)) => Err(fail(why.to_string())),
+                Ok(Err(why)) => Err(fail(why)),
                 Ok(Ok(resp)) => Ok(BytesResponse::from(resp)),
             }
         })
     }
 }
 
-/// One request on a new connection; the answer read whole (at most [`MAX_BODY`]).
+/// One request; the answer read whole (at most [`MAX_BODY`]).
 async fn exchange(
-    tls: &pingora_rustls::TlsConnector,
+    http: &reqwest::Client,
     req: http::Request<BodyWrapper<Bytes>>,
-) -> Result<http::Response<Full<Bytes>>, Box<dyn std::error::Error + Send + Sync>> {
-    let (mut parts, body) = req.into_parts();
+) -> Result<http::Response<Full<Bytes>>, String> {
+    let (parts, body) = req.into_parts();
     if parts.uri.scheme_str() != Some("https") {
         return Err("ACME URLs must be https://".into());
     }
-    let host = parts.uri.host().ok_or("no host")?.trim_start_matches('[').trim_end_matches(']').to_owned();
-    let authority = format!("{}:{}", parts.uri.host().unwrap_or_default(), parts.uri.port_u16().unwrap_or(443));
-    let tcp = tokio::net::TcpStream::connect(authority.as_str()).await.map_err(|e| format!("connect: {e}"))?;
-    let name = pingora_rustls::ServerName::try_from(host).map_err(|e| e.to_string())?;
-    let stream = tls.connect(name, tcp).await.map_err(|e| format!("TLS: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, BodyWrapper<Bytes>>(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
-    // HTTP/1.1 on one connection: the path in the request line, the authority in Host.
-    let host_header = parts.uri.authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
-    parts.headers.insert(http::header::HOST, http::HeaderValue::from_str(&host_header).map_err(|e| e.to_string())?);
-    parts.headers.insert(
-        http::header::USER_AGENT,
-        http::HeaderValue::from_static(concat!("dime-edge/", env!("CARGO_PKG_VERSION"))),
-    );
-    parts.uri = parts.uri.path_and_query().map_or("/", |p| p.as_str()).parse().map_err(|e| format!("{e}"))?;
-    let resp = sender.send_request(http::Request::from_parts(parts, body)).await.map_err(|e| e.to_string())?;
-    let (parts, body) = resp.into_parts();
-    let body = Limited::new(body, MAX_BODY).collect().await.map_err(|e| format!("reading the answer: {e}"))?.to_bytes();
-    Ok(http::Response::from_parts(parts, Full::new(body)))
+    let body = body.collect().await.map_err(|e| format!("the request body: {e}"))?.to_bytes();
+    let request = http.request(parts.method, parts.uri.to_string()).headers(parts.headers).body(body);
+    let mut resp = request.send().await.map_err(|e| dime_client::describe(&e))?;
+    let mut answer = http::Response::builder().status(resp.status()).version(resp.version());
+    if let Some(headers) = answer.headers_mut() {
+        *headers = std::mem::take(resp.headers_mut());
+    }
+    let mut read = bytes::BytesMut::new();
+    while let Some(chunk) =
+        resp.chunk().await.map_err(|e| format!("reading the answer: {}", dime_client::describe(&e)))?
+    {
+        if read.len() + chunk.len() > MAX_BODY {
+            return Err(format!("an answer over {MAX_BODY} bytes"));
+        }
+        read.extend_from_slice(&chunk);
+    }
+    answer.body(Full::new(read.freeze())).map_err(|e| e.to_string())
 }
 
 /// The account of this edge on `directory`: the key kept in `key_path` (PKCS#8, owner-only) is registered (or
@@ -118,8 +113,8 @@ pub async fn account(
     key_path: &Path,
     email: Option<&str>,
 ) -> Result<Account, AcmeError> {
-    let tls = crate::source::control::tls_connector(ca_file)?;
-    let builder = || Account::builder_with_http(Box::new(Transport { tls: tls.clone() }));
+    let http = dime_client::http(ca_file)?;
+    let builder = || Account::builder_with_http(Box::new(Transport { http: http.clone() }));
     let io = |error| AcmeError::Io { path: key_path.display().to_string(), error };
     match std::fs::read(key_path) {
         Ok(der) => {

@@ -116,14 +116,10 @@ fn members_from_control_always_include_this_edge_and_a_payload_splits() {
     let mut s = settings("edge-0", Vec::new());
     s.advertise = "http://10.0.0.1:8444".into();
     let fleet = Fleet::new(&s, vec![]);
-    fleet.set_members(&[("edge-1".into(), "http://10.0.0.2:8444".into()), ("bad".into(), "https://x:1".into())]);
+    let listed = |name: &str, url: &str| dime_routes::wire::Member { name: name.into(), url: url.into() };
+    fleet.set_members(&[listed("edge-1", "http://10.0.0.2:8444"), listed("bad", "https://x:1")]);
     let names: Vec<String> = fleet.ring().members().iter().map(|m| m.name.clone()).collect();
     assert_eq!(names, ["edge-0", "edge-1"]);
-    let payload = r#"{"version":1,"http":{"routes":[]},"fleet":{"members":[{"name":"a","url":"http://10.0.0.9:1"}]}}"#;
-    let (table, members) = split_payload(payload);
-    assert!(!table.contains("fleet") && table.contains("routes"), "{table}");
-    assert_eq!(members.unwrap(), [("a".to_owned(), "http://10.0.0.9:1".to_owned())]);
-    assert!(split_payload(r#"{"version":1}"#).1.is_none());
 }
 
 #[test]

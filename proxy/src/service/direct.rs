@@ -127,7 +127,7 @@ static SET_HERE: [header::HeaderName; 6] = [
 /// The response head for a direct hit on `object`, written straight from the stored header (no copy of it), or
 /// `None` when the object is not one a direct hit answers. `cache_status` gives the `Cache-Status` value (and
 /// counts the hit), asked only once the object qualifies. `owner` is this edge's name when the request came from a
-/// peer: the answer carries the mark the asking edge checks ([`crate::fleet::OWNER_HEADER`]). `strip_tags` leaves
+/// peer: the answer carries the mark the asking edge checks ([`dime_routes::wire::OWNER_HEADER`]). `strip_tags` leaves
 /// the stored cache tags out ([`RequestCtx::strips_tags`]).
 fn response_head(
     object: &Object,
@@ -166,7 +166,7 @@ fn response_head(
     field(b"date", get_cached_date().as_bytes());
     field(b"connection", if keepalive { b"keep-alive" } else { b"close" });
     if let Some(owner) = owner {
-        field(crate::fleet::OWNER_HEADER.as_bytes(), owner.as_bytes());
+        field(dime_routes::wire::OWNER_HEADER.as_bytes(), owner.as_bytes());
     }
     buf.put_slice(b"\r\n");
     Some(buf)

@@ -55,7 +55,7 @@ impl<'a> Arrival<'a> {
 
 /// How a request on the peer listener identifies its sender: its peer token, checked against the peer tokens.
 pub(super) fn peer_token(req: &RequestHeader, fleet: &crate::fleet::Fleet) -> PeerToken {
-    let presented = req.headers.get(crate::fleet::PEER_TOKEN_HEADER).and_then(|v| v.to_str().ok());
+    let presented = req.headers.get(dime_routes::wire::PEER_TOKEN_HEADER).and_then(|v| v.to_str().ok());
     match presented {
         None => PeerToken::Missing,
         Some(token) if fleet.accepts(token) => PeerToken::Accepted,
@@ -152,10 +152,10 @@ pub(super) async fn respond(session: &mut Session, status: u16, body: String) ->
 }
 
 /// A refusal of the gate (no table, no route, no peer token). To another edge it is marked
-/// ([`crate::fleet::REFUSED_HEADER`]), so that edge knows it is this edge refusing, not the origin answering,
+/// ([`dime_routes::wire::PEER_REFUSED_HEADER`]), so that edge knows it is this edge refusing, not the origin answering,
 /// and asks the next member or the origin instead of passing the refusal to its viewer.
 pub(super) async fn refuse(session: &mut Session, status: u16, body: String, to_peer: bool) -> Result<()> {
-    let extra = to_peer.then(|| (crate::fleet::REFUSED_HEADER, status.to_string()));
+    let extra = to_peer.then(|| (dime_routes::wire::PEER_REFUSED_HEADER, status.to_string()));
     respond_full(session, status, "text/plain; charset=utf-8", body, extra).await
 }
 

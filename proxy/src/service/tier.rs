@@ -7,7 +7,8 @@ use pingora_proxy::Session;
 
 use super::{DimeProxy, RequestCtx};
 use crate::cache::policy::Kind;
-use crate::fleet::{Fleet, Member, OWNER_HEADER, PEER_HEADER, PEER_TOKEN_HEADER, REFUSED_HEADER};
+use crate::fleet::{Fleet, Member};
+use dime_routes::wire::{OWNER_HEADER, PEER_HEADER, PEER_REFUSED_HEADER as REFUSED_HEADER, PEER_TOKEN_HEADER};
 
 /// The member to fetch this request from instead of the origin, if any: only a cache miss on a caching route
 /// (GET or HEAD), never for a request that came from a peer (no second hop), skipping members this request

@@ -8,205 +8,22 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
+use dime_client::{CallError, Control, Routes};
+use dime_routes::wire::{self, Etag, Refusal, Report};
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 
 use crate::state::{unix, EmptyTable, State, SyncStatus};
-use crate::tls::TlsError;
+
+pub use dime_client::ControlUrl;
 
 /// How long one long-poll asks control to hold the request.
 pub const LONG_POLL: Duration = Duration::from_secs(30);
-/// Connecting to control, and the slack on top of the long-poll for the answer.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-pub const ANSWER_SLACK: Duration = Duration::from_secs(10);
 /// Backoff after every control URL failed: doubling from the first step up to the cap, with full jitter.
 pub const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 pub const BACKOFF_CAP: Duration = Duration::from_secs(15);
-/// The largest route table accepted (a cap against a confused or hostile server).
-const MAX_PAYLOAD: usize = 64 << 20;
 /// The file in the state dir.
 pub const STATE_FILE: &str = "routes.json";
-
-/// One control endpoint, `http(s)://host:port[/prefix]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ControlUrl {
-    pub text: String,
-    pub authority: String,
-    pub prefix: String,
-    /// `https://`: the name verified in control's certificate (and sent as SNI).
-    pub tls_name: Option<String>,
-}
-
-impl ControlUrl {
-    pub fn parse(text: &str) -> Result<Self, dime_routes::Invalid> {
-        let (rest, https) = match text.split_once("://") {
-            Some(("http", rest)) => (rest, false),
-            Some(("https", rest)) => (rest, true),
-            _ => {
-                return Err(format!(
-                    "`{text}`: expected http(s)://HOST:PORT, e.g. https://dime-control.example.com:8443"
-                )
-                .into())
-            }
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        if authority.is_empty() || authority.contains('@') || path.contains(['?', '#']) {
-            return Err(format!("`{text}`: expected http://HOST:PORT[/PATH] without credentials or query").into());
-        }
-        let has_port = authority.rsplit_once(':').is_some_and(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok());
-        let host = if has_port { authority.rsplit_once(':').map_or(authority, |(h, _)| h) } else { authority };
-        let default_port = if https { 443 } else { 80 };
-        let authority = if has_port { authority.to_owned() } else { format!("{authority}:{default_port}") };
-        let tls_name = https.then(|| host.trim_start_matches('[').trim_end_matches(']').to_owned());
-        Ok(ControlUrl { text: text.trim_end_matches('/').to_owned(), authority, prefix: path.to_owned(), tls_name })
-    }
-}
-
-/// What one request to control gave.
-#[derive(Debug)]
-enum Answer {
-    Table { etag: Option<String>, body: Bytes },
-    NotModified,
-}
-
-#[derive(Debug)]
-pub(crate) struct FetchError {
-    /// For the metric label: connect, tls, timeout, unauthorized, status, body.
-    pub reason: &'static str,
-    pub message: String,
-}
-
-pub(crate) fn fail(reason: &'static str, message: impl Into<String>) -> FetchError {
-    FetchError { reason, message: message.into() }
-}
-
-/// A connection to control, plain or TLS.
-pub(crate) trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
-
-/// The trust for https control URLs: the pinned CA bundle (`--control-ca`), else the system's roots.
-pub fn tls_connector(ca_file: Option<&Path>) -> Result<pingora_rustls::TlsConnector, TlsError> {
-    pingora_rustls::install_default_crypto_provider();
-    let mut roots = pingora_rustls::RootCertStore::empty();
-    match ca_file {
-        Some(f) => pingora_rustls::load_ca_file_into_store(f.display().to_string(), &mut roots)
-            .map_err(|e| TlsError::Trust { what: f.display().to_string(), why: e.to_string() })?,
-        None => pingora_rustls::load_platform_certs_incl_env_into_store(&mut roots)
-            .map_err(|e| TlsError::Trust { what: "the system's roots".into(), why: e.to_string() })?,
-    }
-    let config = pingora_rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-    Ok(pingora_rustls::TlsConnector::from(Arc::new(config)))
-}
-
-/// A connection to control: TCP, then TLS for `https://` URLs (the name verified against the pinned CA).
-pub(crate) async fn open(
-    url: &ControlUrl,
-    tls: Option<&pingora_rustls::TlsConnector>,
-) -> Result<Box<dyn Io>, FetchError> {
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(url.authority.as_str()))
-        .await
-        .map_err(|_| fail("connect", format!("connect to {} timed out", url.authority)))?
-        .map_err(|e| fail("connect", format!("connect to {}: {e}", url.authority)))?;
-    let _ = stream.set_nodelay(true);
-    match (&url.tls_name, tls) {
-        (None, _) => Ok(Box::new(stream)),
-        (Some(name), Some(connector)) => {
-            let server = pingora_rustls::ServerName::try_from(name.clone())
-                .map_err(|e| fail("tls", format!("`{name}`: {e}")))?;
-            let handshake = connector.connect(server, stream);
-            Ok(Box::new(
-                tokio::time::timeout(CONNECT_TIMEOUT, handshake)
-                    .await
-                    .map_err(|_| fail("tls", "TLS handshake timed out"))?
-                    .map_err(|e| fail("tls", format!("TLS with {}: {e}", url.authority)))?,
-            ))
-        }
-        (Some(_), None) => Err(fail("tls", "no TLS configuration")),
-    }
-}
-
-/// One `GET` of `target` (path and query under the control URL's prefix) on an open connection, with the
-/// token and what this edge says of itself: the response, its body still to read.
-pub(crate) async fn get(
-    stream: Box<dyn Io>,
-    url: &ControlUrl,
-    token: &str,
-    target: &str,
-    headers: &[(&'static str, String)],
-) -> Result<http::Response<hyper::body::Incoming>, FetchError> {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-        .await
-        .map_err(|e| fail("connect", e.to_string()))?;
-    tokio::spawn(conn);
-    let mut req = http::Request::get(format!("{}{target}", url.prefix))
-        .header(http::header::HOST, url.authority.as_str())
-        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(http::header::USER_AGENT, concat!("dime-edge/", env!("CARGO_PKG_VERSION")));
-    for (name, value) in headers {
-        req = req.header(*name, value.as_str());
-    }
-    let req = req.body(Empty::new()).map_err(|e| fail("status", e.to_string()))?;
-    let resp = sender.send_request(req).await.map_err(|e| fail("connect", e.to_string()))?;
-    match resp.status() {
-        http::StatusCode::UNAUTHORIZED | http::StatusCode::FORBIDDEN => {
-            Err(fail("unauthorized", format!("{}: control refused the token (--control-token-file)", resp.status())))
-        }
-        _ => Ok(resp),
-    }
-}
-
-/// A response body, at most `limit` bytes.
-pub(crate) async fn body(resp: http::Response<hyper::body::Incoming>, limit: usize) -> Result<Bytes, FetchError> {
-    Ok(Limited::new(resp.into_body(), limit).collect().await.map_err(|e| fail("body", e.to_string()))?.to_bytes())
-}
-
-/// One long-poll `GET /v1/routes?wait=` on an open connection: the table, "not modified", or why not.
-async fn poll(
-    stream: Box<dyn Io>,
-    url: &ControlUrl,
-    token: &str,
-    etag: Option<&str>,
-    wait: Duration,
-    said: &[(&'static str, String)],
-) -> Result<Answer, FetchError> {
-    let mut headers = said.to_vec();
-    if let Some(e) = etag {
-        headers.push(("if-none-match", format!("\"{e}\"")));
-    }
-    let resp = get(stream, url, token, &format!("/v1/routes?wait={}s", wait.as_secs()), &headers).await?;
-    let etag =
-        resp.headers().get(http::header::ETAG).and_then(|v| v.to_str().ok()).map(|v| v.trim_matches('"').to_owned());
-    match resp.status() {
-        http::StatusCode::NOT_MODIFIED => Ok(Answer::NotModified),
-        http::StatusCode::OK => {
-            let body =
-                body(resp, MAX_PAYLOAD).await.map_err(|e| fail("body", format!("reading the table: {}", e.message)))?;
-            Ok(Answer::Table { etag, body })
-        }
-        other => Err(fail("status", format!("answered {other}"))),
-    }
-}
-
-/// Connects and long-polls, the whole exchange bounded by the wait plus [`ANSWER_SLACK`].
-async fn fetch(
-    url: &ControlUrl,
-    tls: Option<&pingora_rustls::TlsConnector>,
-    token: &str,
-    etag: Option<&str>,
-    wait: Duration,
-    said: &[(&'static str, String)],
-) -> Result<Answer, FetchError> {
-    let stream = open(url, tls).await?;
-    tokio::time::timeout(wait + ANSWER_SLACK, poll(stream, url, token, etag, wait, said))
-        .await
-        .map_err(|_| fail("timeout", format!("no answer within {:?}", wait + ANSWER_SLACK)))?
-}
 
 /// Saves the table as `dir/STATE_FILE` ([`crate::files::write_private`]: atomic, owner-only, since a table may
 /// carry private keys from Kubernetes Secrets).
@@ -222,10 +39,8 @@ pub fn backoff(failures: u32, random: f64) -> Duration {
 }
 
 pub struct ControlSource {
-    pub urls: Vec<ControlUrl>,
-    /// For https control URLs.
-    pub tls: Option<pingora_rustls::TlsConnector>,
-    pub token: String,
+    /// The control URLs, in failover order, each with this edge's token and the one HTTP client.
+    pub controls: Vec<Control>,
     pub state_dir: Option<PathBuf>,
     pub state: Arc<State>,
     /// How this edge introduces itself on each poll (control keeps its Lease and shows it in `/v1/edges`).
@@ -234,44 +49,33 @@ pub struct ControlSource {
     /// serves come back to its ring.
     pub fleet: Option<(String, Arc<crate::fleet::Fleet>)>,
     /// The last payload this edge refused: control's version of it, and the first error.
-    pub refused: parking_lot::Mutex<Option<(String, String)>>,
+    pub refused: parking_lot::Mutex<Option<Refusal>>,
 }
 
 impl std::fmt::Debug for ControlSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ControlSource")
-            .field("urls", &self.urls)
-            .field("tls", &self.tls.is_some())
-            .field("state_dir", &self.state_dir)
-            .finish_non_exhaustive()
+        let urls: Vec<&str> = self.controls.iter().map(|c| c.url.text.as_str()).collect();
+        f.debug_struct("ControlSource").field("urls", &urls).field("state_dir", &self.state_dir).finish_non_exhaustive()
     }
 }
 
 impl ControlSource {
     /// What this edge says of itself on a poll: its name, its peer URL, the table it runs and the last one it
-    /// refused (header names in `dime_control::fleet`).
-    fn said(&self) -> Vec<(&'static str, String)> {
-        let mut said = vec![("x-dime-edge", self.edge_name.clone())];
-        if let Some((url, _)) = &self.fleet {
-            said.push(("x-dime-peer-url", url.clone()));
+    /// refused.
+    fn said(&self) -> Report {
+        Report {
+            name: self.edge_name.clone(),
+            peer_url: self.fleet.as_ref().map(|(url, _)| url.clone()),
+            applied: self.state.current().map(|active| active.table.version().to_owned()),
+            refused: self.refused.lock().clone(),
         }
-        if let Some(active) = self.state.current() {
-            said.push(("x-dime-applied", active.table.version().to_owned()));
-        }
-        if let Some((version, why)) = self.refused.lock().clone() {
-            said.push(("x-dime-refused", version));
-            // A header value: one line, printable, bounded.
-            let why: String = why.chars().filter(|c| !c.is_control()).take(200).collect();
-            said.push(("x-dime-refused-reason", why));
-        }
-        said
     }
 
     /// The members control sent with a table go to the ring.
-    fn take_members(&self, members: Option<Vec<(String, String)>>) {
-        if let (Some((_, fleet)), Some(members)) = (&self.fleet, members) {
-            fleet.set_members(&members);
-            self.state.metrics.fleet_members.set(fleet.ring().members().len() as i64);
+    fn take_members(&self, fleet: Option<wire::Fleet>) {
+        if let (Some((_, ours)), Some(served)) = (&self.fleet, fleet) {
+            ours.set_members(&served.members);
+            self.state.metrics.fleet_members.set(ours.ring().members().len() as i64);
         }
     }
 
@@ -287,9 +91,9 @@ impl ControlSource {
                 return None;
             }
         };
-        let (table, members) = crate::fleet::split_payload(&text);
-        self.take_members(members);
-        match dime_routes::parse(&path.display().to_string(), &table) {
+        let answer = wire::decode_table(&text);
+        self.take_members(answer.fleet);
+        match dime_routes::parse(&path.display().to_string(), &answer.table) {
             Ok(t) => Some(t),
             Err(errors) => {
                 for e in errors.iter() {
@@ -309,22 +113,20 @@ impl ControlSource {
 
     /// Takes a payload: validate, apply, save. Returns the version to long-poll on next; `Err` (with the
     /// payload's ETag) when it did not validate.
-    async fn take(&self, url: &ControlUrl, etag: Option<String>, body: &[u8]) -> Result<String, Option<String>> {
+    async fn take(&self, url: &ControlUrl, etag: Option<Etag>, body: &[u8]) -> Result<Etag, Option<Etag>> {
         let source = format!("control:{}", url.text);
-        let text = String::from_utf8_lossy(body);
-        let (text, members) = crate::fleet::split_payload(&text);
-        match dime_routes::parse(&source, &text) {
+        let answer = wire::decode_table(&String::from_utf8_lossy(body));
+        match dime_routes::parse(&source, &answer.table) {
             Ok(table) => {
-                // Control's ETag is the table's version, followed by `.` and a hash of the members it sent.
                 let version = table.version().to_owned();
-                let next = match etag.filter(|e| e.split('.').next() == Some(version.as_str())) {
+                let next = match etag.filter(|e| e.table_version() == version) {
                     Some(tag) => tag,
                     None => {
                         tracing::warn!(version = table.version(), "control's ETag does not name the table's content version; long-polling on the content version");
-                        version.clone()
+                        Etag::parse(&version)
                     }
                 };
-                self.take_members(members);
+                self.take_members(answer.fleet);
                 let changed = self.state.current().is_none_or(|a| a.table.version() != version);
                 if changed && table.routes().is_empty() && table.tcp_routes().is_empty() {
                     tracing::warn!(control = %url.text, "control serves an empty route table (no route ConfigMaps accepted): every route is removed");
@@ -333,8 +135,8 @@ impl ControlSource {
                 if self.state.current().is_none_or(|a| a.table.version() != version) {
                     // Valid, but this edge cannot run it (e.g. a signing key or TCP entrypoint it lacks): said
                     // to control, and the table in service stays.
-                    let why = self.state.last_rejected().and_then(|r| r.errors.first().cloned()).unwrap_or_default();
-                    *self.refused.lock() = Some((next.clone(), why));
+                    let reason = self.state.last_rejected().and_then(|r| r.errors.first().cloned()).unwrap_or_default();
+                    *self.refused.lock() = Some(Refusal { version: next.to_string(), reason });
                     return Ok(next);
                 }
                 *self.refused.lock() = None;
@@ -353,8 +155,9 @@ impl ControlSource {
                 // Keep the table in service; wait for the next version rather than fetching this one again.
                 self.state.metrics.routes_fetch_failures.with_label_values(&["invalid"]).inc();
                 self.state.reject(&source, &errors);
-                let first = errors.iter().next().map(|e| e.to_string()).unwrap_or_default();
-                *self.refused.lock() = Some((etag.clone().unwrap_or_default(), first));
+                let reason = errors.iter().next().map(|e| e.to_string()).unwrap_or_default();
+                let version = etag.as_ref().map(Etag::to_string).unwrap_or_default();
+                *self.refused.lock() = Some(Refusal { version, reason });
                 Err(etag)
             }
         }
@@ -378,29 +181,30 @@ impl ControlSource {
 
     /// One pass over the control URLs, in order, until one answers. `etag` is the version to long-poll on; a
     /// table taken (or refused) moves it on.
-    async fn pass(&self, etag: &mut Option<String>, wait: Duration, failures: u32) -> Pass {
-        for url in &self.urls {
-            let said = self.said();
-            match fetch(url, self.tls.as_ref(), &self.token, etag.as_deref(), wait, &said).await {
-                Ok(answer) => return self.answered(url, answer, etag, failures).await,
-                Err(e) => {
-                    self.state.metrics.routes_fetch_failures.with_label_values(&[e.reason]).inc();
-                    let serving = self.state.current().map(|a| a.table.version().to_owned());
-                    if failures == 0 || failures.is_power_of_two() {
-                        tracing::warn!(control = %url.text, reason = e.reason, error = %e.message, serving_version = ?serving, consecutive_failures = failures, "cannot get routes from control; the active table keeps serving");
-                    }
-                    self.record(|s| s.last_error = Some(format!("{}: {}", url.text, e.message)));
-                }
+    async fn pass(&self, etag: &mut Option<Etag>, wait: Duration, failures: u32) -> Pass {
+        for control in &self.controls {
+            match control.routes(etag.as_ref(), wait, &self.said()).await {
+                Ok(answer) => return self.answered(&control.url, answer, etag, failures).await,
+                Err(e) => self.failed(&control.url, &e, failures),
             }
         }
         Pass::Failed
     }
 
-    async fn answered(&self, url: &ControlUrl, answer: Answer, etag: &mut Option<String>, failures: u32) -> Pass {
+    fn failed(&self, url: &ControlUrl, e: &CallError, failures: u32) {
+        self.state.metrics.routes_fetch_failures.with_label_values(&[e.reason.as_str()]).inc();
+        let serving = self.state.current().map(|a| a.table.version().to_owned());
+        if failures == 0 || failures.is_power_of_two() {
+            tracing::warn!(control = %url.text, reason = e.reason.as_str(), error = %e.message, serving_version = ?serving, consecutive_failures = failures, "cannot get routes from control; the active table keeps serving");
+        }
+        self.record(|s| s.last_error = Some(format!("{}: {}", url.text, e.message)));
+    }
+
+    async fn answered(&self, url: &ControlUrl, answer: Routes, etag: &mut Option<Etag>, failures: u32) -> Pass {
         if failures > 0 {
             tracing::info!(control = %url.text, after_failures = failures, "control reachable again");
         }
-        if let Answer::Table { etag: tag, body } = answer {
+        if let Routes::Table { etag: tag, body } = answer {
             match self.take(url, tag, &body).await {
                 Ok(version) => *etag = Some(version),
                 Err(tag) => {
@@ -431,7 +235,7 @@ enum Pass {
 impl BackgroundService for ControlSource {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         self.start_from_state().await;
-        let mut etag = self.state.current().map(|a| a.table.version().to_owned());
+        let mut etag = self.state.current().map(|a| Etag::parse(a.table.version()));
         let mut failures: u32 = 0;
         // The first request does not wait: an edge starting from its state dir learns at once whether it is current.
         let mut wait = Duration::ZERO;

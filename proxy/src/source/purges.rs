@@ -13,22 +13,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dime_routes::purge::Feed;
+use dime_client::Control;
+use dime_routes::wire::{Cursor, Feed, FeedQuery, Report};
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 
-use super::control::{backoff, body, fail, get, open, ControlUrl, FetchError, ANSWER_SLACK, LONG_POLL};
+use super::control::{backoff, LONG_POLL};
 use crate::cache::storage::Selector;
 use crate::cache::Cache;
 use crate::state::State;
 
-/// The largest feed answer accepted (control's log is bounded well under this).
-const MAX_FEED: usize = 8 << 20;
-
 pub struct PurgeFeed {
-    pub urls: Vec<ControlUrl>,
-    pub tls: Option<pingora_rustls::TlsConnector>,
-    pub token: String,
+    /// The route table's control URLs, token and client.
+    pub controls: Vec<Control>,
     pub edge_name: String,
     pub state: Arc<State>,
     pub cache: Arc<Cache>,
@@ -36,46 +33,14 @@ pub struct PurgeFeed {
 
 impl std::fmt::Debug for PurgeFeed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PurgeFeed").field("urls", &self.urls).finish_non_exhaustive()
+        let urls: Vec<&str> = self.controls.iter().map(|c| c.url.text.as_str()).collect();
+        f.debug_struct("PurgeFeed").field("urls", &urls).finish_non_exhaustive()
     }
-}
-
-/// Where this edge is in control's purge log: the log's uid and the last purge applied.
-pub type Cursor = Option<(String, u64)>;
-
-/// The feed request for `cursor`: `None` (this edge followed no log yet) asks for every purge held.
-pub fn target(cursor: &Cursor, wait: Duration) -> String {
-    let mut target = format!("/v1/purges?wait={}s", wait.as_secs());
-    if let Some((log, seq)) = cursor {
-        let query: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("after", &seq.to_string())
-            .append_pair("log", log)
-            .finish();
-        target.push('&');
-        target.push_str(&query);
-    }
-    target
 }
 
 impl PurgeFeed {
-    async fn poll(&self, url: &ControlUrl, cursor: &Cursor, wait: Duration) -> Result<Feed, FetchError> {
-        let exchange = async {
-            let stream = open(url, self.tls.as_ref()).await?;
-            let said = [("x-dime-edge", self.edge_name.clone())];
-            let resp = get(stream, url, &self.token, &target(cursor, wait), &said).await?;
-            if resp.status() != http::StatusCode::OK {
-                return Err(fail("status", format!("the purge feed answered {}", resp.status())));
-            }
-            let bytes = body(resp, MAX_FEED).await?;
-            serde_json::from_slice::<Feed>(&bytes).map_err(|e| fail("body", format!("the purge feed: {e}")))
-        };
-        tokio::time::timeout(wait + ANSWER_SLACK, exchange)
-            .await
-            .map_err(|_| fail("timeout", format!("no answer within {:?}", wait + ANSWER_SLACK)))?
-    }
-
     /// Applies what the feed gave, in order; the cursor after it.
-    pub fn apply(&self, cursor: &Cursor, feed: Feed) -> Cursor {
+    pub fn apply(&self, cursor: Option<&Cursor>, feed: Feed) -> Cursor {
         if feed.gap {
             let (dropped, fills) = crate::purge::purge_one(&self.state, &self.cache, &Selector::All, false);
             self.state.metrics.purge_gaps.inc();
@@ -100,20 +65,20 @@ impl PurgeFeed {
                 "fleet purge applied"
             );
         }
-        let applied = feed.purges.last().map_or(feed.head, |e| e.seq.max(feed.head));
-        self.state.metrics.purge_applied.set(applied as i64);
+        let after = feed.cursor_after();
+        self.state.metrics.purge_applied.set(after.applied as i64);
         if let Some(disk) = self.cache.store.disk() {
-            disk.save_cursor(&feed.log, applied);
+            disk.save_cursor(&after.log, after.applied);
             disk.caught_up();
         }
-        Some((feed.log, applied))
+        after
     }
 
     /// Where to start: the cursor kept with the disk cache. Without one, objects on disk cannot be shown to have
     /// outlived no purge, so they are dropped before the disk tier opens.
-    fn first_cursor(&self) -> Cursor {
+    fn first_cursor(&self) -> Option<Cursor> {
         let disk = self.cache.store.disk()?;
-        let saved = disk.saved_cursor();
+        let saved = disk.saved_cursor().map(|(log, applied)| Cursor { log, applied });
         if saved.is_none() {
             let dropped = disk.purge(&Selector::All).len();
             tracing::warn!(
@@ -125,17 +90,19 @@ impl PurgeFeed {
     }
 
     /// One pass over the control URLs, in order, until one answers.
-    async fn pass(&self, cursor: &mut Cursor, wait: Duration, failures: u32) -> bool {
-        for url in &self.urls {
-            match self.poll(url, cursor, wait).await {
+    async fn pass(&self, cursor: &mut Option<Cursor>, wait: Duration, failures: u32) -> bool {
+        let query = FeedQuery::new(cursor.as_ref(), wait);
+        for control in &self.controls {
+            match control.purges(&query, &Report::named(&self.edge_name)).await {
                 Ok(feed) => {
-                    *cursor = self.apply(cursor, feed);
+                    *cursor = Some(self.apply(cursor.as_ref(), feed));
                     return true;
                 }
                 Err(e) => {
-                    self.state.metrics.purge_feed_failures.with_label_values(&[e.reason]).inc();
+                    self.state.metrics.purge_feed_failures.with_label_values(&[e.reason.as_str()]).inc();
                     if failures == 0 || failures.is_power_of_two() {
-                        tracing::warn!(control = %url.text, reason = e.reason, error = %e.message, consecutive_failures = failures, "cannot get purges from control; purges made meanwhile are applied when it answers");
+                        let url = &control.url.text;
+                        tracing::warn!(control = %url, reason = e.reason.as_str(), error = %e.message, consecutive_failures = failures, "cannot get purges from control; purges made meanwhile are applied when it answers");
                     }
                 }
             }
@@ -147,7 +114,7 @@ impl PurgeFeed {
 #[async_trait]
 impl BackgroundService for PurgeFeed {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut cursor: Cursor = self.first_cursor();
+        let mut cursor = self.first_cursor();
         let mut failures: u32 = 0;
         let mut first = true;
         loop {
@@ -169,17 +136,5 @@ impl BackgroundService for PurgeFeed {
                 _ = shutdown.changed() => return,
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_feed_is_asked_from_the_cursor() {
-        assert_eq!(target(&None, Duration::ZERO), "/v1/purges?wait=0s");
-        let at = Some(("0c1d-uid".to_owned(), 42));
-        assert_eq!(target(&at, LONG_POLL), "/v1/purges?wait=30s&after=42&log=0c1d-uid");
     }
 }

@@ -1,0 +1,455 @@
+//! Every message between an edge and dime-control, and between edges, declared once: the paths, the header
+//! names, the query parameters and the JSON bodies. Control writes them and the edge reads them (or the other
+//! way round) through these types, so a change to the conversation is a change here that the compiler carries
+//! to both sides.
+//!
+//! | exchange | request | answer |
+//! | --- | --- | --- |
+//! | [`ROUTES`] (long-poll) | [`WaitQuery`], [`Report`] headers, `If-None-Match: `[`Etag`] | the table with its [`Fleet`] ([`encode_table`], [`decode_table`]), `ETag` |
+//! | [`EDGES`] | — | [`EdgesAnswer`] |
+//! | [`PURGES`] (the feed, long-poll) | [`FeedQuery`] (its cursor is the edge's acknowledgement), [`Report`] | [`Feed`] |
+//! | [`PURGE`] (`POST`), `PURGE/ID` | [`Purge`], [`WaitQuery`] | [`PurgeStatus`] |
+//! | any refusal | — | [`Problem`] |
+//! | edge → edge (the tier) | [`PEER_HEADER`], [`PEER_TOKEN_HEADER`] | [`OWNER_HEADER`] or [`PEER_REFUSED_HEADER`] |
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::Digest;
+
+pub use crate::purge::{Entry, Prefix, Purge};
+use crate::schema::Document;
+
+/// The route table, long-polled by every edge (edge token).
+pub const ROUTES: &str = "/v1/routes";
+/// The fleet as control sees it (edge token).
+pub const EDGES: &str = "/v1/edges";
+/// The purge feed, long-polled by every edge (edge token).
+pub const PURGES: &str = "/v1/purges";
+/// `POST` a purge; `GET PURGE/ID` its status (purge token).
+pub const PURGE: &str = "/v1/purge";
+
+/// The longest long-poll a client may ask for.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// `?wait=30s`: how long a long-poll may be held. Lenient, since a wait is a hint: absent or unreadable is no
+/// wait, and it is capped at [`MAX_WAIT`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wait(Duration);
+
+impl Wait {
+    pub fn new(wait: Duration) -> Wait {
+        Wait(wait.min(MAX_WAIT))
+    }
+
+    pub fn duration(self) -> Duration {
+        self.0
+    }
+
+    /// The query value as it is read: `DURATION` text (`30s`, `250ms`), anything else is no wait.
+    pub fn parse(text: &str) -> Wait {
+        Wait::new(crate::parse_duration(text).unwrap_or(Duration::ZERO))
+    }
+}
+
+impl Serialize for Wait {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{}ms", self.0.as_millis()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Wait {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        Ok(Wait::parse(&text))
+    }
+}
+
+/// The query of a long-poll or a purge: `?wait=`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitQuery {
+    #[serde(default)]
+    pub wait: Wait,
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The route table and the fleet
+
+/// One edge of the fleet as the edges get it with the table: its name and its peer listener's URL.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Member {
+    pub name: String,
+    pub url: String,
+}
+
+/// The fleet's part of a table answer: the live members with a peer URL, sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fleet {
+    pub members: Vec<Member>,
+}
+
+/// The body of a `GET /v1/routes` answer: the table in the native schema, canonical form, and beside its own
+/// fields a `fleet` field when control knows members. The same bytes are what an edge keeps in its state dir.
+pub fn encode_table(document: &Document, fleet: Option<&Fleet>) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        #[serde(flatten)]
+        document: &'a Document,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        fleet: Option<&'a Fleet>,
+    }
+    serde_json::to_vec_pretty(&Answer { document, fleet }).unwrap_or_default()
+}
+
+/// A table answer, taken apart: the table's text (for [`crate::parse`], which validates and locates errors) and
+/// the fleet, if it came with one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableAnswer {
+    pub table: String,
+    pub fleet: Option<Fleet>,
+}
+
+/// Takes a table answer apart. A body that is not a JSON object, or whose `fleet` is not one, is given whole to
+/// the table's parser, which names what is wrong and where.
+pub fn decode_table(body: &str) -> TableAnswer {
+    #[derive(Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        fleet: Option<Fleet>,
+        #[serde(flatten)]
+        table: serde_json::Map<String, serde_json::Value>,
+    }
+    match serde_json::from_str::<Answer>(body) {
+        Ok(Answer { fleet: Some(fleet), table }) => {
+            let table = serde_json::to_string(&table).unwrap_or_default();
+            TableAnswer { table, fleet: Some(fleet) }
+        }
+        _ => TableAnswer { table: body.to_owned(), fleet: None },
+    }
+}
+
+/// A table answer's `ETag`: the table's content version and, when members came with it, a short hash of them,
+/// so that a membership change reaches the long-polls like a table edit (`"3f2a….9c1d0b7e"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Etag {
+    table: String,
+    members: Option<String>,
+}
+
+impl Etag {
+    /// The tag of `table_version` served with `members`.
+    pub fn of(table_version: &str, members: &[Member]) -> Etag {
+        let members = (!members.is_empty()).then(|| {
+            let text = serde_json::to_string(members).unwrap_or_default();
+            let digest = sha2::Sha256::digest(text.as_bytes());
+            digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
+        });
+        Etag { table: table_version.to_owned(), members }
+    }
+
+    /// A tag as `ETag`/`If-None-Match` carry it (quoted, maybe weak) or as it was kept (bare).
+    pub fn parse(text: &str) -> Etag {
+        let bare = text.trim().trim_start_matches("W/").trim_matches('"');
+        match bare.split_once('.') {
+            Some((table, members)) => Etag { table: table.to_owned(), members: Some(members.to_owned()) },
+            None => Etag { table: bare.to_owned(), members: None },
+        }
+    }
+
+    /// The table's content version ([`crate::RouteTable::version`]).
+    pub fn table_version(&self) -> &str {
+        &self.table
+    }
+
+    /// The header value: quoted.
+    pub fn header(&self) -> String {
+        format!("\"{self}\"")
+    }
+}
+
+impl fmt::Display for Etag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.members {
+            Some(m) => write!(f, "{}.{m}", self.table),
+            None => f.write_str(&self.table),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// What an edge says of itself on every poll
+
+/// The request headers of an edge's report.
+pub const EDGE_HEADER: &str = "x-dime-edge";
+pub const PEER_URL_HEADER: &str = "x-dime-peer-url";
+pub const APPLIED_HEADER: &str = "x-dime-applied";
+pub const REFUSED_HEADER: &str = "x-dime-refused";
+pub const REFUSED_WHY_HEADER: &str = "x-dime-refused-reason";
+/// The longest refusal reason sent (a header value: one printable line).
+pub const REFUSED_WHY_MAX: usize = 200;
+
+/// Whether `name` can name an edge: 1 to 63 letters, digits, `-`, `_` and `.`.
+pub fn edge_name_ok(name: &str) -> bool {
+    (1..=63).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// What an edge says of itself on a poll: its name, its peer URL, the table version it runs and the last
+/// version it refused and why (the Envoy ACK/NACK view, `GET /v1/edges`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Report {
+    pub name: String,
+    pub peer_url: Option<String>,
+    pub applied: Option<String>,
+    pub refused: Option<Refusal>,
+}
+
+/// A table an edge refused: the version (control's ETag) and the first error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub version: String,
+    pub reason: String,
+}
+
+impl Report {
+    /// A report that only names the edge (the purge feed's).
+    pub fn named(name: &str) -> Report {
+        Report { name: name.to_owned(), ..Default::default() }
+    }
+
+    /// The headers that carry it. A value that cannot be a header value is left out; the reason is cut to one
+    /// printable line of at most [`REFUSED_WHY_MAX`] characters.
+    pub fn to_headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let mut put = |name: &'static str, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(name, v);
+            }
+        };
+        put(EDGE_HEADER, &self.name);
+        if let Some(url) = &self.peer_url {
+            put(PEER_URL_HEADER, url);
+        }
+        if let Some(applied) = &self.applied {
+            put(APPLIED_HEADER, applied);
+        }
+        if let Some(r) = &self.refused {
+            put(REFUSED_HEADER, &r.version);
+            let why: String = r.reason.chars().filter(|c| !c.is_control()).take(REFUSED_WHY_MAX).collect();
+            put(REFUSED_WHY_HEADER, &why);
+        }
+        headers
+    }
+
+    /// The report in a poll's headers; `None` for a client that does not give a valid edge name (not an edge of
+    /// the fleet).
+    pub fn from_headers(headers: &HeaderMap) -> Option<Report> {
+        let text =
+            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
+        let name = text(EDGE_HEADER).filter(|n| edge_name_ok(n))?;
+        let refused = text(REFUSED_HEADER)
+            .map(|v| Refusal { version: v.to_owned(), reason: text(REFUSED_WHY_HEADER).unwrap_or("").to_owned() });
+        Some(Report {
+            name: name.to_owned(),
+            peer_url: text(PEER_URL_HEADER).map(str::to_owned),
+            applied: text(APPLIED_HEADER).map(str::to_owned),
+            refused,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The fleet as control sees it
+
+/// `GET /v1/edges`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgesAnswer {
+    /// The table version served now (without the members' part of the ETag).
+    pub served_version: Option<String>,
+    pub edges: Vec<EdgeView>,
+}
+
+/// One edge as `GET /v1/edges` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeView {
+    pub name: String,
+    pub peer_url: Option<String>,
+    pub applied_version: Option<String>,
+    pub refused_version: Option<String>,
+    pub refused_reason: Option<String>,
+    /// Unix seconds of the last renewal.
+    pub last_seen: i64,
+    /// The purge log this edge follows (its uid), the last purge it applied, and when that was heard (Unix ms).
+    pub purge_log: Option<String>,
+    pub purge_applied: Option<u64>,
+    pub purge_acked_at_ms: Option<i64>,
+    pub state: EdgeState,
+}
+
+/// An edge against the table served now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EdgeState {
+    /// Runs the table served now.
+    Current,
+    /// Runs an older one.
+    Stale,
+    /// Refused the one served now.
+    Refusing,
+    /// Its Lease expired.
+    Gone,
+}
+
+impl EdgeState {
+    pub const ALL: [EdgeState; 4] = [EdgeState::Current, EdgeState::Stale, EdgeState::Refusing, EdgeState::Gone];
+
+    /// As JSON and the `state` label of `dime_control_edges` write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeState::Current => "current",
+            EdgeState::Stale => "stale",
+            EdgeState::Refusing => "refusing",
+            EdgeState::Gone => "gone",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Purges
+
+/// Where an edge is in control's purge log: the log's uid and the last purge it applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub log: String,
+    pub applied: u64,
+}
+
+/// `GET /v1/purges?after=SEQ&log=UID&wait=30s`. Without `after` (an edge that followed no log yet): every purge
+/// the log holds. `after` is also the edge's acknowledgement of every purge up to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    #[serde(default)]
+    pub wait: Wait,
+}
+
+impl FeedQuery {
+    pub fn new(cursor: Option<&Cursor>, wait: Duration) -> FeedQuery {
+        FeedQuery { after: cursor.map(|c| c.applied), log: cursor.map(|c| c.log.clone()), wait: Wait::new(wait) }
+    }
+
+    /// The cursor the edge says it is at (`log` absent: the empty uid, which no log has).
+    pub fn cursor(&self) -> Option<Cursor> {
+        self.after.map(|applied| Cursor { log: self.log.clone().unwrap_or_default(), applied })
+    }
+}
+
+/// One answer of the feed: the log's identity and last sequence number, and the purges after the edge's.
+/// `gap`: the log no longer holds every purge the edge missed (or is another log than the edge's), so the edge
+/// cannot prove any of its objects fresh.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Feed {
+    pub log: String,
+    pub head: u64,
+    #[serde(default)]
+    pub gap: bool,
+    #[serde(default)]
+    pub purges: Vec<Entry>,
+}
+
+impl Feed {
+    /// Where the edge is once it applied this answer.
+    pub fn cursor_after(&self) -> Cursor {
+        let applied = self.purges.last().map_or(self.head, |e| e.seq.max(self.head));
+        Cursor { log: self.log.clone(), applied }
+    }
+}
+
+/// `POST /v1/purge?wait=` and `GET /v1/purge/ID?wait=`: one purge of the log and every edge's answer to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeStatus {
+    pub id: u64,
+    pub log: String,
+    pub accepted_at_ms: i64,
+    pub purge: Purge,
+    /// No live edge is still pending.
+    pub all_acked: bool,
+    pub edges: BTreeMap<String, EdgeAck>,
+}
+
+/// One edge's answer to one purge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeAck {
+    /// Milliseconds from control taking the purge to the edge having applied it; `null` while not.
+    pub acked_ms: Option<i64>,
+    pub state: AckState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AckState {
+    Acked,
+    /// Live, not applied yet.
+    Pending,
+    /// Its Lease expired before it acknowledged.
+    Gone,
+}
+
+impl PurgeStatus {
+    /// One line for a person: how many live edges applied the purge, the slowest, and who did not yet.
+    pub fn summary(&self) -> String {
+        let acked: Vec<i64> = self.edges.values().filter_map(|e| e.acked_ms).collect();
+        let of = |state| self.edges.iter().filter(move |(_, e)| e.state == state).map(|(n, _)| n.as_str());
+        let pending: Vec<&str> = of(AckState::Pending).collect();
+        let gone = of(AckState::Gone).count();
+        let slowest = acked.iter().max().map_or(String::new(), |ms| format!(", the last after {ms} ms"));
+        let live = acked.len() + pending.len();
+        let mut line = format!("purge {}: applied by {} of {live} live edges{slowest}", self.id, acked.len());
+        if !pending.is_empty() {
+            line.push_str(&format!("; not yet: {}", pending.join(", ")));
+        }
+        if gone > 0 {
+            line.push_str(&format!("; {gone} gone (they apply it when they return)"));
+        }
+        line
+    }
+}
+
+/// The body of every refusal of control's API: one error, or every problem of a purge, each located.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let all: Vec<&str> =
+            self.error.iter().map(String::as_str).chain(self.errors.iter().map(String::as_str)).collect();
+        f.write_str(&all.join("; "))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Between edges (the fleet tier)
+
+/// On a peer request: the asking edge's name (and the mark that stops a second hop).
+pub const PEER_HEADER: &str = "x-dime-peer";
+/// On a peer request: the peer token, checked by the peer listener, removed before the origin.
+pub const PEER_TOKEN_HEADER: &str = "x-dime-peer-token";
+/// On an answer of the peer listener: the owner itself refused (no table, no route, no peer token), so the
+/// asking edge tries the next member or the origin. Its value: the status the owner would have answered.
+pub const PEER_REFUSED_HEADER: &str = "x-dime-peer-refused";
+/// On every other answer of the peer listener: the answering edge's name. The asking edge takes an answer only
+/// from the member it asked.
+pub const OWNER_HEADER: &str = "x-dime-owner";
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,172 @@
+#![allow(clippy::unwrap_used)]
+use super::*;
+
+fn round_trip<T: Serialize + serde::de::DeserializeOwned + PartialEq + fmt::Debug>(value: &T) -> String {
+    let json = serde_json::to_string(value).unwrap();
+    assert_eq!(&serde_json::from_str::<T>(&json).unwrap(), value, "{json}");
+    json
+}
+
+fn members() -> Vec<Member> {
+    vec![
+        Member { name: "edge-a".into(), url: "http://10.0.0.1:8444".into() },
+        Member { name: "edge-b".into(), url: "http://10.0.0.2:8444".into() },
+    ]
+}
+
+#[test]
+fn a_table_answer_carries_the_table_and_its_fleet_and_comes_apart_again() {
+    let table = crate::parse(
+        "t.yaml",
+        "version: 1\nhttp:\n  routes:\n    - { name: web, match: [{ hosts: [a.test] }], upstream: web }\n  upstreams:\n    web: { servers: [{ url: \"http://10.0.0.1:80\" }] }\n",
+    )
+    .unwrap();
+    let fleet = Fleet { members: members() };
+    let body = String::from_utf8(encode_table(table.document(), Some(&fleet))).unwrap();
+    let answer = decode_table(&body);
+    assert_eq!(answer.fleet.as_ref(), Some(&fleet));
+    let again = crate::parse("control", &answer.table).unwrap();
+    assert_eq!(again.version(), table.version(), "the table survives the trip: {}", answer.table);
+
+    // Without members: the table's own canonical JSON, byte for byte, and no fleet.
+    let bare = String::from_utf8(encode_table(table.document(), None)).unwrap();
+    assert_eq!(bare, table.to_json());
+    assert_eq!(decode_table(&bare), TableAnswer { table: bare.clone(), fleet: None });
+}
+
+#[test]
+fn a_table_answer_that_is_not_json_goes_whole_to_the_parser() {
+    for body in ["version: 1\n", "{\"version\": 1, \"fleet\": 3}", "[1,2]", ""] {
+        assert_eq!(decode_table(body), TableAnswer { table: body.into(), fleet: None }, "{body}");
+    }
+}
+
+#[test]
+fn the_etag_names_the_table_and_the_members() {
+    let tag = Etag::of("3f2a00aa11bb22cc", &members());
+    let text = tag.to_string();
+    let (table, hash) = text.split_once('.').unwrap();
+    assert_eq!((table, hash.len()), ("3f2a00aa11bb22cc", 8));
+    assert_eq!(tag.header(), format!("\"{text}\""));
+    assert_eq!(Etag::parse(&tag.header()), tag);
+    assert_eq!(Etag::parse(&format!("W/{}", tag.header())), tag);
+    assert_eq!(Etag::parse(&text).table_version(), "3f2a00aa11bb22cc");
+    assert_ne!(Etag::of("3f2a00aa11bb22cc", &members()[..1]), tag, "another membership, another tag");
+    let bare = Etag::of("3f2a00aa11bb22cc", &[]);
+    assert_eq!((bare.to_string(), Etag::parse("\"3f2a00aa11bb22cc\"")), ("3f2a00aa11bb22cc".into(), bare));
+}
+
+#[test]
+fn a_report_goes_through_headers_and_a_bad_name_is_no_report() {
+    let report = Report {
+        name: "edge-a".into(),
+        peer_url: Some("http://10.0.0.1:8444".into()),
+        applied: Some("v1".into()),
+        refused: Some(Refusal { version: "v2.ab12cd34".into(), reason: "no key `k`".into() }),
+    };
+    assert_eq!(Report::from_headers(&report.to_headers()), Some(report.clone()));
+    let named = Report::named("edge-b");
+    assert_eq!(Report::from_headers(&named.to_headers()), Some(named));
+
+    let mut headers = report.to_headers();
+    headers.insert(EDGE_HEADER, "not a name/".parse().unwrap());
+    assert_eq!(Report::from_headers(&headers), None);
+    headers.insert(EDGE_HEADER, "x".repeat(64).parse().unwrap());
+    assert_eq!(Report::from_headers(&headers), None);
+    assert_eq!(Report::from_headers(&HeaderMap::new()), None);
+
+    let long = Report {
+        refused: Some(Refusal { version: "v".into(), reason: format!("line\n{}", "y".repeat(500)) }),
+        ..Report::named("e")
+    };
+    let why = long.to_headers()[REFUSED_WHY_HEADER].to_str().unwrap().to_owned();
+    assert_eq!((why.len(), why.starts_with("liney")), (REFUSED_WHY_MAX, true), "one line, bounded");
+}
+
+#[test]
+fn the_fleet_view_round_trips_with_its_states_as_words() {
+    let edge = |name: &str, state| EdgeView {
+        name: name.into(),
+        peer_url: Some("http://10.0.0.1:8444".into()),
+        applied_version: Some("v1".into()),
+        refused_version: None,
+        refused_reason: None,
+        last_seen: 1_800_000_000,
+        purge_log: Some("uid".into()),
+        purge_applied: Some(4),
+        purge_acked_at_ms: Some(1_800_000_000_123),
+        state,
+    };
+    let answer = EdgesAnswer {
+        served_version: Some("v1".into()),
+        edges: EdgeState::ALL.iter().enumerate().map(|(i, s)| edge(&format!("e{i}"), *s)).collect(),
+    };
+    let json = round_trip(&answer);
+    for s in EdgeState::ALL {
+        assert!(json.contains(&format!("\"state\":\"{}\"", s.as_str())), "{json}");
+    }
+}
+
+#[test]
+fn the_feed_query_carries_the_cursor_and_the_wait() {
+    let cursor = Cursor { log: "0c1d-uid".into(), applied: 42 };
+    let q = FeedQuery::new(Some(&cursor), Duration::from_secs(30));
+    let json = round_trip(&q);
+    assert!(json.contains("\"wait\":\"30000ms\""), "{json}");
+    assert_eq!(q.cursor(), Some(cursor));
+    let first = FeedQuery::new(None, Duration::ZERO);
+    assert_eq!((first.cursor(), round_trip(&first)), (None, "{\"wait\":\"0ms\"}".into()));
+}
+
+#[test]
+fn waits_are_bounded_and_lenient() {
+    assert_eq!(Wait::parse("30s").duration(), Duration::from_secs(30));
+    assert_eq!(Wait::parse("10m").duration(), MAX_WAIT);
+    assert_eq!(Wait::parse("soon").duration(), Duration::ZERO);
+    assert_eq!(WaitQuery::default().wait.duration(), Duration::ZERO);
+    assert_eq!(serde_json::from_str::<WaitQuery>("{\"wait\":\"250ms\"}").unwrap().wait.duration().as_millis(), 250);
+}
+
+#[test]
+fn a_feed_round_trips_and_says_where_the_edge_is_after_it() {
+    let entry = |seq| Entry { seq, at_ms: 1000, purge: Purge { tags: vec!["t".into()], ..Default::default() } };
+    let feed = Feed { log: "uid".into(), head: 7, gap: false, purges: vec![entry(6), entry(7)] };
+    round_trip(&feed);
+    assert_eq!(feed.cursor_after(), Cursor { log: "uid".into(), applied: 7 });
+    let empty = Feed { log: "uid".into(), head: 9, ..Default::default() };
+    assert_eq!(empty.cursor_after().applied, 9);
+    assert_eq!(serde_json::from_str::<Feed>("{\"log\":\"uid\",\"head\":3}").unwrap().head, 3, "gap, purges optional");
+}
+
+#[test]
+fn a_purge_status_round_trips_and_sums_up_for_a_person() {
+    let ack = |ms: Option<i64>, state| EdgeAck { acked_ms: ms, state };
+    let status = PurgeStatus {
+        id: 7,
+        log: "uid".into(),
+        accepted_at_ms: 1000,
+        purge: Purge { tags: vec!["t".into()], ..Default::default() },
+        all_acked: false,
+        edges: BTreeMap::from([
+            ("a".into(), ack(Some(3), AckState::Acked)),
+            ("b".into(), ack(Some(12), AckState::Acked)),
+            ("c".into(), ack(None, AckState::Pending)),
+            ("d".into(), ack(None, AckState::Gone)),
+        ]),
+    };
+    let json = round_trip(&status);
+    assert!(json.contains("\"state\":\"pending\""), "{json}");
+    assert_eq!(
+        status.summary(),
+        "purge 7: applied by 2 of 3 live edges, the last after 12 ms; not yet: c; 1 gone (they apply it when they return)"
+    );
+}
+
+#[test]
+fn a_problem_round_trips_and_reads_as_one_line() {
+    let one = Problem { error: Some("wrong purge token".into()), errors: vec![] };
+    assert_eq!(round_trip(&one), "{\"error\":\"wrong purge token\"}");
+    let many = Problem { error: None, errors: vec!["urls[0]: x".into(), "tags[1]: y".into()] };
+    round_trip(&many);
+    assert_eq!(many.to_string(), "urls[0]: x; tags[1]: y");
+}

@@ -14,6 +14,7 @@ use hyper_util::rt::TokioIo;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 
+use crate::metrics::config::FetchFailure;
 use crate::state::{unix, EmptyTable, State, SyncStatus};
 use crate::tls::TlsError;
 
@@ -77,12 +78,12 @@ enum Answer {
 
 #[derive(Debug)]
 pub(crate) struct FetchError {
-    /// For the metric label: connect, tls, timeout, unauthorized, status, body.
-    pub reason: &'static str,
+    /// Counted in `dime_routes_fetch_failures_total` or `dime_purge_feed_failures_total`.
+    pub reason: FetchFailure,
     pub message: String,
 }
 
-pub(crate) fn fail(reason: &'static str, message: impl Into<String>) -> FetchError {
+pub(crate) fn fail(reason: FetchFailure, message: impl Into<String>) -> FetchError {
     FetchError { reason, message: message.into() }
 }
 
@@ -111,23 +112,23 @@ pub(crate) async fn open(
 ) -> Result<Box<dyn Io>, FetchError> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(url.authority.as_str()))
         .await
-        .map_err(|_| fail("connect", format!("connect to {} timed out", url.authority)))?
-        .map_err(|e| fail("connect", format!("connect to {}: {e}", url.authority)))?;
+        .map_err(|_| fail(FetchFailure::Connect, format!("connect to {} timed out", url.authority)))?
+        .map_err(|e| fail(FetchFailure::Connect, format!("connect to {}: {e}", url.authority)))?;
     let _ = stream.set_nodelay(true);
     match (&url.tls_name, tls) {
         (None, _) => Ok(Box::new(stream)),
         (Some(name), Some(connector)) => {
             let server = pingora_rustls::ServerName::try_from(name.clone())
-                .map_err(|e| fail("tls", format!("`{name}`: {e}")))?;
+                .map_err(|e| fail(FetchFailure::Tls, format!("`{name}`: {e}")))?;
             let handshake = connector.connect(server, stream);
             Ok(Box::new(
                 tokio::time::timeout(CONNECT_TIMEOUT, handshake)
                     .await
-                    .map_err(|_| fail("tls", "TLS handshake timed out"))?
-                    .map_err(|e| fail("tls", format!("TLS with {}: {e}", url.authority)))?,
+                    .map_err(|_| fail(FetchFailure::Tls, "TLS handshake timed out"))?
+                    .map_err(|e| fail(FetchFailure::Tls, format!("TLS with {}: {e}", url.authority)))?,
             ))
         }
-        (Some(_), None) => Err(fail("tls", "no TLS configuration")),
+        (Some(_), None) => Err(fail(FetchFailure::Tls, "no TLS configuration")),
     }
 }
 
@@ -142,7 +143,7 @@ pub(crate) async fn get(
 ) -> Result<http::Response<hyper::body::Incoming>, FetchError> {
     let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
         .await
-        .map_err(|e| fail("connect", e.to_string()))?;
+        .map_err(|e| fail(FetchFailure::Connect, e.to_string()))?;
     tokio::spawn(conn);
     let mut req = http::Request::get(format!("{}{target}", url.prefix))
         .header(http::header::HOST, url.authority.as_str())
@@ -151,19 +152,24 @@ pub(crate) async fn get(
     for (name, value) in headers {
         req = req.header(*name, value.as_str());
     }
-    let req = req.body(Empty::new()).map_err(|e| fail("status", e.to_string()))?;
-    let resp = sender.send_request(req).await.map_err(|e| fail("connect", e.to_string()))?;
+    let req = req.body(Empty::new()).map_err(|e| fail(FetchFailure::Status, e.to_string()))?;
+    let resp = sender.send_request(req).await.map_err(|e| fail(FetchFailure::Connect, e.to_string()))?;
     match resp.status() {
-        http::StatusCode::UNAUTHORIZED | http::StatusCode::FORBIDDEN => {
-            Err(fail("unauthorized", format!("{}: control refused the token (--control-token-file)", resp.status())))
-        }
+        http::StatusCode::UNAUTHORIZED | http::StatusCode::FORBIDDEN => Err(fail(
+            FetchFailure::Unauthorized,
+            format!("{}: control refused the token (--control-token-file)", resp.status()),
+        )),
         _ => Ok(resp),
     }
 }
 
 /// A response body, at most `limit` bytes.
 pub(crate) async fn body(resp: http::Response<hyper::body::Incoming>, limit: usize) -> Result<Bytes, FetchError> {
-    Ok(Limited::new(resp.into_body(), limit).collect().await.map_err(|e| fail("body", e.to_string()))?.to_bytes())
+    Ok(Limited::new(resp.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|e| fail(FetchFailure::Body, e.to_string()))?
+        .to_bytes())
 }
 
 /// One long-poll `GET /v1/routes?wait=` on an open connection: the table, "not modified", or why not.
@@ -185,11 +191,12 @@ async fn poll(
     match resp.status() {
         http::StatusCode::NOT_MODIFIED => Ok(Answer::NotModified),
         http::StatusCode::OK => {
-            let body =
-                body(resp, MAX_PAYLOAD).await.map_err(|e| fail("body", format!("reading the table: {}", e.message)))?;
+            let body = body(resp, MAX_PAYLOAD)
+                .await
+                .map_err(|e| fail(FetchFailure::Body, format!("reading the table: {}", e.message)))?;
             Ok(Answer::Table { etag, body })
         }
-        other => Err(fail("status", format!("answered {other}"))),
+        other => Err(fail(FetchFailure::Status, format!("answered {other}"))),
     }
 }
 
@@ -205,7 +212,7 @@ async fn fetch(
     let stream = open(url, tls).await?;
     tokio::time::timeout(wait + ANSWER_SLACK, poll(stream, url, token, etag, wait, said))
         .await
-        .map_err(|_| fail("timeout", format!("no answer within {:?}", wait + ANSWER_SLACK)))?
+        .map_err(|_| fail(FetchFailure::Timeout, format!("no answer within {:?}", wait + ANSWER_SLACK)))?
 }
 
 /// Saves the table as `dir/STATE_FILE` ([`crate::files::write_private`]: atomic, owner-only, since a table may
@@ -271,7 +278,7 @@ impl ControlSource {
     fn take_members(&self, members: Option<Vec<(String, String)>>) {
         if let (Some((_, fleet)), Some(members)) = (&self.fleet, members) {
             fleet.set_members(&members);
-            self.state.metrics.fleet_members.set(fleet.ring().members().len() as i64);
+            self.state.metrics.fleet.members.set(fleet.ring().members().len() as i64);
         }
     }
 
@@ -342,7 +349,7 @@ impl ControlSource {
                     match persist(dir, body) {
                         Ok(()) => tracing::debug!(dir = %dir.display(), %version, "saved route table"),
                         Err(e) => {
-                            self.state.metrics.routes_state_write_failures.inc();
+                            self.state.metrics.config.state_write_failures.inc();
                             tracing::error!(dir = %dir.display(), error = %e, "cannot save the route table to the state dir; a restart while control is down would start without it");
                         }
                     }
@@ -351,7 +358,7 @@ impl ControlSource {
             }
             Err(errors) => {
                 // Keep the table in service; wait for the next version rather than fetching this one again.
-                self.state.metrics.routes_fetch_failures.with_label_values(&["invalid"]).inc();
+                self.state.metrics.config.fetch_failures(FetchFailure::Invalid).inc();
                 self.state.reject(&source, &errors);
                 let first = errors.iter().next().map(|e| e.to_string()).unwrap_or_default();
                 *self.refused.lock() = Some((etag.clone().unwrap_or_default(), first));
@@ -384,10 +391,10 @@ impl ControlSource {
             match fetch(url, self.tls.as_ref(), &self.token, etag.as_deref(), wait, &said).await {
                 Ok(answer) => return self.answered(url, answer, etag, failures).await,
                 Err(e) => {
-                    self.state.metrics.routes_fetch_failures.with_label_values(&[e.reason]).inc();
+                    self.state.metrics.config.fetch_failures(e.reason).inc();
                     let serving = self.state.current().map(|a| a.table.version().to_owned());
                     if failures == 0 || failures.is_power_of_two() {
-                        tracing::warn!(control = %url.text, reason = e.reason, error = %e.message, serving_version = ?serving, consecutive_failures = failures, "cannot get routes from control; the active table keeps serving");
+                        tracing::warn!(control = %url.text, reason = e.reason.as_str(), error = %e.message, serving_version = ?serving, consecutive_failures = failures, "cannot get routes from control; the active table keeps serving");
                     }
                     self.record(|s| s.last_error = Some(format!("{}: {}", url.text, e.message)));
                 }
@@ -411,7 +418,7 @@ impl ControlSource {
                 }
             }
         }
-        self.state.metrics.routes_fetch_last_success.set(unix(SystemTime::now()));
+        self.state.metrics.config.fetch_last_success.set(unix(SystemTime::now()));
         self.record(|s| s.answered(&url.text, SystemTime::now()));
         Pass::Answered
     }

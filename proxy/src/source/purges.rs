@@ -20,6 +20,7 @@ use pingora_core::services::background::BackgroundService;
 use super::control::{backoff, body, fail, get, open, ControlUrl, FetchError, ANSWER_SLACK, LONG_POLL};
 use crate::cache::storage::Selector;
 use crate::cache::Cache;
+use crate::metrics::config::FetchFailure;
 use crate::state::State;
 
 /// The largest feed answer accepted (control's log is bounded well under this).
@@ -64,21 +65,21 @@ impl PurgeFeed {
             let said = [("x-dime-edge", self.edge_name.clone())];
             let resp = get(stream, url, &self.token, &target(cursor, wait), &said).await?;
             if resp.status() != http::StatusCode::OK {
-                return Err(fail("status", format!("the purge feed answered {}", resp.status())));
+                return Err(fail(FetchFailure::Status, format!("the purge feed answered {}", resp.status())));
             }
             let bytes = body(resp, MAX_FEED).await?;
-            serde_json::from_slice::<Feed>(&bytes).map_err(|e| fail("body", format!("the purge feed: {e}")))
+            serde_json::from_slice::<Feed>(&bytes).map_err(|e| fail(FetchFailure::Body, format!("the purge feed: {e}")))
         };
         tokio::time::timeout(wait + ANSWER_SLACK, exchange)
             .await
-            .map_err(|_| fail("timeout", format!("no answer within {:?}", wait + ANSWER_SLACK)))?
+            .map_err(|_| fail(FetchFailure::Timeout, format!("no answer within {:?}", wait + ANSWER_SLACK)))?
     }
 
     /// Applies what the feed gave, in order; the cursor after it.
     pub fn apply(&self, cursor: &Cursor, feed: Feed) -> Cursor {
         if feed.gap {
             let (dropped, fills) = crate::purge::purge_one(&self.state, &self.cache, &Selector::All, false);
-            self.state.metrics.purge_gaps.inc();
+            self.state.metrics.purge.gaps.inc();
             tracing::warn!(
                 applied = ?cursor,
                 log = feed.log,
@@ -90,7 +91,7 @@ impl PurgeFeed {
         }
         for entry in &feed.purges {
             let (purged, fills) = crate::purge::apply(&self.state, &self.cache, &entry.purge);
-            self.state.metrics.purges_applied.inc();
+            self.state.metrics.purge.applied.inc();
             tracing::info!(
                 id = entry.seq,
                 targets = entry.purge.targets(),
@@ -101,7 +102,7 @@ impl PurgeFeed {
             );
         }
         let applied = feed.purges.last().map_or(feed.head, |e| e.seq.max(feed.head));
-        self.state.metrics.purge_applied.set(applied as i64);
+        self.state.metrics.purge.applied_seq.set(applied as i64);
         if let Some(disk) = self.cache.store.disk() {
             disk.save_cursor(&feed.log, applied);
             disk.caught_up();
@@ -133,9 +134,9 @@ impl PurgeFeed {
                     return true;
                 }
                 Err(e) => {
-                    self.state.metrics.purge_feed_failures.with_label_values(&[e.reason]).inc();
+                    self.state.metrics.purge.feed_failures(e.reason).inc();
                     if failures == 0 || failures.is_power_of_two() {
-                        tracing::warn!(control = %url.text, reason = e.reason, error = %e.message, consecutive_failures = failures, "cannot get purges from control; purges made meanwhile are applied when it answers");
+                        tracing::warn!(control = %url.text, reason = e.reason.as_str(), error = %e.message, consecutive_failures = failures, "cannot get purges from control; purges made meanwhile are applied when it answers");
                     }
                 }
             }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use dime_edge::cache::disk::record::{self, Head};
 use dime_edge::cache::disk::{DiskObserver, DiskSettings, DiskTier};
+use dime_edge::metrics::disk::DiskError;
 use pingora_cache::key::{CacheHashKey, CacheKey};
 use pingora_cache::CacheMeta;
 use pingora_http::ResponseHeader;
@@ -23,7 +24,7 @@ impl DiskObserver for Quiet {
     fn hit(&self) {}
     fn written(&self) {}
     fn evicted(&self) {}
-    fn error(&self, _: &'static str) {}
+    fn error(&self, _: DiskError) {}
     fn enabled(&self, _: bool) {}
     fn loaded(&self, _: f64) {}
 }

@@ -91,10 +91,10 @@ impl Admin {
             "/metrics" => {
                 if let Some(active) = self.state.current() {
                     let age = SystemTime::now().duration_since(active.applied_at).unwrap_or_default();
-                    self.state.metrics.config_age.set(age.as_secs_f64());
+                    self.state.metrics.config.age.set(age.as_secs_f64());
                 }
                 let dropped = crate::logging::dropped_lines() as u64;
-                let counted = &self.state.metrics.log_lines_dropped;
+                let counted = &self.state.metrics.process.log_lines_dropped;
                 counted.inc_by(dropped.saturating_sub(counted.get()));
                 reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", self.state.metrics.render())
             }
@@ -175,7 +175,7 @@ impl Admin {
             Err(error) => return json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": error.to_string() })),
         };
         let (purged, fills) = crate::purge::purge_one(&self.state, &self.cache, &what, soft);
-        tracing::info!(kind = crate::purge::kind(&what), target = ?what, soft, purged, fills_abandoned = fills, "cache purge");
+        tracing::info!(kind = what.label(), target = ?what, soft, purged, fills_abandoned = fills, "cache purge");
         json(StatusCode::OK, serde_json::json!({"purged": purged, "fills_abandoned": fills, "soft": soft}))
     }
 

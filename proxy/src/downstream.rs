@@ -17,6 +17,7 @@ use pingora_core::apps::ServerApp;
 use pingora_core::protocols::{Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
 
+use crate::metrics::http::Closed;
 use crate::metrics::Metrics;
 use crate::state::State;
 
@@ -79,10 +80,10 @@ pub fn request_done() {
 }
 
 /// Waits until the connection has stayed in the header or idle phase, unchanged, for that phase's limit; the
-/// reason (the `reason` label of `dime_downstream_closed_total`). The watchdog looks every quarter of the
+/// reason (counted in `dime_downstream_closed_total`). The watchdog looks every quarter of the
 /// shorter limit and times a phase from when it first sees it, so a connection is closed at most half that
 /// shorter limit late, and an idle one never early.
-async fn watch(clock: &Clock, limits: ClientLimits) -> &'static str {
+async fn watch(clock: &Clock, limits: ClientLimits) -> Closed {
     let step = (limits.header_timeout.min(limits.keepalive_timeout) / 4).max(Duration::from_millis(10));
     let mut seen = clock.state.load(Ordering::Relaxed);
     let mut since = tokio::time::Instant::now();
@@ -94,8 +95,8 @@ async fn watch(clock: &Clock, limits: ClientLimits) -> &'static str {
             continue;
         }
         let (limit, reason) = match seen & 3 {
-            HEADER => (limits.header_timeout, "header-timeout"),
-            IDLE => (limits.keepalive_timeout, "keepalive-timeout"),
+            HEADER => (limits.header_timeout, Closed::HeaderTimeout),
+            IDLE => (limits.keepalive_timeout, Closed::KeepaliveTimeout),
             // Serving: requests have their own upstream timeouts.
             _ => continue,
         };
@@ -124,20 +125,21 @@ struct OpenConnection(Arc<Metrics>);
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.connections_open.dec();
+        self.0.http.connections_open.dec();
     }
 }
 
 #[async_trait]
 impl<A: ServerApp + Send + Sync + 'static> ServerApp for Downstream<A> {
     async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
-        self.metrics.connections.inc();
-        if self.metrics.connections_open.get() >= self.limits.max_connections as i64 {
+        let m = &self.metrics.http;
+        m.connections.inc();
+        if m.connections_open.get() >= self.limits.max_connections as i64 {
             // Closed before a byte is read: the client sees a clean close, everyone else is unaffected.
-            self.metrics.downstream_closed.with_label_values(&["max-connections"]).inc();
+            m.closed(Closed::MaxConnections).inc();
             return None;
         }
-        self.metrics.connections_open.inc();
+        m.connections_open.inc();
         let _open = OpenConnection(self.metrics.clone());
         if !self.state.wait_ready(START_HOLD).await {
             tracing::warn!(waited = ?START_HOLD, "a client connection waited for the first route table in vain; it gets 503");
@@ -164,8 +166,8 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Downstream<A> {
             () = serve => {}
             reason = watch(&clock, self.limits) => {
                 // Dropping the connection's future closes it; a request in progress is never cut (BUSY).
-                self.metrics.downstream_closed.with_label_values(&[reason]).inc();
-                tracing::debug!(reason, "closed a client connection");
+                self.metrics.http.closed(reason).inc();
+                tracing::debug!(reason = reason.as_str(), "closed a client connection");
             }
         }
         None
@@ -193,7 +195,7 @@ mod tests {
     async fn a_connection_without_a_header_is_closed_at_the_header_timeout() {
         let clock = Clock::default();
         let started = Instant::now();
-        assert_eq!(watch(&clock, limits()).await, "header-timeout");
+        assert_eq!(watch(&clock, limits()).await.as_str(), "header-timeout");
         assert_eq!(started.elapsed(), Duration::from_secs(15));
     }
 
@@ -207,7 +209,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(100)).await;
             c.set(IDLE);
         });
-        assert_eq!(watch(&clock, limits()).await, "keepalive-timeout");
+        assert_eq!(watch(&clock, limits()).await.as_str(), "keepalive-timeout");
         let closed = started.elapsed();
         // Idle from 100 s: closed after the 60 s keep-alive, at most two looks (3.75 s each) later.
         assert!(closed >= Duration::from_secs(160) && closed <= Duration::from_millis(167_500), "{closed:?}");
@@ -228,7 +230,7 @@ mod tests {
         let started = Instant::now();
         let mut limits = limits();
         limits.header_timeout = Duration::from_secs(60);
-        assert_eq!(watch(&clock, limits).await, "keepalive-timeout");
+        assert_eq!(watch(&clock, limits).await.as_str(), "keepalive-timeout");
         assert!(started.elapsed() >= Duration::from_secs(500 + 60), "{:?}", started.elapsed());
     }
 }

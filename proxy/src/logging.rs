@@ -168,7 +168,7 @@ pub fn init(format: LogFormat) {
 /// written in the same line.
 pub fn count_panics(metrics: Arc<Metrics>) {
     std::panic::set_hook(Box::new(move |info| {
-        metrics.panics.inc();
+        metrics.process.panics.inc();
         let payload = info.payload();
         let message = match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
             (Some(s), _) => s,
@@ -213,7 +213,7 @@ mod tests {
         // Back to the standard hook for the rest of this test binary.
         let _ = std::panic::take_hook();
         assert!(caught.is_err());
-        assert!(metrics.panics.get() >= 1, "the panic was not counted");
+        assert!(metrics.process.panics.get() >= 1, "the panic was not counted");
     }
 
     #[test]

@@ -28,20 +28,10 @@ pub fn prefix_selector(host: &str, prefix: &str) -> Selector {
     Selector::Prefix(format!("{}\n{prefix}", dime_routes::normalize_host(host)))
 }
 
-/// The metric label of what a selector names.
-pub fn kind(what: &Selector) -> &'static str {
-    match what {
-        Selector::Key(_) | Selector::Keys(_) => "url",
-        Selector::Prefix(_) => "prefix",
-        Selector::Tag(_) => "tag",
-        Selector::All => "all",
-    }
-}
-
 /// Purges one selector and counts it in `dime_cache_purged_total{kind}`; (objects purged, fills abandoned).
 pub fn purge_one(state: &State, cache: &Cache, what: &Selector, soft: bool) -> (usize, usize) {
     let (purged, fills) = cache.purge(what, soft);
-    state.metrics.cache_purged.with_label_values(&[kind(what)]).inc_by(purged as u64);
+    state.metrics.purge.purged(what).inc_by(purged as u64);
     (purged, fills)
 }
 

@@ -39,7 +39,7 @@ impl BackgroundService for Drain {
                 return;
             }
         }
-        let open = self.metrics.connections_open.get();
+        let open = self.metrics.http.connections_open.get();
         tracing::info!(open_connections = open, "SIGTERM: draining");
         // Exit just before Pingora's grace period (the bound less a second) ends and it stops the runtimes, so
         // the buffered log lines are written out first.
@@ -47,7 +47,7 @@ impl BackgroundService for Drain {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let open = self.metrics.connections_open.get();
+            let open = self.metrics.http.connections_open.get();
             if open <= 0 || tokio::time::Instant::now() >= deadline {
                 if open <= 0 {
                     tracing::info!("drained; exiting");
@@ -154,7 +154,7 @@ fn open_files(cfg: &EdgeConfig, metrics: &Arc<Metrics>) -> Result<Opened, StartE
             tracing::info!(edge = f.name, members = f.members.len(), peer_listen = %f.listen, "fleet tier on");
             let fleet = crate::fleet::Fleet::new(f, tokens);
             if !f.members.is_empty() {
-                metrics.fleet_members.set(fleet.ring().members().len() as i64);
+                metrics.fleet.members.set(fleet.ring().members().len() as i64);
             }
             Some(Arc::new(fleet))
         }

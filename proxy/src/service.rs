@@ -33,6 +33,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use crate::cache::policy::{self, Decision, Kind};
 use crate::cache::request::{cache_status, policy_response, stored_header, CacheCtx};
 use crate::cache::{key, Cache};
+use crate::metrics::fleet::{Sent, Served};
 use crate::state::State;
 
 mod direct;
@@ -157,16 +158,15 @@ impl ProxyHttp for DimeProxy {
                 Ok(true)
             }
             Admit::PeerRefused(status) => {
-                let result = if status == 401 { "unauthorized" } else { "forbidden" };
-                self.state.metrics.peer_requests.with_label_values(&["served", result]).inc();
+                let result = if status == 401 { Served::Unauthorized } else { Served::Forbidden };
+                self.state.metrics.fleet.served(result).inc();
                 let body = "dime-edge peer listener: a peer token is required\n".to_owned();
                 gate::refuse(session, status, body, true).await?;
                 Ok(true)
             }
             Admit::Forbidden(_, reason) => {
                 // Refused before the cache or the origin is touched.
-                let labels = [ctx.route_name(), reason.as_str()];
-                self.state.metrics.signed_url_rejections.with_label_values(&labels).inc();
+                self.state.metrics.signed.rejections(ctx.route_name(), reason).inc();
                 respond(session, 403, format!("forbidden: signed URL {}\n", reason.as_str())).await?;
                 Ok(true)
             }
@@ -192,7 +192,7 @@ impl ProxyHttp for DimeProxy {
             return Ok(Box::new(peer));
         }
         let Some(endpoint) = pool.select(&ctx.tried) else {
-            self.state.metrics.upstream_unavailable.with_label_values(&[pool.name()]).inc();
+            self.state.metrics.upstream.unavailable(pool.name()).inc();
             tracing::warn!(route = ctx.route_name(), upstream = pool.name(), tried = ?ctx.tried, "no healthy upstream server");
             return Err(Error::explain(
                 ErrorType::HTTPStatus(503),
@@ -361,12 +361,7 @@ impl ProxyHttp for DimeProxy {
     ) -> Result<()> {
         let now = Instant::now();
         if let (false, Some(chosen)) = (reused, ctx.peer_chosen_at) {
-            let up = ctx.upstream_name().to_owned();
-            self.state
-                .metrics
-                .upstream_connect_duration
-                .with_label_values(&[&up])
-                .observe((now - chosen).as_secs_f64());
+            self.state.metrics.upstream.connect_duration(ctx.upstream_name()).observe((now - chosen).as_secs_f64());
         }
         ctx.sent_at = Some(now);
         Ok(())
@@ -464,20 +459,19 @@ impl ProxyHttp for DimeProxy {
         if let (Some(member), Some(fleet)) = (&ctx.peer, &self.fleet) {
             ctx.peer_answered = true;
             fleet.record_success(member.addr);
-            let m = &self.state.metrics;
-            m.peer_requests.with_label_values(&["sent", "ok"]).inc();
+            let m = &self.state.metrics.fleet;
+            m.sent(Sent::Ok).inc();
             if let Some(chosen) = ctx.peer_chosen_at {
-                m.peer_fetch_duration.with_label_values(&[ctx.route_name()]).observe(chosen.elapsed().as_secs_f64());
+                m.fetch_duration(ctx.route_name()).observe(chosen.elapsed().as_secs_f64());
             }
         } else if ctx.cache.is_some() {
-            self.state.metrics.cache_origin_fetches.with_label_values(&[ctx.route_name()]).inc();
+            self.state.metrics.cache.origin_fetches(ctx.route_name()).inc();
         }
         if ctx.from_peer {
-            self.state.metrics.peer_requests.with_label_values(&["served", "fetched"]).inc();
+            self.state.metrics.fleet.served(Served::Fetched).inc();
         }
         if let Some(sent) = ctx.sent_at {
-            let histogram = self.state.metrics.upstream_response_duration.with_label_values(&[ctx.upstream_name()]);
-            histogram.observe(sent.elapsed().as_secs_f64());
+            self.state.metrics.upstream.response_duration(ctx.upstream_name()).observe(sent.elapsed().as_secs_f64());
         }
         Ok(())
     }

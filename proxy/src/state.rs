@@ -9,7 +9,7 @@ use arc_swap::ArcSwapOption;
 use dime_routes::{Location, RouteError, RouteErrors, RouteTable};
 use parking_lot::Mutex;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Attempt, Metrics};
 use crate::upstream::{self, Pool, SharedResolver};
 
 /// A route table in service, with everything a request needs from it.
@@ -240,11 +240,10 @@ impl State {
     /// The metrics and the log line of a table put in service.
     fn report(&self, active: &Active, old: Option<&Active>) {
         let (table, m) = (&active.table, &self.metrics);
-        m.config_info.reset();
-        m.config_info.with_label_values(&[table.version(), &active.source]).set(1);
-        m.config_loaded_time.set(unix(active.applied_at));
-        m.config_routes.set(table.routes().len() as i64);
-        m.config_reloads.with_label_values(&["ok"]).inc();
+        m.config.set_info(table.version(), &active.source);
+        m.config.loaded_time.set(unix(active.applied_at));
+        m.config.routes.set(table.routes().len() as i64);
+        m.config.reloads(Attempt::Ok).inc();
         tracing::info!(
             version = table.version(),
             previous = old.map(|o| o.table.version()).unwrap_or("none"),
@@ -257,7 +256,7 @@ impl State {
 
     /// Records a table that failed validation: every error is logged, the count goes up, the active table stays.
     pub fn reject(&self, source: &str, errors: &RouteErrors) {
-        self.metrics.config_reloads.with_label_values(&["failed"]).inc();
+        self.metrics.config.reloads(Attempt::Failed).inc();
         let keeping = self.current().map(|a| a.table.version().to_owned()).unwrap_or_else(|| "none".into());
         for e in errors.iter() {
             tracing::error!(source, location = %e.location, error = %e.message, "invalid routes");

@@ -19,6 +19,7 @@ use prometheus::IntCounter;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::metrics::tcp::{TcpDirection, TcpRefusal};
 use crate::state::State;
 
 /// Copy buffer per direction. RTMP pushes a few Mbit/s; 64 KiB keeps syscalls few without wasting memory on
@@ -50,8 +51,8 @@ impl TcpProxy {
         self.open.lock().entry(route.to_owned()).or_default().clone()
     }
 
-    fn refuse(&self, reason: &str) {
-        self.state.metrics.tcp_refused.with_label_values(&[&self.entrypoint, reason]).inc();
+    fn refuse(&self, reason: TcpRefusal) {
+        self.state.metrics.tcp.refused(&self.entrypoint, reason).inc();
     }
 }
 
@@ -133,7 +134,7 @@ impl TcpProxy {
                     tracing::warn!(route, upstream = pool.name(), address = %ep.addr, "TCP upstream connect timed out")
                 }
             }
-            self.state.metrics.tcp_connect_failures.with_label_values(&[route]).inc();
+            self.state.metrics.tcp.connect_failures(route).inc();
             ep.record_failure();
         }
         None
@@ -146,17 +147,17 @@ impl ServerApp for TcpProxy {
         let (peer, local) = addresses(&client);
         let ip = peer.map(|a| a.ip());
         let Some(active) = self.state.current() else {
-            self.refuse("no_route");
+            self.refuse(TcpRefusal::NoRoute);
             return None;
         };
         let Some(route) = active.table.tcp_route_for(&self.entrypoint) else {
             tracing::warn!(entrypoint = %self.entrypoint, client = ?ip, "no TCP route for this entrypoint; connection closed");
-            self.refuse("no_route");
+            self.refuse(TcpRefusal::NoRoute);
             return None;
         };
         if !ip.is_some_and(|ip| route.allows(ip)) {
             tracing::warn!(entrypoint = %self.entrypoint, route = %route.name, client = ?ip, "client not in the route's allowlist; connection closed");
-            self.refuse("allowlist");
+            self.refuse(TcpRefusal::Allowlist);
             return None;
         }
         let counter = self.counter(&route.name);
@@ -164,18 +165,18 @@ impl ServerApp for TcpProxy {
         let _slot = Slot(counter);
         if route.max_connections.is_some_and(|max| open > max) {
             tracing::warn!(route = %route.name, limit = route.max_connections, "TCP connection limit reached; connection closed");
-            self.refuse("limit");
+            self.refuse(TcpRefusal::Limit);
             return None;
         }
         let (name, idle_timeout, proxy_protocol) = (route.name.clone(), route.idle_timeout, route.proxy_protocol);
         let Some(pool) = active.tcp_pools.get(&route.upstream).cloned() else {
-            self.refuse("no_upstream");
+            self.refuse(TcpRefusal::NoUpstream);
             return None;
         };
         drop(active);
         let Some((mut upstream, server)) = self.connect(&name, &pool).await else {
             tracing::warn!(route = %name, upstream = pool.name(), "no TCP upstream server reachable; connection closed");
-            self.refuse("no_upstream");
+            self.refuse(TcpRefusal::NoUpstream);
             return None;
         };
         if let (true, Some(peer), Some(local)) = (proxy_protocol, peer, local) {
@@ -199,9 +200,9 @@ impl TcpProxy {
         server: SocketAddr,
         idle: Duration,
     ) {
-        let m = &self.state.metrics;
-        m.tcp_connections.with_label_values(&[route]).inc();
-        let active = m.tcp_active.with_label_values(&[route]);
+        let m = &self.state.metrics.tcp;
+        m.connections(route).inc();
+        let active = m.active(route);
         active.inc();
         let start = Instant::now();
         let activity = AtomicU64::new(0);
@@ -209,8 +210,8 @@ impl TcpProxy {
 
         let (client_read, client_write) = tokio::io::split(client);
         let (upstream_read, upstream_write) = upstream.into_split();
-        let to_upstream = m.tcp_bytes.with_label_values(&[route, "to_upstream"]);
-        let to_client = m.tcp_bytes.with_label_values(&[route, "to_client"]);
+        let to_upstream = m.bytes(route, TcpDirection::ToUpstream);
+        let to_client = m.bytes(route, TcpDirection::ToClient);
         let up = pump(client_read, upstream_write, to_upstream, &activity, start);
         let down = pump(upstream_read, client_write, to_client, &activity, start);
         tokio::pin!(up, down);
@@ -242,7 +243,7 @@ impl TcpProxy {
             }
         };
         active.dec();
-        m.tcp_duration.with_label_values(&[route]).observe(start.elapsed().as_secs_f64());
+        m.duration(route).observe(start.elapsed().as_secs_f64());
         tracing::info!(route, client = ?ip, server = %server, duration_s = start.elapsed().as_secs_f64(), "TCP connection {outcome}");
     }
 

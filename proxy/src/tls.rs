@@ -17,7 +17,7 @@ use pingora_core::services::background::BackgroundService;
 use pingora_rustls::sign::CertifiedKey;
 use pingora_rustls::{ClientHello, CryptoProvider, ResolvesServerCert};
 
-use crate::metrics::Metrics;
+use crate::metrics::{Attempt, Metrics};
 
 /// How often certificate files are looked at.
 pub const POLL: Duration = Duration::from_secs(2);
@@ -254,7 +254,7 @@ impl CertStore {
             let (cert, key) = source.read()?;
             let l = load(&cert, &key).map_err(|e| TlsError::Load { label: source.label(), error: Box::new(e) })?;
             tracing::info!(cert = %source.label(), names = ?l.names, "TLS certificate loaded");
-            metrics.tls_cert_expiry.with_label_values(&[&source.label()]).set(l.not_after as f64);
+            metrics.tls.cert_expiry(&source.label()).set(l.not_after as f64);
             let seen = Some(fingerprint_of(&cert, &key));
             slots.push(Slot { group: Group::Flags, source, loaded: Some(l), seen });
         }
@@ -277,15 +277,15 @@ impl CertStore {
             Ok(l) => {
                 let again = if slot.loaded.is_some() { "reloaded" } else { "loaded" };
                 tracing::info!(cert = %label, names = ?l.names, "TLS certificate {again}");
-                self.metrics.tls_cert_expiry.with_label_values(&[&label]).set(l.not_after as f64);
+                self.metrics.tls.cert_expiry(&label).set(l.not_after as f64);
                 if slot.loaded.is_some() {
-                    self.metrics.tls_reloads.with_label_values(&["ok"]).inc();
+                    self.metrics.tls.reloads(Attempt::Ok).inc();
                 }
                 slot.loaded = Some(l);
                 true
             }
             Err(e) => {
-                self.metrics.tls_reloads.with_label_values(&["failed"]).inc();
+                self.metrics.tls.reloads(Attempt::Failed).inc();
                 if slot.loaded.is_some() {
                     tracing::error!(cert = %label, error = %e, "TLS certificate not reloaded; the previous one keeps serving");
                 } else {
@@ -337,7 +337,7 @@ impl CertStore {
         for gone in old {
             let label = gone.source.label();
             if !kept.iter().chain(&fresh).any(|s| s.source.label() == label) {
-                let _ = self.metrics.tls_cert_expiry.remove_label_values(&[&label]);
+                self.metrics.tls.forget_cert(&label);
             }
             tracing::info!(cert = %label, "TLS certificate removed");
         }

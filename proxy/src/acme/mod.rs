@@ -16,7 +16,7 @@ use parking_lot::RwLock;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Attempt, Metrics};
 use crate::tls::{CertSource, CertStore, Group};
 
 /// Let's Encrypt's production directory.
@@ -223,10 +223,10 @@ impl BackgroundService for AcmeManager {
                 match result {
                     Ok(()) => {
                         failures.remove(&domain);
-                        self.metrics.acme_orders.with_label_values(&[&domain, "ok"]).inc();
+                        self.metrics.tls.acme_orders(&domain, Attempt::Ok).inc();
                     }
                     Err(e) => {
-                        self.metrics.acme_orders.with_label_values(&[&domain, "failed"]).inc();
+                        self.metrics.tls.acme_orders(&domain, Attempt::Failed).inc();
                         let n = failures.get(&domain).map_or(1, |(n, _)| n + 1);
                         let wait = RETRY_FIRST.saturating_mul(1 << (n - 1).min(12)).min(RETRY_CAP);
                         let serving = self.held.lock().contains_key(&domain);

@@ -6,7 +6,7 @@
 //! Every value a test compares is also in a `data-value` attribute, unformatted. No secret is rendered: no token,
 //! no signing key, no certificate or key material; a control URL loses any user:password part.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,7 +15,6 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
-use prometheus::core::Collector;
 
 use crate::metrics::Metrics;
 use crate::state::{unix, State};
@@ -43,9 +42,8 @@ pub struct History {
 
 impl History {
     fn sample(&self, metrics: &Metrics) {
-        let requests = sum(&metrics.requests, |_| true);
-        let hits = sum(&metrics.cache_requests, is_hit);
-        let lookups = sum(&metrics.cache_requests, |_| true);
+        let requests = metrics.http.requests_total();
+        let (hits, lookups) = metrics.cache.hits_and_lookups();
         self.push(Sample { at: unix(SystemTime::now()), requests, hits, lookups });
     }
 
@@ -93,46 +91,7 @@ impl BackgroundService for Sampler {
     }
 }
 
-/// Every series of a metric vector: its labels and value.
-fn series(metric: &dyn Collector) -> Vec<(BTreeMap<String, String>, f64)> {
-    let mut out = Vec::new();
-    for family in metric.collect() {
-        let counter = family.get_field_type() == prometheus::proto::MetricType::COUNTER;
-        for m in family.get_metric() {
-            let labels = m.get_label().iter().map(|l| (l.name().to_owned(), l.value().to_owned())).collect();
-            let value = if counter { m.get_counter().get_value() } else { m.get_gauge().get_value() };
-            out.push((labels, value));
-        }
-    }
-    out
-}
-
-/// The sum of the series whose labels `keep` accepts.
-fn sum(metric: &dyn Collector, keep: impl Fn(&BTreeMap<String, String>) -> bool) -> f64 {
-    series(metric).into_iter().filter(|(l, _)| keep(l)).map(|(_, v)| v).sum()
-}
-
-fn label_is(labels: &BTreeMap<String, String>, name: &str, value: &str) -> bool {
-    labels.get(name).is_some_and(|v| v == value)
-}
-
-/// A cache lookup that was answered from the cache, fresh or stale.
-fn is_hit(labels: &BTreeMap<String, String>) -> bool {
-    label_is(labels, "result", "hit") || label_is(labels, "result", "stale")
-}
-
-/// The series `keep` accepts, summed per route (one pass over the metric for the whole page).
-fn by_route(metric: &dyn Collector, keep: impl Fn(&BTreeMap<String, String>) -> bool) -> HashMap<String, f64> {
-    let mut out = HashMap::new();
-    for (labels, value) in series(metric).into_iter().filter(|(l, _)| keep(l)) {
-        if let Some(route) = labels.get("route") {
-            *out.entry(route.clone()).or_insert(0.0) += value;
-        }
-    }
-    out
-}
-
-/// The value of `route` in a [`by_route`] map (0 when it has no series yet).
+/// The value of `route` in a per-route map from the metrics (0 when it has no series yet).
 fn of(map: &HashMap<String, f64>, route: &str) -> f64 {
     map.get(route).copied().unwrap_or(0.0)
 }
@@ -319,9 +278,9 @@ fn routes_section(html: &mut String, state: &State, m: &Metrics) {
         html.push_str("</table>\n");
         return;
     };
-    let requests = by_route(&m.requests, |_| true);
-    let (hits, lookups) = (by_route(&m.cache_requests, is_hit), by_route(&m.cache_requests, |_| true));
-    let (sent, fetched) = (by_route(&m.response_bytes, |_| true), by_route(&m.origin_bytes, |_| true));
+    let requests = m.http.requests_by_route();
+    let (hits, lookups) = m.cache.hits_and_lookups_by_route();
+    let (sent, fetched) = (m.http.response_bytes_by_route(), m.cache.origin_bytes_by_route());
     for route in active.table.routes() {
         let name = route.name.as_str();
         let mut matches: Vec<String> = route
@@ -403,7 +362,7 @@ fn tcp_section(html: &mut String, state: &State, m: &Metrics) {
         "<h2>TCP routes</h2>\n<table id=\"tcp\"><tr><th>route</th><th>entrypoints</th><th>upstream</th>\
          <th>open streams</th><th>connections</th></tr>",
     );
-    let (open, total) = (by_route(&m.tcp_active, |_| true), by_route(&m.tcp_connections, |_| true));
+    let (open, total) = (m.tcp.active_by_route(), m.tcp.connections_by_route());
     for route in active.table.tcp_routes() {
         let name = route.name.as_str();
         let (open, total) = (of(&open, name), of(&total, name));
@@ -420,13 +379,12 @@ fn tcp_section(html: &mut String, state: &State, m: &Metrics) {
 }
 
 fn certificates_section(html: &mut String, m: &Metrics, now: f64) {
-    let certs = series(&m.tls_cert_expiry);
+    let certs = m.tls.cert_expiries();
     if certs.is_empty() {
         return;
     }
     html.push_str("<h2>Certificates</h2>\n<table id=\"certificates\"><tr><th>certificate</th><th>expires</th></tr>");
-    for (labels, expiry) in certs {
-        let name = labels.get("cert").cloned().unwrap_or_default();
+    for (name, expiry) in certs {
         let days = (expiry - now) / 86_400.0;
         let when = httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(expiry.max(0.0)));
         let _ = write!(
@@ -446,8 +404,8 @@ fn cache_section(html: &mut String, m: &Metrics) {
         "<h2>Cache</h2>\n<table id=\"cache\"><tr><th>tier</th><th>budget</th><th>in use</th><th>objects</th>\
          <th>evictions</th></tr>",
     );
-    let d = &m.disk;
-    let memory = ("memory", [&m.cache_budget_bytes, &m.cache_stored_bytes, &m.cache_objects], &m.cache_evictions);
+    let (d, mem) = (&m.disk, &m.memory);
+    let memory = ("memory", [&mem.budget_bytes, &mem.stored_bytes, &mem.objects], &mem.evictions);
     let disk = ("disk", [&d.budget_bytes, &d.stored_bytes, &d.objects], &d.evictions);
     let tiers = if d.enabled.get() == 1 { vec![memory, disk] } else { vec![memory] };
     for (tier, [budget, stored, objects], evictions) in tiers {

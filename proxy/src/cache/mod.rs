@@ -20,7 +20,9 @@ use pingora_cache::eviction::{lru, CacheEntryKeyRef, EvictionManager};
 use pingora_cache::key::{CacheHashKey, HashBinary};
 use pingora_cache::lock::CacheKeyLockImpl;
 
+use crate::metrics::disk::DiskError;
 use crate::metrics::Metrics;
+use live::Continuity;
 use storage::{MemStore, StoreObserver};
 
 /// Cache settings from the command line.
@@ -54,31 +56,31 @@ struct MetricsObserver(Arc<Metrics>);
 
 impl StoreObserver for MetricsObserver {
     fn stored(&self, bytes: usize, objects: usize) {
-        self.0.cache_stored_bytes.set(bytes as i64);
-        self.0.cache_objects.set(objects as i64);
+        self.0.memory.stored_bytes.set(bytes as i64);
+        self.0.memory.objects.set(objects as i64);
     }
     fn write_failed(&self) {
-        self.0.cache_write_failures.inc();
+        self.0.memory.write_failures.inc();
     }
     fn evicted(&self) {
-        self.0.cache_evictions.inc();
+        self.0.memory.evictions.inc();
     }
-    fn live_judged(&self, primary: &str, continuity: &'static str, dropped: usize) {
-        self.0.cache_live_playlists.with_label_values(&[continuity]).inc();
-        self.0.cache_live_dropped.inc_by(dropped as u64);
+    fn live_judged(&self, primary: &str, continuity: Continuity, dropped: usize) {
+        self.0.live.playlists(continuity).inc();
+        self.0.live.dropped.inc_by(dropped as u64);
         if dropped > 0 {
             let (host, path) = key::split_primary(primary);
             tracing::info!(
                 host,
                 path,
-                continuity,
+                continuity = continuity.label(),
                 dropped,
                 "cached segments this playlist does not vouch for were dropped"
             );
         }
     }
     fn live_unreadable(&self, primary: &str, reason: &str) {
-        self.0.cache_live_unreadable.inc();
+        self.0.live.unreadable.inc();
         let (host, path) = key::split_primary(primary);
         tracing::warn!(
             host,
@@ -105,8 +107,8 @@ impl disk::DiskObserver for DiskMetricsObserver {
     fn evicted(&self) {
         self.0.disk.evictions.inc();
     }
-    fn error(&self, kind: &'static str) {
-        self.0.disk.errors.with_label_values(&[kind]).inc();
+    fn error(&self, kind: DiskError) {
+        self.0.disk.errors(kind).inc();
     }
     fn enabled(&self, on: bool) {
         self.0.disk.enabled.set(i64::from(on));
@@ -126,7 +128,7 @@ fn open_disk(settings: &disk::DiskSettings, metrics: &Arc<Metrics>) -> Option<Ar
             Some(tier)
         }
         Err(e) => {
-            metrics.disk.errors.with_label_values(&["unavailable"]).inc();
+            metrics.disk.errors(DiskError::Unavailable).inc();
             tracing::error!(dir = %settings.dir.display(), error = %e, "the cache directory cannot be used; the cache runs in memory only");
             None
         }
@@ -159,7 +161,7 @@ impl Cache {
 
     /// Builds the cache once per process (the parts are leaked on purpose: they must outlive every request).
     pub fn new(settings: CacheSettings, metrics: Arc<Metrics>) -> Self {
-        metrics.cache_budget_bytes.set(settings.size as i64);
+        metrics.memory.budget_bytes.set(settings.size as i64);
         let disk = settings.disk.as_ref().and_then(|d| open_disk(d, &metrics));
         let store: &'static MemStore =
             Box::leak(Box::new(MemStore::new(Some(Box::new(MetricsObserver(metrics))), settings.body_dir.clone())));

@@ -92,14 +92,3 @@ pub fn cache_outcome(phase: CachePhase, ctx: &CacheCtx) -> Outcome<'static> {
         CachePhase::Bypass | CachePhase::Uninit | CachePhase::CacheKey => Outcome::Bypass("bypass"),
     }
 }
-
-pub fn outcome_label(o: Outcome<'_>) -> &'static str {
-    match o {
-        Outcome::Hit => "hit",
-        Outcome::Stale => "stale",
-        Outcome::Revalidated => "revalidated",
-        Outcome::Miss => "miss",
-        Outcome::Expired => "expired",
-        Outcome::Bypass(_) => "bypass",
-    }
-}

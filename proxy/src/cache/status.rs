@@ -17,6 +17,20 @@ pub enum Outcome<'a> {
     Bypass(&'a str),
 }
 
+impl Outcome<'_> {
+    /// The `result` label of `dime_cache_requests_total` (a bypass's reason is not part of it).
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Hit => "hit",
+            Outcome::Stale => "stale",
+            Outcome::Revalidated => "revalidated",
+            Outcome::Miss => "miss",
+            Outcome::Expired => "expired",
+            Outcome::Bypass(_) => "bypass",
+        }
+    }
+}
+
 /// The seconds of freshness an object has left at `now`, negative once it is stale: `Cache-Status`'s `ttl`.
 pub fn ttl_left(fresh_until: std::time::SystemTime, now: std::time::SystemTime) -> i64 {
     match fresh_until.duration_since(now) {
@@ -36,7 +50,7 @@ pub fn answer(
     stored: bool,
     detail: Option<&str>,
 ) -> String {
-    metrics.cache_requests.with_label_values(&[route, super::request::outcome_label(outcome)]).inc();
+    metrics.cache.requests(route, outcome).inc();
     header_value(outcome, ttl, stored, detail)
 }
 

@@ -87,8 +87,8 @@ pub trait StoreObserver: Send + Sync {
     fn stored(&self, bytes: usize, objects: usize);
     fn write_failed(&self);
     fn evicted(&self);
-    /// A live playlist was judged (`continuity` is its label) and `dropped` objects it did not vouch for went.
-    fn live_judged(&self, primary: &str, continuity: &'static str, dropped: usize);
+    /// A live playlist was judged and `dropped` objects it did not vouch for went.
+    fn live_judged(&self, primary: &str, continuity: crate::cache::live::Continuity, dropped: usize);
     /// A fetched playlist could not be read as one.
     fn live_unreadable(&self, primary: &str, reason: &str);
 }
@@ -229,7 +229,7 @@ impl MemStore {
         }
         let dropped = action.drop.iter().filter(|h| self.drop_older(h, created)).count();
         if let (Some(c), Some(o)) = (action.continuity, &self.observer) {
-            o.live_judged(primary, c.label(), dropped);
+            o.live_judged(primary, c, dropped);
         }
         match (action.vod, vod) {
             (true, Some(VodTtl(ttl))) => Some(created + ttl),

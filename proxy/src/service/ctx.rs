@@ -71,13 +71,13 @@ pub(super) struct InFlight(Arc<Metrics>);
 
 impl InFlight {
     pub(super) fn new(metrics: &Arc<Metrics>) -> Self {
-        metrics.requests_in_flight.inc();
+        metrics.http.in_flight.inc();
         InFlight(metrics.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.requests_in_flight.dec();
+        self.0.http.in_flight.dec();
     }
 }

@@ -25,6 +25,7 @@ use crate::cache::policy;
 use crate::cache::request::CacheCtx;
 use crate::cache::status::{self, Outcome};
 use crate::cache::storage::Object;
+use crate::metrics::cache::DirectBody;
 use crate::socket_send::Payload;
 
 /// How long a client may leave its receive window shut before a direct send gives up and closes the connection.
@@ -91,7 +92,6 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
         let entry = CacheEntryKey::from_entry_id(object.compact_key().clone(), None);
         EvictionManager::access(proxy.cache.eviction, &entry, object.size(), meta.fresh_until());
     }
-    let metrics = &proxy.state.metrics;
     ctx.cache = Some(CacheCtx { kind: Some(kind), ..Default::default() });
 
     let payload = object.payload();
@@ -100,12 +100,8 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
         Ok(sent) => (sent, None),
         Err((e, sent)) => (sent, Some(e.to_string())),
     };
-    if let Payload::File(_) = payload {
-        metrics.cache_direct_responses.with_label_values(&["file"]).inc();
-        metrics.cache_sendfile_bytes.inc_by(sent.body as u64);
-    } else {
-        metrics.cache_direct_responses.with_label_values(&["memory"]).inc();
-    }
+    let body = if let Payload::File(_) = payload { DirectBody::File } else { DirectBody::Memory };
+    proxy.state.metrics.cache.direct_sent(body, sent.body);
     if error.is_some() {
         // Part of a response may be on the wire: the connection cannot carry another one.
         session.set_keepalive(None);

@@ -8,6 +8,7 @@ use pingora_core::{Error, ErrorSource, ErrorType};
 use pingora_proxy::{FailToProxy, Session};
 
 use super::{gate, tier, DimeProxy, RequestCtx};
+use crate::metrics::fleet::Sent;
 
 /// `fail_to_connect`: counts against the server (or skips an unreachable member); idempotent requests with
 /// servers left are made retryable.
@@ -24,7 +25,7 @@ pub(super) fn connect_failed(
         return e;
     }
     let upstream = ctx.upstream_name().to_owned();
-    proxy.state.metrics.upstream_connect_failures.with_label_values(&[&upstream]).inc();
+    proxy.state.metrics.upstream.connect_failures(&upstream).inc();
     if let Some(ep) = &ctx.endpoint {
         if ep.record_failure() {
             tracing::warn!(upstream, address = %ep.addr, "upstream address ejected after repeated failures");
@@ -34,7 +35,7 @@ pub(super) fn connect_failed(
     let origin_tries = ctx.tried.len() - ctx.peers_tried;
     let others_left = ctx.pool.as_ref().is_some_and(|p| p.endpoints().list.len() > origin_tries);
     if idempotent && others_left && origin_tries <= proxy.settings.retries {
-        proxy.state.metrics.upstream_retries.with_label_values(&[&upstream]).inc();
+        proxy.state.metrics.upstream.retries(&upstream).inc();
         tracing::debug!(upstream, peer = %peer, error = %e, "connect failed; retrying on another server");
         e.set_retry(true);
     }
@@ -52,7 +53,7 @@ pub(super) fn proxy_error(
 ) -> Box<Error> {
     let from_peer_answer = ctx.peer.is_some();
     if let (Some(member), Some(fleet)) = (&ctx.peer, &proxy.fleet) {
-        proxy.state.metrics.peer_requests.with_label_values(&["sent", "error"]).inc();
+        proxy.state.metrics.fleet.sent(Sent::Error).inc();
         // A body broken after the member's header was accepted (truncated, garbled): the member is skipped
         // at once, not after three such answers.
         let broken = ctx.peer_answered;

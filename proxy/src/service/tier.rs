@@ -8,6 +8,7 @@ use pingora_proxy::Session;
 use super::{DimeProxy, RequestCtx};
 use crate::cache::policy::Kind;
 use crate::fleet::{Fleet, Member};
+use crate::metrics::fleet::Sent;
 use dime_routes::wire::{OWNER_HEADER, PEER_HEADER, PEER_REFUSED_HEADER as REFUSED_HEADER, PEER_TOKEN_HEADER};
 
 /// The member to fetch this request from instead of the origin, if any: only a cache miss on a caching route
@@ -87,17 +88,17 @@ pub(super) fn check_answer(
     let refused = upstream_response.headers.get(REFUSED_HEADER).map(|v| v.to_str().unwrap_or_default().to_owned());
     let marked = upstream_response.headers.get(OWNER_HEADER).is_some_and(|v| v.as_bytes() == member.name.as_bytes());
     let (result, why) = match refused {
-        Some(status) => ("refused", format!("peer {} refused ({status})", member.name)),
+        Some(status) => (Sent::Refused, format!("peer {} refused ({status})", member.name)),
         None if marked => {
             upstream_response.remove_header(OWNER_HEADER);
             return None;
         }
         None => {
             let status = upstream_response.status.as_u16();
-            ("error", format!("peer {} answered {status} without its mark (not that Dime edge)", member.name))
+            (Sent::Error, format!("peer {} answered {status} without its mark (not that Dime edge)", member.name))
         }
     };
-    proxy.state.metrics.peer_requests.with_label_values(&["sent", result]).inc();
+    proxy.state.metrics.fleet.sent(result).inc();
     if fleet.record_failure(member.addr) {
         tracing::warn!(peer = member.name, reason = why, "peer ejected: its answers cannot be used");
     }
@@ -119,7 +120,7 @@ pub(super) fn vouch(resp: &mut pingora_http::ResponseHeader, proxy: &DimeProxy) 
 /// The connection to the owner failed: counted, the member charged; true if this attempt was to a peer.
 pub(super) fn unreachable(proxy: &DimeProxy, ctx: &mut RequestCtx, e: &pingora_core::Error) -> bool {
     let (Some(member), Some(fleet)) = (ctx.peer.take(), proxy.fleet.as_ref()) else { return false };
-    proxy.state.metrics.peer_requests.with_label_values(&["sent", "connect_failed"]).inc();
+    proxy.state.metrics.fleet.sent(Sent::ConnectFailed).inc();
     if fleet.record_failure(member.addr) {
         tracing::warn!(peer = member.name, address = %member.addr, "peer ejected after repeated failures");
     }

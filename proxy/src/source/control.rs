@@ -13,6 +13,7 @@ use dime_routes::wire::{self, Etag, Refusal, Report};
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 
+use crate::metrics::config::FetchFailure;
 use crate::state::{unix, EmptyTable, State, SyncStatus};
 
 pub use dime_client::ControlUrl;
@@ -75,7 +76,7 @@ impl ControlSource {
     fn take_members(&self, fleet: Option<wire::Fleet>) {
         if let (Some((_, ours)), Some(served)) = (&self.fleet, fleet) {
             ours.set_members(&served.members);
-            self.state.metrics.fleet_members.set(ours.ring().members().len() as i64);
+            self.state.metrics.fleet.members.set(ours.ring().members().len() as i64);
         }
     }
 
@@ -144,7 +145,7 @@ impl ControlSource {
                     match persist(dir, body) {
                         Ok(()) => tracing::debug!(dir = %dir.display(), %version, "saved route table"),
                         Err(e) => {
-                            self.state.metrics.routes_state_write_failures.inc();
+                            self.state.metrics.config.state_write_failures.inc();
                             tracing::error!(dir = %dir.display(), error = %e, "cannot save the route table to the state dir; a restart while control is down would start without it");
                         }
                     }
@@ -153,7 +154,7 @@ impl ControlSource {
             }
             Err(errors) => {
                 // Keep the table in service; wait for the next version rather than fetching this one again.
-                self.state.metrics.routes_fetch_failures.with_label_values(&["invalid"]).inc();
+                self.state.metrics.config.fetch_failures(FetchFailure::Invalid).inc();
                 self.state.reject(&source, &errors);
                 let reason = errors.iter().next().map(|e| e.to_string()).unwrap_or_default();
                 let version = etag.as_ref().map(Etag::to_string).unwrap_or_default();
@@ -192,7 +193,7 @@ impl ControlSource {
     }
 
     fn failed(&self, url: &ControlUrl, e: &CallError, failures: u32) {
-        self.state.metrics.routes_fetch_failures.with_label_values(&[e.reason.as_str()]).inc();
+        self.state.metrics.config.fetch_failures(e.reason.into()).inc();
         let serving = self.state.current().map(|a| a.table.version().to_owned());
         if failures == 0 || failures.is_power_of_two() {
             tracing::warn!(control = %url.text, reason = e.reason.as_str(), error = %e.message, serving_version = ?serving, consecutive_failures = failures, "cannot get routes from control; the active table keeps serving");
@@ -215,7 +216,7 @@ impl ControlSource {
                 }
             }
         }
-        self.state.metrics.routes_fetch_last_success.set(unix(SystemTime::now()));
+        self.state.metrics.config.fetch_last_success.set(unix(SystemTime::now()));
         self.record(|s| s.answered(&url.text, SystemTime::now()));
         Pass::Answered
     }

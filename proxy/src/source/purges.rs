@@ -43,7 +43,7 @@ impl PurgeFeed {
     pub fn apply(&self, cursor: Option<&Cursor>, feed: Feed) -> Cursor {
         if feed.gap {
             let (dropped, fills) = crate::purge::purge_one(&self.state, &self.cache, &Selector::All, false);
-            self.state.metrics.purge_gaps.inc();
+            self.state.metrics.purge.gaps.inc();
             tracing::warn!(
                 applied = ?cursor,
                 log = feed.log,
@@ -55,7 +55,7 @@ impl PurgeFeed {
         }
         for entry in &feed.purges {
             let (purged, fills) = crate::purge::apply(&self.state, &self.cache, &entry.purge);
-            self.state.metrics.purges_applied.inc();
+            self.state.metrics.purge.applied.inc();
             tracing::info!(
                 id = entry.seq,
                 targets = entry.purge.targets(),
@@ -66,7 +66,7 @@ impl PurgeFeed {
             );
         }
         let after = feed.cursor_after();
-        self.state.metrics.purge_applied.set(after.applied as i64);
+        self.state.metrics.purge.applied_seq.set(after.applied as i64);
         if let Some(disk) = self.cache.store.disk() {
             disk.save_cursor(&after.log, after.applied);
             disk.caught_up();
@@ -99,7 +99,7 @@ impl PurgeFeed {
                     return true;
                 }
                 Err(e) => {
-                    self.state.metrics.purge_feed_failures.with_label_values(&[e.reason.as_str()]).inc();
+                    self.state.metrics.purge.feed_failures(e.reason.into()).inc();
                     if failures == 0 || failures.is_power_of_two() {
                         let url = &control.url.text;
                         tracing::warn!(control = %url, reason = e.reason.as_str(), error = %e.message, consecutive_failures = failures, "cannot get purges from control; purges made meanwhile are applied when it answers");

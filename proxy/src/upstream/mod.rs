@@ -92,7 +92,7 @@ pub async fn resolve_pool(pool: &Pool, resolver: &dyn Resolve, metrics: &Metrics
                 }
             }
             Err(error) => {
-                metrics.upstream_dns_failures.with_label_values(&[pool.name()]).inc();
+                metrics.upstream.dns_failures(pool.name()).inc();
                 let kept = pool.endpoints().list.iter().filter(|e| e.server == i).count();
                 tracing::warn!(upstream = pool.name(), server = %authority, %error, kept_addresses = kept, "upstream name did not resolve; keeping the addresses it had");
             }
@@ -105,7 +105,7 @@ fn export_health(pool: &Pool, metrics: &Metrics) {
     let now = pool::now_ms();
     for ep in pool.endpoints().list.iter() {
         let v = i64::from(ep.in_rotation(now));
-        metrics.upstream_endpoint_healthy.with_label_values(&[pool.name(), &ep.addr.to_string()]).set(v);
+        metrics.upstream.endpoint_healthy(pool.name(), ep.addr).set(v);
     }
 }
 

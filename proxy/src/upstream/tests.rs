@@ -44,7 +44,7 @@ async fn re_resolution_follows_dns_changes_and_keeps_addresses_when_dns_fails() 
     *dns.0.lock().unwrap() = Err("SERVFAIL".into());
     resolve_pool(&p, &dns, &metrics).await;
     assert_eq!(addrs(&p), vec![a, b], "a failed lookup never empties a pool");
-    assert_eq!(metrics.upstream_dns_failures.with_label_values(&["u"]).get(), 1);
+    assert_eq!(metrics.upstream.dns_failures("u").get(), 1);
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,6 +8,7 @@ use std::path::Path;
 use pingora_cache::key::{CacheHashKey, HashBinary};
 
 use super::record::{self, Corrupt, Head};
+use super::DiskError;
 use super::{OpenFile, Persist};
 
 /// Why a file was refused.
@@ -23,11 +24,11 @@ pub(super) enum ReadError {
 
 impl ReadError {
     /// The `dime_cache_disk_errors_total{kind}` label.
-    pub(super) fn kind(&self) -> &'static str {
+    pub(super) fn kind(&self) -> DiskError {
         match self {
             ReadError::Corrupt(c) => c.kind(),
-            ReadError::Io(_) => "io",
-            ReadError::OtherKey => "garbled",
+            ReadError::Io(_) => DiskError::Io,
+            ReadError::OtherKey => DiskError::Garbled,
         }
     }
 }

@@ -59,7 +59,7 @@ impl DiskTier {
         let tier = self.clone();
         let spawned = std::thread::Builder::new().name("dime-cache-load".into()).spawn(move || tier.load_now());
         if let Err(e) = spawned {
-            self.disable("io", &e);
+            self.disable(DiskError::Io, &e);
         }
     }
 

@@ -44,6 +44,7 @@ use pingora_cache::key::{CacheHashKey, CompactCacheKey, HashBinary};
 
 use super::storage::Selector;
 use super::tags::TagIndex;
+use crate::metrics::disk::DiskError;
 use record::{Corrupt, Head};
 
 /// Objects fresh for less than this when stored stay in memory only.
@@ -65,8 +66,8 @@ pub trait DiskObserver: Send + Sync {
     fn hit(&self);
     fn written(&self);
     fn evicted(&self);
-    /// A file refused or an operation that failed; `kind` is the metric label.
-    fn error(&self, kind: &'static str);
+    /// A file refused or an operation that failed.
+    fn error(&self, kind: DiskError);
     fn enabled(&self, on: bool);
     fn loaded(&self, seconds: f64);
 }
@@ -154,11 +155,11 @@ fn make_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// The label an I/O error is counted under.
-fn io_kind(e: &io::Error) -> &'static str {
+fn io_kind(e: &io::Error) -> DiskError {
     match e.raw_os_error() {
-        Some(28) | Some(122) => "full",     // ENOSPC, EDQUOT
-        Some(30) | Some(13) => "read_only", // EROFS, EACCES
-        _ => "io",
+        Some(28) | Some(122) => DiskError::Full,    // ENOSPC, EDQUOT
+        Some(30) | Some(13) => DiskError::ReadOnly, // EROFS, EACCES
+        _ => DiskError::Io,
     }
 }
 
@@ -239,10 +240,10 @@ impl DiskTier {
     }
 
     /// Turns the tier off after the directory refused a write.
-    fn disable(&self, kind: &'static str, error: &io::Error) {
+    fn disable(&self, kind: DiskError, error: &io::Error) {
         if self.enabled.swap(false, Ordering::AcqRel) {
             self.observer.enabled(false);
-            tracing::error!(error = %error, kind, dir = %self.root.display(), "the cache directory cannot be written; the disk tier is off, the cache continues in memory only");
+            tracing::error!(error = %error, kind = kind.as_str(), dir = %self.root.display(), "the cache directory cannot be written; the disk tier is off, the cache continues in memory only");
         }
     }
 
@@ -292,12 +293,12 @@ impl DiskTier {
     fn refused(&self, path: &Path, e: &ReadError, what: &'static str) {
         let kind = e.kind();
         self.observer.error(kind);
-        tracing::warn!(file = %path.display(), kind, reason = %e, "{what}");
+        tracing::warn!(file = %path.display(), kind = kind.as_str(), reason = %e, "{what}");
     }
 
     /// A file whose checks passed but whose meta cannot be decoded: forgotten, deleted and counted.
     pub fn refuse(&self, hash: &HashBinary, ticket: u64, error: &dyn std::fmt::Display) {
-        self.observer.error("garbled");
+        self.observer.error(DiskError::Garbled);
         tracing::warn!(file = %self.object_path(hash, ticket).display(), reason = %error, "cache file with an unreadable meta dropped");
         self.forget(hash, Some(ticket));
     }
@@ -334,7 +335,7 @@ impl DiskTier {
             }
             if self.pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_WRITES {
                 self.pending.fetch_sub(1, Ordering::AcqRel);
-                self.observer.error("busy");
+                self.observer.error(DiskError::Busy);
                 return;
             }
             let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
@@ -392,7 +393,7 @@ impl DiskTier {
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
                 self.observer.error(io_kind(&e));
-                if io_kind(&e) != "io" {
+                if io_kind(&e) != DiskError::Io {
                     self.disable(io_kind(&e), &e);
                 } else {
                     tracing::warn!(error = %e, "a cache file could not be written; the object stays in memory only");

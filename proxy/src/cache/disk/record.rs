@@ -19,6 +19,8 @@
 use pingora_cache::key::{CompactCacheKey, HashBinary};
 use thiserror::Error;
 
+use crate::metrics::disk::DiskError;
+
 pub const MAGIC: [u8; 8] = *b"DIMEOBJ1";
 /// Length of the fixed part before the head.
 pub const FIXED_LEN: usize = 32;
@@ -40,11 +42,11 @@ pub enum Corrupt {
 
 impl Corrupt {
     /// The `dime_cache_disk_errors_total{kind}` label.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> DiskError {
         match self {
-            Corrupt::Length { .. } => "truncated",
-            Corrupt::Checksum(_) => "checksum",
-            Corrupt::Magic | Corrupt::Garbled(_) => "garbled",
+            Corrupt::Length { .. } => DiskError::Truncated,
+            Corrupt::Checksum(_) => DiskError::Checksum,
+            Corrupt::Magic | Corrupt::Garbled(_) => DiskError::Garbled,
         }
     }
 }
@@ -281,7 +283,7 @@ mod tests {
         // Truncated anywhere, including inside the fixed part and at the head/body boundary.
         for cut in [0, 5, 31, 32, 40, good.len() - 1000, good.len() - 1] {
             let err = read(&good[..cut]).unwrap_err();
-            assert_eq!(err.kind(), "truncated", "cut at {cut}: {err}");
+            assert_eq!(err.kind().as_str(), "truncated", "cut at {cut}: {err}");
         }
         // Any single flipped byte.
         for at in 0..good.len() {
@@ -292,7 +294,7 @@ mod tests {
         // Bytes appended (a reused file name).
         let mut longer = good.clone();
         longer.extend_from_slice(b"xx");
-        assert_eq!(read(&longer).unwrap_err().kind(), "truncated");
+        assert_eq!(read(&longer).unwrap_err().kind().as_str(), "truncated");
         // Garbage.
         assert_eq!(read(&[0x42; 100]).unwrap_err(), Corrupt::Magic);
     }

@@ -27,8 +27,8 @@ impl DiskObserver for Seen {
     fn evicted(&self) {
         self.0.evicted.fetch_add(1, Ordering::Relaxed);
     }
-    fn error(&self, kind: &'static str) {
-        self.0.errors.lock().unwrap().push(kind);
+    fn error(&self, kind: DiskError) {
+        self.0.errors.lock().unwrap().push(kind.as_str());
     }
     fn enabled(&self, on: bool) {
         self.0.enabled.lock().unwrap().push(on);

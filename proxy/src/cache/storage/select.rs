@@ -21,6 +21,16 @@ pub enum Selector {
 }
 
 impl Selector {
+    /// What it names, in a word: the `kind` label of `dime_cache_purged_total` (and of the purge's log line).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Selector::Key(_) | Selector::Keys(_) => "url",
+            Selector::Prefix(_) => "prefix",
+            Selector::Tag(_) => "tag",
+            Selector::All => "all",
+        }
+    }
+
     pub(crate) fn matches(&self, primary: &str, tags: impl FnOnce() -> Box<[Arc<str>]>) -> bool {
         match self {
             Selector::Key(key) => primary == key,

@@ -33,7 +33,7 @@ async fn refusing(status: StatusCode) -> std::net::SocketAddr {
 }
 
 fn control(url: &str) -> Control {
-    Control::new(ControlUrl::parse(url).unwrap(), "t".into(), crate::http(None).unwrap())
+    Control::new(ControlUrl::parse(url).unwrap(), "t".into(), crate::http(crate::Trust::System).unwrap())
 }
 
 #[tokio::test]

@@ -27,6 +27,8 @@ pub fn describe(e: &reqwest::Error) -> String {
 }
 pub use trust::{Trust, TrustError};
 
+/// How long an idle connection is kept for reuse.
+pub const POOL_IDLE: Duration = Duration::from_secs(10);
 /// Connecting (TCP and TLS) to control or an ACME server.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -39,6 +41,9 @@ pub fn http(trust: Trust<'_>) -> Result<reqwest::Client, TrustError> {
         .use_preconfigured_tls(tls)
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
+        // Below dime-control's idle close (its --header-timeout, 15 s by default): a kept connection is never
+        // reused just as the server closes it.
+        .pool_idle_timeout(POOL_IDLE)
         .http1_only()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())

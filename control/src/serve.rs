@@ -187,8 +187,8 @@ pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tok
 /// What a client may hold before it has said anything: the bounds of [`serve`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientLimits {
-    /// From accepting a connection to its TLS handshake done and a whole request header read (also between
-    /// requests on a kept-alive connection).
+    /// For the TLS handshake, then for each request header (also the wait for the next request on a kept-alive
+    /// connection), and for each write the client leaves unread.
     pub header_timeout: Duration,
     /// Connections open at once; past it a new one is closed at once (an edge fails over to the next control).
     pub max_connections: usize,
@@ -242,7 +242,9 @@ pub async fn serve(
     }
 }
 
-/// One client connection: TLS if configured, then HTTP/1.1 requests, each header within `header_timeout`.
+/// One client connection: TLS if configured, then HTTP/1.1 requests. The handshake and each request header
+/// must each be done within `header_timeout`, and a write that the client does not read for as long fails the
+/// connection (a client that asks and never reads holds no slot).
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -254,11 +256,14 @@ async fn connection(
     let svc = hyper::service::service_fn(move |req| app.clone().oneshot(req));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    let mut bounded = tokio_io_timeout::TimeoutStream::new(stream);
+    bounded.set_write_timeout(Some(header_timeout));
+    let bounded = Box::pin(bounded);
     let Some(acceptor) = tls else {
-        let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+        let _ = http.serve_connection(TokioIo::new(bounded), svc).await;
         return;
     };
-    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+    match tokio::time::timeout(header_timeout, acceptor.accept(bounded)).await {
         Ok(Ok(s)) => drop(http.serve_connection(TokioIo::new(s), svc).await),
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake not done within the header timeout"),

@@ -43,12 +43,18 @@ pub struct SyncStatus {
 }
 
 impl SyncStatus {
-    /// Control at `url` answered: it is the one in use now, and a move from another one is a failover.
-    pub fn answered(&mut self, url: &str, at: SystemTime) {
+    /// Control at `url` answered (before its answer is applied): it is the one in use now, and a move from
+    /// another one is a failover.
+    pub fn using(&mut self, url: &str) {
         if !self.control.is_empty() && self.control != url {
             self.failovers += 1;
         }
         url.clone_into(&mut self.control);
+    }
+
+    /// Control at `url` answered and its answer was taken.
+    pub fn answered(&mut self, url: &str, at: SystemTime) {
+        self.using(url);
         self.last_success = Some(at);
         self.last_error = None;
     }

@@ -208,6 +208,8 @@ impl ControlSource {
         if failures > 0 {
             tracing::info!(control = %url.text, after_failures = failures, "control reachable again");
         }
+        // Said before the table is applied, so whoever sees the table in service sees where it came from.
+        self.record(|s| s.using(&url.text));
         if let Routes::Table { etag: tag, body } = answer {
             match self.take(url, tag, &body).await {
                 Ok(version) => *etag = Some(version),

@@ -22,8 +22,9 @@ pub use ask::{ask, Ask, Behaviour};
 /// `x-seen-*` headers (`x-seen-headers` names every request header) and, by default, a one-line body naming
 /// itself and the path. What else it does for one request is written at the test site with [`ask`] and travels
 /// in the request's query, which is that [`Behaviour`] and nothing else: a query that is not one is answered
-/// `400` with the reason. The path never changes what it does, except [`Origin::HEALTH_PATH`]. For every request:
-/// `set_down(true)` makes each one answer 503 (an outage that still accepts connections).
+/// `400` with the reason. The path never changes what it does, except [`Origin::HEALTH_PATH`]. What holds for
+/// every request is set on the origin: `set_down(true)` makes each one answer 503 (an outage that still accepts
+/// connections), `set_healthy(false)` fails the health endpoint.
 #[derive(Clone)]
 pub struct Origin {
     pub name: String,

@@ -20,10 +20,11 @@ pub fn ask(path: &str) -> Ask {
     Ask { path: path.to_owned(), behaviour: Behaviour::default() }
 }
 
-/// Every behaviour of the test origin, each a typed field; `None`/`false` is the origin's default. On the wire it
-/// is the whole query (`size=1000&cache_control=max-age%3D60`, durations in milliseconds in `*_ms`), in field
-/// order; the origin answers `400` with the reason for a query that does not read back into it (an unknown or
-/// repeated name, a value of the wrong type, a status that is not one).
+/// Every behaviour of the test origin, each a typed field set by the [`Ask`] method of the same name (`chunks`
+/// sets `chunk_every` too); `None`/`false` is the origin's default. On the wire it is the whole query
+/// (`size=1000&cache_control=max-age%3D60`, durations in milliseconds in `*_ms`), in field order; the origin
+/// answers `400` with the reason for a query that does not read back into it (an unknown or repeated name, a value
+/// of the wrong type, a status that is not one, a setting without the one it qualifies).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Behaviour {

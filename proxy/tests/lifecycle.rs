@@ -7,7 +7,7 @@ use indoc::indoc;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{one_route, Edge, Origin};
+use support::{ask, one_route, Edge, Origin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_endpoints_report_health_readiness_and_the_active_table() {
@@ -181,7 +181,7 @@ fn run_refuses_to_start_on_an_invalid_routes_file() {
 async fn sigterm_finishes_open_requests_refuses_new_ones_and_exits_within_the_bound() {
     let origin = Origin::start("slow").await;
     let mut edge = Edge::start(&one_route("r", "r.test", &[(&origin.url(), 1)]), &["--shutdown-timeout", "5s"]).await;
-    let url = format!("http://{}/slow", edge.http);
+    let url = format!("http://{}{}", edge.http, ask("/slow").delay(Duration::from_secs(1)));
     let client = edge.client.clone();
     let in_flight =
         tokio::spawn(async move { client.get(url).header("host", "r.test").send().await.map(|r| r.status()) });

@@ -94,10 +94,11 @@ async fn failing_health_checks_take_servers_out_and_none_left_gives_503() {
               upstreams:
                 h:
                   servers: [{{ url: "{}" }}, {{ url: "{}" }}]
-                  health_check: {{ path: /healthz, interval: 200ms, timeout: 500ms }}
+                  health_check: {{ path: {}, interval: 200ms, timeout: 500ms }}
             "#,
         a.url(),
-        b.url()
+        b.url(),
+        Origin::HEALTH_PATH
     );
     let edge = Edge::start(&routes, &[]).await;
     let healthy = |o: &Origin| {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use edge::{Edge, Reply};
-pub use origin::{ask, pattern, pattern_body, Ask, Origin};
+pub use origin::{ask, pattern, pattern_body, Ask, Behaviour, Origin};
 
 /// A port that nothing listens on (bound, then released).
 pub fn closed_port() -> u16 {

@@ -1,5 +1,7 @@
 //! The test origin: an HTTP/1.1 server on loopback that says who it is and does, per request, what the test
-//! asked for with [`ask`].
+//! asked for with [`ask`] (a typed [`Behaviour`], carried in the request's query).
+
+mod ask;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,11 +16,15 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+pub use ask::{ask, Ask, Behaviour};
+
 /// An HTTP/1.1 origin that says who it is and what it received (like the whoami workload): `x-origin`, the
 /// `x-seen-*` headers (`x-seen-headers` names every request header) and, by default, a one-line body naming
 /// itself and the path. What else it does for one request is written at the test site with [`ask`] and travels
-/// in the request's query; `/healthz` answers 200 or 503 as `set_healthy` says, `/slow` answers after one
-/// second, and `set_down(true)` makes every request answer 503 (an outage that still accepts connections).
+/// in the request's query, which is that [`Behaviour`] and nothing else: a query that is not one is answered
+/// `400` with the reason. The path never changes what it does, except [`Origin::HEALTH_PATH`]. What holds for
+/// every request is set on the origin: `set_down(true)` makes each one answer 503 (an outage that still accepts
+/// connections), `set_healthy(false)` fails the health endpoint.
 #[derive(Clone)]
 pub struct Origin {
     pub name: String,
@@ -43,6 +49,10 @@ struct Shared {
 }
 
 impl Origin {
+    /// The health endpoint, for a route's `health_check: { path: ... }`: 200, or 503 after `set_healthy(false)`;
+    /// not counted in [`Origin::hits`], whatever the outage.
+    pub const HEALTH_PATH: &'static str = "/healthz";
+
     pub async fn start(name: &str) -> Origin {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -104,94 +114,6 @@ impl Origin {
     }
 }
 
-/// What the test origin does for one request: `ask("/a.ts").size(1000).cache_control("max-age=60")`. Its
-/// `Display` is the request target (the path, and the behaviour as a query the origin reads back), so it goes
-/// wherever a path does: `edge.get("c.test", ask("/a.ts").size(10))`.
-#[derive(Debug, Clone)]
-pub struct Ask {
-    path: String,
-    params: Vec<(&'static str, String)>,
-}
-
-pub fn ask(path: &str) -> Ask {
-    Ask { path: path.to_owned(), params: Vec::new() }
-}
-
-impl Ask {
-    fn with(mut self, name: &'static str, value: impl ToString) -> Self {
-        self.params.push((name, value.to_string()));
-        self
-    }
-    /// A body of `n` bytes of [`pattern`] (instead of the one-line text body).
-    pub fn size(self, n: usize) -> Self {
-        self.with("size", n)
-    }
-    /// The `Cache-Control` header of the answer.
-    pub fn cache_control(self, value: &str) -> Self {
-        self.with("cc", value)
-    }
-    /// The answer's `Surrogate-Key` (space-separated cache tags, Fastly's header).
-    pub fn surrogate_key(self, keys: &str) -> Self {
-        self.with("skey", keys)
-    }
-    /// The answer's `Cache-Tag` (comma-separated cache tags, Cloudflare's header).
-    pub fn cache_tag(self, tags: &str) -> Self {
-        self.with("ctag", tags)
-    }
-    /// The answer's `Access-Control-Allow-Origin` (cross-origin pages may read it).
-    pub fn allow_origin(self, origin: &str) -> Self {
-        self.with("acao", origin)
-    }
-    /// The answer's `Access-Control-Expose-Headers`.
-    pub fn expose_headers(self, names: &str) -> Self {
-        self.with("aceh", names)
-    }
-    /// The answer's status.
-    pub fn status(self, status: u16) -> Self {
-        self.with("status", status)
-    }
-    /// Waits this long before the header.
-    pub fn delay(self, wait: Duration) -> Self {
-        self.with("delay_ms", wait.as_millis())
-    }
-    /// Sends the body in `n` chunks, `every` apart (chunked encoding unless [`Ask::announce_length`]).
-    pub fn chunks(self, n: usize, every: Duration) -> Self {
-        self.with("chunks", n).with("every_ms", every.as_millis())
-    }
-    /// Sends `n` bytes of the body, then drops the connection.
-    pub fn abort_after(self, n: usize) -> Self {
-        self.with("abort", n)
-    }
-    /// Reads the request, then drops the connection without a byte of answer.
-    pub fn hang_up(self) -> Self {
-        self.with("hangup", 1)
-    }
-    /// The answer's `ETag` (quoted); a request whose `If-None-Match` names it gets `304 Not Modified`.
-    pub fn etag(self, tag: &str) -> Self {
-        self.with("etag", tag)
-    }
-    /// Answers with `Vary: Accept-Encoding` and a body that starts with the line `encoding=<the request's
-    /// Accept-Encoding>`, so each variant can be told apart.
-    pub fn vary_encoding(self) -> Self {
-        self.with("vary", 1)
-    }
-    /// With [`Ask::abort_after`]: announces the full `Content-Length` before breaking off.
-    pub fn announce_length(self) -> Self {
-        self.with("cl", 1)
-    }
-}
-
-impl std::fmt::Display for Ask {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.path)?;
-        if !self.params.is_empty() {
-            let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(&self.params).finish();
-            write!(f, "?{query}")?;
-        }
-        Ok(())
-    }
-}
-
 /// The byte at position `i` of every generated body: lets a test spot a truncated or shifted body.
 pub fn pattern(i: usize) -> u8 {
     (i % 251) as u8
@@ -217,86 +139,123 @@ impl hyper::body::Body for ChannelBody {
 
 type OriginBody = http_body_util::Either<Full<Bytes>, ChannelBody>;
 
+fn full(body: impl Into<Bytes>) -> OriginBody {
+    http_body_util::Either::Left(Full::new(body.into()))
+}
+
+/// A short text answer (health, outage, a refused ask).
+fn text(status: u16, body: String) -> Response<OriginBody> {
+    Response::builder().status(status).body(full(body)).unwrap()
+}
+
 /// `Err` only for [`Ask::hang_up`]: hyper then closes the connection without answering.
 async fn answer(req: Request<Incoming>, s: Shared) -> Result<Response<OriginBody>, std::io::Error> {
-    let full = |b: Bytes| http_body_util::Either::Left(Full::new(b));
-    if req.uri().path() == "/healthz" {
+    if req.uri().path() == Origin::HEALTH_PATH {
         let status = if s.healthy.load(Ordering::SeqCst) { 200 } else { 503 };
-        return Ok(Response::builder().status(status).body(full(Bytes::from_static(b"health\n"))).unwrap());
+        return Ok(text(status, "health\n".into()));
     }
     s.hits.fetch_add(1, Ordering::SeqCst);
     *s.per_path.lock().unwrap().entry(req.uri().path().to_owned()).or_default() += 1;
     if s.down.load(Ordering::SeqCst) {
-        return Ok(Response::builder().status(503).body(full(Bytes::from_static(b"origin down\n"))).unwrap());
+        return Ok(text(503, "origin down\n".into()));
     }
-    // What the test asked for ([`Ask`]).
-    let q = |name: &str| -> Option<String> {
-        form_urlencoded::parse(req.uri().query()?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    let behaviour = match Behaviour::from_query(req.uri().query()) {
+        Ok(behaviour) => behaviour,
+        Err(reason) => return Ok(refuse(&s, &req, &reason)),
     };
-    let num = |name: &str| q(name).and_then(|v| v.parse::<usize>().ok());
-    if q("hangup").is_some() {
+    if behaviour.hang_up {
         return Err(std::io::Error::other("origin hangs up before answering"));
     }
-    if req.uri().path() == "/slow" {
-        tokio::time::sleep(Duration::from_secs(1)).await;
+    if let Some(wait) = behaviour.delay {
+        tokio::time::sleep(wait).await;
     }
-    if let Some(ms) = num("delay_ms") {
-        tokio::time::sleep(Duration::from_millis(ms as u64)).await;
-    }
-    let seen = |h: &str| req.headers().get(h).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let head = head(&req, &behaviour, &s);
+    Ok(match respond(&req, &behaviour, &s, head) {
+        Ok(resp) => resp,
+        // A header value the test asked for that HTTP cannot carry (a line break in `cache_control`).
+        Err(e) => refuse(&s, &req, &e.to_string()),
+    })
+}
+
+/// The answer to a request whose query is not a [`Behaviour`]: `400` with the reason, also on stderr, so a test
+/// that asks for something the origin does not do fails there, saying why.
+fn refuse(s: &Shared, req: &Request<Incoming>, reason: &str) -> Response<OriginBody> {
+    let said = format!("origin {}: {} is not a behaviour of the test origin: {reason}\n", s.name, req.uri());
+    eprint!("{said}");
+    text(400, said)
+}
+
+/// What a request saw, for the `x-seen-*` headers.
+fn seen(req: &Request<Incoming>, name: &str) -> String {
+    req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+}
+
+/// The status and headers of the answer: who the origin is, what it saw, and the headers the test asked for.
+fn head(req: &Request<Incoming>, b: &Behaviour, s: &Shared) -> hyper::http::response::Builder {
     let mut resp = Response::builder()
-        .status(num("status").unwrap_or(200) as u16)
+        .status(b.status.unwrap_or(200))
         .header("x-origin", &s.name)
-        .header("x-seen-host", seen("host"))
-        .header("x-seen-xff", seen("x-forwarded-for"))
-        .header("x-seen-xfp", seen("x-forwarded-proto"))
-        .header("x-seen-xfh", seen("x-forwarded-host"))
+        .header("x-seen-host", seen(req, "host"))
+        .header("x-seen-xff", seen(req, "x-forwarded-for"))
+        .header("x-seen-xfp", seen(req, "x-forwarded-proto"))
+        .header("x-seen-xfh", seen(req, "x-forwarded-host"))
         .header("x-seen-query", req.uri().query().unwrap_or(""))
         .header("x-seen-headers", req.headers().keys().map(|k| k.as_str()).collect::<Vec<_>>().join(","));
-    if let Some(cc) = q("cc") {
-        resp = resp.header("cache-control", cc);
+    let asked = [
+        ("cache-control", &b.cache_control),
+        ("surrogate-key", &b.surrogate_key),
+        ("cache-tag", &b.cache_tag),
+        ("access-control-allow-origin", &b.allow_origin),
+        ("access-control-expose-headers", &b.expose_headers),
+    ];
+    for (name, value) in asked {
+        if let Some(value) = value {
+            resp = resp.header(name, value);
+        }
     }
-    if let Some(keys) = q("skey") {
-        resp = resp.header("surrogate-key", keys);
-    }
-    if let Some(tags) = q("ctag") {
-        resp = resp.header("cache-tag", tags);
-    }
-    if let Some(origin) = q("acao") {
-        resp = resp.header("access-control-allow-origin", origin);
-    }
-    if let Some(names) = q("aceh") {
-        resp = resp.header("access-control-expose-headers", names);
-    }
-    if let Some(tag) = q("etag") {
+    resp
+}
+
+/// The answer after its head: `304` for a matching `If-None-Match`, else the body, whole or streamed.
+fn respond(
+    req: &Request<Incoming>,
+    b: &Behaviour,
+    s: &Shared,
+    mut resp: hyper::http::response::Builder,
+) -> Result<Response<OriginBody>, hyper::http::Error> {
+    if let Some(tag) = &b.etag {
         let etag = format!("\"{tag}\"");
-        if seen("if-none-match").split(',').any(|t| t.trim() == etag) {
+        if seen(req, "if-none-match").split(',').any(|t| t.trim() == etag) {
             s.not_modified.fetch_add(1, Ordering::SeqCst);
-            return Ok(resp.status(304).header("etag", etag).body(full(Bytes::new())).unwrap());
+            return resp.status(304).header("etag", etag).body(full(Bytes::new()));
         }
         resp = resp.header("etag", etag);
     }
-    let mut body = match num("size") {
+    let mut body = match b.size {
         Some(n) => pattern_body(n),
         None => format!("origin={} path={}\n", s.name, req.uri().path()).into_bytes(),
     };
-    if q("vary").is_some() {
+    if b.vary_encoding {
         resp = resp.header("vary", "Accept-Encoding");
-        body.splice(0..0, format!("encoding={}\n", seen("accept-encoding")).into_bytes());
+        body.splice(0..0, format!("encoding={}\n", seen(req, "accept-encoding")).into_bytes());
     }
-    let chunks = num("chunks");
-    let abort = num("abort");
-    if chunks.is_none() && abort.is_none() {
-        return Ok(resp.body(full(Bytes::from(body))).unwrap());
+    if b.chunks.is_none() && b.abort_after.is_none() {
+        return resp.body(full(body));
     }
-    if abort.is_some() && q("cl").is_some() {
+    if b.announce_length {
         resp = resp.header("content-length", body.len());
     }
+    resp.body(http_body_util::Either::Right(stream(body, b)))
+}
+
+/// The body in [`Behaviour::chunks`] pieces, [`Behaviour::chunk_every`] apart, broken off after
+/// [`Behaviour::abort_after`] bytes.
+fn stream(body: Vec<u8>, b: &Behaviour) -> ChannelBody {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let every = Duration::from_millis(num("every_ms").unwrap_or(0) as u64);
+    let every = b.chunk_every.unwrap_or(Duration::ZERO);
+    let (abort, n) = (b.abort_after, b.chunks.unwrap_or(4).max(1));
     tokio::spawn(async move {
         let limit = abort.unwrap_or(body.len()).min(body.len());
-        let n = chunks.unwrap_or(4).max(1);
         let step = limit.div_ceil(n).max(1);
         let mut at = 0;
         while at < limit {
@@ -311,5 +270,32 @@ async fn answer(req: Request<Incoming>, s: Shared) -> Result<Response<OriginBody
             let _ = tx.send(Err(std::io::Error::other("origin aborts mid-body"))).await;
         }
     });
-    Ok(resp.body(http_body_util::Either::Right(ChannelBody(rx))).unwrap())
+    ChannelBody(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn get(origin: &Origin, target: impl std::fmt::Display) -> (u16, String) {
+        let r = reqwest::get(format!("{}{target}", origin.url())).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn does_what_is_asked_and_refuses_what_it_does_not_know() {
+        let origin = Origin::start("o").await;
+        assert_eq!(get(&origin, ask("/a").size(3).status(201)).await, (201, "\u{0}\u{1}\u{2}".into()));
+        assert_eq!(get(&origin, "/slow").await, (200, "origin=o path=/slow\n".into()), "no magic paths");
+        let (status, body) = get(&origin, "/a?sise=3").await;
+        assert_eq!(status, 400);
+        assert!(body.contains("/a?sise=3 is not a behaviour") && body.contains("unknown field `sise`"), "{body}");
+        let (status, body) = get(&origin, "/a?cache_control=a%0Ab").await;
+        assert_eq!(status, 400, "a header value HTTP cannot carry: {body}");
+        assert_eq!((origin.hits(), origin.hits_for("/a")), (4, 3));
+        assert_eq!(get(&origin, Origin::HEALTH_PATH).await.0, 200);
+        origin.set_healthy(false);
+        assert_eq!(get(&origin, Origin::HEALTH_PATH).await.0, 503);
+        assert_eq!(origin.hits(), 4, "health checks are not hits");
+    }
 }

@@ -37,6 +37,7 @@ use tokio::sync::watch;
 use super::body::{BodyFile, FILE_BODY_MIN};
 use super::live::index::{Completed, LiveIndex, VodTtl};
 use super::live::Format;
+use super::select::{Purged, Selector};
 use super::tags::{self, TagIndex};
 
 const SHARDS: usize = 32;
@@ -513,8 +514,6 @@ mod object;
 use object::Body;
 pub use object::Object;
 mod opened;
-mod select;
-pub use select::{Purged, Selector};
 mod tiered;
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Upstream pools and their upkeep: DNS re-resolution and active health checks, driven by one background loop
-//! over the pools of the active route table.
+//! Upstream pools and their upkeep: DNS re-resolution and active health checks, one pool at a time
+//! ([`maintain`]; the loop over the pools of the active route table is [`crate::upkeep`]).
 
 pub mod health;
 pub mod pool;
@@ -175,33 +175,6 @@ pub fn maintain(pool: &Arc<Pool>, resolver: &SharedResolver, metrics: &Arc<Metri
         }
         pool.maintenance.busy.store(false, Ordering::Release);
     });
-}
-
-/// The background loop that keeps the pools of the active table resolved and health-checked.
-#[derive(Debug)]
-pub struct Upkeep {
-    pub state: Arc<crate::state::State>,
-}
-
-/// How often the upkeep loop looks for pools that are due.
-const UPKEEP_TICK: Duration = Duration::from_millis(200);
-
-#[async_trait::async_trait]
-impl pingora_core::services::background::BackgroundService for Upkeep {
-    async fn start(&self, mut shutdown: pingora_core::server::ShutdownWatch) {
-        let mut tick = tokio::time::interval(UPKEEP_TICK);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => return,
-            }
-            if let Some(active) = self.state.current() {
-                for pool in active.pools.values().chain(active.tcp_pools.values()) {
-                    maintain(pool, &self.state.resolver, &self.state.metrics);
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -226,7 +226,7 @@ impl MemStore {
         let done = Completed { primary, status: meta.response_header().status.as_u16(), created, body };
         let action = self.live.completed(&done)?;
         if let (Some(reason), Some(o)) = (&action.unreadable, &self.observer) {
-            o.live_unreadable(primary, reason);
+            o.live_unreadable(primary, &reason.to_string());
         }
         let dropped = action.drop.iter().filter(|h| self.drop_older(h, created)).count();
         if let (Some(c), Some(o)) = (action.continuity, &self.observer) {

@@ -58,8 +58,11 @@ fn touch_everything(m: &Metrics) {
     }
 }
 
-/// Every family as (name, type, label names sorted), and every `name{label="value"}`.
-fn exported(m: &Metrics) -> (Vec<(String, String, Vec<String>)>, BTreeSet<String>) {
+/// A family as exported: (name, type, label names sorted).
+type Family = (String, String, Vec<String>);
+
+/// Every family, and every `name{label="value"}`.
+fn exported(m: &Metrics) -> (Vec<Family>, BTreeSet<String>) {
     let text = String::from_utf8(m.render()).unwrap();
     let mut families: Vec<(String, String, BTreeSet<String>)> = Vec::new();
     let mut values = BTreeSet::new();
@@ -84,7 +87,7 @@ fn every_family_keeps_its_name_type_and_label_names() {
     let m = Metrics::new().unwrap();
     touch_everything(&m);
     let (found, _) = exported(&m);
-    let expected: Vec<(String, String, Vec<String>)> = FAMILIES
+    let expected: Vec<Family> = FAMILIES
         .iter()
         .map(|(n, t, l)| ((*n).to_owned(), (*t).to_owned(), l.iter().map(|s| (*s).to_owned()).collect()))
         .collect();

@@ -463,8 +463,8 @@ impl ProxyHttp for DimeProxy {
         Ok(())
     }
 
-    /// Phase 12, per body chunk from upstream (after `response_filter` had the header): counts the bytes fetched from an origin on a caching route (the
-    /// denominator of origin offload). Never fails, never delays.
+    /// Phase 12, per body chunk from upstream (after `response_filter` had the header): counts the bytes fetched
+    /// from an origin on a caching route (the denominator of origin offload). Never fails, never delays.
     fn upstream_response_body_filter(
         &self,
         _session: &mut Session,

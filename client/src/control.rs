@@ -9,6 +9,11 @@ use http::StatusCode;
 
 /// On top of a long-poll's wait: how long the rest of the exchange may take (connect, TLS, the answer).
 pub const ANSWER_SLACK: Duration = Duration::from_secs(10);
+/// On top of a purge's wait: control appends the purge to its log in Kubernetes first, which may take long
+/// under load; giving up early would report a purge as not taken that was.
+pub const PURGE_SLACK: Duration = Duration::from_secs(60);
+/// The most of a refusal's body read (control's [`Problem`] is a line or a list of located errors).
+pub const MAX_PROBLEM: usize = 64 << 10;
 /// The largest route table accepted (a cap against a confused or hostile server).
 pub const MAX_TABLE: usize = 64 << 20;
 /// The largest feed or purge answer accepted (control's log is bounded well under this).
@@ -104,12 +109,14 @@ fn fail(reason: Reason, message: impl Into<String>) -> CallError {
 fn transport(url: &ControlUrl, e: &reqwest::Error) -> CallError {
     let tls = caused_by_tls(e);
     let chain = error_chain(e);
-    if e.is_timeout() {
-        fail(Reason::Timeout, format!("{}: no answer in time ({chain})", url.authority))
-    } else if tls {
+    // A connect that timed out counts as `connect` (as a refused one does): `timeout` is an answer that did not
+    // come on a connection made.
+    if tls {
         fail(Reason::Tls, format!("TLS with {}: {chain}", url.authority))
     } else if e.is_connect() {
         fail(Reason::Connect, format!("connect to {}: {chain}", url.authority))
+    } else if e.is_timeout() {
+        fail(Reason::Timeout, format!("{}: no answer in time ({chain})", url.authority))
     } else if e.is_body() || e.is_decode() {
         fail(Reason::Body, format!("reading the answer of {}: {chain}", url.authority))
     } else {
@@ -153,11 +160,18 @@ pub enum Routes {
 }
 
 /// dime-control at one URL, with the token this client presents.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Control {
     pub url: ControlUrl,
     token: String,
     http: reqwest::Client,
+}
+
+/// Without the token.
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control").field("url", &self.url.text).finish_non_exhaustive()
+    }
 }
 
 impl Control {
@@ -175,7 +189,7 @@ impl Control {
         match resp.status() {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 let status = resp.status();
-                let problem = problem(resp).await;
+                let problem = self.problem(resp).await;
                 let mut e = fail(Reason::Unauthorized, format!("{status}: control refused the token: {problem}"));
                 e.status = Some(status);
                 Err(e)
@@ -221,7 +235,7 @@ impl Control {
             .query(&WaitQuery { wait: wire::Wait::new(wait) })
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body)
-            .timeout(wait + ANSWER_SLACK);
+            .timeout(wait + PURGE_SLACK);
         let resp = self.send(request).await?;
         if resp.status() != StatusCode::OK {
             return Err(self.refused(resp.status(), resp).await);
@@ -231,7 +245,7 @@ impl Control {
 
     /// An answer with an unexpected status: the status and control's [`Problem`], if it sent one.
     async fn refused(&self, status: StatusCode, resp: reqwest::Response) -> CallError {
-        let problem = problem(resp).await;
+        let problem = self.problem(resp).await;
         let mut e = fail(Reason::Status, format!("{} answered {status}: {problem}", self.url.text));
         e.status = Some(status);
         e
@@ -249,18 +263,22 @@ impl Control {
         Ok(body.freeze())
     }
 
+    /// A refusal's text: control's [`Problem`], or the first bytes of whatever else came (at most
+    /// [`MAX_PROBLEM`] are read).
+    async fn problem(&self, resp: reqwest::Response) -> String {
+        let text = match self.body(resp, MAX_PROBLEM).await {
+            Ok(body) => String::from_utf8_lossy(&body).into_owned(),
+            Err(e) => return e.message,
+        };
+        match serde_json::from_str::<Problem>(&text) {
+            Ok(p) if p.error.is_some() || !p.errors.is_empty() => p.to_string(),
+            _ => text.trim().chars().take(200).collect(),
+        }
+    }
+
     async fn json<T: serde::de::DeserializeOwned>(&self, resp: reqwest::Response) -> Result<T, CallError> {
         let body = self.body(resp, MAX_ANSWER).await?;
         serde_json::from_slice(&body).map_err(|e| fail(Reason::Body, format!("{}: the answer: {e}", self.url.text)))
-    }
-}
-
-/// A refusal's text: control's [`Problem`], or the first bytes of whatever else came.
-async fn problem(resp: reqwest::Response) -> String {
-    let text = resp.text().await.unwrap_or_default();
-    match serde_json::from_str::<Problem>(&text) {
-        Ok(p) if p.error.is_some() || !p.errors.is_empty() => p.to_string(),
-        _ => text.trim().chars().take(200).collect(),
     }
 }
 

@@ -15,19 +15,41 @@ pub enum TrustError {
     Client(String),
 }
 
-/// The roots: every certificate of the PEM file `ca_file` (none: an error), or the system's roots. A system
-/// without roots (a minimal container image) is said in the log, not refused: its plain `http://` calls work,
-/// and an `https://` one fails naming the certificate it could not verify.
-pub fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TrustError> {
+/// Whom a client trusts for `https://`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust<'a> {
+    /// Only the CAs of this PEM file (a pinned CA: `--control-ca`, `--acme-ca`, `--ca`).
+    CaFile(&'a Path),
+    /// The system's roots (`SSL_CERT_FILE` / `SSL_CERT_DIR` are honoured).
+    System,
+    /// Nobody: a client that only makes plain `http://` calls (no system roots are read).
+    Nobody,
+}
+
+impl<'a> Trust<'a> {
+    /// A CA file when one is given, else the system's roots.
+    pub fn ca_or_system(ca_file: Option<&'a Path>) -> Trust<'a> {
+        ca_file.map_or(Trust::System, Trust::CaFile)
+    }
+}
+
+/// The roots of `trust`. A CA file without a certificate is an error; a system without roots (a minimal
+/// container image) is said in the log, not refused: an `https://` call then fails naming the certificate it
+/// could not verify.
+pub fn roots(trust: Trust<'_>) -> Result<RootCertStore, TrustError> {
     let mut roots = RootCertStore::empty();
-    let Some(path) = ca_file else {
-        let found = rustls_native_certs::load_native_certs();
-        let (added, _) = roots.add_parsable_certificates(found.certs);
-        if added == 0 {
-            let why = found.errors.first().map_or("none found".to_owned(), |e| e.to_string());
-            tracing::warn!(why, "no system root certificates: https calls without a CA file will fail");
+    let path = match trust {
+        Trust::CaFile(path) => path,
+        Trust::Nobody => return Ok(roots),
+        Trust::System => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                let why = found.errors.first().map_or("none found".to_owned(), |e| e.to_string());
+                tracing::warn!(why, "no system root certificates: https calls without a CA file will fail");
+            }
+            return Ok(roots);
         }
-        return Ok(roots);
     };
     let fail = |why: String| TrustError::CaFile { path: path.display().to_string(), why };
     let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
@@ -42,12 +64,12 @@ pub fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TrustError> {
 }
 
 /// A rustls client configuration (ring, TLS 1.2 and 1.3) trusting [`roots`].
-pub fn client_config(ca_file: Option<&Path>) -> Result<ClientConfig, TrustError> {
+pub fn client_config(trust: Trust<'_>) -> Result<ClientConfig, TrustError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TrustError::Client(e.to_string()))?
-        .with_root_certificates(roots(ca_file)?)
+        .with_root_certificates(roots(trust)?)
         .with_no_client_auth();
     Ok(config)
 }
@@ -63,14 +85,15 @@ mod tests {
         let ca = rcgen::generate_simple_self_signed(vec!["control.test".into()]).unwrap();
         let good = dir.path().join("ca.pem");
         std::fs::write(&good, ca.cert.pem()).unwrap();
-        assert_eq!(roots(Some(&good)).unwrap().len(), 1);
-        assert!(client_config(Some(&good)).is_ok());
+        assert_eq!(roots(Trust::CaFile(&good)).unwrap().len(), 1);
+        assert!(client_config(Trust::CaFile(&good)).is_ok());
+        assert!(roots(Trust::Nobody).unwrap().is_empty());
 
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "nothing here\n").unwrap();
         let missing = dir.path().join("missing.pem");
         for (path, says) in [(&empty, "no certificate in it"), (&missing, "No such file")] {
-            let e = roots(Some(path)).unwrap_err().to_string();
+            let e = roots(Trust::CaFile(path)).unwrap_err().to_string();
             assert!(e.starts_with(&path.display().to_string()) && e.contains(says), "{e}");
         }
     }

@@ -57,11 +57,11 @@ enum Command {
         /// How long a client has, from connecting, to finish its TLS handshake and send a whole request header
         /// (and between requests on a kept-alive connection); slower clients are closed.
         #[arg(long, env = "DIME_HEADER_TIMEOUT", value_name = "DURATION", default_value = "15s",
-              value_parser = dime_routes::parse_duration)]
+              value_parser = header_timeout)]
         header_timeout: std::time::Duration,
         /// Connections open at once; past it a new one is closed at once (an edge fails over to its next
         /// control URL). Each edge holds two long-polls.
-        #[arg(long, env = "DIME_MAX_CONNECTIONS", default_value_t = 10_000)]
+        #[arg(long, env = "DIME_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = max_connections)]
         max_connections: usize,
     },
     /// Purge URLs, path prefixes or cache tags on every edge of the fleet, and report which edges applied it.
@@ -155,6 +155,21 @@ struct Tokens {
     purge: Vec<String>,
 }
 
+fn header_timeout(text: &str) -> Result<std::time::Duration, dime_routes::Invalid> {
+    let d = dime_routes::parse_duration(text)?;
+    if d < std::time::Duration::from_millis(100) {
+        return Err(dime_routes::Invalid(format!("`{text}`: at least 100ms (a client needs time to send a header)")));
+    }
+    Ok(d)
+}
+
+fn max_connections(text: &str) -> Result<usize, dime_routes::Invalid> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(dime_routes::Invalid(format!("`{text}`: a number of connections from 1 to 1000000"))),
+    }
+}
+
 fn log_entries(text: &str) -> Result<usize, dime_routes::Invalid> {
     match text.parse::<usize>() {
         Ok(n) if (1..=100_000).contains(&n) => Ok(n),
@@ -229,7 +244,7 @@ fn main() -> ExitCode {
             max_connections,
         } => {
             let leases = Leases { namespace: lease_namespace, duration: edge_lease, purge_log_entries };
-            let limits = ClientLimits { header_timeout, max_connections: max_connections.max(1) };
+            let limits = ClientLimits { header_timeout, max_connections };
             (namespaces, listen, token_file, purge_token_file, tls_cert, leases, limits)
         }
         Command::Purge { urls, prefixes, tags, soft, control, token_file, ca, wait } => {

@@ -187,8 +187,8 @@ pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tok
 /// What a client may hold before it has said anything: the bounds of [`serve`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientLimits {
-    /// From accepting a connection to its TLS handshake done and a whole request header read (also between
-    /// requests on a kept-alive connection).
+    /// For the TLS handshake, then for each request header (also the wait for the next request on a kept-alive
+    /// connection), and for each write the client leaves unread.
     pub header_timeout: Duration,
     /// Connections open at once; past it a new one is closed at once (an edge fails over to the next control).
     pub max_connections: usize,
@@ -242,7 +242,9 @@ pub async fn serve(
     }
 }
 
-/// One client connection: TLS if configured, then HTTP/1.1 requests, each header within `header_timeout`.
+/// One client connection: TLS if configured, then HTTP/1.1 requests. The handshake and each request header
+/// must each be done within `header_timeout`, and a write that the client does not read for as long fails the
+/// connection (a client that asks and never reads holds no slot).
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -254,11 +256,14 @@ async fn connection(
     let svc = hyper::service::service_fn(move |req| app.clone().oneshot(req));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    let mut bounded = tokio_io_timeout::TimeoutStream::new(stream);
+    bounded.set_write_timeout(Some(header_timeout));
+    let bounded = Box::pin(bounded);
     let Some(acceptor) = tls else {
-        let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+        let _ = http.serve_connection(TokioIo::new(bounded), svc).await;
         return;
     };
-    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+    match tokio::time::timeout(header_timeout, acceptor.accept(bounded)).await {
         Ok(Ok(s)) => drop(http.serve_connection(TokioIo::new(s), svc).await),
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake not done within the header timeout"),
@@ -333,5 +338,74 @@ mod tests {
         shared.current.send_replace(Some(Arc::new(served)));
         let (status, headers, _) = tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
         assert_eq!((status, headers["etag"].to_str().unwrap()), (StatusCode::OK, "\"v2\""));
+    }
+
+    /// A listener on an ephemeral port with `limits`, and its address.
+    async fn listening(shared: Arc<Shared>, limits: ClientLimits) -> SocketAddr {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        tokio::spawn(serve(addr, shared, None, limits));
+        for _ in 0..100 {
+            if TcpStream::connect(addr).await.is_ok() {
+                return addr;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the API never listened on {addr}");
+    }
+
+    /// Reads until the server closes the connection (Ok) or `within` passes (Err).
+    async fn closed_within(stream: &mut TcpStream, within: Duration) -> Result<Vec<u8>, Vec<u8>> {
+        use tokio::io::AsyncReadExt;
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(within, async {
+            let mut buf = [0u8; 1024];
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        read.map(|()| got.clone()).map_err(|_| got.clone())
+    }
+
+    #[tokio::test]
+    async fn a_client_that_sends_no_whole_header_is_closed_after_the_header_timeout() {
+        let limits = ClientLimits { header_timeout: Duration::from_millis(300), max_connections: 10 };
+        let addr = listening(shared_with(Some("v1")), limits).await;
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        assert!(closed_within(&mut silent, Duration::from_secs(5)).await.is_ok(), "a silent client is closed");
+        let mut slow = TcpStream::connect(addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut slow, b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        assert!(closed_within(&mut slow, Duration::from_secs(5)).await.is_ok(), "half a header is closed");
+        // A client that does send its header in time is answered.
+        let mut quick = TcpStream::connect(addr).await.unwrap();
+        let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        tokio::io::AsyncWriteExt::write_all(&mut quick, request).await.unwrap();
+        let answer = closed_within(&mut quick, Duration::from_secs(5)).await.unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    }
+
+    #[tokio::test]
+    async fn past_max_connections_a_new_connection_is_closed_and_counted_and_the_rest_are_served() {
+        let shared = shared_with(Some("v1"));
+        let limits = ClientLimits { header_timeout: Duration::from_secs(30), max_connections: 2 };
+        let addr = listening(shared.clone(), limits).await;
+        // `listening` probed with connections of its own: wait until they are gone.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let held = [TcpStream::connect(addr).await.unwrap(), TcpStream::connect(addr).await.unwrap()];
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut third = TcpStream::connect(addr).await.unwrap();
+        let refused = closed_within(&mut third, Duration::from_secs(5)).await;
+        assert_eq!(refused, Ok(vec![]), "closed at once, without an answer");
+        assert!(shared.metrics.connections_refused.get() >= 1);
+        drop(held);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut next = TcpStream::connect(addr).await.unwrap();
+        let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        tokio::io::AsyncWriteExt::write_all(&mut next, request).await.unwrap();
+        let answer = closed_within(&mut next, Duration::from_secs(5)).await.unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
     }
 }

@@ -86,15 +86,15 @@ impl Shared {
 
     /// A newly compiled table: served with the fleet's members.
     pub fn publish_table(&self, table: Arc<dime_routes::RouteTable>) {
-        self.published.lock().table = Some(table);
-        self.serve_current();
+        let mut published = self.published.lock();
+        published.table = Some(table);
+        self.serve_current(&published);
     }
 
     /// The Leases changed or one may have expired: serves the table again if the members changed, and updates
     /// `dime_control_edges`.
     pub fn fleet_changed(&self) {
         let Some(fleet) = self.fleet.get() else { return };
-        let members = fleet.members();
         let served = self.table_version();
         let edges = fleet.edges(served.as_deref());
         for state in EdgeState::ALL {
@@ -102,11 +102,13 @@ impl Shared {
             self.metrics.fleet.edges(state).set(n as i64);
         }
         self.purges_changed();
+        // Read and published under the lock: two callers (the watch, the expiry tick) never put older members
+        // over newer ones.
         let mut published = self.published.lock();
+        let members = fleet.members();
         if published.members != members {
             published.members = members;
-            drop(published);
-            self.serve_current();
+            self.serve_current(&published);
         }
     }
 
@@ -115,15 +117,15 @@ impl Shared {
         self.published.lock().table.as_ref().map(|t| t.version().to_owned())
     }
 
-    /// The table and the members as one answer ([`wire::encode_table`]), tagged with [`Etag::of`] them.
-    fn serve_current(&self) {
-        let Published { table, members } = self.published.lock().clone();
-        let Some(table) = table else { return };
-        let etag = Etag::of(table.version(), &members);
+    /// The table and the members as one answer ([`wire::encode_table`]), tagged with [`Etag::of`] them. Called
+    /// with the lock held, so what is served is always the last table with the last members.
+    fn serve_current(&self, published: &Published) {
+        let Published { table: Some(table), members } = published else { return };
+        let etag = Etag::of(table.version(), members);
         if self.current.borrow().as_ref().is_some_and(|s| s.etag == etag) {
             return;
         }
-        let fleet = (!members.is_empty()).then_some(wire::Fleet { members });
+        let fleet = (!members.is_empty()).then(|| wire::Fleet { members: members.clone() });
         let json = wire::encode_table(table.document(), fleet.as_ref()).into();
         self.current.send_replace(Some(Arc::new(Served { etag, json })));
     }

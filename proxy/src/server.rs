@@ -188,9 +188,12 @@ fn route_source(
             }
             let controls: Vec<&str> = urls.iter().map(|u| u.text.as_str()).collect();
             tracing::info!(?controls, state_dir = ?state_dir, "routes from dime-control");
-            // The CA file matters (and is read) only for https control URLs.
-            let ca = ca_file.as_deref().filter(|_| urls.iter().any(|u| u.https));
-            let http = dime_client::http(ca).map_err(|e| setting("control_ca", e))?;
+            // The CA file (or the system's roots) matters, and is read, only for https control URLs.
+            let trust = match urls.iter().any(|u| u.https) {
+                true => dime_client::Trust::ca_or_system(ca_file.as_deref()),
+                false => dime_client::Trust::Nobody,
+            };
+            let http = dime_client::http(trust).map_err(|e| setting("control_ca", e))?;
             let token = tokens.swap_remove(0);
             let controls = urls.iter().map(|u| dime_client::Control::new(u.clone(), token.clone(), http.clone()));
             Ok(Routes::Control(ControlSource {

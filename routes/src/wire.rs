@@ -105,29 +105,56 @@ pub fn encode_table(document: &Document, fleet: Option<&Fleet>) -> Vec<u8> {
 }
 
 /// A table answer, taken apart: the table's text (for [`crate::parse`], which validates and locates errors) and
-/// the fleet, if it came with one.
+/// the fleet, if it came with one. A `fleet` that does not read is left out, and why is in `fleet_error` (the
+/// table is still the table).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableAnswer {
     pub table: String,
     pub fleet: Option<Fleet>,
+    pub fleet_error: Option<String>,
 }
 
-/// Takes a table answer apart. A body that is not a JSON object, or whose `fleet` is not one, is given whole to
-/// the table's parser, which names what is wrong and where.
+/// Takes a table answer apart. A first pass reads only the top-level `fleet` (every other value is skipped,
+/// nothing kept); without one the body is the table as it is. A body that is not a JSON object goes whole to the
+/// table's parser, which names what is wrong and where.
 pub fn decode_table(body: &str) -> TableAnswer {
-    #[derive(Deserialize)]
-    struct Answer {
-        #[serde(default)]
-        fleet: Option<Fleet>,
-        #[serde(flatten)]
-        table: serde_json::Map<String, serde_json::Value>,
+    let whole = || TableAnswer { table: body.to_owned(), fleet: None, fleet_error: None };
+    let Ok(TopLevelFleet(Some(fleet))) = serde_json::from_str::<TopLevelFleet>(body) else { return whole() };
+    let Ok(mut table) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(body) else {
+        return whole();
+    };
+    table.remove("fleet");
+    let table = serde_json::to_string(&table).unwrap_or_default();
+    match serde_json::from_value::<Fleet>(fleet) {
+        Ok(fleet) => TableAnswer { table, fleet: Some(fleet), fleet_error: None },
+        Err(e) => TableAnswer { table, fleet: None, fleet_error: Some(format!("`fleet`: {e}")) },
     }
-    match serde_json::from_str::<Answer>(body) {
-        Ok(Answer { fleet: Some(fleet), table }) => {
-            let table = serde_json::to_string(&table).unwrap_or_default();
-            TableAnswer { table, fleet: Some(fleet) }
+}
+
+/// The top-level `fleet` value of a JSON object, the rest skipped.
+struct TopLevelFleet(Option<serde_json::Value>);
+
+impl<'de> Deserialize<'de> for TopLevelFleet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = TopLevelFleet;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<TopLevelFleet, A::Error> {
+                let mut fleet = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "fleet" {
+                        fleet = Some(map.next_value::<serde_json::Value>()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(TopLevelFleet(fleet))
+            }
         }
-        _ => TableAnswer { table: body.to_owned(), fleet: None },
+        d.deserialize_map(Visitor)
     }
 }
 
@@ -398,6 +425,9 @@ pub enum AckState {
     Pending,
     /// Its Lease expired before it acknowledged.
     Gone,
+    /// A state this reader does not know (a newer control): counted as neither applied nor pending.
+    #[serde(other)]
+    Other,
 }
 
 impl PurgeStatus {

@@ -33,7 +33,7 @@ async fn refusing(status: StatusCode) -> std::net::SocketAddr {
 }
 
 fn control(url: &str) -> Control {
-    Control::new(ControlUrl::parse(url).unwrap(), "t".into(), crate::http(None).unwrap())
+    Control::new(ControlUrl::parse(url).unwrap(), "t".into(), crate::http(crate::Trust::System).unwrap())
 }
 
 #[tokio::test]
@@ -55,4 +55,19 @@ async fn a_failed_call_says_what_failed() {
     let purge = Purge { tags: vec!["t".into()], ..Default::default() };
     let e = control(&format!("http://{busy}")).purge(&purge, Duration::ZERO).await.unwrap_err();
     assert_eq!((e.reason, e.status), (Reason::Status, Some(StatusCode::SERVICE_UNAVAILABLE)), "{e}");
+}
+
+#[tokio::test]
+async fn a_refusal_is_read_only_as_far_as_its_bound() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let huge = "x".repeat(8 << 20);
+    let app = axum::Router::new().fallback(move || {
+        let huge = huge.clone();
+        async move { (StatusCode::SERVICE_UNAVAILABLE, huge) }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let e = control(&format!("http://{addr}")).purges(&FeedQuery::default(), &Report::named("e")).await.unwrap_err();
+    assert_eq!(e.status, Some(StatusCode::SERVICE_UNAVAILABLE));
+    assert!(e.message.len() < 300 && e.message.contains("over"), "{}", &e.message[..e.message.len().min(300)]);
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use dime_client::{CallError, Control, ControlUrl, TrustError};
+use dime_client::{CallError, Control, ControlUrl, Trust, TrustError};
 use dime_routes::purge::{Prefix, Purge};
 use dime_routes::wire::PurgeStatus;
 
@@ -53,10 +53,12 @@ pub async fn send(
 ) -> Result<PurgeStatus, CliError> {
     let token = dime_routes::read_token_file(token_file)?.into_iter().next().unwrap_or_default();
     let url = ControlUrl::parse(control).map_err(CliError::Url)?;
-    if url.https && ca.is_none() {
-        return Err(CliError::NoCa(control.to_owned()));
-    }
-    let control = Control::new(url, token, dime_client::http(ca)?);
+    let trust = match (url.https, ca) {
+        (false, _) => Trust::Nobody,
+        (true, Some(ca)) => Trust::CaFile(ca),
+        (true, None) => return Err(CliError::NoCa(control.to_owned())),
+    };
+    let control = Control::new(url, token, dime_client::http(trust)?);
     Ok(control.purge(purge, wait).await?)
 }
 

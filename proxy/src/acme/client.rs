@@ -134,7 +134,7 @@ pub async fn account(
     key_path: &Path,
     email: Option<&str>,
 ) -> Result<Account, AcmeError> {
-    let http = dime_client::http(ca_file)?;
+    let http = dime_client::http(dime_client::Trust::ca_or_system(ca_file))?;
     let builder = || Account::builder_with_http(Box::new(Transport { http: http.clone() }));
     let io = |error| AcmeError::Io { path: key_path.display().to_string(), error };
     match std::fs::read(key_path) {

@@ -270,6 +270,12 @@ impl EdgeConfig {
     pub fn from_settings(s: RunArgs) -> Result<Self, ConfigError> {
         // The default (the host name) is read once, here.
         let name = edge_name(&s);
+        if !dime_routes::wire::edge_name_ok(&name) {
+            let why = format!(
+                "`{name}`: an edge name is 1 to 63 letters, digits, `-`, `_` and `.` (control and the fleet know an edge by it; without --edge-name it is the host name)"
+            );
+            return Err(invalid("edge_name", why));
+        }
         let https = addrs("https", &s.https)?;
         let threads = s.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         if threads == 0 {

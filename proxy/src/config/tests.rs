@@ -69,6 +69,9 @@ fn bad_settings_name_the_setting() {
     assert!(error(&["--routes", "r.yaml", "--cache-max-object", "1GiB"]).contains("larger than cache_size"));
     assert!(error(&["--routes", "r.yaml", "--tcp", "rtmp=1.2.3.4:1935,rtmp=1.2.3.4:1936"]).contains("unique"));
     assert!(error(&["--routes", "r.yaml", "--threads", "0"]).starts_with("threads"));
+    for bad in ["edge a", "edge/a", &"e".repeat(64)] {
+        assert!(error(&["--routes", "r.yaml", "--edge-name", bad]).starts_with("edge_name"), "{bad}");
+    }
 }
 
 #[test]

@@ -72,8 +72,11 @@ impl ControlSource {
         }
     }
 
-    /// The members control sent with a table go to the ring.
-    fn take_members(&self, fleet: Option<wire::Fleet>) {
+    /// The members control sent with a table go to the ring; members that do not read leave the ring as it is.
+    fn take_members(&self, fleet: Option<wire::Fleet>, unreadable: Option<&str>) {
+        if let Some(error) = unreadable {
+            tracing::warn!(error, "control sent fleet members that do not read; the ring stays as it is");
+        }
         if let (Some((_, ours)), Some(served)) = (&self.fleet, fleet) {
             ours.set_members(&served.members);
             self.state.metrics.fleet.members.set(ours.ring().members().len() as i64);
@@ -93,7 +96,7 @@ impl ControlSource {
             }
         };
         let answer = wire::decode_table(&text);
-        self.take_members(answer.fleet);
+        self.take_members(answer.fleet, answer.fleet_error.as_deref());
         match dime_routes::parse(&path.display().to_string(), &answer.table) {
             Ok(t) => Some(t),
             Err(errors) => {
@@ -127,7 +130,7 @@ impl ControlSource {
                         Etag::parse(&version)
                     }
                 };
-                self.take_members(answer.fleet);
+                self.take_members(answer.fleet, answer.fleet_error.as_deref());
                 let changed = self.state.current().is_none_or(|a| a.table.version() != version);
                 if changed && table.routes().is_empty() && table.tcp_routes().is_empty() {
                     tracing::warn!(control = %url.text, "control serves an empty route table (no route ConfigMaps accepted): every route is removed");

@@ -31,13 +31,23 @@ fn a_table_answer_carries_the_table_and_its_fleet_and_comes_apart_again() {
     // Without members: the table's own canonical JSON, byte for byte, and no fleet.
     let bare = String::from_utf8(encode_table(table.document(), None)).unwrap();
     assert_eq!(bare, table.to_json());
-    assert_eq!(decode_table(&bare), TableAnswer { table: bare.clone(), fleet: None });
+    assert_eq!(decode_table(&bare), TableAnswer { table: bare.clone(), fleet: None, fleet_error: None });
+}
+
+#[test]
+fn a_fleet_that_does_not_read_is_left_out_and_said_and_the_table_stays() {
+    for fleet in ["null", "3", "{\"members\": [{\"name\": \"a\"}]}"] {
+        let body = format!("{{\"version\": 1, \"fleet\": {fleet}}}");
+        let answer = decode_table(&body);
+        assert_eq!((answer.table.as_str(), answer.fleet), ("{\"version\":1}", None), "{body}");
+        assert!(answer.fleet_error.unwrap().starts_with("`fleet`: "), "{body}");
+    }
 }
 
 #[test]
 fn a_table_answer_that_is_not_json_goes_whole_to_the_parser() {
-    for body in ["version: 1\n", "{\"version\": 1, \"fleet\": 3}", "[1,2]", ""] {
-        assert_eq!(decode_table(body), TableAnswer { table: body.into(), fleet: None }, "{body}");
+    for body in ["version: 1\n", "[1,2]", "", "{\"version\": 1, \"fleet\": "] {
+        assert_eq!(decode_table(body), TableAnswer { table: body.into(), fleet: None, fleet_error: None }, "{body}");
     }
 }
 
@@ -116,6 +126,19 @@ fn the_feed_query_carries_the_cursor_and_the_wait() {
     assert_eq!(q.cursor(), Some(cursor));
     let first = FeedQuery::new(None, Duration::ZERO);
     assert_eq!((first.cursor(), round_trip(&first)), (None, "{\"wait\":\"0ms\"}".into()));
+}
+
+#[test]
+fn queries_read_as_they_travel_in_a_url_and_as_older_edges_wrote_them() {
+    let q = FeedQuery::new(Some(&Cursor { log: "0c1d uid".into(), applied: 42 }), Duration::from_secs(30));
+    let text = serde_urlencoded::to_string(&q).unwrap();
+    assert_eq!(text, "after=42&log=0c1d+uid&wait=30000ms");
+    assert_eq!(serde_urlencoded::from_str::<FeedQuery>(&text).unwrap(), q);
+    let older: FeedQuery = serde_urlencoded::from_str("wait=30s&after=42&log=0c1d-uid").unwrap();
+    assert_eq!((older.after, older.wait.duration()), (Some(42), Duration::from_secs(30)));
+    assert_eq!(serde_urlencoded::from_str::<FeedQuery>("").unwrap(), FeedQuery::default());
+    assert!(serde_urlencoded::from_str::<FeedQuery>("after=x").is_err(), "`after` is a number");
+    assert_eq!(serde_urlencoded::from_str::<WaitQuery>("wait=soon&other=1").unwrap(), WaitQuery::default());
 }
 
 #[test]

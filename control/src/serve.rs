@@ -399,7 +399,7 @@ mod tests {
         let mut third = TcpStream::connect(addr).await.unwrap();
         let refused = closed_within(&mut third, Duration::from_secs(5)).await;
         assert_eq!(refused, Ok(vec![]), "closed at once, without an answer");
-        assert!(shared.metrics.connections_refused.get() >= 1);
+        assert!(shared.metrics.api.connections_refused.get() >= 1);
         drop(held);
         tokio::time::sleep(Duration::from_millis(100)).await;
         let mut next = TcpStream::connect(addr).await.unwrap();

@@ -37,10 +37,25 @@ pub struct Rejection {
     pub errors: Vec<String>,
 }
 
+/// Why a ConfigMap was left out of the table: the `reason` label of `dime_control_configmap_rejected` and
+/// `dime_control_configmap_rejections_total`, and of the log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {
+    /// Its routes do not validate.
     Invalid,
+    /// Its routes conflict with those of a ConfigMap earlier in namespace/name order.
     Conflict,
+}
+
+impl RejectReason {
+    pub const ALL: [RejectReason; 2] = [RejectReason::Invalid, RejectReason::Conflict];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Invalid => "invalid",
+            RejectReason::Conflict => "conflict",
+        }
+    }
 }
 
 #[derive(Debug)]

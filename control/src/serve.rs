@@ -76,7 +76,7 @@ async fn routes(
         (Err(e), _) | (_, Err(e)) => e.into_response(),
         (Ok(EdgeToken), Ok(Query(q))) => routes_answer(&shared, reported, &headers, q.wait.duration()).await,
     };
-    shared.metrics.requests.with_label_values(&[r.status().as_str()]).inc();
+    shared.metrics.api.requests(r.status()).inc();
     r
 }
 
@@ -105,7 +105,7 @@ async fn routes_answer(shared: &Shared, reported: Option<Reported>, headers: &He
     }
     // Long-poll: answer when the version changes, or 304 when the wait is over.
     let mut rx = shared.current.subscribe();
-    let _waiting = Waiting::new(&shared.metrics.long_polls);
+    let _waiting = Waiting::new(&shared.metrics.api.long_polls);
     let renew_every = heard.as_ref().map_or(wire::MAX_WAIT, |(f, _)| f.duration() / 3).max(Duration::from_millis(100));
     let changed = tokio::time::timeout(wait, async {
         let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
@@ -225,7 +225,7 @@ pub async fn serve(
             }
             Err(e) => {
                 // EMFILE, ENFILE, ENOBUFS, ECONNABORTED: the listener is fine; wait for the cause to pass.
-                metrics.metrics.accept_errors.inc();
+                metrics.metrics.api.accept_errors.inc();
                 tracing::warn!(error = %e, pause = ?pause, "accept failed; accepting again after a pause");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(ACCEPT_BACKOFF.1);
@@ -233,7 +233,7 @@ pub async fn serve(
             }
         };
         let Ok(permit) = open.clone().try_acquire_owned() else {
-            metrics.metrics.connections_refused.inc();
+            metrics.metrics.api.connections_refused.inc();
             tracing::debug!(%peer, limit = limits.max_connections, "connection refused: at --max-connections");
             drop(stream);
             continue;
@@ -399,7 +399,7 @@ mod tests {
         let mut third = TcpStream::connect(addr).await.unwrap();
         let refused = closed_within(&mut third, Duration::from_secs(5)).await;
         assert_eq!(refused, Ok(vec![]), "closed at once, without an answer");
-        assert!(shared.metrics.connections_refused.get() >= 1);
+        assert!(shared.metrics.api.connections_refused.get() >= 1);
         drop(held);
         tokio::time::sleep(Duration::from_millis(100)).await;
         let mut next = TcpStream::connect(addr).await.unwrap();

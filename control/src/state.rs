@@ -79,7 +79,7 @@ impl Shared {
     pub fn purges_changed(&self) {
         let (Some(log), Some(fleet)) = (self.purges.get(), self.fleet.get()) else { return };
         let snapshot = log.snapshot();
-        self.metrics.purge_log_entries.set(snapshot.entries.len() as i64);
+        self.metrics.purge.log_entries.set(snapshot.entries.len() as i64);
         self.acks.learn(&snapshot, &fleet.edges(None));
         self.edges_seen.send_modify(|n| *n += 1);
     }
@@ -99,7 +99,7 @@ impl Shared {
         let edges = fleet.edges(served.as_deref());
         for state in EdgeState::ALL {
             let n = edges.iter().filter(|e| e.state == state).count();
-            self.metrics.edges.with_label_values(&[state.as_str()]).set(n as i64);
+            self.metrics.fleet.edges(state).set(n as i64);
         }
         self.purges_changed();
         // Read and published under the lock: two callers (the watch, the expiry tick) never put older members
@@ -141,13 +141,13 @@ impl Shared {
             let down = SystemTime::now().duration_since(since).unwrap_or_default();
             tracing::info!(down_for = ?down, "Kubernetes API reachable again");
         }
-        self.metrics.api_up.set(1);
+        self.metrics.kube.api_up.set(1);
     }
 
     /// A watch failed: the last table keeps being served, and that is said.
     pub fn api_error(&self, error: &str) {
-        self.metrics.watch_errors.inc();
-        self.metrics.api_up.set(0);
+        self.metrics.kube.watch_errors.inc();
+        self.metrics.kube.api_up.set(0);
         let serving = self.current.borrow().as_ref().map(|s| s.etag.to_string()).unwrap_or_else(|| "none".into());
         tracing::warn!(error, serving_version = %serving, "Kubernetes watch failed; the last compiled table keeps serving");
         let mut status = self.status();

@@ -14,6 +14,7 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
 
 use crate::compile::{self, RejectReason, Rejection, Source};
+use crate::metrics::table::{ConfigMapState, Protocol};
 use crate::secrets::{Cluster, Secrets};
 use crate::state::Shared;
 
@@ -97,19 +98,12 @@ struct Reported {
     rejected: BTreeMap<String, Rejection>,
 }
 
-fn reason_name(r: RejectReason) -> &'static str {
-    match r {
-        RejectReason::Invalid => "invalid",
-        RejectReason::Conflict => "conflict",
-    }
-}
-
 /// Events are best effort and must never hold up compilation: each one is sent from its own task.
 fn send_event(recorder: &Recorder, shared: &Arc<Shared>, reference: ObjectReference, event: Event) {
     let (recorder, shared) = (recorder.clone(), shared.clone());
     tokio::spawn(async move {
         if let Err(e) = recorder.publish(&event, &reference).await {
-            shared.metrics.events_failed.inc();
+            shared.metrics.kube.events_failed.inc();
             tracing::warn!(configmap = ?reference.name, error = %e, "cannot create Event");
         }
     });
@@ -180,10 +174,10 @@ async fn publish(
 ) {
     let (compiled, refs) = compile_all(stores, services, secrets).await;
     let m = &shared.metrics;
-    m.compiles.inc();
-    m.configmaps.with_label_values(&["accepted"]).set(compiled.accepted.len() as i64);
-    m.configmaps.with_label_values(&["rejected"]).set(compiled.rejected.len() as i64);
-    m.configmap_rejected.reset();
+    m.table.compiles.inc();
+    m.table.configmaps(ConfigMapState::Accepted).set(compiled.accepted.len() as i64);
+    m.table.configmaps(ConfigMapState::Rejected).set(compiled.rejected.len() as i64);
+    m.table.clear_configmap_rejected();
     report_rejections(shared, &compiled, &refs, recorder, reported);
     shared.set_rejected(compiled.rejected.clone());
     serve_table(shared, &compiled);
@@ -202,11 +196,11 @@ fn report_rejections(
     let mut now_rejected = BTreeMap::new();
     for r in &compiled.rejected {
         let (namespace, name) = r.configmap.split_once('/').unwrap_or(("", &r.configmap));
-        m.configmap_rejected.with_label_values(&[namespace, name, reason_name(r.reason)]).set(1);
+        m.table.configmap_rejected(namespace, name, r.reason).set(1);
         if reported.rejected.get(&r.configmap) != Some(r) {
-            m.rejections.with_label_values(&[reason_name(r.reason)]).inc();
+            m.table.rejections(r.reason).inc();
             for e in &r.errors {
-                tracing::error!(configmap = %r.configmap, reason = reason_name(r.reason), error = %e, "ConfigMap rejected; the rest of the table still applies");
+                tracing::error!(configmap = %r.configmap, reason = r.reason.as_str(), error = %e, "ConfigMap rejected; the rest of the table still applies");
             }
             if let Some(reference) = refs.get(&r.configmap) {
                 let note = match r.reason {
@@ -255,11 +249,10 @@ fn serve_table(shared: &Arc<Shared>, compiled: &compile::Compiled) {
         return;
     }
     tracing::info!(%version, routes = compiled.table.routes().len(), tcp_routes = compiled.table.tcp_routes().len(), accepted = ?compiled.accepted, rejected = compiled.rejected.len(), "route table compiled");
-    m.table_info.reset();
-    m.table_info.with_label_values(&[&version]).set(1);
-    m.table_routes.with_label_values(&["http"]).set(compiled.table.routes().len() as i64);
-    m.table_routes.with_label_values(&["tcp"]).set(compiled.table.tcp_routes().len() as i64);
-    m.table_published_time.set(crate::state::unix(SystemTime::now()));
+    m.table.set_info(&version);
+    m.table.routes(Protocol::Http).set(compiled.table.routes().len() as i64);
+    m.table.routes(Protocol::Tcp).set(compiled.table.tcp_routes().len() as i64);
+    m.table.published_time.set(crate::state::unix(SystemTime::now()));
     shared.publish_table(Arc::new(compiled.table.clone()));
 }
 
@@ -339,7 +332,7 @@ pub async fn run(client: Client, namespaces: Vec<String>, shared: Arc<Shared>) {
     let (secrets_changed, mut secret_events) = tokio::sync::mpsc::unbounded_channel();
     let secrets = Secrets::new(client.clone(), secrets_changed);
     let mut dirty = false;
-    shared.metrics.api_up.set(1);
+    shared.metrics.kube.api_up.set(1);
     loop {
         tokio::select! {
             event = events.next() => match event {
@@ -355,7 +348,7 @@ pub async fn run(client: Client, namespaces: Vec<String>, shared: Arc<Shared>) {
                 // Only a complete view may be compiled: never a partial or empty table because a list is unfinished.
                 if synced.load(std::sync::atomic::Ordering::Acquire) {
                     dirty = false;
-                    shared.metrics.synced.set(1);
+                    shared.metrics.kube.synced.set(1);
                     publish(&shared, &stores, &service_stores, &secrets, &recorder, &mut reported).await;
                 }
             }

@@ -48,7 +48,7 @@ async fn an_accept_that_fails_for_want_of_descriptors_does_not_stop_the_listener
     }
     let mut failed = 0;
     for _ in 0..100 {
-        failed = shared.metrics.accept_errors.get();
+        failed = shared.metrics.api.accept_errors.get();
         if failed > 0 {
             break;
         }

@@ -10,7 +10,8 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use dime_edge::cache::storage::{MemStore, Selector};
+use dime_edge::cache::select::Selector;
+use dime_edge::cache::storage::MemStore;
 use pingora_cache::key::CacheKey;
 use pingora_cache::trace::Span;
 use pingora_cache::{CacheMeta, Storage};

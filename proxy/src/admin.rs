@@ -11,7 +11,7 @@ use http::{Response, StatusCode};
 use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
 
-use crate::cache::storage::Selector;
+use crate::cache::select::Selector;
 use crate::cache::Cache;
 use crate::state::{unix, State};
 

@@ -5,7 +5,8 @@
 //! - Route tables: [`dime_routes`] validates and compiles them; [`source`] gets them from a watched file or from
 //!   dime-control (long-poll, with a state file); [`state`] prepares, installs (one atomic swap) and reports them.
 //! - Requests: [`downstream`] (connection limits, start hold, watchdog) → [`service`] (Pingora's phases: the gate,
-//!   direct hits, the cache phases, the origin) → [`upstream`] (pools, health, DNS) ; [`tcp`] for TCP routes.
+//!   direct hits, the cache phases, the origin) → [`upstream`] (pools, health, DNS; the loop that keeps them up:
+//!   [`upkeep`]); [`tcp`] for TCP routes.
 //! - Cache: [`cache`] (policy, keys, storage with its byte budget, the disk tier behind it, live playlists, locks); [`socket_send`] writes
 //!   direct hits to the client socket (`sendfile` for file bodies).
 //! - TLS: [`tls`] (one SNI certificate store for flags, tables and ACME), [`acme`] (HTTP-01 orders, with `instant-acme`).
@@ -35,4 +36,5 @@ pub mod source;
 pub mod state;
 pub mod tcp;
 pub mod tls;
+pub mod upkeep;
 pub mod upstream;

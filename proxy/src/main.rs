@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use dime_edge::config::{Cli, Command, EdgeConfig, ReportFormat, RunArgs};
+use dime_edge::config::{Cli, Command, EdgeConfig, ReportFormat, RunArgs, SignArgs};
+use dime_edge::signed::KeyError;
 
 // The proxy allocates and frees small buffers on every request; mimalloc does that faster than glibc's malloc
 // (measured: see docs/benchmarks.md). Built without transparent huge pages (the `no_thp` feature) and committing
@@ -44,22 +45,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn sign(args: &dime_edge::config::SignArgs) -> ExitCode {
-    let run = || -> Result<String, String> {
-        let keys = dime_edge::signed::Keys::load(&args.keys).map_err(|e| e.to_string())?;
-        let ttl = dime_routes::parse_duration(&args.ttl).map_err(|e| format!("--ttl: {e}"))?;
-        let exp = dime_routes::clock::unix_now().saturating_add(ttl.as_secs());
-        let uri: http::Uri = args.url.parse().map_err(|e| format!("`{}`: {e}", args.url))?;
-        let prefix = args.prefix.clone().unwrap_or_else(|| uri.path().to_owned());
-        if !uri.path().starts_with(&prefix) {
-            return Err(format!("the URL's path `{}` is not under the prefix `{prefix}`", uri.path()));
-        }
-        let token =
-            dime_edge::signed::token(&keys, &args.key_id, &prefix, exp, args.client_ip).map_err(|e| e.to_string())?;
-        let sep = if uri.query().is_some() { '&' } else { '?' };
-        Ok(format!("{}{sep}{token}", args.url))
-    };
-    match run() {
+fn sign(args: &SignArgs) -> ExitCode {
+    match signed_url(args) {
         Ok(url) => {
             println!("{url}");
             ExitCode::SUCCESS
@@ -69,6 +56,35 @@ fn sign(args: &dime_edge::config::SignArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Why `dime-edge sign` signed nothing.
+#[derive(Debug, thiserror::Error)]
+enum SignError {
+    /// The key file, or the key asked for.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("--ttl: {0}")]
+    Ttl(dime_routes::Invalid),
+    #[error("`{url}`: {error}")]
+    Url { url: String, error: http::uri::InvalidUri },
+    #[error("the URL's path `{path}` is not under the prefix `{prefix}`")]
+    OutsidePrefix { path: String, prefix: String },
+}
+
+/// `args.url` with a token for the prefix (the URL's path by default), valid for `--ttl` from now.
+fn signed_url(args: &SignArgs) -> Result<String, SignError> {
+    let keys = dime_edge::signed::Keys::load(&args.keys)?;
+    let ttl = dime_routes::parse_duration(&args.ttl).map_err(SignError::Ttl)?;
+    let exp = dime_routes::clock::unix_now().saturating_add(ttl.as_secs());
+    let uri: http::Uri = args.url.parse().map_err(|error| SignError::Url { url: args.url.clone(), error })?;
+    let prefix = args.prefix.clone().unwrap_or_else(|| uri.path().to_owned());
+    if !uri.path().starts_with(&prefix) {
+        return Err(SignError::OutsidePrefix { path: uri.path().to_owned(), prefix });
+    }
+    let token = dime_edge::signed::token(&keys, &args.key_id, &prefix, exp, args.client_ip)?;
+    let sep = if uri.query().is_some() { '&' } else { '?' };
+    Ok(format!("{}{sep}{token}", args.url))
 }
 
 /// The report for scripts: its entries, and how many have each verdict.

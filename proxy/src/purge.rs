@@ -5,7 +5,7 @@
 use dime_routes::purge::Purge;
 
 use crate::cache::policy::{classify, Kind};
-use crate::cache::storage::Selector;
+use crate::cache::select::Selector;
 use crate::cache::{key, Cache};
 use crate::state::State;
 

@@ -21,7 +21,8 @@ use crate::source::control::ControlSource;
 use crate::source::FileSource;
 use crate::state::{Holdings, State};
 use crate::tcp::TcpProxy;
-use crate::upstream::{SystemResolver, Upkeep};
+use crate::upkeep::Upkeep;
+use crate::upstream::SystemResolver;
 
 /// On SIGTERM Pingora stops accepting and lets keep-alive connections finish their current request; this exits
 /// as soon as no client connection is left, instead of sleeping out the whole grace period.

@@ -2,21 +2,27 @@
 //! can be: the gate in [`gate::admit`], cache rules in `cache::policy::decide`, server choice in the upstream
 //! pool; this file wires them into a request's life.
 //!
-//! The phases in the order Pingora calls them for one request (each one's doc says what it returns):
+//! The phases in the order Pingora calls them for one request (each one's doc says what it returns); the ones
+//! Dime does not override (`early_request_filter`, `cache_hit_filter`, `cache_miss`, `proxy_upstream_filter`,
+//! the body and trailer filters of the response to the client) keep Pingora's defaults:
 //!
 //! 1. `new_ctx` — the per-request state.
-//! 2. `request_filter` — the gate, then direct hits; may answer the request (then straight to 12).
+//! 2. `request_filter` — the gate, then direct hits; may answer the request (then straight to 15).
 //! 3. `request_cache_filter` — on caching routes, turns Pingora's cache on (GET and HEAD).
-//! 4. `cache_key_callback` — the object's key; then Pingora looks it up (a fresh hit skips to 10).
-//! 5. `upstream_peer` — the server to connect to (again for each retry).
-//! 6. `connected_to_upstream` / `fail_to_connect` — connection outcome (health, retries).
-//! 7. `upstream_request_filter` — forwarding headers on the request to the origin.
-//! 8. `upstream_response_filter` — the origin (or the owner edge) answered (health, timings);
-//!    `upstream_response_body_filter` — bytes from an origin counted, per chunk.
-//! 9. `response_cache_filter` and `cache_vary_filter` — whether and how the response is stored.
-//! 10. `response_filter` — HSTS and `Cache-Status` on what goes to the client (hits and fetches).
-//! 11. `should_serve_stale`, `error_while_proxy`, `fail_to_proxy` — only when something fails.
-//! 12. `logging` — metrics and the access line, once per request however it ended.
+//! 4. `cache_key_callback` — the object's key; then Pingora looks it up (a fresh hit skips to 11).
+//! 5. `should_serve_stale` — a stale hit: whether it is served while another request refreshes it (asked again
+//!    before 14 when the origin failed).
+//! 6. `upstream_peer` — the server to connect to (again for each retry).
+//! 7. `connected_to_upstream` / `fail_to_connect` — connection outcome (health, retries: back to 6).
+//! 8. `upstream_request_filter` — forwarding headers on the request to the origin.
+//! 9. `upstream_response_filter` — the origin (or the owner edge) answered (health, timings).
+//! 10. `response_cache_filter` and `cache_vary_filter` — whether and how the response is stored
+//!     (`cache_vary_filter` also at 4, to look up the request's variant).
+//! 11. `response_filter` — HSTS and `Cache-Status` on what goes to the client (hits and fetches).
+//! 12. `upstream_response_body_filter` — bytes from an origin counted, per chunk.
+//! 13. `error_while_proxy` — an error after the connection (retries: back to 6).
+//! 14. `fail_to_proxy` — the request failed for good: the error response.
+//! 15. `logging` — metrics and the access line, once per request however it ended.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,21 +97,21 @@ impl ProxyHttp for DimeProxy {
     fn new_ctx(&self) -> Self::CTX {
         crate::downstream::request_started();
         RequestCtx {
-            start: Instant::now(),
             active: None,
             route: None,
-            pool: None,
-            endpoint: None,
-            tried: Vec::new(),
-            peer_chosen_at: None,
-            sent_at: None,
+            from_peer: false,
             cache: None,
             key: None,
             direct: None,
-            from_peer: false,
+            pool: None,
+            endpoint: None,
+            tried: Vec::new(),
             peer: None,
             peers_tried: 0,
             peer_answered: false,
+            start: Instant::now(),
+            peer_chosen_at: None,
+            sent_at: None,
             origin_bytes: 0,
             _in_flight: InFlight::new(&self.state.metrics),
         }
@@ -113,7 +119,7 @@ impl ProxyHttp for DimeProxy {
 
     /// Phase 2, once per request: the gate ([`gate::admit`]: ACME token, table, route, HTTPS redirect, signed
     /// URL), then, on a caching route, a direct hit ([`direct::serve`]). `Ok(true)`: answered here, Pingora
-    /// goes straight to `logging`; `Ok(false)`: on to the cache phases and the origin.
+    /// goes straight to `logging` (15); `Ok(false)`: on to the cache phases and the origin.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         if session.get_keepalive().is_some_and(|t| t != self.settings.keepalive_secs) {
             // Only where the connection is kept alive at all (a client's `Connection: close` stays).
@@ -173,7 +179,60 @@ impl ProxyHttp for DimeProxy {
         }
     }
 
-    /// Phase 5: on a cache miss in a fleet, the member that owns the key ([`tier::target`]); otherwise the next
+    /// Phase 3: turns Pingora's cache on for routes that ask for it, for GET and HEAD (other methods are
+    /// recorded as a bypass). Never fails.
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<()> {
+        if ctx.cache_policy().is_none() {
+            return Ok(());
+        }
+        let method = &session.req_header().method;
+        if method != http::Method::GET && method != http::Method::HEAD {
+            ctx.cache = Some(CacheCtx { bypass: Some("method"), ..Default::default() });
+            return Ok(());
+        }
+        let c = &self.cache;
+        // No reader wait timeout: waiting requests are released when the writer has the header (and then
+        // stream the body) or when its lock times out, when exactly one of them takes over the fetch. Each
+        // release counts as a retry; pingora's default of 2 would send the whole herd to the origin after the
+        // second take-over.
+        let mut overrides = CacheOptionOverrides::default();
+        overrides.max_lock_retries = Some(MAX_LOCK_RETRIES);
+        session.cache.enable(c.store, Some(c.eviction), None, Some(c.lock()), Some(overrides));
+        session.cache.set_max_file_size_bytes(c.settings.max_object);
+        let kind = match &ctx.key {
+            Some((kind, _)) => *kind,
+            None => policy::classify(session.req_header().uri.path()),
+        };
+        ctx.cache = Some(CacheCtx { kind: Some(kind), ..Default::default() });
+        Ok(())
+    }
+
+    /// Phase 4: the cache key (host, path and the query parameters that matter, see `cache::key`); reuses the one
+    /// `request_filter` computed for a direct-hit attempt.
+    fn cache_key_callback(&self, session: &Session, ctx: &mut Self::CTX) -> Result<CacheKey> {
+        if let Some((_, key)) = ctx.key.take() {
+            return Ok(key);
+        }
+        let kind = ctx.cache.as_ref().and_then(|c| c.kind).unwrap_or(Kind::Other);
+        let query_keys = ctx.cache_policy().and_then(|p| p.query_keys.as_deref());
+        let req = session.req_header();
+        Ok(key::cache_key(request_host(req), &req.uri, kind, query_keys))
+    }
+
+    /// Phase 5, after the lookup found a stale object (`error` is `None`), and again before `fail_to_proxy` (14)
+    /// when the origin failed: whether a stale object may be served: while refreshing (within
+    /// stale-while-revalidate) and when the origin fails (connection errors and 5xx, within stale-if-error);
+    /// Pingora checks the windows.
+    fn should_serve_stale(&self, _session: &mut Session, _ctx: &mut Self::CTX, error: Option<&Error>) -> bool {
+        match error {
+            None => true,
+            Some(e) => {
+                e.esource() == &ErrorSource::Upstream || matches!(e.etype(), ErrorType::HTTPStatus(s) if *s >= 500)
+            }
+        }
+    }
+
+    /// Phase 6: on a cache miss in a fleet, the member that owns the key ([`tier::target`]); otherwise the next
     /// server by weight, skipping those this request already failed on. `Err` (503) when the route has no pool or
     /// no healthy server is left.
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<Box<HttpPeer>> {
@@ -220,136 +279,7 @@ impl ProxyHttp for DimeProxy {
         Ok(Box::new(peer))
     }
 
-    /// Phase 3: turns Pingora's cache on for routes that ask for it, for GET and HEAD (other methods are
-    /// recorded as a bypass). Never fails.
-    fn request_cache_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<()> {
-        if ctx.cache_policy().is_none() {
-            return Ok(());
-        }
-        let method = &session.req_header().method;
-        if method != http::Method::GET && method != http::Method::HEAD {
-            ctx.cache = Some(CacheCtx { bypass: Some("method"), ..Default::default() });
-            return Ok(());
-        }
-        let c = &self.cache;
-        // No reader wait timeout: waiting requests are released when the writer has the header (and then
-        // stream the body) or when its lock times out, when exactly one of them takes over the fetch. Each
-        // release counts as a retry; pingora's default of 2 would send the whole herd to the origin after the
-        // second take-over.
-        let mut overrides = CacheOptionOverrides::default();
-        overrides.max_lock_retries = Some(MAX_LOCK_RETRIES);
-        session.cache.enable(c.store, Some(c.eviction), None, Some(c.lock()), Some(overrides));
-        session.cache.set_max_file_size_bytes(c.settings.max_object);
-        let kind = match &ctx.key {
-            Some((kind, _)) => *kind,
-            None => policy::classify(session.req_header().uri.path()),
-        };
-        ctx.cache = Some(CacheCtx { kind: Some(kind), ..Default::default() });
-        Ok(())
-    }
-
-    /// Phase 4: the cache key (host, path and the query parameters that matter, see `cache::key`); reuses the one
-    /// `request_filter` computed for a direct-hit attempt.
-    fn cache_key_callback(&self, session: &Session, ctx: &mut Self::CTX) -> Result<CacheKey> {
-        if let Some((_, key)) = ctx.key.take() {
-            return Ok(key);
-        }
-        let kind = ctx.cache.as_ref().and_then(|c| c.kind).unwrap_or(Kind::Other);
-        let query_keys = ctx.cache_policy().and_then(|p| p.query_keys.as_deref());
-        let req = session.req_header();
-        Ok(key::cache_key(request_host(req), &req.uri, kind, query_keys))
-    }
-
-    /// Phase 9: the route's cache policy ([`policy::decide`]) applied to the origin's response: `Cacheable` with
-    /// its freshness windows, or `Uncacheable` with the reason (shown in `Cache-Status`).
-    fn response_cache_filter(
-        &self,
-        session: &Session,
-        resp: &ResponseHeader,
-        ctx: &mut Self::CTX,
-    ) -> Result<RespCacheable> {
-        let Some(policy) = ctx.cache_policy().cloned() else {
-            return Ok(RespCacheable::Uncacheable(NoCacheReason::NeverEnabled));
-        };
-        let kind = ctx.cache.as_ref().and_then(|c| c.kind).unwrap_or(Kind::Other);
-        let has_auth = session.req_header().headers.contains_key(http::header::AUTHORIZATION);
-        let now = std::time::SystemTime::now();
-        let decision = policy::decide(&policy, kind, has_auth, &policy_response(resp), now);
-        let cache_ctx = ctx.cache.get_or_insert_with(CacheCtx::default);
-        match decision {
-            Decision::Store { fresh, stale_while_revalidate, stale_if_error } => {
-                cache_ctx.stored = true;
-                let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
-                let mut meta = CacheMeta::new(
-                    now + fresh,
-                    now,
-                    secs(stale_while_revalidate),
-                    secs(stale_if_error),
-                    stored_header(resp)?,
-                );
-                if kind == Kind::Playlist {
-                    // A playlist that turns out to be VOD (`#EXT-X-ENDLIST`) is kept like a segment (cache::live).
-                    let vod = policy.max_ttl.map_or(policy.segment_ttl, |m| policy.segment_ttl.min(m));
-                    meta.extensions_mut().insert(crate::cache::live::index::VodTtl(vod));
-                }
-                Ok(RespCacheable::Cacheable(meta))
-            }
-            Decision::Skip(reason) => {
-                cache_ctx.skip = Some(reason);
-                Ok(RespCacheable::Uncacheable(NoCacheReason::Custom(reason)))
-            }
-        }
-    }
-
-    /// Phase 9: objects that say `Vary: Accept-Encoding` are kept per normalized Accept-Encoding of the request;
-    /// `None` (one variant) otherwise.
-    fn cache_vary_filter(&self, meta: &CacheMeta, _ctx: &mut Self::CTX, req: &RequestHeader) -> Option<HashBinary> {
-        key::encoding_variance(meta.headers(), &req.headers)
-    }
-
-    /// Phase 11: whether a stale object may be served: while refreshing (within stale-while-revalidate) and when
-    /// the origin fails (connection errors and 5xx, within stale-if-error); Pingora checks the windows.
-    fn should_serve_stale(&self, _session: &mut Session, _ctx: &mut Self::CTX, error: Option<&Error>) -> bool {
-        match error {
-            None => true,
-            Some(e) => {
-                e.esource() == &ErrorSource::Upstream || matches!(e.etype(), ErrorType::HTTPStatus(s) if *s >= 500)
-            }
-        }
-    }
-
-    /// Phase 10: HSTS on TLS requests of routes that set it; cache tags removed for viewers on caching routes
-    /// (kept for peers, which index them too, and with `keep_tag_headers`); on caching routes `Cache-Status` and the outcome's
-    /// count ([`status::answer`], the same builder as direct hits), exposed to cross-origin pages the origin lets
-    /// read ([`crate::cache::cors`]). `Err` only if a header cannot be set.
-    async fn response_filter(
-        &self,
-        session: &mut Session,
-        resp: &mut ResponseHeader,
-        ctx: &mut Self::CTX,
-    ) -> Result<()> {
-        if let Some(hsts) = ctx.route().and_then(|r| r.https.hsts.as_ref()) {
-            if is_tls(session) {
-                resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.as_str())?;
-            }
-        }
-        if ctx.from_peer {
-            tier::vouch(resp, self)?;
-        }
-        if ctx.strips_tags() {
-            resp.remove_header(crate::cache::tags::SURROGATE_KEY);
-            resp.remove_header(crate::cache::tags::CACHE_TAG);
-        }
-        let Some(cache_ctx) = &ctx.cache else { return Ok(()) };
-        let value = cache_status(&session.cache, cache_ctx, &self.state.metrics, ctx.route_name());
-        resp.insert_header("cache-status", value)?;
-        if let Some(exposed) = crate::cache::cors::exposed(&resp.headers) {
-            resp.insert_header(http::header::ACCESS_CONTROL_EXPOSE_HEADERS, exposed)?;
-        }
-        Ok(())
-    }
-
-    /// Phase 6: a connection to the origin is ready; records how long a new one took. Never fails.
+    /// Phase 7: a connection to the origin is ready; records how long a new one took. Never fails.
     async fn connected_to_upstream(
         &self,
         _session: &mut Session,
@@ -367,8 +297,8 @@ impl ProxyHttp for DimeProxy {
         Ok(())
     }
 
-    /// Phase 6 (on failure): counts against the server and, for idempotent requests, marks the error retryable so
-    /// Pingora calls `upstream_peer` again (up to `--retries`).
+    /// Phase 7 (on failure): counts against the server and, for idempotent requests, marks the error retryable so
+    /// Pingora calls `upstream_peer` (6) again (up to `--retries`).
     fn fail_to_connect(
         &self,
         session: &mut Session,
@@ -379,28 +309,7 @@ impl ProxyHttp for DimeProxy {
         failure::connect_failed(self, session, peer, ctx, e)
     }
 
-    /// Phase 11: an error after the connection (reading or writing the origin): counts against the server;
-    /// returns the error, retryable only for idempotent requests whose body is still buffered.
-    fn error_while_proxy(
-        &self,
-        peer: &HttpPeer,
-        session: &mut Session,
-        e: Box<Error>,
-        ctx: &mut Self::CTX,
-        client_reused: bool,
-    ) -> Box<Error> {
-        failure::proxy_error(self, peer, session, e, ctx, client_reused)
-    }
-
-    /// Phase 11, when the request failed for good: the error response, as Pingora's default writes it; to a peer
-    /// it is marked as this edge's own failure ([`dime_routes::wire::PEER_REFUSED_HEADER`]), so the asking edge tries the
-    /// next member or the origin instead of passing it on (the origin's own error answers are not marked).
-    /// Returns the status written, 0 when the client is gone.
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Self::CTX) -> FailToProxy {
-        failure::respond(session, e, ctx).await
-    }
-
-    /// Phase 7: the request as the origin gets it: `X-Forwarded-For/-Proto/-Host` (kept from trusted proxies
+    /// Phase 8: the request as the origin gets it: `X-Forwarded-For/-Proto/-Host` (kept from trusted proxies
     /// only), signed-URL parameters removed, the server's Host unless `pass_host_header`. `Err` only if a header
     /// cannot be set.
     async fn upstream_request_filter(
@@ -442,7 +351,7 @@ impl ProxyHttp for DimeProxy {
         Ok(())
     }
 
-    /// Phase 8: the origin's response header arrived: the server is healthy, the origin fetch and its duration
+    /// Phase 9: the origin's response header arrived: the server is healthy, the origin fetch and its duration
     /// are counted. Never fails.
     async fn upstream_response_filter(
         &self,
@@ -476,8 +385,86 @@ impl ProxyHttp for DimeProxy {
         Ok(())
     }
 
-    /// Phase 8, per body chunk from upstream: counts the bytes fetched from an origin on a caching route (the
-    /// denominator of origin offload). Never fails, never delays.
+    /// Phase 10: the route's cache policy ([`policy::decide`]) applied to the origin's response: `Cacheable` with
+    /// its freshness windows, or `Uncacheable` with the reason (shown in `Cache-Status`).
+    fn response_cache_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<RespCacheable> {
+        let Some(policy) = ctx.cache_policy().cloned() else {
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::NeverEnabled));
+        };
+        let kind = ctx.cache.as_ref().and_then(|c| c.kind).unwrap_or(Kind::Other);
+        let has_auth = session.req_header().headers.contains_key(http::header::AUTHORIZATION);
+        let now = std::time::SystemTime::now();
+        let decision = policy::decide(&policy, kind, has_auth, &policy_response(resp), now);
+        let cache_ctx = ctx.cache.get_or_insert_with(CacheCtx::default);
+        match decision {
+            Decision::Store { fresh, stale_while_revalidate, stale_if_error } => {
+                cache_ctx.stored = true;
+                let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+                let mut meta = CacheMeta::new(
+                    now + fresh,
+                    now,
+                    secs(stale_while_revalidate),
+                    secs(stale_if_error),
+                    stored_header(resp)?,
+                );
+                if kind == Kind::Playlist {
+                    // A playlist that turns out to be VOD (`#EXT-X-ENDLIST`) is kept like a segment (cache::live).
+                    let vod = policy.max_ttl.map_or(policy.segment_ttl, |m| policy.segment_ttl.min(m));
+                    meta.extensions_mut().insert(crate::cache::live::index::VodTtl(vod));
+                }
+                Ok(RespCacheable::Cacheable(meta))
+            }
+            Decision::Skip(reason) => {
+                cache_ctx.skip = Some(reason);
+                Ok(RespCacheable::Uncacheable(NoCacheReason::Custom(reason)))
+            }
+        }
+    }
+
+    /// Phase 10 (and at the lookup, 4): objects that say `Vary: Accept-Encoding` are kept per normalized
+    /// Accept-Encoding of the request; `None` (one variant) otherwise.
+    fn cache_vary_filter(&self, meta: &CacheMeta, _ctx: &mut Self::CTX, req: &RequestHeader) -> Option<HashBinary> {
+        key::encoding_variance(meta.headers(), &req.headers)
+    }
+
+    /// Phase 11: HSTS on TLS requests of routes that set it; cache tags removed for viewers on caching routes
+    /// (kept for peers, which index them too, and with `keep_tag_headers`); on caching routes `Cache-Status` and the outcome's
+    /// count ([`status::answer`], the same builder as direct hits), exposed to cross-origin pages the origin lets
+    /// read ([`crate::cache::cors`]). `Err` only if a header cannot be set.
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        if let Some(hsts) = ctx.route().and_then(|r| r.https.hsts.as_ref()) {
+            if is_tls(session) {
+                resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.as_str())?;
+            }
+        }
+        if ctx.from_peer {
+            tier::vouch(resp, self)?;
+        }
+        if ctx.strips_tags() {
+            resp.remove_header(crate::cache::tags::SURROGATE_KEY);
+            resp.remove_header(crate::cache::tags::CACHE_TAG);
+        }
+        let Some(cache_ctx) = &ctx.cache else { return Ok(()) };
+        let value = cache_status(&session.cache, cache_ctx, &self.state.metrics, ctx.route_name());
+        resp.insert_header("cache-status", value)?;
+        if let Some(exposed) = crate::cache::cors::exposed(&resp.headers) {
+            resp.insert_header(http::header::ACCESS_CONTROL_EXPOSE_HEADERS, exposed)?;
+        }
+        Ok(())
+    }
+
+    /// Phase 12, per body chunk from upstream (after `response_filter` had the header): counts the bytes fetched
+    /// from an origin on a caching route (the denominator of origin offload). Never fails, never delays.
     fn upstream_response_body_filter(
         &self,
         _session: &mut Session,
@@ -491,7 +478,29 @@ impl ProxyHttp for DimeProxy {
         Ok(None)
     }
 
-    /// Phase 12: metrics and the access line; called once per request however it ended (answered by the gate, a
+    /// Phase 13: an error after the connection (reading or writing the origin): counts against the server;
+    /// returns the error, retryable (back to `upstream_peer`, 6) only for idempotent requests whose body is still
+    /// buffered.
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Self::CTX,
+        client_reused: bool,
+    ) -> Box<Error> {
+        failure::proxy_error(self, peer, session, e, ctx, client_reused)
+    }
+
+    /// Phase 14, when the request failed for good: the error response, as Pingora's default writes it; to a peer
+    /// it is marked as this edge's own failure ([`dime_routes::wire::PEER_REFUSED_HEADER`]), so the asking edge tries the
+    /// next member or the origin instead of passing it on (the origin's own error answers are not marked).
+    /// Returns the status written, 0 when the client is gone.
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Self::CTX) -> FailToProxy {
+        failure::respond(session, e, ctx).await
+    }
+
+    /// Phase 15: metrics and the access line; called once per request however it ended (answered by the gate, a
     /// direct hit, the cache or the origin, or failed).
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
         crate::downstream::request_done();

@@ -123,9 +123,9 @@ pub fn prepare(
         ));
     }
     let pools = upstream::build_pools(table.upstreams(), old.map(|o| &o.pools))
-        .map_err(|(name, message)| refuse(format!("http.upstreams.{name}"), message))?;
+        .map_err(|e| refuse(format!("http.upstreams.{}", e.upstream), e.to_string()))?;
     let tcp_pools = upstream::build_pools(table.tcp_upstreams(), old.map(|o| &o.tcp_pools))
-        .map_err(|(name, message)| refuse(format!("tcp.upstreams.{name}"), message))?;
+        .map_err(|e| refuse(format!("tcp.upstreams.{}", e.upstream), e.to_string()))?;
     Ok(Prepared { table, pools, tcp_pools })
 }
 

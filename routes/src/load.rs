@@ -59,67 +59,87 @@ pub(crate) fn load(source: &str, text: &str, errors: &mut Collector) -> Vec<Load
 }
 
 fn load_one(source: &str, line: usize, doc: &str, errors: &mut Collector, out: &mut Vec<Loaded>) {
+    let Some(mapping) = top_mapping(source, line, doc, errors) else { return };
+    let has = |key: &str| mapping.contains_key(key);
+    if has("version") {
+        out.extend(load_native(source, line, doc, &mapping, errors));
+    } else if has("http") || has("tcp") || has("tls") {
+        out.extend(load_traefik(source, line, doc, errors));
+    } else {
+        errors.push(
+            at_line(source, "", line),
+            "neither a Dime routes document (needs `version: 1`) nor a Traefik dynamic configuration (`http:`, `tcp:` or `tls:`)",
+        );
+    }
+}
+
+/// The document's top-level mapping; `None` for an empty document, and (with its error) for one that is not YAML
+/// or not a mapping.
+fn top_mapping(source: &str, line: usize, doc: &str, errors: &mut Collector) -> Option<serde_yaml::Mapping> {
     let value: serde_yaml::Value = match serde_yaml::from_str(doc) {
         Ok(v) => v,
         Err(e) => {
             yaml_error(source, line, &e, errors);
-            return;
+            return None;
         }
     };
-    let mapping = match value {
-        serde_yaml::Value::Null => return,
-        serde_yaml::Value::Mapping(m) => m,
+    match value {
+        serde_yaml::Value::Null => None,
+        serde_yaml::Value::Mapping(m) => Some(m),
         _ => {
-            let mut at = Location::new(source, "");
-            at.line = Some(line);
-            errors.push(at, "expected a mapping at the top of the document");
-            return;
+            errors.push(at_line(source, "", line), "expected a mapping at the top of the document");
+            None
         }
-    };
-    let has = |key: &str| mapping.contains_key(key);
-    if has("version") {
-        let version = mapping.get("version").and_then(serde_yaml::Value::as_u64);
-        if version != Some(u64::from(schema::SCHEMA_VERSION)) {
-            let mut at = Location::new(source, "version");
-            at.line = Some(line);
-            errors.push(
-                at,
-                format!("unsupported schema version (this build reads `version: {}`)", schema::SCHEMA_VERSION),
-            );
-            return;
-        }
-        if let Read::Value(document) = recover::read::<Document>(source, line, doc, errors) {
-            out.push(Loaded {
+    }
+}
+
+/// A native document (it has `version:`), if it is of the version this build reads and its structure reads.
+fn load_native(
+    source: &str,
+    line: usize,
+    doc: &str,
+    mapping: &serde_yaml::Mapping,
+    errors: &mut Collector,
+) -> Option<Loaded> {
+    let version = mapping.get("version").and_then(serde_yaml::Value::as_u64);
+    if version != Some(u64::from(schema::SCHEMA_VERSION)) {
+        errors.push(
+            at_line(source, "version", line),
+            format!("unsupported schema version (this build reads `version: {}`)", schema::SCHEMA_VERSION),
+        );
+        return None;
+    }
+    let Read::Value(document) = recover::read::<Document>(source, line, doc, errors) else { return None };
+    Some(Loaded { source: source.to_owned(), dialect: Dialect::Native, document, text: doc.into(), first_line: line })
+}
+
+/// A Traefik dynamic configuration, translated; one that read only with whole mappings taken out is checked for
+/// unsupported features and gives nothing.
+fn load_traefik(source: &str, line: usize, doc: &str, errors: &mut Collector) -> Option<Loaded> {
+    match recover::read::<traefik::Dynamic>(source, line, doc, errors) {
+        Read::Value(dynamic) => {
+            let document = traefik::translate(source, doc, line, dynamic, errors);
+            Some(Loaded {
                 source: source.to_owned(),
-                dialect: Dialect::Native,
+                dialect: Dialect::Traefik,
                 document,
                 text: doc.into(),
                 first_line: line,
-            });
+            })
         }
-    } else if has("http") || has("tcp") || has("tls") {
-        match recover::read::<traefik::Dynamic>(source, line, doc, errors) {
-            Read::Value(dynamic) => {
-                let document = traefik::translate(source, doc, line, dynamic, errors);
-                out.push(Loaded {
-                    source: source.to_owned(),
-                    dialect: Dialect::Traefik,
-                    document,
-                    text: doc.into(),
-                    first_line: line,
-                });
-            }
-            Read::Pruned(dynamic) => traefik::report_unsupported(source, doc, line, &dynamic, errors),
-            Read::Failed => {}
+        Read::Pruned(dynamic) => {
+            traefik::report_unsupported(source, doc, line, &dynamic, errors);
+            None
         }
-    } else {
-        let mut at = Location::new(source, "");
-        at.line = Some(line);
-        errors.push(
-            at,
-            "neither a Dime routes document (needs `version: 1`) nor a Traefik dynamic configuration (`http:`, `tcp:` or `tls:`)",
-        );
+        Read::Failed => None,
     }
+}
+
+/// `field` of `source`, on the document's first line.
+fn at_line(source: &str, field: &str, line: usize) -> Location {
+    let mut at = Location::new(source, field);
+    at.line = Some(line);
+    at
 }
 
 pub(crate) mod lines;

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Invalid;
+
 /// At most this many URLs, prefixes and tags together in one purge.
 pub const MAX_TARGETS: usize = 1000;
 /// The longest tag (the edges index no longer one; `Surrogate-Key` / `Cache-Tag` limits are of this order).
@@ -107,23 +109,23 @@ pub fn split_url(url: &str) -> Option<(&str, &str, Option<&str>)> {
     })
 }
 
-fn check_url(url: &str) -> Result<(), String> {
-    let bad = || format!("`{}` is not an http(s)://host/path URL", shorten(url));
+fn check_url(url: &str) -> Result<(), Invalid> {
+    let bad = || Invalid(format!("`{}` is not an http(s)://host/path URL", shorten(url)));
     if url.len() > MAX_URL_LEN || has_space(url) || url.contains('#') {
         return Err(bad());
     }
     let (host, _, _) = split_url(url).ok_or_else(bad)?;
-    check_host(host).map_err(|why| format!("`{}`: {why}", shorten(url)))
+    check_host(host).map_err(|why| Invalid(format!("`{}`: {why}", shorten(url))))
 }
 
-fn check_host(host: &str) -> Result<(), String> {
+fn check_host(host: &str) -> Result<(), Invalid> {
     let ok = !host.is_empty()
         && host.len() <= 253 + 6
         && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(format!("`{}` is not a host name", shorten(host)))
+        Err(Invalid(format!("`{}` is not a host name", shorten(host))))
     }
 }
 

@@ -63,7 +63,7 @@ async fn closing(refusal: ApiError, mut body: axum::body::Body) -> Response {
 
 /// What became of a `POST /v1/purge`, as `dime_control_purge_requests_total` counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Submitted {
+pub enum Submitted {
     Accepted,
     Invalid,
     Unauthorized,
@@ -71,7 +71,10 @@ enum Submitted {
 }
 
 impl Submitted {
-    fn label(self) -> &'static str {
+    pub const ALL: [Submitted; 4] =
+        [Submitted::Accepted, Submitted::Invalid, Submitted::Unauthorized, Submitted::Unavailable];
+
+    pub fn as_str(self) -> &'static str {
         match self {
             Submitted::Accepted => "accepted",
             Submitted::Invalid => "invalid",
@@ -97,7 +100,7 @@ pub async fn submit(
             Err((result, response)) => (result, response),
         },
     };
-    shared.metrics.purge_requests.with_label_values(&[result.label()]).inc();
+    shared.metrics.purge.requests(result).inc();
     response
 }
 
@@ -130,7 +133,7 @@ async fn submitted(
     tokio::spawn(async move {
         let (shared, uid, entry) = tracked;
         if wait_acked(&shared, &uid, &entry, accepted + TRACK_FOR).await.1 {
-            shared.metrics.purge_ack_seconds.observe(accepted.elapsed().as_secs_f64());
+            shared.metrics.purge.ack_seconds.observe(accepted.elapsed().as_secs_f64());
         }
     });
     let (edges, done) = wait_acked(shared, &uid, &entry, accepted + wait).await;

@@ -51,7 +51,26 @@ pub enum AcmeError {
 #[error("{url}: {why}")]
 struct TransportError {
     url: String,
-    why: String,
+    why: Exchange,
+}
+
+/// What went wrong in one exchange with the ACME server.
+#[derive(Debug, thiserror::Error)]
+enum Exchange {
+    #[error("no answer in time")]
+    Timeout,
+    #[error("ACME URLs must be https://")]
+    NotHttps,
+    /// Sending the request, connecting included.
+    #[error("{}", dime_client::describe(.0))]
+    Send(reqwest::Error),
+    #[error("reading the answer: {}", dime_client::describe(.0))]
+    Read(reqwest::Error),
+    #[error("an answer over {MAX_BODY} bytes")]
+    TooLarge,
+    /// The answer could not be handed on as an `http::Response`.
+    #[error("{0}")]
+    Answer(#[from] http::Error),
 }
 
 /// instant-acme's HTTP client: Dime's one client, HTTPS only.
@@ -67,9 +86,9 @@ impl HttpClient for Transport {
         let http = self.http.clone();
         Box::pin(async move {
             let url = req.uri().to_string();
-            let fail = |why: String| instant_acme::Error::Other(Box::new(TransportError { url: url.clone(), why }));
+            let fail = |why: Exchange| instant_acme::Error::Other(Box::new(TransportError { url: url.clone(), why }));
             match tokio::time::timeout(REQUEST_TIMEOUT, exchange(&http, req)).await {
-                Err(_) => Err(fail("no answer in time".into())),
+                Err(_) => Err(fail(Exchange::Timeout)),
                 Ok(Err(why)) => Err(fail(why)),
                 Ok(Ok(resp)) => Ok(BytesResponse::from(resp)),
             }
@@ -81,28 +100,30 @@ impl HttpClient for Transport {
 async fn exchange(
     http: &reqwest::Client,
     req: http::Request<BodyWrapper<Bytes>>,
-) -> Result<http::Response<Full<Bytes>>, String> {
+) -> Result<http::Response<Full<Bytes>>, Exchange> {
     let (parts, body) = req.into_parts();
     if parts.uri.scheme_str() != Some("https") {
-        return Err("ACME URLs must be https://".into());
+        return Err(Exchange::NotHttps);
     }
-    let body = body.collect().await.map_err(|e| format!("the request body: {e}"))?.to_bytes();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        // instant-acme's request bodies are bytes in memory: reading them cannot fail.
+        Err(never) => match never {},
+    };
     let request = http.request(parts.method, parts.uri.to_string()).headers(parts.headers).body(body);
-    let mut resp = request.send().await.map_err(|e| dime_client::describe(&e))?;
+    let mut resp = request.send().await.map_err(Exchange::Send)?;
     let mut answer = http::Response::builder().status(resp.status()).version(resp.version());
     if let Some(headers) = answer.headers_mut() {
         *headers = std::mem::take(resp.headers_mut());
     }
     let mut read = bytes::BytesMut::new();
-    while let Some(chunk) =
-        resp.chunk().await.map_err(|e| format!("reading the answer: {}", dime_client::describe(&e)))?
-    {
+    while let Some(chunk) = resp.chunk().await.map_err(Exchange::Read)? {
         if read.len() + chunk.len() > MAX_BODY {
-            return Err(format!("an answer over {MAX_BODY} bytes"));
+            return Err(Exchange::TooLarge);
         }
         read.extend_from_slice(&chunk);
     }
-    answer.body(Full::new(read.freeze())).map_err(|e| e.to_string())
+    Ok(answer.body(Full::new(read.freeze()))?)
 }
 
 /// The account of this edge on `directory`: the key kept in `key_path` (PKCS#8, owner-only) is registered (or

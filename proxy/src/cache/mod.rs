@@ -9,6 +9,7 @@ pub mod live;
 pub mod lock;
 pub mod policy;
 pub mod request;
+pub mod select;
 pub mod status;
 pub mod storage;
 pub mod tags;
@@ -186,7 +187,7 @@ impl Cache {
     /// Purges what `what` names ([`storage::MemStore::purge_selected`]); returns how many stored objects it removed (or
     /// made stale, with `soft`) in memory or on disk, and how many fills in flight it abandoned. The fill lock forgets every key met,
     /// so the next request fetches instead of waiting on a fill that will not be stored.
-    pub fn purge(&self, what: &storage::Selector, soft: bool) -> (usize, usize) {
+    pub fn purge(&self, what: &select::Selector, soft: bool) -> (usize, usize) {
         let purged = self.store.purge_selected(what, soft, std::time::SystemTime::now());
         for key in &purged.objects {
             if !soft {

@@ -11,11 +11,13 @@ use super::status::Outcome;
 /// Per-request cache state, present when the route caches.
 #[derive(Debug, Default)]
 pub struct CacheCtx {
+    /// What the object is (playlist, segment, ...), for the policy and the key; `None` when the cache is bypassed.
     pub kind: Option<Kind>,
     /// Why the cache was not used for this request (e.g. `method`).
     pub bypass: Option<&'static str>,
     /// Why the fetched response is not stored.
     pub skip: Option<&'static str>,
+    /// The policy stored the fetched response (`response_cache_filter`).
     pub stored: bool,
 }
 

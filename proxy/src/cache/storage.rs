@@ -37,6 +37,7 @@ use tokio::sync::watch;
 use super::body::{BodyFile, FILE_BODY_MIN};
 use super::live::index::{Completed, LiveIndex, VodTtl};
 use super::live::Format;
+use super::select::{Purged, Selector};
 use super::tags::{self, TagIndex};
 
 const SHARDS: usize = 32;
@@ -225,7 +226,7 @@ impl MemStore {
         let done = Completed { primary, status: meta.response_header().status.as_u16(), created, body };
         let action = self.live.completed(&done)?;
         if let (Some(reason), Some(o)) = (&action.unreadable, &self.observer) {
-            o.live_unreadable(primary, reason);
+            o.live_unreadable(primary, &reason.to_string());
         }
         let dropped = action.drop.iter().filter(|h| self.drop_older(h, created)).count();
         if let (Some(c), Some(o)) = (action.continuity, &self.observer) {
@@ -513,8 +514,6 @@ mod object;
 use object::Body;
 pub use object::Object;
 mod opened;
-mod select;
-pub use select::{Purged, Selector};
 mod tiered;
 
 #[cfg(test)]

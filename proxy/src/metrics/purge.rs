@@ -5,7 +5,7 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, Registry};
 
 use super::config::FetchFailure;
 use super::{counter, counter_vec, gauge};
-use crate::cache::storage::Selector;
+use crate::cache::select::Selector;
 
 /// `dime_cache_purged_total` and `dime_purge*`.
 #[derive(Debug)]

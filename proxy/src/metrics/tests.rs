@@ -10,8 +10,8 @@ use super::http::Closed;
 use super::tcp::{TcpDirection, TcpRefusal};
 use super::{Attempt, Metrics};
 use crate::cache::live::Continuity;
+use crate::cache::select::Selector;
 use crate::cache::status::Outcome;
-use crate::cache::storage::Selector;
 use crate::signed::Reject;
 
 /// Every family: (name, type, label names).

@@ -17,29 +17,50 @@ use crate::upstream::{Endpoint, Pool};
 /// request changes nothing for it.
 #[derive(Debug)]
 pub struct RequestCtx {
-    pub(super) start: Instant,
+    // The request and its route: set by `request_filter`, read by every later phase.
+    /// The route table (and its upstream pools) in service when the request arrived.
     pub(super) active: Option<Arc<Active>>,
+    /// The index of the matched route in `active`'s table; `None` when the gate answered without one.
     pub(super) route: Option<usize>,
-    pub(super) pool: Option<Arc<Pool>>,
-    pub(super) endpoint: Option<Arc<Endpoint>>,
-    pub(super) tried: Vec<SocketAddr>,
-    pub(super) peer_chosen_at: Option<Instant>,
-    pub(super) sent_at: Option<Instant>,
+    /// The request came in on the peer listener (from another edge): never sent on to a peer.
+    pub(super) from_peer: bool,
+
+    // The cache's part of the request.
+    /// What the cache phases recorded (object kind, bypass or skip reason, stored); `None` on routes that do not
+    /// cache.
     pub(super) cache: Option<CacheCtx>,
     /// The object kind and cache key, when `request_filter` already computed them.
     pub(super) key: Option<(Kind, CacheKey)>,
     /// Set when `request_filter` answered a cache hit itself (see `direct`).
     pub(super) direct: Option<direct::Direct>,
-    /// The request came in on the peer listener (from another edge): never sent on to a peer.
-    pub(super) from_peer: bool,
+
+    // Where the response is fetched from: a server of the route's upstream pool or, on a miss in a fleet, the
+    // member that owns the key.
+    /// The route's upstream pool (from `active`).
+    pub(super) pool: Option<Arc<Pool>>,
+    /// The pool's server address this attempt connects to; `None` while fetching from a fleet member.
+    pub(super) endpoint: Option<Arc<Endpoint>>,
+    /// Every address tried so far (servers and members), so a retry picks another.
+    pub(super) tried: Vec<SocketAddr>,
     /// The fleet member this attempt fetches from (instead of the origin).
     pub(super) peer: Option<crate::fleet::Member>,
-    /// The member's answer header was accepted (`upstream_response_filter`): a failure after it is a broken body.
-    pub(super) peer_answered: bool,
     /// How many of `tried` were fleet members.
     pub(super) peers_tried: usize,
+    /// The member's answer header was accepted (`upstream_response_filter`): a failure after it is a broken body.
+    pub(super) peer_answered: bool,
+
+    // Timing and metrics.
+    /// When the request header was read (`new_ctx`): the start of the request's duration.
+    pub(super) start: Instant,
+    /// When `upstream_peer` chose this attempt's server or member: the start of the connect and peer fetch
+    /// durations.
+    pub(super) peer_chosen_at: Option<Instant>,
+    /// When this attempt's connection was ready and the request went out: the start of the upstream response
+    /// duration.
+    pub(super) sent_at: Option<Instant>,
     /// Body bytes received from an origin on a caching route (counted once, at the end).
     pub(super) origin_bytes: u64,
+    /// Counts the request in `dime_http_requests_in_flight` until the context is dropped.
     pub(super) _in_flight: InFlight,
 }
 

@@ -19,7 +19,7 @@ use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 
 use super::control::{backoff, LONG_POLL};
-use crate::cache::storage::Selector;
+use crate::cache::select::Selector;
 use crate::cache::Cache;
 use crate::state::State;
 

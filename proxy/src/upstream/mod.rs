@@ -1,5 +1,5 @@
-//! Upstream pools and their upkeep: DNS re-resolution and active health checks, driven by one background loop
-//! over the pools of the active route table.
+//! Upstream pools and their upkeep: DNS re-resolution and active health checks, one pool at a time
+//! ([`maintain`]; the loop over the pools of the active route table is [`crate::upkeep`]).
 
 pub mod health;
 pub mod pool;
@@ -33,7 +33,7 @@ pub struct Maintenance {
 pub fn build_pools(
     upstreams: &BTreeMap<String, Upstream>,
     old: Option<&BTreeMap<String, Arc<Pool>>>,
-) -> Result<BTreeMap<String, Arc<Pool>>, (String, String)> {
+) -> Result<BTreeMap<String, Arc<Pool>>, CaFileError> {
     let mut pools = BTreeMap::new();
     for (name, spec) in upstreams {
         let pool = match old.and_then(|o| o.get(name)).filter(|p| &p.spec == spec) {
@@ -41,7 +41,12 @@ pub fn build_pools(
             None => {
                 let mut pool = Pool::new(spec.clone());
                 if let Some(file) = spec.tls.as_ref().and_then(|t| t.ca_file.as_deref()) {
-                    pool.ca = Some(load_ca(file).map_err(|e| (name.clone(), ca_message(file, &e)))?);
+                    let ca = load_ca(file).map_err(|error| CaFileError {
+                        upstream: name.clone(),
+                        file: file.to_owned(),
+                        error,
+                    })?;
+                    pool.ca = Some(ca);
                 }
                 Arc::new(pool)
             }
@@ -51,11 +56,23 @@ pub fn build_pools(
     Ok(pools)
 }
 
-/// `tls.ca_file FILE: why` (a read error already names the file).
-fn ca_message(file: &str, e: &crate::tls::TlsError) -> String {
-    match e {
-        crate::tls::TlsError::Read { error, .. } => format!("tls.ca_file {file}: {error}"),
-        other => format!("tls.ca_file {file}: {other}"),
+/// An upstream's `tls.ca_file` that cannot be used; shown as `tls.ca_file FILE: why`.
+#[derive(Debug, thiserror::Error)]
+pub struct CaFileError {
+    /// The upstream that names the file.
+    pub upstream: String,
+    pub file: String,
+    pub error: crate::tls::TlsError,
+}
+
+impl std::fmt::Display for CaFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let file = &self.file;
+        match &self.error {
+            // A read error already names the file.
+            crate::tls::TlsError::Read { error, .. } => write!(f, "tls.ca_file {file}: {error}"),
+            other => write!(f, "tls.ca_file {file}: {other}"),
+        }
     }
 }
 
@@ -175,33 +192,6 @@ pub fn maintain(pool: &Arc<Pool>, resolver: &SharedResolver, metrics: &Arc<Metri
         }
         pool.maintenance.busy.store(false, Ordering::Release);
     });
-}
-
-/// The background loop that keeps the pools of the active table resolved and health-checked.
-#[derive(Debug)]
-pub struct Upkeep {
-    pub state: Arc<crate::state::State>,
-}
-
-/// How often the upkeep loop looks for pools that are due.
-const UPKEEP_TICK: Duration = Duration::from_millis(200);
-
-#[async_trait::async_trait]
-impl pingora_core::services::background::BackgroundService for Upkeep {
-    async fn start(&self, mut shutdown: pingora_core::server::ShutdownWatch) {
-        let mut tick = tokio::time::interval(UPKEEP_TICK);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.changed() => return,
-            }
-            if let Some(active) = self.state.current() {
-                for pool in active.pools.values().chain(active.tcp_pools.values()) {
-                    maintain(pool, &self.state.resolver, &self.state.metrics);
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -132,6 +132,63 @@ impl Renumber {
     }
 }
 
+/// What was taken out of a document so far, besides the sequence items ([`Renumber`]).
+#[derive(Default)]
+struct Taken {
+    /// Values taken out for a wrong type, as (mapping as written, key): their "missing field" is not news.
+    emptied: Vec<(Vec<Step>, String)>,
+    /// A whole mapping was taken out for a missing field: what is left is only `Read::Pruned`.
+    whole_mappings: bool,
+}
+
+impl Taken {
+    /// Whether the error at `at_written` only follows from a value taken out earlier (the "missing field" of it).
+    fn follows(&self, at_written: &[Step], missing: Option<&str>) -> bool {
+        missing.is_some_and(|k| self.emptied.iter().any(|(m, key)| m == at_written && key == k))
+    }
+
+    /// What to take out for the error at `at` (`at_written` as written): the unknown key, the mapping that lacks a
+    /// field, or the wrong value.
+    fn target(
+        &mut self,
+        at: Vec<Step>,
+        at_written: &[Step],
+        unknown: Option<Step>,
+        missing: Option<&str>,
+    ) -> Vec<Step> {
+        match (unknown, missing) {
+            (Some(key), _) => [at, vec![key]].concat(),
+            (None, Some(_)) => {
+                self.whole_mappings = true;
+                at
+            }
+            (None, None) => {
+                if let Some((Step::Key(k), parent)) = at_written.split_last() {
+                    self.emptied.push((parent.to_vec(), k.clone()));
+                }
+                at
+            }
+        }
+    }
+}
+
+/// Reports one error at the path as written; an unknown key's line is its own, as serde_yaml gives for the first
+/// error.
+fn report(
+    source: &str,
+    first_line: usize,
+    text: &str,
+    at_written: &[Step],
+    unknown: Option<&Step>,
+    message: &str,
+    errors: &mut Collector,
+) {
+    let steps = [at_written.to_vec(), unknown.into_iter().cloned().collect()].concat();
+    let mut location = Location::new(source, lines::render(at_written));
+    location.line = lines::line_at(text, &steps).map(|l| l + first_line - 1);
+    errors.push(location, message.to_owned());
+}
+
 /// Reads `text` (one document, whose first line is `first_line` of `source`) as a `T`, reporting every
 /// structural error in `errors`.
 pub(crate) fn read<T: DeserializeOwned>(
@@ -149,36 +206,18 @@ pub(crate) fn read<T: DeserializeOwned>(
     let Ok(mut value) = serde_yaml::from_str::<Value>(text) else { return Read::Failed };
     let (mut error, mut reported) = (first, true);
     let mut renumber = Renumber::default();
-    // Values taken out for a wrong type, as (mapping as written, key): their "missing field" is not news.
-    let mut emptied: Vec<(Vec<Step>, String)> = Vec::new();
-    let mut whole_mappings = false;
+    let mut taken = Taken::default();
     for _ in 0..MAX_ERRORS {
         let (path, message) = split(&error);
         let Some(at) = resolve(&value, &path) else { return Read::Failed };
         let at_written = renumber.written(&at);
         let unknown = quoted(&message, "unknown field ").map(|k| Step::Key(k.to_owned()));
         let missing = quoted(&message, "missing field ");
-        if !reported && !missing.is_some_and(|k| emptied.iter().any(|(m, key)| *m == at_written && key == k)) {
-            // An unknown key's line is its own, as serde_yaml gives for the first error.
-            let steps = [at_written.clone(), unknown.iter().cloned().collect()].concat();
-            let mut location = Location::new(source, lines::render(&at_written));
-            location.line = lines::line_at(text, &steps).map(|l| l + first_line - 1);
-            errors.push(location, message.clone());
+        if !reported && !taken.follows(&at_written, missing) {
+            report(source, first_line, text, &at_written, unknown.as_ref(), &message, errors);
         }
         reported = false;
-        let target = match (unknown, missing) {
-            (Some(key), _) => [at, vec![key]].concat(),
-            (None, Some(_)) => {
-                whole_mappings = true;
-                at
-            }
-            (None, None) => {
-                if let Some((Step::Key(k), parent)) = at_written.split_last() {
-                    emptied.push((parent.to_vec(), k.clone()));
-                }
-                at
-            }
-        };
+        let target = taken.target(at, &at_written, unknown, missing);
         let written = renumber.written(&target);
         if !take_out(&mut value, &target) {
             return Read::Failed;
@@ -188,7 +227,7 @@ pub(crate) fn read<T: DeserializeOwned>(
         }
         let Ok(again) = serde_yaml::to_string(&value) else { return Read::Failed };
         error = match serde_yaml::from_str::<T>(&again) {
-            Ok(v) if !whole_mappings => return Read::Value(v),
+            Ok(v) if !taken.whole_mappings => return Read::Value(v),
             Ok(v) => return Read::Pruned(v),
             Err(e) => e,
         };

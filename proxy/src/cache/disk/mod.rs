@@ -42,7 +42,7 @@ use parking_lot::Mutex;
 use pingora_cache::eviction::{lru, CacheEntryKey, CacheEntryKeyRef, EvictionManager};
 use pingora_cache::key::{CacheHashKey, CompactCacheKey, HashBinary};
 
-use super::storage::Selector;
+use super::select::Selector;
 use super::tags::TagIndex;
 use crate::metrics::disk::DiskError;
 use record::{Corrupt, Head};

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use super::listing::{self, Format};
+use super::listing::{self, Format, ListingError};
 use super::{judge, verdict, Continuity, Hash, Seen, Verdict};
 use crate::cache::key;
 use crate::cache::policy;
@@ -43,7 +43,16 @@ pub struct Action {
     /// The playlist is VOD: store it with the VOD freshness.
     pub vod: bool,
     /// The body could not be read as a playlist (the reason, for the log).
-    pub unreadable: Option<String>,
+    pub unreadable: Option<Unreadable>,
+}
+
+/// Why a fetched playlist's body could not be read.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unreadable {
+    #[error("playlist of {len} bytes is larger than {MAX_BODY}")]
+    TooLarge { len: usize },
+    #[error(transparent)]
+    Listing(#[from] ListingError),
 }
 
 #[derive(Debug, Default)]
@@ -93,10 +102,10 @@ impl LiveIndex {
         }
         let len: usize = done.body.iter().map(Bytes::len).sum();
         let parsed = if len > MAX_BODY {
-            Err(format!("playlist of {len} bytes is larger than {MAX_BODY}"))
+            Err(Unreadable::TooLarge { len })
         } else {
             let body: Vec<u8> = done.body.iter().flat_map(|b| b.iter().copied()).collect();
-            listing::parse(format, &body).map_err(|e| e.to_string())
+            listing::parse(format, &body).map_err(Unreadable::Listing)
         };
         let listing = match parsed {
             Ok(Some(listing)) => listing,

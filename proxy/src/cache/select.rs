@@ -1,4 +1,5 @@
-//! What a purge names in the store, and what it met.
+//! What a purge names in the cache, and what it met. Both tiers read a [`Selector`] (the memory store in
+//! [`super::storage`], the disk tier in [`super::disk`]), so it lives beside them, not in either.
 
 use std::collections::HashSet;
 use std::sync::Arc;

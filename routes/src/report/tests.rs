@@ -77,23 +77,12 @@ fn the_corpus_report_is_as_recorded() {
     assert_eq!(text, std::fs::read_to_string(&golden).unwrap());
 }
 
-/// Runs `f` on its own thread and fails (rather than hangs) if it has not returned within `limit`.
-pub(crate) fn within<T: Send + 'static>(limit: std::time::Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(v) => v,
-        Err(_) => panic!("did not return within {limit:?}"),
-    }
-}
-
 #[test]
 fn an_unterminated_quoted_string_gives_its_yaml_error_not_a_hang() {
     let text = "http:\n  services:\n    s:\n      loadBalancer:\n        servers:\n          - url: \"http://x/\n";
-    let report =
-        within(std::time::Duration::from_secs(5), move || migration_report(&[Fragment { source: "t.yaml", text }]));
+    let report = crate::tests::within(std::time::Duration::from_secs(5), move || {
+        migration_report(&[Fragment { source: "t.yaml", text }])
+    });
     let [entry] = &report.entries[..] else { panic!("one entry: {report:#?}") };
     assert_eq!(entry.kind, "document");
     let Verdict::ToFix(notes) = &entry.verdict else { panic!("to fix: {report:#?}") };
@@ -145,7 +134,7 @@ proptest::proptest! {
     fn the_report_and_the_parser_return_on_any_text(text in texts()) {
         let limit = std::time::Duration::from_secs(2);
         let owned = text.clone();
-        within(limit, move || migration_report(&[Fragment { source: "t.yaml", text: &owned }]));
-        within(limit, move || crate::parse("t.yaml", &text).map(|_| ()).map_err(|e| e.len()));
+        crate::tests::within(limit, move || migration_report(&[Fragment { source: "t.yaml", text: &owned }]));
+        let _ = crate::tests::within(limit, move || crate::parse("t.yaml", &text).map(|_| ()).map_err(|e| e.len()));
     }
 }

@@ -142,9 +142,10 @@ pub fn normalize(raw: &str, options: PathOptions) -> Result<NormalizedPath<'_>, 
     }
     let mut out = String::with_capacity(raw.len());
     let mut at = 1;
-    let mut segments = raw[1..].split('/').peekable();
-    while let Some(segment) = segments.next() {
-        let last = segments.peek().is_none();
+    loop {
+        let end = raw.as_bytes()[at..].iter().position(|&b| b == b'/').map(|n| at + n);
+        let last = end.is_none();
+        let segment = &raw[at..end.unwrap_or(raw.len())];
         let start = out.len();
         out.push('/');
         decode_segment(segment, at, options, &mut out)?;
@@ -160,7 +161,7 @@ pub fn normalize(raw: &str, options: PathOptions) -> Result<NormalizedPath<'_>, 
                 true
             }
             decoded => {
-                check_segment(decoded, segment, at)?;
+                check_segment(decoded, segment, at, options)?;
                 false
             }
         };
@@ -168,9 +169,12 @@ pub fn normalize(raw: &str, options: PathOptions) -> Result<NormalizedPath<'_>, 
         if dot && last {
             out.push('/');
         }
-        at += segment.len() + 1;
+        match end {
+            Some(end) => at = end + 1,
+            None => break,
+        }
     }
-    if options.merge_slashes {
+    if options.merge_slashes && out.contains("//") {
         let mut slash = false;
         out.retain(|c| {
             let repeated = slash && c == '/';
@@ -184,11 +188,24 @@ pub fn normalize(raw: &str, options: PathOptions) -> Result<NormalizedPath<'_>, 
     Ok(NormalizedPath(Cow::Owned(out)))
 }
 
+/// The bytes that are kept as they are: printable ASCII but for `%`, `\\` and `/`.
+const PLAIN: [bool; 256] = {
+    let mut plain = [false; 256];
+    let mut b = 0x21;
+    while b < 0x7F {
+        plain[b] = !matches!(b as u8, b'%' | b'\\' | b'/');
+        b += 1;
+    }
+    plain
+};
+
 /// The fast path: only plain characters, no `%`, no `//` to merge, no dot segment. Most requests are this.
 fn already_normal(raw: &[u8], options: PathOptions) -> bool {
     for (i, &b) in raw.iter().enumerate() {
+        if PLAIN[usize::from(b)] {
+            continue;
+        }
         match b {
-            b'%' | b'\\' | 0..=0x20 | 0x7F.. => return false,
             b'/' => match raw.get(i + 1) {
                 Some(b'/') if options.merge_slashes => return false,
                 Some(b'.') => {
@@ -200,7 +217,7 @@ fn already_normal(raw: &[u8], options: PathOptions) -> bool {
                 }
                 _ => {}
             },
-            _ => {}
+            _ => return false,
         }
     }
     true
@@ -212,15 +229,19 @@ fn is_dot(segment: &[u8]) -> bool {
 
 /// `.;…`, `..;…` and their `%3B` forms (the decoded form's escapes are uppercase).
 fn dot_param(segment: &[u8]) -> bool {
-    [&b".;"[..], b"..;", b".%3B", b"..%3B"].iter().any(|p| segment.starts_with(p))
+    let params = match segment {
+        [b'.', b'.', params @ ..] | [b'.', params @ ..] => params,
+        _ => return false,
+    };
+    params.starts_with(b";") || params.starts_with(b"%3B")
 }
 
 /// A segment that is not a dot segment: refused if Tomcat-style parameters or an encoded slash could make it one.
-fn check_segment(decoded: &str, raw: &str, at: usize) -> Result<(), PathError> {
+fn check_segment(decoded: &str, raw: &str, at: usize, options: PathOptions) -> Result<(), PathError> {
     if dot_param(decoded.as_bytes()) {
         return Err(PathError::DotParam { at, segment: raw.to_owned() });
     }
-    if decoded.contains("%2F") || decoded.contains("%5C") {
+    if options.allow_encoded_slash && (decoded.contains("%2F") || decoded.contains("%5C")) {
         let pieces = decoded.split("%2F").flat_map(|p| p.split("%5C"));
         if pieces.map(str::as_bytes).any(|p| is_dot(p) || dot_param(p)) {
             return Err(PathError::EncodedDotSegment { at, segment: raw.to_owned() });
@@ -244,6 +265,12 @@ fn decode_segment(segment: &str, at: usize, options: PathOptions, out: &mut Stri
     let bytes = segment.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
+        let run = bytes[i..].iter().take_while(|&&b| PLAIN[usize::from(b)]).count();
+        if run > 0 {
+            out.push_str(&segment[i..i + run]);
+            i += run;
+            continue;
+        }
         let b = bytes[i];
         let here = at + i;
         match b {
@@ -279,6 +306,7 @@ fn decode_segment(segment: &str, at: usize, options: PathOptions, out: &mut Stri
                 let ch = segment[i..].chars().next().unwrap_or(char::REPLACEMENT_CHARACTER);
                 return Err(PathError::NonAscii { at: here, ch });
             }
+            // Only `/`, which a segment does not hold: kept as a plain byte would be.
             _ => {
                 out.push(char::from(b));
                 i += 1;

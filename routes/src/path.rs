@@ -174,13 +174,8 @@ pub fn normalize(raw: &str, options: PathOptions) -> Result<NormalizedPath<'_>, 
             None => break,
         }
     }
-    if options.merge_slashes && out.contains("//") {
-        let mut slash = false;
-        out.retain(|c| {
-            let repeated = slash && c == '/';
-            slash = c == '/';
-            !repeated
-        });
+    if options.merge_slashes {
+        merge_slashes(&mut out);
     }
     if out == raw {
         return Ok(NormalizedPath(Cow::Borrowed(raw)));
@@ -188,7 +183,20 @@ pub fn normalize(raw: &str, options: PathOptions) -> Result<NormalizedPath<'_>, 
     Ok(NormalizedPath(Cow::Owned(out)))
 }
 
-/// The bytes that are kept as they are: printable ASCII but for `%`, `\\` and `/`.
+/// Rule 4, after the dot segments are gone (as Envoy: in `/a//../b` the `..` takes out the empty segment).
+fn merge_slashes(out: &mut String) {
+    if !out.contains("//") {
+        return;
+    }
+    let mut slash = false;
+    out.retain(|c| {
+        let repeated = slash && c == '/';
+        slash = c == '/';
+        !repeated
+    });
+}
+
+/// The bytes that are kept as they are: printable ASCII but for `%`, backslash and `/`.
 const PLAIN: [bool; 256] = {
     let mut plain = [false; 256];
     let mut b = 0x21;

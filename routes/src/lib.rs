@@ -3,7 +3,8 @@
 //! Pure code, no I/O: route documents (the native schema of [`schema`], or the Traefik dynamic-configuration
 //! subset of [`traefik`]) are read, validated with every error located, and compiled into an immutable
 //! [`RouteTable`] that answers "which route serves this host and path". The edge and the control plane both use
-//! it, so a table that validates in one validates in the other.
+//! it, so a table that validates in one validates in the other. [`path::normalize`] reads a request's path once
+//! (percent-encoding, dot segments, slashes) so that what is matched is what the origin is sent.
 //!
 //! ```
 //! let table = dime_routes::parse("example.yaml", r#"
@@ -25,6 +26,7 @@ pub mod duration;
 pub mod error;
 mod load;
 pub mod matcher;
+pub mod path;
 pub mod purge;
 pub mod report;
 pub mod rule;
@@ -39,6 +41,7 @@ pub use duration::{format_duration, parse_duration};
 pub use error::{Invalid, Location, RouteError, RouteErrors};
 pub use load::Dialect;
 pub use matcher::{normalize_host, HostPattern, PathMatch};
+pub use path::{NormalizedPath, PathError, PathOptions};
 pub use table::{
     CachePolicy, Certificate, CertificateSource, HealthCheck, Match, Probe, Route, RouteTable, Server, SignedUrls,
     TcpRoute, Tier, Upstream,

@@ -26,7 +26,7 @@ pub struct Loaded {
 }
 
 /// Splits `text` into YAML documents with the line each starts on (1-based).
-fn split_documents(text: &str) -> Vec<(usize, String)> {
+pub(crate) fn split_documents(text: &str) -> Vec<(usize, String)> {
     let mut docs = vec![(1usize, String::new())];
     for (i, line) in text.lines().enumerate() {
         let is_marker = line.strip_prefix("---").is_some_and(|rest| rest.trim().is_empty() || rest.starts_with(' '));

@@ -61,11 +61,23 @@ const SECTIONS: [(&str, &str); 5] = [
     ("tcp.services", "tcp service"),
 ];
 
-/// The parts of one fragment: (kind, name, field prefix), in the document's order of sections.
-fn parts(text: &str) -> Vec<(&'static str, String, String)> {
-    let mut out = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(text) {
-        let Ok(serde_yaml::Value::Mapping(top)) = serde::Deserialize::deserialize(doc) else { continue };
+/// The parts of one fragment: (kind, name, field prefix), in the document's order of sections; and whether a
+/// document of it is not YAML at all.
+///
+/// The documents are split as the loader splits them, and each is read on its own: a document that does not
+/// read (its error is the loader's to report) has no parts, and the ones after it still do. serde_yaml's
+/// multi-document iterator is not used: after a syntax error it yields the same error forever.
+fn parts(text: &str) -> (Vec<(&'static str, String, String)>, bool) {
+    let (mut out, mut unreadable) = (Vec::new(), false);
+    for (_, doc) in crate::load::split_documents(text) {
+        let top = match serde_yaml::from_str(&doc) {
+            Ok(serde_yaml::Value::Mapping(top)) => top,
+            Ok(_) => continue,
+            Err(_) => {
+                unreadable = true;
+                continue;
+            }
+        };
         if top.contains_key("version") {
             continue; // a native document: reported as one
         }
@@ -80,7 +92,7 @@ fn parts(text: &str) -> Vec<(&'static str, String, String)> {
             out.push(("tls", "tls".to_owned(), "tls".to_owned()));
         }
     }
-    out
+    (out, unreadable)
 }
 
 /// The report for `fragments`, compiled together as control compiles them (a router may use a service of
@@ -93,7 +105,8 @@ pub fn migration_report(fragments: &[Fragment<'_>]) -> Report {
     let mut report = Report::default();
     let mut filed = vec![false; errors.len()];
     for f in fragments {
-        for (kind, name, prefix) in parts(f.text) {
+        let (parts, unreadable) = parts(f.text);
+        for (kind, name, prefix) in parts {
             let mut notes = Vec::new();
             for (i, e) in errors.iter().enumerate() {
                 let field = &e.location.field;
@@ -116,8 +129,9 @@ pub fn migration_report(fragments: &[Fragment<'_>]) -> Report {
             }
         }
         if !rest.is_empty() || report.entries.iter().all(|e| e.source != f.source) {
-            let entry =
-                Entry { source: f.source.to_owned(), kind: "document", name: String::new(), verdict: verdict(rest) };
+            // A document that is not YAML (an unterminated string, a bad indentation) is to fix before anything.
+            let verdict = if unreadable && !rest.is_empty() { Verdict::ToFix(rest) } else { verdict(rest) };
+            let entry = Entry { source: f.source.to_owned(), kind: "document", name: String::new(), verdict };
             report.entries.push(entry);
         }
     }
@@ -127,6 +141,7 @@ pub fn migration_report(fragments: &[Fragment<'_>]) -> Report {
 /// An error as a note: its line and field, then what it says.
 fn note(e: &crate::RouteError) -> String {
     match e.location.line {
+        Some(line) if e.location.field.is_empty() => format!("line {line}: {}", e.message),
         Some(line) => format!("line {line}: {}: {}", e.location.field, e.message),
         None if e.location.field.is_empty() => e.message.clone(),
         None => format!("{}: {}", e.location.field, e.message),

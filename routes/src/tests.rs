@@ -6,6 +6,19 @@ use super::*;
 pub const VIDEO_FRAGMENT: &str = include_str!("../../examples/traefik/video-config.yaml");
 pub const WHOAMI_FRAGMENT: &str = include_str!("../../examples/traefik/whoami-config.yaml");
 
+/// Runs `f` on its own thread and fails (rather than hangs) if it has not returned within `limit`. A call that
+/// never returns leaves its thread spinning until the test binary exits.
+pub(crate) fn within<T: Send + 'static>(limit: std::time::Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(v) => v,
+        Err(_) => panic!("did not return within {limit:?}"),
+    }
+}
+
 fn errors_of(text: &str) -> Vec<String> {
     parse("routes.yaml", text).unwrap_err().iter().map(|e| e.to_string()).collect()
 }

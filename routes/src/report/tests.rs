@@ -76,3 +76,65 @@ fn the_corpus_report_is_as_recorded() {
     }
     assert_eq!(text, std::fs::read_to_string(&golden).unwrap());
 }
+
+#[test]
+fn an_unterminated_quoted_string_gives_its_yaml_error_not_a_hang() {
+    let text = "http:\n  services:\n    s:\n      loadBalancer:\n        servers:\n          - url: \"http://x/\n";
+    let report = crate::tests::within(std::time::Duration::from_secs(5), move || {
+        migration_report(&[Fragment { source: "t.yaml", text }])
+    });
+    let [entry] = &report.entries[..] else { panic!("one entry: {report:#?}") };
+    assert_eq!(entry.kind, "document");
+    let Verdict::ToFix(notes) = &entry.verdict else { panic!("to fix: {report:#?}") };
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].starts_with("line 7: found unexpected end of stream") && notes[0].contains("quoted scalar"));
+}
+
+/// Pieces of Traefik and native documents, whole and broken, for texts that reach deep into the reader.
+const PIECES: [&str; 24] = [
+    "http:\n",
+    "tcp:\n",
+    "version: 1\n",
+    "  routers:\n",
+    "  services:\n",
+    "  routes:\n",
+    "    r: { rule: \"Host(`a.test`)\", service: s }\n",
+    "    s: { loadBalancer: { servers: [{ url: \"http://127.0.0.1:1\" }] } }\n",
+    "    - name: a\n",
+    "      upstream: o\n",
+    "url: \"http://x/",
+    "'",
+    "\"",
+    "{",
+    "[",
+    "}",
+    "]",
+    "---\n",
+    "- ",
+    ": ",
+    "&a ",
+    "*a ",
+    "\t",
+    "\n",
+];
+
+fn texts() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        ".{0,200}",
+        proptest::collection::vec(proptest::sample::select(&PIECES[..]), 0..24).prop_map(|p| p.concat()),
+    ]
+}
+
+proptest::proptest! {
+    // A hang costs the time bound per case and leaves its thread spinning until the run ends: few shrink steps.
+    #![proptest_config(proptest::test_runner::Config { cases: 256, max_shrink_iters: 16, ..Default::default() })]
+
+    #[test]
+    fn the_report_and_the_parser_return_on_any_text(text in texts()) {
+        let limit = std::time::Duration::from_secs(2);
+        let owned = text.clone();
+        crate::tests::within(limit, move || migration_report(&[Fragment { source: "t.yaml", text: &owned }]));
+        let _ = crate::tests::within(limit, move || crate::parse("t.yaml", &text).map(|_| ()).map_err(|e| e.len()));
+    }
+}

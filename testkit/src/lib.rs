@@ -63,7 +63,7 @@ pub fn workspace_binary(name: &str) -> PathBuf {
         "dime-control" => "control/src",
         other => panic!("no binary {other} in this workspace"),
     };
-    let sources = [dir, "routes/src"].iter().map(|p| newest(&repo().join(p))).max().unwrap();
+    let sources = [dir, "routes/src", "client/src"].iter().map(|p| newest(&repo().join(p))).max().unwrap();
     let built = binary.metadata().and_then(|m| m.modified()).ok();
     assert!(
         built.is_some_and(|b| b >= sources),

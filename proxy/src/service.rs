@@ -323,9 +323,7 @@ impl ProxyHttp for DimeProxy {
         let trusted =
             ctx.from_peer || client.is_some_and(|ip| self.settings.trusted_proxies.iter().any(|n| n.contains(&ip)));
         set_forwarded_headers(upstream_request, client, trusted, request_host(session.req_header()), is_tls(session))?;
-        if ctx.from_peer {
-            tier::unmark(upstream_request);
-        }
+        tier::strip_request(upstream_request);
         if let (Some(_), Some(fleet)) = (&ctx.peer, &self.fleet) {
             // To the owner: the viewer's Host (the owner routes by it), marked as a peer request.
             return tier::mark(upstream_request, fleet);
@@ -365,6 +363,8 @@ impl ProxyHttp for DimeProxy {
         if let Some(e) = tier::check_answer(self, upstream_response, ctx) {
             return Err(e);
         }
+        // Before the cache stores it and anyone sees it.
+        tier::strip_response(upstream_response);
         if let (Some(member), Some(fleet)) = (&ctx.peer, &self.fleet) {
             ctx.peer_answered = true;
             fleet.record_success(member.addr);
@@ -447,6 +447,8 @@ impl ProxyHttp for DimeProxy {
                 resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts.as_str())?;
             }
         }
+        // An object stored before origins' `x-dime-*` headers were removed (a disk tier kept across an upgrade).
+        tier::strip_response(resp);
         if ctx.from_peer {
             tier::vouch(resp, self)?;
         }

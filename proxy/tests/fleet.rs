@@ -276,6 +276,44 @@ async fn shielded_edge(routes: &str, fake: SocketAddr, tokens: &std::path::Path)
     Edge::start(routes, &args).await
 }
 
+/// An origin that answers with the edge's own marks (`x-dime-owner`, `x-dime-peer-refused`, `x-dime-edge`)
+/// cannot make an owner's answer look like a refusal or like another edge's: the marks are removed before the
+/// cache stores the response, so every edge takes its owner's answer (one origin fetch per object for the fleet),
+/// no member is charged, and no viewer sees them, on a miss or a hit. A viewer's own `x-dime-*` request headers
+/// never reach the origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edges_own_headers_are_never_taken_from_an_origin_or_a_viewer() {
+    let origin = Origin::start("o").await;
+    let fleet = fleet(&origin).await;
+    let paths: Vec<String> = (0..12).map(|i| format!("/marks/{i}/seg.ts")).collect();
+    for round in ["miss", "hit"] {
+        for path in &paths {
+            for edge in &fleet.edges {
+                let target = ask(path).size(1000).cache_control("max-age=60").internal_marks();
+                let r = edge.get("video.test", target).await;
+                assert_eq!((r.status, r.bytes.len()), (200, 1000), "{round} {path}");
+                let marks: Vec<&str> =
+                    r.headers.keys().map(|k| k.as_str()).filter(|k| k.starts_with("x-dime-")).collect();
+                assert!(marks.is_empty(), "{round} {path}: a viewer got {marks:?}");
+            }
+        }
+    }
+    for path in &paths {
+        assert_eq!(origin.hits_for(path), 1, "{path}: the owner's answers were taken, not refused");
+    }
+    for edge in &fleet.edges {
+        for result in ["refused", "error"] {
+            let sample = format!(r#"dime_peer_requests_total{{direction="sent",result="{result}"}}"#);
+            assert_eq!(edge.metric(&sample).await, 0.0, "{sample}");
+        }
+    }
+    let posing = [("x-dime-peer", "b"), ("x-dime-peer-token", PEER_TOKEN), ("X-Dime-Owner", "c"), ("x-dime-edge", "a")];
+    let r = fleet.edges[0].request(reqwest::Method::GET, "video.test", ask("/posing/x.html"), &posing).await;
+    let seen = r.headers.get("x-seen-headers").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!seen.is_empty() && !seen.contains("x-dime-"), "the origin saw {seen}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_that_are_not_the_owners_are_never_used() {
     // Edge `a` shields its route behind member `bad`, a listener in this test that is not a working Dime edge.

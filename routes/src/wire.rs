@@ -470,6 +470,17 @@ impl fmt::Display for Problem {
 // ---------------------------------------------------------------------------------------------------------------
 // Between edges (the fleet tier)
 
+/// Every header named `x-dime-*` is the edge's own: one an origin sends is removed before the cache stores the
+/// response or anyone sees it, and one a viewer sends never reaches an origin or a peer (an origin could otherwise
+/// answer as if it were a peer, and a viewer pose as one).
+pub const INTERNAL_PREFIX: &str = "x-dime-";
+
+/// Whether a header name is one of the edge's own ([`INTERNAL_PREFIX`], in any case).
+pub fn is_internal(name: &str) -> bool {
+    name.len() >= INTERNAL_PREFIX.len()
+        && name.as_bytes()[..INTERNAL_PREFIX.len()].eq_ignore_ascii_case(INTERNAL_PREFIX.as_bytes())
+}
+
 /// On a peer request: the asking edge's name (and the mark that stops a second hop).
 pub const PEER_HEADER: &str = "x-dime-peer";
 /// On a peer request: the peer token, checked by the peer listener, removed before the origin.

@@ -213,6 +213,9 @@ fn head(req: &Request<Incoming>, b: &Behaviour, s: &Shared) -> hyper::http::resp
             resp = resp.header(name, value);
         }
     }
+    if b.internal_marks {
+        resp = resp.header("x-dime-owner", "origin").header("x-dime-peer-refused", "503").header("x-dime-edge", "o");
+    }
     resp
 }
 

@@ -149,7 +149,8 @@ fn response_head(
     for (name, value) in stored.headers.iter() {
         let tag = name == crate::cache::tags::SURROGATE_KEY || name == crate::cache::tags::CACHE_TAG;
         let replaced = exposed.is_some() && name == header::ACCESS_CONTROL_EXPOSE_HEADERS;
-        if !(SET_HERE.contains(name) || strip_tags && tag || replaced) {
+        let internal = dime_routes::wire::is_internal(name.as_str());
+        if !(SET_HERE.contains(name) || strip_tags && tag || replaced || internal) {
             field(name.as_str().as_bytes(), value.as_bytes());
         }
     }

@@ -67,10 +67,27 @@ pub(super) fn mark(upstream_request: &mut RequestHeader, fleet: &Fleet) -> pingo
     Ok(())
 }
 
-/// On the owner: the peer's name and token are the fleet's business, not the origin's.
-pub(super) fn unmark(upstream_request: &mut RequestHeader) {
-    upstream_request.remove_header(PEER_HEADER);
-    upstream_request.remove_header(PEER_TOKEN_HEADER);
+/// Every `x-dime-*` header of a request to an origin or a peer goes ([`dime_routes::wire::INTERNAL_PREFIX`]): a
+/// peer's name and token are the fleet's business, not the origin's, and a viewer's are nobody's. The edge's own
+/// marks for a peer are added after this ([`mark`]).
+pub(super) fn strip_request(upstream_request: &mut RequestHeader) {
+    for name in internal_names(&upstream_request.headers) {
+        tracing::debug!(header = %name, "removed an x-dime-* header from the request before the upstream");
+        upstream_request.remove_header(&name);
+    }
+}
+
+/// Every `x-dime-*` header of a response goes: an origin's before the cache stores it or a viewer or a peer sees
+/// it (an origin cannot answer as an edge would), a peer's once [`check_answer`] has read its marks.
+pub(super) fn strip_response(response: &mut pingora_http::ResponseHeader) {
+    for name in internal_names(&response.headers) {
+        response.remove_header(&name);
+    }
+}
+
+/// The `x-dime-*` names among `headers` (no allocation when there are none, the usual case).
+fn internal_names(headers: &http::HeaderMap) -> Vec<http::HeaderName> {
+    headers.keys().filter(|n| dime_routes::wire::is_internal(n.as_str())).cloned().collect()
 }
 
 /// The owner's answer, checked before anything uses it. A refusal of its gate or its own failure (marked

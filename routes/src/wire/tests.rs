@@ -193,3 +193,13 @@ fn a_problem_round_trips_and_reads_as_one_line() {
     round_trip(&many);
     assert_eq!(many.to_string(), "urls[0]: x; tags[1]: y");
 }
+
+#[test]
+fn the_edges_own_headers_are_told_apart_in_any_case() {
+    for name in [PEER_HEADER, PEER_TOKEN_HEADER, PEER_REFUSED_HEADER, OWNER_HEADER, EDGE_HEADER, "X-Dime-Owner"] {
+        assert!(is_internal(name), "{name}");
+    }
+    for name in ["x-dime", "x-dimes-a", "dime-owner", "x-forwarded-for", ""] {
+        assert!(!is_internal(name), "{name}");
+    }
+}

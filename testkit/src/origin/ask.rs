@@ -61,6 +61,10 @@ pub struct Behaviour {
     pub vary_encoding: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     pub announce_length: bool,
+    /// Answers with the edge's own marks (`x-dime-owner`, `x-dime-peer-refused`, `x-dime-edge`), as a hostile or
+    /// confused origin could.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub internal_marks: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -178,6 +182,12 @@ impl Ask {
         self.behaviour.vary_encoding = true;
         self
     }
+    /// Answers with the edge's own marks, `x-dime-owner`, `x-dime-peer-refused` and `x-dime-edge` (see
+    /// [`Behaviour::internal_marks`]).
+    pub fn internal_marks(mut self) -> Self {
+        self.behaviour.internal_marks = true;
+        self
+    }
     /// With [`Ask::abort_after`]: announces the full `Content-Length` before breaking off.
     pub fn announce_length(mut self) -> Self {
         self.behaviour.announce_length = true;
@@ -220,7 +230,8 @@ mod tests {
             .hang_up()
             .etag("v1")
             .vary_encoding()
-            .announce_length();
+            .announce_length()
+            .internal_marks();
         let read = Behaviour::from_query(query_of(&full).as_deref()).unwrap();
         assert_eq!(read, full.behaviour);
         assert_eq!(Behaviour::from_query(None).unwrap(), Behaviour::default());

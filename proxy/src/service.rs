@@ -117,13 +117,20 @@ impl ProxyHttp for DimeProxy {
         }
     }
 
-    /// Phase 2, once per request: the gate ([`gate::admit`]: ACME token, table, route, HTTPS redirect, signed
-    /// URL), then, on a caching route, a direct hit ([`direct::serve`]). `Ok(true)`: answered here, Pingora
+    /// Phase 2, once per request: the path read once ([`gate::normalize_path`]: `400` for one that does not
+    /// read), the gate ([`gate::admit`]: ACME token, table, route, HTTPS redirect, signed URL), then, on a caching
+    /// route, a direct hit ([`direct::serve`]). `Ok(true)`: answered here, Pingora
     /// goes straight to `logging` (15); `Ok(false)`: on to the cache phases and the origin.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         if session.get_keepalive().is_some_and(|t| t != self.settings.keepalive_secs) {
             // Only where the connection is kept alive at all (a client's `Connection: close` stays).
             session.set_keepalive(Some(self.settings.keepalive_secs));
+        }
+        // One reading of the path, before anything looks at it (docs/edge.md, "How the edge reads a path"): the
+        // route, the gate's checks, the cache and ring keys and the origin all see the same normalized path.
+        if let Err(e) = gate::normalize_path(session.req_header_mut()) {
+            gate::refuse(session, 400, format!("bad request path: {e}\n"), self.peer_listener).await?;
+            return Ok(true);
         }
         let active = self.state.current();
         let table = active.as_ref().map(|a| &a.table);

@@ -53,6 +53,26 @@ impl<'a> Arrival<'a> {
     }
 }
 
+/// Replaces the request's path with its one reading ([`dime_routes::path::normalize`]: dot segments resolved,
+/// unreserved characters decoded, other escapes uppercased; encoded `/`, `\` and NUL, raw backslashes and
+/// control bytes refused), the query kept as sent. Nothing is copied when the path is already in that form (the
+/// usual case). `Err`: the request is answered `400` with the reason.
+pub(super) fn normalize_path(req: &mut RequestHeader) -> std::result::Result<(), dime_routes::PathError> {
+    let normalized = dime_routes::path::normalize(req.uri.path(), dime_routes::PathOptions::default())?;
+    if normalized.is_unchanged() {
+        return Ok(());
+    }
+    let target = match req.uri.query() {
+        Some(query) => format!("{normalized}?{query}"),
+        None => normalized.to_string(),
+    };
+    // The normalized path is made of the characters a URI path allows, so it always parses.
+    if let Ok(uri) = target.parse::<http::Uri>() {
+        req.set_uri(uri);
+    }
+    Ok(())
+}
+
 /// How a request on the peer listener identifies its sender: its peer token, checked against the peer tokens.
 pub(super) fn peer_token(req: &RequestHeader, fleet: &crate::fleet::Fleet) -> PeerToken {
     let presented = req.headers.get(dime_routes::wire::PEER_TOKEN_HEADER).and_then(|v| v.to_str().ok());

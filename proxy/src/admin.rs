@@ -78,7 +78,7 @@ impl Admin {
             return self.purge(req);
         }
         if matches!(req.path, "/config" | "/") && !self.tokens.is_empty() {
-            if let Some(mut resp) = self.refusal(req) {
+            if let Some(mut resp) = self.refusal(req, true) {
                 if req.path == "/" {
                     // A browser asks for the token (as the password) instead of showing the refusal.
                     let ask = http::HeaderValue::from_static("Basic realm=\"dime-edge admin\", charset=\"UTF-8\"");
@@ -131,7 +131,9 @@ impl Admin {
 
     /// Checks the token, given as `Authorization: Bearer TOKEN` or, from a browser, as the password of HTTP Basic
     /// authentication (any user name): the refusal to send (401 without one, 403 with a wrong one), or `None`.
-    fn refusal(&self, req: &AdminRequest<'_>) -> Option<Response<Vec<u8>>> {
+    /// A request that changes something ([`Self::purge`]) takes the bearer token only: a browser sends a Basic
+    /// password it remembers with any request, also one a cross-site form makes, but never a bearer token.
+    fn refusal(&self, req: &AdminRequest<'_>, basic_allowed: bool) -> Option<Response<Vec<u8>>> {
         let json = |status, v: serde_json::Value| reply(status, "application/json", v.to_string().into_bytes());
         let basic = req.authorization.and_then(|a| a.strip_prefix("Basic ")).and_then(|b| {
             use base64::Engine as _;
@@ -140,6 +142,11 @@ impl Admin {
             text.split_once(':').map(|(_, password)| password.to_owned())
         });
         let bearer = req.authorization.and_then(|a| a.strip_prefix("Bearer ")).map(str::trim);
+        if bearer.is_none() && basic.is_some() && !basic_allowed {
+            tracing::warn!(path = req.path, "admin request refused: a Basic password cannot change anything");
+            let why = "this request changes the cache: it takes `Authorization: Bearer <token>`, not a browser's Basic password (a cross-site form could send that)";
+            return Some(json(StatusCode::UNAUTHORIZED, serde_json::json!({ "error": why })));
+        }
         let presented = bearer.or(basic.as_deref());
         let Some(presented) = presented else {
             return Some(json(
@@ -167,7 +174,7 @@ impl Admin {
                 serde_json::json!({"error": "purge is disabled: start the edge with --admin-token-file"}),
             );
         }
-        if let Some(resp) = self.refusal(req) {
+        if let Some(resp) = self.refusal(req, false) {
             return resp;
         }
         let (what, soft) = match self.purge_target(req.query) {

@@ -95,3 +95,27 @@ async fn the_status_page_takes_the_admin_token_and_shows_the_table() {
     assert!(html.contains("<tr data-route=\"web\">"), "{html}");
     assert!(!html.contains("admin-token-0123456789abcdef"), "the token is never rendered");
 }
+
+/// A purge changes the cache: it takes the bearer token, never the Basic password a browser keeps for the status
+/// page and would send with a cross-site form's POST too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_takes_the_bearer_token_not_a_browsers_basic_password() {
+    let origin = Origin::start("o").await;
+    let (edge, _dir) = edge_with_admin_token(&origin, &[]).await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/purge?url=http://web.test/page", edge.admin);
+    let token = "admin-token-0123456789abcdef";
+    // What a cross-site form makes: a POST, with the password the browser remembers for this origin.
+    let form = http
+        .post(&url)
+        .basic_auth("admin", Some(token))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 401);
+    assert!(form.text().await.unwrap().contains("Bearer"), "the refusal says what to send");
+    let bearer = http.post(&url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(bearer.status(), 200, "{}", bearer.text().await.unwrap());
+}

@@ -81,59 +81,38 @@ impl ConfigMetrics {
 }
 
 /// Why a pull from dime-control (the route table, or the purge feed) failed: the `reason` of
-/// `dime_routes_fetch_failures_total` and `dime_purge_feed_failures_total`.
+/// `dime_routes_fetch_failures_total` and `dime_purge_feed_failures_total`. The call's own failures are the
+/// client's [`dime_client::Reason`] (one vocabulary for both); `invalid` is the edge's: a route table that does not
+/// validate (routes only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FetchFailure {
-    /// No TCP connection, or it broke before the answer.
-    Connect,
-    /// The TLS handshake failed (an `https://` control URL).
-    Tls,
-    /// No answer in time.
-    Timeout,
-    /// Control refused the token.
-    Unauthorized,
-    /// An answer with an unexpected status (or a request that could not be made).
-    Status,
-    /// The body could not be read or parsed.
-    Body,
-    /// A route table that does not validate (routes only).
+    Call(dime_client::Reason),
     Invalid,
 }
 
-/// What failed in a call to control, as this family counts it.
 impl From<dime_client::Reason> for FetchFailure {
     fn from(reason: dime_client::Reason) -> Self {
-        use dime_client::Reason;
-        match reason {
-            Reason::Connect => FetchFailure::Connect,
-            Reason::Tls => FetchFailure::Tls,
-            Reason::Timeout => FetchFailure::Timeout,
-            Reason::Unauthorized => FetchFailure::Unauthorized,
-            Reason::Status => FetchFailure::Status,
-            Reason::Body => FetchFailure::Body,
-        }
+        FetchFailure::Call(reason)
     }
 }
 
 impl FetchFailure {
-    pub const ALL: [FetchFailure; 7] = [
-        FetchFailure::Connect,
-        FetchFailure::Tls,
-        FetchFailure::Timeout,
-        FetchFailure::Unauthorized,
-        FetchFailure::Status,
-        FetchFailure::Body,
-        FetchFailure::Invalid,
-    ];
+    pub const ALL: [FetchFailure; 7] = {
+        use dime_client::Reason;
+        [
+            FetchFailure::Call(Reason::Connect),
+            FetchFailure::Call(Reason::Tls),
+            FetchFailure::Call(Reason::Timeout),
+            FetchFailure::Call(Reason::Unauthorized),
+            FetchFailure::Call(Reason::Status),
+            FetchFailure::Call(Reason::Body),
+            FetchFailure::Invalid,
+        ]
+    };
 
     pub fn as_str(self) -> &'static str {
         match self {
-            FetchFailure::Connect => "connect",
-            FetchFailure::Tls => "tls",
-            FetchFailure::Timeout => "timeout",
-            FetchFailure::Unauthorized => "unauthorized",
-            FetchFailure::Status => "status",
-            FetchFailure::Body => "body",
+            FetchFailure::Call(reason) => reason.as_str(),
             FetchFailure::Invalid => "invalid",
         }
     }

@@ -1,15 +1,16 @@
 //! What every handler of control's API shares: who may call it ([`EdgeToken`], [`PurgeToken`]: extractors, so
-//! no handler reads a token itself), how its query is read ([`Query`]), and how it refuses ([`ApiError`]: one
+//! no handler reads a token or a report itself), how its query is read ([`Query`]), and how it refuses ([`ApiError`]: one
 //! type, answered as a [`wire::Problem`]).
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use dime_routes::wire;
 use http::request::Parts;
 use http::StatusCode;
 
+use crate::metrics::api::IdentityRefusal;
 use crate::state::Shared;
 
 /// Why a request is refused; its answer is a JSON [`wire::Problem`] with the status.
@@ -71,24 +72,85 @@ fn bearer(parts: &Parts) -> Option<&str> {
     Some(value.strip_prefix("Bearer ")?.trim())
 }
 
-/// The request presents an edge token: it may read the table, the fleet and the purge feed. A purge token is
-/// refused (403): it cannot read what edges read.
-#[derive(Debug, Clone, Copy)]
-pub struct EdgeToken;
+/// Who an edge request comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The edge whose credential it presents ([`crate::credentials`]).
+    Edge(String),
+    /// An old shared edge token (`--token-file`): it reads, and nothing it says of itself is taken.
+    Shared,
+}
+
+/// The request presents an edge's credential (or an old shared token): it may read the table, the fleet and the
+/// purge feed. What it says of itself ([`wire::Report`]: a Lease renewal, a membership, a purge acknowledgement)
+/// is taken only for the name its credential is bound to: another edge's name is refused (403, counted in
+/// `dime_control_identity_refusals_total{reason="another-edge"}`, logged with both names), a name that is not one
+/// is refused (400), and a shared token's report is ignored (counted in `dime_control_shared_token_requests_total`).
+/// A purge token is refused (403): it cannot read what edges read.
+#[derive(Debug, Clone)]
+pub struct EdgeToken {
+    pub caller: Caller,
+    /// The caller's report, checked: always of the edge the credential names.
+    pub report: Option<wire::Report>,
+}
 
 impl FromRequestParts<Arc<Shared>> for EdgeToken {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared>) -> Result<Self, ApiError> {
-        let token = bearer(parts);
-        if token.is_some_and(|t| dime_routes::token_accepted(&shared.tokens, t)) {
-            return Ok(EdgeToken);
-        }
-        if token.is_some_and(|t| dime_routes::token_accepted(&shared.purge_tokens, t)) {
-            return Err(ApiError::Forbidden("a purge token cannot read what edges read: use an edge token".into()));
-        }
-        Err(ApiError::Unauthorized("missing or wrong bearer token".into()))
+        let caller = caller(parts, shared)?;
+        let api = &shared.metrics.api;
+        let report = wire::Report::from_headers(&parts.headers).map_err(|why| {
+            api.identity_refused(IdentityRefusal::BadName).inc();
+            ApiError::BadRequest(why)
+        })?;
+        let report = match (&caller, report) {
+            (_, None) => None,
+            (Caller::Shared, Some(report)) => {
+                tracing::debug!(edge = report.name, "a shared edge token's report is not taken (read-only)");
+                None
+            }
+            (Caller::Edge(name), Some(report)) if report.name == *name => Some(report),
+            (Caller::Edge(name), Some(report)) => {
+                api.identity_refused(IdentityRefusal::AnotherEdge).inc();
+                tracing::warn!(
+                    credential = name,
+                    claimed = report.name,
+                    path = parts.uri.path(),
+                    "refused: an edge's credential presented with another edge's name"
+                );
+                return Err(ApiError::Forbidden(format!(
+                    "this credential is edge `{name}`'s; it cannot speak for `{}`",
+                    report.name
+                )));
+            }
+        };
+        Ok(EdgeToken { caller, report })
     }
+}
+
+/// The caller a bearer token names.
+fn caller(parts: &Parts, shared: &Shared) -> Result<Caller, ApiError> {
+    use crate::credentials::Lookup;
+    let Some(token) = bearer(parts) else {
+        return Err(ApiError::Unauthorized("missing `Authorization: Bearer <edge credential>`".into()));
+    };
+    let lookup = shared.credentials.lookup(token);
+    if let Lookup::Edge(name) = lookup {
+        return Ok(Caller::Edge(name));
+    }
+    if dime_routes::token_accepted(&shared.shared_tokens, token) {
+        shared.metrics.api.shared_token_requests.inc();
+        return Ok(Caller::Shared);
+    }
+    if dime_routes::token_accepted(&shared.purge_tokens, token) {
+        return Err(ApiError::Forbidden("a purge token cannot read what edges read: use an edge credential".into()));
+    }
+    if lookup == Lookup::NotLoaded {
+        return Err(ApiError::Unavailable("the edge credentials are not read yet".into()));
+    }
+    shared.metrics.api.identity_refused(IdentityRefusal::UnknownToken).inc();
+    Err(ApiError::Unauthorized("not an edge credential".into()))
 }
 
 /// The request presents a purge token: it may purge and read purges. Refused: purging off (no
@@ -109,22 +171,11 @@ impl FromRequestParts<Arc<Shared>> for PurgeToken {
         if dime_routes::token_accepted(&shared.purge_tokens, token) {
             return Ok(PurgeToken);
         }
-        if dime_routes::token_accepted(&shared.tokens, token) {
+        let edges = matches!(shared.credentials.lookup(token), crate::credentials::Lookup::Edge(_));
+        if edges || dime_routes::token_accepted(&shared.shared_tokens, token) {
             return Err(ApiError::Forbidden("an edge token cannot purge: use a token of --purge-token-file".into()));
         }
         Err(ApiError::Unauthorized("wrong purge token".into()))
-    }
-}
-
-/// The edge a poll comes from, by the [`wire::Report`] in its headers; absent for a client that names no edge.
-#[derive(Debug, Clone)]
-pub struct Reported(pub wire::Report);
-
-impl OptionalFromRequestParts<Arc<Shared>> for Reported {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &Arc<Shared>) -> Result<Option<Self>, Self::Rejection> {
-        Ok(wire::Report::from_headers(&parts.headers).map(Reported))
     }
 }
 

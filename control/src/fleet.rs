@@ -26,6 +26,8 @@ use tokio::time::Instant;
 /// The label every edge Lease carries (its value: the edge's name).
 pub const LEASE_LABEL: &str = "dime.dev/edge";
 const PEER_URL: &str = "dime.dev/peer-url";
+/// The Ed25519 public key the edge signs its peer requests with (served with its member entry).
+const PEER_KEY: &str = "dime.dev/peer-key";
 const APPLIED: &str = "dime.dev/applied-version";
 const REFUSED: &str = "dime.dev/refused-version";
 const REFUSED_WHY: &str = "dime.dev/refused-reason";
@@ -143,6 +145,7 @@ impl Fleet {
             annotations.insert(k.to_owned(), v.cloned().unwrap_or_default());
         };
         put(PEER_URL, report.peer_url.as_ref());
+        put(PEER_KEY, report.peer_key.as_ref());
         put(APPLIED, report.applied.as_ref());
         put(REFUSED, report.refused.as_ref().map(|r| &r.version));
         put(REFUSED_WHY, report.refused.as_ref().map(|r| &r.reason));
@@ -173,7 +176,7 @@ impl Fleet {
             .edges(None)
             .into_iter()
             .filter(|e| e.state != EdgeState::Gone)
-            .filter_map(|e| Some(Member { url: e.peer_url.clone()?, name: e.name }))
+            .filter_map(|e| Some(Member { url: e.peer_url.clone()?, name: e.name, key: e.peer_key }))
             .collect();
         members.sort();
         members
@@ -190,14 +193,20 @@ fn lease_meta(name: &str, edge: &str, annotations: BTreeMap<String, String>) -> 
     }
 }
 
-/// The Lease of edge `name`: `dime-edge-NAME`, as a Kubernetes object name.
+/// The Lease of edge `name`: `dime-edge-NAME`. The name is a DNS-1123 label ([`dime_routes::wire::edge_name_ok`],
+/// checked before anything is written), so it is used as it is: no two names share a Lease.
 fn lease_name(edge: &str) -> String {
-    format!("dime-edge-{}", edge.to_ascii_lowercase().replace(['_', '.'], "-"))
+    format!("dime-edge-{edge}")
 }
 
 fn view(lease: &Lease, served: Option<&str>, now: i64) -> Option<EdgeView> {
     let spec = lease.spec.as_ref()?;
     let name = spec.holder_identity.clone()?;
+    // Only a Lease named for its holder as this control names it (an older one folded `EDGE_A` onto `edge-a`,
+    // and anyone with write access to Leases could write one for another name): no other is a member.
+    if !dime_routes::wire::edge_name_ok(&name) || lease.metadata.name.as_deref() != Some(lease_name(&name).as_str()) {
+        return None;
+    }
     let annotation =
         |k: &str| lease.metadata.annotations.as_ref().and_then(|a| a.get(k)).filter(|v| !v.is_empty()).cloned();
     let last_seen = spec.renew_time.as_ref().map_or(0, |t| t.0.as_second());
@@ -218,6 +227,7 @@ fn view(lease: &Lease, served: Option<&str>, now: i64) -> Option<EdgeView> {
     Some(EdgeView {
         name,
         peer_url: annotation(PEER_URL),
+        peer_key: annotation(PEER_KEY),
         applied_version: applied,
         refused_version: refused,
         refused_reason: annotation(REFUSED_WHY),
@@ -251,7 +261,7 @@ mod tests {
             (REFUSED_WHY.to_owned(), if refused.is_empty() { String::new() } else { "bad".into() }),
         ]);
         Lease {
-            metadata: ObjectMeta { annotations: Some(annotations), ..Default::default() },
+            metadata: ObjectMeta { name: Some(lease_name(name)), annotations: Some(annotations), ..Default::default() },
             spec: Some(LeaseSpec {
                 holder_identity: Some(name.into()),
                 lease_duration_seconds: Some(90),
@@ -280,5 +290,18 @@ mod tests {
         }
         let v = view(&lease("c", now, "v1", "v2"), Some("v2"), now).unwrap();
         assert_eq!((v.refused_version.as_deref(), v.refused_reason.as_deref()), (Some("v2"), Some("bad")));
+    }
+
+    #[test]
+    fn a_lease_not_named_for_its_holder_is_no_member() {
+        let now = 1_800_000_000;
+        let mut folded = lease("EDGE_A", now, "v2", "");
+        folded.metadata.name = Some("dime-edge-edge-a".into());
+        assert!(view(&folded, Some("v2"), now).is_none(), "an older control's folded name");
+        let mut elsewhere = lease("edge-b", now, "v2", "");
+        elsewhere.metadata.name = Some("dime-edge-edge-a".into());
+        assert!(view(&elsewhere, Some("v2"), now).is_none(), "edge-b's holder in edge-a's Lease");
+        assert_eq!(lease_name("edge-a"), "dime-edge-edge-a");
+        assert!(view(&lease("edge-a", now, "v2", ""), Some("v2"), now).is_some());
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod compile;
+pub mod credentials;
 pub mod fleet;
 pub mod metrics;
 pub mod purge;

@@ -31,9 +31,12 @@ enum Command {
         /// Address of the API edges pull from.
         #[arg(long, env = "DIME_LISTEN", default_value = "0.0.0.0:8080")]
         listen: SocketAddr,
-        /// File of accepted bearer tokens, one per line (several, for rotation).
+        /// Deprecated: a file of shared edge tokens, one per line. Each edge now has its own credential (a Secret
+        /// labelled dime.dev/edge-credential in --lease-namespace; `dime-control credential NAME` makes one).
+        /// Until the next release a shared token still reads the table, the fleet and the purge feed, but what it
+        /// says of an edge (its Lease, membership, purge acknowledgements) is not taken.
         #[arg(long, env = "DIME_TOKEN_FILE")]
-        token_file: PathBuf,
+        token_file: Option<PathBuf>,
         /// File of purge tokens, one per line: `POST /v1/purge` and `GET /v1/purge/ID` take these and only these
         /// (a purge token cannot read the route table, an edge token cannot purge). Without it, purging is off.
         #[arg(long, env = "DIME_PURGE_TOKEN_FILE")]
@@ -63,6 +66,18 @@ enum Command {
         /// control URL). Each edge holds two long-polls.
         #[arg(long, env = "DIME_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = max_connections)]
         max_connections: usize,
+    },
+    /// Make edge NAME's credential: a new token (written to --token-out, for the edge's --control-token-file) and,
+    /// on stdout, the Secret that makes it NAME's (control keeps only the token's SHA-256): `kubectl apply -f -`.
+    Credential {
+        /// The edge's name (its --edge-name): a DNS-1123 label.
+        name: String,
+        /// Where the new token is written (mode 0600; refused if the file exists).
+        #[arg(long, value_name = "FILE")]
+        token_out: PathBuf,
+        /// The namespace of the Secret: control's (its --lease-namespace).
+        #[arg(long, default_value = "dime-system")]
+        namespace: String,
     },
     /// Purge URLs, path prefixes or cache tags on every edge of the fleet, and report which edges applied it.
     /// Exit 0: every live edge applied it; 3: taken, but some live edge had not within --wait; 1: not taken.
@@ -120,11 +135,14 @@ enum RunError {
 
 /// What `run` needs before it touches the network: the accepted tokens and the TLS acceptor.
 fn settings(
-    token_file: &std::path::Path,
+    token_file: Option<&std::path::Path>,
     purge_token_file: Option<&std::path::Path>,
     tls_cert: Option<&str>,
 ) -> Result<(Tokens, Option<tokio_rustls::TlsAcceptor>), SettingsError> {
-    let edge = dime_routes::read_token_file(token_file)?;
+    let edge = match token_file {
+        Some(f) => dime_routes::read_token_file(f)?,
+        None => Vec::new(),
+    };
     let purge = match purge_token_file {
         Some(f) => dime_routes::read_token_file(f)?,
         None => Vec::new(),
@@ -194,7 +212,16 @@ struct Listen {
 
 async fn run(namespaces: Vec<String>, listen: Listen, tokens: Tokens, leases: Leases) -> Result<(), RunError> {
     let client = kube::Client::try_default().await.map_err(RunError::Kube)?;
+    if !tokens.edge.is_empty() {
+        tracing::warn!(
+            "--token-file: shared edge tokens are deprecated and read-only (the table, the fleet and the purge feed; no Lease, membership or purge acknowledgement); give each edge its own credential with `dime-control credential NAME` before the next release removes them"
+        );
+    }
     let shared = Arc::new(Shared::new(tokens.edge, tokens.purge).map_err(RunError::Metrics)?);
+    dime_control::credentials::start(client.clone(), &leases.namespace, shared.credentials.clone(), {
+        let shared = shared.clone();
+        move || shared.metrics.fleet.credentials.set(shared.credentials.edges() as i64)
+    });
     let on_change = {
         let shared = shared.clone();
         move || shared.fleet_changed()
@@ -247,12 +274,13 @@ fn main() -> ExitCode {
             let limits = ClientLimits { header_timeout, max_connections };
             (namespaces, listen, token_file, purge_token_file, tls_cert, leases, limits)
         }
+        Command::Credential { name, token_out, namespace } => return credential_command(&name, &token_out, &namespace),
         Command::Purge { urls, prefixes, tags, soft, control, token_file, ca, wait } => {
             let target = PurgeTarget { control, token_file, ca, wait };
             return purge_command(urls, &prefixes, tags, soft, &target);
         }
     };
-    let (tokens, tls) = match settings(&token_file, purge_token_file.as_deref(), tls_cert.as_deref()) {
+    let (tokens, tls) = match settings(token_file.as_deref(), purge_token_file.as_deref(), tls_cert.as_deref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("dime-control: {e}");
@@ -270,6 +298,35 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `dime-control credential NAME`: the token to a new file, the Secret on stdout.
+fn credential_command(name: &str, token_out: &std::path::Path, namespace: &str) -> ExitCode {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if !dime_routes::wire::edge_name_ok(name) {
+        eprintln!("dime-control credential: `{name}`: {}", dime_routes::wire::EDGE_NAME_RULE);
+        return ExitCode::from(2);
+    }
+    let mut random = [0u8; 32];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random).is_err() {
+        eprintln!("dime-control credential: the system's random number generator failed");
+        return ExitCode::FAILURE;
+    }
+    let (token, secret) = dime_control::credentials::issue(name, namespace, random);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(token_out)
+        .and_then(|mut f| f.write_all(format!("{token}\n").as_bytes()));
+    if let Err(e) = written {
+        eprintln!("dime-control credential: {}: {e}", token_out.display());
+        return ExitCode::FAILURE;
+    }
+    print!("{secret}");
+    eprintln!("edge `{name}`: token in {}; apply the Secret above in namespace {namespace}", token_out.display());
+    ExitCode::SUCCESS
 }
 
 /// Where `dime-control purge` sends its purge.

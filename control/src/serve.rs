@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
-use crate::api::{json, ApiError, EdgeToken, Query, Reported};
+use crate::api::{json, ApiError, EdgeToken, Query};
 use crate::state::{Served, Shared};
 
 /// The API, without a socket: `app(shared).oneshot(request)` in tests.
@@ -68,13 +68,14 @@ fn table_response(served: &Served) -> Response {
 async fn routes(
     State(shared): State<Arc<Shared>>,
     auth: Result<EdgeToken, ApiError>,
-    reported: Option<Reported>,
     query: Result<Query<WaitQuery>, ApiError>,
     headers: HeaderMap,
 ) -> Response {
     let r = match (auth, query) {
         (Err(e), _) | (_, Err(e)) => e.into_response(),
-        (Ok(EdgeToken), Ok(Query(q))) => routes_answer(&shared, reported, &headers, q.wait.duration()).await,
+        (Ok(EdgeToken { report, .. }), Ok(Query(q))) => {
+            routes_answer(&shared, report, &headers, q.wait.duration()).await
+        }
     };
     shared.metrics.api.requests(r.status()).inc();
     r
@@ -87,10 +88,11 @@ async fn edges(State(shared): State<Arc<Shared>>, _: EdgeToken) -> Response {
     json(StatusCode::OK, &wire::EdgesAnswer { served_version, edges })
 }
 
-async fn routes_answer(shared: &Shared, reported: Option<Reported>, headers: &HeaderMap, wait: Duration) -> Response {
-    // An edge says who it is on every poll: its Lease is renewed now and while the poll is parked.
-    let heard = match (shared.fleet.get(), reported) {
-        (Some(fleet), Some(Reported(report))) => {
+async fn routes_answer(shared: &Shared, report: Option<wire::Report>, headers: &HeaderMap, wait: Duration) -> Response {
+    // An edge says who it is on every poll (checked against its credential): its Lease is renewed now and while
+    // the poll is parked.
+    let heard = match (shared.fleet.get(), report) {
+        (Some(fleet), Some(report)) => {
             fleet.heard(report.clone());
             Some((fleet.clone(), report))
         }
@@ -277,9 +279,13 @@ mod tests {
 
     const TOKEN: &str = "edge-token-0123456789";
     const PURGE_TOKEN: &str = "purge-token-0123456789";
+    /// Edge `edge-a`'s own credential.
+    const EDGE_A: &str = "edge-a-credential-0123456789";
 
     fn shared_with(version: Option<&str>) -> Arc<Shared> {
         let shared = Arc::new(Shared::new(vec![TOKEN.into()], vec![PURGE_TOKEN.into()]).unwrap());
+        let hash = crate::credentials::hash(EDGE_A);
+        shared.credentials.set(std::collections::HashMap::from([(hash, "edge-a".to_owned())]));
         if let Some(v) = version {
             let served = Served { etag: Etag::parse(v), json: Bytes::from(format!("{{\"version\":\"{v}\"}}")) };
             shared.current.send_replace(Some(Arc::new(served)));
@@ -320,6 +326,44 @@ mod tests {
         assert!(ready.starts_with("ready: serving route table v1"), "{ready}");
         let (_, _, metrics) = call(&shared, "/metrics", &[]).await;
         assert!(metrics.contains("dime_control_"), "{}", &metrics[..metrics.len().min(200)]);
+    }
+
+    #[tokio::test]
+    async fn an_edge_speaks_only_for_the_name_its_credential_is_bound_to() {
+        let shared = shared_with(Some("v1"));
+        let a = format!("Bearer {EDGE_A}");
+        let as_edge = |name: &'static str| [("authorization", a.clone()), ("x-dime-edge", name.to_owned())];
+        let get = |headers: [(&'static str, String); 2]| {
+            let shared = shared.clone();
+            async move {
+                let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                call(&shared, "/v1/routes", &h).await
+            }
+        };
+        assert_eq!(get(as_edge("edge-a")).await.0, StatusCode::OK);
+        let (status, _, body) = get(as_edge("edge-b")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(body.contains("edge `edge-a`") && body.contains("`edge-b`"), "names both: {body}");
+        for folded in ["EDGE-A", "edge_a", "edge.a"] {
+            let (status, _, body) = get(as_edge(folded)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{folded} is refused, not folded onto edge-a: {body}");
+        }
+        // The old shared token still reads, and is counted; what it says of an edge is not taken (the Lease side
+        // is control/tests/edges.rs, on a real kube-apiserver).
+        let shared_token = [("authorization", format!("Bearer {TOKEN}")), ("x-dime-edge", "edge-a".to_owned())];
+        assert_eq!(get(shared_token).await.0, StatusCode::OK);
+        let (_, _, metrics) = call(&shared, "/metrics", &[]).await;
+        for line in [
+            "dime_control_identity_refusals_total{reason=\"another-edge\"} 1",
+            "dime_control_identity_refusals_total{reason=\"bad-name\"} 3",
+            "dime_control_shared_token_requests_total 1",
+        ] {
+            assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+        }
+        // Before the credentials are read, an unknown token may be an edge's: 503, not 401.
+        let fresh = Arc::new(Shared::new(vec![], vec![]).unwrap());
+        let (status, _, body) = call(&fresh, "/v1/routes", &[("authorization", &a)]).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     }
 
     #[tokio::test]

@@ -34,8 +34,12 @@ pub struct Status {
 #[derive(Debug)]
 pub struct Shared {
     pub current: watch::Sender<Option<Arc<Served>>>,
-    /// Edge tokens: the route table, the edges' view and the purge feed.
-    pub tokens: Vec<String>,
+    /// Each edge's own credential ([`crate::credentials`]): the route table, the edges' view and the purge feed,
+    /// and reports, Leases and acknowledgements for that edge's name only.
+    pub credentials: Arc<crate::credentials::Credentials>,
+    /// The old shared edge tokens (`--token-file`): read-only for one release (the table, the feed, the edges'
+    /// view; no report, Lease or acknowledgement is taken with them).
+    pub shared_tokens: Vec<String>,
     /// Purge tokens (`--purge-token-file`): `POST /v1/purge` and `GET /v1/purge/ID` only. Empty: purging is off.
     pub purge_tokens: Vec<String>,
     pub metrics: Metrics,
@@ -59,11 +63,12 @@ struct Published {
 }
 
 impl Shared {
-    pub fn new(tokens: Vec<String>, purge_tokens: Vec<String>) -> Result<Self, prometheus::Error> {
+    pub fn new(shared_tokens: Vec<String>, purge_tokens: Vec<String>) -> Result<Self, prometheus::Error> {
         let (current, _) = watch::channel(None);
         Ok(Shared {
             current,
-            tokens,
+            credentials: Arc::default(),
+            shared_tokens,
             purge_tokens,
             metrics: Metrics::new()?,
             status: Mutex::new(Status::default()),

@@ -22,13 +22,18 @@ use pingora_ketama::{Bucket, Continuum};
 const EJECT_AFTER: u32 = 3;
 const EJECT_FOR: Duration = Duration::from_secs(10);
 
-/// One edge of the fleet: its name and the peer listener other edges fetch from.
+pub mod identity;
+
+/// One edge of the fleet: its name, the peer listener other edges fetch from, and (in a fleet from control) the
+/// public key its peer requests are signed with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub name: String,
     /// As advertised: `http://IP:PORT`.
     pub url: String,
     pub addr: SocketAddr,
+    /// Its Ed25519 public key ([`identity`]); `None` in a static `--peers` fleet, or for a member that reported none.
+    pub key: Option<Vec<u8>>,
 }
 
 impl Member {
@@ -42,7 +47,7 @@ impl Member {
             return Err(Invalid(format!("`{entry}`: an edge name is letters, digits, `-`, `_` and `.`")));
         }
         let url = url.trim();
-        Ok(Member { name: name.to_owned(), url: url.to_owned(), addr: peer_addr(url)? })
+        Ok(Member { name: name.to_owned(), url: url.to_owned(), addr: peer_addr(url)?, key: None })
     }
 }
 
@@ -81,8 +86,42 @@ pub struct FleetSettings {
     pub listen: SocketAddr,
     pub advertise: String,
     pub members: Vec<Member>,
-    pub token_file: PathBuf,
+    /// The shared peer token of a static `--peers` fleet; a fleet from control signs instead ([`identity`]).
+    pub token_file: Option<PathBuf>,
     pub timeout: Duration,
+}
+
+/// How this edge proves its name to its peers, and checks theirs.
+#[derive(Debug)]
+pub enum PeerAuth {
+    /// A static `--peers` fleet: one token every edge has (the first is the one sent; several for rotation). It
+    /// tells a fleet edge from anyone else, not one edge from another.
+    Shared(Vec<String>),
+    /// A fleet from control: this edge's key pair; the members' public keys come with their entries.
+    Signed(identity::PeerKey),
+}
+
+/// Whether a request on the peer listener comes from a member that proved its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerCheck {
+    /// It did (in a static fleet: it has the fleet's token).
+    Heard,
+    /// No peer credentials at all (`401`).
+    Missing,
+    /// Credentials that do not prove the name it claims (`403`), and why.
+    Refused(&'static str),
+}
+
+/// A peer request as the peer listener checks it: the headers that carry the sender's proof, and what it signed.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerRequest<'a> {
+    pub method: &'a str,
+    pub host: &'a str,
+    pub target: &'a str,
+    pub sender: Option<&'a str>,
+    pub token: Option<&'a str>,
+    pub time: Option<&'a str>,
+    pub signature: Option<&'a str>,
 }
 
 /// The members on a ketama ring.
@@ -137,24 +176,28 @@ pub struct Fleet {
     /// This edge as a member (its advertised peer URL), on the ring whatever control's list says.
     own: Option<Member>,
     ring: ArcSwap<Ring>,
-    /// Tokens a peer may present; the first is the one this edge presents.
-    tokens: Vec<String>,
+    auth: PeerAuth,
     pub timeout: Duration,
     failures: Mutex<HashMap<SocketAddr, (u32, Instant)>>,
 }
 
 impl Fleet {
-    pub fn new(settings: &FleetSettings, tokens: Vec<String>) -> Fleet {
+    pub fn new(settings: &FleetSettings, auth: PeerAuth) -> Fleet {
+        let key = match &auth {
+            PeerAuth::Signed(k) => identity::public_key(k.public()),
+            PeerAuth::Shared(_) => None,
+        };
         let own = peer_addr(&settings.advertise).ok().map(|addr| Member {
             name: settings.name.clone(),
             url: settings.advertise.clone(),
             addr,
+            key,
         });
         Fleet {
             me: settings.name.clone(),
             own,
             ring: ArcSwap::from_pointee(Ring::new(settings.members.clone())),
-            tokens,
+            auth,
             timeout: settings.timeout,
             failures: Mutex::new(HashMap::new()),
         }
@@ -168,10 +211,16 @@ impl Fleet {
     /// first Lease): the ring is rebuilt when they changed. Entries with a bad URL are skipped and logged.
     pub fn set_members(&self, listed: &[dime_routes::wire::Member]) {
         let mut members: Vec<Member> = Vec::new();
-        for dime_routes::wire::Member { name, url } in listed {
+        for dime_routes::wire::Member { name, url, key } in listed {
+            let key = key.as_deref().and_then(identity::public_key);
+            if key.is_none() && matches!(self.auth, PeerAuth::Signed(_)) {
+                // It can ask nobody (its requests cannot be checked), and nobody should ask it to prove nothing:
+                // it stays on the ring as owner, and its own requests are refused until it reports a key.
+                tracing::debug!(edge = name, "control lists a member without a peer key");
+            }
             match peer_addr(url) {
                 Ok(addr) if !members.iter().any(|m| m.name == *name || m.addr == addr) => {
-                    members.push(Member { name: name.clone(), url: url.clone(), addr });
+                    members.push(Member { name: name.clone(), url: url.clone(), addr, key });
                 }
                 Ok(_) => tracing::warn!(edge = name, url, "control lists a member twice; keeping the first"),
                 Err(e) => tracing::warn!(edge = name, error = %e, "control lists a member with an unusable URL"),
@@ -207,14 +256,60 @@ impl Fleet {
         (next.name != self.me).then(|| next.clone())
     }
 
-    /// The token this edge presents to its peers.
-    pub fn token(&self) -> &str {
-        self.tokens.first().map_or("", String::as_str)
+    /// This edge's public key, reported to control with its own credential (a fleet from control).
+    pub fn public_key(&self) -> Option<&str> {
+        match &self.auth {
+            PeerAuth::Signed(k) => Some(k.public()),
+            PeerAuth::Shared(_) => None,
+        }
     }
 
-    /// Whether a peer request's token is one of the peer tokens.
-    pub fn accepts(&self, presented: &str) -> bool {
-        dime_routes::token_accepted(&self.tokens, presented)
+    /// The headers that prove this edge's name to `to` on a request for `target` of `host` (beside
+    /// [`dime_routes::wire::PEER_HEADER`]): the shared token of a static fleet, or the time and the signature.
+    pub fn proof(&self, method: &str, host: &str, target: &str, to: &Member, now: u64) -> Vec<(&'static str, String)> {
+        use dime_routes::wire;
+        match &self.auth {
+            PeerAuth::Shared(tokens) => {
+                vec![(wire::PEER_TOKEN_HEADER, tokens.first().cloned().unwrap_or_default())]
+            }
+            PeerAuth::Signed(key) => {
+                let message = wire::peer_message(method, host, target, &self.me, &to.name, now);
+                vec![(wire::PEER_TIME_HEADER, now.to_string()), (wire::PEER_SIGNATURE_HEADER, key.sign(&message))]
+            }
+        }
+    }
+
+    /// Whether a request on the peer listener proves that it comes from the member it names: in a fleet from
+    /// control, signed for this edge, within [`dime_routes::wire::PEER_CLOCK_SKEW`] of `now`, by the key control
+    /// lists for that member; in a static fleet, with one of the fleet's tokens.
+    pub fn check(&self, req: &PeerRequest<'_>, now: u64) -> PeerCheck {
+        match &self.auth {
+            PeerAuth::Shared(tokens) => match req.token {
+                None => PeerCheck::Missing,
+                Some(t) if dime_routes::token_accepted(tokens, t) => PeerCheck::Heard,
+                Some(_) => PeerCheck::Refused("not the fleet's peer token"),
+            },
+            PeerAuth::Signed(_) => {
+                let (Some(sender), Some(time), Some(signature)) = (req.sender, req.time, req.signature) else {
+                    return PeerCheck::Missing;
+                };
+                let Ok(time) = time.trim().parse::<u64>() else { return PeerCheck::Refused("a time that is not one") };
+                if !identity::timely(time, now) {
+                    return PeerCheck::Refused("signed too long ago or ahead (clocks apart, or a replay)");
+                }
+                let ring = self.ring();
+                let Some(member) = ring.members().iter().find(|m| m.name == sender && m.name != self.me) else {
+                    return PeerCheck::Refused("not a member");
+                };
+                let Some(key) = &member.key else { return PeerCheck::Refused("a member without a key") };
+                let message = dime_routes::wire::peer_message(req.method, req.host, req.target, sender, &self.me, time);
+                if identity::verify(key, &message, signature) {
+                    PeerCheck::Heard
+                } else {
+                    PeerCheck::Refused("a signature that is not the member's")
+                }
+            }
+        }
     }
 
     /// A request to `member` failed (connect, timeout, a refusal); after `EJECT_AFTER` (3) in a row it is

@@ -151,9 +151,9 @@ fn open_files(cfg: &EdgeConfig, metrics: &Arc<Metrics>) -> Result<Opened, StartE
     };
     let fleet = match &cfg.fleet {
         Some(f) => {
-            let tokens = crate::config::read_tokens(&f.token_file).map_err(|e| setting("peer_token_file", e))?;
+            let auth = peer_auth(cfg, f)?;
             tracing::info!(edge = f.name, members = f.members.len(), peer_listen = %f.listen, "fleet tier on");
-            let fleet = crate::fleet::Fleet::new(f, tokens);
+            let fleet = crate::fleet::Fleet::new(f, auth);
             if !f.members.is_empty() {
                 metrics.fleet.members.set(fleet.ring().members().len() as i64);
             }
@@ -162,6 +162,34 @@ fn open_files(cfg: &EdgeConfig, metrics: &Arc<Metrics>) -> Result<Opened, StartE
         None => None,
     };
     Ok(Opened { admin_tokens, keys: Arc::new(keys), certs, fleet })
+}
+
+/// How this edge proves its name to its peers: with control, its own key pair (kept in the state directory when
+/// there is one, so that a restart keeps it); in a static `--peers` fleet, the shared peer token.
+fn peer_auth(cfg: &EdgeConfig, f: &crate::fleet::FleetSettings) -> Result<crate::fleet::PeerAuth, StartError> {
+    use crate::fleet::identity::PeerKey;
+    let RouteSource::Control { state_dir, .. } = &cfg.routes else {
+        let Some(file) = &f.token_file else {
+            return Err(setting(
+                "peer_token_file",
+                "a static --peers fleet authenticates with a shared token: give --peer-token-file",
+            ));
+        };
+        let tokens = crate::config::read_tokens(file).map_err(|e| setting("peer_token_file", e))?;
+        return Ok(crate::fleet::PeerAuth::Shared(tokens));
+    };
+    if f.token_file.is_some() {
+        tracing::warn!(
+            "--peer-token-file is not used with --control: edges sign their peer requests with keys of their own"
+        );
+    }
+    let key = match state_dir {
+        Some(dir) => PeerKey::load_or_create(dir),
+        None => PeerKey::generate(),
+    };
+    let key = key.map_err(|e| setting("state_dir", e))?;
+    tracing::info!(public_key = key.public(), "peer key: this edge signs its peer requests with it");
+    Ok(crate::fleet::PeerAuth::Signed(key))
 }
 
 /// The route source the settings name, checked at start: a routes file must be valid, a control token file

@@ -135,7 +135,9 @@ impl ProxyHttp for DimeProxy {
         let active = self.state.current();
         let table = active.as_ref().map(|a| &a.table);
         let sender = match (&self.fleet, self.peer_listener) {
-            (Some(fleet), true) => Sender::Peer(gate::peer_token(session.req_header(), fleet)),
+            (Some(fleet), true) => {
+                Sender::Peer(gate::peer_token(session.req_header(), fleet, dime_routes::clock::unix_now()))
+            }
             _ => Sender::Viewer,
         };
         ctx.from_peer = self.peer_listener;
@@ -173,7 +175,7 @@ impl ProxyHttp for DimeProxy {
             Admit::PeerRefused(status) => {
                 let result = if status == 401 { Served::Unauthorized } else { Served::Forbidden };
                 self.state.metrics.fleet.served(result).inc();
-                let body = "dime-edge peer listener: a peer token is required\n".to_owned();
+                let body = "dime-edge peer listener: the request does not prove which fleet edge sent it\n".to_owned();
                 gate::refuse(session, status, body, true).await?;
                 Ok(true)
             }
@@ -331,9 +333,9 @@ impl ProxyHttp for DimeProxy {
             ctx.from_peer || client.is_some_and(|ip| self.settings.trusted_proxies.iter().any(|n| n.contains(&ip)));
         set_forwarded_headers(upstream_request, client, trusted, request_host(session.req_header()), is_tls(session))?;
         tier::strip_request(upstream_request);
-        if let (Some(_), Some(fleet)) = (&ctx.peer, &self.fleet) {
-            // To the owner: the viewer's Host (the owner routes by it), marked as a peer request.
-            return tier::mark(upstream_request, fleet);
+        if let (Some(member), Some(fleet)) = (&ctx.peer, &self.fleet) {
+            // To the owner: the viewer's Host (the owner routes by it), marked as a peer request and signed for it.
+            return tier::mark(upstream_request, fleet, member);
         }
         // Signed-URL tokens are the edge's business, not the origin's.
         if let Some(query) = upstream_request.uri.query().filter(|q| q.contains("dime_")) {

@@ -10,7 +10,7 @@
 //! | [`PURGES`] (the feed, long-poll) | [`FeedQuery`] (its cursor is the edge's acknowledgement), [`Report`] | [`Feed`] |
 //! | [`PURGE`] (`POST`), `PURGE/ID` | [`Purge`], [`WaitQuery`] | [`PurgeStatus`] |
 //! | any refusal | — | [`Problem`] |
-//! | edge → edge (the tier) | [`PEER_HEADER`], [`PEER_TOKEN_HEADER`] | [`OWNER_HEADER`] or [`PEER_REFUSED_HEADER`] |
+//! | edge → edge (the tier) | [`PEER_HEADER`] with [`PEER_TIME_HEADER`] and [`PEER_SIGNATURE_HEADER`] over [`peer_message`] (a fleet from control), or [`PEER_TOKEN_HEADER`] (a static `--peers` fleet) | [`OWNER_HEADER`] or [`PEER_REFUSED_HEADER`] |
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -78,11 +78,16 @@ pub struct WaitQuery {
 // ---------------------------------------------------------------------------------------------------------------
 // The route table and the fleet
 
-/// One edge of the fleet as the edges get it with the table: its name and its peer listener's URL.
+/// One edge of the fleet as the edges get it with the table: its name, its peer listener's URL and the public
+/// key it signs its peer requests with (an edge that reported none, an older one, has none and cannot be heard
+/// by the others' peer listeners).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Member {
     pub name: String,
     pub url: String,
+    /// Its Ed25519 public key, base64url without padding ([`Report::peer_key`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// The fleet's part of a table answer: the live members with a peer URL, sorted.
@@ -215,13 +220,26 @@ pub const PEER_URL_HEADER: &str = "x-dime-peer-url";
 pub const APPLIED_HEADER: &str = "x-dime-applied";
 pub const REFUSED_HEADER: &str = "x-dime-refused";
 pub const REFUSED_WHY_HEADER: &str = "x-dime-refused-reason";
+pub const PEER_KEY_HEADER: &str = "x-dime-peer-key";
 /// The longest refusal reason sent (a header value: one printable line).
 pub const REFUSED_WHY_MAX: usize = 200;
 
-/// Whether `name` can name an edge: 1 to 63 letters, digits, `-`, `_` and `.`.
+/// Whether `name` can name an edge: a DNS-1123 label (1 to 63 lowercase letters, digits and `-`, starting and
+/// ending with a letter or digit), so that it is its Lease's name as written (`dime-edge-NAME`) and a label value.
+/// A name that is not one is refused, never folded into one: `EDGE-A` and `edge_a` would otherwise land on the
+/// Lease of `edge-a`.
 pub fn edge_name_ok(name: &str) -> bool {
-    (1..=63).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    let b = name.as_bytes();
+    let inner = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    (1..=63).contains(&b.len())
+        && b.iter().all(|c| inner(c) || *c == b'-')
+        && b.first().is_some_and(inner)
+        && b.last().is_some_and(inner)
 }
+
+/// Why `name` cannot name an edge, for an error message.
+pub const EDGE_NAME_RULE: &str =
+    "an edge name is a DNS-1123 label: 1 to 63 lowercase letters, digits and `-`, starting and ending with a letter or digit";
 
 /// What an edge says of itself on a poll: its name, its peer URL, the table version it runs and the last
 /// version it refused and why (the Envoy ACK/NACK view, `GET /v1/edges`).
@@ -231,6 +249,9 @@ pub struct Report {
     pub peer_url: Option<String>,
     pub applied: Option<String>,
     pub refused: Option<Refusal>,
+    /// The Ed25519 public key the edge signs its peer requests with (base64url, no padding); control serves it
+    /// with the edge's [`Member`] entry.
+    pub peer_key: Option<String>,
 }
 
 /// A table an edge refused: the version (control's ETag) and the first error.
@@ -262,6 +283,9 @@ impl Report {
         if let Some(applied) = &self.applied {
             put(APPLIED_HEADER, applied);
         }
+        if let Some(key) = &self.peer_key {
+            put(PEER_KEY_HEADER, key);
+        }
         if let Some(r) = &self.refused {
             put(REFUSED_HEADER, &r.version);
             let why: String = r.reason.chars().filter(|c| !c.is_control()).take(REFUSED_WHY_MAX).collect();
@@ -270,20 +294,30 @@ impl Report {
         headers
     }
 
-    /// The report in a poll's headers; `None` for a client that does not give a valid edge name (not an edge of
-    /// the fleet).
-    pub fn from_headers(headers: &HeaderMap) -> Option<Report> {
+    /// The report in a poll's headers: `Ok(None)` for a client that names no edge (not an edge of the fleet),
+    /// an error naming the name for one that names an edge by a name that cannot be one ([`edge_name_ok`]).
+    pub fn from_headers(headers: &HeaderMap) -> Result<Option<Report>, String> {
         let text =
             |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
-        let name = text(EDGE_HEADER).filter(|n| edge_name_ok(n))?;
+        let Some(name) = text(EDGE_HEADER) else {
+            return match headers.get(EDGE_HEADER) {
+                Some(v) if !v.is_empty() => Err(format!("{EDGE_HEADER}: not a name ({EDGE_NAME_RULE})")),
+                _ => Ok(None),
+            };
+        };
+        if !edge_name_ok(name) {
+            let shown: String = name.chars().take(80).collect();
+            return Err(format!("{EDGE_HEADER} `{shown}`: {EDGE_NAME_RULE}"));
+        }
         let refused = text(REFUSED_HEADER)
             .map(|v| Refusal { version: v.to_owned(), reason: text(REFUSED_WHY_HEADER).unwrap_or("").to_owned() });
-        Some(Report {
+        Ok(Some(Report {
             name: name.to_owned(),
             peer_url: text(PEER_URL_HEADER).map(str::to_owned),
             applied: text(APPLIED_HEADER).map(str::to_owned),
             refused,
-        })
+            peer_key: text(PEER_KEY_HEADER).map(str::to_owned),
+        }))
     }
 }
 
@@ -303,6 +337,9 @@ pub struct EdgesAnswer {
 pub struct EdgeView {
     pub name: String,
     pub peer_url: Option<String>,
+    /// The public key it signs its peer requests with ([`Member::key`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_key: Option<String>,
     pub applied_version: Option<String>,
     pub refused_version: Option<String>,
     pub refused_reason: Option<String>,
@@ -483,8 +520,23 @@ pub fn is_internal(name: &str) -> bool {
 
 /// On a peer request: the asking edge's name (and the mark that stops a second hop).
 pub const PEER_HEADER: &str = "x-dime-peer";
-/// On a peer request: the peer token, checked by the peer listener, removed before the origin.
+/// On a peer request in a static `--peers` fleet: the fleet's shared peer token, checked by the peer listener.
 pub const PEER_TOKEN_HEADER: &str = "x-dime-peer-token";
+/// On a peer request in a fleet from control: when it was signed (Unix seconds).
+pub const PEER_TIME_HEADER: &str = "x-dime-peer-time";
+/// On a peer request in a fleet from control: the asking edge's Ed25519 signature of [`peer_message`],
+/// base64url without padding. The peer listener checks it with the key control lists for the edge named in
+/// [`PEER_HEADER`], so an edge proves its name to the others and no secret is sent to any of them.
+pub const PEER_SIGNATURE_HEADER: &str = "x-dime-peer-signature";
+/// How far a peer request's time may be from the receiver's clock (either way) for its signature to count.
+pub const PEER_CLOCK_SKEW: Duration = Duration::from_secs(30);
+
+/// What an edge signs for a peer request: the request (method, host, target) and who sends it to whom, when.
+/// The receiver's name is in it, so a request signed for one member is no use at another; the time bounds how
+/// long it can be replayed to the same one (and a replay only fetches the same object again).
+pub fn peer_message(method: &str, host: &str, target: &str, sender: &str, receiver: &str, time: u64) -> Vec<u8> {
+    format!("dime-peer-v1\n{method}\n{host}\n{target}\n{sender}\n{receiver}\n{time}").into_bytes()
+}
 /// On an answer of the peer listener: the owner itself refused (no table, no route, no peer token), so the
 /// asking edge tries the next member or the origin. Its value: the status the owner would have answered.
 pub const PEER_REFUSED_HEADER: &str = "x-dime-peer-refused";

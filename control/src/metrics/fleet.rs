@@ -3,12 +3,14 @@
 use dime_routes::wire::EdgeState;
 use prometheus::{IntGauge, IntGaugeVec, Registry};
 
-use super::gauge_vec;
+use super::{gauge, gauge_vec};
 
-/// `dime_control_edges`.
+/// `dime_control_edges`, `dime_control_edge_credentials`.
 #[derive(Debug)]
 pub struct FleetMetrics {
     edges: IntGaugeVec,
+    /// `dime_control_edge_credentials`: edges with a usable credential Secret.
+    pub credentials: IntGauge,
 }
 
 impl FleetMetrics {
@@ -19,6 +21,11 @@ impl FleetMetrics {
                 "dime_control_edges",
                 "Edges with a Lease, by state against the table served now (current, stale, refusing, gone).",
                 &["state"],
+            )?,
+            credentials: gauge(
+                r,
+                "dime_control_edge_credentials",
+                "Edges with a usable credential (a Secret labelled dime.dev/edge-credential).",
             )?,
         })
     }

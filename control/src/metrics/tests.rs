@@ -21,14 +21,17 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
     ("dime_control_configmap_rejections_total", "counter", &["reason"]),
     ("dime_control_configmaps", "gauge", &["state"]),
     ("dime_control_connections_refused_total", "counter", &[]),
+    ("dime_control_edge_credentials", "gauge", &[]),
     ("dime_control_edges", "gauge", &["state"]),
     ("dime_control_event_failures_total", "counter", &[]),
+    ("dime_control_identity_refusals_total", "counter", &["reason"]),
     ("dime_control_kube_api_up", "gauge", &[]),
     ("dime_control_long_polls", "gauge", &[]),
     ("dime_control_purge_ack_seconds", "histogram", &[]),
     ("dime_control_purge_log_entries", "gauge", &[]),
     ("dime_control_purge_requests_total", "counter", &["result"]),
     ("dime_control_requests_total", "counter", &["code"]),
+    ("dime_control_shared_token_requests_total", "counter", &[]),
     ("dime_control_synced", "gauge", &[]),
     ("dime_control_table_info", "gauge", &["version"]),
     ("dime_control_table_published_timestamp_seconds", "gauge", &[]),
@@ -50,6 +53,9 @@ fn touch_everything(m: &Metrics) {
         m.table.rejections(r).inc();
     }
     m.api.requests(StatusCode::OK).inc();
+    for r in super::api::IdentityRefusal::ALL {
+        m.api.identity_refused(r).inc();
+    }
     for s in EdgeState::ALL {
         m.fleet.edges(s).set(1);
     }
@@ -112,6 +118,9 @@ fn label_values_are_the_ones_alerts_use() {
         r#"dime_control_configmap_rejections_total{reason="invalid"}"#,
         r#"dime_control_configmap_rejections_total{reason="conflict"}"#,
         r#"dime_control_requests_total{code="200"}"#,
+        r#"dime_control_identity_refusals_total{reason="another-edge"}"#,
+        r#"dime_control_identity_refusals_total{reason="bad-name"}"#,
+        r#"dime_control_identity_refusals_total{reason="unknown-token"}"#,
         r#"dime_control_edges{state="current"}"#,
         r#"dime_control_edges{state="stale"}"#,
         r#"dime_control_edges{state="refusing"}"#,

@@ -92,6 +92,7 @@ mod tests {
         EdgeView {
             name: name.into(),
             peer_url: None,
+            peer_key: None,
             applied_version: None,
             refused_version: None,
             refused_reason: None,

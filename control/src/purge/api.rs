@@ -12,7 +12,7 @@ use dime_routes::wire::{EdgeAck, FeedQuery, PurgeStatus, WaitQuery};
 use http::StatusCode;
 use tokio::time::Instant;
 
-use crate::api::{json, ApiError, EdgeToken, PurgeToken, Query, Reported};
+use crate::api::{json, ApiError, EdgeToken, PurgeToken, Query};
 use crate::state::Shared;
 
 /// The largest purge request body.
@@ -194,8 +194,7 @@ async fn wait_acked(shared: &Shared, log: &str, entry: &Entry, deadline: Instant
 /// it, recorded in its Lease.
 pub async fn feed(
     State(shared): State<Arc<Shared>>,
-    _: EdgeToken,
-    reported: Option<Reported>,
+    EdgeToken { report, .. }: EdgeToken,
     Query(q): Query<FeedQuery>,
 ) -> Result<Response, ApiError> {
     let log = shared.purges.get().ok_or_else(no_log)?;
@@ -204,7 +203,8 @@ pub async fn feed(
         return Err(ApiError::Unavailable("the purge log is not read yet".into()));
     }
     let cursor = q.cursor();
-    if let (Some(fleet), Some(Reported(report)), Some(c)) = (shared.fleet.get(), reported, &cursor) {
+    // The acknowledgement is taken for the edge the credential names only (EdgeToken refused any other name).
+    if let (Some(fleet), Some(report), Some(c)) = (shared.fleet.get(), report, &cursor) {
         fleet.purge_acked(&report.name, &c.log, c.applied);
     }
     let mut feed = rx.borrow().feed(cursor.as_ref());
@@ -249,7 +249,9 @@ mod tests {
 
     #[tokio::test]
     async fn purge_tokens_purge_and_edge_tokens_read_and_neither_does_the_other() {
-        let shared = Arc::new(Shared::new(vec![EDGE.into()], vec![PURGER.into()]).unwrap());
+        let shared = Arc::new(Shared::new(vec![], vec![PURGER.into()]).unwrap());
+        let edge = std::collections::HashMap::from([(crate::credentials::hash(EDGE), "edge-a".to_owned())]);
+        shared.credentials.set(edge);
         let tag = br#"{"tags":["a"]}"#.to_vec();
         let cases = [
             ("POST", "/v1/purge", None, 401, "missing `Authorization"),
@@ -269,6 +271,7 @@ mod tests {
             assert!(body.contains(says), "{method} {uri}: {body}");
         }
         let off = Arc::new(Shared::new(vec![EDGE.into()], vec![]).unwrap());
+        off.credentials.set(Default::default());
         let (status, body) = call(&off, "POST", "/v1/purge", Some(EDGE), tag).await;
         assert_eq!(status, 403);
         assert!(body.contains("--purge-token-file"), "{body}");

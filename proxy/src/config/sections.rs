@@ -214,18 +214,36 @@ fn fleet_settings(s: &RunArgs, name: &str) -> Result<Option<crate::fleet::FleetS
         check_members(&name, &advertise, &members).map_err(|e| invalid("peers", e))?;
     }
     crate::fleet::peer_addr(&advertise).map_err(|e| invalid("peer_advertise", e))?;
-    let token_file = s.peer_token_file.clone().ok_or_else(|| {
-        invalid(
-            "peer_token_file",
-            "edges authenticate each other: give --peer-token-file FILE (the same on every edge)",
-        )
-    })?;
+    let token_file = s.peer_token_file.clone();
+    if token_file.is_none() && s.control.is_empty() {
+        let why = "a static --peers fleet authenticates with a shared token: give --peer-token-file FILE (the same on every edge); with --control, edges sign with keys of their own";
+        return Err(invalid("peer_token_file", why));
+    }
     let timeout = duration("peer_timeout", &s.peer_timeout)?;
     Ok(Some(FleetSettings { name, listen, advertise, members, token_file, timeout }))
 }
 
-fn edge_name(s: &RunArgs) -> String {
-    s.edge_name.clone().unwrap_or_else(host_name)
+/// `--edge-name`, refused unless it is a DNS-1123 label (never folded into one: control and the fleet know an
+/// edge by it). Without it, the host name's first label when that is one; else, for an edge that names itself to
+/// nobody (no control, no fleet), `dime-edge`, and for one that does, an error asking for `--edge-name`.
+fn edge_name(s: &RunArgs) -> Result<String, ConfigError> {
+    let rule = dime_routes::wire::EDGE_NAME_RULE;
+    if let Some(name) = &s.edge_name {
+        return match dime_routes::wire::edge_name_ok(name) {
+            true => Ok(name.clone()),
+            false => Err(invalid("edge_name", format!("`{name}`: {rule}"))),
+        };
+    }
+    let host = host_name();
+    let first = host.split('.').next().unwrap_or_default();
+    if dime_routes::wire::edge_name_ok(first) {
+        return Ok(first.to_owned());
+    }
+    if s.control.is_empty() && s.peer_listen.is_none() {
+        return Ok("dime-edge".to_owned());
+    }
+    let why = format!("the host name `{host}` is not an edge name ({rule}): give --edge-name");
+    Err(invalid("edge_name", why))
 }
 
 /// The kernel's host name (the default edge name), or `dime-edge` if it cannot be read.
@@ -269,13 +287,7 @@ impl EdgeConfig {
     /// keys, directories) are read or created at start-up, by [`crate::server::run`].
     pub fn from_settings(s: RunArgs) -> Result<Self, ConfigError> {
         // The default (the host name) is read once, here.
-        let name = edge_name(&s);
-        if !dime_routes::wire::edge_name_ok(&name) {
-            let why = format!(
-                "`{name}`: an edge name is 1 to 63 letters, digits, `-`, `_` and `.` (control and the fleet know an edge by it; without --edge-name it is the host name)"
-            );
-            return Err(invalid("edge_name", why));
-        }
+        let name = edge_name(&s)?;
         let https = addrs("https", &s.https)?;
         let threads = s.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         if threads == 0 {

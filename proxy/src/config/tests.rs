@@ -69,9 +69,13 @@ fn bad_settings_name_the_setting() {
     assert!(error(&["--routes", "r.yaml", "--cache-max-object", "1GiB"]).contains("larger than cache_size"));
     assert!(error(&["--routes", "r.yaml", "--tcp", "rtmp=1.2.3.4:1935,rtmp=1.2.3.4:1936"]).contains("unique"));
     assert!(error(&["--routes", "r.yaml", "--threads", "0"]).starts_with("threads"));
-    for bad in ["edge a", "edge/a", &"e".repeat(64)] {
-        assert!(error(&["--routes", "r.yaml", "--edge-name", bad]).starts_with("edge_name"), "{bad}");
+    // Refused, never folded: `EDGE-A`, `edge_a` and `edge.a` would all be control's `edge-a` otherwise.
+    for bad in ["edge a", "edge/a", &"e".repeat(64), "EDGE-A", "edge_a", "edge.a", "a-"] {
+        let e = error(&["--routes", "r.yaml", "--edge-name", bad]);
+        assert!(e.starts_with("edge_name") && e.contains("DNS-1123"), "{bad}: {e}");
     }
+    let named = config(&["--routes", "r.yaml", "--edge-name", "edge-a"]).unwrap();
+    assert_eq!(named.edge_name, "edge-a");
 }
 
 #[test]

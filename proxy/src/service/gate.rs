@@ -73,13 +73,35 @@ pub(super) fn normalize_path(req: &mut RequestHeader) -> std::result::Result<(),
     Ok(())
 }
 
-/// How a request on the peer listener identifies its sender: its peer token, checked against the peer tokens.
-pub(super) fn peer_token(req: &RequestHeader, fleet: &crate::fleet::Fleet) -> PeerToken {
-    let presented = req.headers.get(dime_routes::wire::PEER_TOKEN_HEADER).and_then(|v| v.to_str().ok());
-    match presented {
-        None => PeerToken::Missing,
-        Some(token) if fleet.accepts(token) => PeerToken::Accepted,
-        Some(_) => PeerToken::Wrong,
+/// How a request on the peer listener identifies its sender ([`crate::fleet::Fleet::check`]: a signature by the
+/// key control lists for the member it names, or a static fleet's token). A refusal is logged with the name it
+/// claimed and why.
+pub(super) fn peer_token(req: &RequestHeader, fleet: &crate::fleet::Fleet, now: u64) -> PeerToken {
+    use dime_routes::wire;
+    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+    let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
+    let peer = crate::fleet::PeerRequest {
+        method: req.method.as_str(),
+        host: header(http::header::HOST.as_str()).unwrap_or(""),
+        target,
+        sender: header(wire::PEER_HEADER),
+        token: header(wire::PEER_TOKEN_HEADER),
+        time: header(wire::PEER_TIME_HEADER),
+        signature: header(wire::PEER_SIGNATURE_HEADER),
+    };
+    match fleet.check(&peer, now) {
+        crate::fleet::PeerCheck::Heard => PeerToken::Accepted,
+        crate::fleet::PeerCheck::Missing => PeerToken::Missing,
+        crate::fleet::PeerCheck::Refused(why) => {
+            let claimed: String = peer.sender.unwrap_or("").chars().take(64).collect();
+            tracing::warn!(
+                claimed,
+                why,
+                path = target,
+                "peer listener: refused a request that does not prove its sender"
+            );
+            PeerToken::Wrong
+        }
     }
 }
 

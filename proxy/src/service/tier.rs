@@ -9,7 +9,7 @@ use super::{DimeProxy, RequestCtx};
 use crate::cache::policy::Kind;
 use crate::fleet::{Fleet, Member};
 use crate::metrics::fleet::Sent;
-use dime_routes::wire::{OWNER_HEADER, PEER_HEADER, PEER_REFUSED_HEADER as REFUSED_HEADER, PEER_TOKEN_HEADER};
+use dime_routes::wire::{OWNER_HEADER, PEER_HEADER, PEER_REFUSED_HEADER as REFUSED_HEADER};
 
 /// The member to fetch this request from instead of the origin, if any: only a cache miss on a caching route
 /// (GET or HEAD), never for a request that came from a peer (no second hop), skipping members this request
@@ -59,11 +59,18 @@ pub(super) fn peer(member: &Member, fleet: &Fleet, read_timeout: Option<std::tim
     peer
 }
 
-/// Marks a request to a peer: this edge's name (so the owner never sends it on to another peer) and the peer
-/// token, in headers of their own (the viewer's `Authorization`, if any, goes on to the origin untouched).
-pub(super) fn mark(upstream_request: &mut RequestHeader, fleet: &Fleet) -> pingora_core::Result<()> {
+/// Marks a request to `member`: this edge's name (so the owner never sends it on to another peer) and its proof
+/// of that name ([`Fleet::proof`]: a signature of the request for that member, or a static fleet's token), in
+/// headers of their own (the viewer's `Authorization`, if any, goes on to the origin untouched). Nothing may
+/// change the request after this: the owner checks the signature against what it receives.
+pub(super) fn mark(upstream_request: &mut RequestHeader, fleet: &Fleet, member: &Member) -> pingora_core::Result<()> {
     upstream_request.insert_header(PEER_HEADER, fleet.me.as_str())?;
-    upstream_request.insert_header(PEER_TOKEN_HEADER, fleet.token())?;
+    let host = upstream_request.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let target = upstream_request.uri.path_and_query().map_or("/", |p| p.as_str());
+    let method = upstream_request.method.as_str();
+    for (name, value) in fleet.proof(method, host, target, member, dime_routes::clock::unix_now()) {
+        upstream_request.insert_header(name, value)?;
+    }
     Ok(())
 }
 

@@ -69,6 +69,7 @@ impl ControlSource {
             peer_url: self.fleet.as_ref().map(|(url, _)| url.clone()),
             applied: self.state.current().map(|active| active.table.version().to_owned()),
             refused: self.refused.lock().clone(),
+            peer_key: self.fleet.as_ref().and_then(|(_, f)| f.public_key().map(str::to_owned)),
         }
     }
 

@@ -9,8 +9,8 @@ fn round_trip<T: Serialize + serde::de::DeserializeOwned + PartialEq + fmt::Debu
 
 fn members() -> Vec<Member> {
     vec![
-        Member { name: "edge-a".into(), url: "http://10.0.0.1:8444".into() },
-        Member { name: "edge-b".into(), url: "http://10.0.0.2:8444".into() },
+        Member { name: "edge-a".into(), url: "http://10.0.0.1:8444".into(), key: Some("a-key".into()) },
+        Member { name: "edge-b".into(), url: "http://10.0.0.2:8444".into(), key: None },
     ]
 }
 
@@ -67,23 +67,30 @@ fn the_etag_names_the_table_and_the_members() {
 }
 
 #[test]
-fn a_report_goes_through_headers_and_a_bad_name_is_no_report() {
+fn a_report_goes_through_headers_and_a_bad_name_is_refused_not_folded() {
     let report = Report {
         name: "edge-a".into(),
         peer_url: Some("http://10.0.0.1:8444".into()),
         applied: Some("v1".into()),
         refused: Some(Refusal { version: "v2.ab12cd34".into(), reason: "no key `k`".into() }),
+        peer_key: Some("MCowBQYDK2VwAyEA".into()),
     };
-    assert_eq!(Report::from_headers(&report.to_headers()), Some(report.clone()));
+    assert_eq!(Report::from_headers(&report.to_headers()), Ok(Some(report.clone())));
     let named = Report::named("edge-b");
-    assert_eq!(Report::from_headers(&named.to_headers()), Some(named));
+    assert_eq!(Report::from_headers(&named.to_headers()), Ok(Some(named)));
+    assert_eq!(Report::from_headers(&HeaderMap::new()), Ok(None), "no name: not an edge");
 
-    let mut headers = report.to_headers();
-    headers.insert(EDGE_HEADER, "not a name/".parse().unwrap());
-    assert_eq!(Report::from_headers(&headers), None);
-    headers.insert(EDGE_HEADER, "x".repeat(64).parse().unwrap());
-    assert_eq!(Report::from_headers(&headers), None);
-    assert_eq!(Report::from_headers(&HeaderMap::new()), None);
+    // Every spelling that an older control folded onto `edge-a`'s Lease is refused, and says why.
+    let x64 = "x".repeat(64);
+    for bad in ["EDGE-A", "Edge-a", "edge_a", "edge.a", "-edge", "edge-", "not a name/", "é", x64.as_str()] {
+        let mut headers = report.to_headers();
+        headers.insert(EDGE_HEADER, HeaderValue::from_bytes(bad.as_bytes()).unwrap());
+        let err = Report::from_headers(&headers).unwrap_err();
+        assert!(err.contains(EDGE_HEADER) && err.contains("DNS-1123"), "{bad}: {err}");
+    }
+    for good in ["a", "edge-a", "e0", "0", "a-b-c", &"x".repeat(63)] {
+        assert!(edge_name_ok(good), "{good}");
+    }
 
     let long = Report {
         refused: Some(Refusal { version: "v".into(), reason: format!("line\n{}", "y".repeat(500)) }),
@@ -98,6 +105,7 @@ fn the_fleet_view_round_trips_with_its_states_as_words() {
     let edge = |name: &str, state| EdgeView {
         name: name.into(),
         peer_url: Some("http://10.0.0.1:8444".into()),
+        peer_key: None,
         applied_version: Some("v1".into()),
         refused_version: None,
         refused_reason: None,
@@ -202,4 +210,13 @@ fn the_edges_own_headers_are_told_apart_in_any_case() {
     for name in ["x-dime", "x-dimes-a", "dime-owner", "x-forwarded-for", ""] {
         assert!(!is_internal(name), "{name}");
     }
+}
+
+#[test]
+fn a_peer_message_names_the_request_both_edges_and_the_time() {
+    let m = peer_message("GET", "video.test", "/hls/a.ts?x=1", "edge-a", "edge-b", 1_800_000_000);
+    assert_eq!(m, b"dime-peer-v1\nGET\nvideo.test\n/hls/a.ts?x=1\nedge-a\nedge-b\n1800000000".to_vec());
+    // A field cannot run into the next: every one is on its own line, and none may hold a newline (header values
+    // and names cannot).
+    assert_ne!(m, peer_message("GET", "video.test", "/hls/a.ts?x=1", "edge-a", "edge-c", 1_800_000_000));
 }

@@ -17,7 +17,6 @@ use kube::api::{ListParams, PostParams};
 use kube::Api;
 use support::*;
 
-const PEER_TOKEN: &str = "fleet-peer-token-0123456789";
 const NAMES: [&str; 4] = ["a", "b", "c", "d"];
 
 fn routes(origin: &Origin) -> String {
@@ -70,6 +69,82 @@ fn states(view: &serde_json::Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The fleet's promises about who is who, tried as an edge that lies would: edge a's credential speaking for b
+/// (a poll, a purge acknowledgement), names folded onto another's Lease, an old shared token announcing a member,
+/// and requests to b's peer listener that claim to come from a without proving it.
+async fn identity_is_bound_to_the_credential(
+    http: &reqwest::Client,
+    control: &Control,
+    leases: &Api<Lease>,
+    edges: &[Edge],
+    peers: &[String],
+) {
+    let b_lease = || async { leases.get("dime-edge-b").await.unwrap() };
+    let before = b_lease().await;
+    let ask = |path: &str, token: String, name: &str| {
+        let url = format!("{}{path}", control.url);
+        http.get(url).bearer_auth(token).header("x-dime-edge", name).header("x-dime-peer-url", "http://127.0.0.1:9")
+    };
+    // a's credential presenting b's name: refused, counted, logged with both names.
+    let r = ask("/v1/routes", edge_token("a"), "b").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("`a`") && body.contains("`b`"), "{body}");
+    // A forged purge acknowledgement for b.
+    let r = ask("/v1/purges?after=99&log=forged-log&wait=0s", edge_token("a"), "b").send().await.unwrap();
+    assert_eq!(r.status(), 403, "a forged acknowledgement");
+    // Spellings an older control folded onto b's Lease.
+    for folded in ["B", "b_", "b.x"] {
+        let r = ask("/v1/routes", edge_token("b"), folded).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{folded}");
+    }
+    // The old shared token reads, but announces nobody.
+    let r = ask("/v1/routes", TOKEN.to_owned(), "intruder").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    control_counts(http, control, "dime_control_identity_refusals_total{reason=\"another-edge\"} 2").await;
+    control_counts(http, control, "dime_control_identity_refusals_total{reason=\"bad-name\"} 3").await;
+    let log = std::fs::read_to_string(control.dir.path().join("control.log")).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("credential=\"a\"") && l.contains("claimed=\"b\"")
+            || l.contains("credential=a") && l.contains("claimed=b")),
+        "control logs both names:\n{log}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = b_lease().await;
+    let annotation = |l: &Lease, k: &str| l.metadata.annotations.as_ref().and_then(|a| a.get(k).cloned());
+    for key in ["dime.dev/peer-url", "dime.dev/purge-log", "dime.dev/purge-applied"] {
+        assert_eq!(annotation(&after, key), annotation(&before, key), "b's Lease {key} was written by a's credential");
+    }
+    assert!(leases.get_opt("dime-edge-intruder").await.unwrap().is_none(), "a shared token made a member");
+
+    // b's peer listener hears only a member that proves its name: no proof (401), a shared token (401: no such
+    // thing in a fleet from control), a made-up signature (403).
+    let b_peer = &peers[1];
+    let attempts: [(&[(&str, &str)], u16); 4] = [
+        (&[("x-dime-peer", "a")], 401),
+        (&[("x-dime-peer", "a"), ("x-dime-peer-token", "fleet-peer-token-0123456789")], 401),
+        (&[("x-dime-peer", "a"), ("x-dime-peer-time", "1800000000"), ("x-dime-peer-signature", "AAAA")], 403),
+        (&[("x-dime-peer", "intruder"), ("x-dime-peer-time", "1800000000"), ("x-dime-peer-signature", "AAAA")], 403),
+    ];
+    for (headers, status) in attempts {
+        let mut req = http.get(format!("http://{b_peer}/hls/forged.ts")).header("host", "video.test");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{headers:?}");
+        assert!(r.headers().get("x-dime-owner").is_none(), "{headers:?}: not answered as the owner");
+    }
+    assert_eq!(
+        edges[1].metric_reaches("dime_peer_requests_total{direction=\"served\",result=\"unauthorized\"}", 2.0).await,
+        2.0
+    );
+    assert_eq!(
+        edges[1].metric_reaches("dime_peer_requests_total{direction=\"served\",result=\"forbidden\"}", 2.0).await,
+        2.0
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fleet_lives_in_leases_and_reaches_every_edge() {
     let kube = Kube::start();
@@ -83,16 +158,15 @@ async fn the_fleet_lives_in_leases_and_reaches_every_edge() {
     let control = start_control_args(&kube, None, &["--edge-lease", "3s"]);
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    std::fs::write(w.join("token"), format!("{TOKEN}\n")).unwrap();
-    std::fs::write(w.join("peer-tokens"), format!("{PEER_TOKEN}\n")).unwrap();
-    let mut edges = Vec::new();
+    // Each edge its own credential; no peer token: the edges sign their peer requests with keys of their own.
+    let (mut edges, mut peers) = (Vec::new(), Vec::new());
     for name in NAMES {
+        let token = edge_credential(&k, w, name).await;
         let peer = dime_testkit::free_addr().to_string();
         let state = w.join(format!("state-{name}"));
-        let mut args = vec!["--edge-name", name, "--peer-listen", &peer];
-        let tokens = w.join("peer-tokens");
-        args.extend(["--peer-token-file", tokens.to_str().unwrap()]);
-        edges.push(Edge::with_control(&[&control.url], &w.join("token"), &state, &args).await);
+        let args = ["--edge-name", name, "--peer-listen", &peer];
+        edges.push(Edge::with_control(&[&control.url], &token, &state, &args).await);
+        peers.push(peer);
     }
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
 
@@ -107,6 +181,7 @@ async fn the_fleet_lives_in_leases_and_reaches_every_edge() {
         listed.items.iter().filter_map(|l| l.spec.as_ref()?.holder_identity.clone()).collect();
     holders.sort();
     assert_eq!(holders, NAMES);
+    identity_is_bound_to_the_credential(&http, &control, &leases, &edges, &peers).await;
 
     // The members reach every edge's ring; then the fleet fetches each object from the origin once.
     for edge in &edges {

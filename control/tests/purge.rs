@@ -95,7 +95,7 @@ async fn start_edge(controls: &[&str], dir: &std::path::Path, name: &str) -> Edg
     let state = dir.join(format!("state-{name}"));
     let cache = dir.join(format!("cache-{name}"));
     let args = ["--edge-name", name, "--cache-dir", cache.to_str().unwrap()];
-    Edge::with_control(controls, &dir.join("token"), &state, &args).await
+    Edge::with_control(controls, &dir.join(format!("token-{name}")), &state, &args).await
 }
 
 fn signal(edge: &Edge, which: &str) {
@@ -116,8 +116,10 @@ async fn a_purge_sent_to_any_replica_reaches_every_edge() {
     let b = start_control_args(&kube, None, &["--purge-log-entries", LOG_ENTRIES]);
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    std::fs::write(w.join("token"), format!("{TOKEN}\n")).unwrap();
     let mut edges = Vec::new();
+    for name in NAMES {
+        edge_credential(&k, w, name).await;
+    }
     for (i, name) in NAMES.iter().enumerate() {
         let control = if i < 3 { &a.url } else { &b.url };
         edges.push(start_edge(&[control], w, name).await);
@@ -215,11 +217,13 @@ async fn a_purge_sent_to_any_replica_reaches_every_edge() {
     let head = purge(&http, &a, PURGE_TOKEN, r#"{"tags":["site"],"soft":true}"#).await.1["id"].as_u64().unwrap();
     let huge = serde_json::json!({ "tags": vec!["t".repeat(200); 5000] }).to_string();
     assert!(huge.len() > 1_000_000);
-    let bad: [(&str, &str, u16, &str); 5] = [
+    let edge_a = edge_token("a");
+    let bad: [(&str, &str, u16, &str); 6] = [
         (PURGE_TOKEN, r#"{"tags":["site"],"host":"video.test"}"#, 400, "unknown field `host`"),
         (PURGE_TOKEN, "{}", 400, "an empty purge"),
         (PURGE_TOKEN, &huge, 413, "over 64 KiB"),
         (TOKEN, r#"{"tags":["site"]}"#, 403, "an edge token cannot purge"),
+        (&edge_a, r#"{"tags":["site"]}"#, 403, "an edge token cannot purge"),
         ("not-a-token-of-this-control", r#"{"tags":["site"]}"#, 401, "wrong purge token"),
     ];
     for (token, body, status, says) in bad {

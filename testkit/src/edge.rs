@@ -72,6 +72,10 @@ impl Edge {
             args.extend(["--control".into(), OsString::from(c)]);
         }
         args.extend(["--control-token-file".into(), token_file.into(), "--state-dir".into(), state_dir.into()]);
+        // A name of its own unless the test gives one (the host name may not be an edge name on every machine).
+        if !extra.iter().any(|a| a.as_ref() == "--edge-name") {
+            args.extend(["--edge-name".into(), "test-edge".into()]);
+        }
         Edge::launch(Wait::Listening, extra, move |_| args.clone()).await
     }
 

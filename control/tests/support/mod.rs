@@ -186,6 +186,32 @@ pub fn start_control_args(kube: &Kube, tls_cert: Option<&str>, extra: &[&str]) -
     Control { child, url: format!("{scheme}:{port}"), dir }
 }
 
+/// Makes `name` an edge of the fleet as an administrator would: a credential Secret in control's namespace
+/// (what `dime-control credential NAME` prints) and the token in `DIR/token-NAME`, whose path is returned.
+pub async fn edge_credential(client: &Client, dir: &std::path::Path, name: &str) -> PathBuf {
+    use dime_control::credentials::{hash, hex, HASH_KEY, LABEL};
+    use k8s_openapi::api::core::v1::Secret;
+    let token = edge_token(name);
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(format!("dime-edge-credential-{name}")),
+            labels: Some(BTreeMap::from([(LABEL.to_owned(), name.to_owned())])),
+            ..Default::default()
+        },
+        string_data: Some(BTreeMap::from([(HASH_KEY.to_owned(), hex(&hash(&token)))])),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), "dime-system").create(&PostParams::default(), &secret).await.unwrap();
+    let path = dir.join(format!("token-{name}"));
+    std::fs::write(&path, format!("{token}\n")).unwrap();
+    path
+}
+
+/// Edge `name`'s token ([`edge_credential`]).
+pub fn edge_token(name: &str) -> String {
+    format!("edge-credential-of-{name}-0123456789")
+}
+
 pub fn secs(n: u64) -> std::time::Duration {
     std::time::Duration::from_secs(n)
 }

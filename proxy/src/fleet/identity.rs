@@ -58,6 +58,7 @@ impl PeerKey {
     pub fn load_or_create(dir: &Path) -> Result<PeerKey, KeyError> {
         let path = dir.join(KEY_FILE);
         let shown = path.display().to_string();
+        std::fs::create_dir_all(dir).map_err(|error| KeyError::Io { path: dir.display().to_string(), error })?;
         match std::fs::read(&path) {
             Ok(bytes) => Self::from_pkcs8(&bytes).map_err(|why| KeyError::Invalid { path: shown, why }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -1159,9 +1159,10 @@ def fleet_purge(s):
         edges = []
         for i in range(PURGE_EDGES):
             http_port, admin = free_port(), free_port()
+            credential = edge_credential(f"e{i}", w, env)
             procs.append(Proc(f"edge-purge-{i}", [
                 str(EDGE), "run", "--http", f"127.0.0.1:{http_port}", "--admin", f"127.0.0.1:{admin}",
-                "--control", f"http://127.0.0.1:{controls[i % 2]}", "--control-token-file", str(tokens),
+                "--control", f"http://127.0.0.1:{controls[i % 2]}", "--control-token-file", str(credential),
                 "--admin-token-file", str(tokens), "--edge-name", f"e{i}", "--threads", "1",
                 "--access-log", "false"], w))
             edges.append((http_port, admin))
@@ -1183,6 +1184,19 @@ def fleet_purge(s):
     finally:
         stop_all(*procs, origin)
         subprocess.run([str(ROOT / "scripts/kube-env"), "stop", str(kube)], check=False)
+
+
+def edge_credential(name, w, env):
+    """Makes `name` an edge of the fleet as an administrator would (`dime-control credential NAME`, the Secret it
+    prints applied to the cluster); returns the file with its token."""
+    token = w / f"credential-{name}"
+    if token.exists():
+        token.unlink()
+    secret = subprocess.run([str(ROOT / "target/release/dime-control"), "credential", name, "--token-out", str(token)],
+                            check=True, capture_output=True, text=True).stdout
+    subprocess.run(["kubectl", "apply", "-f", "-"], input=secret, text=True, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return token
 
 
 def edges_view(port):

@@ -180,13 +180,16 @@ pub fn start(client: Client, namespace: &str, credentials: Arc<Credentials>, cha
     });
 }
 
-/// A new token (256 random bits, base64url) and the Secret that makes it edge `name`'s in `namespace`.
+/// A new token (256 random bits, base64url) and the Secret that makes it edge `name`'s in `namespace`, named
+/// `dime-edge-credential-NAME-XXXXXXXX` (the hash's first 8 hex digits): a new credential is a new Secret beside
+/// the old one, so a rotation is apply, switch the edge, delete the old.
 pub fn issue(name: &str, namespace: &str, random: [u8; 32]) -> (String, String) {
     use base64::Engine;
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random);
+    let hash = hex(&hash(&token));
     let secret = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: dime-edge-credential-{name}\n  namespace: {namespace}\n  labels:\n    {LABEL}: {name}\ntype: Opaque\nstringData:\n  {HASH_KEY}: {}\n",
-        hex(&hash(&token))
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: dime-edge-credential-{name}-{}\n  namespace: {namespace}\n  labels:\n    {LABEL}: {name}\ntype: Opaque\nstringData:\n  {HASH_KEY}: {hash}\n",
+        &hash[..8]
     );
     (token, secret)
 }

@@ -72,5 +72,6 @@ fn an_issued_credential_is_a_secret_control_reads_back() {
     assert_eq!(token.len(), 43, "256 bits, base64url without padding");
     let secret: Secret = serde_yaml::from_str(&yaml).unwrap();
     assert_eq!(read(&secret).unwrap(), ("edge-a".to_owned(), hash(&token)));
-    assert_eq!(secret.metadata.name.as_deref(), Some("dime-edge-credential-edge-a"));
+    let name = secret.metadata.name.unwrap();
+    assert_eq!(name, format!("dime-edge-credential-edge-a-{}", &hex(&hash(&token))[..8]), "one Secret per token");
 }

@@ -79,6 +79,16 @@ impl Credentials {
         self.inner.write().by_hash = Some(by_hash);
     }
 
+    /// Whether the Secrets have been read.
+    pub fn loaded(&self) -> bool {
+        self.inner.read().by_hash.is_some()
+    }
+
+    /// Whether edge `name` still has a credential (`true` before the Secrets are read: nothing is known yet).
+    pub fn knows(&self, name: &str) -> bool {
+        self.inner.read().by_hash.as_ref().is_none_or(|m| m.values().any(|n| n == name))
+    }
+
     /// How many edges have a credential.
     pub fn edges(&self) -> usize {
         let known = self.inner.read();

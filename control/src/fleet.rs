@@ -170,7 +170,8 @@ impl Fleet {
         edges
     }
 
-    /// The live members with a peer URL, as the edges get them.
+    /// The live members with a peer URL, as the edges get them. Two edges that give the same peer URL are both
+    /// left out (and logged): the ring is by address, and which of them is really there nobody can tell.
     pub fn members(&self) -> Vec<Member> {
         let mut members: Vec<Member> = self
             .edges(None)
@@ -179,6 +180,13 @@ impl Fleet {
             .filter_map(|e| Some(Member { url: e.peer_url.clone()?, name: e.name, key: e.peer_key }))
             .collect();
         members.sort();
+        let clash = |m: &Member, all: &[Member]| all.iter().any(|o| o.url == m.url && o.name != m.name);
+        let clashing: Vec<(String, String)> =
+            members.iter().filter(|m| clash(m, &members)).map(|m| (m.name.clone(), m.url.clone())).collect();
+        if !clashing.is_empty() {
+            tracing::warn!(edges = ?clashing, "edges give the same peer URL: none of them is served as a member");
+            members.retain(|m| !clashing.iter().any(|(n, _)| *n == m.name));
+        }
         members
     }
 }

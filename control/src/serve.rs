@@ -123,7 +123,9 @@ async fn routes_answer(shared: &Shared, report: Option<wire::Report>, headers: &
                     }
                 }
                 _ = renew.tick() => {
-                    if let Some((fleet, report)) = &heard {
+                    // Renewed only while the edge still has a credential: a revoked one is not kept alive by a
+                    // poll parked before it was revoked.
+                    if let Some((fleet, report)) = heard.as_ref().filter(|(_, r)| shared.credentials.knows(&r.name)) {
                         fleet.heard(report.clone());
                     }
                 }
@@ -349,7 +351,7 @@ mod tests {
             assert_eq!(status, StatusCode::BAD_REQUEST, "{folded} is refused, not folded onto edge-a: {body}");
         }
         // The old shared token still reads, and is counted; what it says of an edge is not taken (the Lease side
-        // is control/tests/edges.rs, on a real kube-apiserver).
+        // is control/tests/fleet.rs, on a real kube-apiserver).
         let shared_token = [("authorization", format!("Bearer {TOKEN}")), ("x-dime-edge", "edge-a".to_owned())];
         assert_eq!(get(shared_token).await.0, StatusCode::OK);
         let (_, _, metrics) = call(&shared, "/metrics", &[]).await;

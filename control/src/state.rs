@@ -110,7 +110,10 @@ impl Shared {
         // Read and published under the lock: two callers (the watch, the expiry tick) never put older members
         // over newer ones.
         let mut published = self.published.lock();
-        let members = fleet.members();
+        // An edge whose credential was revoked (its Secret deleted) leaves the fleet at once, not when its Lease
+        // expires: the others stop hearing its peer key.
+        let mut members = fleet.members();
+        members.retain(|m| self.credentials.knows(&m.name));
         if published.members != members {
             published.members = members;
             self.serve_current(&published);
@@ -167,6 +170,10 @@ impl Shared {
     /// `/readyz`'s text: `None` before the first full sync.
     pub fn readiness(&self) -> Option<String> {
         let served = self.current.borrow().clone()?;
+        if self.fleet.get().is_some() && !self.credentials.loaded() {
+            // Every edge would get a 503: not ready until the edge credentials are read.
+            return None;
+        }
         let status = self.status();
         let mut text = format!("ready: serving route table {}\n", served.etag);
         match &status.api_error {

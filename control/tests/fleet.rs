@@ -78,6 +78,7 @@ async fn identity_is_bound_to_the_credential(
     leases: &Api<Lease>,
     edges: &[Edge],
     peers: &[String],
+    states: &std::path::Path,
 ) {
     let b_lease = || async { leases.get("dime-edge-b").await.unwrap() };
     let before = b_lease().await;
@@ -93,15 +94,17 @@ async fn identity_is_bound_to_the_credential(
     // A forged purge acknowledgement for b.
     let r = ask("/v1/purges?after=99&log=forged-log&wait=0s", edge_token("a"), "b").send().await.unwrap();
     assert_eq!(r.status(), 403, "a forged acknowledgement");
-    // Spellings an older control folded onto b's Lease.
+    // Spellings an older control folded onto b's Lease, with a's credential; and a name nobody has.
     for folded in ["B", "b_", "b.x"] {
-        let r = ask("/v1/routes", edge_token("b"), folded).send().await.unwrap();
+        let r = ask("/v1/routes", edge_token("a"), folded).send().await.unwrap();
         assert_eq!(r.status(), 400, "{folded}");
     }
+    let r = ask("/v1/routes", edge_token("a"), "nobody").send().await.unwrap();
+    assert_eq!(r.status(), 403, "a's credential announcing a new member");
     // The old shared token reads, but announces nobody.
     let r = ask("/v1/routes", TOKEN.to_owned(), "intruder").send().await.unwrap();
     assert_eq!(r.status(), 200);
-    control_counts(http, control, "dime_control_identity_refusals_total{reason=\"another-edge\"} 2").await;
+    control_counts(http, control, "dime_control_identity_refusals_total{reason=\"another-edge\"} 3").await;
     control_counts(http, control, "dime_control_identity_refusals_total{reason=\"bad-name\"} 3").await;
     let log = std::fs::read_to_string(control.dir.path().join("control.log")).unwrap();
     assert!(
@@ -116,15 +119,28 @@ async fn identity_is_bound_to_the_credential(
         assert_eq!(annotation(&after, key), annotation(&before, key), "b's Lease {key} was written by a's credential");
     }
     assert!(leases.get_opt("dime-edge-intruder").await.unwrap().is_none(), "a shared token made a member");
+    assert!(leases.get_opt("dime-edge-nobody").await.unwrap().is_none(), "a's credential made a member");
 
     // b's peer listener hears only a member that proves its name: no proof (401), a shared token (401: no such
-    // thing in a fleet from control), a made-up signature (403).
+    // thing in a fleet from control), a made-up signature (403), c's real key signing as a (403), a request c
+    // signed for b replayed under another name (403); c as itself is heard and answered as the owner.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let c_key = std::fs::read(states.join("state-c").join("peer-key.pk8")).unwrap();
+    let c_key = ring::signature::Ed25519KeyPair::from_pkcs8(&c_key).unwrap();
+    let sign = |sender: &str| {
+        use base64::Engine;
+        let message = dime_routes::wire::peer_message("GET", "video.test", "/hls/forged.ts", sender, "b", now);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c_key.sign(&message).as_ref())
+    };
+    let (now_text, as_a, as_c) = (now.to_string(), sign("a"), sign("c"));
     let b_peer = &peers[1];
-    let attempts: [(&[(&str, &str)], u16); 4] = [
+    let attempts: [(&[(&str, &str)], u16); 6] = [
         (&[("x-dime-peer", "a")], 401),
         (&[("x-dime-peer", "a"), ("x-dime-peer-token", "fleet-peer-token-0123456789")], 401),
-        (&[("x-dime-peer", "a"), ("x-dime-peer-time", "1800000000"), ("x-dime-peer-signature", "AAAA")], 403),
-        (&[("x-dime-peer", "intruder"), ("x-dime-peer-time", "1800000000"), ("x-dime-peer-signature", "AAAA")], 403),
+        (&[("x-dime-peer", "a"), ("x-dime-peer-time", &now_text), ("x-dime-peer-signature", "AAAA")], 403),
+        (&[("x-dime-peer", "a"), ("x-dime-peer-time", &now_text), ("x-dime-peer-signature", &as_a)], 403),
+        (&[("x-dime-peer", "d"), ("x-dime-peer-time", &now_text), ("x-dime-peer-signature", &as_c)], 403),
+        (&[("x-dime-peer", "c"), ("x-dime-peer-time", &now_text), ("x-dime-peer-signature", &as_c)], 200),
     ];
     for (headers, status) in attempts {
         let mut req = http.get(format!("http://{b_peer}/hls/forged.ts")).header("host", "video.test");
@@ -133,15 +149,20 @@ async fn identity_is_bound_to_the_credential(
         }
         let r = req.send().await.unwrap();
         assert_eq!(r.status().as_u16(), status, "{headers:?}");
-        assert!(r.headers().get("x-dime-owner").is_none(), "{headers:?}: not answered as the owner");
+        let owner = r.headers().get("x-dime-owner").map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(
+            owner.as_deref(),
+            (status == 200).then_some("b"),
+            "{headers:?}: answered as the owner only when heard"
+        );
     }
     assert_eq!(
         edges[1].metric_reaches("dime_peer_requests_total{direction=\"served\",result=\"unauthorized\"}", 2.0).await,
         2.0
     );
     assert_eq!(
-        edges[1].metric_reaches("dime_peer_requests_total{direction=\"served\",result=\"forbidden\"}", 2.0).await,
-        2.0
+        edges[1].metric_reaches("dime_peer_requests_total{direction=\"served\",result=\"forbidden\"}", 3.0).await,
+        3.0
     );
 }
 
@@ -181,7 +202,7 @@ async fn the_fleet_lives_in_leases_and_reaches_every_edge() {
         listed.items.iter().filter_map(|l| l.spec.as_ref()?.holder_identity.clone()).collect();
     holders.sort();
     assert_eq!(holders, NAMES);
-    identity_is_bound_to_the_credential(&http, &control, &leases, &edges, &peers).await;
+    identity_is_bound_to_the_credential(&http, &control, &leases, &edges, &peers, w).await;
 
     // The members reach every edge's ring; then the fleet fetches each object from the origin once.
     for edge in &edges {
@@ -255,4 +276,18 @@ async fn the_fleet_lives_in_leases_and_reaches_every_edge() {
         let r = a.get("video.test", dime_testkit::ask(&format!("/hls/after-{i}.ts")).size(100)).await;
         assert_eq!(r.status, 200);
     }
+
+    // d's credential is revoked (its Secret deleted): d leaves every ring at once, not when its Lease expires.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(k.clone(), "dime-system");
+    secrets.delete("dime-edge-credential-d", &Default::default()).await.unwrap();
+    eventually(
+        secs(20),
+        ms(100),
+        "edge a kept the revoked d on its ring",
+        || a.log_text(),
+        || async move { (a.metric("dime_fleet_members").await == 2.0).then_some(()) },
+    )
+    .await;
+    let r = http.get(format!("{}/v1/routes", control.url)).bearer_auth(edge_token("d")).send().await.unwrap();
+    assert_eq!(r.status(), 401, "a revoked credential");
 }

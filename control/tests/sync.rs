@@ -69,7 +69,7 @@ async fn traefik_configmaps_become_the_served_table_and_edits_reach_long_polls()
     let restricted =
         Client::try_from(Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap()).unwrap();
     let secrets = Api::<k8s_openapi::api::core::v1::Secret>::all(restricted).list(&Default::default()).await;
-    assert!(secrets.is_err(), "control's RBAC must not allow reading Secrets");
+    assert!(secrets.is_err(), "control's RBAC must not allow listing Secrets cluster-wide (only its own namespace's)");
 
     // Unchanged: 304.
     let (status, _, _) = routes(&http, &control, Some(&etag), "0s").await;

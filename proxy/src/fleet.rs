@@ -43,8 +43,8 @@ impl Member {
             .split_once('=')
             .ok_or_else(|| Invalid(format!("`{entry}`: expected NAME=URL, e.g. edge-a=http://10.147.17.5:8444")))?;
         let name = name.trim();
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-            return Err(Invalid(format!("`{entry}`: an edge name is letters, digits, `-`, `_` and `.`")));
+        if !dime_routes::wire::edge_name_ok(name) {
+            return Err(Invalid(format!("`{entry}`: {}", dime_routes::wire::EDGE_NAME_RULE)));
         }
         let url = url.trim();
         Ok(Member { name: name.to_owned(), url: url.to_owned(), addr: peer_addr(url)?, key: None })

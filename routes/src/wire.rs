@@ -237,6 +237,14 @@ pub fn edge_name_ok(name: &str) -> bool {
         && b.last().is_some_and(inner)
 }
 
+/// Whether `key` can be an edge's peer key: 32 bytes (an Ed25519 public key) in base64url without padding, which
+/// is 43 characters of `A-Z a-z 0-9 - _` (the last one of 16 of them, since only 4 of its 6 bits are the key's).
+pub fn peer_key_ok(key: &str) -> bool {
+    let b = key.as_bytes();
+    let alphabet = |c: &u8| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_';
+    b.len() == 43 && b.iter().all(alphabet) && b"AEIMQUYcgkosw048".contains(&b[42])
+}
+
 /// Why `name` cannot name an edge, for an error message.
 pub const EDGE_NAME_RULE: &str =
     "an edge name is a DNS-1123 label: 1 to 63 lowercase letters, digits and `-`, starting and ending with a letter or digit";
@@ -311,12 +319,17 @@ impl Report {
         }
         let refused = text(REFUSED_HEADER)
             .map(|v| Refusal { version: v.to_owned(), reason: text(REFUSED_WHY_HEADER).unwrap_or("").to_owned() });
+        let peer_key = text(PEER_KEY_HEADER);
+        if let Some(key) = peer_key.filter(|k| !peer_key_ok(k)) {
+            let shown: String = key.chars().take(80).collect();
+            return Err(format!("{PEER_KEY_HEADER} `{shown}`: not an Ed25519 public key (43 base64url characters)"));
+        }
         Ok(Some(Report {
             name: name.to_owned(),
             peer_url: text(PEER_URL_HEADER).map(str::to_owned),
             applied: text(APPLIED_HEADER).map(str::to_owned),
             refused,
-            peer_key: text(PEER_KEY_HEADER).map(str::to_owned),
+            peer_key: peer_key.map(str::to_owned),
         }))
     }
 }

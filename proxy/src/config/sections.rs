@@ -214,6 +214,12 @@ fn fleet_settings(s: &RunArgs, name: &str) -> Result<Option<crate::fleet::FleetS
         check_members(&name, &advertise, &members).map_err(|e| invalid("peers", e))?;
     }
     crate::fleet::peer_addr(&advertise).map_err(|e| invalid("peer_advertise", e))?;
+    if !s.control.is_empty() && s.state_dir.is_none() {
+        // Its peer key lives there: a new key on every restart would have the other edges refuse it until they
+        // all heard the new one from control.
+        let why = "an edge of a fleet from control keeps its peer key in --state-dir: give --state-dir DIR";
+        return Err(invalid("state_dir", why));
+    }
     let token_file = s.peer_token_file.clone();
     if token_file.is_none() && s.control.is_empty() {
         let why = "a static --peers fleet authenticates with a shared token: give --peer-token-file FILE (the same on every edge); with --control, edges sign with keys of their own";

@@ -73,7 +73,7 @@ fn a_report_goes_through_headers_and_a_bad_name_is_refused_not_folded() {
         peer_url: Some("http://10.0.0.1:8444".into()),
         applied: Some("v1".into()),
         refused: Some(Refusal { version: "v2.ab12cd34".into(), reason: "no key `k`".into() }),
-        peer_key: Some("MCowBQYDK2VwAyEA".into()),
+        peer_key: Some("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo".into()),
     };
     assert_eq!(Report::from_headers(&report.to_headers()), Ok(Some(report.clone())));
     let named = Report::named("edge-b");
@@ -87,6 +87,16 @@ fn a_report_goes_through_headers_and_a_bad_name_is_refused_not_folded() {
         headers.insert(EDGE_HEADER, HeaderValue::from_bytes(bad.as_bytes()).unwrap());
         let err = Report::from_headers(&headers).unwrap_err();
         assert!(err.contains(EDGE_HEADER) && err.contains("DNS-1123"), "{bad}: {err}");
+    }
+    for bad_key in [
+        "MCowBQYDK2VwAyEA",
+        "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURp",
+        "11qYAYKxCrfVS+7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+    ] {
+        let mut headers = report.to_headers();
+        headers.insert(PEER_KEY_HEADER, HeaderValue::from_str(bad_key).unwrap());
+        let err = Report::from_headers(&headers).unwrap_err();
+        assert!(err.contains(PEER_KEY_HEADER), "{bad_key}: {err}");
     }
     for good in ["a", "edge-a", "e0", "0", "a-b-c", &"x".repeat(63)] {
         assert!(edge_name_ok(good), "{good}");

@@ -87,7 +87,7 @@ fn an_unterminated_quoted_string_gives_its_yaml_error_not_a_hang() {
     assert_eq!(entry.kind, "document");
     let Verdict::ToFix(notes) = &entry.verdict else { panic!("to fix: {report:#?}") };
     assert_eq!(notes.len(), 1, "{notes:?}");
-    assert!(notes[0].starts_with("line 7: found unexpected end of stream") && notes[0].contains("quoted scalar"));
+    assert!(notes[0].starts_with("line 6: found unexpected end of stream") && notes[0].contains("quoted scalar"));
 }
 
 /// Pieces of Traefik and native documents, whole and broken, for texts that reach deep into the reader.

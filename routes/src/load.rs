@@ -42,10 +42,14 @@ pub(crate) fn split_documents(text: &str) -> Vec<(usize, String)> {
     docs
 }
 
-fn yaml_error(source: &str, first_line: usize, e: &serde_yaml::Error, errors: &mut Collector) {
+/// serde_yaml's error in the document `doc`, which starts on line `first_line` of `source`.
+fn yaml_error(source: &str, first_line: usize, doc: &str, e: &serde_yaml::Error, errors: &mut Collector) {
     let (field, message) = recover::split(e);
     let mut location = Location::new(source, field);
-    location.line = e.location().map(|l| l.line() + first_line - 1);
+    // libyaml puts the end of the stream on the line after the last one (a line the file may not have): an error
+    // there, such as an unterminated string, is on the document's last line.
+    let last = first_line + doc.lines().count().max(1) - 1;
+    location.line = e.location().map(|l| (l.line() + first_line - 1).min(last));
     errors.push(location, message);
 }
 
@@ -79,7 +83,7 @@ fn top_mapping(source: &str, line: usize, doc: &str, errors: &mut Collector) -> 
     let value: serde_yaml::Value = match serde_yaml::from_str(doc) {
         Ok(v) => v,
         Err(e) => {
-            yaml_error(source, line, &e, errors);
+            yaml_error(source, line, doc, &e, errors);
             return None;
         }
     };

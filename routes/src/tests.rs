@@ -2,20 +2,35 @@
 
 use super::*;
 
+mod fuzz;
+
 /// The old setup's ConfigMap fragments, verbatim.
 pub const VIDEO_FRAGMENT: &str = include_str!("../../examples/traefik/video-config.yaml");
 pub const WHOAMI_FRAGMENT: &str = include_str!("../../examples/traefik/whoami-config.yaml");
 
-/// Runs `f` on its own thread and fails (rather than hangs) if it has not returned within `limit`. A call that
-/// never returns leaves its thread spinning until the test binary exits.
-pub(crate) fn within<T: Send + 'static>(limit: std::time::Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+/// Runs `f` on its own thread and fails, naming `input` (escaped), if it panics or has not returned within
+/// `limit`. A call that never returns leaves its thread spinning until the test binary exits. The proxy's tests
+/// have the same helper in the test kit (`dime_testkit::fuzz`); this crate does not depend on the test kit.
+pub(crate) fn within<T: Send + 'static>(
+    limit: std::time::Duration,
+    input: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(f());
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
     });
     match rx.recv_timeout(limit) {
-        Ok(v) => v,
-        Err(_) => panic!("did not return within {limit:?}"),
+        Ok(Ok(v)) => v,
+        Ok(Err(panic)) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            panic!("panicked ({message}) on input {input:?}")
+        }
+        Err(_) => panic!("did not return within {limit:?} on input {input:?}"),
     }
 }
 

@@ -1,9 +1,10 @@
 //! What Dime's integration tests share: the test origin ([`Origin`], told what to do by [`ask`]), one harness for
-//! a real `dime-edge` process ([`Edge`]), waiting on a condition ([`eventually`]), and where the workspace's
-//! binaries are.
+//! a real `dime-edge` process ([`Edge`]), waiting on a condition ([`eventually`]), where the workspace's
+//! binaries are, and what the property tests over bad input share ([`fuzz`]).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_debug_implementations)]
 
 pub mod edge;
+pub mod fuzz;
 pub mod origin;
 
 use std::net::SocketAddr;

@@ -202,7 +202,7 @@ pub(crate) fn read<T: DeserializeOwned>(
         Err(e) => e,
     };
     // The first error is serde_yaml's own, with its exact line; the later ones are located in `text`.
-    super::yaml_error(source, first_line, &first, errors);
+    super::yaml_error(source, first_line, text, &first, errors);
     let Ok(mut value) = serde_yaml::from_str::<Value>(text) else { return Read::Failed };
     let (mut error, mut reported) = (first, true);
     let mut renumber = Renumber::default();

@@ -72,3 +72,17 @@ fn a_document_that_reads_after_unknown_keys_are_dropped_is_checked_further() {
     assert!(errors.contains("unknown field `colour`"), "{errors}");
     assert!(errors.contains("soon"), "the duration is checked too: {errors}");
 }
+
+/// Found by the fuzz set: libyaml puts the end of the stream on the line after the last, so an unterminated
+/// string in a one-line file was reported on line 2, a line the file does not have.
+#[test]
+fn an_error_at_the_end_of_a_document_is_on_its_last_line() {
+    let line_of = |text: &str| {
+        let mut errors = Collector::default();
+        load("r.yaml", text, &mut errors);
+        errors.errors.iter().map(|e| e.location.line).collect::<Vec<_>>()
+    };
+    assert_eq!(line_of("url: \"http://x/"), [Some(1)]);
+    assert_eq!(line_of("url: \"http://x/\n"), [Some(1)]);
+    assert_eq!(line_of("version: 1\n---\nurl: 'x\n---\nversion: 1\n"), [Some(3)], "not the marker's line");
+}

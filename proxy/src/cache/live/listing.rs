@@ -102,7 +102,8 @@ fn parse_hls(body: &[u8]) -> Result<Option<Listing>, ListingError> {
     };
     let mut window = 0.0f64;
     for (i, segment) in media.segments.iter().enumerate() {
-        let seq = media.media_sequence + i as u64;
+        // Saturating: a media sequence near 2^64 is nonsense, not a reason to panic.
+        let seq = media.media_sequence.saturating_add(i as u64);
         if let Some(map) = &segment.map {
             listing.entries.push(Entry { uri: map.uri.clone(), seq: None });
         }
@@ -135,6 +136,19 @@ fn short(s: &str) -> String {
     s.chars().take(120).collect()
 }
 
+/// At most this many entries, and this many bytes of their URIs, in a DASH listing, each URI at most
+/// [`MAX_URI`] bytes. A timeline repeats a segment up to 10 000 times in 20 bytes (`<S d="1" r="10000"/>`), each
+/// representation expands its adaptation set's template again, and a template may name a long
+/// `$RepresentationID$` many times: a manifest within the body limit could otherwise list billions of bytes.
+/// 200 000 is 24 hours of 2-second segments in four representations; a manifest beyond these is unreadable
+/// (nothing it lists is vouched for).
+const MAX_ENTRIES: usize = 200_000;
+const MAX_LISTED_BYTES: usize = 32 << 20;
+const MAX_URI: usize = 16 << 10;
+
+/// The widest `%0Nd` a DASH template may ask for: a `u64` has 20 digits.
+const MAX_WIDTH: usize = 32;
+
 /// A `SegmentTemplate` in scope, with its timeline.
 #[derive(Debug, Clone, Default)]
 struct Template {
@@ -154,6 +168,10 @@ struct DashScope {
     representation_template: Option<Template>,
     /// Whether the template being read belongs to the representation (else to the adaptation set).
     in_representation: bool,
+    /// The bytes of the URIs listed so far, and whether the listing went over [`MAX_ENTRIES`],
+    /// [`MAX_LISTED_BYTES`] or [`MAX_URI`].
+    listed_bytes: usize,
+    too_long: bool,
 }
 
 fn attr(e: &BytesStart<'_>, name: &[u8]) -> Option<String> {
@@ -182,25 +200,28 @@ fn parse_dash(body: &[u8]) -> Result<Listing, ListingError> {
     let mut scope = DashScope::default();
     let mut seen_mpd = false;
     loop {
-        let event = reader.read_event().map_err(|e| ListingError::Dash(short(&e.to_string())))?;
-        let (e, empty) = match &event {
-            Event::Start(e) => (e, false),
-            Event::Empty(e) => (e, true),
-            Event::End(end) => {
-                match end.local_name().as_ref() {
-                    b"Representation" => finish_representation(&mut listing, &mut scope),
-                    b"AdaptationSet" => scope.adaptation = None,
-                    _ => {}
-                }
-                continue;
+        match reader.read_event().map_err(|e| ListingError::Dash(short(&e.to_string())))? {
+            Event::Start(e) => {
+                seen_mpd |= e.local_name().as_ref() == b"MPD";
+                dash_element(&e, false, &mut listing, &mut scope);
             }
+            Event::Empty(e) => {
+                seen_mpd |= e.local_name().as_ref() == b"MPD";
+                dash_element(&e, true, &mut listing, &mut scope);
+            }
+            Event::End(end) => match end.local_name().as_ref() {
+                b"Representation" => finish_representation(&mut listing, &mut scope),
+                b"AdaptationSet" => scope.adaptation = None,
+                _ => {}
+            },
             Event::Eof => break,
-            _ => continue,
-        };
-        if e.local_name().as_ref() == b"MPD" {
-            seen_mpd = true;
+            _ => {}
         }
-        dash_element(e, empty, &mut listing, &mut scope);
+        if scope.too_long {
+            return Err(ListingError::Dash(format!(
+                "lists more than {MAX_ENTRIES} segments, {MAX_LISTED_BYTES} bytes or a URI of {MAX_URI}"
+            )));
+        }
     }
     if !seen_mpd {
         return Err(ListingError::Dash("no MPD element".into()));
@@ -256,8 +277,19 @@ fn finish_representation(listing: &mut Listing, scope: &mut DashScope) {
     let Some((id, bandwidth)) = scope.representation.take() else { return };
     let Some(template) = scope.representation_template.take().or_else(|| scope.adaptation.clone()) else { return };
     let fill = |pattern: &str, number: Option<u64>, time: Option<u64>| expand(pattern, &id, &bandwidth, number, time);
+    // Lists an entry (`None`: its URI is too long); false once the listing is too long.
+    let mut list = |uri: Option<String>, seq: Option<u64>| {
+        let len = uri.as_ref().map_or(usize::MAX, String::len);
+        scope.listed_bytes = scope.listed_bytes.saturating_add(len);
+        scope.too_long |= listing.entries.len() >= MAX_ENTRIES || scope.listed_bytes > MAX_LISTED_BYTES;
+        match uri {
+            Some(uri) if !scope.too_long => listing.entries.push(Entry { uri, seq }),
+            _ => scope.too_long = true,
+        }
+        !scope.too_long
+    };
     if let Some(init) = &template.initialization {
-        listing.entries.push(Entry { uri: fill(init, None, None), seq: None });
+        list(fill(init, None, None), None);
     }
     let Some(media) = &template.media else { return };
     let by_time = media.contains("$Time");
@@ -269,10 +301,13 @@ fn finish_representation(listing: &mut Listing, scope: &mut DashScope) {
         // A negative repeat count means "until the next S or the period end": one segment is what is known.
         for _ in 0..=r.clamp(0, 10_000) {
             let seq = if by_time { t } else { number };
-            listing.entries.push(Entry { uri: fill(media, Some(number), Some(t)), seq: Some(seq) });
-            t += d;
-            number += 1;
-            total += d;
+            if !list(fill(media, Some(number), Some(t)), Some(seq)) {
+                return;
+            }
+            // Saturating: times and numbers near 2^64 are nonsense, not a reason to panic.
+            t = t.saturating_add(d);
+            number = number.saturating_add(1);
+            total = total.saturating_add(d);
             longest = longest.max(d);
         }
     }
@@ -282,8 +317,8 @@ fn finish_representation(listing: &mut Listing, scope: &mut DashScope) {
 }
 
 /// Fills a DASH template (`$RepresentationID$`, `$Bandwidth$`, `$Number$`, `$Time$`, `$$`, with an optional
-/// `%0Nd` width).
-fn expand(pattern: &str, id: &str, bandwidth: &str, number: Option<u64>, time: Option<u64>) -> String {
+/// `%0Nd` width); `None` when the result would be longer than [`MAX_URI`].
+fn expand(pattern: &str, id: &str, bandwidth: &str, number: Option<u64>, time: Option<u64>) -> Option<String> {
     let mut out = String::with_capacity(pattern.len() + 16);
     let mut rest = pattern;
     while let Some(start) = rest.find('$') {
@@ -291,11 +326,13 @@ fn expand(pattern: &str, id: &str, bandwidth: &str, number: Option<u64>, time: O
         let after = &rest[start + 1..];
         let Some(end) = after.find('$') else {
             out.push_str(&rest[start..]);
-            return out;
+            return (out.len() <= MAX_URI).then_some(out);
         };
         let token = &after[..end];
         let (name, width) = match token.split_once('%') {
-            Some((n, f)) => (n, f.trim_start_matches('0').trim_end_matches('d').parse::<usize>().ok()),
+            Some((n, f)) => {
+                (n, f.trim_start_matches('0').trim_end_matches('d').parse::<usize>().ok().map(|w| w.min(MAX_WIDTH)))
+            }
             None => (token, None),
         };
         let value = match name {
@@ -318,10 +355,13 @@ fn expand(pattern: &str, id: &str, bandwidth: &str, number: Option<u64>, time: O
                 out.push('$');
             }
         }
+        if out.len() > MAX_URI {
+            return None;
+        }
         rest = &after[end + 1..];
     }
     out.push_str(rest);
-    out
+    (out.len() <= MAX_URI).then_some(out)
 }
 
 /// Resolves a playlist entry against the playlist's path: `(host, path, query)` of the object a viewer fetches.

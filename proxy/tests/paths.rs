@@ -9,24 +9,14 @@
 mod support;
 
 use indoc::formatdoc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use support::{Edge, Origin};
 
 const KEYS: &str = "k1 0123456789abcdef0123456789abcdef-edge-secret\n";
 
-/// Sends `target` as written, on its own connection: the status and the body.
+/// Sends `target` to the edge as written ([`support::raw_get`]).
 async fn raw_get(edge: &Edge, host: &str, target: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(edge.http).await.unwrap();
-    let request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-    assert!(read.is_ok(), "{target}: no answer within 10 s");
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
+    support::raw_get(edge.http, host, target).await
 }
 
 async fn open_and_signed() -> (Origin, Edge, tempfile::TempDir) {

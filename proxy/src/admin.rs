@@ -37,7 +37,6 @@ pub struct AdminRequest<'a> {
     pub authorization: Option<&'a str>,
 }
 
-/// A query parameter, decoded as a form (`%XX` and `+`) by `form_urlencoded`.
 /// What is wrong with a purge request's query.
 #[derive(Debug, thiserror::Error)]
 enum BadPurge {
@@ -45,14 +44,17 @@ enum BadPurge {
     NotOne,
     #[error("soft is 1 or 0, not `{0}`")]
     Soft(String),
-    #[error("`{0}` is not an http(s)://host/path URL")]
-    Url(String),
+    #[error("url: {0}")]
+    Url(#[from] crate::purge::BadUrl),
     #[error("prefix `{0}` does not start with /")]
     Prefix(String),
+    #[error("prefix `{prefix}`: {error}")]
+    PrefixPath { prefix: String, error: dime_routes::purge::PurgePathError },
     #[error("a tag is 1 to {} bytes", dime_routes::purge::MAX_TAG_LEN)]
     Tag,
 }
 
+/// A query parameter, decoded as a form (`%XX` and `+`) by `form_urlencoded`.
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
@@ -162,7 +164,8 @@ impl Admin {
     }
 
     /// `POST /purge?url=URL` removes one object (every variant of it); `POST /purge?host=HOST&prefix=/path/`
-    /// removes every object of a host under a path prefix. Bearer token required.
+    /// removes every object of a host under a path prefix; either path is read as a request's is (`/a/../b` is
+    /// `/b`; one that does not read is refused, 400). Bearer token required.
     fn purge(&self, req: &AdminRequest<'_>) -> Response<Vec<u8>> {
         let json = |status, v: serde_json::Value| reply(status, "application/json", v.to_string().into_bytes());
         if req.method != "POST" {
@@ -199,15 +202,16 @@ impl Admin {
             return Err(BadPurge::NotOne);
         }
         if let Some(url) = query_param(query, "url") {
-            let what = crate::purge::url_selector(&self.state, &url).ok_or(BadPurge::Url(url))?;
-            return Ok((what, soft));
+            return Ok((crate::purge::url_selector(&self.state, &url)?, soft));
         }
         if let Some(host) = query_param(query, "host") {
             let prefix = query_param(query, "prefix").unwrap_or_else(|| "/".into());
             if !prefix.starts_with('/') {
                 return Err(BadPurge::Prefix(prefix));
             }
-            return Ok((crate::purge::prefix_selector(&host, &prefix), soft));
+            let what = crate::purge::prefix_selector(&host, &prefix)
+                .map_err(|error| BadPurge::PrefixPath { prefix: prefix.clone(), error })?;
+            return Ok((what, soft));
         }
         let tag = query_param(query, "tag").unwrap_or_default();
         if tag.is_empty() || tag.len() > dime_routes::purge::MAX_TAG_LEN {

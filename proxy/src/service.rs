@@ -117,8 +117,8 @@ impl ProxyHttp for DimeProxy {
         }
     }
 
-    /// Phase 2, once per request: the path read once ([`gate::normalize_path`]: `400` for one that does not
-    /// read), the gate ([`gate::admit`]: ACME token, table, route, HTTPS redirect, signed URL), then, on a caching
+    /// Phase 2, once per request: the path read once, as its route wants it read ([`gate::normalize_path`]:
+    /// `400` for one that does not read), the gate ([`gate::admit`]: ACME token, table, route, HTTPS redirect, signed URL), then, on a caching
     /// route, a direct hit ([`direct::serve`]). `Ok(true)`: answered here, Pingora
     /// goes straight to `logging` (15); `Ok(false)`: on to the cache phases and the origin.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
@@ -126,14 +126,15 @@ impl ProxyHttp for DimeProxy {
             // Only where the connection is kept alive at all (a client's `Connection: close` stays).
             session.set_keepalive(Some(self.settings.keepalive_secs));
         }
+        let active = self.state.current();
+        let table = active.as_ref().map(|a| &a.table);
         // One reading of the path, before anything looks at it (docs/edge.md, "How the edge reads a path"): the
-        // route, the gate's checks, the cache and ring keys and the origin all see the same normalized path.
-        if let Err(e) = gate::normalize_path(session.req_header_mut()) {
+        // route, the gate's checks, the cache and ring keys and the origin all see the same normalized path, read
+        // with the table the gate then uses (a route's `allow_encoded_slash`).
+        if let Err(e) = gate::normalize_path(session.req_header_mut(), table) {
             gate::refuse(session, 400, format!("bad request path: {e}\n"), self.peer_listener).await?;
             return Ok(true);
         }
-        let active = self.state.current();
-        let table = active.as_ref().map(|a| &a.table);
         let sender = match (&self.fleet, self.peer_listener) {
             (Some(fleet), true) => {
                 Sender::Peer(gate::peer_token(session.req_header(), fleet, dime_routes::clock::unix_now()))

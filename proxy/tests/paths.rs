@@ -1,30 +1,22 @@
 //! One reading of a request's path, tried as an attacker would: an open route (`/public/`) beside a signed one
 //! (`/premium/`) on the same host, and requests that try to climb from the first into the second with dot
-//! segments written raw, percent-encoded, mixed-case, double-encoded, with an encoded slash or a backslash. The
-//! requests are written on a raw socket: an HTTP client library resolves `..` itself before sending.
+//! segments written raw, percent-encoded, mixed-case, double-encoded, with an encoded slash or a backslash; and a
+//! route that allows encoded slashes (`/files/`), where they reach the origin encoded and still climb nowhere.
+//! The requests are written on a raw socket: an HTTP client library resolves `..` itself before sending.
+//! (The same against nginx, which resolves `..` itself: paths_nginx.rs.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
 use indoc::formatdoc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use support::{Edge, Origin};
 
 const KEYS: &str = "k1 0123456789abcdef0123456789abcdef-edge-secret\n";
 
-/// Sends `target` as written, on its own connection: the status and the body.
+/// Sends `target` to the edge as written ([`support::raw_get`]).
 async fn raw_get(edge: &Edge, host: &str, target: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(edge.http).await.unwrap();
-    let request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
-    assert!(read.is_ok(), "{target}: no answer within 10 s");
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
+    support::raw_get(edge.http, host, target).await
 }
 
 async fn open_and_signed() -> (Origin, Edge, tempfile::TempDir) {
@@ -39,6 +31,7 @@ async fn open_and_signed() -> (Origin, Edge, tempfile::TempDir) {
               routes:
                 - {{ name: open, match: [{{ hosts: [v.test], paths: [{{ prefix: /public/ }}] }}], upstream: o, cache: {{}} }}
                 - {{ name: premium, match: [{{ hosts: [v.test], paths: [{{ prefix: /premium/ }}] }}], upstream: o, cache: {{}}, signed_urls: {{ keys: [k1] }} }}
+                - {{ name: files, match: [{{ hosts: [v.test], paths: [{{ prefix: /files/ }}] }}], upstream: o, cache: {{}}, allow_encoded_slash: true }}
               upstreams:
                 o: {{ servers: [{{ url: "{}" }}] }}
             "#,
@@ -131,4 +124,49 @@ async fn legitimate_paths_with_escapes_still_work_and_the_origin_gets_the_normal
     let (status, body) = raw_get(&edge, "v.test", "/public/a%2fb.html").await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("encoded slash"), "the refusal says why: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_that_allows_encoded_slashes_gets_them_encoded_and_only_that_route() {
+    let (origin, edge, _dir) = open_and_signed().await;
+    // Kept encoded (uppercased), one segment: the origin sees `%2F`, not a separator.
+    for (target, seen) in [
+        ("/files/a%2Fb.html", "/files/a%2Fb.html"),
+        ("/files/a%2fb.html", "/files/a%2Fb.html"),
+        ("/files/x/../a%5cb.html", "/files/a%5Cb.html"),
+        ("/files/%7e/a%2F%2Fb.html", "/files/~/a%2F%2Fb.html"),
+    ] {
+        let (status, body) = raw_get(&edge, "v.test", target).await;
+        assert_eq!(status, 200, "{target}: {body}");
+        assert!(body.contains(&format!("path={seen}\n")), "{target}: the origin saw {body}");
+    }
+    // One reading, one cache key: two spellings of one path with an encoded slash are one object.
+    for target in ["/files/k%2fey.html?cache_control=max-age%3D60", "/files/./k%2Fey.html?cache_control=max-age%3D60"] {
+        assert_eq!(raw_get(&edge, "v.test", target).await.0, 200, "{target}");
+    }
+    assert_eq!(origin.hits_for("/files/k%2Fey.html"), 1, "two spellings of one path are one object");
+    // Other routes still refuse them, and so does the allowing route when they hide a dot segment.
+    let before = origin.hits();
+    for target in [
+        "/public/a%2fb.html",
+        "/premium/a%2Fb.html",
+        "/a%2Fb.html",
+        "/files/..%2fpremium/x.ts",
+        "/files/..%2Fpremium/x.ts",
+        "/files/%2e%2e%2fpremium/x.ts",
+        "/files/a%2f..%2f..%2fpremium/x.ts",
+        "/files/..%5cpremium/x.ts",
+        "/files/.%2fx/../../premium/x.ts",
+        "/files/..;%2fpremium/x.ts",
+        "/files/a%2Fb/..%2F..%2F..%2Fpremium/x.ts",
+        "/files/../premium/a%2Fx.ts",
+    ] {
+        let (status, body) = raw_get(&edge, "v.test", target).await;
+        assert_eq!(status, 400, "{target}: {body}");
+        assert!(
+            body.contains("encoded slash") || body.contains("encoded backslash") || body.contains("dot segment"),
+            "{target}: {body}"
+        );
+    }
+    assert_eq!(origin.hits(), before, "a refused path reached the origin");
 }

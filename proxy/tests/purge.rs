@@ -115,3 +115,46 @@ async fn tags_purge_what_they_name_hard_or_soft_and_stay_off_the_viewers_respons
     assert_eq!(r.status, 200, "served stale while the origin is down");
     assert!(r.header("cache-status").contains("fwd=stale"), "{}", r.header("cache-status"));
 }
+
+/// A purge's path is read as a request's is: dot segments and encoded unreserved characters name the objects
+/// their reading was cached under, and a path that does not read is refused, naming the entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_path_is_read_as_a_request_path_is() {
+    let origin = Origin::start("o").await;
+    let (edge, _dir) = edge_with_purge(&origin).await;
+    for p in ["/hls/a.ts", "/hls/b.ts", "/vod/c.ts", "/vod/d.ts"] {
+        assert_eq!(edge.get("c.test", p).await.status, 200, "{p}");
+    }
+    assert_eq!(edge.metric("dime_cache_objects").await, 4.0);
+    let purge = |pairs: &[(&str, &str)]| {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            query.append_pair(k, v);
+        }
+        edge.client
+            .post(format!("http://{}/purge?{}", edge.admin, query.finish()))
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .send()
+    };
+    // `/vod/../hls/` is `/hls/`: both segments go, the /vod/ objects stay.
+    let r = purge(&[("host", "c.test"), ("prefix", "/vod/../hls/")]).await.unwrap();
+    assert_eq!(r.text().await.unwrap(), r#"{"fills_abandoned":0,"purged":2,"soft":false}"#);
+    assert!(edge.get("c.test", "/vod/c.ts").await.header("cache-status").contains("hit"), "/vod/ was not named");
+    // `%2e%2e` and `%63` are `..` and `c`: the URL is /vod/c.ts.
+    let r = purge(&[("url", "http://c.test/hls/%2e%2e/vod/%63.ts")]).await.unwrap();
+    assert_eq!(r.text().await.unwrap(), r#"{"fills_abandoned":0,"purged":1,"soft":false}"#);
+    assert!(edge.get("c.test", "/vod/c.ts").await.header("cache-status").contains("fwd=miss"));
+    assert!(edge.get("c.test", "/vod/d.ts").await.header("cache-status").contains("hit"), "d was not named");
+    // Unreadable paths are refused, the entry named, and purge nothing.
+    for (pairs, want) in [
+        (vec![("host", "c.test"), ("prefix", "/vod/..")], "prefix `/vod/..`: it ends in the dot segment `..`"),
+        (vec![("host", "c.test"), ("prefix", "/vod\\d.ts")], "prefix `/vod\\\\d.ts`: backslash at byte 4"),
+        (vec![("url", "http://c.test/vod/%zz")], "url: `http://c.test/vod/%zz`: the path: bad percent-encoding"),
+    ] {
+        let r = purge(&pairs).await.unwrap();
+        assert_eq!(r.status(), 400, "{pairs:?}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains(want), "{pairs:?}: {body}");
+    }
+    assert!(edge.get("c.test", "/vod/d.ts").await.header("cache-status").contains("hit"), "a refused purge purged");
+}

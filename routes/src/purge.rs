@@ -1,9 +1,11 @@
 //! A fleet purge as control takes it (`POST /v1/purge`), keeps it (the purge log) and serves it to the edges
 //! (`GET /v1/purges`): the wire format and its validation, shared by both sides so that what control accepts,
-//! every edge can apply.
+//! every edge can apply. A purge's paths are read as the edge reads a request's ([`read_path`],
+//! [`read_prefix`]), so that they name the cache keys those requests were stored under.
 
 use serde::{Deserialize, Serialize};
 
+use crate::path::{normalize, NormalizedPath, PathError, PathOptions};
 use crate::Invalid;
 
 /// At most this many URLs, prefixes and tags together in one purge.
@@ -70,6 +72,8 @@ impl Purge {
                     "prefixes[{i}].prefix: `{}` is not a path (starts with /, no spaces, at most {MAX_URL_LEN} bytes)",
                     shorten(&p.prefix)
                 ));
+            } else if let Err(why) = read_prefix(&p.prefix) {
+                errors.push(format!("prefixes[{i}].prefix: `{}`: {why}", shorten(&p.prefix)));
             }
         }
         for (i, tag) in self.tags.iter().enumerate() {
@@ -109,13 +113,46 @@ pub fn split_url(url: &str) -> Option<(&str, &str, Option<&str>)> {
     })
 }
 
+/// A purge's path, read as the edge reads a request's ([`crate::path::normalize`]: `/public/../premium/x` is
+/// `/premium/x`, `/%7Eu` is `/~u`), so that it names the cache key the request was stored under. Read with
+/// `allow_encoded_slash`: a stored path holds `%2F` only if its route allowed it, and any path the strict
+/// reading accepts reads the same with it.
+pub fn read_path(path: &str) -> Result<NormalizedPath<'_>, PathError> {
+    normalize(path, PathOptions { allow_encoded_slash: true, ..PathOptions::default() })
+}
+
+/// Why a purge's path or prefix is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PurgePathError {
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error(
+        "it ends in the dot segment `{0}`, which reads as its parent directory (`/a/..` as `/`, purging everything \
+         under it): end the prefix with `/` if that is meant, or write more of the name"
+    )]
+    DotEnd(String),
+}
+
+/// A purge prefix read as [`read_path`] reads a path. Its last segment may be cut short (`/hls/seg-` names
+/// `/hls/seg-1.ts`), so one that reads as a dot segment (`/a/..`, `/a/%2e`) is refused: `/a/..` could mean the
+/// names that start with `..` as well as `/`, and `/` purges the whole host. `/a/../` says which.
+pub fn read_prefix(prefix: &str) -> Result<NormalizedPath<'_>, PurgePathError> {
+    let read = read_path(prefix)?;
+    let last = prefix.rfind('/').map_or(prefix, |slash| &prefix[slash + 1..]);
+    if !last.is_empty() && matches!(read_path(&format!("/{last}"))?.as_str(), "/" | "//") {
+        return Err(PurgePathError::DotEnd(last.to_owned()));
+    }
+    Ok(read)
+}
+
 fn check_url(url: &str) -> Result<(), Invalid> {
     let bad = || Invalid(format!("`{}` is not an http(s)://host/path URL", shorten(url)));
     if url.len() > MAX_URL_LEN || has_space(url) || url.contains('#') {
         return Err(bad());
     }
-    let (host, _, _) = split_url(url).ok_or_else(bad)?;
-    check_host(host).map_err(|why| Invalid(format!("`{}`: {why}", shorten(url))))
+    let (host, path, _) = split_url(url).ok_or_else(bad)?;
+    check_host(host).map_err(|why| Invalid(format!("`{}`: {why}", shorten(url))))?;
+    read_path(path).map(drop).map_err(|why| Invalid(format!("`{}`: the path: {why}", shorten(url))))
 }
 
 fn check_host(host: &str) -> Result<(), Invalid> {
@@ -143,54 +180,4 @@ fn shorten(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn purge(json: &str) -> Result<Purge, String> {
-        let p: Purge = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        p.check().map_err(|e| e.join("; "))?;
-        Ok(p)
-    }
-
-    #[test]
-    fn a_purge_names_urls_prefixes_or_tags_and_every_problem_is_located() {
-        let ok = purge(
-            r#"{"urls":["https://v.test/a.ts?x=1"],"prefixes":[{"host":"v.test","prefix":"/hls/"}],"tags":["t1"]}"#,
-        )
-        .unwrap();
-        assert_eq!((ok.targets(), ok.soft), (3, false));
-        assert!(purge(r#"{"tags":["a"],"soft":true}"#).unwrap().soft);
-        let cases = [
-            (r#"{}"#, "an empty purge"),
-            (r#"{"urls":[],"tags":[]}"#, "an empty purge"),
-            (r#"{"tag":["a"]}"#, "unknown field `tag`"),
-            (r#"{"prefixes":[{"host":"v.test","prefix":"/","regex":"x"}]}"#, "unknown field `regex`"),
-            (r#"{"urls":["ftp://v.test/a"]}"#, "urls[0]: `ftp://v.test/a` is not an http(s)://host/path URL"),
-            (r#"{"urls":["https:///a"]}"#, "urls[0]"),
-            (r#"{"prefixes":[{"host":"v.test","prefix":"hls"}]}"#, "prefixes[0].prefix: `hls` is not a path"),
-            (r#"{"prefixes":[{"host":"bad host","prefix":"/"}]}"#, "prefixes[0].host"),
-            (r#"{"tags":["ok","two words"]}"#, "tags[1]: `two words` is not a tag"),
-            (r#"{"tags":["a,b"]}"#, "tags[0]"),
-            (r#"{"tags":[""]}"#, "tags[0]"),
-            (r#"{"soft":"yes","tags":["a"]}"#, "invalid type"),
-        ];
-        for (json, want) in cases {
-            let got = purge(json).unwrap_err();
-            assert!(got.contains(want), "{json}: {got}");
-        }
-        let long = format!(r#"{{"tags":["{}"]}}"#, "x".repeat(MAX_TAG_LEN + 1));
-        assert!(purge(&long).unwrap_err().contains("tags[0]: `xxx"), "a long tag is quoted shortened");
-        let many: Vec<String> = (0..=MAX_TARGETS).map(|i| format!("t{i}")).collect();
-        let many = Purge { tags: many, ..Default::default() };
-        assert!(many.check().unwrap_err()[0].contains("at most 1000"));
-    }
-
-    #[test]
-    fn urls_split_into_host_path_and_query() {
-        assert_eq!(split_url("http://v.test"), Some(("v.test", "/", None)));
-        assert_eq!(split_url("https://v.test:8443/a/b?x=1"), Some(("v.test:8443", "/a/b", Some("x=1"))));
-        assert_eq!(split_url("v.test/a"), None);
-        assert_eq!(split_url("http:///a"), None);
-    }
-}
+mod tests;

@@ -171,6 +171,11 @@ pub struct RouteSpec {
     /// (a shield in front of a far origin).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<TierSpec>,
+    /// Accept an encoded slash or backslash (`%2F`, `%5C`) in this route's paths, kept encoded: part of a segment,
+    /// not a separator, and sent on as written (default false: the edge answers such a path 400). Only for an
+    /// origin that reads `%2F` as text; a dot segment next to one (`..%2F`) is refused even here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_encoded_slash: Option<bool>,
 }
 
 /// `tier: none` or `tier: { shield: [...] }`.

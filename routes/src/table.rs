@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::matcher::{normalize_host, HostPattern, Index, PathMatch};
+use crate::path::{normalize, NormalizedPath, PathError, PathOptions};
 use crate::schema;
 
 /// A validated route table. Build one with [`crate::parse`] or [`crate::compile`]; it cannot hold an invalid
@@ -50,6 +51,26 @@ impl RouteTable {
     /// Like [`RouteTable::find`], giving the route's position in [`RouteTable::routes`].
     pub fn find_index(&self, host: &str, path: &str) -> Option<usize> {
         self.index.find(&normalize_host(host), path)
+    }
+
+    /// Reads a request's path (without its query) for `host` as the route that serves it wants it read
+    /// ([`crate::path::normalize`]): strictly first. A path refused only for an encoded slash or backslash is read
+    /// again with [`PathOptions::allow_encoded_slash`], and that reading stands if the route it finds for `host`
+    /// allows them; otherwise the strict reading's refusal. Whatever is refused with them too (`..%2F`, a bad
+    /// escape further on) is refused with that reason, on any route.
+    ///
+    /// The route is looked up with the path as it is then read, so the route that allowed the reading is the
+    /// route the request is matched to, checked against and cached under.
+    pub fn read_path<'a>(&self, host: &str, raw: &'a str) -> Result<NormalizedPath<'a>, PathError> {
+        let strict = normalize(raw, PathOptions::default());
+        if !matches!(strict, Err(PathError::EncodedSlash { .. } | PathError::EncodedBackslash { .. })) {
+            return strict;
+        }
+        let lenient = normalize(raw, PathOptions { allow_encoded_slash: true, ..PathOptions::default() })?;
+        match self.find(host, &lenient) {
+            Some(route) if route.allow_encoded_slash => Ok(lenient),
+            _ => strict,
+        }
     }
 
     /// Routes, sorted by name.
@@ -149,6 +170,8 @@ pub struct Route {
     pub signed: Option<SignedUrls>,
     pub https: HttpsPolicy,
     pub tier: Tier,
+    /// Paths with `%2F` or `%5C` are read with [`crate::PathOptions::allow_encoded_slash`] on this route.
+    pub allow_encoded_slash: bool,
 }
 
 /// Which edges own a caching route's keys in a fleet.
@@ -327,3 +350,6 @@ pub(crate) fn content_version(document: &schema::Document) -> String {
     let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,8 @@
 //! Subset: `http.routers` (`rule` with Host/PathPrefix/Path, `&&`, `||`, parentheses; `service`; `middlewares`;
 //! `priority`), `http.services.*.loadBalancer` (`servers[].url`, `servers[].weight`, `healthCheck`,
 //! `passHostHeader`), `http.middlewares.*.plugin.plugin-simplecache` (turns caching on for the routers using it),
+//! `http.middlewares.*.encodedCharacters` (`allowEncodedSlash` with `allowEncodedBackSlash`: `allow_encoded_slash`
+//! on the routers using it),
 //! `tls.certificates` (`certFile`/`keyFile`: file paths on the edge, or the PEM text itself, as Traefik allows).
 
 use crate::error::Invalid;
@@ -188,6 +190,8 @@ pub struct HealthCheck {
 pub struct Middleware {
     #[serde(default)]
     pub plugin: Option<BTreeMap<String, SimpleCache>>,
+    #[serde(default, rename = "encodedCharacters")]
+    pub encoded_characters: Option<EncodedCharacters>,
     /// Keys Dime does not read, each reported with what it is in Traefik ([`report_unknown`]).
     #[serde(flatten)]
     pub unknown: Unknown,
@@ -209,6 +213,71 @@ pub struct SimpleCache {
     /// Keys Dime does not read, each reported with what it is in Traefik ([`report_unknown`]).
     #[serde(flatten)]
     pub unknown: Unknown,
+}
+
+/// Traefik's EncodedCharacters middleware: which encoded characters a router's paths may hold (Traefik refuses
+/// each unless allowed). Dime refuses `%2F` and `%5C` unless a route has `allow_encoded_slash` (both together),
+/// always refuses `%00`, and always accepts the other four, kept encoded as text for the origin.
+#[derive(Debug, Default, Deserialize)]
+pub struct EncodedCharacters {
+    #[serde(default, rename = "allowEncodedSlash")]
+    pub allow_encoded_slash: Option<bool>,
+    #[serde(default, rename = "allowEncodedBackSlash")]
+    pub allow_encoded_back_slash: Option<bool>,
+    #[serde(default, rename = "allowEncodedNullCharacter")]
+    pub allow_encoded_null_character: Option<bool>,
+    #[serde(default, rename = "allowEncodedSemicolon")]
+    pub allow_encoded_semicolon: Option<bool>,
+    #[serde(default, rename = "allowEncodedPercent")]
+    pub allow_encoded_percent: Option<bool>,
+    #[serde(default, rename = "allowEncodedQuestionMark")]
+    pub allow_encoded_question_mark: Option<bool>,
+    #[serde(default, rename = "allowEncodedHash")]
+    pub allow_encoded_hash: Option<bool>,
+    /// Keys Dime does not read, each reported with what it is in Traefik ([`report_unknown`]).
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl EncodedCharacters {
+    /// What the routers using it get: `allow_encoded_slash` when both slashes are allowed.
+    fn allows_encoded_slash(&self) -> bool {
+        self.allow_encoded_slash == Some(true) && self.allow_encoded_back_slash == Some(true)
+    }
+
+    /// Every option Dime cannot do as written, at `at(key)`.
+    fn check(&self, at: &dyn Fn(&str) -> Location, errors: &mut Collector) {
+        let (slash, backslash) =
+            (self.allow_encoded_slash.unwrap_or(false), self.allow_encoded_back_slash.unwrap_or(false));
+        if slash != backslash {
+            let key = if slash { "allowEncodedSlash" } else { "allowEncodedBackSlash" };
+            errors.push(
+                at(key),
+                "Dime allows `%2F` and `%5C` together (a route's `allow_encoded_slash`): set both allowEncodedSlash \
+                 and allowEncodedBackSlash to true, or neither",
+            );
+        }
+        if self.allow_encoded_null_character == Some(true) {
+            errors.push(at("allowEncodedNullCharacter"), "Dime refuses `%00` in a path on every route");
+        }
+        let always = [
+            ("allowEncodedSemicolon", self.allow_encoded_semicolon, "%3B"),
+            ("allowEncodedPercent", self.allow_encoded_percent, "%25"),
+            ("allowEncodedQuestionMark", self.allow_encoded_question_mark, "%3F"),
+            ("allowEncodedHash", self.allow_encoded_hash, "%23"),
+        ];
+        for (key, value, escape) in always {
+            if value == Some(false) {
+                errors.push(
+                    at(key),
+                    format!(
+                        "Dime does not refuse `{escape}` in a path: it keeps it encoded, as text for the origin, on \
+                         every route; remove `{key}` or write true"
+                    ),
+                );
+            }
+        }
+    }
 }
 
 const SIMPLECACHE: &str = "plugin-simplecache";
@@ -271,17 +340,7 @@ fn translate_all(source: &str, dynamic: Dynamic, errors: &mut Collector) -> sche
     let Some(http) = dynamic.http else { return doc };
     let middlewares = http.middlewares.unwrap_or_default();
     for (name, mw) in &middlewares {
-        let at = Location::new(source, format!("http.middlewares.{name}.plugin"));
-        match &mw.plugin {
-            Some(plugin) if plugin.len() != 1 || !plugin.contains_key(SIMPLECACHE) => {
-                let found: Vec<&str> = plugin.keys().map(String::as_str).collect();
-                errors.push(at, format!("unsupported plugin(s) {found:?}: Dime supports only `{SIMPLECACHE}`"));
-            }
-            Some(_) => {}
-            None if mw.unknown.is_empty() => errors
-                .push(at, format!("a middleware needs its kind; Dime supports `plugin: {{ {SIMPLECACHE}: ... }}`")),
-            None => {} // its kind is reported as unsupported
-        }
+        check_middleware(source, name, mw, errors);
     }
     for (name, router) in http.routers.unwrap_or_default() {
         if let Some(route) = translate_router(source, &name, router, &middlewares, errors) {
@@ -298,6 +357,27 @@ fn translate_all(source: &str, dynamic: Dynamic, errors: &mut Collector) -> sche
         }
     }
     doc
+}
+
+/// One middleware definition: one kind Dime reads, with options it can do.
+fn check_middleware(source: &str, name: &str, mw: &Middleware, errors: &mut Collector) {
+    let at = |field: &str| Location::new(source, format!("http.middlewares.{name}.{field}"));
+    match (&mw.plugin, &mw.encoded_characters) {
+        (Some(_), Some(_)) => errors.push(at("encodedCharacters"), "a middleware has one kind: define two middlewares"),
+        (Some(plugin), None) if plugin.len() != 1 || !plugin.contains_key(SIMPLECACHE) => {
+            let found: Vec<&str> = plugin.keys().map(String::as_str).collect();
+            errors.push(at("plugin"), format!("unsupported plugin(s) {found:?}: Dime supports only `{SIMPLECACHE}`"));
+        }
+        (Some(_), None) => {}
+        (None, Some(ec)) => ec.check(&|key| at(&format!("encodedCharacters.{key}")), errors),
+        (None, None) if mw.unknown.is_empty() => errors.push(
+            at("plugin"),
+            format!(
+                "a middleware needs its kind; Dime supports `plugin: {{ {SIMPLECACHE}: ... }}` and `encodedCharacters`"
+            ),
+        ),
+        (None, None) => {} // its kind is reported as unsupported
+    }
 }
 
 /// `certFile`/`keyFile` are paths, or (Traefik accepts both) the PEM text itself.
@@ -360,14 +440,21 @@ fn check_router_tls(tls: Option<&serde_yaml::Value>, at: &dyn Fn(&str) -> Locati
     }
 }
 
-/// The cache a router's middlewares ask for (the simplecache plugin); every middleware must be defined.
-fn router_cache(
+/// What a router's middlewares ask for: a cache (the simplecache plugin), encoded slashes allowed (an
+/// EncodedCharacters middleware, checked where it is defined). Every middleware must be defined.
+#[derive(Debug, Default)]
+struct RouterOptions {
+    cache: Option<CacheSpec>,
+    allow_encoded_slash: Option<bool>,
+}
+
+fn router_options(
     names: &[String],
     middlewares: &BTreeMap<String, Middleware>,
     at: &dyn Fn(&str) -> Location,
     errors: &mut Collector,
-) -> Option<CacheSpec> {
-    let mut cache = None;
+) -> RouterOptions {
+    let mut options = RouterOptions::default();
     for (i, mw) in names.iter().enumerate() {
         let field = format!("middlewares[{i}]");
         match local_name(mw) {
@@ -377,13 +464,16 @@ fn router_cache(
                 Some(def) => {
                     if let Some(plugin) = def.plugin.as_ref().and_then(|p| p.get(SIMPLECACHE)) {
                         let max_ttl = plugin.max_expiry.map(|s| format!("{s}s"));
-                        cache = Some(CacheSpec { max_ttl, ..Default::default() });
+                        options.cache = Some(CacheSpec { max_ttl, ..Default::default() });
+                    }
+                    if def.encoded_characters.as_ref().is_some_and(EncodedCharacters::allows_encoded_slash) {
+                        options.allow_encoded_slash = Some(true);
                     }
                 }
             },
         }
     }
-    cache
+    options
 }
 
 fn translate_router(
@@ -403,7 +493,7 @@ fn translate_router(
         );
     }
     check_router_tls(router.tls.as_ref(), &at, errors);
-    let cache = router_cache(&router.middlewares, middlewares, &at, errors);
+    let RouterOptions { cache, allow_encoded_slash } = router_options(&router.middlewares, middlewares, &at, errors);
     let service = match local_name(&router.service) {
         Ok(s) => s.to_owned(),
         Err(e) => {
@@ -440,6 +530,7 @@ fn translate_router(
         signed_urls: None,
         https: None,
         tier: None,
+        allow_encoded_slash,
     })
 }
 

@@ -13,6 +13,7 @@ use crate::table::{CachePolicy, HttpsPolicy, Match, Route, RouteTable, SignedUrl
 use crate::ServiceResolver;
 
 mod certs;
+mod matches;
 mod upstream;
 
 #[cfg(test)]
@@ -45,7 +46,7 @@ impl Written {
                 let field = match field.split_once('[').map(|(f, _)| f).unwrap_or(field) {
                     "upstream" => "service",
                     "match" => "rule",
-                    "cache" => "middlewares",
+                    "cache" | "allow_encoded_slash" => "middlewares",
                     other => other,
                 };
                 format!("http.routers.{name}.{field}")
@@ -177,7 +178,8 @@ fn compile_route(
     if !upstreams.contains_key(&spec.upstream) {
         errors.push(origin.route(name, "upstream"), format!("`{}` is not a defined upstream/service", spec.upstream));
     }
-    let matches = compile_matches(spec, origin, errors);
+    let allow_encoded_slash = spec.allow_encoded_slash.unwrap_or(false);
+    let matches = matches::compile_matches(spec, allow_encoded_slash, &|f: &str| origin.route(name, f), errors);
     let cache = spec.cache.as_ref().map(|c| compile_cache(c, &|f: &str| origin.route(name, f), errors));
     let signed = spec.signed_urls.as_ref().map(|s| compile_signed(s, &|f: &str| origin.route(name, f), errors));
     let https = spec
@@ -197,6 +199,7 @@ fn compile_route(
         signed,
         https,
         tier,
+        allow_encoded_slash,
     }
 }
 
@@ -223,36 +226,6 @@ fn compile_tier(t: &schema::TierSpec, caching: bool, at: &dyn Fn(&str) -> Locati
             Tier::Shield(s.shield.clone())
         }
     }
-}
-
-/// A route's `match` list: each entry's hosts and paths, every bad one reported where it was written.
-fn compile_matches(spec: &schema::RouteSpec, origin: &Written, errors: &mut Collector) -> Vec<Match> {
-    let name = spec.name.as_str();
-    let mut matches = Vec::new();
-    for (j, m) in spec.matches.iter().enumerate() {
-        let mut hosts = Vec::new();
-        for (k, h) in m.hosts.iter().enumerate() {
-            match HostPattern::parse(h) {
-                Ok(p) => hosts.push(p),
-                Err(e) => errors.push(origin.route(name, &format!("match[{j}].hosts[{k}]")), e),
-            }
-        }
-        let mut paths = Vec::new();
-        for (k, p) in m.paths.iter().enumerate() {
-            let at = origin.route(name, &format!("match[{j}].paths[{k}]"));
-            let parsed = match (&p.prefix, &p.exact) {
-                (Some(t), None) => PathMatch::check(t).map(|()| PathMatch::Prefix(t.clone())),
-                (None, Some(t)) => PathMatch::check(t).map(|()| PathMatch::Exact(t.clone())),
-                _ => Err(Invalid::from("give exactly one of `prefix` and `exact`")),
-            };
-            match parsed {
-                Ok(m) => paths.push(m),
-                Err(e) => errors.push(at, e),
-            }
-        }
-        matches.push(Match { hosts, paths });
-    }
-    matches
 }
 
 fn compile_signed(s: &schema::SignedUrlsSpec, at: &dyn Fn(&str) -> Location, errors: &mut Collector) -> SignedUrls {

@@ -74,4 +74,15 @@ mod tests {
         assert!(matches!(purge_of(vec![], &["/hls/".into()], vec![], false), Err(CliError::Prefix(_))));
         assert!(purge_of(vec![], &[], vec![], false).unwrap_err().to_string().contains("an empty purge"));
     }
+
+    #[test]
+    fn a_prefix_is_taken_if_its_path_reads_and_named_if_not() {
+        // Sent as written: each edge reads it as a request's path, `/premium/`.
+        assert!(purge_of(vec![], &["v.test/public/../premium/".into()], vec![], false).is_ok());
+        let refused = purge_of(vec![], &["v.test/ok/".into(), "v.test/public/..".into()], vec![], false);
+        let why = refused.unwrap_err().to_string();
+        assert!(why.contains("prefixes[1].prefix: `/public/..`: it ends in the dot segment"), "{why}");
+        let why = purge_of(vec!["https://v.test/a%zz".into()], &[], vec![], false).unwrap_err().to_string();
+        assert!(why.contains("urls[0]: `https://v.test/a%zz`: the path: bad percent-encoding"), "{why}");
+    }
 }

@@ -53,12 +53,20 @@ impl<'a> Arrival<'a> {
     }
 }
 
-/// Replaces the request's path with its one reading ([`dime_routes::path::normalize`]: dot segments resolved,
-/// unreserved characters decoded, other escapes uppercased; encoded `/`, `\` and NUL, raw backslashes and
-/// control bytes refused), the query kept as sent. Nothing is copied when the path is already in that form (the
-/// usual case). `Err`: the request is answered `400` with the reason.
-pub(super) fn normalize_path(req: &mut RequestHeader) -> std::result::Result<(), dime_routes::PathError> {
-    let normalized = dime_routes::path::normalize(req.uri.path(), dime_routes::PathOptions::default())?;
+/// Replaces the request's path with its one reading, as the route that serves it wants it read
+/// ([`RouteTable::read_path`]: dot segments resolved, unreserved characters decoded, other escapes uppercased;
+/// encoded `/` and `\` refused unless that route has `allow_encoded_slash`; NUL, raw backslashes and control
+/// bytes refused), the query kept as sent. Without a table, the strict reading. Nothing is copied when the path
+/// is already in that form (the usual case). `Err`: the request is answered `400` with the reason.
+pub(super) fn normalize_path(
+    req: &mut RequestHeader,
+    table: Option<&RouteTable>,
+) -> std::result::Result<(), dime_routes::PathError> {
+    let raw = req.uri.path();
+    let normalized = match table {
+        Some(table) => table.read_path(request_host(req), raw)?,
+        None => dime_routes::path::normalize(raw, dime_routes::PathOptions::default())?,
+    };
     if normalized.is_unchanged() {
         return Ok(());
     }

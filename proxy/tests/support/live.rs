@@ -171,17 +171,7 @@ http {{
     /// Stops nginx (an origin outage).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            // `nginx -s stop` makes the master take its workers down with it (killing only the master would
-            // leave the workers serving).
-            let conf = self.dir.path().join("nginx.conf");
-            let _ =
-                Command::new("nginx").arg("-p").arg(self.dir.path()).arg("-c").arg(&conf).args(["-s", "stop"]).status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+            super::nginx::stop(self.dir.path(), &mut c);
         }
         // The master's workers exit with it; make sure nothing still listens.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -197,7 +187,7 @@ impl Drop for RtmpOrigin {
     }
 }
 
-fn nix_euid_is_root() -> bool {
+pub fn nix_euid_is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 

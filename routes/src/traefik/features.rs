@@ -23,6 +23,7 @@ enum Level {
     HealthCheck,
     Middleware,
     SimpleCache,
+    EncodedCharacters,
     Tcp,
     TcpRouter,
     TcpService,
@@ -43,8 +44,12 @@ impl Level {
             Level::LoadBalancer => "servers, healthCheck, passHostHeader",
             Level::Server => "url, weight",
             Level::HealthCheck => "path, interval, timeout, hostname",
-            Level::Middleware => "plugin (plugin-simplecache)",
+            Level::Middleware => "plugin (plugin-simplecache), encodedCharacters",
             Level::SimpleCache => "path, maxExpiry, cleanup, addStatusHeader",
+            Level::EncodedCharacters => {
+                "allowEncodedSlash, allowEncodedBackSlash, allowEncodedNullCharacter, allowEncodedSemicolon, \
+                 allowEncodedPercent, allowEncodedQuestionMark, allowEncodedHash"
+            }
             Level::Tcp => "routers, services",
             Level::TcpRouter => "rule, entryPoints, service",
             Level::TcpService => "loadBalancer",
@@ -155,7 +160,7 @@ impl Reporter<'_> {
                 Some((what, instead)) => sentence(format!("`{key}` ({what}) is not supported by Dime"), instead),
                 None if level == Level::Router && key == "entryPoints" => continue,
                 None if level == Level::Middleware => {
-                    format!("`{key}` is not a Traefik middleware Dime knows (Dime reads `plugin: {{ plugin-simplecache: ... }}`)")
+                    format!("`{key}` is not a Traefik middleware Dime knows (Dime reads `plugin: {{ plugin-simplecache: ... }}` and `encodedCharacters`)")
                 }
                 None => format!("`{key}` is not a field Dime reads here (it reads: {})", level.known()),
             };
@@ -200,6 +205,9 @@ impl Reporter<'_> {
                 self.unknown(&path, &m.unknown, Level::Middleware);
                 for (plugin, options) in m.plugin.iter().flatten() {
                     self.unknown(&format!("{path}.plugin.{plugin}"), &options.unknown, Level::SimpleCache);
+                }
+                if let Some(ec) = &m.encoded_characters {
+                    self.unknown(&format!("{path}.encodedCharacters"), &ec.unknown, Level::EncodedCharacters);
                 }
             }
         }

@@ -89,3 +89,31 @@ fn the_clock_is_read_only_for_signed_routes() {
     let got = admit(&arrival("web.test", "/", None, false), Some(&table), &challenges, &keys, unread);
     assert_eq!(said(&table, got), "route web");
 }
+
+#[test]
+fn the_path_is_read_for_the_route_that_serves_it_and_the_query_kept() {
+    let table = dime_routes::parse(
+        "paths.yaml",
+        r#"
+version: 1
+http:
+  routes:
+    - { name: files, match: [{ hosts: [v.test], paths: [{ prefix: /files/ }] }], upstream: o, allow_encoded_slash: true }
+    - { name: web, match: [{ hosts: [v.test] }], upstream: o }
+  upstreams:
+    o: { servers: [{ url: "http://127.0.0.1:9" }] }
+"#,
+    )
+    .unwrap();
+    let read = |target: &str, table: Option<&RouteTable>| {
+        let mut req = RequestHeader::build("GET", target.as_bytes(), None).unwrap();
+        req.insert_header("host", "v.test").unwrap();
+        normalize_path(&mut req, table).map(|()| req.uri.to_string()).map_err(|e| e.to_string())
+    };
+    assert_eq!(read("/files/x/../a%2fb?q=%2F..", Some(&table)).unwrap(), "/files/a%2Fb?q=%2F..");
+    assert_eq!(read("/files/a/b", Some(&table)).unwrap(), "/files/a/b");
+    assert!(read("/web/a%2fb", Some(&table)).unwrap_err().contains("encoded slash `%2f` at byte 6"));
+    assert!(read("/files/a%2fb", None).unwrap_err().contains("encoded slash"), "no table: the strict reading");
+    assert!(read("/files/..%2fweb", Some(&table)).unwrap_err().contains("dot segment behind an encoded slash"));
+    assert_eq!(read("/web/%2e%2e/files/%7e", None).unwrap(), "/files/~");
+}

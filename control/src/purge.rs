@@ -66,12 +66,17 @@ impl Snapshot {
 
     /// What an edge that applied every purge of `log` up to `seq` gets (`None`: an edge that has not followed
     /// any log yet, which gets every purge held, since its cache may hold objects older than some of them).
-    /// An edge that followed no log yet (`""`, 0) follows this one from its start.
+    /// An edge that followed no log yet (`""`, 0) follows this one from its start. A gap only for another log,
+    /// or a cursor below the oldest purge held; a cursor ahead of this replica's head is this replica lagging
+    /// (see [`Snapshot::is_behind`]), not a gap.
     pub fn feed(&self, after: Option<&Cursor>) -> Feed {
         let mut feed = Feed { log: self.uid.clone(), head: self.head, gap: false, purges: Vec::new() };
         let from = match after.map(|c| (c.log.as_str(), c.applied)) {
             None => 0,
             Some((log, seq)) if log == self.uid && seq <= self.head => seq,
+            // The edge applied purges this replica has not read yet (another replica took them, and this one's
+            // watch lags): nothing is missing, nothing to send; the caller waits for the watch to catch up.
+            Some((log, _)) if log == self.uid => return feed,
             Some(("", 0)) => 0,
             Some(_) => {
                 feed.gap = true;
@@ -85,6 +90,13 @@ impl Snapshot {
         }
         feed.purges = self.entries.range(from + 1..).map(|(_, e)| Entry::clone(e)).collect();
         feed
+    }
+}
+
+impl Snapshot {
+    /// Whether an edge at `cursor` has applied purges of this log that this replica has not read yet.
+    pub fn is_behind(&self, cursor: &Cursor) -> bool {
+        cursor.log == self.uid && cursor.applied > self.head
     }
 }
 

@@ -301,3 +301,92 @@ async fn a_purge_sent_to_any_replica_reaches_every_edge() {
     assert!(metrics.contains("dime_control_purge_requests_total{result=\"accepted\"}"), "{metrics}");
     assert!(metrics.lines().any(|l| l.starts_with("dime_control_purge_ack_seconds_count ")), "{metrics}");
 }
+
+/// Two replicas, one whose watch of the purge log hangs (its API connection held by a proxy the test pauses): an
+/// edge that applied purges through the other replica and then polls the lagging one is ahead of it, and must
+/// not be told it missed anything (the old answer, a gap, dropped its whole disk cache). It waits, and applies
+/// what comes once the replica catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_ahead_of_a_lagging_replica_keeps_its_cache() {
+    let kube = Kube::start();
+    let k = kube.client().await;
+    apply_rbac(&k).await;
+    let origin = Origin::start("o").await;
+    let cms: Api<ConfigMap> = Api::namespaced(k.clone(), "default");
+    cms.create(&PostParams::default(), &configmap("video", ("dime-routes", "true"), "routes.yaml", &routes(&origin)))
+        .await
+        .unwrap();
+    let proxy = Pausable::start(Pausable::api_addr(&kube.control_kubeconfig())).await;
+    let a = start_control_args(&kube, None, &[]);
+    let lagging_kubeconfig = proxy.kubeconfig(&kube.control_kubeconfig(), "lagging-kubeconfig");
+    let b = start_control_through(&kube, &lagging_kubeconfig, None, &[]);
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    edge_credential(&k, w, "a").await;
+    for c in [&a, &b] {
+        eventually(secs(20), ms(100), "a replica never got ready", String::new, || async move {
+            let r = reqwest::get(format!("{}/readyz", c.url)).await.ok()?;
+            (r.status() == 200).then_some(())
+        })
+        .await;
+    }
+    // The first purge both replicas read; then b's API access hangs and two more pass through a only.
+    let (status, _) = purge(&http, &a, PURGE_TOKEN, r#"{"tags":["first"]}"#).await;
+    assert_eq!(status, 200);
+    let lagging_head = 1;
+    eventually(secs(20), ms(100), "replica b never read the first purge", String::new, || {
+        let (http, b) = (&http, &b);
+        async move {
+            let url = format!("{}/v1/purges?wait=0s", b.url);
+            let feed: serde_json::Value =
+                http.get(url).bearer_auth(edge_token("a")).send().await.ok()?.json().await.ok()?;
+            (feed["head"] == lagging_head).then_some(())
+        }
+    })
+    .await;
+    proxy.pause();
+    let mut edge = start_edge(&[&a.url], w, "a").await;
+    let keep = Object::new(dime_testkit::ask("/keep.html").size(3000));
+    assert!(!hit(&edge, &keep).await);
+    eventually(secs(10), ms(50), "the edge never wrote keep.html to disk", || edge.log_text(), || {
+        let edge = &edge;
+        async move { (edge.metric("dime_cache_disk_writes_total").await >= 1.0).then_some(()) }
+    })
+    .await;
+    for tag in ["second", "third"] {
+        let (status, _) = purge(&http, &a, PURGE_TOKEN, &format!(r#"{{"tags":["{tag}"]}}"#)).await;
+        assert_eq!(status, 200);
+    }
+    eventually(secs(20), ms(50), "the edge never applied purge 3", || edge.log_text(), || {
+        let edge = &edge;
+        async move { (edge.metric("dime_purge_applied_seq").await == 3.0).then_some(()) }
+    })
+    .await;
+
+    // The edge restarts on replica b alone, which still thinks the log ends at purge 1.
+    edge.stop();
+    let edge = start_edge(&[&b.url], w, "a").await;
+    eventually(secs(20), ms(100), "the restarted edge never got its table", || edge.log_text(), || {
+        let edge = &edge;
+        async move { (edge.admin("/readyz").await.0 == 200).then_some(()) }
+    })
+    .await;
+    let before = origin.hits_for("/keep.html");
+    assert!(hit(&edge, &keep).await, "keep.html from the disk: the edge was told no gap");
+    assert_eq!(origin.hits_for("/keep.html"), before);
+    assert_eq!(edge.metric("dime_purge_gaps_total").await, 0.0, "{}", edge.log_text());
+    assert_eq!(edge.metric("dime_purge_applied_seq").await, 3.0, "the edge stays where it was");
+
+    // b's API access comes back: its watch catches up, and the next purge reaches the edge through b.
+    proxy.resume();
+    let (status, _) = purge(&http, &a, PURGE_TOKEN, r#"{"tags":["fourth"]}"#).await;
+    assert_eq!(status, 200);
+    eventually(secs(60), ms(100), "the edge never applied purge 4 through b", || edge.log_text(), || {
+        let edge = &edge;
+        async move { (edge.metric("dime_purge_applied_seq").await == 4.0).then_some(()) }
+    })
+    .await;
+    assert_eq!(edge.metric("dime_purge_gaps_total").await, 0.0);
+    assert!(hit(&edge, &keep).await, "still kept: nothing it should keep was dropped");
+}

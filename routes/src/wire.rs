@@ -426,9 +426,10 @@ impl FeedQuery {
     }
 }
 
-/// One answer of the feed: the log's identity and last sequence number, and the purges after the edge's.
-/// `gap`: the log no longer holds every purge the edge missed (or is another log than the edge's), so the edge
-/// cannot prove any of its objects fresh.
+/// One answer of the feed: the log's identity and last sequence number (as the answering replica has read it: a
+/// replica whose watch lags may answer with a head below the edge's cursor, and an empty list), and the purges
+/// after the edge's. `gap`: the log no longer holds every purge the edge missed (or is another log than the
+/// edge's), so the edge cannot prove any of its objects fresh.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Feed {
     pub log: String,
@@ -440,9 +441,13 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// Where the edge is once it applied this answer.
-    pub fn cursor_after(&self) -> Cursor {
-        let applied = self.purges.last().map_or(self.head, |e| e.seq.max(self.head));
+    /// Where the edge is once it applied this answer, coming from `before`. Never behind `before` on the same
+    /// log: a replica whose watch lags answers with its own, older head, and the edge has applied more than that.
+    pub fn cursor_after(&self, before: Option<&Cursor>) -> Cursor {
+        let mut applied = self.purges.last().map_or(self.head, |e| e.seq.max(self.head));
+        if let Some(b) = before.filter(|b| !self.gap && b.log == self.log) {
+            applied = applied.max(b.applied);
+        }
         Cursor { log: self.log.clone(), applied }
     }
 }

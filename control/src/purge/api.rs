@@ -209,11 +209,16 @@ pub async fn feed(
     }
     let mut feed = rx.borrow().feed(cursor.as_ref());
     if cursor.is_some() && !feed.gap && feed.purges.is_empty() {
-        let seen = (feed.log.clone(), feed.head);
+        // Nothing new for this edge: wait until there is (a purge after its cursor, another log), or the wait is
+        // over. An edge ahead of this replica (its watch lags another's) waits here too, until the watch has
+        // caught up past it; it is never told it missed something.
+        let news = |s: &crate::purge::Snapshot| {
+            let f = s.feed(cursor.as_ref());
+            f.gap || !f.purges.is_empty()
+        };
         let _ = tokio::time::timeout(q.wait.duration(), async {
             while rx.changed().await.is_ok() {
-                let now = rx.borrow().clone();
-                if (now.uid.as_str(), now.head) != (seen.0.as_str(), seen.1) {
+                if news(&rx.borrow()) {
                     return;
                 }
             }

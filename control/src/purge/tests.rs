@@ -65,7 +65,8 @@ fn an_edge_gets_what_it_missed_or_is_told_it_missed_too_much() {
     assert_eq!(seqs(s.feed(Some(&at("L", 5)))), (false, vec![]), "up to date");
     assert_eq!(seqs(s.feed(Some(&at("L", 1)))), (true, vec![]), "missed 2, which the log no longer holds");
     assert_eq!(seqs(s.feed(Some(&at("M", 5)))), (true, vec![]), "another log");
-    assert_eq!(seqs(s.feed(Some(&at("L", 9)))), (true, vec![]), "ahead of the log: not this log's numbers");
+    assert_eq!(seqs(s.feed(Some(&at("L", 9)))), (false, vec![]), "ahead: this replica lags; nothing to send");
+    assert!(s.is_behind(&at("L", 9)) && !s.is_behind(&at("L", 5)) && !s.is_behind(&at("M", 9)));
     assert_eq!(seqs(s.feed(Some(&at("", 0)))), (true, vec![]), "followed no log, but 1 and 2 are gone");
     let full = snapshot("L", &BTreeMap::from([(key(1), data[&key(3)].replace("\"seq\":3", "\"seq\":1"))]), 1);
     assert_eq!(seqs(full.feed(Some(&at("", 0)))), (false, vec![1]), "followed no log: this one from its start");

@@ -164,6 +164,12 @@ pub fn start_control_with(kube: &Kube, tls_cert: Option<&str>) -> Control {
 
 /// [`start_control_with`], with more `dime-control run` arguments.
 pub fn start_control_args(kube: &Kube, tls_cert: Option<&str>, extra: &[&str]) -> Control {
+    start_control_through(kube, &kube.control_kubeconfig(), tls_cert, extra)
+}
+
+/// [`start_control_args`] with the kubeconfig at `kubeconfig` (e.g. through a [`Pausable`] proxy).
+pub fn start_control_through(kube: &Kube, kubeconfig: &std::path::Path, tls_cert: Option<&str>, extra: &[&str]) -> Control {
+    let _ = kube;
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
@@ -178,7 +184,7 @@ pub fn start_control_args(kube: &Kube, tls_cert: Option<&str>, extra: &[&str]) -
     }
     cmd.args(extra);
     let child = cmd
-        .env("KUBECONFIG", kube.control_kubeconfig())
+        .env("KUBECONFIG", kubeconfig)
         .stderr(std::fs::File::create(dir.path().join("control.log")).unwrap())
         .spawn()
         .unwrap();
@@ -210,6 +216,88 @@ pub async fn edge_credential(client: &Client, dir: &std::path::Path, name: &str)
 /// Edge `name`'s token ([`edge_credential`]).
 pub fn edge_token(name: &str) -> String {
     format!("edge-credential-of-{name}-0123456789")
+}
+
+/// A TCP proxy in front of the kube-apiserver that the test can pause: while paused, no byte moves on any of its
+/// connections and new ones are held (what a replica whose API access hangs sees: its watches stall without an
+/// error). Stops with the test.
+pub struct Pausable {
+    pub addr: std::net::SocketAddr,
+    paused: tokio::sync::watch::Sender<bool>,
+}
+
+impl Pausable {
+    pub async fn start(to: std::net::SocketAddr) -> Pausable {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (paused, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let rx = rx.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(to).await else { return };
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    tokio::join!(Pausable::pipe(cr, sw, rx.clone()), Pausable::pipe(sr, cw, rx));
+                });
+            }
+        });
+        Pausable { addr, paused }
+    }
+
+    async fn pipe(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        mut paused: tokio::sync::watch::Receiver<bool>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            if paused.wait_for(|p| !*p).await.is_err() {
+                return;
+            }
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            // Read while running, held while paused: nothing goes on until the proxy runs again.
+            if paused.wait_for(|p| !*p).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    pub fn pause(&self) {
+        self.paused.send_replace(true);
+    }
+
+    pub fn resume(&self) {
+        self.paused.send_replace(false);
+    }
+
+    /// A copy of `kubeconfig` (in the same directory, named `name`) that reaches the API through this proxy.
+    pub fn kubeconfig(&self, kubeconfig: &std::path::Path, name: &str) -> PathBuf {
+        let text = std::fs::read_to_string(kubeconfig).unwrap();
+        let (start, end) = Pausable::server(&text);
+        let path = kubeconfig.with_file_name(name);
+        std::fs::write(&path, format!("{}{}{}", &text[..start], self.addr, &text[end..])).unwrap();
+        path
+    }
+
+    /// The API server's address in `kubeconfig`.
+    pub fn api_addr(kubeconfig: &std::path::Path) -> std::net::SocketAddr {
+        let text = std::fs::read_to_string(kubeconfig).unwrap();
+        let (start, end) = Pausable::server(&text);
+        text[start..end].parse().unwrap()
+    }
+
+    /// Where the `HOST:PORT` of the cluster's `server: "https://HOST:PORT"` is in a kubeconfig.
+    fn server(text: &str) -> (usize, usize) {
+        let at = text.find("server:").unwrap();
+        let start = at + text[at..].find("https://").unwrap() + "https://".len();
+        let end = start + text[start..].find(|c: char| c.is_whitespace() || c == '"' || c == ',').unwrap();
+        (start, end)
+    }
 }
 
 pub fn secs(n: u64) -> std::time::Duration {

@@ -65,7 +65,7 @@ impl PurgeFeed {
                 "fleet purge applied"
             );
         }
-        let after = feed.cursor_after();
+        let after = feed.cursor_after(cursor);
         self.state.metrics.purge.applied_seq.set(after.applied as i64);
         if let Some(disk) = self.cache.store.disk() {
             disk.save_cursor(&after.log, after.applied);

@@ -173,9 +173,16 @@ fn a_feed_round_trips_and_says_where_the_edge_is_after_it() {
     let entry = |seq| Entry { seq, at_ms: 1000, purge: Purge { tags: vec!["t".into()], ..Default::default() } };
     let feed = Feed { log: "uid".into(), head: 7, gap: false, purges: vec![entry(6), entry(7)] };
     round_trip(&feed);
-    assert_eq!(feed.cursor_after(), Cursor { log: "uid".into(), applied: 7 });
+    assert_eq!(feed.cursor_after(None), Cursor { log: "uid".into(), applied: 7 });
     let empty = Feed { log: "uid".into(), head: 9, ..Default::default() };
-    assert_eq!(empty.cursor_after().applied, 9);
+    assert_eq!(empty.cursor_after(None).applied, 9);
+    // A lagging replica's answer (its head 9, the edge at 12) leaves the edge where it was; another log, or a
+    // gap, starts over from the answer.
+    let at = |log: &str, applied| Cursor { log: log.into(), applied };
+    assert_eq!(empty.cursor_after(Some(&at("uid", 12))).applied, 12);
+    assert_eq!(empty.cursor_after(Some(&at("other", 12))), at("uid", 9));
+    let gap = Feed { gap: true, ..empty.clone() };
+    assert_eq!(gap.cursor_after(Some(&at("uid", 12))).applied, 9);
     assert_eq!(serde_json::from_str::<Feed>("{\"log\":\"uid\",\"head\":3}").unwrap().head, 3, "gap, purges optional");
 }
 

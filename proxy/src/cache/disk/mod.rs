@@ -102,6 +102,9 @@ struct Index {
     loaded: bool,
     /// Purges met while the index was loading, applied to it once loaded.
     queued: Vec<Selector>,
+    /// The purge cursor to save once they are: saving it earlier would let a crash during the load leave purged
+    /// files on disk behind a cursor that says they were purged.
+    cursor_after_load: Option<(String, u64)>,
     entries: HashMap<HashBinary, Entry>,
     bytes: u64,
     on_disk: usize,
@@ -218,8 +221,22 @@ impl DiskTier {
         Some((log.to_owned(), seq.parse().ok()?))
     }
 
-    /// Keeps the cursor for the next start (a new file renamed over the old, so a crash leaves one or the other).
+    /// Keeps the cursor for the next start (a new file renamed over the old, so a crash leaves one or the other),
+    /// once every purge up to it is applied on disk: while the index loads, the purges are queued in memory, and
+    /// the cursor is saved only after the load applied them and deleted their files (a crash before that leaves
+    /// the old cursor, and the restarted edge gets those purges from control again).
     pub fn save_cursor(&self, log: &str, seq: u64) {
+        {
+            let mut index = self.index.lock();
+            if !index.loaded {
+                index.cursor_after_load = Some((log.to_owned(), seq));
+                return;
+            }
+        }
+        self.write_cursor(log, seq);
+    }
+
+    fn write_cursor(&self, log: &str, seq: u64) {
         let tmp = self.root.join("tmp").join("purge-cursor");
         let saved =
             std::fs::write(&tmp, format!("{log} {seq}\n")).and_then(|()| std::fs::rename(&tmp, self.cursor_path()));

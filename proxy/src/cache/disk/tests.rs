@@ -220,6 +220,40 @@ async fn purges_met_while_the_index_loads_apply_to_it() {
 }
 
 #[tokio::test]
+async fn a_crash_during_the_load_loses_no_purge() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tier, counts) = open(dir.path(), 10 << 20);
+    let a = put(&tier, "v.test\n/a", &["t"], 100);
+    put(&tier, "v.test\n/b", &[], 100);
+    settle(&tier, &counts, 2).await;
+    tier.save_cursor("log", 4);
+    drop(tier);
+    let reopen = || {
+        let settings = DiskSettings { dir: dir.path().to_owned(), size: 10 << 20 };
+        DiskTier::open(&settings, Box::new(Seen(Arc::new(Counts::default())))).unwrap()
+    };
+    // Purge 5 arrives while the index loads, and the edge saves its cursor past it; then the process dies
+    // (SIGKILL) before the load ends.
+    let loading = reopen();
+    assert!(loading.purge(&Selector::Tag("t".into())).is_empty(), "queued");
+    loading.save_cursor("log", 5);
+    assert_eq!(loading.saved_cursor(), Some(("log".to_owned(), 4)), "not past a purge that is not on disk yet");
+    drop(loading);
+    assert_eq!(files(dir.path()).len(), 2, "the purged file is still on disk");
+    // The restart asks control for what came after 4, purge 5 again, and applies it; only then is 5 kept.
+    let restarted = reopen();
+    assert_eq!(restarted.saved_cursor(), Some(("log".to_owned(), 4)));
+    assert!(restarted.purge(&Selector::Tag("t".into())).is_empty());
+    restarted.save_cursor("log", 5);
+    restarted.load_now();
+    assert!(restarted.lookup(&a).is_none(), "the purged object is never served");
+    assert_eq!(files(dir.path()).len(), 1, "its file is gone");
+    assert_eq!(restarted.saved_cursor(), Some(("log".to_owned(), 5)), "saved once the purge is on disk");
+    restarted.save_cursor("log", 6);
+    assert_eq!(restarted.saved_cursor(), Some(("log".to_owned(), 6)), "loaded: saved at once");
+}
+
+#[tokio::test]
 async fn the_byte_budget_holds_and_evicts_the_oldest() {
     let dir = tempfile::tempdir().unwrap();
     let (tier, counts) = open(dir.path(), 50_000);

@@ -259,9 +259,9 @@ fn pingora_server(cfg: &EdgeConfig) -> Server {
         threads: cfg.threads,
         grace_period_seconds: Some(bound.saturating_sub(1)),
         graceful_shutdown_timeout_seconds: Some(1),
-        // Pingora counts attempts, not retries: the first try plus `retries` more, plus, in a fleet, two peers
-        // (the owner and the next member) that may fail before the origin is asked.
-        max_retries: cfg.retries + 1 + if cfg.fleet.is_some() { 2 } else { 0 },
+        // Pingora counts attempts, not retries: the first try plus `retries` more, plus, in a fleet, the members
+        // one request may ask (the owner and the next) before the origin, which is therefore always asked.
+        max_retries: cfg.retries + 1 + if cfg.fleet.is_some() { dime_routes::wire::MAX_PEER_ATTEMPTS } else { 0 },
         // One single-threaded runtime per worker thread: connections stay on the thread that accepted them,
         // which avoids cross-thread wake-ups on every request (measured in docs/benchmarks.md).
         work_stealing: false,

@@ -108,6 +108,7 @@ impl ProxyHttp for DimeProxy {
             tried: Vec::new(),
             peer: None,
             peers_tried: 0,
+            tier_done: false,
             peer_answered: false,
             start: Instant::now(),
             peer_chosen_at: None,
@@ -252,7 +253,7 @@ impl ProxyHttp for DimeProxy {
         ctx.peer = None;
         ctx.peer_answered = false;
         if let Some((member, fleet)) = tier::target(self, session, ctx) {
-            let peer = tier::peer(&member, &fleet, Some(pool.spec.read_timeout));
+            let peer = tier::peer(&member, &fleet, Some(pool.spec.read_timeout + dime_routes::wire::PEER_READ_MARGIN));
             ctx.tried.push(member.addr);
             ctx.peers_tried += 1;
             ctx.endpoint = None;

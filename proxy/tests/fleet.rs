@@ -105,6 +105,39 @@ async fn each_object_is_fetched_from_the_origin_once_for_the_whole_fleet() {
     .await;
 }
 
+/// A hung origin behind the fleet (it answers after 3 s; the route's read timeout is 1 s): the owner gives up on
+/// it first (a member is waited on for the read timeout plus a margin) and says its origin failed, and the asking
+/// edge then asks the origin once itself, never another member: at most two origin requests per miss, and the
+/// viewer gets a 504 (a gateway timeout), never a 502 of the tier's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_origin_costs_at_most_two_origin_requests_per_miss_and_never_a_502() {
+    let origin = Origin::start("o").await;
+    let routes = format!(
+        "version: 1\nhttp:\n  routes:\n    - {{ name: v, match: [{{ hosts: [video.test] }}], upstream: o, cache: {{}} }}\n  upstreams:\n    o: {{ servers: [{{ url: \"{}\" }}], read_timeout: 1s }}\n",
+        origin.url()
+    );
+    let fleet = fleet_with(&routes).await;
+    let mut per_miss = Vec::new();
+    for i in 0..4 {
+        let path = format!("/vod/hung-{i}/seg.ts");
+        for edge in &fleet.edges {
+            let before = origin.hits_for(&path);
+            let r = edge.get("video.test", ask(&path).delay(Duration::from_secs(3)).cache_control("max-age=60")).await;
+            assert_eq!(r.status, 504, "{path}: {}", r.body);
+            per_miss.push(origin.hits_for(&path) - before);
+        }
+    }
+    assert!(per_miss.iter().all(|n| (1..=2).contains(n)), "origin requests per miss: {per_miss:?}");
+    assert!(per_miss.contains(&2), "the owners were asked and said so: {per_miss:?}");
+    // An origin that answers within the timeout: one origin request for the whole fleet, as ever.
+    let path = "/vod/slow/seg.ts";
+    for edge in &fleet.edges {
+        let r = edge.get("video.test", ask(path).delay(Duration::from_millis(300)).cache_control("max-age=60")).await;
+        assert_eq!(r.status, 200);
+    }
+    assert_eq!(origin.hits_for(path), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_opts_out_of_the_tier_or_names_its_shield() {
     let origin = Origin::start("o").await;

@@ -556,8 +556,19 @@ pub fn peer_message(method: &str, host: &str, target: &str, sender: &str, receiv
     format!("dime-peer-v1\n{method}\n{host}\n{target}\n{sender}\n{receiver}\n{time}").into_bytes()
 }
 /// On an answer of the peer listener: the owner itself refused (no table, no route, no peer token), so the
-/// asking edge tries the next member or the origin. Its value: the status the owner would have answered.
+/// asking edge tries the next member or the origin. Its value: the status the owner would have answered, and
+/// [`PEER_REFUSED_ORIGIN`] after it when what failed was the owner's request to the origin (then the asking
+/// edge asks the origin itself and no other member: one more origin request at most, never one per member).
 pub const PEER_REFUSED_HEADER: &str = "x-dime-peer-refused";
+/// The word in a [`PEER_REFUSED_HEADER`] value that says the owner's origin request failed: `504 origin`.
+pub const PEER_REFUSED_ORIGIN: &str = "origin";
+/// How many members one request may ask before the origin: the owner and one more. Pingora's attempt budget
+/// counts them, so the origin is always asked after them.
+pub const MAX_PEER_ATTEMPTS: usize = 2;
+/// How much longer an edge waits on a member's answer than the route's read timeout: the owner gives up on a
+/// hung origin first, and says so, rather than the asking edge giving up on the owner and asking another
+/// member, which would ask the origin again.
+pub const PEER_READ_MARGIN: Duration = Duration::from_secs(1);
 /// On every other answer of the peer listener: the answering edge's name. The asking edge takes an answer only
 /// from the member it asked.
 pub const OWNER_HEADER: &str = "x-dime-owner";

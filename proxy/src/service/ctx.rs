@@ -46,6 +46,8 @@ pub struct RequestCtx {
     pub(super) peer: Option<crate::fleet::Member>,
     /// How many of `tried` were fleet members.
     pub(super) peers_tried: usize,
+    /// A member said its request to the origin failed: no other member is asked, the origin is (once).
+    pub(super) tier_done: bool,
     /// The member's answer header was accepted (`upstream_response_filter`): a failure after it is a broken body.
     pub(super) peer_answered: bool,
 

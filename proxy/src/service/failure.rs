@@ -100,6 +100,9 @@ pub(super) async fn respond(session: &mut Session, e: &Error, ctx: &mut RequestC
     let code = error_status(e);
     let written = match code {
         0 => Ok(()),
+        _ if ctx.from_peer && session.response_written().is_none() && e.esource() == &ErrorSource::Upstream => {
+            gate::refuse_origin_failed(session, code, format!("{code} from peer listener: the origin failed\n")).await
+        }
         _ if ctx.from_peer && session.response_written().is_none() => {
             gate::refuse(session, code, format!("{code} from peer listener\n"), true).await
         }
@@ -111,11 +114,14 @@ pub(super) async fn respond(session: &mut Session, e: &Error, ctx: &mut RequestC
     FailToProxy { error_code: code, can_reuse_downstream: false }
 }
 /// The status of the error response for a failed request, by Pingora's rule (its default `fail_to_proxy`, which
-/// keeps it private): an HTTP status error's own, 502 for the upstream's failures, 0 when the client's connection
-/// is gone, 400 for the client's other errors, 500 for ours.
+/// keeps it private) but for timeouts: an HTTP status error's own, 504 for an upstream that timed out, 502 for
+/// the upstream's other failures, 0 when the client's connection is gone, 400 for the client's other errors, 500
+/// for ours.
 pub(super) fn error_status(e: &Error) -> u16 {
     match (e.etype(), e.esource()) {
         (ErrorType::HTTPStatus(code), _) => *code,
+        // An origin that does not answer in time is a gateway timeout (as nginx answers), not a bad gateway.
+        (ErrorType::ReadTimedout | ErrorType::ConnectTimedout | ErrorType::WriteTimedout, ErrorSource::Upstream) => 504,
         (_, ErrorSource::Upstream) => 502,
         (ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed, ErrorSource::Downstream) => 0,
         (_, ErrorSource::Downstream) => 400,

@@ -209,6 +209,14 @@ pub(super) async fn refuse(session: &mut Session, status: u16, body: String, to_
     respond_full(session, status, "text/plain; charset=utf-8", body, extra).await
 }
 
+/// On the peer listener: this owner's request to the origin failed (`STATUS origin` in
+/// [`dime_routes::wire::PEER_REFUSED_HEADER`]), so the asking edge asks the origin itself and no other member.
+pub(super) async fn refuse_origin_failed(session: &mut Session, status: u16, body: String) -> Result<()> {
+    let value = format!("{status} {}", dime_routes::wire::PEER_REFUSED_ORIGIN);
+    let extra = Some((dime_routes::wire::PEER_REFUSED_HEADER, value));
+    respond_full(session, status, "text/plain; charset=utf-8", body, extra).await
+}
+
 pub(super) async fn respond_with(session: &mut Session, status: u16, content_type: &str, body: String) -> Result<()> {
     respond_full(session, status, content_type, body, None).await
 }

@@ -24,6 +24,10 @@ pub(super) fn target(
     if ctx.from_peer || route.cache.is_none() || !session.cache.enabled() {
         return None;
     }
+    // A member already said the origin failed it, or the members' share of the attempts is spent: the origin.
+    if ctx.tier_done || ctx.peers_tried >= dime_routes::wire::MAX_PEER_ATTEMPTS {
+        return None;
+    }
     let only = match &route.tier {
         dime_routes::Tier::Off => return None,
         dime_routes::Tier::Fleet => None,
@@ -50,7 +54,8 @@ fn ring_key(key: &str, kind: Kind) -> &str {
 }
 
 /// The connection to `member`'s peer listener: plain HTTP on the overlay, connecting within the fleet's
-/// `--peer-timeout`; reading as for the route's origin (the owner may itself be waiting on the origin).
+/// `--peer-timeout`; reading for the route's read timeout plus [`dime_routes::wire::PEER_READ_MARGIN`] (the owner
+/// may itself be waiting on the origin, and must give up on it first).
 pub(super) fn peer(member: &Member, fleet: &Fleet, read_timeout: Option<std::time::Duration>) -> HttpPeer {
     let mut peer = HttpPeer::new(member.addr, false, String::new());
     peer.options.connection_timeout = Some(fleet.timeout);
@@ -112,7 +117,14 @@ pub(super) fn check_answer(
     let refused = upstream_response.headers.get(REFUSED_HEADER).map(|v| v.to_str().unwrap_or_default().to_owned());
     let marked = upstream_response.headers.get(OWNER_HEADER).is_some_and(|v| v.as_bytes() == member.name.as_bytes());
     let (result, why) = match refused {
-        Some(status) => (Sent::Refused, format!("peer {} refused ({status})", member.name)),
+        Some(status) => {
+            // The owner's origin failed it (not the owner's own refusal): asking another member would ask the
+            // origin again; this edge asks the origin itself, once.
+            if status.split_whitespace().any(|w| w == dime_routes::wire::PEER_REFUSED_ORIGIN) {
+                ctx.tier_done = true;
+            }
+            (Sent::Refused, format!("peer {} refused ({status})", member.name))
+        }
         None if marked => {
             upstream_response.remove_header(OWNER_HEADER);
             return None;

@@ -109,6 +109,7 @@ impl ProxyHttp for DimeProxy {
             peer: None,
             peers_tried: 0,
             tier_done: false,
+            peer_resident: None,
             peer_answered: false,
             start: Instant::now(),
             peer_chosen_at: None,
@@ -252,6 +253,7 @@ impl ProxyHttp for DimeProxy {
         };
         ctx.peer = None;
         ctx.peer_answered = false;
+        ctx.peer_resident = None;
         if let Some((member, fleet)) = tier::target(self, session, ctx) {
             let peer = tier::peer(&member, &fleet, Some(pool.spec.read_timeout + dime_routes::wire::PEER_READ_MARGIN));
             ctx.tried.push(member.addr);
@@ -410,7 +412,8 @@ impl ProxyHttp for DimeProxy {
         let kind = ctx.cache.as_ref().and_then(|c| c.kind).unwrap_or(Kind::Other);
         let has_auth = session.req_header().headers.contains_key(http::header::AUTHORIZATION);
         let now = std::time::SystemTime::now();
-        let decision = policy::decide(&policy, kind, has_auth, &policy_response(resp), now);
+        let response = policy::Response { resident: ctx.peer_resident, ..policy_response(resp) };
+        let decision = policy::decide(&policy, kind, has_auth, &response, now);
         let cache_ctx = ctx.cache.get_or_insert_with(CacheCtx::default);
         match decision {
             Decision::Store { fresh, stale_while_revalidate, stale_if_error } => {
@@ -462,6 +465,9 @@ impl ProxyHttp for DimeProxy {
         tier::strip_response(resp);
         if ctx.from_peer {
             tier::vouch(resp, self)?;
+            if let Some(meta) = session.cache.maybe_cache_meta() {
+                resp.insert_header(dime_routes::wire::AGE_MS_HEADER, meta.age().as_millis().to_string())?;
+            }
         }
         if ctx.strips_tags() {
             resp.remove_header(crate::cache::tags::SURROGATE_KEY);

@@ -569,6 +569,10 @@ pub const MAX_PEER_ATTEMPTS: usize = 2;
 /// hung origin first, and says so, rather than the asking edge giving up on the owner and asking another
 /// member, which would ask the origin again.
 pub const PEER_READ_MARGIN: Duration = Duration::from_secs(1);
+/// On an owner's answer from its cache: how long it had held the object, in milliseconds. The asking edge takes
+/// it off a live object's freshness (`playlist_ttl`, `segment_ttl`), so a playlist is never older than its TTL
+/// however many edges it passed (whole-second `Age` would let it reach almost twice that).
+pub const AGE_MS_HEADER: &str = "x-dime-age-ms";
 /// On every other answer of the peer listener: the answering edge's name. The asking edge takes an answer only
 /// from the member it asked.
 pub const OWNER_HEADER: &str = "x-dime-owner";

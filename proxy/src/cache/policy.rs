@@ -81,6 +81,8 @@ pub struct Response<'a> {
     pub expires: Option<&'a str>,
     pub date: Option<&'a str>,
     pub age: Option<&'a str>,
+    /// How long a fleet member had held it, to the millisecond ([`dime_routes::wire::AGE_MS_HEADER`]).
+    pub resident: Option<Duration>,
     pub has_validator: bool,
     pub set_cookie: bool,
     pub vary: Option<&'a str>,
@@ -139,6 +141,11 @@ fn origin_lifetime(resp: &Response<'_>, now: SystemTime) -> Option<Duration> {
     })
 }
 
+/// The response's `Age`, whole seconds (0 when absent or unreadable).
+fn age_of(resp: &Response<'_>) -> Duration {
+    Duration::from_secs(resp.age.and_then(|a| a.trim().parse().ok()).unwrap_or(0))
+}
+
 pub fn decide(
     policy: &CachePolicy,
     kind: Kind,
@@ -165,6 +172,9 @@ pub fn decide(
             (404, _) => policy.negative_ttl,
             _ => return Decision::Skip("status"),
         };
+        // The time it already spent upstream counts against it (RFC 9111 §4.2.3): a fleet member's precise
+        // residency, else `Age`. A playlist from another edge is then never older than `playlist_ttl` in all.
+        let fresh = fresh.saturating_sub(resp.resident.unwrap_or_else(|| age_of(resp)));
         // A playlist must never be served stale while revalidating: viewers would see an old segment list.
         let swr = if kind == Kind::Playlist { Duration::ZERO } else { stale_while_revalidate };
         return Decision::Store { fresh: cap(fresh), stale_while_revalidate: swr, stale_if_error };
@@ -174,7 +184,7 @@ pub fn decide(
     if request_has_authorization && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate) {
         return Decision::Skip("authorization");
     }
-    let age = Duration::from_secs(resp.age.and_then(|a| a.trim().parse().ok()).unwrap_or(0));
+    let age = age_of(resp);
     let fresh = match origin_lifetime(resp, now) {
         _ if cc.no_cache => Duration::ZERO,
         Some(lifetime) => lifetime.saturating_sub(age),

@@ -32,6 +32,7 @@ pub fn policy_response(resp: &ResponseHeader) -> policy::Response<'_> {
         expires: text(http::header::EXPIRES),
         date: text(http::header::DATE),
         age: text(http::header::AGE),
+        resident: None,
         has_validator: resp.headers.contains_key(http::header::ETAG)
             || resp.headers.contains_key(http::header::LAST_MODIFIED),
         set_cookie: resp.headers.contains_key(http::header::SET_COOKIE),

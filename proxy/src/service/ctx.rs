@@ -48,6 +48,8 @@ pub struct RequestCtx {
     pub(super) peers_tried: usize,
     /// A member said its request to the origin failed: no other member is asked, the origin is (once).
     pub(super) tier_done: bool,
+    /// How long the member had held the object it answered with ([`dime_routes::wire::AGE_MS_HEADER`]).
+    pub(super) peer_resident: Option<std::time::Duration>,
     /// The member's answer header was accepted (`upstream_response_filter`): a failure after it is a broken body.
     pub(super) peer_answered: bool,
 

@@ -164,6 +164,7 @@ fn response_head(
     field(b"connection", if keepalive { b"keep-alive" } else { b"close" });
     if let Some(owner) = owner {
         field(dime_routes::wire::OWNER_HEADER.as_bytes(), owner.as_bytes());
+        field(dime_routes::wire::AGE_MS_HEADER.as_bytes(), meta.age().as_millis().to_string().as_bytes());
     }
     buf.put_slice(b"\r\n");
     Some(buf)

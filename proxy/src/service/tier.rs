@@ -1,6 +1,8 @@
 //! The fleet tier on the request path ([`crate::fleet`]): which member a cache miss is fetched from, how the
 //! request to it is marked and authenticated, and what the owner removes before it asks the origin.
 
+use std::time::Duration;
+
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
@@ -127,6 +129,8 @@ pub(super) fn check_answer(
         }
         None if marked => {
             upstream_response.remove_header(OWNER_HEADER);
+            let held = upstream_response.headers.get(dime_routes::wire::AGE_MS_HEADER);
+            ctx.peer_resident = held.and_then(|v| v.to_str().ok()?.trim().parse().ok()).map(Duration::from_millis);
             return None;
         }
         None => {

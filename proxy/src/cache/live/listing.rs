@@ -100,10 +100,14 @@ fn parse_hls(body: &[u8]) -> Result<Option<Listing>, ListingError> {
         },
         entries: Vec::new(),
     };
+    // A Low-Latency HLS delta playlist (`_HLS_skip=YES`) leaves out the window's first segments and says how many
+    // (`#EXT-X-SKIP:SKIPPED-SEGMENTS=N`): the first segment listed is number MEDIA-SEQUENCE + N, so a delta and
+    // the full playlist it stands for number every segment alike (else each alternation would read as a restart).
+    let skipped = skipped_segments(&media);
     let mut window = 0.0f64;
     for (i, segment) in media.segments.iter().enumerate() {
         // Saturating: a media sequence near 2^64 is nonsense, not a reason to panic.
-        let seq = media.media_sequence.saturating_add(i as u64);
+        let seq = media.media_sequence.saturating_add(skipped).saturating_add(i as u64);
         if let Some(map) = &segment.map {
             listing.entries.push(Entry { uri: map.uri.clone(), seq: None });
         }
@@ -123,6 +127,22 @@ fn parse_hls(body: &[u8]) -> Result<Option<Listing>, ListingError> {
     }
     listing.shape.window = secs(window);
     Ok(Some(listing))
+}
+
+/// `SKIPPED-SEGMENTS` of the playlist's `#EXT-X-SKIP` (0 without one). The tag comes before the first segment
+/// listed; the parser keeps it among the playlist's or that segment's unknown tags.
+fn skipped_segments(media: &m3u8_rs::MediaPlaylist) -> u64 {
+    let first = media.segments.first().map(|s| s.unknown_tags.as_slice()).unwrap_or_default();
+    media
+        .unknown_tags
+        .iter()
+        .chain(first)
+        .filter(|t| t.tag == "X-SKIP")
+        .find_map(|t| {
+            let rest = t.rest.as_deref()?;
+            rest.split(',').find_map(|a| a.trim().strip_prefix("SKIPPED-SEGMENTS=")?.trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// The `URI="..."` attribute of an HLS tag's attribute list.

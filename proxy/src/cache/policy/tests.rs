@@ -45,6 +45,24 @@ fn playlist_ttl_overrides_origin_no_cache() {
 }
 
 #[test]
+fn a_live_object_s_time_upstream_counts_against_its_ttl() {
+    let p = CachePolicy::default();
+    let fresh_ms = |r: &Response<'_>, kind| match decide(&p, kind, false, r, NOW) {
+        Decision::Store { fresh, .. } => fresh.as_millis(),
+        Decision::Skip(why) => panic!("{why}"),
+    };
+    // A playlist another edge had held for 600 ms has 400 ms left of its 1 s, not 1 s (whole-second Age says 0).
+    let from_member = Response { resident: Some(Duration::from_millis(600)), age: Some("0"), ..resp(200, "no-cache") };
+    assert_eq!(fresh_ms(&from_member, Kind::Playlist), 400);
+    let old = Response { resident: Some(Duration::from_millis(1500)), ..resp(200, "no-cache") };
+    assert_eq!(fresh_ms(&old, Kind::Playlist), 0, "older than its TTL: stale at once");
+    // From an origin (or a CDN) in front: its Age.
+    let aged = Response { age: Some("10"), ..resp(200, "no-cache") };
+    assert_eq!(fresh_ms(&aged, Kind::Segment), 3_590_000);
+    assert_eq!(fresh_ms(&resp(200, "no-cache"), Kind::Playlist), 1000);
+}
+
+#[test]
 fn segment_404_is_cached_for_the_negative_ttl_only() {
     let p = CachePolicy::default();
     assert_eq!(fresh(&decide(&p, Kind::Segment, false, &resp(404, "no-cache"), NOW)), Some(1));

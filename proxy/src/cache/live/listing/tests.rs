@@ -31,6 +31,45 @@ fn hls_media_playlist_lists_segments_with_their_numbers() {
 }
 
 #[test]
+fn an_ll_hls_delta_playlist_numbers_its_segments_as_the_full_one_does() {
+    let full = "#EXTM3U
+#EXT-X-VERSION:9
+#EXT-X-TARGETDURATION:2
+#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL=12.0
+#EXT-X-MEDIA-SEQUENCE:20
+#EXTINF:2.0,
+seg20.m4s
+#EXTINF:2.0,
+seg21.m4s
+#EXTINF:2.0,
+seg22.m4s
+#EXTINF:2.0,
+seg23.m4s
+";
+    let delta = "#EXTM3U
+#EXT-X-VERSION:9
+#EXT-X-TARGETDURATION:2
+#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL=12.0
+#EXT-X-MEDIA-SEQUENCE:20
+#EXT-X-SKIP:SKIPPED-SEGMENTS=2
+#EXTINF:2.0,
+seg22.m4s
+#EXTINF:2.0,
+seg23.m4s
+";
+    let numbered = |body: &str| {
+        let l = parse(Format::Hls, body.as_bytes()).unwrap().unwrap();
+        let entries: Vec<(String, Option<u64>)> = l.entries.iter().map(|e| (e.uri.clone(), e.seq)).collect();
+        (entries, l.shape.first_seq, l.shape.last_seq)
+    };
+    let (full_entries, full_first, full_last) = numbered(full);
+    let (delta_entries, delta_first, delta_last) = numbered(delta);
+    assert_eq!(delta_entries, [("seg22.m4s".to_owned(), Some(22)), ("seg23.m4s".to_owned(), Some(23))]);
+    assert!(full_entries.ends_with(&delta_entries), "the same numbers as in the full playlist");
+    assert_eq!((delta_first, delta_last), (full_first, full_last), "the same window");
+}
+
+#[test]
 fn hls_endlist_init_segment_parts_and_discontinuity_sequence() {
     let body = "#EXTM3U
 #EXT-X-VERSION:9

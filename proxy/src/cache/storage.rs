@@ -156,6 +156,12 @@ impl MemStore {
         }
     }
 
+    /// The fleet ring key of the stream whose playlist lists the segment with primary key `primary` from another
+    /// directory ([`LiveIndex::stream_of`]).
+    pub fn stream_of(&self, primary: &str) -> Option<std::sync::Arc<str>> {
+        self.live.stream_of(&pingora_cache::key::hash_key(primary))
+    }
+
     /// A fill of `key` ended without its object: told to the drop hook.
     pub(super) fn fill_failed(&self, key: &CompactCacheKey) {
         if let Some(hook) = self.on_drop.get() {

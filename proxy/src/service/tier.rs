@@ -37,20 +37,22 @@ pub(super) fn target(
     };
     let key = session.cache.cache_key().primary_key_str()?;
     let kind = ctx.cache.as_ref().and_then(|c| c.kind).unwrap_or(Kind::Other);
-    fleet.ask_for(ring_key(key, kind).as_bytes(), &ctx.tried, only).map(|m| (m, fleet.clone()))
+    // A segment its playlist lists from another directory: the playlist's ring key, learnt from the playlist.
+    let stream = (kind == Kind::Segment).then(|| proxy.cache.store.stream_of(key)).flatten();
+    let ring = stream.as_deref().unwrap_or_else(|| ring_key(key, kind));
+    fleet.ask_for(ring.as_bytes(), &ctx.tried, only).map(|m| (m, fleet.clone()))
 }
 
 /// What the ring hashes for an object: its cache key; for a live playlist or segment, the key up to the last `/`
 /// of the path, so that a stream's playlists and segments have one owner. The owner then fetches every playlist
 /// from the origin before any edge can learn a segment name from it, and judges it first (`cache::live`): a
 /// segment it fills for another edge was never created before its own playlist listed it, so no later playlist
-/// drops it (with a segment on another owner than its playlist, that owner would drop and fetch it again).
+/// drops it (with a segment on another owner than its playlist, that owner would drop and fetch it again). A
+/// segment in a sub-directory of its playlist (`seg/0.ts`) takes the playlist's key instead, once this edge has
+/// read that playlist ([`crate::cache::live::index::LiveIndex::stream_of`]).
 fn ring_key(key: &str, kind: Kind) -> &str {
     match kind {
-        Kind::Playlist | Kind::Segment => {
-            let path_end = key.find('?').unwrap_or(key.len());
-            key[..path_end].rfind('/').map_or(key, |slash| &key[..=slash])
-        }
+        Kind::Playlist | Kind::Segment => crate::cache::live::index::stream_key(key),
         Kind::Other => key,
     }
 }

@@ -58,6 +58,20 @@ pub enum Unreadable {
 #[derive(Debug, Default)]
 pub struct LiveIndex {
     seen: Mutex<HashMap<Hash, Seen>>,
+    /// Segments listed from another directory than their playlist's (`/live/s/index.m3u8` listing `seg/0.ts`):
+    /// the playlist's ring key ([`stream_key`]), so that the fleet gives a stream's playlist and segments one
+    /// owner however they are laid out. Segments beside their playlist need no entry (their directory is it).
+    streams: Mutex<HashMap<Hash, std::sync::Arc<str>>>,
+}
+
+/// Segments remembered in [`LiveIndex::streams`] at once; past it the map starts over (a segment forgotten is
+/// owned by its own directory's owner until its playlist is fetched again, a second or so later).
+const MAX_STREAM_ENTRIES: usize = 200_000;
+
+/// The fleet ring key of a stream: its playlist's key up to the last `/` of the path (`host\n/live/s/`).
+pub fn stream_key(primary: &str) -> &str {
+    let path_end = primary.find('?').unwrap_or(primary.len());
+    primary[..path_end].rfind('/').map_or(primary, |slash| &primary[..=slash])
 }
 
 /// A playlist's primary key, read.
@@ -116,6 +130,7 @@ impl LiveIndex {
                 return Some(Action { unreadable: Some(reason), ..Default::default() });
             }
         };
+        self.remember_streams(done.primary, host, path, &listing);
         let next = Seen::new(&listing, done.created, |e| entry_hash(host, path, e));
         let mut seen = self.seen.lock();
         let prev = seen.get(&record);
@@ -134,6 +149,37 @@ impl LiveIndex {
 }
 
 impl LiveIndex {
+    /// The playlist's ring key for each segment it lists from another directory.
+    fn remember_streams(&self, primary: &str, host: &str, playlist_path: &str, listing: &listing::Listing) {
+        let dir = |p: &str| p.rfind('/').map_or(0, |i| i + 1);
+        let own_dir = &playlist_path[..dir(playlist_path)];
+        let mut nested: Vec<Hash> = Vec::new();
+        for entry in &listing.entries {
+            let Some((h, path, query)) = listing::resolve(host, playlist_path, &entry.uri) else { continue };
+            if h != host || path[..dir(&path)] == *own_dir {
+                continue;
+            }
+            let kind = policy::classify(&path);
+            nested.push(pingora_cache::key::hash_key(&key::primary_key(&h, &path, query, kind, None)));
+        }
+        if nested.is_empty() {
+            return;
+        }
+        let stream: std::sync::Arc<str> = stream_key(primary).into();
+        let mut streams = self.streams.lock();
+        if streams.len() + nested.len() > MAX_STREAM_ENTRIES {
+            streams.clear();
+        }
+        for hash in nested {
+            streams.insert(hash, stream.clone());
+        }
+    }
+
+    /// The ring key of the stream whose playlist lists segment `hash` from another directory, if one did.
+    pub fn stream_of(&self, hash: &Hash) -> Option<std::sync::Arc<str>> {
+        self.streams.lock().get(hash).cloned()
+    }
+
     /// The origin confirmed a playlist unchanged (304) at `at`: it was seen then, as a fetch with the same body.
     pub fn revalidated(&self, primary: &str, at: SystemTime) {
         let Some(Playlist { record, .. }) = Playlist::of(primary) else { return };

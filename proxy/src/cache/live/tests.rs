@@ -95,3 +95,25 @@ fn after_a_restart_every_name_is_new_and_the_old_window_retires() {
     retired.sort();
     assert_eq!(retired, vec![h(4), h(5), h(6), h(7), h(8)]);
 }
+
+#[test]
+fn segments_in_a_sub_directory_take_their_playlist_s_ring_key() {
+    let index = index::LiveIndex::new();
+    let body = bytes::Bytes::from_static(
+        b"#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\nseg/0.ts\n#EXTINF:1.0,\nbeside-1.ts\n",
+    );
+    let done = index::Completed {
+        primary: "live.test\n/live/s/index.m3u8",
+        status: 200,
+        created: SystemTime::UNIX_EPOCH + Duration::from_secs(100),
+        body: &[body],
+    };
+    index.completed(&done).unwrap();
+    let segment = |path: &str| {
+        let primary = crate::cache::key::primary_key("live.test", path, None, crate::cache::policy::Kind::Segment, None);
+        index.stream_of(&pingora_cache::key::hash_key(&primary)).map(|s| s.to_string())
+    };
+    assert_eq!(segment("/live/s/seg/0.ts").as_deref(), Some("live.test\n/live/s/"), "nested: the playlist's key");
+    assert_eq!(segment("/live/s/beside-1.ts"), None, "beside its playlist: its own directory is the key already");
+    assert_eq!(index::stream_key("live.test\n/live/s/seg/0.ts?v=1"), "live.test\n/live/s/seg/");
+}

@@ -339,8 +339,8 @@ async fn an_edge_ahead_of_a_lagging_replica_keeps_its_cache() {
         let (http, b) = (&http, &b);
         async move {
             let url = format!("{}/v1/purges?wait=0s", b.url);
-            let feed: serde_json::Value =
-                http.get(url).bearer_auth(edge_token("a")).send().await.ok()?.json().await.ok()?;
+            let text = http.get(url).bearer_auth(edge_token("a")).send().await.ok()?.text().await.ok()?;
+            let feed: serde_json::Value = serde_json::from_str(&text).ok()?;
             (feed["head"] == lagging_head).then_some(())
         }
     })
@@ -349,28 +349,46 @@ async fn an_edge_ahead_of_a_lagging_replica_keeps_its_cache() {
     let mut edge = start_edge(&[&a.url], w, "a").await;
     let keep = Object::new(dime_testkit::ask("/keep.html").size(3000));
     assert!(!hit(&edge, &keep).await);
-    eventually(secs(10), ms(50), "the edge never wrote keep.html to disk", || edge.log_text(), || {
-        let edge = &edge;
-        async move { (edge.metric("dime_cache_disk_writes_total").await >= 1.0).then_some(()) }
-    })
+    eventually(
+        secs(10),
+        ms(50),
+        "the edge never wrote keep.html to disk",
+        || edge.log_text(),
+        || {
+            let edge = &edge;
+            async move { (edge.metric("dime_cache_disk_writes_total").await >= 1.0).then_some(()) }
+        },
+    )
     .await;
     for tag in ["second", "third"] {
         let (status, _) = purge(&http, &a, PURGE_TOKEN, &format!(r#"{{"tags":["{tag}"]}}"#)).await;
         assert_eq!(status, 200);
     }
-    eventually(secs(20), ms(50), "the edge never applied purge 3", || edge.log_text(), || {
-        let edge = &edge;
-        async move { (edge.metric("dime_purge_applied_seq").await == 3.0).then_some(()) }
-    })
+    eventually(
+        secs(20),
+        ms(50),
+        "the edge never applied purge 3",
+        || edge.log_text(),
+        || {
+            let edge = &edge;
+            async move { (edge.metric("dime_purge_applied_seq").await == 3.0).then_some(()) }
+        },
+    )
     .await;
 
     // The edge restarts on replica b alone, which still thinks the log ends at purge 1.
     edge.stop();
     let edge = start_edge(&[&b.url], w, "a").await;
-    eventually(secs(20), ms(100), "the restarted edge never got its table", || edge.log_text(), || {
-        let edge = &edge;
-        async move { (edge.admin("/readyz").await.0 == 200).then_some(()) }
-    })
+    eventually(
+        secs(20),
+        ms(100),
+        "the restarted edge never got its table",
+        || edge.log_text(),
+        || {
+            let edge = &edge;
+            async move { (edge.admin("/readyz").await.0 == 200).then_some(()) }
+        },
+    )
     .await;
     let before = origin.hits_for("/keep.html");
     assert!(hit(&edge, &keep).await, "keep.html from the disk: the edge was told no gap");
@@ -382,10 +400,16 @@ async fn an_edge_ahead_of_a_lagging_replica_keeps_its_cache() {
     proxy.resume();
     let (status, _) = purge(&http, &a, PURGE_TOKEN, r#"{"tags":["fourth"]}"#).await;
     assert_eq!(status, 200);
-    eventually(secs(60), ms(100), "the edge never applied purge 4 through b", || edge.log_text(), || {
-        let edge = &edge;
-        async move { (edge.metric("dime_purge_applied_seq").await == 4.0).then_some(()) }
-    })
+    eventually(
+        secs(60),
+        ms(100),
+        "the edge never applied purge 4 through b",
+        || edge.log_text(),
+        || {
+            let edge = &edge;
+            async move { (edge.metric("dime_purge_applied_seq").await == 4.0).then_some(()) }
+        },
+    )
     .await;
     assert_eq!(edge.metric("dime_purge_gaps_total").await, 0.0);
     assert!(hit(&edge, &keep).await, "still kept: nothing it should keep was dropped");

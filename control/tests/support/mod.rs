@@ -168,7 +168,12 @@ pub fn start_control_args(kube: &Kube, tls_cert: Option<&str>, extra: &[&str]) -
 }
 
 /// [`start_control_args`] with the kubeconfig at `kubeconfig` (e.g. through a [`Pausable`] proxy).
-pub fn start_control_through(kube: &Kube, kubeconfig: &std::path::Path, tls_cert: Option<&str>, extra: &[&str]) -> Control {
+pub fn start_control_through(
+    kube: &Kube,
+    kubeconfig: &std::path::Path,
+    tls_cert: Option<&str>,
+    extra: &[&str],
+) -> Control {
     let _ = kube;
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");

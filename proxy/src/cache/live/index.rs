@@ -160,7 +160,7 @@ impl LiveIndex {
                 continue;
             }
             let kind = policy::classify(&path);
-            nested.push(pingora_cache::key::hash_key(&key::primary_key(&h, &path, query, kind, None)));
+            nested.push(pingora_cache::key::hash_key(key::primary_key(&h, &path, query, kind, None)));
         }
         if nested.is_empty() {
             return;

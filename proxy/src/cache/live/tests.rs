@@ -110,7 +110,8 @@ fn segments_in_a_sub_directory_take_their_playlist_s_ring_key() {
     };
     index.completed(&done).unwrap();
     let segment = |path: &str| {
-        let primary = crate::cache::key::primary_key("live.test", path, None, crate::cache::policy::Kind::Segment, None);
+        let primary =
+            crate::cache::key::primary_key("live.test", path, None, crate::cache::policy::Kind::Segment, None);
         index.stream_of(&pingora_cache::key::hash_key(&primary)).map(|s| s.to_string())
     };
     assert_eq!(segment("/live/s/seg/0.ts").as_deref(), Some("live.test\n/live/s/"), "nested: the playlist's key");

@@ -141,6 +141,14 @@ pub(super) fn check_answer(
         }
     };
     proxy.state.metrics.fleet.sent(result).inc();
+    // The origin failed the owner: not the owner's fault, so it is not charged (three such answers would eject
+    // a healthy owner, and every key it owns would go to the origin twice).
+    if ctx.tier_done {
+        ctx.peer = None;
+        let mut e = pingora_core::Error::explain(pingora_core::ErrorType::HTTPStatus(502), why);
+        e.set_retry(true);
+        return Some(e);
+    }
     if fleet.record_failure(member.addr) {
         tracing::warn!(peer = member.name, reason = why, "peer ejected: its answers cannot be used");
     }

@@ -305,9 +305,10 @@ async fn a_purge_sent_to_any_replica_reaches_every_edge() {
 /// Two replicas, one whose watch of the purge log hangs (its API connection held by a proxy the test pauses): an
 /// edge that applied purges through the other replica and then polls the lagging one is ahead of it, and must
 /// not be told it missed anything (the old answer, a gap, dropped its whole disk cache). It waits, and applies
-/// what comes once the replica catches up.
+/// what comes once the replica catches up. Then the purge fence: a fleet of three whose owner follows the lagging
+/// replica applies a purge last; the others, which applied it, never refill from the owner's old copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_edge_ahead_of_a_lagging_replica_keeps_its_cache() {
+async fn replicas_that_lag_neither_empty_caches_nor_let_the_tier_undo_a_purge() {
     let kube = Kube::start();
     let k = kube.client().await;
     apply_rbac(&k).await;
@@ -413,4 +414,106 @@ async fn an_edge_ahead_of_a_lagging_replica_keeps_its_cache() {
     .await;
     assert_eq!(edge.metric("dime_purge_gaps_total").await, 0.0);
     assert!(hit(&edge, &keep).await, "still kept: nothing it should keep was dropped");
+
+    fence(&k, &http, (&a, &b), &proxy, &origin, w).await;
+}
+
+/// The purge fence (issue 33): edges `o1` (the shield, so the owner of every key of `fenced.test`, following the
+/// lagging replica b), `e1` and `e2` (following a). A purge reaches e1 and e2 while o1's replica hangs: their next
+/// requests must not refill from o1's old copy (o1 answers "behind" and they go to the origin); once o1 applies
+/// it too and the purge is acknowledged by all, 200 requests through every edge get no copy older than the purge.
+async fn fence(
+    k: &kube::Client,
+    http: &reqwest::Client,
+    (a, b): (&Control, &Control),
+    proxy: &Pausable,
+    origin: &Origin,
+    w: &std::path::Path,
+) {
+    let routes = formatdoc!(
+        r#"
+            version: 1
+            http:
+              routes:
+                - {{ name: fenced, match: [{{ hosts: [fenced.test] }}], upstream: o, cache: {{}}, tier: {{ shield: [o1] }} }}
+              upstreams:
+                o: {{ servers: [{{ url: "{}" }}] }}
+            "#,
+        origin.url()
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(k.clone(), "default");
+    cms.create(&PostParams::default(), &configmap("fenced", ("dime-routes", "true"), "routes.yaml", &routes))
+        .await
+        .unwrap();
+    let mut edges = Vec::new();
+    for (name, control) in [("o1", b), ("e1", a), ("e2", a)] {
+        let token = edge_credential(k, w, name).await;
+        let peer = dime_testkit::free_addr().to_string();
+        let state = w.join(format!("state-{name}"));
+        let args = ["--edge-name", name, "--peer-listen", &peer];
+        edges.push(Edge::with_control(&[&control.url], &token, &state, &args).await);
+    }
+    for edge in &edges {
+        eventually(
+            secs(30),
+            ms(100),
+            "an edge never saw the three members and the route",
+            || edge.log_text(),
+            || async move {
+                let routed = edge.try_get("fenced.test", "/health-of-route").await.is_some_and(|r| r.status != 404);
+                (edge.metric("dime_fleet_members").await == 3.0 && routed).then_some(())
+            },
+        )
+        .await;
+    }
+    let object = dime_testkit::ask("/fenced/seg.ts").size(2000).cache_control("max-age=600").to_string();
+    let fetch_of = |r: &dime_testkit::Reply| r.header("x-origin-fetch").parse::<usize>().unwrap();
+    for edge in &edges {
+        let r = edge.get("fenced.test", object.as_str()).await;
+        assert_eq!((r.status, fetch_of(&r)), (200, 1), "cached from the first fetch everywhere");
+    }
+    let before = origin.hits_for("/fenced/seg.ts");
+
+    // o1's replica hangs; the purge reaches e1 and e2 only.
+    proxy.pause();
+    let url = format!(r#"{{"urls":["http://fenced.test{object}"]}}"#);
+    let (status, answer) = purge(http, a, PURGE_TOKEN, &url).await;
+    assert_eq!(status, 200, "{answer}");
+    let id = answer["id"].as_u64().unwrap();
+    for edge in &edges[1..] {
+        let seq = id as f64;
+        eventually(
+            secs(20),
+            ms(50),
+            "e1/e2 never applied the purge",
+            || edge.log_text(),
+            || async move { (edge.metric("dime_purge_applied_seq").await >= seq).then_some(()) },
+        )
+        .await;
+    }
+    for edge in &edges[1..] {
+        let r = edge.get("fenced.test", object.as_str()).await;
+        assert_eq!(r.status, 200);
+        assert!(fetch_of(&r) > 1, "an edge that applied the purge refilled from the owner's old copy");
+    }
+    assert!(edges[0].metric(r#"dime_peer_requests_total{direction="served",result="behind"}"#).await >= 1.0);
+    assert!(origin.hits_for("/fenced/seg.ts") > before);
+
+    // o1 catches up; once every edge acknowledged, no edge serves a copy from before the purge.
+    proxy.resume();
+    let status_of = format!("{}/v1/purge/{id}?wait=30s", a.url);
+    let later = http.get(&status_of).bearer_auth(PURGE_TOKEN).send().await.unwrap().text().await.unwrap();
+    let later: serde_json::Value = serde_json::from_str(&later).unwrap();
+    assert_eq!(
+        (later["all_acked"].clone(), later["edges"]["o1"]["state"].clone()),
+        (true.into(), "acked".into()),
+        "{later}"
+    );
+    let mut old = 0;
+    for i in 0..200 {
+        let r = edges[i % 3].get("fenced.test", object.as_str()).await;
+        assert_eq!(r.status, 200);
+        old += usize::from(fetch_of(&r) == 1);
+    }
+    assert_eq!(old, 0, "copies from before the purge served after it was acknowledged");
 }

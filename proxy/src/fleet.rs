@@ -177,6 +177,8 @@ pub struct Fleet {
     own: Option<Member>,
     ring: ArcSwap<Ring>,
     auth: PeerAuth,
+    /// The last fleet purge this edge applied (with control), told to every member it asks.
+    purged: Mutex<Option<dime_routes::wire::Cursor>>,
     pub timeout: Duration,
     failures: Mutex<HashMap<SocketAddr, (u32, Instant)>>,
 }
@@ -198,6 +200,7 @@ impl Fleet {
             own,
             ring: ArcSwap::from_pointee(Ring::new(settings.members.clone())),
             auth,
+            purged: Mutex::new(None),
             timeout: settings.timeout,
             failures: Mutex::new(HashMap::new()),
         }
@@ -254,6 +257,22 @@ impl Fleet {
         let usable = |m: &Member| m.name == self.me || !(tried.contains(&m.addr) || ejected(&m.addr));
         let next = ring.candidates(key).filter(|m| eligible(m)).find(|m| usable(m))?;
         (next.name != self.me).then(|| next.clone())
+    }
+
+    /// This edge applied every fleet purge up to `cursor` (its purge feed says so after each answer).
+    pub fn set_purged(&self, cursor: dime_routes::wire::Cursor) {
+        *self.purged.lock() = Some(cursor);
+    }
+
+    /// The last fleet purge this edge applied, if it follows control's purge log.
+    pub fn purged(&self) -> Option<dime_routes::wire::Cursor> {
+        self.purged.lock().clone()
+    }
+
+    /// Whether an asking edge at `asker` has applied a fleet purge this edge has not: then this edge's copy may
+    /// be one that purge removed, and it must not answer from it (nor fetch for it: the asker goes to the origin).
+    pub fn behind(&self, asker: &dime_routes::wire::Cursor) -> bool {
+        !dime_routes::wire::Cursor::covers(self.purged.lock().as_ref(), asker)
     }
 
     /// This edge's public key, reported to control with its own credential (a fleet from control).

@@ -239,6 +239,7 @@ fn route_source(
 /// With routes from control, the fleet's purges come from it too, on the same URLs with the same token.
 fn purge_feed(source: &Routes, state: &Arc<State>, cache: &Arc<Cache>) -> Option<crate::source::purges::PurgeFeed> {
     let Routes::Control(c) = source else { return None };
+    let fleet = c.fleet.as_ref().map(|(_, fleet)| fleet.clone());
     // Nothing is served from disk before the purges missed while this edge was down are applied.
     if let Some(disk) = cache.store.disk() {
         disk.require_catch_up();
@@ -248,6 +249,7 @@ fn purge_feed(source: &Routes, state: &Arc<State>, cache: &Arc<Cache>) -> Option
         edge_name: c.edge_name.clone(),
         state: state.clone(),
         cache: cache.clone(),
+        fleet,
     })
 }
 

@@ -149,6 +149,12 @@ impl ProxyHttp for DimeProxy {
         ctx.route = admit.route();
         ctx.active = active;
         match admit {
+            Admit::Route(_) if ctx.from_peer && tier::behind_asker(session.req_header(), self) => {
+                // The purge fence: the asking edge applied a purge this edge has not; it goes to the origin.
+                self.state.metrics.fleet.served(Served::Behind).inc();
+                gate::refuse_behind(session).await?;
+                Ok(true)
+            }
             Admit::Route(_) => {
                 let upstream = ctx.route().map(|r| r.upstream.as_str()).unwrap_or_default();
                 ctx.pool = ctx.active.as_ref().and_then(|a| a.pools.get(upstream).cloned());

@@ -403,6 +403,25 @@ pub struct Cursor {
     pub applied: u64,
 }
 
+impl Cursor {
+    /// As [`PURGE_CURSOR_HEADER`] carries it: `LOG SEQ`.
+    pub fn header_value(&self) -> String {
+        format!("{} {}", self.log, self.applied)
+    }
+
+    /// A [`PURGE_CURSOR_HEADER`] value; `None` for one that does not read.
+    pub fn from_header(value: &str) -> Option<Cursor> {
+        let (log, seq) = value.trim().split_once(' ')?;
+        Some(Cursor { log: log.to_owned(), applied: seq.trim().parse().ok()? })
+    }
+
+    /// Whether an edge at `self` has applied every purge an edge at `other` has (`None`: no purge known yet).
+    /// Cursors of different logs cannot be compared: not covered.
+    pub fn covers(this: Option<&Cursor>, other: &Cursor) -> bool {
+        this.is_some_and(|c| c.log == other.log && c.applied >= other.applied)
+    }
+}
+
 /// `GET /v1/purges?after=SEQ&log=UID&wait=30s`. Without `after` (an edge that followed no log yet): every purge
 /// the log holds. `after` is also the edge's acknowledgement of every purge up to it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -562,6 +581,13 @@ pub fn peer_message(method: &str, host: &str, target: &str, sender: &str, receiv
 pub const PEER_REFUSED_HEADER: &str = "x-dime-peer-refused";
 /// The word in a [`PEER_REFUSED_HEADER`] value that says the owner's origin request failed: `504 origin`.
 pub const PEER_REFUSED_ORIGIN: &str = "origin";
+/// The word in a [`PEER_REFUSED_HEADER`] value that says the owner has not applied every fleet purge the asking
+/// edge has ([`PURGE_CURSOR_HEADER`]): its copy may be one a purge removed, so the asking edge goes to the origin.
+pub const PEER_REFUSED_BEHIND: &str = "behind";
+/// On a peer request (a fleet from control): the asking edge's purge position, a [`Cursor`] as `LOG SEQ`. An
+/// owner that has not applied as much refuses ([`PEER_REFUSED_BEHIND`]), so no edge refills from a copy that a
+/// purge it already applied removed (the purge fence).
+pub const PURGE_CURSOR_HEADER: &str = "x-dime-purge-cursor";
 /// How many members one request may ask before the origin: the owner and one more. Pingora's attempt budget
 /// counts them, so the origin is always asked after them.
 pub const MAX_PEER_ATTEMPTS: usize = 2;

@@ -19,7 +19,8 @@ use tokio::net::TcpListener;
 pub use ask::{ask, Ask, Behaviour};
 
 /// An HTTP/1.1 origin that says who it is and what it received (like the whoami workload): `x-origin`, the
-/// `x-seen-*` headers (`x-seen-headers` names every request header) and, by default, a one-line body naming
+/// `x-seen-*` headers (`x-seen-headers` names every request header), `x-origin-fetch` (which request for this path
+/// this is, from 1: a cached copy tells which fetch it came from) and, by default, a one-line body naming
 /// itself and the path. What else it does for one request is written at the test site with [`ask`] and travels
 /// in the request's query, which is that [`Behaviour`] and nothing else: a query that is not one is answered
 /// `400` with the reason. The path never changes what it does, except [`Origin::HEALTH_PATH`]. What holds for
@@ -155,7 +156,12 @@ async fn answer(req: Request<Incoming>, s: Shared) -> Result<Response<OriginBody
         return Ok(text(status, "health\n".into()));
     }
     s.hits.fetch_add(1, Ordering::SeqCst);
-    *s.per_path.lock().unwrap().entry(req.uri().path().to_owned()).or_default() += 1;
+    let fetch = {
+        let mut per_path = s.per_path.lock().unwrap();
+        let n = per_path.entry(req.uri().path().to_owned()).or_default();
+        *n += 1;
+        *n
+    };
     if s.down.load(Ordering::SeqCst) {
         return Ok(text(503, "origin down\n".into()));
     }
@@ -169,7 +175,8 @@ async fn answer(req: Request<Incoming>, s: Shared) -> Result<Response<OriginBody
     if let Some(wait) = behaviour.delay {
         tokio::time::sleep(wait).await;
     }
-    let head = head(&req, &behaviour, &s);
+    // Which fetch of this path made the answer: a copy kept by a cache says which one it is.
+    let head = head(&req, &behaviour, &s).header("x-origin-fetch", fetch);
     Ok(match respond(&req, &behaviour, &s, head) {
         Ok(resp) => resp,
         // A header value the test asked for that HTTP cannot carry (a line break in `cache_control`).

@@ -23,7 +23,7 @@ impl FleetMetrics {
                 r,
                 "dime_peer_requests_total",
                 "Fleet tier requests: sent to the owner edge (result ok, connect_failed, error) and served to other \
-                 edges (fetched, unauthorized, forbidden).",
+                 edges (fetched, unauthorized, forbidden, behind).",
                 &["direction", "result"],
             )?,
             fetch_duration: histogram_vec(
@@ -93,16 +93,19 @@ pub enum Served {
     Unauthorized,
     /// Refused with 403: a wrong peer token.
     Forbidden,
+    /// Refused with 503: the asking edge applied a fleet purge this one has not yet (the purge fence).
+    Behind,
 }
 
 impl Served {
-    pub const ALL: [Served; 3] = [Served::Fetched, Served::Unauthorized, Served::Forbidden];
+    pub const ALL: [Served; 4] = [Served::Fetched, Served::Unauthorized, Served::Forbidden, Served::Behind];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Served::Fetched => "fetched",
             Served::Unauthorized => "unauthorized",
             Served::Forbidden => "forbidden",
+            Served::Behind => "behind",
         }
     }
 }

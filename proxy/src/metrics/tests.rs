@@ -233,6 +233,7 @@ fn label_values_are_the_ones_dashboards_and_alerts_use() {
         r#"dime_peer_requests_total{result="fetched"}"#,
         r#"dime_peer_requests_total{result="unauthorized"}"#,
         r#"dime_peer_requests_total{result="forbidden"}"#,
+        r#"dime_peer_requests_total{result="behind"}"#,
         r#"dime_tcp_refused_total{reason="no_route"}"#,
         r#"dime_tcp_refused_total{reason="allowlist"}"#,
         r#"dime_tcp_refused_total{reason="limit"}"#,

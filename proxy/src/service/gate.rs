@@ -209,6 +209,14 @@ pub(super) async fn refuse(session: &mut Session, status: u16, body: String, to_
     respond_full(session, status, "text/plain; charset=utf-8", body, extra).await
 }
 
+/// On the peer listener: this owner has not applied a fleet purge the asking edge has (`503 behind`).
+pub(super) async fn refuse_behind(session: &mut Session) -> Result<()> {
+    let value = format!("503 {}", dime_routes::wire::PEER_REFUSED_BEHIND);
+    let body = "503 from peer listener: a fleet purge you applied is not applied here yet\n".to_owned();
+    respond_full(session, 503, "text/plain; charset=utf-8", body, Some((dime_routes::wire::PEER_REFUSED_HEADER, value)))
+        .await
+}
+
 /// On the peer listener: this owner's request to the origin failed (`STATUS origin` in
 /// [`dime_routes::wire::PEER_REFUSED_HEADER`]), so the asking edge asks the origin itself and no other member.
 pub(super) async fn refuse_origin_failed(session: &mut Session, status: u16, body: String) -> Result<()> {

@@ -80,6 +80,9 @@ pub(super) fn mark(upstream_request: &mut RequestHeader, fleet: &Fleet, member: 
     for (name, value) in fleet.proof(method, host, target, member, dime_routes::clock::unix_now()) {
         upstream_request.insert_header(name, value)?;
     }
+    if let Some(cursor) = fleet.purged() {
+        upstream_request.insert_header(dime_routes::wire::PURGE_CURSOR_HEADER, cursor.header_value())?;
+    }
     Ok(())
 }
 
@@ -124,7 +127,9 @@ pub(super) fn check_answer(
         Some(status) => {
             // The owner's origin failed it (not the owner's own refusal): asking another member would ask the
             // origin again; this edge asks the origin itself, once.
-            if status.split_whitespace().any(|w| w == dime_routes::wire::PEER_REFUSED_ORIGIN) {
+            let word =
+                |w: &str| w == dime_routes::wire::PEER_REFUSED_ORIGIN || w == dime_routes::wire::PEER_REFUSED_BEHIND;
+            if status.split_whitespace().any(word) {
                 ctx.tier_done = true;
             }
             (Sent::Refused, format!("peer {} refused ({status})", member.name))
@@ -141,8 +146,8 @@ pub(super) fn check_answer(
         }
     };
     proxy.state.metrics.fleet.sent(result).inc();
-    // The origin failed the owner: not the owner's fault, so it is not charged (three such answers would eject
-    // a healthy owner, and every key it owns would go to the origin twice).
+    // The origin failed the owner, or the owner has not applied a purge yet: not a fault of the owner's, so it
+    // is not charged (three such answers would eject a healthy owner).
     if ctx.tier_done {
         ctx.peer = None;
         let mut e = pingora_core::Error::explain(pingora_core::ErrorType::HTTPStatus(502), why);
@@ -157,6 +162,15 @@ pub(super) fn check_answer(
     let mut e = pingora_core::Error::explain(pingora_core::ErrorType::HTTPStatus(502), why);
     e.set_retry(true);
     Some(e)
+}
+
+/// On the owner: whether the asking edge has applied a fleet purge this edge has not (its
+/// [`dime_routes::wire::PURGE_CURSOR_HEADER`] ahead of this edge's purge position): then this edge answers
+/// "behind" and the asking edge fetches from the origin, never a copy this edge still has of a purged object.
+pub(super) fn behind_asker(req: &RequestHeader, proxy: &DimeProxy) -> bool {
+    let Some(fleet) = &proxy.fleet else { return false };
+    let asked = req.headers.get(dime_routes::wire::PURGE_CURSOR_HEADER).and_then(|v| v.to_str().ok());
+    asked.and_then(dime_routes::wire::Cursor::from_header).is_some_and(|c| fleet.behind(&c))
 }
 
 /// On the owner: marks an answer to a peer with this edge's name ([`OWNER_HEADER`]).

@@ -29,6 +29,8 @@ pub struct PurgeFeed {
     pub edge_name: String,
     pub state: Arc<State>,
     pub cache: Arc<Cache>,
+    /// The fleet, told each cursor once its purges are applied (the purge fence, [`crate::fleet::Fleet::behind`]).
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 impl std::fmt::Debug for PurgeFeed {
@@ -70,6 +72,9 @@ impl PurgeFeed {
         if let Some(disk) = self.cache.store.disk() {
             disk.save_cursor(&after.log, after.applied);
             disk.caught_up();
+        }
+        if let Some(fleet) = &self.fleet {
+            fleet.set_purged(after.clone());
         }
         after
     }

@@ -237,3 +237,16 @@ fn a_peer_message_names_the_request_both_edges_and_the_time() {
     // and names cannot).
     assert_ne!(m, peer_message("GET", "video.test", "/hls/a.ts?x=1", "edge-a", "edge-c", 1_800_000_000));
 }
+
+#[test]
+fn a_purge_cursor_goes_through_a_header_and_covers_what_is_behind_it() {
+    let c = Cursor { log: "uid-1".into(), applied: 7 };
+    assert_eq!(Cursor::from_header(&c.header_value()), Some(c.clone()));
+    assert_eq!(Cursor::from_header("uid-1"), None);
+    assert_eq!(Cursor::from_header("uid-1 seven"), None);
+    let at = |log: &str, applied| Cursor { log: log.into(), applied };
+    assert!(Cursor::covers(Some(&c), &at("uid-1", 7)) && Cursor::covers(Some(&c), &at("uid-1", 3)));
+    assert!(!Cursor::covers(Some(&c), &at("uid-1", 8)), "behind");
+    assert!(!Cursor::covers(Some(&c), &at("uid-2", 1)), "another log: not covered");
+    assert!(!Cursor::covers(None, &at("uid-1", 0)), "no purge known yet");
+}

@@ -177,8 +177,12 @@ pub struct Fleet {
     own: Option<Member>,
     ring: ArcSwap<Ring>,
     auth: PeerAuth,
-    /// The last fleet purge this edge applied (with control), told to every member it asks.
+    /// The last fleet purge this edge applied (with control): what it answers members with, and the fence an
+    /// asking edge must not be ahead of.
     purged: Mutex<Option<dime_routes::wire::Cursor>>,
+    /// The purges it is applying now (set before, cleared after): what an owner's answer must already cover, so
+    /// an answer racing the application is not stored.
+    purging: Mutex<Option<dime_routes::wire::Cursor>>,
     pub timeout: Duration,
     failures: Mutex<HashMap<SocketAddr, (u32, Instant)>>,
 }
@@ -201,6 +205,7 @@ impl Fleet {
             ring: ArcSwap::from_pointee(Ring::new(settings.members.clone())),
             auth,
             purged: Mutex::new(None),
+            purging: Mutex::new(None),
             timeout: settings.timeout,
             failures: Mutex::new(HashMap::new()),
         }
@@ -259,9 +264,21 @@ impl Fleet {
         (next.name != self.me).then(|| next.clone())
     }
 
+    /// This edge starts applying the fleet purges up to `cursor`: from now on, an owner's answer must cover them.
+    pub fn set_purging(&self, cursor: dime_routes::wire::Cursor) {
+        *self.purging.lock() = Some(cursor);
+    }
+
     /// This edge applied every fleet purge up to `cursor` (its purge feed says so after each answer).
     pub fn set_purged(&self, cursor: dime_routes::wire::Cursor) {
         *self.purged.lock() = Some(cursor);
+        *self.purging.lock() = None;
+    }
+
+    /// What an owner must have applied for its answer to be stored here: every purge this edge applied or is
+    /// applying.
+    pub fn required(&self) -> Option<dime_routes::wire::Cursor> {
+        self.purging.lock().clone().or_else(|| self.purged())
     }
 
     /// The last fleet purge this edge applied, if it follows control's purge log.

@@ -261,7 +261,10 @@ impl ProxyHttp for DimeProxy {
         ctx.peer_answered = false;
         ctx.peer_resident = None;
         if let Some((member, fleet)) = tier::target(self, session, ctx) {
-            let peer = tier::peer(&member, &fleet, Some(pool.spec.read_timeout + dime_routes::wire::PEER_READ_MARGIN));
+            // Waited on for as long as the owner may take to give up on the origin (connect, then read) and
+            // a margin: the owner says the origin failed first, rather than this edge asking another member.
+            let owner_gives_up = pool.spec.connect_timeout + pool.spec.read_timeout;
+            let peer = tier::peer(&member, &fleet, Some(owner_gives_up + dime_routes::wire::PEER_READ_MARGIN));
             ctx.tried.push(member.addr);
             ctx.peers_tried += 1;
             ctx.endpoint = None;

@@ -591,9 +591,9 @@ pub const PURGE_CURSOR_HEADER: &str = "x-dime-purge-cursor";
 /// How many members one request may ask before the origin: the owner and one more. Pingora's attempt budget
 /// counts them, so the origin is always asked after them.
 pub const MAX_PEER_ATTEMPTS: usize = 2;
-/// How much longer an edge waits on a member's answer than the route's read timeout: the owner gives up on a
-/// hung origin first, and says so, rather than the asking edge giving up on the owner and asking another
-/// member, which would ask the origin again.
+/// How much longer an edge waits on a member's answer than the route's connect and read timeouts together: the
+/// owner gives up on a hung origin first, and says so, rather than the asking edge giving up on the owner and
+/// asking another member, which would ask the origin again.
 pub const PEER_READ_MARGIN: Duration = Duration::from_secs(1);
 /// On an owner's answer from its cache: how long it had held the object, in milliseconds. The asking edge takes
 /// it off a live object's freshness (`playlist_ttl`, `segment_ttl`), so a playlist is never older than its TTL

@@ -172,9 +172,10 @@ pub fn decide(
             (404, _) => policy.negative_ttl,
             _ => return Decision::Skip("status"),
         };
-        // The time it already spent upstream counts against it (RFC 9111 §4.2.3): a fleet member's precise
-        // residency, else `Age`. A playlist from another edge is then never older than `playlist_ttl` in all.
-        let fresh = fresh.saturating_sub(resp.resident.unwrap_or_else(|| age_of(resp)));
+        // The time a fleet member already held it counts against it, so a playlist from another edge is never
+        // older than `playlist_ttl` in all. An origin's `Age` does not: Dime's TTLs replace the origin's freshness
+        // on live paths (an `Age: 1` from a cache in front of the origin would leave a 1 s playlist no freshness).
+        let fresh = fresh.saturating_sub(resp.resident.unwrap_or_default());
         // A playlist must never be served stale while revalidating: viewers would see an old segment list.
         let swr = if kind == Kind::Playlist { Duration::ZERO } else { stale_while_revalidate };
         return Decision::Store { fresh: cap(fresh), stale_while_revalidate: swr, stale_if_error };

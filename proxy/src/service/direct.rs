@@ -75,7 +75,8 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
         Some(keepalive) if socket.is_some() && meta.is_fresh(now) && meta.variance().is_none() => {
             let (metrics, route) = (&proxy.state.metrics, ctx.route_name());
             let ttl = Some(status::ttl_left(meta.fresh_until(), now));
-            let owner = proxy.fleet.as_ref().filter(|_| ctx.from_peer).map(|fleet| fleet.me.as_str());
+            let owner = proxy.fleet.as_ref().filter(|_| ctx.from_peer);
+            let owner = owner.map(|fleet| (fleet.me.as_str(), fleet.purged().map(|c| c.header_value())));
             let cache_status = || status::answer(metrics, route, Outcome::Hit, ttl, false, None);
             response_head(&object, keepalive, owner, ctx.strips_tags(), cache_status)
         }
@@ -122,13 +123,14 @@ static SET_HERE: [header::HeaderName; 6] = [
 
 /// The response head for a direct hit on `object`, written straight from the stored header (no copy of it), or
 /// `None` when the object is not one a direct hit answers. `cache_status` gives the `Cache-Status` value (and
-/// counts the hit), asked only once the object qualifies. `owner` is this edge's name when the request came from a
-/// peer: the answer carries the mark the asking edge checks ([`dime_routes::wire::OWNER_HEADER`]). `strip_tags` leaves
+/// counts the hit), asked only once the object qualifies. `owner` is this edge's name and purge position when the
+/// request came from a peer: the answer carries the marks the asking edge checks
+/// ([`dime_routes::wire::OWNER_HEADER`], [`dime_routes::wire::PURGE_CURSOR_HEADER`]). `strip_tags` leaves
 /// the stored cache tags out ([`RequestCtx::strips_tags`]).
 fn response_head(
     object: &Object,
     keepalive: bool,
-    owner: Option<&str>,
+    owner: Option<(&str, Option<String>)>,
     strip_tags: bool,
     cache_status: impl FnOnce() -> String,
 ) -> Option<BytesMut> {
@@ -162,9 +164,12 @@ fn response_head(
     field(b"cache-status", cache_status().as_bytes());
     field(b"date", get_cached_date().as_bytes());
     field(b"connection", if keepalive { b"keep-alive" } else { b"close" });
-    if let Some(owner) = owner {
+    if let Some((owner, purged)) = owner {
         field(dime_routes::wire::OWNER_HEADER.as_bytes(), owner.as_bytes());
         field(dime_routes::wire::AGE_MS_HEADER.as_bytes(), meta.age().as_millis().to_string().as_bytes());
+        if let Some(purged) = purged {
+            field(dime_routes::wire::PURGE_CURSOR_HEADER.as_bytes(), purged.as_bytes());
+        }
     }
     buf.put_slice(b"\r\n");
     Some(buf)

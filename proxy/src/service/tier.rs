@@ -80,7 +80,7 @@ pub(super) fn mark(upstream_request: &mut RequestHeader, fleet: &Fleet, member: 
     for (name, value) in fleet.proof(method, host, target, member, dime_routes::clock::unix_now()) {
         upstream_request.insert_header(name, value)?;
     }
-    if let Some(cursor) = fleet.purged() {
+    if let Some(cursor) = fleet.required() {
         upstream_request.insert_header(dime_routes::wire::PURGE_CURSOR_HEADER, cursor.header_value())?;
     }
     Ok(())
@@ -134,6 +134,12 @@ pub(super) fn check_answer(
             }
             (Sent::Refused, format!("peer {} refused ({status})", member.name))
         }
+        // The owner's answer must cover every purge this edge applied or is applying by now (the request said
+        // what it had then; a purge may have come since): else it may be a copy a purge removed.
+        None if marked && !covers_now(upstream_response, fleet) => {
+            ctx.tier_done = true;
+            (Sent::Refused, format!("peer {} answered from behind this edge's purges", member.name))
+        }
         None if marked => {
             upstream_response.remove_header(OWNER_HEADER);
             let held = upstream_response.headers.get(dime_routes::wire::AGE_MS_HEADER);
@@ -173,12 +179,22 @@ pub(super) fn behind_asker(req: &RequestHeader, proxy: &DimeProxy) -> bool {
     asked.and_then(dime_routes::wire::Cursor::from_header).is_some_and(|c| fleet.behind(&c))
 }
 
-/// On the owner: marks an answer to a peer with this edge's name ([`OWNER_HEADER`]).
+/// On the owner: marks an answer to a peer with this edge's name ([`OWNER_HEADER`]) and the fleet purges it had
+/// applied ([`dime_routes::wire::PURGE_CURSOR_HEADER`]).
 pub(super) fn vouch(resp: &mut pingora_http::ResponseHeader, proxy: &DimeProxy) -> pingora_core::Result<()> {
-    match &proxy.fleet {
-        Some(fleet) => resp.insert_header(OWNER_HEADER, fleet.me.as_str()).map(|_| ()),
-        None => Ok(()),
+    let Some(fleet) = &proxy.fleet else { return Ok(()) };
+    resp.insert_header(OWNER_HEADER, fleet.me.as_str())?;
+    if let Some(cursor) = fleet.purged() {
+        resp.insert_header(dime_routes::wire::PURGE_CURSOR_HEADER, cursor.header_value())?;
     }
+    Ok(())
+}
+
+/// Whether an owner's answer covers every purge this edge applied or is applying (nothing to cover: yes).
+fn covers_now(resp: &pingora_http::ResponseHeader, fleet: &Fleet) -> bool {
+    let Some(required) = fleet.required() else { return true };
+    let echoed = resp.headers.get(dime_routes::wire::PURGE_CURSOR_HEADER).and_then(|v| v.to_str().ok());
+    dime_routes::wire::Cursor::covers(echoed.and_then(dime_routes::wire::Cursor::from_header).as_ref(), &required)
 }
 
 /// The connection to the owner failed: counted, the member charged; true if this attempt was to a peer.
@@ -195,6 +211,40 @@ pub(super) fn unreachable(proxy: &DimeProxy, ctx: &mut RequestCtx, e: &pingora_c
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_owners_answer_must_cover_the_purges_applied_or_being_applied_here() {
+        use dime_routes::wire::{Cursor, PURGE_CURSOR_HEADER};
+        let settings = crate::fleet::FleetSettings {
+            name: "a".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            advertise: "http://127.0.0.1:1".into(),
+            members: Vec::new(),
+            token_file: None,
+            timeout: std::time::Duration::from_millis(200),
+        };
+        let fleet = Fleet::new(&settings, crate::fleet::PeerAuth::Shared(Vec::new()));
+        let answer = |echo: Option<&str>| {
+            let mut resp = pingora_http::ResponseHeader::build(200, None).unwrap();
+            if let Some(e) = echo {
+                resp.insert_header(PURGE_CURSOR_HEADER, e).unwrap();
+            }
+            resp
+        };
+        assert!(covers_now(&answer(None), &fleet), "this edge follows no purge log: nothing to cover");
+        let at = |applied| Cursor { log: "L".into(), applied };
+        fleet.set_purged(at(4));
+        assert!(covers_now(&answer(Some("L 4")), &fleet));
+        assert!(!covers_now(&answer(Some("L 3")), &fleet), "the owner is behind");
+        assert!(!covers_now(&answer(None), &fleet), "an owner that says nothing covers nothing");
+        // A purge arrives while the request is on its way: the answer must cover it, though the request did not.
+        fleet.set_purging(at(5));
+        assert!(!covers_now(&answer(Some("L 4")), &fleet));
+        assert_eq!(fleet.required(), Some(at(5)));
+        fleet.set_purged(at(5));
+        assert!(covers_now(&answer(Some("L 5")), &fleet));
+        assert!(fleet.behind(&at(6)) && !fleet.behind(&at(5)));
+    }
 
     #[test]
     fn a_streams_playlist_and_segments_share_one_owner() {

@@ -43,6 +43,10 @@ impl std::fmt::Debug for PurgeFeed {
 impl PurgeFeed {
     /// Applies what the feed gave, in order; the cursor after it.
     pub fn apply(&self, cursor: Option<&Cursor>, feed: Feed) -> Cursor {
+        if let Some(fleet) = &self.fleet {
+            // Before anything is purged: an owner's answer that does not cover these purges is not stored here.
+            fleet.set_purging(feed.cursor_after(cursor));
+        }
         if feed.gap {
             let (dropped, fills) = crate::purge::purge_one(&self.state, &self.cache, &Selector::All, false);
             self.state.metrics.purge.gaps.inc();

@@ -91,10 +91,9 @@ impl DiskTier {
         self.next_ticket.fetch_max(max_ticket + 1, Ordering::Relaxed);
         let (objects, bytes) = (index.on_disk, index.bytes);
         // In one step: the index in place, the purges met while loading applied to it, then open for use.
-        let (queued, purged, cursor) = {
+        let (queued, purged) = {
             let mut live = self.index.lock();
             let queued = std::mem::take(&mut live.queued);
-            let cursor = live.cursor_after_load.take();
             *live = index;
             let mut purged = 0;
             for what in &queued {
@@ -104,15 +103,13 @@ impl DiskTier {
             }
             live.loaded = true;
             self.report(&live);
-            (queued.len(), purged, cursor)
+            (queued.len(), purged)
         };
         for path in gone {
             let _ = std::fs::remove_file(path);
         }
         // Only now are the purges met while loading on disk: the cursor that covers them may be kept.
-        if let Some((log, seq)) = cursor {
-            self.write_cursor(&log, seq);
-        }
+        self.cursor_ready();
         let seconds = started.elapsed().as_secs_f64();
         self.observer.loaded(seconds);
         tracing::info!(

@@ -102,9 +102,6 @@ struct Index {
     loaded: bool,
     /// Purges met while the index was loading, applied to it once loaded.
     queued: Vec<Selector>,
-    /// The purge cursor to save once they are: saving it earlier would let a crash during the load leave purged
-    /// files on disk behind a cursor that says they were purged.
-    cursor_after_load: Option<(String, u64)>,
     entries: HashMap<HashBinary, Entry>,
     bytes: u64,
     on_disk: usize,
@@ -128,6 +125,18 @@ pub struct DiskTier {
     /// Off until the fleet purges missed while this edge was down are applied (with control).
     caught_up: AtomicBool,
     on_gone: std::sync::OnceLock<GoneHook>,
+    /// The purge cursor's writes, one at a time; held back until the load has applied the purges queued while it
+    /// ran and deleted their files (saving it earlier would let a crash leave purged files on disk behind a cursor
+    /// that says they were purged).
+    cursor: Mutex<CursorWrites>,
+}
+
+#[derive(Debug, Default)]
+struct CursorWrites {
+    /// The load is done, its purges' files deleted: cursors are written at once.
+    ready: bool,
+    /// The last cursor asked for before that.
+    pending: Option<(String, u64)>,
 }
 
 impl std::fmt::Debug for DiskTier {
@@ -193,6 +202,7 @@ impl DiskTier {
             enabled: AtomicBool::new(true),
             caught_up: AtomicBool::new(true),
             on_gone: std::sync::OnceLock::new(),
+            cursor: Mutex::new(CursorWrites::default()),
         }))
     }
 
@@ -226,16 +236,25 @@ impl DiskTier {
     /// the cursor is saved only after the load applied them and deleted their files (a crash before that leaves
     /// the old cursor, and the restarted edge gets those purges from control again).
     pub fn save_cursor(&self, log: &str, seq: u64) {
-        {
-            let mut index = self.index.lock();
-            if !index.loaded {
-                index.cursor_after_load = Some((log.to_owned(), seq));
-                return;
-            }
+        let mut cursor = self.cursor.lock();
+        if !cursor.ready {
+            cursor.pending = Some((log.to_owned(), seq));
+            return;
         }
         self.write_cursor(log, seq);
     }
 
+    /// The load applied the purges queued while it ran and deleted their files: the cursor may be kept now (the
+    /// last one asked for meanwhile is written).
+    fn cursor_ready(&self) {
+        let mut cursor = self.cursor.lock();
+        cursor.ready = true;
+        if let Some((log, seq)) = cursor.pending.take() {
+            self.write_cursor(&log, seq);
+        }
+    }
+
+    /// Writes the cursor file; called with [`DiskTier::cursor`] held, so two writes never share the temp file.
     fn write_cursor(&self, log: &str, seq: u64) {
         let tmp = self.root.join("tmp").join("purge-cursor");
         let saved =

@@ -171,7 +171,9 @@ impl LiveIndex {
             streams.clear();
         }
         for hash in nested {
-            streams.insert(hash, stream.clone());
+            // The first playlist that listed it keeps it (a segment two playlists share, e.g. `../audio/`, would
+            // otherwise change owner with every playlist fetch).
+            streams.entry(hash).or_insert_with(|| stream.clone());
         }
     }
 

@@ -265,13 +265,14 @@ impl Fleet {
     }
 
     /// This edge starts applying the fleet purges up to `cursor`: from now on, an owner's answer must cover them.
+    /// A cursor of no log (control has no purge log yet: nothing was ever purged) covers and requires nothing.
     pub fn set_purging(&self, cursor: dime_routes::wire::Cursor) {
-        *self.purging.lock() = Some(cursor);
+        *self.purging.lock() = Some(cursor).filter(|c| !c.log.is_empty());
     }
 
     /// This edge applied every fleet purge up to `cursor` (its purge feed says so after each answer).
     pub fn set_purged(&self, cursor: dime_routes::wire::Cursor) {
-        *self.purged.lock() = Some(cursor);
+        *self.purged.lock() = Some(cursor).filter(|c| !c.log.is_empty());
         *self.purging.lock() = None;
     }
 

@@ -415,10 +415,11 @@ impl Cursor {
         Some(Cursor { log: log.to_owned(), applied: seq.trim().parse().ok()? })
     }
 
-    /// Whether an edge at `self` has applied every purge an edge at `other` has (`None`: no purge known yet).
-    /// Cursors of different logs cannot be compared: not covered.
+    /// Whether an edge at `this` has applied every purge an edge at `other` has (`None`: no purge known yet). A
+    /// cursor at 0 has applied nothing, so anything covers it; cursors of different logs cannot be compared: not
+    /// covered.
     pub fn covers(this: Option<&Cursor>, other: &Cursor) -> bool {
-        this.is_some_and(|c| c.log == other.log && c.applied >= other.applied)
+        other.applied == 0 || this.is_some_and(|c| c.log == other.log && c.applied >= other.applied)
     }
 }
 

@@ -232,6 +232,9 @@ mod tests {
             resp
         };
         assert!(covers_now(&answer(None), &fleet), "this edge follows no purge log: nothing to cover");
+        fleet.set_purged(Cursor { log: String::new(), applied: 0 });
+        assert!(covers_now(&answer(None), &fleet), "control has no purge log yet: nothing to cover");
+        assert!(!fleet.behind(&Cursor { log: "L".into(), applied: 0 }), "nor to be behind of (a log of nothing)");
         let at = |applied| Cursor { log: "L".into(), applied };
         fleet.set_purged(at(4));
         assert!(covers_now(&answer(Some("L 4")), &fleet));

@@ -248,5 +248,6 @@ fn a_purge_cursor_goes_through_a_header_and_covers_what_is_behind_it() {
     assert!(Cursor::covers(Some(&c), &at("uid-1", 7)) && Cursor::covers(Some(&c), &at("uid-1", 3)));
     assert!(!Cursor::covers(Some(&c), &at("uid-1", 8)), "behind");
     assert!(!Cursor::covers(Some(&c), &at("uid-2", 1)), "another log: not covered");
-    assert!(!Cursor::covers(None, &at("uid-1", 0)), "no purge known yet");
+    assert!(!Cursor::covers(None, &at("uid-1", 1)), "no purge known yet");
+    assert!(Cursor::covers(None, &at("uid-1", 0)) && Cursor::covers(Some(&c), &at("uid-2", 0)), "nothing to cover");
 }

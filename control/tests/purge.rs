@@ -396,6 +396,9 @@ async fn replicas_that_lag_neither_empty_caches_nor_let_the_tier_undo_a_purge() 
     assert_eq!(origin.hits_for("/keep.html"), before);
     assert_eq!(edge.metric("dime_purge_gaps_total").await, 0.0, "{}", edge.log_text());
     assert_eq!(edge.metric("dime_purge_applied_seq").await, 3.0, "the edge stays where it was");
+    let metrics = http.get(format!("{}/metrics", b.url)).send().await.unwrap().text().await.unwrap();
+    let behind = metrics.lines().find_map(|l| l.strip_prefix("dime_control_purge_feed_behind_total ")).unwrap_or("0");
+    assert!(behind.parse::<f64>().unwrap() >= 1.0, "the lagging replica counts the edge ahead of it: {behind}");
 
     // b's API access comes back: its watch catches up, and the next purge reaches the edge through b.
     proxy.resume();

@@ -275,10 +275,12 @@ impl ProxyHttp for DimeProxy {
         let Some(endpoint) = pool.select(&ctx.tried) else {
             self.state.metrics.upstream.unavailable(pool.name()).inc();
             tracing::warn!(route = ctx.route_name(), upstream = pool.name(), tried = ?ctx.tried, "no healthy upstream server");
-            return Err(Error::explain(
-                ErrorType::HTTPStatus(503),
-                format!("no healthy server in upstream {}", pool.name()),
-            ));
+            // The origin's failure (every server failing its checks), not this edge's: an asking edge is told
+            // so (`503 origin`) and does not charge this one for it.
+            let mut e =
+                Error::explain(ErrorType::HTTPStatus(503), format!("no healthy server in upstream {}", pool.name()));
+            e.esource = ErrorSource::Upstream;
+            return Err(e);
         };
         let mut peer = match &pool.spec.tls {
             None => HttpPeer::new(endpoint.addr, false, String::new()),

@@ -1,9 +1,9 @@
 //! The fleet's purges (`purge.rs`, `purge/api.rs`): `POST /v1/purge` by result, the time to the last live edge's
-//! acknowledgement, the purge log's length.
+//! acknowledgement, the purge log's length, polls from edges ahead of this replica.
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Registry};
 
-use super::{add, counter_vec, gauge};
+use super::{add, counter, counter_vec, gauge};
 use crate::purge::api::Submitted;
 
 /// Purge acknowledgement buckets: 5 ms to 30 s.
@@ -18,6 +18,9 @@ pub struct PurgeMetrics {
     pub ack_seconds: Histogram,
     /// `dime_control_purge_log_entries`: purges in the log now.
     pub log_entries: IntGauge,
+    /// `dime_control_purge_feed_behind_total`: feed polls from an edge ahead of this replica's purge log (its
+    /// watch lags another replica's); one that keeps growing is a replica whose watch is stuck.
+    pub feed_behind: IntCounter,
 }
 
 impl PurgeMetrics {
@@ -40,6 +43,11 @@ impl PurgeMetrics {
                 )?,
             ),
             log_entries: gauge(r, "dime_control_purge_log_entries", "Purges held in the purge log now.")?,
+            feed_behind: counter(
+                r,
+                "dime_control_purge_feed_behind_total",
+                "Purge feed polls from an edge that applied purges this replica has not read yet (its watch lags).",
+            )?,
         })
     }
 

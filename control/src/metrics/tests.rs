@@ -28,6 +28,7 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
     ("dime_control_kube_api_up", "gauge", &[]),
     ("dime_control_long_polls", "gauge", &[]),
     ("dime_control_purge_ack_seconds", "histogram", &[]),
+    ("dime_control_purge_feed_behind_total", "counter", &[]),
     ("dime_control_purge_log_entries", "gauge", &[]),
     ("dime_control_purge_requests_total", "counter", &["result"]),
     ("dime_control_requests_total", "counter", &["code"]),

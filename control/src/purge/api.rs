@@ -208,6 +208,10 @@ pub async fn feed(
         fleet.purge_acked(&report.name, &c.log, c.applied);
     }
     let mut feed = rx.borrow().feed(cursor.as_ref());
+    if cursor.as_ref().is_some_and(|c| rx.borrow().is_behind(c)) {
+        shared.metrics.purge.feed_behind.inc();
+        tracing::debug!(cursor = ?cursor, head = feed.head, "an edge is ahead of this replica's purge log; its watch lags");
+    }
     if cursor.is_some() && !feed.gap && feed.purges.is_empty() {
         // Nothing new for this edge: wait until there is (a purge after its cursor, another log), or the wait is
         // over. An edge ahead of this replica (its watch lags another's) waits here too, until the watch has

@@ -106,8 +106,10 @@ impl FromRequestParts<Arc<Shared>> for EdgeToken {
         }
         let api = &shared.metrics.api;
         let report = wire::Report::from_headers(&parts.headers).map_err(|why| {
-            api.identity_refused(IdentityRefusal::BadName).inc();
-            ApiError::BadRequest(why)
+            if let wire::BadReport::Name(_) = why {
+                api.identity_refused(IdentityRefusal::BadName).inc();
+            }
+            ApiError::BadRequest(why.to_string())
         })?;
         let report = match (&caller, report) {
             (_, None) | (Caller::Shared, _) => None,

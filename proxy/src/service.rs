@@ -152,7 +152,8 @@ impl ProxyHttp for DimeProxy {
             Admit::Route(_) if ctx.from_peer && tier::behind_asker(session.req_header(), self) => {
                 // The purge fence: the asking edge applied a purge this edge has not; it goes to the origin.
                 self.state.metrics.fleet.served(Served::Behind).inc();
-                gate::refuse_behind(session).await?;
+                let body = "503 from peer listener: a fleet purge you applied is not applied here yet\n".to_owned();
+                gate::refuse_peer_with(session, 503, dime_routes::wire::PEER_REFUSED_BEHIND, body).await?;
                 Ok(true)
             }
             Admit::Route(_) => {

@@ -262,6 +262,15 @@ pub struct Report {
     pub peer_key: Option<String>,
 }
 
+/// Why a poll's report is refused (its value shown, cut to 80 characters).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadReport {
+    #[error("{EDGE_HEADER} `{0}`: {EDGE_NAME_RULE}")]
+    Name(String),
+    #[error("{PEER_KEY_HEADER} `{0}`: not an Ed25519 public key (43 base64url characters)")]
+    PeerKey(String),
+}
+
 /// A table an edge refused: the version (control's ETag) and the first error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
@@ -303,26 +312,26 @@ impl Report {
     }
 
     /// The report in a poll's headers: `Ok(None)` for a client that names no edge (not an edge of the fleet),
-    /// an error naming the name for one that names an edge by a name that cannot be one ([`edge_name_ok`]).
-    pub fn from_headers(headers: &HeaderMap) -> Result<Option<Report>, String> {
+    /// an error naming what is wrong for one whose name cannot be an edge's ([`edge_name_ok`]) or whose peer key
+    /// is not one ([`peer_key_ok`]).
+    pub fn from_headers(headers: &HeaderMap) -> Result<Option<Report>, BadReport> {
         let text =
             |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
+        let shown = |v: &str| v.chars().take(80).collect::<String>();
         let Some(name) = text(EDGE_HEADER) else {
             return match headers.get(EDGE_HEADER) {
-                Some(v) if !v.is_empty() => Err(format!("{EDGE_HEADER}: not a name ({EDGE_NAME_RULE})")),
+                Some(v) if !v.is_empty() => Err(BadReport::Name(String::new())),
                 _ => Ok(None),
             };
         };
         if !edge_name_ok(name) {
-            let shown: String = name.chars().take(80).collect();
-            return Err(format!("{EDGE_HEADER} `{shown}`: {EDGE_NAME_RULE}"));
+            return Err(BadReport::Name(shown(name)));
         }
         let refused = text(REFUSED_HEADER)
             .map(|v| Refusal { version: v.to_owned(), reason: text(REFUSED_WHY_HEADER).unwrap_or("").to_owned() });
         let peer_key = text(PEER_KEY_HEADER);
         if let Some(key) = peer_key.filter(|k| !peer_key_ok(k)) {
-            let shown: String = key.chars().take(80).collect();
-            return Err(format!("{PEER_KEY_HEADER} `{shown}`: not an Ed25519 public key (43 base64url characters)"));
+            return Err(BadReport::PeerKey(shown(key)));
         }
         Ok(Some(Report {
             name: name.to_owned(),

@@ -50,7 +50,7 @@ impl PeerKey {
     /// A new key pair, kept in memory only.
     pub fn generate() -> Result<PeerKey, KeyError> {
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| KeyError::Random)?;
-        Self::from_pkcs8(pkcs8.as_ref()).map_err(|why| KeyError::Invalid { path: "(new)".into(), why })
+        Self::from_pkcs8(pkcs8.as_ref()).map_err(|e| KeyError::Invalid { path: "(new)".into(), why: e.to_string() })
     }
 
     /// The key pair kept in `dir` ([`KEY_FILE`]), made and written there (mode 0600) the first time, so that a
@@ -60,18 +60,18 @@ impl PeerKey {
         let shown = path.display().to_string();
         std::fs::create_dir_all(dir).map_err(|error| KeyError::Io { path: dir.display().to_string(), error })?;
         match std::fs::read(&path) {
-            Ok(bytes) => Self::from_pkcs8(&bytes).map_err(|why| KeyError::Invalid { path: shown, why }),
+            Ok(bytes) => Self::from_pkcs8(&bytes).map_err(|e| KeyError::Invalid { path: shown, why: e.to_string() }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| KeyError::Random)?;
                 write_private(&path, pkcs8.as_ref()).map_err(|error| KeyError::Io { path: shown.clone(), error })?;
-                Self::from_pkcs8(pkcs8.as_ref()).map_err(|why| KeyError::Invalid { path: shown, why })
+                Self::from_pkcs8(pkcs8.as_ref()).map_err(|e| KeyError::Invalid { path: shown, why: e.to_string() })
             }
             Err(error) => Err(KeyError::Io { path: shown, error }),
         }
     }
 
-    fn from_pkcs8(bytes: &[u8]) -> Result<PeerKey, String> {
-        let pair = Ed25519KeyPair::from_pkcs8(bytes).map_err(|e| e.to_string())?;
+    fn from_pkcs8(bytes: &[u8]) -> Result<PeerKey, ring::error::KeyRejected> {
+        let pair = Ed25519KeyPair::from_pkcs8(bytes)?;
         let public = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
         Ok(PeerKey { pair, public })
     }

@@ -101,7 +101,8 @@ pub(super) async fn respond(session: &mut Session, e: &Error, ctx: &mut RequestC
     let written = match code {
         0 => Ok(()),
         _ if ctx.from_peer && session.response_written().is_none() && e.esource() == &ErrorSource::Upstream => {
-            gate::refuse_origin_failed(session, code, format!("{code} from peer listener: the origin failed\n")).await
+            let body = format!("{code} from peer listener: the origin failed\n");
+            gate::refuse_peer_with(session, code, dime_routes::wire::PEER_REFUSED_ORIGIN, body).await
         }
         _ if ctx.from_peer && session.response_written().is_none() => {
             gate::refuse(session, code, format!("{code} from peer listener\n"), true).await

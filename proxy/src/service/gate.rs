@@ -209,18 +209,12 @@ pub(super) async fn refuse(session: &mut Session, status: u16, body: String, to_
     respond_full(session, status, "text/plain; charset=utf-8", body, extra).await
 }
 
-/// On the peer listener: this owner has not applied a fleet purge the asking edge has (`503 behind`).
-pub(super) async fn refuse_behind(session: &mut Session) -> Result<()> {
-    let value = format!("503 {}", dime_routes::wire::PEER_REFUSED_BEHIND);
-    let body = "503 from peer listener: a fleet purge you applied is not applied here yet\n".to_owned();
-    respond_full(session, 503, "text/plain; charset=utf-8", body, Some((dime_routes::wire::PEER_REFUSED_HEADER, value)))
-        .await
-}
-
-/// On the peer listener: this owner's request to the origin failed (`STATUS origin` in
-/// [`dime_routes::wire::PEER_REFUSED_HEADER`]), so the asking edge asks the origin itself and no other member.
-pub(super) async fn refuse_origin_failed(session: &mut Session, status: u16, body: String) -> Result<()> {
-    let value = format!("{status} {}", dime_routes::wire::PEER_REFUSED_ORIGIN);
+/// On the peer listener: a refusal that tells the asking edge why, in a word after the status
+/// ([`dime_routes::wire::PEER_REFUSED_ORIGIN`]: this owner's origin request failed;
+/// [`dime_routes::wire::PEER_REFUSED_BEHIND`]: it has not applied a fleet purge the asker has). Either way the
+/// asking edge goes to the origin itself and asks no other member.
+pub(super) async fn refuse_peer_with(session: &mut Session, status: u16, word: &str, body: String) -> Result<()> {
+    let value = format!("{status} {word}");
     let extra = Some((dime_routes::wire::PEER_REFUSED_HEADER, value));
     respond_full(session, status, "text/plain; charset=utf-8", body, extra).await
 }

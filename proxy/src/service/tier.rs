@@ -154,13 +154,7 @@ pub(super) fn check_answer(
     proxy.state.metrics.fleet.sent(result).inc();
     // The origin failed the owner, or the owner has not applied a purge yet: not a fault of the owner's, so it
     // is not charged (three such answers would eject a healthy owner).
-    if ctx.tier_done {
-        ctx.peer = None;
-        let mut e = pingora_core::Error::explain(pingora_core::ErrorType::HTTPStatus(502), why);
-        e.set_retry(true);
-        return Some(e);
-    }
-    if fleet.record_failure(member.addr) {
+    if !ctx.tier_done && fleet.record_failure(member.addr) {
         tracing::warn!(peer = member.name, reason = why, "peer ejected: its answers cannot be used");
     }
     // Taken: the error below is this member's, already counted (`error_while_proxy` sees no peer).

@@ -13,13 +13,13 @@ use std::time::Duration;
 
 use support::{ask, cached_route, eventually, free_addr, Edge, Origin};
 
-const PEER_TOKEN: &str = "fleet-peer-token-0123456789";
+use support::fleet::PEER_TOKEN;
 
 /// Three edges, `a`, `b` and `c`, each knowing all three; with their peer listeners.
 struct Fleet {
     edges: Vec<Edge>,
+    members: support::fleet::Static,
     peers: Vec<SocketAddr>,
-    dir: tempfile::TempDir,
 }
 
 const NAMES: [&str; 3] = ["a", "b", "c"];
@@ -27,12 +27,7 @@ const NAMES: [&str; 3] = ["a", "b", "c"];
 impl Fleet {
     /// What member `i` runs with: its name, its peer listener, the member list and the peer token.
     fn member_args(&self, i: usize) -> Vec<String> {
-        let list: Vec<String> = NAMES.iter().zip(&self.peers).map(|(n, p)| format!("{n}=http://{p}")).collect();
-        let token = self.dir.path().join("peer-tokens");
-        let args = ["--edge-name", NAMES[i], "--peer-listen", &self.peers[i].to_string(), "--peers", &list.join(",")];
-        let mut args: Vec<String> = args.map(str::to_owned).to_vec();
-        args.extend(["--peer-token-file".to_owned(), token.to_str().unwrap().to_owned()]);
-        args
+        self.members.args(i)
     }
 
     /// Starts member `i` with `routes`, and `extra` arguments.
@@ -54,10 +49,8 @@ async fn fleet_with(routes: &str) -> Fleet {
 
 /// The three edges with `routes`, member `i` with the arguments `extra(i)` too.
 async fn fleet_extra(routes: &str, extra: impl Fn(usize) -> Vec<String>) -> Fleet {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("peer-tokens"), format!("{PEER_TOKEN}\n")).unwrap();
-    let peers: Vec<SocketAddr> = NAMES.iter().map(|_| free_addr()).collect();
-    let mut fleet = Fleet { edges: Vec::new(), peers, dir };
+    let members = support::fleet::Static::named(&NAMES);
+    let mut fleet = Fleet { edges: Vec::new(), peers: members.peers.clone(), members };
     for i in 0..NAMES.len() {
         let edge = fleet.start_member(i, routes, &extra(i)).await;
         fleet.edges.push(edge);

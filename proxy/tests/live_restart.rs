@@ -340,3 +340,97 @@ async fn poll_many(edge: &Edge, path: &str, n: usize) -> Vec<u16> {
     }
     all
 }
+
+/// Issue 33's third scenario, as a new user tried it: stream A is watched for 12 s, the publisher stops, nobody
+/// watches while nginx-rtmp cleans the stream up, stream B comes under the same name and renumbers from 0, and is
+/// watched for 9 s (longer if needed until B reuses a name A's viewers fetched). Viewers are spread over `edges`
+/// edges (a fleet when more than one); half read the edge's playlist, half the origin's, which is up to a playlist
+/// TTL ahead of the edge's (as a player's is that learns names another way: a DASH template, an LL-HLS preload
+/// hint, a playlist from another edge). Every segment a viewer of B fetches through an edge is byte-identical to
+/// the origin's copy fetched at the same moment.
+async fn restart_unwatched(edges: usize, playlist: &str) {
+    let origin = RtmpOrigin::start_opts(OriginOptions { playlist_length: "3s", ..Default::default() });
+    let routes = cached_route("live", HOST, &origin.url(), "{}");
+    let fleet = support::fleet::Static::new(edges);
+    let mut all = Vec::new();
+    for i in 0..edges {
+        let mut args = fleet.args(i);
+        args.extend(["--access-log".to_owned(), "false".to_owned()]);
+        all.push(Edge::start(&routes, &args.iter().map(String::as_str).collect::<Vec<_>>()).await);
+    }
+    let mut first = Publisher::ffmpeg_source(&rtmp(&origin), 60, "testsrc");
+    let mut old = HashSet::new();
+    let started = Instant::now();
+    let mut round = 0;
+    while started.elapsed() < Duration::from_secs(12) {
+        watch_once(&all[round % edges], playlist, &mut old).await;
+        round += 1;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(old.len() >= 4, "stream A's viewers fetched {old:?}");
+    first.stop();
+    let wait = Wait::for_("nginx-rtmp's cleanup to remove the stopped stream", Duration::from_secs(90));
+    while origin.get(playlist).await.0 != 404 {
+        wait.tick().await;
+    }
+
+    let _second = Publisher::ffmpeg_source(&rtmp(&origin), 60, "smptebars");
+    let mut fetched: Vec<HashSet<String>> = vec![HashSet::new(); 2 * edges];
+    let mut wrong = Vec::new();
+    let mut compared = 0;
+    let watching = Instant::now();
+    let reused = |fetched: &[HashSet<String>]| fetched.iter().flatten().any(|s| old.contains(s));
+    while watching.elapsed() < Duration::from_secs(9) || !reused(&fetched) {
+        assert!(watching.elapsed() < Duration::from_secs(40), "stream B never reused a name of A's: {fetched:?}");
+        for (viewer, seen) in fetched.iter_mut().enumerate() {
+            let edge = &all[viewer % edges];
+            let body = if viewer < edges {
+                let p = edge.get(HOST, playlist).await;
+                (p.status == 200).then_some(p.bytes)
+            } else {
+                let (status, body) = origin.get(playlist).await;
+                (status == 200).then_some(body)
+            };
+            for path in body.map(|b| listed(playlist, &b)).unwrap_or_default() {
+                if !seen.insert(path.clone()) {
+                    continue;
+                }
+                let through = edge.get(HOST, &path).await;
+                let (status, direct) = origin.get(&path).await;
+                if status != 200 {
+                    continue;
+                }
+                compared += 1;
+                if through.bytes != direct {
+                    wrong.push(format!(
+                        "{path} through edge {}: {} (age {}), a name of stream A's: {}",
+                        viewer % edges,
+                        through.header("cache-status"),
+                        through.header("age"),
+                        old.contains(&path)
+                    ));
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(wrong.is_empty(), "segments of stream B served with other bytes than the origin's:\n{}", wrong.join("\n"));
+    assert!(compared >= 4 * edges, "only {compared} segments compared");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_restarted_while_nobody_watches_never_gets_the_old_streams_segments() {
+    restart_unwatched(1, "/hls/stream.m3u8").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_restarted_while_nobody_watches_never_gets_the_old_streams_segments_from_a_fleet() {
+    restart_unwatched(3, "/hls/stream.m3u8").await;
+}
+
+/// The same with the segments in a sub-directory of their playlist (`/nested/stream/index.m3u8` listing
+/// `seg/stream-0.ts`): a segment's owner in the fleet is its playlist's, which judges the playlist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nested_stream_restarted_while_nobody_watches_never_gets_the_old_streams_segments_from_a_fleet() {
+    restart_unwatched(3, "/nested/stream/index.m3u8").await;
+}

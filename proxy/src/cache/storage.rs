@@ -366,7 +366,13 @@ impl MemStore {
     /// being written are not returned, nor disk objects whose file is not open yet).
     pub fn complete(&self, hash: &HashBinary) -> Option<Arc<Object>> {
         let object = self.objects[shard_of(hash)].read().get(hash).cloned();
-        object.or_else(|| self.open_on_disk(hash))
+        object.or_else(|| self.open_on_disk(hash)).filter(|o| self.servable(hash, &o.meta))
+    }
+
+    /// Whether a copy of `hash` may be served: a live segment only while a playlist vouches for it
+    /// ([`LiveIndex::servable`]); a copy that may not is looked up as a miss, and its fill replaces it.
+    fn servable(&self, hash: &HashBinary, meta: &CacheMeta) -> bool {
+        self.live.servable(hash, meta.created(), SystemTime::now())
     }
 
     fn partial(&self, hash: &HashBinary, id: Option<u64>) -> Option<Arc<Partial>> {
@@ -400,7 +406,10 @@ impl Storage for MemStore {
     async fn lookup(&'static self, key: &CacheKey, _trace: &SpanHandle) -> Result<Option<(CacheMeta, HitHandler)>> {
         let hash = key.combined_bin();
         if let Some(p) = self.partial(&hash, None) {
-            return Ok(Some(partial_hit(p)));
+            if self.servable(&hash, &p.meta) {
+                return Ok(Some(partial_hit(p)));
+            }
+            return Ok(None);
         }
         let mut object = self.objects[shard_of(&hash)].read().get(&hash).cloned();
         if object.is_none() {
@@ -412,6 +421,7 @@ impl Storage for MemStore {
                 None => self.open_from_disk(hash).await,
             };
         }
+        let object = object.filter(|o| self.servable(&hash, &o.meta));
         Ok(object.map(|o| {
             let meta = copy_meta(&o.meta);
             let len = o.body.len();
@@ -429,6 +439,7 @@ impl Storage for MemStore {
         let hash = key.combined_bin();
         let id = tag.and_then(|t| U64WriteId::try_from(t).ok()).map(u64::from);
         match id.and_then(|id| self.partial(&hash, Some(id))) {
+            // The reader's own fill (it joined it when it was servable): read to its end.
             Some(p) => Ok(Some(partial_hit(p))),
             None => self.lookup(key, trace).await,
         }

@@ -108,6 +108,18 @@ http {{
       alias {d}/dash/;
       add_header Cache-Control no-cache;
     }}
+    # The same HLS stream laid out with its segments in a sub-directory of its playlist (`seg/stream-0.ts`).
+    location = /nested/stream/index.m3u8 {{
+      alias {d}/hls/stream.m3u8;
+      sub_filter_types application/vnd.apple.mpegurl;
+      sub_filter 'stream-' 'seg/stream-';
+      sub_filter_once off;
+      add_header Cache-Control no-cache;
+    }}
+    location /nested/stream/seg/ {{
+      alias {d}/hls/;
+      add_header Cache-Control no-cache;
+    }}
   }}
 }}
 "#

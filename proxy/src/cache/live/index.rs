@@ -2,6 +2,7 @@
 //! Bounded: past [`MAX_PLAYLISTS`] records the oldest are forgotten, which only makes their next fetch `first`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -57,16 +58,39 @@ pub enum Unreadable {
 
 #[derive(Debug, Default)]
 pub struct LiveIndex {
-    seen: Mutex<HashMap<Hash, Seen>>,
-    /// Segments listed from another directory than their playlist's (`/live/s/index.m3u8` listing `seg/0.ts`):
-    /// the playlist's ring key ([`stream_key`]), so that the fleet gives a stream's playlist and segments one
-    /// owner however they are laid out. Segments beside their playlist need no entry (their directory is it).
-    streams: Mutex<HashMap<Hash, std::sync::Arc<str>>>,
+    inner: Mutex<Inner>,
+    /// Whether any segment was ever listed: until then a hit needs no look at the index.
+    any: AtomicBool,
 }
 
-/// Segments remembered in [`LiveIndex::streams`] at once; past it the map starts over (a segment forgotten is
-/// owned by its own directory's owner until its playlist is fetched again, a second or so later).
-const MAX_STREAM_ENTRIES: usize = 200_000;
+#[derive(Debug, Default)]
+struct Inner {
+    /// The last judged fetch of each playlist.
+    seen: HashMap<Hash, Seen>,
+    /// What the index knows of each object a playlist listed (not of playlists a master playlist lists).
+    segments: HashMap<Hash, Segment>,
+}
+
+/// One object a playlist listed.
+#[derive(Debug, Clone)]
+struct Segment {
+    /// The record of the playlist that listed it last.
+    record: Hash,
+    /// Listed from another directory than its playlist's (`/live/s/index.m3u8` listing `seg/0.ts`): the first
+    /// such playlist's ring key ([`stream_key`]), so that the fleet gives a stream's playlist and segments one
+    /// owner however they are laid out. Segments beside their playlist need none (their directory is it).
+    stream: Option<std::sync::Arc<str>>,
+    /// Listed by an ended (VOD) playlist.
+    vod: bool,
+    /// That playlist's [`Seen::bound`]: how long a copy nothing vouches for stays servable.
+    bound: Duration,
+    /// When a fetch listed it last, to forget the longest unlisted first.
+    listed: SystemTime,
+}
+
+/// Objects listed by playlists remembered at once; past it the longest unlisted half is forgotten (a forgotten
+/// object is served like any cached object until a playlist lists its name again, which judges it).
+const MAX_SEGMENTS: usize = 200_000;
 
 /// The fleet ring key of a stream: its playlist's key up to the last `/` of the path (`host\n/live/s/`).
 pub fn stream_key(primary: &str) -> &str {
@@ -110,8 +134,9 @@ impl LiveIndex {
     pub fn completed(&self, done: &Completed<'_>) -> Option<Action> {
         let Playlist { host, path, format, record } = Playlist::of(done.primary)?;
         if done.status != 200 {
-            // Gone (or failing) at the origin: whatever comes back under this name starts afresh.
-            self.seen.lock().remove(&record);
+            // Gone (or failing) at the origin: whatever comes back under this name starts afresh, and what it
+            // listed is vouched for by nothing (see `servable`).
+            self.inner.lock().seen.remove(&record);
             return Some(Action::default());
         }
         let len: usize = done.body.iter().map(Bytes::len).sum();
@@ -126,71 +151,131 @@ impl LiveIndex {
             Ok(None) => return Some(Action::default()),
             Err(reason) => {
                 // Nothing it lists can be vouched for; the next readable fetch starts afresh.
-                self.seen.lock().remove(&record);
+                self.inner.lock().seen.remove(&record);
                 return Some(Action { unreadable: Some(reason), ..Default::default() });
             }
         };
-        self.remember_streams(done.primary, host, path, &listing);
-        let next = Seen::new(&listing, done.created, |e| entry_hash(host, path, e));
-        let mut seen = self.seen.lock();
-        let prev = seen.get(&record);
+        let listed = Listed::read(done.primary, host, path, &listing);
+        let mut next = Seen::new(&listing, done.created, |e| entry_hash(host, path, e));
+        let mut inner = self.inner.lock();
+        let prev = inner.seen.get(&record);
         let continuity = judge(prev, &next);
         let Verdict { new, retired } = verdict(prev, &next, continuity);
         if continuity != Continuity::Older {
-            if seen.len() >= MAX_PLAYLISTS && prev.is_none() {
-                forget_oldest(&mut seen);
+            if continuity == Continuity::Continuous {
+                next.since = prev.and_then(|p| p.since);
             }
-            seen.insert(record, next);
+            if inner.seen.len() >= MAX_PLAYLISTS && prev.is_none() {
+                forget_oldest(&mut inner.seen);
+            }
+            let vod = next.shape.ended;
+            let bound = next.bound();
+            inner.seen.insert(record, next);
+            inner.remember(record, listed, vod, bound, done.created);
+            self.any.store(true, Ordering::Relaxed);
         }
+        drop(inner);
         let mut drop = new;
         drop.extend(retired);
         Some(Action { continuity: Some(continuity), drop, vod: listing.shape.ended, unreadable: None })
     }
-}
 
-impl LiveIndex {
-    /// The playlist's ring key for each segment it lists from another directory.
-    fn remember_streams(&self, primary: &str, host: &str, playlist_path: &str, listing: &listing::Listing) {
-        let dir = |p: &str| p.rfind('/').map_or(0, |i| i + 1);
-        let own_dir = &playlist_path[..dir(playlist_path)];
-        let mut nested: Vec<Hash> = Vec::new();
-        for entry in &listing.entries {
-            let Some((h, path, query)) = listing::resolve(host, playlist_path, &entry.uri) else { continue };
-            if h != host || path[..dir(&path)] == *own_dir {
-                continue;
-            }
-            let kind = policy::classify(&path);
-            nested.push(pingora_cache::key::hash_key(key::primary_key(&h, &path, query, kind, None)));
+    /// Whether a cached copy of `hash` created at `created` may be served at `now`. Objects no playlist listed
+    /// may. A listed object may while its playlist's last fetch still speaks for the stream ([`Seen::current`])
+    /// if it was created since that fetch's run began (a copy from before is another run's, perhaps another
+    /// stream's: a restarted stream reuses names, and a viewer can ask for a name before this edge's playlist
+    /// lists it, from a DASH template, an LL-HLS preload hint or a playlist fetched elsewhere). When the
+    /// playlist is forgotten, gone (404) or has not been fetched for longer than its bound, nothing vouches for
+    /// the stream: only a copy younger than that bound is served (VOD copies always are).
+    pub fn servable(&self, hash: &Hash, created: SystemTime, now: SystemTime) -> bool {
+        if !self.any.load(Ordering::Relaxed) {
+            return true;
         }
-        if nested.is_empty() {
-            return;
-        }
-        let stream: std::sync::Arc<str> = stream_key(primary).into();
-        let mut streams = self.streams.lock();
-        if streams.len() + nested.len() > MAX_STREAM_ENTRIES {
-            streams.clear();
-        }
-        for hash in nested {
-            // The first playlist that listed it keeps it (a segment two playlists share, e.g. `../audio/`, would
-            // otherwise change owner with every playlist fetch).
-            streams.entry(hash).or_insert_with(|| stream.clone());
+        let inner = self.inner.lock();
+        let Some(segment) = inner.segments.get(hash) else { return true };
+        match inner.seen.get(&segment.record) {
+            Some(seen) if seen.current(now) => seen.since.is_none_or(|since| created >= since),
+            None if segment.vod => true,
+            _ => now.duration_since(created).map_or(true, |age| age <= segment.bound),
         }
     }
 
     /// The ring key of the stream whose playlist lists segment `hash` from another directory, if one did.
     pub fn stream_of(&self, hash: &Hash) -> Option<std::sync::Arc<str>> {
-        self.streams.lock().get(hash).cloned()
+        if !self.any.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.inner.lock().segments.get(hash).and_then(|s| s.stream.clone())
     }
 
     /// The origin confirmed a playlist unchanged (304) at `at`: it was seen then, as a fetch with the same body.
     pub fn revalidated(&self, primary: &str, at: SystemTime) {
         let Some(Playlist { record, .. }) = Playlist::of(primary) else { return };
-        if let Some(seen) = self.seen.lock().get_mut(&record) {
+        if let Some(seen) = self.inner.lock().seen.get_mut(&record) {
             if seen.at.is_some_and(|t| t < at) {
                 seen.at = Some(at);
             }
         }
     }
+}
+
+/// The objects a playlist lists that are not playlists themselves (a master playlist's variants are judged on
+/// their own fetches), each with the ring key it takes when listed from another directory.
+struct Listed(Vec<(Hash, Option<std::sync::Arc<str>>)>);
+
+impl Listed {
+    fn read(primary: &str, host: &str, playlist_path: &str, listing: &listing::Listing) -> Listed {
+        let dir = |p: &str| p.rfind('/').map_or(0, |i| i + 1);
+        let own_dir = &playlist_path[..dir(playlist_path)];
+        let mut stream: Option<std::sync::Arc<str>> = None;
+        let mut out = Vec::with_capacity(listing.entries.len());
+        for entry in &listing.entries {
+            let Some((h, path, query)) = listing::resolve(host, playlist_path, &entry.uri) else { continue };
+            if Format::of(&path).is_some() {
+                continue;
+            }
+            let nested = h == host && path[..dir(&path)] != *own_dir;
+            let nested = nested.then(|| stream.get_or_insert_with(|| stream_key(primary).into()).clone());
+            let kind = policy::classify(&path);
+            out.push((pingora_cache::key::hash_key(key::primary_key(&h, &path, query, kind, None)), nested));
+        }
+        Listed(out)
+    }
+}
+
+impl Inner {
+    fn remember(&mut self, record: Hash, listed: Listed, vod: bool, bound: Duration, at: SystemTime) {
+        if self.segments.len() + listed.0.len() > MAX_SEGMENTS {
+            forget_unlisted_half(&mut self.segments);
+        }
+        for (hash, nested) in listed.0 {
+            match self.segments.entry(hash) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    let s = e.get_mut();
+                    (s.record, s.vod, s.bound, s.listed) = (record, vod, bound, at);
+                    // The first playlist that listed it from another directory keeps it (a segment two
+                    // playlists share, e.g. `../audio/`, would otherwise change owner with every fetch).
+                    if s.stream.is_none() {
+                        s.stream = nested;
+                    }
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(Segment { record, stream: nested, vod, bound, listed: at });
+                }
+            }
+        }
+    }
+}
+
+/// Forgets the half of the segments listed longest ago.
+fn forget_unlisted_half(segments: &mut HashMap<Hash, Segment>) {
+    let mut times: Vec<SystemTime> = segments.values().map(|s| s.listed).collect();
+    if times.is_empty() {
+        return;
+    }
+    let mid = times.len() / 2;
+    let median = *times.select_nth_unstable(mid).1;
+    segments.retain(|_, s| s.listed > median);
 }
 
 /// Forgets the least recently fetched tenth of the records (one scan per tenth of the capacity).

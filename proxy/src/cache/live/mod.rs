@@ -62,6 +62,9 @@ pub type Hash = pingora_cache::key::HashBinary;
 pub struct Seen {
     /// When its response arrived.
     pub at: Option<SystemTime>,
+    /// When the run of continuous fetches this one belongs to began (the arrival of its `first`, `gap` or
+    /// `restart` fetch): objects created before then are not this run's ([`index::LiveIndex::servable`]).
+    pub since: Option<SystemTime>,
     pub shape: Shape,
     /// The object each entry names, with its number.
     pub entries: HashMap<Hash, Option<u64>>,
@@ -77,7 +80,19 @@ impl Seen {
                 entries.entry(hash).or_insert(entry.seq);
             }
         }
-        Seen { at: Some(at), shape: listing.shape.clone(), entries }
+        Seen { at: Some(at), since: Some(at), shape: listing.shape.clone(), entries }
+    }
+
+    /// How long after this fetch the next one can still be continuous with it: the window it listed, one target
+    /// duration and [`SLACK`] (VOD fetches are continuous however far apart: see [`judge`]).
+    pub fn bound(&self) -> Duration {
+        self.shape.window.max(self.shape.target) + self.shape.target + SLACK
+    }
+
+    /// Whether this fetch still speaks for its stream at `now`: VOD, or no longer ago than [`Seen::bound`].
+    pub fn current(&self, now: SystemTime) -> bool {
+        self.shape.ended
+            || self.at.is_some_and(|at| now.duration_since(at).map_or(true, |gap| gap <= self.bound()))
     }
 }
 
@@ -128,7 +143,7 @@ pub fn judge(prev: Option<&Seen>, next: &Seen) -> Continuity {
         return Continuity::Restart("renumbered");
     }
     let vod = prev.shape.ended && next.shape.ended;
-    if !vod && gap > prev.shape.window.max(prev.shape.target) + prev.shape.target + SLACK {
+    if !vod && gap > prev.bound() {
         return Continuity::Gap;
     }
     Continuity::Continuous

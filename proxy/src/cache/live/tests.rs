@@ -11,6 +11,7 @@ fn h(n: u8) -> Hash {
 fn window(first: u64, count: u64, at: u64) -> Seen {
     Seen {
         at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000 + at)),
+        since: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000 + at)),
         shape: Shape {
             first_seq: first,
             last_seq: Some(first + count - 1),
@@ -117,4 +118,75 @@ fn segments_in_a_sub_directory_take_their_playlist_s_ring_key() {
     assert_eq!(segment("/live/s/seg/0.ts").as_deref(), Some("live.test\n/live/s/"), "nested: the playlist's key");
     assert_eq!(segment("/live/s/beside-1.ts"), None, "beside its playlist: its own directory is the key already");
     assert_eq!(index::stream_key("live.test\n/live/s/seg/0.ts?v=1"), "live.test\n/live/s/seg/");
+}
+
+/// An index fed HLS playlists of `/live/s.m3u8` (3 one-second segments `s-N.ts`, N from `first`) at `at` seconds.
+struct Feed(index::LiveIndex);
+
+fn t(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_000 + secs)
+}
+
+impl Feed {
+    fn playlist(&self, first: u64, at: u64, ended: bool) -> Option<Continuity> {
+        let mut body = format!("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:{first}\n");
+        for n in first..first + 3 {
+            body.push_str(&format!("#EXTINF:1.0,\ns-{n}.ts\n"));
+        }
+        if ended {
+            body.push_str("#EXT-X-ENDLIST\n");
+        }
+        let body = [bytes::Bytes::from(body)];
+        let done = index::Completed { primary: "live.test\n/live/s.m3u8", status: 200, created: t(at), body: &body };
+        self.0.completed(&done).unwrap().continuity
+    }
+
+    fn gone(&self, at: u64) {
+        let done = index::Completed { primary: "live.test\n/live/s.m3u8", status: 404, created: t(at), body: &[] };
+        self.0.completed(&done);
+    }
+
+    /// Whether a copy of `s-n.ts` stored at `created` may be served at `now` (seconds).
+    fn serves(&self, n: u64, created: u64, now: u64) -> bool {
+        let path = format!("/live/s-{n}.ts");
+        let primary =
+            crate::cache::key::primary_key("live.test", &path, None, crate::cache::policy::Kind::Segment, None);
+        self.0.servable(&pingora_cache::key::hash_key(&primary), t(created), t(now))
+    }
+}
+
+#[test]
+fn a_copy_is_served_only_if_it_was_stored_during_the_run_its_playlist_is_in() {
+    let feed = Feed(index::LiveIndex::new());
+    assert!(feed.serves(3, 0, 500), "nothing listed yet: the index knows nothing to refuse");
+    // Stream A: s-0..s-5 over 4 s, each stored just after the fetch that listed it.
+    for (first, at) in [(0, 0), (1, 1), (2, 2), (3, 3)] {
+        feed.playlist(first, at, false);
+    }
+    assert!(feed.serves(5, 3, 4), "stored during the current run");
+    assert!(feed.serves(3, 1, 4), "stored during the current run, before its name was listed (a guess ahead)");
+    // Nobody fetches the playlist for a minute: it no longer speaks for the stream (window 3 s + 1 s + 1 s).
+    assert!(!feed.serves(3, 1, 60), "A's copy, a minute later with nothing vouching for it");
+    assert!(feed.serves(3, 58, 60), "a copy the origin gave 2 s ago, with nothing vouching against it");
+    // Stream B renumbers from 0: a restart, and a new run.
+    assert_eq!(feed.playlist(0, 61, false), Some(Continuity::Restart("media-sequence")));
+    assert!(!feed.serves(3, 3, 62), "A's s-3, asked for before B's playlist lists it");
+    assert!(feed.serves(3, 61, 62), "stored since B's run began");
+    // B's playlist vanishes (404): nothing speaks for the stream; only young copies are served.
+    feed.gone(70);
+    assert!(!feed.serves(3, 61, 80));
+    assert!(feed.serves(3, 79, 80));
+    // First fetch after the 404: a new run again.
+    assert_eq!(feed.playlist(0, 90, false), Some(Continuity::First));
+    assert!(!feed.serves(1, 79, 91) && feed.serves(1, 90, 91));
+}
+
+#[test]
+fn vod_copies_are_served_however_old() {
+    let feed = Feed(index::LiveIndex::new());
+    feed.playlist(0, 0, true);
+    assert!(feed.serves(1, 1, 86_400), "VOD listed once speaks for its segments as long as they are cached");
+    assert!(feed.serves(1, 0, 86_400), "stored as its playlist arrived: the same run");
+    feed.gone(100);
+    assert!(feed.serves(1, 1, 86_400), "the playlist forgotten, VOD names are still the ones it listed");
 }

@@ -520,3 +520,82 @@ async fn fence(
     }
     assert_eq!(old, 0, "copies from before the purge served after it was acknowledged");
 }
+
+/// A purge that reaches an edge while its disk index is still loading is queued for the load; the edge is killed
+/// (SIGKILL) before the load ends. The load is held on an object file that does not answer (a FIFO nobody
+/// writes: a read that hangs, as on a failing disk). Restarted, the edge never serves the purged object from its
+/// disk: the purge cursor it kept does not claim a purge whose files were not deleted yet, so it gets the purge
+/// from control again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_met_while_the_disk_index_loads_survives_a_sigkill() {
+    let kube = Kube::start();
+    let k = kube.client().await;
+    apply_rbac(&k).await;
+    let origin = Origin::start("o").await;
+    let cms: Api<ConfigMap> = Api::namespaced(k.clone(), "default");
+    let pp = PostParams::default();
+    cms.create(&pp, &configmap("video", ("dime-routes", "true"), "routes.yaml", &routes(&origin))).await.unwrap();
+    let control = start_control(&kube);
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    edge_credential(&k, w, "a").await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+
+    let purged = Object::new(dime_testkit::ask("/vod/purged.mp4").size(5000));
+    let kept = Object::new(dime_testkit::ask("/vod/kept.mp4").size(5000));
+    let mut edge = start_edge(&[&control.url], w, "a").await;
+    following(&http, &control, &edge).await;
+    for o in [&purged, &kept] {
+        assert!(!hit(&edge, o).await);
+    }
+    let e = &edge;
+    eventually(secs(10), ms(50), "the objects never reached the disk", || e.log_text(), || async move {
+        (e.metric("dime_cache_disk_objects").await >= 2.0).then_some(())
+    })
+    .await;
+    edge.stop();
+
+    // The next start's load hangs on this file until the test lets it go.
+    let hung = w.join("cache-a").join("objects").join("00");
+    std::fs::create_dir_all(&hung).unwrap();
+    let fifo = hung.join(format!("{}.1", "00".repeat(16)));
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    edge = start_edge(&[&control.url], w, "a").await;
+    following(&http, &control, &edge).await;
+    let (status, answer) =
+        purge(&http, &control, PURGE_TOKEN, &serde_json::json!({ "urls": [purged.url()] }).to_string()).await;
+    assert_eq!((status, answer["all_acked"].clone()), (200, true.into()), "{answer}");
+    assert!(!edge.log_text().contains("disk cache index loaded"), "the load was held: {}", edge.log_text());
+    edge.stop();
+
+    std::fs::remove_file(&fifo).unwrap();
+    let before = (origin.hits_for("/vod/purged.mp4"), origin.hits_for("/vod/kept.mp4"));
+    edge = start_edge(&[&control.url], w, "a").await;
+    let e = &edge;
+    eventually(secs(10), ms(50), "the disk index never loaded", || e.log_text(), || async move {
+        e.log_text().contains("disk cache index loaded").then_some(())
+    })
+    .await;
+    following(&http, &control, &edge).await;
+    assert!(hit(&edge, &kept).await, "what the purge did not name is served from disk");
+    assert!(!hit(&edge, &purged).await, "the purged object is never served from disk after the crash");
+    assert_eq!(
+        (origin.hits_for("/vod/purged.mp4"), origin.hits_for("/vod/kept.mp4")),
+        (before.0 + 1, before.1),
+        "only the purged object went to the origin"
+    );
+}
+
+/// Waits until `edge` has its table and follows control's purge log.
+async fn following(http: &reqwest::Client, control: &Control, edge: &Edge) {
+    eventually(secs(20), ms(100), "the edge never got its table", || edge.log_text(), || async move {
+        (edge.admin("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    eventually(secs(20), ms(100), "the edge never followed the purge log", || edge.log_text(), || async move {
+        let r = http.get(format!("{}/v1/edges", control.url)).bearer_auth(TOKEN).send().await.ok()?;
+        let view: serde_json::Value = serde_json::from_str(&r.text().await.ok()?).ok()?;
+        view["edges"].as_array()?.iter().any(|e| e["purge_applied"].is_u64()).then_some(())
+    })
+    .await;
+}

@@ -227,7 +227,9 @@ impl DiskTier {
     /// Where this edge was in control's purge log when it last applied one (log uid, sequence).
     pub fn saved_cursor(&self) -> Option<(String, u64)> {
         let text = std::fs::read_to_string(self.cursor_path()).ok()?;
-        let (log, seq) = text.trim().split_once(' ')?;
+        // `LOG SEQ`; before control's first purge the log is empty (` 0`), which must read back as itself (a
+        // trimmed ` 0` read as no cursor, and every restart dropped the disk cache until something was purged).
+        let (log, seq) = text.trim_end().split_once(' ')?;
         Some((log.to_owned(), seq.parse().ok()?))
     }
 

@@ -254,6 +254,17 @@ async fn a_crash_during_the_load_loses_no_purge() {
 }
 
 #[tokio::test]
+async fn a_cursor_of_no_log_yet_reads_back_as_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tier, counts) = open(dir.path(), 10 << 20);
+    put(&tier, "v.test\n/a", &[], 100);
+    settle(&tier, &counts, 1).await;
+    // Control had no purge log yet: nothing to apply, and the disk cache is provably fresh.
+    tier.save_cursor("", 0);
+    assert_eq!(tier.saved_cursor(), Some((String::new(), 0)), "not 'no cursor', which drops the disk cache");
+}
+
+#[tokio::test]
 async fn the_byte_budget_holds_and_evicts_the_oldest() {
     let dir = tempfile::tempdir().unwrap();
     let (tier, counts) = open(dir.path(), 50_000);

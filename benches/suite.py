@@ -22,6 +22,8 @@ usage: benches/suite.py [--quick | --full] [--only SCENARIO,...] [--out DIR]
 """
 
 import argparse
+import asyncio
+import collections
 import concurrent.futures
 import dataclasses
 import http.client
@@ -1037,7 +1039,48 @@ def fleet(s):
     hop = fleet_hop(s)
     say(f"  the tier's hop: a miss through the owner p50 {hop['via_owner_p50_ms']:.2f} ms, from the origin "
         f"{hop['from_origin_p50_ms']:.2f} ms: +{hop['hop_p50_ms']:.2f} ms")
-    return {"fleet": out, "fleet_hop": hop}
+    slow = fleet_slow(s)
+    return {"fleet": out, "fleet_hop": hop, "fleet_slow": slow}
+
+
+SLOW_OBJECTS, SLOW_EDGES, SLOW_VIEWERS, SLOW_DELAY = 12, 3, 4, 5.0
+
+
+def fleet_slow(s):
+    """Origin requests per miss when the origin takes 5 s to answer: 3 edges, every object asked for at the same
+    moment by 4 viewers on every edge; dime with the tier against dime islands. With the tier the owner's one
+    fetch serves the fleet, and the askers wait for it rather than giving up and asking the origin themselves."""
+    say(f"  slow origin ({SLOW_DELAY:.0f} s per answer): {SLOW_OBJECTS} objects, each asked for at once by "
+        f"{SLOW_VIEWERS} viewers on each of {SLOW_EDGES} edges")
+    out = {}
+    for system in ("dime-tier", "dime-islands"):
+        origin = CountingOrigin(delay=SLOW_DELAY, cache_control="max-age=600")
+        edges = fleet_edges(s, system, SLOW_EDGES, origin.port)
+        prefix = f"/slow/{system}"
+        jobs = [(e, f"{prefix}/{i}/seg.ts") for i in range(SLOW_OBJECTS) for e in edges for _ in range(SLOW_VIEWERS)]
+
+        def one(job):
+            edge, path = job
+            t = time.time()
+            status, _, length = get(edge.port, path, timeout=60)
+            return status, length, time.time() - t
+
+        try:
+            idle()
+            with concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+                answers = list(pool.map(one, jobs))
+        finally:
+            stop_all(*edges, origin)
+        fetched = sum(n for path, n in origin.counts.items() if path.startswith(prefix))
+        statuses = collections.Counter(str(status) for status, _, _ in answers)
+        whole = sum(1 for status, length, _ in answers if status == 200 and length == 65536)
+        took = sorted(t for _, _, t in answers)
+        out[system] = {"objects": SLOW_OBJECTS, "edges": SLOW_EDGES, "viewers": len(jobs), "whole_answers": whole,
+                       "statuses": dict(statuses), "origin_requests_per_miss": fetched / SLOW_OBJECTS,
+                       "answer_p50_s": took[len(took) // 2], "answer_max_s": took[-1]}
+        say(f"    {system}: {fetched / SLOW_OBJECTS:.2f} origin requests per miss, {whole}/{len(jobs)} whole answers "
+            f"{dict(statuses)}, answer p50 {took[len(took) // 2]:.2f} s, max {took[-1]:.2f} s")
+    return out
 
 
 HOP_OBJECTS = 200
@@ -1148,12 +1191,20 @@ def fleet_purge(s):
         tokens, purge_tokens = w / "purge-edge-tokens", w / "purge-tokens"
         tokens.write_text("bench-edge-token-0123456789\n")
         purge_tokens.write_text("bench-purge-token-0123456789\n")
+        # Replica b reaches the API server through a proxy that can hold its answers back (the lagging case).
+        config = (kube / "kubeconfig").read_text()
+        api = int(re.search(r"https://127\.0\.0\.1:(\d+)", config).group(1))
+        lag = DelayProxy(api)
+        lagging = w / "kubeconfig-lagging"
+        lagging.write_text(config.replace(f"127.0.0.1:{api}", f"127.0.0.1:{lag.port}"))
         controls = []
         for name in ("a", "b"):
             port = free_port()
+            replica_env = env if name == "a" else dict(env, KUBECONFIG=str(lagging))
             procs.append(Proc(f"control-purge-{name}", [
                 str(ROOT / "target/release/dime-control"), "run", "--namespace", "default", "--listen",
-                f"127.0.0.1:{port}", "--token-file", str(tokens), "--purge-token-file", str(purge_tokens)], w, env))
+                f"127.0.0.1:{port}", "--token-file", str(tokens), "--purge-token-file", str(purge_tokens)], w,
+                replica_env))
             wait_port(port)
             controls.append(port)
         edges = []
@@ -1180,10 +1231,74 @@ def fleet_purge(s):
                     raise RuntimeError("fleet purge: an edge did not serve the object")
         pids = {"edge": procs[2].pid, "controls": [procs[0].pid, procs[1].pid],
                 "others": [p.pid for p in procs[3:]] + [procs[0].pid, procs[1].pid]}
-        return {"fleet_purge": purge_run(s, controls, edges, purges, pids)}
+        result = purge_run(s, controls, edges, purges, pids)
+        lag.delay = LAG
+        try:
+            result.update(purge_lagging(controls, purges))
+        finally:
+            lag.delay = 0.0
+        return {"fleet_purge": result}
     finally:
         stop_all(*procs, origin)
         subprocess.run([str(ROOT / "scripts/kube-env"), "stop", str(kube)], check=False)
+
+
+class DelayProxy:
+    """A TCP proxy on loopback that holds what the server sends for `delay` seconds (in order; what the client
+    sends goes at once): a control replica whose API connection runs through it reads the purge log's changes
+    late, as a replica whose watch lags does. `delay` may change while connections are open."""
+
+    def __init__(self, target_port, delay=0.0):
+        self.target, self.delay, self.port = target_port, delay, free_port()
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        threading.Thread(target=self.run, args=(ready,), daemon=True).start()
+        if not ready.wait(10):
+            raise RuntimeError("the delaying proxy did not start")
+
+    def run(self, ready):
+        asyncio.set_event_loop(self.loop)
+
+        async def pipe(reader, writer, delayed):
+            queue = asyncio.Queue()
+
+            async def send():
+                while True:
+                    at, data = await queue.get()
+                    if data is None:
+                        break
+                    wait = at + (self.delay if delayed else 0) - time.monotonic()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    writer.write(data)
+                    await writer.drain()
+                writer.close()
+
+            sender = asyncio.ensure_future(send())
+            try:
+                while data := await reader.read(65536):
+                    queue.put_nowait((time.monotonic(), data))
+            except OSError:
+                pass
+            queue.put_nowait((time.monotonic(), None))
+            await sender
+
+        async def handle(client_reader, client_writer):
+            try:
+                server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target)
+            except OSError:
+                client_writer.close()
+                return
+            await asyncio.gather(pipe(client_reader, server_writer, False), pipe(server_reader, client_writer, True),
+                                 return_exceptions=True)
+
+        async def main():
+            server = await asyncio.start_server(handle, "127.0.0.1", self.port)
+            ready.set()
+            async with server:
+                await server.serve_forever()
+
+        self.loop.run_until_complete(main())
 
 
 def edge_credential(name, w, env):
@@ -1259,6 +1374,28 @@ def purge_run(s, controls, edges, purges, pids):
             "last_ack_p50_ms": q(last_ack, 0.5), "last_ack_p99_ms": q(last_ack, 0.99),
             "loop_p50_ms": q(loop, 0.5), "loop_p99_ms": q(loop, 0.99),
             "edge_cpu_ms_per_purge": edge_cpu, "controls_cpu_ms_per_purge": control_cpu, **hits}
+
+
+LAG = 1.0
+
+
+def purge_lagging(controls, purges):
+    """Replicas that disagree: replica b reads the API server's changes (the purge log, the edges' Leases) 1 s
+    late. The same tag purges, alternately through each replica, each until every edge applied it; half the edges
+    follow the lagging replica."""
+    say(f"  the same purges with replica b's API connection {LAG:.0f} s late")
+    idle()
+    took, last_ack = [], []
+    for i in range(purges):
+        body = json.dumps({"tags": [f"bench-lag-{i}"]}).encode()
+        status, answer, seconds = post(controls[i % 2], "/v1/purge?wait=10s", "bench-purge-token-0123456789", body)
+        if status != 200 or not answer or not answer.get("all_acked"):
+            raise RuntimeError(f"fleet purge with a lagging replica {i}: {status} {answer}")
+        took.append(seconds)
+        last_ack.append(max(e["acked_ms"] for e in answer["edges"].values()) / 1000)
+    q = lambda xs, p: sorted(xs)[min(len(xs) - 1, int(len(xs) * p))] * 1000
+    return {"lag_s": LAG, "lag_fleet_p50_ms": q(took, 0.5), "lag_fleet_p99_ms": q(took, 0.99),
+            "lag_last_ack_p50_ms": q(last_ack, 0.5), "lag_last_ack_p99_ms": q(last_ack, 0.99)}
 
 
 def pin(pid, cpu):
@@ -1686,6 +1823,18 @@ def report(res):
         lines += [f"The tier's hop ({h['objects']} misses each, one at a time, origin answering at once): through "
                   f"the owner p50 {h['via_owner_p50_ms']:.2f} ms, from the origin p50 {h['from_origin_p50_ms']:.2f} ms, "
                   f"the hop **+{h['hop_p50_ms']:.2f} ms** (goal: at most 1 ms).", ""]
+    if "fleet_slow" in sc:
+        fs = sc["fleet_slow"]
+        first = next(iter(fs.values()))
+        lines += [f"A slow origin ({SLOW_DELAY:.0f} s per answer): {first['objects']} objects, each asked for at the same "
+                  f"moment by {SLOW_VIEWERS} viewers on each of {first['edges']} edges.", "",
+                  "| system | origin requests per miss | whole answers | statuses | answer p50 s | slowest s |",
+                  "| --- | ---: | ---: | --- | ---: | ---: |"]
+        for system, r in fs.items():
+            statuses = ", ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items()))
+            lines.append(f"| {system} | {r['origin_requests_per_miss']:.2f} | {r['whole_answers']}/{r['viewers']} | "
+                         f"{statuses} | {r['answer_p50_s']:.2f} | {r['answer_max_s']:.2f} |")
+        lines.append("")
     if "fleet_purge" in sc:
         fp = sc["fleet_purge"]
         lines += [f"## Fleet purge: {fp['edges']} edges, 2 control replicas, {fp['purges']} tag purges", "",
@@ -1693,6 +1842,9 @@ def report(res):
                   f"| `POST /v1/purge?wait` until every edge applied it (client's view) | {fp['fleet_p50_ms']:.1f} | {fp['fleet_p99_ms']:.1f} |",
                   f"| the last edge's `acked_ms` (control's view) | {fp['last_ack_p50_ms']:.1f} | {fp['last_ack_p99_ms']:.1f} |",
                   f"| loop over the edges' admin `POST /purge` (the old way) | {fp['loop_p50_ms']:.1f} | {fp['loop_p99_ms']:.1f} |",
+                  *([f"| replicas disagree (one reads the API {fp['lag_s']:.0f} s late): `POST /v1/purge?wait` until every edge applied it | {fp['lag_fleet_p50_ms']:.1f} | {fp['lag_fleet_p99_ms']:.1f} |",
+                     f"| replicas disagree: the last edge's `acked_ms` | {fp['lag_last_ack_p50_ms']:.1f} | {fp['lag_last_ack_p99_ms']:.1f} |"]
+                    if "lag_s" in fp else []),
                   f"| a cached hit on one edge, idle | {fp['hit_idle_p50_ms']:.2f} | {fp['hit_idle_p99_ms']:.2f} |",
                   f"| the same hit while purges run ({fp['purges_per_s_while_hits']:.0f}/s; the edge and client on one "
                   f"core, the control plane on the other) | {fp['hit_purging_p50_ms']:.2f} | {fp['hit_purging_p99_ms']:.2f} |",

@@ -399,19 +399,47 @@ async fn replicas_that_lag_neither_empty_caches_nor_let_the_tier_undo_a_purge() 
     let metrics = http.get(format!("{}/metrics", b.url)).send().await.unwrap().text().await.unwrap();
     let behind = metrics.lines().find_map(|l| l.strip_prefix("dime_control_purge_feed_behind_total ")).unwrap_or("0");
     assert!(behind.parse::<f64>().unwrap() >= 1.0, "the lagging replica counts the edge ahead of it: {behind}");
+    assert!(edge.metric("dime_purge_replica_behind_total").await >= 1.0, "the edge counts the replica behind it");
+
+    // Given both replicas, the lagging one first, the edge is not held by it: told it is behind, the edge asks
+    // the other first from then on, and a purge made meanwhile reaches it while b still hangs.
+    let mut edge = edge;
+    edge.stop();
+    let mut edge = start_edge(&[&b.url, &a.url], w, "a").await;
+    let e = &edge;
+    eventually(
+        secs(20),
+        ms(50),
+        "the edge never heard that b is behind",
+        || e.log_text(),
+        || async move { (e.metric("dime_purge_replica_behind_total").await >= 1.0).then_some(()) },
+    )
+    .await;
+    let (status, _) = purge(&http, &a, PURGE_TOKEN, r#"{"tags":["fourth"]}"#).await;
+    assert_eq!(status, 200);
+    eventually(
+        secs(20),
+        ms(50),
+        "the edge never applied purge 4 through a",
+        || e.log_text(),
+        || async move { (e.metric("dime_purge_applied_seq").await == 4.0).then_some(()) },
+    )
+    .await;
+    edge.stop();
+    let edge = start_edge(&[&b.url], w, "a").await;
 
     // b's API access comes back: its watch catches up, and the next purge reaches the edge through b.
     proxy.resume();
-    let (status, _) = purge(&http, &a, PURGE_TOKEN, r#"{"tags":["fourth"]}"#).await;
+    let (status, _) = purge(&http, &a, PURGE_TOKEN, r#"{"tags":["fifth"]}"#).await;
     assert_eq!(status, 200);
     eventually(
         secs(60),
         ms(100),
-        "the edge never applied purge 4 through b",
+        "the edge never applied purge 5 through b",
         || edge.log_text(),
         || {
             let edge = &edge;
-            async move { (edge.metric("dime_purge_applied_seq").await == 4.0).then_some(()) }
+            async move { (edge.metric("dime_purge_applied_seq").await == 5.0).then_some(()) }
         },
     )
     .await;
@@ -500,6 +528,8 @@ async fn fence(
         assert!(fetch_of(&r) > 1, "an edge that applied the purge refilled from the owner's old copy");
     }
     assert!(edges[0].metric(r#"dime_peer_requests_total{direction="served",result="behind"}"#).await >= 1.0);
+    let sent_behind = r#"dime_peer_requests_total{direction="sent",result="behind"}"#;
+    assert!(edges[1].metric(sent_behind).await + edges[2].metric(sent_behind).await >= 1.0, "the askers count it");
     assert!(origin.hits_for("/fenced/seg.ts") > before);
 
     // o1 catches up; once every edge acknowledged, no edge serves a copy from before the purge.
@@ -549,9 +579,13 @@ async fn a_purge_met_while_the_disk_index_loads_survives_a_sigkill() {
         assert!(!hit(&edge, o).await);
     }
     let e = &edge;
-    eventually(secs(10), ms(50), "the objects never reached the disk", || e.log_text(), || async move {
-        (e.metric("dime_cache_disk_objects").await >= 2.0).then_some(())
-    })
+    eventually(
+        secs(10),
+        ms(50),
+        "the objects never reached the disk",
+        || e.log_text(),
+        || async move { (e.metric("dime_cache_disk_objects").await >= 2.0).then_some(()) },
+    )
     .await;
     edge.stop();
 
@@ -572,15 +606,23 @@ async fn a_purge_met_while_the_disk_index_loads_survives_a_sigkill() {
     let before = (origin.hits_for("/vod/purged.mp4"), origin.hits_for("/vod/kept.mp4"));
     edge = start_edge(&[&control.url], w, "a").await;
     let e = &edge;
-    eventually(secs(10), ms(50), "the disk index never loaded", || e.log_text(), || async move {
-        e.log_text().contains("disk cache index loaded").then_some(())
-    })
+    eventually(
+        secs(10),
+        ms(50),
+        "the disk index never loaded",
+        || e.log_text(),
+        || async move { e.log_text().contains("disk cache index loaded").then_some(()) },
+    )
     .await;
     following(&http, &control, &edge).await;
     let id = answer["id"].as_f64().unwrap();
-    eventually(secs(10), ms(50), "the restarted edge never caught up with the purge log", || e.log_text(), || async {
-        (e.metric("dime_purge_applied_seq").await >= id).then_some(())
-    })
+    eventually(
+        secs(10),
+        ms(50),
+        "the restarted edge never caught up with the purge log",
+        || e.log_text(),
+        || async { (e.metric("dime_purge_applied_seq").await >= id).then_some(()) },
+    )
     .await;
     let r = edge.get("video.test", kept.target.as_str()).await;
     assert!(
@@ -600,14 +642,24 @@ async fn a_purge_met_while_the_disk_index_loads_survives_a_sigkill() {
 
 /// Waits until `edge` has its table and follows control's purge log.
 async fn following(http: &reqwest::Client, control: &Control, edge: &Edge) {
-    eventually(secs(20), ms(100), "the edge never got its table", || edge.log_text(), || async move {
-        (edge.admin("/readyz").await.0 == 200).then_some(())
-    })
+    eventually(
+        secs(20),
+        ms(100),
+        "the edge never got its table",
+        || edge.log_text(),
+        || async move { (edge.admin("/readyz").await.0 == 200).then_some(()) },
+    )
     .await;
-    eventually(secs(20), ms(100), "the edge never followed the purge log", || edge.log_text(), || async move {
-        let r = http.get(format!("{}/v1/edges", control.url)).bearer_auth(TOKEN).send().await.ok()?;
-        let view: serde_json::Value = serde_json::from_str(&r.text().await.ok()?).ok()?;
-        view["edges"].as_array()?.iter().any(|e| e["purge_applied"].is_u64()).then_some(())
-    })
+    eventually(
+        secs(20),
+        ms(100),
+        "the edge never followed the purge log",
+        || edge.log_text(),
+        || async move {
+            let r = http.get(format!("{}/v1/edges", control.url)).bearer_auth(TOKEN).send().await.ok()?;
+            let view: serde_json::Value = serde_json::from_str(&r.text().await.ok()?).ok()?;
+            view["edges"].as_array()?.iter().any(|e| e["purge_applied"].is_u64()).then_some(())
+        },
+    )
     .await;
 }

@@ -262,9 +262,11 @@ impl ProxyHttp for DimeProxy {
         ctx.peer_answered = false;
         ctx.peer_resident = None;
         if let Some((member, fleet)) = tier::target(self, session, ctx) {
-            // Waited on for as long as the owner may take to give up on the origin (connect, then read) and
-            // a margin: the owner says the origin failed first, rather than this edge asking another member.
-            let owner_gives_up = pool.spec.connect_timeout + pool.spec.read_timeout;
+            // Waited on for as long as the owner may take to give up on the origin and a margin: the owner says
+            // the origin failed first, rather than this edge asking another member. The owner may first wait
+            // on its own fill of the object (another viewer's, up to the fill lock's timeout) before it asks
+            // the origin itself (connect, then read); members share the fill lock timeout.
+            let owner_gives_up = self.cache.settings.lock_timeout + pool.spec.connect_timeout + pool.spec.read_timeout;
             let peer = tier::peer(&member, &fleet, Some(owner_gives_up + dime_routes::wire::PEER_READ_MARGIN));
             ctx.tried.push(member.addr);
             ctx.peers_tried += 1;

@@ -122,6 +122,11 @@ async fn a_hung_origin_costs_at_most_two_origin_requests_per_miss_and_never_a_50
     }
     assert!(per_miss.iter().all(|n| (1..=2).contains(n)), "origin requests per miss: {per_miss:?}");
     assert!(per_miss.contains(&2), "the owners were asked and said so: {per_miss:?}");
+    let mut origin_failed = 0.0;
+    for edge in &fleet.edges {
+        origin_failed += edge.metric(r#"dime_peer_requests_total{direction="sent",result="origin_failed"}"#).await;
+    }
+    assert!(origin_failed >= 1.0, "the askers counted the owners' origin failures");
     // An origin that answers within the timeout: one origin request for the whole fleet, as ever.
     let path = "/vod/slow/seg.ts";
     for edge in &fleet.edges {

@@ -479,6 +479,12 @@ impl Feed {
         }
         Cursor { log: self.log.clone(), applied }
     }
+
+    /// Whether the replica that answered has not read purges of this log that the edge at `before` applied
+    /// (through another replica): it can give that edge nothing new until its watch catches up.
+    pub fn behind(&self, before: Option<&Cursor>) -> bool {
+        !self.gap && before.is_some_and(|b| b.log == self.log && self.head < b.applied)
+    }
 }
 
 /// `POST /v1/purge?wait=` and `GET /v1/purge/ID?wait=`: one purge of the log and every edge's answer to it.

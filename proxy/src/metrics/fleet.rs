@@ -69,10 +69,16 @@ pub enum Sent {
     Error,
     /// The owner refused it (its refusal header).
     Refused,
+    /// The owner had not applied a fleet purge this edge had (it answered "behind", or its answer did not cover
+    /// the purges applied here): fetched from the origin instead.
+    Behind,
+    /// The owner's origin failed it (`504 origin`, `503 origin`): asked of the origin once by this edge.
+    OriginFailed,
 }
 
 impl Sent {
-    pub const ALL: [Sent; 4] = [Sent::Ok, Sent::ConnectFailed, Sent::Error, Sent::Refused];
+    pub const ALL: [Sent; 6] =
+        [Sent::Ok, Sent::ConnectFailed, Sent::Error, Sent::Refused, Sent::Behind, Sent::OriginFailed];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -80,6 +86,8 @@ impl Sent {
             Sent::ConnectFailed => "connect_failed",
             Sent::Error => "error",
             Sent::Refused => "refused",
+            Sent::Behind => "behind",
+            Sent::OriginFailed => "origin_failed",
         }
     }
 }

@@ -18,6 +18,8 @@ pub struct PurgeMetrics {
     pub applied: IntCounter,
     /// `dime_purge_gaps_total`.
     pub gaps: IntCounter,
+    /// `dime_purge_replica_behind_total`.
+    pub replica_behind: IntCounter,
 }
 
 impl PurgeMetrics {
@@ -45,6 +47,11 @@ impl PurgeMetrics {
                 r,
                 "dime_purge_gaps_total",
                 "Times this edge missed purges that control's log no longer held, and so dropped its whole cache.",
+            )?,
+            replica_behind: counter(
+                r,
+                "dime_purge_replica_behind_total",
+                "Purge feed answers from a control replica that had not read purges this edge had already applied (the next poll asks the next control URL first).",
             )?,
         })
     }

@@ -125,20 +125,26 @@ pub(super) fn check_answer(
     let marked = upstream_response.headers.get(OWNER_HEADER).is_some_and(|v| v.as_bytes() == member.name.as_bytes());
     let (result, why) = match refused {
         Some(status) => {
-            // The owner's origin failed it (not the owner's own refusal): asking another member would ask the
-            // origin again; this edge asks the origin itself, once.
-            let word =
-                |w: &str| w == dime_routes::wire::PEER_REFUSED_ORIGIN || w == dime_routes::wire::PEER_REFUSED_BEHIND;
-            if status.split_whitespace().any(word) {
+            let says = |word: &str| status.split_whitespace().any(|w| w == word);
+            let result = if says(dime_routes::wire::PEER_REFUSED_ORIGIN) {
+                Sent::OriginFailed
+            } else if says(dime_routes::wire::PEER_REFUSED_BEHIND) {
+                Sent::Behind
+            } else {
+                Sent::Refused
+            };
+            // The owner's origin failed it, or the owner has not applied a purge yet: asking another member would
+            // ask the origin again or meet the same; this edge asks the origin itself, once.
+            if result != Sent::Refused {
                 ctx.tier_done = true;
             }
-            (Sent::Refused, format!("peer {} refused ({status})", member.name))
+            (result, format!("peer {} refused ({status})", member.name))
         }
         // The owner's answer must cover every purge this edge applied or is applying by now (the request said
         // what it had then; a purge may have come since): else it may be a copy a purge removed.
         None if marked && !covers_now(upstream_response, fleet) => {
             ctx.tier_done = true;
-            (Sent::Refused, format!("peer {} answered from behind this edge's purges", member.name))
+            (Sent::Behind, format!("peer {} answered from behind this edge's purges", member.name))
         }
         None if marked => {
             upstream_response.remove_header(OWNER_HEADER);

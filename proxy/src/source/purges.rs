@@ -98,12 +98,24 @@ impl PurgeFeed {
         saved
     }
 
-    /// One pass over the control URLs, in order, until one answers.
-    async fn pass(&self, cursor: &mut Option<Cursor>, wait: Duration, failures: u32) -> bool {
+    /// One pass over the control URLs, from `first` on and around, until one answers. A replica that answers
+    /// from behind this edge (its watch has not read purges the edge applied through another replica, and it
+    /// held the poll until its wait ended) can give nothing new until it catches up: the next pass asks the next
+    /// URL first, so an edge is not held by a replica whose watch is stuck.
+    async fn pass(&self, cursor: &mut Option<Cursor>, first: &mut usize, wait: Duration, failures: u32) -> bool {
         let query = FeedQuery::new(cursor.as_ref(), wait);
-        for control in &self.controls {
+        let n = self.controls.len();
+        for k in (0..n).map(|i| (*first + i) % n) {
+            let control = &self.controls[k];
             match control.purges(&query, &Report::named(&self.edge_name)).await {
                 Ok(feed) => {
+                    if feed.behind(cursor.as_ref()) {
+                        self.state.metrics.purge.replica_behind.inc();
+                        if n > 1 {
+                            *first = (k + 1) % n;
+                            tracing::info!(control = %control.url.text, log_head = feed.head, applied = ?cursor, "control replica is behind this edge's purges; asking the next one first");
+                        }
+                    }
                     *cursor = Some(self.apply(cursor.as_ref(), feed));
                     return true;
                 }
@@ -124,6 +136,7 @@ impl PurgeFeed {
 impl BackgroundService for PurgeFeed {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut cursor = self.first_cursor();
+        let mut first_url = 0;
         let mut failures: u32 = 0;
         let mut first = true;
         loop {
@@ -131,7 +144,7 @@ impl BackgroundService for PurgeFeed {
             // cursor (a restarted edge's disk cache waits for that answer).
             let wait = if first { Duration::ZERO } else { LONG_POLL };
             let answered = tokio::select! {
-                a = self.pass(&mut cursor, wait, failures) => a,
+                a = self.pass(&mut cursor, &mut first_url, wait, failures) => a,
                 _ = shutdown.changed() => return,
             };
             if answered {

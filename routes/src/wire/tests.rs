@@ -186,6 +186,9 @@ fn a_feed_round_trips_and_says_where_the_edge_is_after_it() {
     assert_eq!(empty.cursor_after(Some(&at("other", 12))), at("uid", 9));
     let gap = Feed { gap: true, ..empty.clone() };
     assert_eq!(gap.cursor_after(Some(&at("uid", 12))).applied, 9);
+    assert!(empty.behind(Some(&at("uid", 12))), "the replica has not read purges 10 to 12 the edge applied");
+    assert!(!empty.behind(Some(&at("uid", 9))) && !empty.behind(None) && !empty.behind(Some(&at("other", 12))));
+    assert!(!gap.behind(Some(&at("uid", 12))), "a gap is not a lag");
     assert_eq!(serde_json::from_str::<Feed>("{\"log\":\"uid\",\"head\":3}").unwrap().head, 3, "gap, purges optional");
 }
 

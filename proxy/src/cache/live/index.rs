@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 
 use super::listing::{self, Format, ListingError};
 use super::{judge, verdict, Continuity, Hash, Seen, Verdict};
@@ -58,7 +58,8 @@ pub enum Unreadable {
 
 #[derive(Debug, Default)]
 pub struct LiveIndex {
-    inner: Mutex<Inner>,
+    /// Read on every hit ([`LiveIndex::servable`]), written once per playlist fetch.
+    inner: RwLock<Inner>,
     /// Whether any segment was ever listed: until then a hit needs no look at the index.
     any: AtomicBool,
 }
@@ -88,9 +89,11 @@ struct Segment {
     listed: SystemTime,
 }
 
-/// Objects listed by playlists remembered at once; past it the longest unlisted half is forgotten (a forgotten
-/// object is served like any cached object until a playlist lists its name again, which judges it).
-const MAX_SEGMENTS: usize = 200_000;
+/// Objects listed by playlists remembered at once (twice the most one playlist may list); past it the longest
+/// unlisted half is forgotten (a forgotten object is served like any cached object until a playlist lists its
+/// name again, which judges it). Checked before a fetch adds its new names: one large playlist fetched again
+/// and again adds nothing and prunes nothing.
+const MAX_SEGMENTS: usize = 2 * listing::MAX_ENTRIES;
 
 /// The fleet ring key of a stream: its playlist's key up to the last `/` of the path (`host\n/live/s/`).
 pub fn stream_key(primary: &str) -> &str {
@@ -136,7 +139,7 @@ impl LiveIndex {
         if done.status != 200 {
             // Gone (or failing) at the origin: whatever comes back under this name starts afresh, and what it
             // listed is vouched for by nothing (see `servable`).
-            self.inner.lock().seen.remove(&record);
+            self.inner.write().seen.remove(&record);
             return Some(Action::default());
         }
         let len: usize = done.body.iter().map(Bytes::len).sum();
@@ -151,13 +154,13 @@ impl LiveIndex {
             Ok(None) => return Some(Action::default()),
             Err(reason) => {
                 // Nothing it lists can be vouched for; the next readable fetch starts afresh.
-                self.inner.lock().seen.remove(&record);
+                self.inner.write().seen.remove(&record);
                 return Some(Action { unreadable: Some(reason), ..Default::default() });
             }
         };
         let listed = Listed::read(done.primary, host, path, &listing);
         let mut next = Seen::new(&listing, done.created, |e| entry_hash(host, path, e));
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner.write();
         let prev = inner.seen.get(&record);
         let continuity = judge(prev, &next);
         let Verdict { new, retired } = verdict(prev, &next, continuity);
@@ -191,10 +194,18 @@ impl LiveIndex {
         if !self.any.load(Ordering::Relaxed) {
             return true;
         }
-        let inner = self.inner.lock();
+        let inner = self.inner.read();
         let Some(segment) = inner.segments.get(hash) else { return true };
         match inner.seen.get(&segment.record) {
-            Some(seen) if seen.current(now) => seen.since.is_none_or(|since| created >= since),
+            Some(seen) if seen.current(now) => {
+                // Stored during this run (a run that began in the future is a clock stepped back: no telling),
+                // and listed by it lately: a name the run listed long ago and no longer does may be reused by
+                // a restart this edge has not fetched the playlist of yet.
+                let this_run = seen.since.is_none_or(|since| created >= since || since > now);
+                let lately =
+                    seen.at.is_none_or(|at| at.duration_since(segment.listed).map_or(true, |d| d <= seen.bound()));
+                this_run && lately
+            }
             None if segment.vod => true,
             _ => now.duration_since(created).map_or(true, |age| age <= segment.bound),
         }
@@ -205,15 +216,23 @@ impl LiveIndex {
         if !self.any.load(Ordering::Relaxed) {
             return None;
         }
-        self.inner.lock().segments.get(hash).and_then(|s| s.stream.clone())
+        self.inner.read().segments.get(hash).and_then(|s| s.stream.clone())
     }
 
     /// The origin confirmed a playlist unchanged (304) at `at`: it was seen then, as a fetch with the same body.
     pub fn revalidated(&self, primary: &str, at: SystemTime) {
         let Some(Playlist { record, .. }) = Playlist::of(primary) else { return };
-        if let Some(seen) = self.inner.lock().seen.get_mut(&record) {
+        let mut inner = self.inner.write();
+        let Inner { seen, segments } = &mut *inner;
+        if let Some(seen) = seen.get_mut(&record) {
             if seen.at.is_some_and(|t| t < at) {
                 seen.at = Some(at);
+                // Listed again, as the same body.
+                for hash in seen.entries.keys() {
+                    if let Some(s) = segments.get_mut(hash).filter(|s| s.record == record) {
+                        s.listed = s.listed.max(at);
+                    }
+                }
             }
         }
     }
@@ -245,7 +264,7 @@ impl Listed {
 
 impl Inner {
     fn remember(&mut self, record: Hash, listed: Listed, vod: bool, bound: Duration, at: SystemTime) {
-        if self.segments.len() + listed.0.len() > MAX_SEGMENTS {
+        if self.segments.len() >= MAX_SEGMENTS {
             forget_unlisted_half(&mut self.segments);
         }
         for (hash, nested) in listed.0 {

@@ -162,7 +162,7 @@ fn short(s: &str) -> String {
 /// `$RepresentationID$` many times: a manifest within the body limit could otherwise list billions of bytes.
 /// 200 000 is 24 hours of 2-second segments in four representations; a manifest beyond these is unreadable
 /// (nothing it lists is vouched for).
-const MAX_ENTRIES: usize = 200_000;
+pub const MAX_ENTRIES: usize = 200_000;
 const MAX_LISTED_BYTES: usize = 32 << 20;
 const MAX_URI: usize = 16 << 10;
 

@@ -171,7 +171,13 @@ fn a_copy_is_served_only_if_it_was_stored_during_the_run_its_playlist_is_in() {
     // Stream B renumbers from 0: a restart, and a new run.
     assert_eq!(feed.playlist(0, 61, false), Some(Continuity::Restart("media-sequence")));
     assert!(!feed.serves(3, 3, 62), "A's s-3, asked for before B's playlist lists it");
-    assert!(feed.serves(3, 61, 62), "stored since B's run began");
+    assert!(feed.serves(1, 61, 62), "listed by B's run and stored since it began");
+    assert!(
+        !feed.serves(3, 61, 62),
+        "a name A's run listed long ago, fetched ahead of B's listing: not kept until B's run lists it"
+    );
+    assert_eq!(feed.playlist(1, 63, false), Some(Continuity::Continuous));
+    assert!(feed.serves(3, 63, 64), "B's run lists s-3 now");
     // B's playlist vanishes (404): nothing speaks for the stream; only young copies are served.
     feed.gone(70);
     assert!(!feed.serves(3, 61, 80));
@@ -189,4 +195,15 @@ fn vod_copies_are_served_however_old() {
     assert!(feed.serves(1, 0, 86_400), "stored as its playlist arrived: the same run");
     feed.gone(100);
     assert!(feed.serves(1, 1, 86_400), "the playlist forgotten, VOD names are still the ones it listed");
+}
+
+#[test]
+fn a_clock_stepped_back_starts_a_new_run_and_refuses_nothing_for_it() {
+    let feed = Feed(index::LiveIndex::new());
+    feed.playlist(0, 100, false);
+    assert!(feed.serves(1, 100, 101));
+    // The wall clock steps back 90 s: copies look created in the future, the run began in the future.
+    assert!(feed.serves(1, 100, 11), "a run that began in the future cannot refuse anything");
+    assert_eq!(feed.playlist(1, 10, false), Some(Continuity::Gap), "further back than a fill's moment: a new run");
+    assert!(feed.serves(3, 10, 11));
 }

@@ -22,6 +22,13 @@
 //! that was created before this playlist's response arrived is dropped, and the next viewer fetches the current
 //! bytes. On a gap or a restart, the previous listing's other entries are dropped the same way.
 //!
+//! Every hit on a listed object is checked too ([`index::LiveIndex::servable`]), because a viewer does not always
+//! learn a name from this edge's playlist first (a DASH template, an LL-HLS preload hint, a playlist from the
+//! origin or another edge a second ahead of this one's): a copy is served only while its playlist's last fetch
+//! still speaks for the stream ([`Seen::current`]), if it was stored since the current run of continuous fetches
+//! began ([`Seen::since`]) and the run listed its name lately; with nothing speaking for the stream (the playlist
+//! 404'd, was forgotten, or was not fetched for longer than its bound) only a copy younger than the bound is.
+//!
 //! # Why it is sound
 //! A segment object is created when its response arrives. If a name is new in a playlist, any object for it
 //! created before that playlist arrived was fetched before the edge had been told of the name by this listing:

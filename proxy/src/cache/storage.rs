@@ -229,7 +229,8 @@ impl MemStore {
         vod: Option<VodTtl>,
     ) -> Option<SystemTime> {
         let created = meta.created();
-        let done = Completed { primary, status: meta.response_header().status.as_u16(), created, body };
+        let status = meta.response_header().status.as_u16();
+        let done = Completed { primary, status, created, now: SystemTime::now(), body };
         let action = self.live.completed(&done)?;
         if let (Some(reason), Some(o)) = (&action.unreadable, &self.observer) {
             o.live_unreadable(primary, &reason.to_string());

@@ -98,10 +98,10 @@ impl PurgeFeed {
         saved
     }
 
-    /// One pass over the control URLs, from `first` on and around, until one answers. A replica that answers
-    /// from behind this edge (its watch has not read purges the edge applied through another replica, and it
-    /// held the poll until its wait ended) can give nothing new until it catches up: the next pass asks the next
-    /// URL first, so an edge is not held by a replica whose watch is stuck.
+    /// One pass over the control URLs, from `first` on and around, until one answers. After an answer with
+    /// nothing new (a long-poll that ended empty), the next pass asks the next URL first: a replica whose watch
+    /// is stuck holds no edge for longer than one long-poll, whether the edge is ahead of it (it applied purges
+    /// through another replica: counted) or level with it (purges taken by another replica never reach it).
     async fn pass(&self, cursor: &mut Option<Cursor>, first: &mut usize, wait: Duration, failures: u32) -> bool {
         let query = FeedQuery::new(cursor.as_ref(), wait);
         let n = self.controls.len();
@@ -111,10 +111,10 @@ impl PurgeFeed {
                 Ok(feed) => {
                     if feed.behind(cursor.as_ref()) {
                         self.state.metrics.purge.replica_behind.inc();
-                        if n > 1 {
-                            *first = (k + 1) % n;
-                            tracing::info!(control = %control.url.text, log_head = feed.head, applied = ?cursor, "control replica is behind this edge's purges; asking the next one first");
-                        }
+                        tracing::debug!(control = %control.url.text, log_head = feed.head, applied = ?cursor, "control replica is behind this edge's purges");
+                    }
+                    if n > 1 && !feed.gap && feed.purges.is_empty() {
+                        *first = (k + 1) % n;
                     }
                     *cursor = Some(self.apply(cursor.as_ref(), feed));
                     return true;

@@ -32,6 +32,9 @@ pub struct Completed<'a> {
     pub status: u16,
     /// When the response arrived.
     pub created: SystemTime,
+    /// The wall clock as the store judges it (a fetch older than the last judged one while the clock reads
+    /// before that one too is the clock stepped back, not fills finishing out of order).
+    pub now: SystemTime,
     pub body: &'a [Bytes],
 }
 
@@ -162,7 +165,27 @@ impl LiveIndex {
         let mut next = Seen::new(&listing, done.created, |e| entry_hash(host, path, e));
         let mut inner = self.inner.write();
         let prev = inner.seen.get(&record);
-        let continuity = judge(prev, &next);
+        let mut continuity = judge(prev, &next);
+        if continuity == Continuity::Older && prev.and_then(|p| p.at).is_some_and(|at| done.now < at) {
+            // The wall clock stepped back past the last fetch: a new run rather than a fetch ignored until the
+            // clock catches up.
+            continuity = Continuity::Gap;
+        }
+        let mut listed = listed;
+        if continuity == Continuity::Continuous {
+            // A delta playlist (`#EXT-X-SKIP`) leaves out the start of its window: those names are still listed,
+            // at their numbers, and the next full playlist finds them vouched for.
+            let skipped: Vec<(Hash, Option<u64>)> = prev
+                .into_iter()
+                .flat_map(|p| p.entries.iter())
+                .filter(|(h, seq)| seq.is_some_and(|n| n >= next.shape.first_seq) && !next.entries.contains_key(*h))
+                .map(|(h, seq)| (*h, *seq))
+                .collect();
+            for (hash, seq) in skipped {
+                next.entries.insert(hash, seq);
+                listed.0.push((hash, None));
+            }
+        }
         let Verdict { new, retired } = verdict(prev, &next, continuity);
         if continuity != Continuity::Older {
             if continuity == Continuity::Continuous {
@@ -198,16 +221,17 @@ impl LiveIndex {
         let Some(segment) = inner.segments.get(hash) else { return true };
         match inner.seen.get(&segment.record) {
             Some(seen) if seen.current(now) => {
-                // Stored during this run (a run that began in the future is a clock stepped back: no telling),
-                // and listed by it lately: a name the run listed long ago and no longer does may be reused by
-                // a restart this edge has not fetched the playlist of yet.
-                let this_run = seen.since.is_none_or(|since| created >= since || since > now);
-                let lately =
-                    seen.at.is_none_or(|at| at.duration_since(segment.listed).map_or(true, |d| d <= seen.bound()));
-                this_run && lately
+                // Stored during this run (a run that began over a bound in the future is a clock stepped back:
+                // no telling), and listed by it lately or young: a name the run listed long ago and no longer
+                // does may be reused by a restart this edge has not fetched the playlist of yet, so an old copy
+                // of it is refetched (once per bound, for a viewer far behind).
+                let bound = seen.bound();
+                let this_run = seen.since.is_none_or(|since| created >= since || since > now + bound);
+                let lately = seen.at.is_none_or(|at| at.duration_since(segment.listed).map_or(true, |d| d <= bound));
+                this_run && (lately || young(created, now, bound))
             }
             None if segment.vod => true,
-            _ => now.duration_since(created).map_or(true, |age| age <= segment.bound),
+            _ => young(created, now, segment.bound),
         }
     }
 
@@ -284,6 +308,11 @@ impl Inner {
             }
         }
     }
+}
+
+/// Whether a copy created at `created` is no older than `bound` at `now` (one from the future is).
+fn young(created: SystemTime, now: SystemTime, bound: Duration) -> bool {
+    now.duration_since(created).map_or(true, |age| age <= bound)
 }
 
 /// Forgets the half of the segments listed longest ago.

@@ -125,6 +125,9 @@ fn parse_hls(body: &[u8]) -> Result<Option<Listing>, ListingError> {
             window += f64::from(segment.duration);
         }
     }
+    // The skipped segments are still in the window (at most a target duration each): a delta playlist's window
+    // bounds continuity like the full playlist's.
+    window += skipped as f64 * media.target_duration as f64;
     listing.shape.window = secs(window);
     Ok(Some(listing))
 }

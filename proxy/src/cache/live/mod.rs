@@ -135,12 +135,7 @@ const SLACK: Duration = Duration::from_secs(1);
 pub fn judge(prev: Option<&Seen>, next: &Seen) -> Continuity {
     let Some(prev) = prev else { return Continuity::First };
     let (Some(then), Some(now)) = (prev.at, next.at) else { return Continuity::First };
-    let gap = match now.duration_since(then) {
-        Ok(gap) => gap,
-        // Fills finishing out of order are a moment apart; further back is the clock stepped back: a new run.
-        Err(e) if e.duration() > prev.bound() => return Continuity::Gap,
-        Err(_) => return Continuity::Older,
-    };
+    let Ok(gap) = now.duration_since(then) else { return Continuity::Older };
     if prev.shape.epoch != next.shape.epoch {
         return Continuity::Restart("epoch");
     }

@@ -107,6 +107,7 @@ fn segments_in_a_sub_directory_take_their_playlist_s_ring_key() {
         primary: "live.test\n/live/s/index.m3u8",
         status: 200,
         created: SystemTime::UNIX_EPOCH + Duration::from_secs(100),
+        now: SystemTime::UNIX_EPOCH + Duration::from_secs(100),
         body: &[body],
     };
     index.completed(&done).unwrap();
@@ -137,12 +138,19 @@ impl Feed {
             body.push_str("#EXT-X-ENDLIST\n");
         }
         let body = [bytes::Bytes::from(body)];
-        let done = index::Completed { primary: "live.test\n/live/s.m3u8", status: 200, created: t(at), body: &body };
+        let done = index::Completed {
+            primary: "live.test\n/live/s.m3u8",
+            status: 200,
+            created: t(at),
+            now: t(at),
+            body: &body,
+        };
         self.0.completed(&done).unwrap().continuity
     }
 
     fn gone(&self, at: u64) {
-        let done = index::Completed { primary: "live.test\n/live/s.m3u8", status: 404, created: t(at), body: &[] };
+        let done =
+            index::Completed { primary: "live.test\n/live/s.m3u8", status: 404, created: t(at), now: t(at), body: &[] };
         self.0.completed(&done);
     }
 
@@ -172,10 +180,8 @@ fn a_copy_is_served_only_if_it_was_stored_during_the_run_its_playlist_is_in() {
     assert_eq!(feed.playlist(0, 61, false), Some(Continuity::Restart("media-sequence")));
     assert!(!feed.serves(3, 3, 62), "A's s-3, asked for before B's playlist lists it");
     assert!(feed.serves(1, 61, 62), "listed by B's run and stored since it began");
-    assert!(
-        !feed.serves(3, 61, 62),
-        "a name A's run listed long ago, fetched ahead of B's listing: not kept until B's run lists it"
-    );
+    assert!(!feed.serves(3, 3, 62) && !feed.serves(3, 40, 62), "a name A's run listed long ago, an old copy");
+    assert!(feed.serves(3, 61, 62), "fetched ahead of B's listing: young, and refetched once per bound until listed");
     assert_eq!(feed.playlist(1, 63, false), Some(Continuity::Continuous));
     assert!(feed.serves(3, 63, 64), "B's run lists s-3 now");
     // B's playlist vanishes (404): nothing speaks for the stream; only young copies are served.
@@ -203,7 +209,56 @@ fn a_clock_stepped_back_starts_a_new_run_and_refuses_nothing_for_it() {
     feed.playlist(0, 100, false);
     assert!(feed.serves(1, 100, 101));
     // The wall clock steps back 90 s: copies look created in the future, the run began in the future.
-    assert!(feed.serves(1, 100, 11), "a run that began in the future cannot refuse anything");
+    assert!(feed.serves(1, 100, 11), "a run that began over a bound in the future cannot refuse anything");
     assert_eq!(feed.playlist(1, 10, false), Some(Continuity::Gap), "further back than a fill's moment: a new run");
     assert!(feed.serves(3, 10, 11));
+}
+
+#[test]
+fn delta_and_full_playlists_alternating_keep_every_name_vouched_for() {
+    let index = index::LiveIndex::new();
+    let playlist = |first: u64, skip: u64, last: u64| {
+        let mut body = format!(
+            "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:1\n#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL=6.0\n#EXT-X-MEDIA-SEQUENCE:{first}\n"
+        );
+        if skip > 0 {
+            body.push_str(&format!("#EXT-X-SKIP:SKIPPED-SEGMENTS={skip}\n"));
+        }
+        for n in first + skip..=last {
+            body.push_str(&format!("#EXTINF:1.0,\ns-{n}.ts\n"));
+        }
+        bytes::Bytes::from(body)
+    };
+    let judge_at = |body: bytes::Bytes, at: u64| {
+        let body = [body];
+        let done = index::Completed {
+            primary: "live.test\n/live/s.m3u8",
+            status: 200,
+            created: t(at),
+            now: t(at),
+            body: &body,
+        };
+        index.completed(&done).unwrap()
+    };
+    judge_at(playlist(10, 0, 15), 0);
+    let delta = judge_at(playlist(11, 3, 16), 1);
+    assert_eq!((delta.continuity, delta.drop.len()), (Some(Continuity::Continuous), 1), "only s-16 is new");
+    let full = judge_at(playlist(11, 0, 16), 2);
+    assert_eq!(
+        (full.continuity, full.drop),
+        (Some(Continuity::Continuous), Vec::new()),
+        "s-11..s-13 were skipped, not new"
+    );
+    let hash = |n: u64| {
+        let primary = crate::cache::key::primary_key(
+            "live.test",
+            &format!("/live/s-{n}.ts"),
+            None,
+            crate::cache::policy::Kind::Segment,
+            None,
+        );
+        pingora_cache::key::hash_key(&primary)
+    };
+    judge_at(playlist(12, 3, 17), 3);
+    assert!(index.servable(&hash(12), t(0), t(3)), "skipped by the delta, still listed lately");
 }

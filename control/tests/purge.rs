@@ -543,7 +543,8 @@ async fn fence(
         "{later}"
     );
     let mut old = 0;
-    for i in 0..200 {
+    // 200 requests through every edge.
+    for i in 0..600 {
         let r = edges[i % 3].get("fenced.test", object.as_str()).await;
         assert_eq!(r.status, 200);
         old += usize::from(fetch_of(&r) == 1);

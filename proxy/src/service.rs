@@ -109,6 +109,8 @@ impl ProxyHttp for DimeProxy {
             peer: None,
             peers_tried: 0,
             tier_done: false,
+            revalidating: false,
+            not_modified: None,
             peer_resident: None,
             peer_answered: false,
             start: Instant::now(),
@@ -261,6 +263,8 @@ impl ProxyHttp for DimeProxy {
         ctx.peer = None;
         ctx.peer_answered = false;
         ctx.peer_resident = None;
+        ctx.revalidating =
+            matches!(session.cache.phase(), pingora_cache::CachePhase::Stale | pingora_cache::CachePhase::Expired);
         if let Some((member, fleet)) = tier::target(self, session, ctx) {
             // Waited on for as long as the owner may take to give up on the origin and a margin: the owner says
             // the origin failed first, rather than this edge asking another member. The owner may first wait
@@ -380,7 +384,7 @@ impl ProxyHttp for DimeProxy {
     /// are counted. Never fails.
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
@@ -392,6 +396,14 @@ impl ProxyHttp for DimeProxy {
         }
         // Before the cache stores it and anyone sees it.
         tier::strip_response(upstream_response);
+        crate::cache::request::strip_connection_listed(upstream_response);
+        if upstream_response.status == http::StatusCode::NOT_MODIFIED
+            && session.cache.phase() == pingora_cache::CachePhase::Stale
+        {
+            // Pingora merges only a few of a 304's fields into the stored header; all of them are due (RFC 9111
+            // §3.2, §4.3.4): kept for `response_cache_filter`, which stores the header.
+            ctx.not_modified = Some(upstream_response.headers.clone());
+        }
         if let (Some(member), Some(fleet)) = (&ctx.peer, &self.fleet) {
             ctx.peer_answered = true;
             fleet.record_success(member.addr);
@@ -423,6 +435,14 @@ impl ProxyHttp for DimeProxy {
         let Some(policy) = ctx.cache_policy().cloned() else {
             return Ok(RespCacheable::Uncacheable(NoCacheReason::NeverEnabled));
         };
+        let updated;
+        let resp = match ctx.not_modified.take() {
+            Some(fields) => {
+                updated = crate::cache::request::updated_by_304(resp, &fields)?;
+                &updated
+            }
+            None => resp,
+        };
         let kind = ctx.cache.as_ref().and_then(|c| c.kind).unwrap_or(Kind::Other);
         let has_auth = session.req_header().headers.contains_key(http::header::AUTHORIZATION);
         let now = std::time::SystemTime::now();
@@ -430,7 +450,7 @@ impl ProxyHttp for DimeProxy {
         let decision = policy::decide(&policy, kind, has_auth, &response, now);
         let cache_ctx = ctx.cache.get_or_insert_with(CacheCtx::default);
         match decision {
-            Decision::Store { fresh, stale_while_revalidate, stale_if_error } => {
+            Decision::Store { fresh, stale_while_revalidate, stale_if_error, initial_age } => {
                 cache_ctx.stored = true;
                 let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
                 let mut meta = CacheMeta::new(
@@ -440,6 +460,10 @@ impl ProxyHttp for DimeProxy {
                     secs(stale_if_error),
                     stored_header(resp)?,
                 );
+                if !initial_age.is_zero() {
+                    // A hit's `Age` is the age it arrived with plus the time held here (RFC 9111 §4.2.3).
+                    meta.set_epoch_override(now.checked_sub(initial_age).unwrap_or(std::time::UNIX_EPOCH));
+                }
                 if kind == Kind::Playlist {
                     // A playlist that turns out to be VOD (`#EXT-X-ENDLIST`) is kept like a segment (cache::live).
                     let vod = policy.max_ttl.map_or(policy.segment_ttl, |m| policy.segment_ttl.min(m));
@@ -486,6 +510,11 @@ impl ProxyHttp for DimeProxy {
         if ctx.strips_tags() {
             resp.remove_header(crate::cache::tags::SURROGATE_KEY);
             resp.remove_header(crate::cache::tags::CACHE_TAG);
+        }
+        if ctx.strips_targeted() {
+            for name in crate::cache::request::TARGETED {
+                resp.remove_header(name);
+            }
         }
         let Some(cache_ctx) = &ctx.cache else { return Ok(()) };
         let value = cache_status(&session.cache, cache_ctx, &self.state.metrics, ctx.route_name());

@@ -287,6 +287,10 @@ pub struct CacheSpec {
     /// cache's, for purging by tag, and removed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_tag_headers: Option<bool>,
+    /// Pass the origin's `CDN-Cache-Control` and `Dime-CDN-Cache-Control` on to viewers (default false: they
+    /// tell the edge how to cache, RFC 9213, and are removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_cdn_cache_control: Option<bool>,
 }
 
 /// Never prints an inline private key.

@@ -222,6 +222,8 @@ pub struct CachePolicy {
     pub query_keys: Option<Vec<String>>,
     /// `Surrogate-Key` and `Cache-Tag` go on to viewers.
     pub keep_tag_headers: bool,
+    /// `CDN-Cache-Control` and `Dime-CDN-Cache-Control` go on to viewers.
+    pub keep_cdn_cache_control: bool,
 }
 
 impl Default for CachePolicy {
@@ -237,6 +239,7 @@ impl Default for CachePolicy {
             respect_origin: false,
             query_keys: None,
             keep_tag_headers: false,
+            keep_cdn_cache_control: false,
         }
     }
 }

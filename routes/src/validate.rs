@@ -279,6 +279,7 @@ fn compile_cache(c: &schema::CacheSpec, at: &dyn Fn(&str) -> Location, errors: &
         respect_origin: c.respect_origin.unwrap_or(false),
         query_keys: c.query_keys.clone(),
         keep_tag_headers: c.keep_tag_headers.unwrap_or(false),
+        keep_cdn_cache_control: c.keep_cdn_cache_control.unwrap_or(false),
     };
     if let Some(keys) = &policy.query_keys {
         if keys.iter().any(|k| k.is_empty() || k.contains(['&', '=', '#', ' '])) {

@@ -37,6 +37,7 @@ pub struct Origin {
     /// `304 Not Modified` answers given (see [`Ask::etag`]).
     pub not_modified: Arc<AtomicUsize>,
     task: Arc<tokio::task::JoinHandle<()>>,
+    stopped: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 #[derive(Clone)]
@@ -66,14 +67,20 @@ impl Origin {
             not_modified: Arc::new(AtomicUsize::new(0)),
         };
         let s = shared.clone();
+        let (stopped, stop_seen) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
                 let s = s.clone();
+                let mut stop_seen = stop_seen.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| answer(req, s.clone()));
-                    let _ =
-                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    let serve = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                    // A stopped origin closes its kept-alive connections too.
+                    tokio::select! {
+                        _ = serve => {}
+                        _ = stop_seen.wait_for(|stopped| *stopped) => {}
+                    }
                 });
             }
         });
@@ -86,6 +93,7 @@ impl Origin {
             down: shared.down,
             not_modified: shared.not_modified,
             task: Arc::new(task),
+            stopped: Arc::new(stopped),
         }
     }
 
@@ -110,8 +118,10 @@ impl Origin {
         self.per_path.lock().unwrap().get(path).copied().unwrap_or(0)
     }
 
+    /// Stops listening and closes every connection: the origin cannot be reached.
     pub fn stop(&self) {
         self.task.abort();
+        let _ = self.stopped.send(true);
     }
 }
 
@@ -222,6 +232,11 @@ fn head(req: &Request<Incoming>, b: &Behaviour, s: &Shared) -> hyper::http::resp
     }
     if b.internal_marks {
         resp = resp.header("x-dime-owner", "origin").header("x-dime-peer-refused", "503").header("x-dime-edge", "o");
+    }
+    for line in b.headers.iter().flat_map(|h| h.lines()) {
+        if let Some((name, value)) = line.split_once(':') {
+            resp = resp.header(name.trim(), value.trim());
+        }
     }
     resp
 }

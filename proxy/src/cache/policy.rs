@@ -43,6 +43,14 @@ pub struct Directives {
 }
 
 impl Directives {
+    /// Whether these directives forbid serving a stale copy (`must-revalidate`, `proxy-revalidate`,
+    /// `s-maxage`, `no-cache`).
+    pub fn forbids_stale(&self) -> bool {
+        self.must_revalidate || self.s_maxage.is_some() || self.no_cache
+    }
+}
+
+impl Directives {
     /// Parses every Cache-Control header value. Unknown directives are ignored, as RFC 9111 requires; a
     /// malformed number makes its directive count as "stale now" (0), the safe reading.
     pub fn parse<'a>(values: impl Iterator<Item = &'a str>) -> Self {
@@ -95,6 +103,9 @@ pub enum Decision {
         fresh: Duration,
         stale_while_revalidate: Duration,
         stale_if_error: Duration,
+        /// How old the response already was when it arrived (RFC 9111 §4.2.3, the corrected initial age): a
+        /// hit's `Age` counts from it. Zero on live paths, whose TTLs replace the origin's freshness.
+        initial_age: Duration,
     },
     /// Not stored; the reason is for logs and the Cache-Status header.
     Skip(&'static str),
@@ -141,9 +152,28 @@ fn origin_lifetime(resp: &Response<'_>, now: SystemTime) -> Option<Duration> {
     })
 }
 
-/// The response's `Age`, whole seconds (0 when absent or unreadable).
-fn age_of(resp: &Response<'_>) -> Duration {
-    Duration::from_secs(resp.age.and_then(|a| a.trim().parse().ok()).unwrap_or(0))
+/// An `Age` that cannot be read makes the response this old: stale whatever its lifetime.
+const UNREADABLE_AGE: Duration = Duration::from_secs(u32::MAX as u64);
+
+/// How old the response was when it arrived (RFC 9111 §4.2.3): the larger of its `Age` and its apparent age
+/// (now minus its `Date`, never negative), the time between the request and the response left out (Dime
+/// measures none worth a second). `Age` is one non-negative integer; a list (`7200, 0`, two `Age` fields
+/// merged) takes its first member, as the RFC asks of a repeated singleton, and anything else is unreadable, so
+/// the response counts as stale rather than as fresh.
+pub fn initial_age(resp: &Response<'_>, now: SystemTime) -> Duration {
+    let age = resp.age.map_or(Duration::ZERO, |a| {
+        let first = a.split(',').next().unwrap_or("").trim();
+        if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) {
+            return UNREADABLE_AGE;
+        }
+        Duration::from_secs(first.parse::<u64>().unwrap_or(u64::MAX).min(UNREADABLE_AGE.as_secs()))
+    });
+    let apparent = resp
+        .date
+        .and_then(|d| httpdate::parse_http_date(d).ok())
+        .and_then(|date| now.duration_since(date).ok())
+        .unwrap_or_default();
+    age.max(apparent)
 }
 
 pub fn decide(
@@ -157,8 +187,8 @@ pub fn decide(
     if let Some(reason) = never_stored(resp) {
         return Decision::Skip(reason);
     }
-    let stale_if_error = Duration::from_secs(cc.stale_if_error.unwrap_or(policy.stale_if_error.as_secs()));
-    let stale_while_revalidate =
+    let mut stale_if_error = Duration::from_secs(cc.stale_if_error.unwrap_or(policy.stale_if_error.as_secs()));
+    let mut stale_while_revalidate =
         policy.stale_while_revalidate.or(cc.stale_while_revalidate.map(Duration::from_secs)).unwrap_or_default();
     let cap = |d: Duration| policy.max_ttl.map_or(d, |m| d.min(m));
 
@@ -178,14 +208,26 @@ pub fn decide(
         let fresh = fresh.saturating_sub(resp.resident.unwrap_or_default());
         // A playlist must never be served stale while revalidating: viewers would see an old segment list.
         let swr = if kind == Kind::Playlist { Duration::ZERO } else { stale_while_revalidate };
-        return Decision::Store { fresh: cap(fresh), stale_while_revalidate: swr, stale_if_error };
+        return Decision::Store {
+            fresh: cap(fresh),
+            stale_while_revalidate: swr,
+            stale_if_error,
+            initial_age: Duration::ZERO,
+        };
+    }
+    // RFC 9111 §5.2.2.2, §5.2.2.8, §5.2.2.10, §5.2.2.4: `must-revalidate`, `proxy-revalidate`, `s-maxage` and
+    // `no-cache` forbid serving the response stale, whatever the route's or the response's own
+    // `stale-if-error` / `stale-while-revalidate` say: with the origin down, the viewer gets a 504.
+    if cc.forbids_stale() {
+        stale_if_error = Duration::ZERO;
+        stale_while_revalidate = Duration::ZERO;
     }
 
     // RFC 9111 §3.5: a response to a request with Authorization is stored only if explicitly allowed.
     if request_has_authorization && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate) {
         return Decision::Skip("authorization");
     }
-    let age = age_of(resp);
+    let age = initial_age(resp, now);
     let fresh = match origin_lifetime(resp, now) {
         _ if cc.no_cache => Duration::ZERO,
         Some(lifetime) => lifetime.saturating_sub(age),
@@ -199,7 +241,7 @@ pub fn decide(
         // Stored but immediately stale with nothing to revalidate against: pointless.
         return Decision::Skip(if cc.no_cache { "no-cache" } else { "expired" });
     }
-    Decision::Store { fresh: cap(fresh), stale_while_revalidate, stale_if_error }
+    Decision::Store { fresh: cap(fresh), stale_while_revalidate, stale_if_error, initial_age: age }
 }
 
 #[cfg(test)]

@@ -48,6 +48,11 @@ pub struct RequestCtx {
     pub(super) peers_tried: usize,
     /// A member said its request to the origin failed: no other member is asked, the origin is (once).
     pub(super) tier_done: bool,
+    /// The request revalidates an expired stored copy (the cache phase when it went upstream; Pingora disables
+    /// the cache before `fail_to_proxy` runs).
+    pub(super) revalidating: bool,
+    /// The fields of the origin's `304` to a revalidation, merged into the stored header when it is stored again.
+    pub(super) not_modified: Option<http::HeaderMap>,
     /// How long the member had held the object it answered with ([`dime_routes::wire::AGE_MS_HEADER`]).
     pub(super) peer_resident: Option<std::time::Duration>,
     /// The member's answer header was accepted (`upstream_response_filter`): a failure after it is a broken body.
@@ -87,6 +92,13 @@ impl RequestCtx {
     /// stores and indexes them too), unless the route keeps them (`keep_tag_headers`).
     pub(super) fn strips_tags(&self) -> bool {
         !self.from_peer && self.cache_policy().is_some_and(|p| !p.keep_tag_headers)
+    }
+
+    /// Whether the origin's targeted cache-control fields (`CDN-Cache-Control`, `Dime-CDN-Cache-Control`) are
+    /// removed from this response: on a caching route, for a viewer (a peer decides by them too), unless the
+    /// route keeps them (`keep_cdn_cache_control`).
+    pub(super) fn strips_targeted(&self) -> bool {
+        !self.from_peer && self.cache_policy().is_some_and(|p| !p.keep_cdn_cache_control)
     }
 }
 

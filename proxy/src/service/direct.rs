@@ -78,7 +78,7 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
             let owner = proxy.fleet.as_ref().filter(|_| ctx.from_peer);
             let owner = owner.map(|fleet| (fleet.me.as_str(), fleet.purged().map(|c| c.header_value())));
             let cache_status = || status::answer(metrics, route, Outcome::Hit, ttl, false, None);
-            response_head(&object, keepalive, owner, ctx.strips_tags(), cache_status)
+            response_head(&object, keepalive, owner, (ctx.strips_tags(), ctx.strips_targeted()), cache_status)
         }
         _ => None,
     };
@@ -111,12 +111,12 @@ pub(super) async fn serve(proxy: &DimeProxy, session: &mut Session, ctx: &mut Re
     Ok(true)
 }
 
-/// Response headers the direct answer sets itself; the stored ones of these names are not copied.
-static SET_HERE: [header::HeaderName; 6] = [
+/// Response headers the direct answer sets itself; the stored ones of these names are not copied. (The origin's
+/// `Date` is kept: it says when the response was generated, and a hit's `Age` counts from then; RFC 9110 §6.6.1.)
+static SET_HERE: [header::HeaderName; 5] = [
     header::CONTENT_LENGTH,
     header::TRANSFER_ENCODING,
     header::AGE,
-    header::DATE,
     header::CONNECTION,
     header::HeaderName::from_static("cache-status"),
 ];
@@ -126,12 +126,13 @@ static SET_HERE: [header::HeaderName; 6] = [
 /// counts the hit), asked only once the object qualifies. `owner` is this edge's name and purge position when the
 /// request came from a peer: the answer carries the marks the asking edge checks
 /// ([`dime_routes::wire::OWNER_HEADER`], [`dime_routes::wire::PURGE_CURSOR_HEADER`]). `strip_tags` leaves
-/// the stored cache tags out ([`RequestCtx::strips_tags`]).
+/// the stored cache tags out ([`RequestCtx::strips_tags`]), `strip_targeted` the targeted cache-control fields
+/// ([`RequestCtx::strips_targeted`]).
 fn response_head(
     object: &Object,
     keepalive: bool,
     owner: Option<(&str, Option<String>)>,
-    strip_tags: bool,
+    (strip_tags, strip_targeted): (bool, bool),
     cache_status: impl FnOnce() -> String,
 ) -> Option<BytesMut> {
     let meta = object.meta();
@@ -152,7 +153,8 @@ fn response_head(
         let tag = name == crate::cache::tags::SURROGATE_KEY || name == crate::cache::tags::CACHE_TAG;
         let replaced = exposed.is_some() && name == header::ACCESS_CONTROL_EXPOSE_HEADERS;
         let internal = dime_routes::wire::is_internal(name.as_str());
-        if !(SET_HERE.contains(name) || strip_tags && tag || replaced || internal) {
+        let targeted = strip_targeted && crate::cache::request::TARGETED.contains(&name.as_str());
+        if !(SET_HERE.contains(name) || strip_tags && tag || replaced || internal || targeted) {
             field(name.as_str().as_bytes(), value.as_bytes());
         }
     }
@@ -162,7 +164,9 @@ fn response_head(
     field(b"content-length", object.body_len().to_string().as_bytes());
     field(b"age", meta.age().as_secs().to_string().as_bytes());
     field(b"cache-status", cache_status().as_bytes());
-    field(b"date", get_cached_date().as_bytes());
+    if !stored.headers.contains_key(header::DATE) {
+        field(b"date", get_cached_date().as_bytes());
+    }
     field(b"connection", if keepalive { b"keep-alive" } else { b"close" });
     if let Some((owner, purged)) = owner {
         field(dime_routes::wire::OWNER_HEADER.as_bytes(), owner.as_bytes());

@@ -97,7 +97,13 @@ fn fills(session: &mut Session) -> bool {
 
 /// `fail_to_proxy`: writes the error response.
 pub(super) async fn respond(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
-    let code = error_status(e);
+    let mut code = error_status(e);
+    if matches!(code, 502 | 503) && ctx.revalidating {
+        // A stored copy that could not be revalidated and may not be served stale (`must-revalidate` and the
+        // like, or past its stale windows): RFC 9111 §4.2.4 asks for a 504, whatever kept the origin away (it
+        // refused the connection, or no server of the upstream is healthy).
+        code = 504;
+    }
     let written = match code {
         0 => Ok(()),
         _ if ctx.from_peer && session.response_written().is_none() && e.esource() == &ErrorSource::Upstream => {

@@ -65,6 +65,9 @@ pub struct Behaviour {
     /// confused origin could.
     #[serde(default, skip_serializing_if = "is_false")]
     pub internal_marks: bool,
+    /// More response header fields, `name: value` lines (each [`Ask::header`] adds one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -186,6 +189,15 @@ impl Ask {
     /// [`Behaviour::internal_marks`]).
     pub fn internal_marks(mut self) -> Self {
         self.behaviour.internal_marks = true;
+        self
+    }
+    /// One more response header field, `name: value` (repeat for more; a name given twice is sent twice).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        let line = format!("{name}: {value}");
+        self.behaviour.headers = Some(match self.behaviour.headers.take() {
+            Some(lines) => format!("{lines}\n{line}"),
+            None => line,
+        });
         self
     }
     /// With [`Ask::abort_after`]: announces the full `Content-Length` before breaking off.

@@ -38,7 +38,8 @@ fn playlist_ttl_overrides_origin_no_cache() {
         Decision::Store {
             fresh: Duration::from_secs(1),
             stale_while_revalidate: Duration::ZERO,
-            stale_if_error: Duration::from_secs(60)
+            stale_if_error: Duration::from_secs(60),
+            initial_age: Duration::ZERO,
         }
     );
     assert_eq!(fresh(&decide(&p, Kind::Segment, false, &resp(200, "no-cache"), NOW)), Some(3600));
@@ -161,5 +162,74 @@ fn max_ttl_caps_everything_and_stale_windows_come_from_origin_or_route() {
             assert_eq!((stale_while_revalidate.as_secs(), stale_if_error.as_secs()), (5, 7));
         }
         d => panic!("{d:?}"),
+    }
+}
+
+/// The stale windows a decision grants: (stale-while-revalidate, stale-if-error) seconds.
+fn stale_windows(d: &Decision) -> (u64, u64) {
+    match d {
+        Decision::Store { stale_while_revalidate, stale_if_error, .. } => {
+            (stale_while_revalidate.as_secs(), stale_if_error.as_secs())
+        }
+        Decision::Skip(why) => panic!("not stored: {why}"),
+    }
+}
+
+#[test]
+fn directives_that_forbid_stale_win_over_every_stale_window() {
+    let p = CachePolicy {
+        stale_if_error: Duration::from_secs(30),
+        stale_while_revalidate: Some(Duration::from_secs(20)),
+        ..Default::default()
+    };
+    let with_validator = |cc: &str| Response { has_validator: true, ..resp(200, cc) };
+    for cc in [
+        "max-age=60, must-revalidate, stale-if-error=300, stale-while-revalidate=300",
+        "max-age=60, proxy-revalidate, stale-if-error=300",
+        "s-maxage=60, stale-if-error=300",
+        "no-cache, max-age=60, stale-while-revalidate=300",
+        "Max-Age=60, MUST-REVALIDATE",
+    ] {
+        assert_eq!(stale_windows(&decide(&p, Kind::Other, false, &with_validator(cc), NOW)), (0, 0), "{cc}");
+    }
+    assert_eq!(stale_windows(&decide(&p, Kind::Other, false, &resp(200, "max-age=60"), NOW)), (20, 30));
+    let own = resp(200, "max-age=60, stale-if-error=7");
+    assert_eq!(stale_windows(&decide(&CachePolicy::default(), Kind::Other, false, &own, NOW)), (0, 7));
+    // Live paths keep Dime's own windows: their origins send `no-cache` on everything.
+    assert_eq!(
+        stale_windows(&decide(&p, Kind::Segment, false, &resp(200, "no-cache, must-revalidate"), NOW)),
+        (20, 30)
+    );
+}
+
+#[test]
+fn the_initial_age_is_the_larger_of_age_and_the_apparent_age_and_an_unreadable_age_is_stale() {
+    let p = CachePolicy::default();
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+    let decided = |age: Option<&'static str>, date: Option<&'static str>| {
+        let r = Response { age, date, ..resp(200, "max-age=3600") };
+        decide(&p, Kind::Other, false, &r, now)
+    };
+    let store = |fresh: u64, initial: u64| Decision::Store {
+        fresh: Duration::from_secs(fresh),
+        stale_while_revalidate: Duration::ZERO,
+        stale_if_error: Duration::from_secs(60),
+        initial_age: Duration::from_secs(initial),
+    };
+    let cases: [(Option<&'static str>, Option<&'static str>, Decision); 9] = [
+        (None, None, store(3600, 0)),
+        (Some("600"), None, store(3000, 600)),
+        (Some(" 600 "), None, store(3000, 600)),
+        (Some("7200, 0"), None, Decision::Skip("expired")),
+        (Some("600, 7200"), None, store(3000, 600)),
+        (Some("1.5"), None, Decision::Skip("expired")),
+        (Some("-5"), None, Decision::Skip("expired")),
+        // Date 60 s before now: the apparent age wins over a smaller Age.
+        (Some("10"), Some("Thu, 01 Jan 1970 00:00:40 GMT"), store(3540, 60)),
+        // A Date in the future (the origin's clock ahead) adds nothing.
+        (None, Some("Thu, 01 Jan 1970 01:00:00 GMT"), store(3600, 0)),
+    ];
+    for (age, date, want) in cases {
+        assert_eq!(decided(age, date), want, "Age {age:?}, Date {date:?}");
     }
 }

@@ -113,7 +113,8 @@ async fn tags_purge_what_they_name_hard_or_soft_and_stay_off_the_viewers_respons
     origin.stop();
     let r = edge.get("c.test", c.as_str()).await;
     assert_eq!(r.status, 200, "served stale while the origin is down");
-    assert!(r.header("cache-status").contains("fwd=stale"), "{}", r.header("cache-status"));
+    // (A stopped origin closes its connections too: the edge cannot reach it, and serves the stale copy.)
+    assert!(r.header("cache-status").contains("detail=stale"), "{}", r.header("cache-status"));
 }
 
 /// A purge's path is read as a request's is: dot segments and encoded unreserved characters name the objects

@@ -77,6 +77,10 @@ async fn targeted_cache_control_steers_the_edge_and_stays_with_it() {
         ),
         (ask("/private").cache_control("private").header("CDN-Cache-Control", "max-age=600"), true),
         (ask("/plain").cache_control("max-age=600"), true),
+        // Not a valid Structured Fields dictionary, or a directive of the wrong type: ignored, Cache-Control rules.
+        (ask("/invalid").cache_control("no-store").header("CDN-Cache-Control", "max-age=10000, &&&&&"), false),
+        (ask("/string").cache_control("no-store").header("CDN-Cache-Control", "max-age=\"10000\""), false),
+        (ask("/invalid-ok").cache_control("max-age=600").header("CDN-Cache-Control", "max-age=10000, &&&&&"), true),
     ];
     for (a, stored) in &cases {
         let first = edge.get(HOST, a).await;
@@ -173,4 +177,51 @@ async fn a_304_updates_the_stored_header_with_every_field_it_carries() {
     let again = edge.get(HOST, &a).await;
     assert!(hit(&again), "fresh again after the 304: {}", again.header("cache-status"));
     assert_eq!(origin.hits_for("/revalidated"), 2);
+}
+
+/// A `101 Switching Protocols` keeps its `Upgrade` field though its `Connection` names it: the upgrade is the
+/// protocol's own (a WebSocket through the edge), and the bytes then flow both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_keeps_its_upgrade_field_and_carries_bytes_both_ways() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if s.read(&mut byte).await.unwrap() == 0 {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).await.unwrap();
+        s.write_all(&buf[..n]).await.unwrap();
+    });
+    let edge = Edge::start(&support::one_route("ws", "ws.test", &[(&format!("http://{upstream}"), 1)]), &[]).await;
+    let mut c = tokio::net::TcpStream::connect(edge.http).await.unwrap();
+    c.write_all(
+        b"GET /chat HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    let read_head = async {
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(c.read(&mut byte).await.unwrap(), 1, "the edge closed before the answer's head");
+            head.push(byte[0]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read_head).await.expect("an answer within 10 s");
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    c.write_all(b"ping").await.unwrap();
+    let mut echo = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(10), c.read_exact(&mut echo)).await.unwrap().unwrap();
+    assert_eq!(&echo, b"ping");
 }

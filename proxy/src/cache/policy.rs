@@ -152,28 +152,34 @@ fn origin_lifetime(resp: &Response<'_>, now: SystemTime) -> Option<Duration> {
     })
 }
 
-/// An `Age` that cannot be read makes the response this old: stale whatever its lifetime.
-const UNREADABLE_AGE: Duration = Duration::from_secs(u32::MAX as u64);
+/// The largest `Age` a cache sends or counts (RFC 9111 §5.1: 2^31).
+const MAX_AGE: u64 = 2_147_483_648;
 
 /// How old the response was when it arrived (RFC 9111 §4.2.3): the larger of its `Age` and its apparent age
-/// (now minus its `Date`, never negative), the time between the request and the response left out (Dime
-/// measures none worth a second). `Age` is one non-negative integer; a list (`7200, 0`, two `Age` fields
-/// merged) takes its first member, as the RFC asks of a repeated singleton, and anything else is unreadable, so
-/// the response counts as stale rather than as fresh.
+/// (now minus its `Date`, in whole seconds since `Date` has no finer grain, never negative), the time between the
+/// request and the response left out (Dime measures none worth a second). `Age` is one non-negative integer; a
+/// list (`7200, 0`, two `Age` fields merged) takes its first member, as the RFC asks of a repeated singleton, and
+/// an `Age` that does not read as one (`abc`, `-5`, `1.5`) is ignored (§5.1). An answer from a fleet member
+/// (`resident` set) is aged by its `Age` alone: the member's `Date` is its own clock's, and its `Age` already
+/// counts what it held.
 pub fn initial_age(resp: &Response<'_>, now: SystemTime) -> Duration {
-    let age = resp.age.map_or(Duration::ZERO, |a| {
+    let age = resp.age.and_then(|a| {
         let first = a.split(',').next().unwrap_or("").trim();
         if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) {
-            return UNREADABLE_AGE;
+            return None;
         }
-        Duration::from_secs(first.parse::<u64>().unwrap_or(u64::MAX).min(UNREADABLE_AGE.as_secs()))
+        Some(Duration::from_secs(first.parse::<u64>().unwrap_or(MAX_AGE).min(MAX_AGE)))
     });
-    let apparent = resp
-        .date
-        .and_then(|d| httpdate::parse_http_date(d).ok())
-        .and_then(|date| now.duration_since(date).ok())
-        .unwrap_or_default();
-    age.max(apparent)
+    let apparent = match resp.resident {
+        Some(_) => Duration::ZERO,
+        None => resp
+            .date
+            .and_then(|d| httpdate::parse_http_date(d).ok())
+            .and_then(|date| now.duration_since(date).ok())
+            .map(|d| Duration::from_secs(d.as_secs()))
+            .unwrap_or_default(),
+    };
+    age.unwrap_or_default().max(apparent)
 }
 
 pub fn decide(

@@ -203,7 +203,7 @@ fn directives_that_forbid_stale_win_over_every_stale_window() {
 }
 
 #[test]
-fn the_initial_age_is_the_larger_of_age_and_the_apparent_age_and_an_unreadable_age_is_stale() {
+fn the_initial_age_is_the_larger_of_age_and_the_apparent_age_and_an_unreadable_age_is_ignored() {
     let p = CachePolicy::default();
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
     let decided = |age: Option<&'static str>, date: Option<&'static str>| {
@@ -216,14 +216,16 @@ fn the_initial_age_is_the_larger_of_age_and_the_apparent_age_and_an_unreadable_a
         stale_if_error: Duration::from_secs(60),
         initial_age: Duration::from_secs(initial),
     };
-    let cases: [(Option<&'static str>, Option<&'static str>, Decision); 9] = [
+    let cases: [(Option<&'static str>, Option<&'static str>, Decision); 10] = [
         (None, None, store(3600, 0)),
         (Some("600"), None, store(3000, 600)),
         (Some(" 600 "), None, store(3000, 600)),
         (Some("7200, 0"), None, Decision::Skip("expired")),
         (Some("600, 7200"), None, store(3000, 600)),
-        (Some("1.5"), None, Decision::Skip("expired")),
-        (Some("-5"), None, Decision::Skip("expired")),
+        // Unreadable: ignored (RFC 9111 §5.1).
+        (Some("1.5"), None, store(3600, 0)),
+        (Some("-5"), None, store(3600, 0)),
+        (Some("abc"), None, store(3600, 0)),
         // Date 60 s before now: the apparent age wins over a smaller Age.
         (Some("10"), Some("Thu, 01 Jan 1970 00:00:40 GMT"), store(3540, 60)),
         // A Date in the future (the origin's clock ahead) adds nothing.
@@ -232,4 +234,19 @@ fn the_initial_age_is_the_larger_of_age_and_the_apparent_age_and_an_unreadable_a
     for (age, date, want) in cases {
         assert_eq!(decided(age, date), want, "Age {age:?}, Date {date:?}");
     }
+}
+
+#[test]
+fn a_fleet_members_answer_is_aged_by_its_age_alone() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+    let from_member = Response {
+        age: Some("5"),
+        date: Some("Thu, 01 Jan 1970 00:00:40 GMT"),
+        resident: Some(Duration::from_secs(5)),
+        ..resp(200, "max-age=3600")
+    };
+    assert_eq!(initial_age(&from_member, now), Duration::from_secs(5), "the member's clock is not this edge's");
+    let whole = Response { date: Some("Thu, 01 Jan 1970 00:01:39 GMT"), ..resp(200, "max-age=3600") };
+    let now = SystemTime::UNIX_EPOCH + Duration::from_millis(99_900);
+    assert_eq!(initial_age(&whole, now), Duration::ZERO, "Date has whole seconds: 0.9 s is no age");
 }

@@ -45,6 +45,7 @@ use crate::state::State;
 mod direct;
 mod done;
 mod gate;
+mod invalidate;
 mod tier;
 pub use gate::set_forwarded_headers;
 use gate::{client_ip, is_tls, request_host, respond, Admit, Arrival, Sender};
@@ -397,6 +398,7 @@ impl ProxyHttp for DimeProxy {
         // Before the cache stores it and anyone sees it.
         tier::strip_response(upstream_response);
         crate::cache::request::strip_connection_listed(upstream_response);
+        invalidate::after_unsafe(self, session, upstream_response, ctx);
         if upstream_response.status == http::StatusCode::NOT_MODIFIED
             && session.cache.phase() == pingora_cache::CachePhase::Stale
         {

@@ -225,3 +225,68 @@ async fn an_upgrade_keeps_its_upgrade_field_and_carries_bytes_both_ways() {
     tokio::time::timeout(Duration::from_secs(10), c.read_exact(&mut echo)).await.unwrap().unwrap();
     assert_eq!(&echo, b"ping");
 }
+
+/// A successful unsafe request invalidates the stored copy of its URL and of the same-host URLs its `Location`
+/// and `Content-Location` name (RFC 9111 §4.4); an error answer, a safe method or another host invalidates
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsafe_requests_invalidate_what_they_change() {
+    use reqwest::Method;
+    let origin = Origin::start("o").await;
+    let edge = edge(&origin, "{}").await;
+    let cached = |path: &str| ask(path).cache_control("max-age=600").to_string();
+    let paths = ["/item", "/item2", "/item3", "/item4", "/item5", "/kept"];
+    for p in paths {
+        edge.get(HOST, cached(p).as_str()).await;
+        assert!(hit(&edge.get(HOST, cached(p).as_str()).await), "{p}");
+    }
+    let unsafe_ = |method: Method, a: support::Ask| {
+        let edge = &edge;
+        async move { edge.request(method, HOST, a, &[]).await.status }
+    };
+    // The URL itself (same path and query as the stored GET), by POST, PUT and DELETE alike.
+    assert_eq!(unsafe_(Method::POST, ask("/item").cache_control("max-age=600")).await, 200);
+    assert_eq!(unsafe_(Method::PUT, ask("/item5").cache_control("max-age=600")).await, 200);
+    // What the answer names on this host; not another host's.
+    let named = ask("/create")
+        .header("Location", "/item2?cache_control=max-age%3D600")
+        .header("Content-Location", &format!("http://{HOST}/item3?cache_control=max-age%3D600"))
+        .status(201);
+    assert_eq!(unsafe_(Method::POST, named).await, 201);
+    let elsewhere = ask("/create").header("Location", "http://elsewhere.test/kept?cache_control=max-age%3D600");
+    assert_eq!(unsafe_(Method::DELETE, elsewhere).await, 200);
+    // An error answer changes nothing.
+    assert_eq!(unsafe_(Method::POST, ask("/item4").cache_control("max-age=600").status(500)).await, 500);
+    for (p, invalidated) in
+        [("/item", true), ("/item2", true), ("/item3", true), ("/item4", false), ("/item5", true), ("/kept", false)]
+    {
+        let r = edge.get(HOST, cached(p).as_str()).await;
+        assert_eq!(!hit(&r), invalidated, "{p}: {}", r.header("cache-status"));
+    }
+    assert_eq!(edge.metric("dime_cache_invalidations_total").await, 4.0);
+}
+
+/// Invalidation retires every variant of a URL (`Vary: Accept-Encoding`), not only the one in the primary slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidation_retires_every_variant() {
+    let origin = Origin::start("o").await;
+    let edge = edge(&origin, "{}").await;
+    let a = ask("/varied").cache_control("max-age=600").vary_encoding();
+    let get = |encoding: &'static str| {
+        let (edge, a) = (&edge, a.clone());
+        async move { edge.request(reqwest::Method::GET, HOST, a, &[("accept-encoding", encoding)]).await }
+    };
+    for encoding in ["gzip", "br", "gzip", "br"] {
+        get(encoding).await;
+    }
+    assert!(hit(&get("gzip").await) && hit(&get("br").await), "both variants stored");
+    let fetched = origin.hits_for("/varied");
+    let posted = edge.request(reqwest::Method::POST, HOST, &a, &[]).await;
+    assert_eq!(posted.status, 200);
+    for encoding in ["br", "gzip"] {
+        let r = get(encoding).await;
+        assert!(!hit(&r), "{encoding}: {}", r.header("cache-status"));
+        assert!(r.body.starts_with(&format!("encoding={encoding}\n")), "{encoding}: {}", r.body);
+    }
+    assert_eq!(origin.hits_for("/varied"), fetched + 3, "the POST and one fetch per variant");
+}

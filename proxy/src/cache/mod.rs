@@ -184,6 +184,17 @@ impl Cache {
         Cache { store, eviction, lock, settings }
     }
 
+    /// Invalidates the object stored under the primary key `primary` (RFC 9111 §4.4): its copy (memory and disk) and
+    /// fills of it in flight go, and the fill lock forgets it. Only the primary slot is looked at: Pingora finds
+    /// every other variant of a URL through it, and takes none older than the primary it finds (the variants'
+    /// tombstone), so removing it retires them all at the cost of one lookup. Whether something was removed.
+    pub fn invalidate(&self, primary: &str) -> bool {
+        let hash = pingora_cache::key::hash_key(primary);
+        let removed = self.store.drop_older(&hash, std::time::SystemTime::now());
+        self.lock.forget_hash(&hash);
+        removed
+    }
+
     /// Purges what `what` names ([`storage::MemStore::purge_selected`]); returns how many stored objects it removed (or
     /// made stale, with `soft`) in memory or on disk, and how many fills in flight it abandoned. The fill lock forgets every key met,
     /// so the next request fetches instead of waiting on a fill that will not be stored.

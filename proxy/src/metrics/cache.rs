@@ -25,6 +25,8 @@ pub struct CacheMetrics {
     direct_responses: IntCounterVec,
     /// Counted with `direct_responses` ([`CacheMetrics::direct_sent`]).
     sendfile_bytes: IntCounter,
+    /// `dime_cache_invalidations_total`.
+    pub invalidations: IntCounter,
 }
 
 impl CacheMetrics {
@@ -68,6 +70,11 @@ impl CacheMetrics {
                 &["body"],
             )?,
             sendfile_bytes: counter(r, "dime_cache_sendfile_bytes_total", "Body bytes sent with sendfile.")?,
+            invalidations: counter(
+                r,
+                "dime_cache_invalidations_total",
+                "Stored objects invalidated by a successful unsafe request (POST, PUT, DELETE...) to their URL, or naming it in Location or Content-Location.",
+            )?,
         })
     }
 

@@ -30,6 +30,7 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
     ("dime_cache_disk_writes_total", "counter", &[]),
     ("dime_cache_evictions_total", "counter", &[]),
     ("dime_cache_index_load_seconds", "gauge", &[]),
+    ("dime_cache_invalidations_total", "counter", &[]),
     ("dime_cache_live_dropped_total", "counter", &[]),
     ("dime_cache_live_playlists_total", "counter", &["continuity"]),
     ("dime_cache_live_unreadable_total", "counter", &[]),

@@ -445,6 +445,15 @@ impl ProxyHttp for DimeProxy {
             }
             None => resp,
         };
+        // An answer to a request sent before the object was invalidated may predate the change: not stored.
+        let primary = session.cache.cache_key().primary_key_str();
+        let invalidated = primary.and_then(|p| self.cache.invalidated_at(p));
+        if let (Some(at), Some(sent)) = (invalidated, ctx.sent_at) {
+            if sent < at {
+                ctx.cache.get_or_insert_with(CacheCtx::default).skip = Some("invalidated");
+                return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom("invalidated")));
+            }
+        }
         let kind = ctx.cache.as_ref().and_then(|c| c.kind).unwrap_or(Kind::Other);
         let has_auth = session.req_header().headers.contains_key(http::header::AUTHORIZATION);
         let now = std::time::SystemTime::now();

@@ -516,3 +516,28 @@ async fn owners_answer_their_peers_from_disk_after_a_restart() {
     assert_eq!(from_disk as usize, asked, "each peer request answered from the owner's disk");
     assert_eq!(origin.hits() - before, paths.len() - asked, "only a's own objects went to the origin");
 }
+
+/// An unsafe request invalidates the edge's copy, and the edge's next miss on that URL is not refilled from
+/// the owner's copy (which the invalidation did not reach): it is fetched from the origin, after the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidated_object_is_not_refilled_from_the_owners_old_copy() {
+    let origin = Origin::start("o").await;
+    let fleet = fleet(&origin).await;
+    let a = ask("/inv/item.html").cache_control("max-age=600");
+    for edge in &fleet.edges {
+        assert_eq!(edge.get("video.test", &a).await.status, 200);
+    }
+    for edge in &fleet.edges {
+        let posted = edge.request(reqwest::Method::POST, "video.test", &a, &[]).await;
+        assert_eq!(posted.status, 200);
+        let r = edge.get("video.test", &a).await;
+        let fetch: usize = r.header("x-origin-fetch").parse().unwrap();
+        assert_eq!(
+            fetch,
+            origin.hits_for("/inv/item.html"),
+            "the answer is the origin's latest: {}",
+            r.header("cache-status")
+        );
+        assert!(!r.header("cache-status").contains("hit"), "{}", r.header("cache-status"));
+    }
+}

@@ -146,6 +146,39 @@ pub struct Cache {
     pub eviction: &'static lru::Manager<LRU_SHARDS>,
     pub lock: &'static lock::FillLock,
     pub settings: CacheSettings,
+    tombstones: Tombstones,
+}
+
+/// Keys invalidated lately (RFC 9111 §4.4), with when: a fill sent to the origin before that is not stored
+/// (its answer may predate the change), and a miss on such a key is not fetched from a fleet member, whose copy
+/// the invalidation did not reach. Kept for [`TOMBSTONE_TTL`], at most [`MAX_TOMBSTONES`] (past that the oldest
+/// half is forgotten).
+#[derive(Debug, Default)]
+struct Tombstones(parking_lot::Mutex<std::collections::HashMap<pingora_cache::key::HashBinary, std::time::Instant>>);
+
+const TOMBSTONE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+const MAX_TOMBSTONES: usize = 10_000;
+
+impl Tombstones {
+    fn mark(&self, hash: pingora_cache::key::HashBinary) {
+        let now = std::time::Instant::now();
+        let mut map = self.0.lock();
+        if map.len() >= MAX_TOMBSTONES {
+            map.retain(|_, at| now.duration_since(*at) < TOMBSTONE_TTL);
+            if map.len() >= MAX_TOMBSTONES {
+                let mut ages: Vec<std::time::Instant> = map.values().copied().collect();
+                let mid = ages.len() / 2;
+                let median = *ages.select_nth_unstable(mid).1;
+                map.retain(|_, at| *at > median);
+            }
+        }
+        map.insert(hash, now);
+    }
+
+    fn get(&self, hash: &pingora_cache::key::HashBinary) -> Option<std::time::Instant> {
+        let map = self.0.lock();
+        map.get(hash).copied().filter(|at| at.elapsed() < TOMBSTONE_TTL)
+    }
 }
 
 impl std::fmt::Debug for Cache {
@@ -181,7 +214,7 @@ impl Cache {
         if let Some(disk) = disk {
             store.set_disk(disk);
         }
-        Cache { store, eviction, lock, settings }
+        Cache { store, eviction, lock, settings, tombstones: Tombstones::default() }
     }
 
     /// Invalidates the object stored under the primary key `primary` (RFC 9111 §4.4): its copy (memory and disk) and
@@ -190,9 +223,19 @@ impl Cache {
     /// tombstone), so removing it retires them all at the cost of one lookup. Whether something was removed.
     pub fn invalidate(&self, primary: &str) -> bool {
         let hash = pingora_cache::key::hash_key(primary);
+        self.tombstones.mark(hash);
+        if let Some(disk) = self.store.disk().filter(|d| !d.loaded()) {
+            // The disk index is still loading: the purge waits for it, as a fleet purge does.
+            disk.purge(&select::Selector::Key(primary.to_owned()));
+        }
         let removed = self.store.drop_older(&hash, std::time::SystemTime::now());
         self.lock.forget_hash(&hash);
         removed
+    }
+
+    /// When the object of `primary` was last invalidated here, if lately ([`Tombstones`]).
+    pub fn invalidated_at(&self, primary: &str) -> Option<std::time::Instant> {
+        self.tombstones.get(&pingora_cache::key::hash_key(primary))
     }
 
     /// Purges what `what` names ([`storage::MemStore::purge_selected`]); returns how many stored objects it removed (or

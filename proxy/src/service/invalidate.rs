@@ -13,21 +13,41 @@ use crate::cache::{key, policy};
 /// the route caches, and the answer is not an error (2xx or 3xx).
 pub(super) fn after_unsafe(proxy: &DimeProxy, session: &Session, resp: &ResponseHeader, ctx: &RequestCtx) {
     let req = session.req_header();
-    if req.method.is_safe() || !(200..400).contains(&resp.status.as_u16()) {
+    // The methods RFC 9110 defines as unsafe; extension methods (WebDAV's PROPFIND, REPORT...) are left alone.
+    let unsafe_method = matches!(req.method.as_str(), "POST" | "PUT" | "DELETE" | "PATCH");
+    let status = resp.status.as_u16();
+    if !unsafe_method || !(200..400).contains(&status) {
         return;
     }
     let Some(cache) = ctx.cache_policy() else { return };
     let host = request_host(req);
-    let mut targets = vec![(req.uri.path().to_owned(), req.uri.query().map(str::to_owned))];
-    for name in [http::header::LOCATION, http::header::CONTENT_LOCATION] {
-        let named = resp.headers.get(name).and_then(|v| v.to_str().ok());
-        targets.extend(named.and_then(|v| same_host_target(host, v)));
-    }
     let mut invalidated = 0;
-    for (path, query) in &targets {
-        let kind = policy::classify(path);
-        let primary = key::primary_key(host, path, query.as_deref(), kind, cache.query_keys.as_deref());
-        invalidated += u64::from(proxy.cache.invalidate(&primary));
+    let primary = |path: &str, query: Option<&str>, query_keys: Option<&[String]>| {
+        key::primary_key(host, path, query, policy::classify(path), query_keys)
+    };
+    invalidated +=
+        u64::from(proxy.cache.invalidate(&primary(req.uri.path(), req.uri.query(), cache.query_keys.as_deref())));
+    // `Location` names what a `201` created; `Content-Location` the resource the answer represents. (Not the
+    // `Location` of a redirect: a login form's `302` to `/` would purge the home page at every login.)
+    let mut named = Vec::new();
+    if status == 201 {
+        named.push(http::header::LOCATION);
+    }
+    if status < 300 {
+        named.push(http::header::CONTENT_LOCATION);
+    }
+    let active = proxy.state.current();
+    for name in named {
+        let Some((path, query)) =
+            resp.headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| same_host_target(host, v))
+        else {
+            continue;
+        };
+        // Keyed as its own route keys it, if that route caches.
+        let route = active.as_ref().and_then(|a| a.table.find(host, &path));
+        let Some(target) = route.and_then(|r| r.cache.as_ref()) else { continue };
+        invalidated +=
+            u64::from(proxy.cache.invalidate(&primary(&path, query.as_deref(), target.query_keys.as_deref())));
     }
     if invalidated > 0 {
         proxy.state.metrics.cache.invalidations.inc_by(invalidated);

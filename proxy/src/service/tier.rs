@@ -36,6 +36,10 @@ pub(super) fn target(
         dime_routes::Tier::Shield(names) => Some(names.as_slice()),
     };
     let key = session.cache.cache_key().primary_key_str()?;
+    // Invalidated here lately (an unsafe request): the owner's copy may predate the change; the origin.
+    if proxy.cache.invalidated_at(key).is_some() {
+        return None;
+    }
     let kind = ctx.cache.as_ref().and_then(|c| c.kind).unwrap_or(Kind::Other);
     // A segment its playlist lists from another directory: the playlist's ring key, learnt from the playlist.
     let stream = (kind == Kind::Segment).then(|| proxy.cache.store.stream_of(key)).flatten();

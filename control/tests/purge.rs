@@ -90,6 +90,18 @@ async fn purged_everywhere(http: &reqwest::Client, control: &Control, body: &str
     answer["id"].as_u64().unwrap()
 }
 
+/// A real API server with control's RBAC, an origin, and the `video` routes ConfigMap in front of it.
+async fn cluster() -> (Kube, kube::Client, Origin) {
+    let kube = Kube::start();
+    let k = kube.client().await;
+    apply_rbac(&k).await;
+    let origin = Origin::start("o").await;
+    let cms: Api<ConfigMap> = Api::namespaced(k.clone(), "default");
+    let routes = configmap("video", ("dime-routes", "true"), "routes.yaml", &routes(&origin));
+    cms.create(&PostParams::default(), &routes).await.unwrap();
+    (kube, k, origin)
+}
+
 /// An edge with a disk tier, so purges are checked on disk copies too and a restart keeps the cache.
 async fn start_edge(controls: &[&str], dir: &std::path::Path, name: &str) -> Edge {
     let state = dir.join(format!("state-{name}"));
@@ -105,13 +117,7 @@ fn signal(edge: &Edge, which: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purge_sent_to_any_replica_reaches_every_edge() {
-    let kube = Kube::start();
-    let k = kube.client().await;
-    apply_rbac(&k).await;
-    let origin = Origin::start("o").await;
-    let cms: Api<ConfigMap> = Api::namespaced(k.clone(), "default");
-    let pp = PostParams::default();
-    cms.create(&pp, &configmap("video", ("dime-routes", "true"), "routes.yaml", &routes(&origin))).await.unwrap();
+    let (kube, k, origin) = cluster().await;
     let a = start_control_args(&kube, None, &["--purge-log-entries", LOG_ENTRIES]);
     let b = start_control_args(&kube, None, &["--purge-log-entries", LOG_ENTRIES]);
     let work = tempfile::tempdir().unwrap();
@@ -250,12 +256,11 @@ async fn a_purge_sent_to_any_replica_reaches_every_edge() {
     for o in [&on_disk, &untouched] {
         hit(e, o).await;
     }
-    eventually(
+    e.metric_at_least(
+        "dime_cache_disk_writes_total",
+        written + 2.0,
         secs(10),
-        ms(50),
         "edge e never wrote its objects to disk",
-        || e.log_text(),
-        || async move { (e.metric("dime_cache_disk_writes_total").await >= written + 2.0).then_some(()) },
     )
     .await;
     edges[4].stop();
@@ -309,14 +314,7 @@ async fn a_purge_sent_to_any_replica_reaches_every_edge() {
 /// replica applies a purge last; the others, which applied it, never refill from the owner's old copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_that_lag_neither_empty_caches_nor_let_the_tier_undo_a_purge() {
-    let kube = Kube::start();
-    let k = kube.client().await;
-    apply_rbac(&k).await;
-    let origin = Origin::start("o").await;
-    let cms: Api<ConfigMap> = Api::namespaced(k.clone(), "default");
-    cms.create(&PostParams::default(), &configmap("video", ("dime-routes", "true"), "routes.yaml", &routes(&origin)))
-        .await
-        .unwrap();
+    let (kube, k, origin) = cluster().await;
     let proxy = Pausable::start(Pausable::api_addr(&kube.control_kubeconfig())).await;
     let a = start_control_args(&kube, None, &[]);
     let lagging_kubeconfig = proxy.kubeconfig(&kube.control_kubeconfig(), "lagging-kubeconfig");
@@ -350,17 +348,7 @@ async fn replicas_that_lag_neither_empty_caches_nor_let_the_tier_undo_a_purge() 
     let mut edge = start_edge(&[&a.url], w, "a").await;
     let keep = Object::new(dime_testkit::ask("/keep.html").size(3000));
     assert!(!hit(&edge, &keep).await);
-    eventually(
-        secs(10),
-        ms(50),
-        "the edge never wrote keep.html to disk",
-        || edge.log_text(),
-        || {
-            let edge = &edge;
-            async move { (edge.metric("dime_cache_disk_writes_total").await >= 1.0).then_some(()) }
-        },
-    )
-    .await;
+    edge.metric_at_least("dime_cache_disk_writes_total", 1.0, secs(10), "the edge never wrote keep.html to disk").await;
     for tag in ["second", "third"] {
         let (status, _) = purge(&http, &a, PURGE_TOKEN, &format!(r#"{{"tags":["{tag}"]}}"#)).await;
         assert_eq!(status, 200);
@@ -407,14 +395,7 @@ async fn replicas_that_lag_neither_empty_caches_nor_let_the_tier_undo_a_purge() 
     edge.stop();
     let mut edge = start_edge(&[&b.url, &a.url], w, "a").await;
     let e = &edge;
-    eventually(
-        secs(20),
-        ms(50),
-        "the edge never heard that b is behind",
-        || e.log_text(),
-        || async move { (e.metric("dime_purge_replica_behind_total").await >= 1.0).then_some(()) },
-    )
-    .await;
+    e.metric_at_least("dime_purge_replica_behind_total", 1.0, secs(20), "the edge never heard that b is behind").await;
     let (status, _) = purge(&http, &a, PURGE_TOKEN, r#"{"tags":["fourth"]}"#).await;
     assert_eq!(status, 200);
     eventually(
@@ -513,14 +494,7 @@ async fn fence(
     let id = answer["id"].as_u64().unwrap();
     for edge in &edges[1..] {
         let seq = id as f64;
-        eventually(
-            secs(20),
-            ms(50),
-            "e1/e2 never applied the purge",
-            || edge.log_text(),
-            || async move { (edge.metric("dime_purge_applied_seq").await >= seq).then_some(()) },
-        )
-        .await;
+        edge.metric_at_least("dime_purge_applied_seq", seq, secs(20), "e1/e2 never applied the purge").await;
     }
     for edge in &edges[1..] {
         let r = edge.get("fenced.test", object.as_str()).await;
@@ -559,13 +533,7 @@ async fn fence(
 /// from control again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purge_met_while_the_disk_index_loads_survives_a_sigkill() {
-    let kube = Kube::start();
-    let k = kube.client().await;
-    apply_rbac(&k).await;
-    let origin = Origin::start("o").await;
-    let cms: Api<ConfigMap> = Api::namespaced(k.clone(), "default");
-    let pp = PostParams::default();
-    cms.create(&pp, &configmap("video", ("dime-routes", "true"), "routes.yaml", &routes(&origin))).await.unwrap();
+    let (kube, k, origin) = cluster().await;
     let control = start_control(&kube);
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
@@ -580,14 +548,7 @@ async fn a_purge_met_while_the_disk_index_loads_survives_a_sigkill() {
         assert!(!hit(&edge, o).await);
     }
     let e = &edge;
-    eventually(
-        secs(10),
-        ms(50),
-        "the objects never reached the disk",
-        || e.log_text(),
-        || async move { (e.metric("dime_cache_disk_objects").await >= 2.0).then_some(()) },
-    )
-    .await;
+    e.metric_at_least("dime_cache_disk_objects", 2.0, secs(10), "the objects never reached the disk").await;
     edge.stop();
 
     // The next start's load hangs on this file until the test lets it go.
@@ -617,14 +578,8 @@ async fn a_purge_met_while_the_disk_index_loads_survives_a_sigkill() {
     .await;
     following(&http, &control, &edge).await;
     let id = answer["id"].as_f64().unwrap();
-    eventually(
-        secs(10),
-        ms(50),
-        "the restarted edge never caught up with the purge log",
-        || e.log_text(),
-        || async { (e.metric("dime_purge_applied_seq").await >= id).then_some(()) },
-    )
-    .await;
+    e.metric_at_least("dime_purge_applied_seq", id, secs(10), "the restarted edge never caught up with the purge log")
+        .await;
     let r = edge.get("video.test", kept.target.as_str()).await;
     assert!(
         r.header("cache-status").contains("hit"),

@@ -234,6 +234,23 @@ impl Edge {
         }
     }
 
+    /// Waits (at most `limit`, polling every 50 ms) until `sample` is at least `want`; fails the test with
+    /// `what` and the edge's log otherwise. The value reached.
+    pub async fn metric_at_least(&self, sample: &str, want: f64, limit: Duration, what: &str) -> f64 {
+        let every = Duration::from_millis(50);
+        crate::eventually(
+            limit,
+            every,
+            what,
+            || self.log_text(),
+            || async {
+                let value = self.metric(sample).await;
+                (value >= want).then_some(value)
+            },
+        )
+        .await
+    }
+
     pub async fn version(&self) -> String {
         let (_, text) = self.admin("/config").await;
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -128,6 +128,14 @@ fn t(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_000 + secs)
 }
 
+/// `index` judging a `200` of `/live/s.m3u8` with `body`, arrived at `at` seconds.
+fn judged(index: &index::LiveIndex, body: bytes::Bytes, at: u64) -> index::Action {
+    let body = [body];
+    let done =
+        index::Completed { primary: "live.test\n/live/s.m3u8", status: 200, created: t(at), now: t(at), body: &body };
+    index.completed(&done).unwrap()
+}
+
 impl Feed {
     fn playlist(&self, first: u64, at: u64, ended: bool) -> Option<Continuity> {
         let mut body = format!("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:{first}\n");
@@ -137,15 +145,7 @@ impl Feed {
         if ended {
             body.push_str("#EXT-X-ENDLIST\n");
         }
-        let body = [bytes::Bytes::from(body)];
-        let done = index::Completed {
-            primary: "live.test\n/live/s.m3u8",
-            status: 200,
-            created: t(at),
-            now: t(at),
-            body: &body,
-        };
-        self.0.completed(&done).unwrap().continuity
+        judged(&self.0, bytes::Bytes::from(body), at).continuity
     }
 
     fn gone(&self, at: u64) {
@@ -229,17 +229,7 @@ fn delta_and_full_playlists_alternating_keep_every_name_vouched_for() {
         }
         bytes::Bytes::from(body)
     };
-    let judge_at = |body: bytes::Bytes, at: u64| {
-        let body = [body];
-        let done = index::Completed {
-            primary: "live.test\n/live/s.m3u8",
-            status: 200,
-            created: t(at),
-            now: t(at),
-            body: &body,
-        };
-        index.completed(&done).unwrap()
-    };
+    let judge_at = |body: bytes::Bytes, at: u64| judged(&index, body, at);
     judge_at(playlist(10, 0, 15), 0);
     let delta = judge_at(playlist(11, 3, 16), 1);
     assert_eq!((delta.continuity, delta.drop.len()), (Some(Continuity::Continuous), 1), "only s-16 is new");
